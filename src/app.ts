@@ -1,0 +1,125 @@
+/**
+ * Composition root: builds every service from the config, in dependency order, and tears them
+ * down in reverse. Nothing else constructs infrastructure.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { Authenticator } from './auth/principals.ts';
+import type { Config } from './config.ts';
+import { attachOrStartEmbedded, startEmbedded, type EmbeddedDatabase } from './db/embedded.ts';
+import { migrate } from './db/migrate.ts';
+import { createPool, type Pool } from './db/pool.ts';
+import { buildHttpServer } from './http/server.ts';
+import type { Logger } from './log.ts';
+import { MediaService } from './media/service.ts';
+import { JobQueue } from './processing/queue.ts';
+import { LocalObjectStore } from './storage/local.ts';
+import { UrlSigner } from './storage/signing.ts';
+
+export interface Database {
+  pool: Pool;
+  embedded: EmbeddedDatabase | undefined;
+  close(): Promise<void>;
+}
+
+/**
+ * `own`: this process runs the embedded database (serve). `attach`: admin commands use the
+ * postmaster a running server owns, or start one just for the command.
+ */
+export async function openDatabase(
+  config: Config,
+  logger: Logger,
+  mode: 'own' | 'attach',
+): Promise<Database> {
+  let embedded: EmbeddedDatabase | undefined;
+  let url: string;
+  if (config.database.kind === 'external') {
+    url = config.database.url;
+  } else {
+    const opts = { dir: config.database.dir, port: config.database.port, logger };
+    embedded = mode === 'own' ? await startEmbedded(opts) : await attachOrStartEmbedded(opts);
+    url = embedded.url;
+  }
+  const pool = createPool(url, logger, 20);
+  try {
+    await migrate(pool, logger);
+  } catch (err) {
+    await pool.end();
+    await embedded?.stop();
+    throw err;
+  }
+  return {
+    pool,
+    embedded,
+    async close() {
+      await pool.end();
+      await embedded?.stop();
+    },
+  };
+}
+
+/** The HMAC secret for self-signed URLs: from config, else generated once under the data dir. */
+async function signingSecret(config: Config): Promise<string> {
+  if (config.signingSecret) return config.signingSecret;
+  const file = path.join(config.dataDir, 'signing.secret');
+  if (existsSync(file)) return (await readFile(file, 'utf8')).trim();
+  await mkdir(config.dataDir, { recursive: true });
+  const secret = randomBytes(32).toString('base64url');
+  await writeFile(file, secret + '\n', { mode: 0o600, flag: 'wx' }).catch(
+    async (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err;
+    },
+  );
+  return (await readFile(file, 'utf8')).trim();
+}
+
+export interface Server {
+  app: FastifyInstance;
+  database: Database;
+  queue: JobQueue;
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startServer(config: Config, logger: Logger): Promise<Server> {
+  const database = await openDatabase(config, logger, 'own');
+  const { pool } = database;
+  const queue = await JobQueue.start(pool, logger, { retryLimit: 3, retryDelaySeconds: 5 });
+  const signer = new UrlSigner(await signingSecret(config));
+  const store = new LocalObjectStore(config.storage.dir, signer, config.publicUrl);
+  await mkdir(config.storage.dir, { recursive: true });
+  const removed = await store.sweepTemp(24 * 3600 * 1000);
+  if (removed > 0) logger.info({ removed }, 'removed stale temporary upload files');
+
+  const authenticator = new Authenticator(pool, config.auth);
+  const media = new MediaService(pool, store, queue, signer, config, logger);
+  const app = await buildHttpServer({ config, logger, db: pool, authenticator, media, store, signer });
+  const url = await app.listen({ host: config.host, port: config.port });
+  logger.info(
+    { url, storage: config.storage.backend, database: config.database.kind },
+    'mediary is listening',
+  );
+
+  let closing: Promise<void> | undefined;
+  return {
+    app,
+    database,
+    queue,
+    url,
+    close() {
+      closing ??= (async () => {
+        // Stop accepting and let in-flight requests finish; connections still busy after the
+        // grace period (a stalled upload) are cut so shutdown cannot hang.
+        const force = setTimeout(() => app.server.closeAllConnections(), 10_000);
+        await app.close();
+        clearTimeout(force);
+        await queue.stop();
+        await database.close();
+      })();
+      return closing;
+    },
+  };
+}

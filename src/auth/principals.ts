@@ -1,0 +1,128 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createRemoteJWKSet, jwtVerify, SignJWT, type JWTVerifyGetKey } from 'jose';
+import type { Config } from '../config.ts';
+import type { Queryable } from '../db/pool.ts';
+import { AppError } from '../errors.ts';
+
+export type Principal =
+  { kind: 'device'; deviceId: string; ownerUserId: string | null } | { kind: 'user'; userId: string };
+
+const DEVICE_KEY_PREFIX = 'mdk_';
+
+/** Device keys carry 256 random bits, so a fast hash is enough (no password stretching needed). */
+export const hashApiKey = (key: string) => createHash('sha256').update(key).digest('hex');
+
+export interface Device {
+  id: string;
+  name: string;
+  ownerUserId: string | null;
+  createdAt: string;
+}
+
+export async function createDevice(
+  db: Queryable,
+  input: { name: string; ownerUserId?: string | undefined },
+): Promise<{ device: Device; apiKey: string }> {
+  const apiKey = DEVICE_KEY_PREFIX + randomBytes(32).toString('base64url');
+  const { rows } = await db.query<{
+    id: string;
+    name: string;
+    owner_user_id: string | null;
+    created_at: Date;
+  }>(
+    `INSERT INTO devices (id, name, owner_user_id, key_hash) VALUES ($1, $2, $3, $4)
+     RETURNING id, name, owner_user_id, created_at`,
+    [randomUUID(), input.name, input.ownerUserId ?? null, hashApiKey(apiKey)],
+  );
+  const r = rows[0]!;
+  return {
+    device: { id: r.id, name: r.name, ownerUserId: r.owner_user_id, createdAt: r.created_at.toISOString() },
+    apiKey,
+  };
+}
+
+export async function listDevices(db: Queryable): Promise<Device[]> {
+  const { rows } = await db.query<{
+    id: string;
+    name: string;
+    owner_user_id: string | null;
+    created_at: Date;
+  }>('SELECT id, name, owner_user_id, created_at FROM devices WHERE revoked_at IS NULL ORDER BY created_at');
+  return rows.map((r) => ({
+    id: r.id,
+    name: r.name,
+    ownerUserId: r.owner_user_id,
+    createdAt: r.created_at.toISOString(),
+  }));
+}
+
+export async function revokeDevice(db: Queryable, id: string): Promise<boolean> {
+  const res = await db.query('UPDATE devices SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL', [
+    id,
+  ]);
+  return res.rowCount === 1;
+}
+
+/** Turns an `Authorization` header into a principal: a device API key or a user's JWT. */
+export class Authenticator {
+  private readonly jwtKey: Uint8Array | JWTVerifyGetKey | undefined;
+
+  constructor(
+    private readonly db: Queryable,
+    private readonly auth: Config['auth'],
+  ) {
+    if (auth.jwksUrl) this.jwtKey = createRemoteJWKSet(new URL(auth.jwksUrl));
+    else if (auth.jwtSecret) this.jwtKey = new TextEncoder().encode(auth.jwtSecret);
+  }
+
+  async authenticate(header: string | undefined): Promise<Principal> {
+    if (!header)
+      throw new AppError('unauthorized', 'Missing Authorization header (expected "Bearer <token>").');
+    const match = /^Bearer\s+(\S+)$/i.exec(header.trim());
+    if (!match) throw new AppError('unauthorized', 'Authorization must be "Bearer <token>".');
+    const token = match[1]!;
+    return token.startsWith(DEVICE_KEY_PREFIX) ? this.device(token) : this.user(token);
+  }
+
+  private async device(key: string): Promise<Principal> {
+    const { rows } = await this.db.query<{ id: string; owner_user_id: string | null }>(
+      'SELECT id, owner_user_id FROM devices WHERE key_hash = $1 AND revoked_at IS NULL',
+      [hashApiKey(key)],
+    );
+    const row = rows[0];
+    if (!row) throw new AppError('unauthorized', 'Unknown or revoked device key.');
+    return { kind: 'device', deviceId: row.id, ownerUserId: row.owner_user_id };
+  }
+
+  private async user(token: string): Promise<Principal> {
+    if (!this.jwtKey) throw new AppError('unauthorized', 'User tokens are not enabled on this server.');
+    const options = {
+      algorithms: this.auth.jwksUrl ? ['RS256', 'ES256', 'EdDSA', 'PS256'] : ['HS256'],
+      issuer: this.auth.issuer,
+      audience: this.auth.audience,
+    };
+    try {
+      const { payload } =
+        typeof this.jwtKey === 'function'
+          ? await jwtVerify(token, this.jwtKey, options)
+          : await jwtVerify(token, this.jwtKey, options);
+      if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 200) {
+        throw new AppError('unauthorized', 'The token has no usable "sub" claim.');
+      }
+      return { kind: 'user', userId: payload.sub };
+    } catch (err) {
+      if (err instanceof AppError) throw err;
+      throw new AppError('unauthorized', 'The token is invalid or expired.');
+    }
+  }
+}
+
+/** Mints an HS256 user token (admin CLI and tests); production issuers are usually external. */
+export async function mintUserToken(secret: string, userId: string, ttlSeconds = 3600): Promise<string> {
+  return new SignJWT({})
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject(userId)
+    .setIssuedAt()
+    .setExpirationTime(Math.floor(Date.now() / 1000) + ttlSeconds)
+    .sign(new TextEncoder().encode(secret));
+}

@@ -1,0 +1,145 @@
+import path from 'node:path';
+
+/** Every setting Mediary reads, parsed once at start-up and passed down. */
+export interface Config {
+  host: string;
+  port: number;
+  /** Base URL clients use to reach this API; signed local-store URLs are built on it. */
+  publicUrl: string;
+  dataDir: string;
+  logLevel: string;
+  database: { kind: 'external'; url: string } | { kind: 'embedded'; dir: string; port: number };
+  storage: { backend: 'local'; dir: string };
+  /** HMAC secret for URLs signed by this API (local store). Undefined → generated under dataDir. */
+  signingSecret: string | undefined;
+  auth: {
+    jwtSecret: string | undefined;
+    jwksUrl: string | undefined;
+    issuer: string | undefined;
+    audience: string | undefined;
+  };
+  uploads: {
+    sessionTtlSeconds: number;
+    uploadUrlTtlSeconds: number;
+    downloadUrlTtlSeconds: number;
+    maxImageBytes: number;
+    maxVideoBytes: number;
+    allowedMimeTypes: readonly string[] | undefined;
+  };
+  rateLimit: { sessionsPerMinute: number };
+  worker: { enabled: boolean };
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`Invalid configuration: ${variable} ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+function str(env: Env, name: string): string | undefined {
+  const v = env[name];
+  return v === undefined || v.trim() === '' ? undefined : v.trim();
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = str(env, name);
+  if (raw === undefined) return fallback;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `must be a whole number, got "${raw}"`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = str(env, name);
+  if (raw === undefined) return fallback;
+  if (/^(1|true|yes|on)$/i.test(raw)) return true;
+  if (/^(0|false|no|off)$/i.test(raw)) return false;
+  throw new ConfigError(name, `must be true or false, got "${raw}"`);
+}
+
+function url(env: Env, name: string): string | undefined {
+  const raw = str(env, name);
+  if (raw === undefined) return undefined;
+  try {
+    return new URL(raw).toString();
+  } catch {
+    throw new ConfigError(name, `must be a URL, got "${raw}"`);
+  }
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const MiB = 1024 * 1024;
+
+export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config {
+  const port = int(env, 'PORT', 8080, 0, 65535);
+  const host = str(env, 'HOST') ?? '0.0.0.0';
+  const dataDir = path.resolve(cwd, str(env, 'DATA_DIR') ?? 'data');
+  const logLevel = str(env, 'LOG_LEVEL') ?? 'info';
+  if (!LOG_LEVELS.includes(logLevel))
+    throw new ConfigError('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}`);
+
+  const databaseUrl = str(env, 'DATABASE_URL');
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new ConfigError('DATABASE_URL', 'must start with postgres:// or postgresql://');
+  }
+  const database: Config['database'] = databaseUrl
+    ? { kind: 'external', url: databaseUrl }
+    : {
+        kind: 'embedded',
+        dir: path.join(dataDir, 'postgres'),
+        port: int(env, 'EMBEDDED_PG_PORT', 54329, 1024, 65535),
+      };
+
+  const backend = str(env, 'STORAGE_BACKEND') ?? 'local';
+  if (backend !== 'local') throw new ConfigError('STORAGE_BACKEND', `must be "local", got "${backend}"`);
+  const storage: Config['storage'] = {
+    backend,
+    dir: path.resolve(cwd, str(env, 'LOCAL_STORAGE_DIR') ?? path.join(dataDir, 'objects')),
+  };
+
+  const signingSecret = str(env, 'SIGNING_SECRET');
+  if (signingSecret !== undefined && signingSecret.length < 32) {
+    throw new ConfigError('SIGNING_SECRET', 'must be at least 32 characters');
+  }
+  const jwtSecret = str(env, 'JWT_SECRET');
+  if (jwtSecret !== undefined && jwtSecret.length < 32) {
+    throw new ConfigError('JWT_SECRET', 'must be at least 32 characters (HS256 needs 256 bits)');
+  }
+
+  const allowed = str(env, 'ALLOWED_MIME_TYPES');
+  const publicUrl = (url(env, 'PUBLIC_URL') ?? `http://localhost:${port}/`).replace(/\/+$/, '');
+
+  return {
+    host,
+    port,
+    publicUrl,
+    dataDir,
+    logLevel,
+    database,
+    storage,
+    signingSecret,
+    auth: {
+      jwtSecret,
+      jwksUrl: url(env, 'JWT_JWKS_URL'),
+      issuer: str(env, 'JWT_ISSUER'),
+      audience: str(env, 'JWT_AUDIENCE'),
+    },
+    uploads: {
+      sessionTtlSeconds: int(env, 'UPLOAD_SESSION_TTL_SECONDS', 24 * 3600, 60, 30 * 24 * 3600),
+      uploadUrlTtlSeconds: int(env, 'UPLOAD_URL_TTL_SECONDS', 15 * 60, 10, 7 * 24 * 3600),
+      downloadUrlTtlSeconds: int(env, 'DOWNLOAD_URL_TTL_SECONDS', 5 * 60, 10, 7 * 24 * 3600),
+      maxImageBytes: int(env, 'MAX_IMAGE_BYTES', 50 * MiB, 1, Number.MAX_SAFE_INTEGER),
+      maxVideoBytes: int(env, 'MAX_VIDEO_BYTES', 10 * 1024 * MiB, 1, Number.MAX_SAFE_INTEGER),
+      allowedMimeTypes: allowed ? allowed.split(',').map((s) => s.trim().toLowerCase()) : undefined,
+    },
+    rateLimit: { sessionsPerMinute: int(env, 'RATE_LIMIT_SESSIONS_PER_MINUTE', 600, 1, 1_000_000) },
+    worker: { enabled: bool(env, 'WORKER_ENABLED', true) },
+  };
+}

@@ -1,0 +1,60 @@
+/**
+ * The one table of error codes: code → HTTP status → default message.
+ * Domain code throws `AppError`; the HTTP layer renders it as
+ * `{ "error": { "code", "message", "details" } }`.
+ */
+export const ERRORS = {
+  validation_failed: { status: 400, message: 'The request is not valid.' },
+  invalid_json: { status: 400, message: 'The request body is not valid JSON.' },
+  invalid_cursor: { status: 400, message: 'The cursor is not valid.' },
+  unsupported_media_type: { status: 415, message: 'This content type is not accepted here.' },
+  mime_type_not_allowed: { status: 422, message: 'This file type is not allowed.' },
+  media_type_mismatch: { status: 422, message: 'mediaType does not match mimeType.' },
+  file_too_large: { status: 413, message: 'The file is larger than allowed.' },
+  body_too_large: { status: 413, message: 'The request body is larger than allowed.' },
+  upload_too_large: { status: 413, message: 'More bytes were sent than were declared.' },
+  upload_incomplete: { status: 422, message: 'Fewer bytes arrived than were declared.' },
+  upload_aborted: { status: 400, message: 'The upload was interrupted before all bytes arrived.' },
+  checksum_mismatch: { status: 422, message: 'The bytes do not match the declared sha256.' },
+  content_type_mismatch: { status: 400, message: 'Content-Type does not match the declared mimeType.' },
+  type_mismatch: { status: 422, message: 'The file content does not match the declared type.' },
+  object_missing: { status: 409, message: 'No uploaded object was found for this media yet.' },
+  upload_expired: { status: 410, message: 'The upload session has expired.' },
+  idempotency_conflict: {
+    status: 409,
+    message: 'A request with this idempotency key declared a different file.',
+  },
+  invalid_state: { status: 409, message: 'The media is not in a state that allows this.' },
+  unauthorized: { status: 401, message: 'Missing or invalid credentials.' },
+  signature_invalid: { status: 403, message: 'The URL signature is invalid.' },
+  signature_expired: { status: 403, message: 'The signed URL has expired.' },
+  forbidden: { status: 403, message: 'This principal may not do that.' },
+  not_found: { status: 404, message: 'Not found.' },
+  method_not_allowed: { status: 405, message: 'Method not allowed.' },
+  range_not_satisfiable: { status: 416, message: 'The requested range is not satisfiable.' },
+  rate_limited: { status: 429, message: 'Too many requests.' },
+  service_unavailable: { status: 503, message: 'A dependency is unavailable; retry shortly.' },
+  internal: { status: 500, message: 'Internal error.' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export class AppError extends Error {
+  readonly status: number;
+  constructor(
+    readonly code: ErrorCode,
+    message?: string,
+    readonly details?: Record<string, unknown>,
+    readonly headers?: Record<string, string>,
+  ) {
+    super(message ?? ERRORS[code].message);
+    this.name = 'AppError';
+    this.status = ERRORS[code].status;
+  }
+}
+
+/** Normalise any thrown value into an Error, keeping the original as `cause`. */
+export function toError(value: unknown): Error {
+  if (value instanceof Error) return value;
+  return new Error(typeof value === 'string' ? value : JSON.stringify(value), { cause: value });
+}

@@ -1,0 +1,30 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Authenticator, Principal } from '../auth/principals.ts';
+import { AppError } from '../errors.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: Principal | null;
+  }
+}
+
+export function registerAuth(app: FastifyInstance, authenticator: Authenticator) {
+  app.decorateRequest('principal', null);
+  return {
+    /** preHandler: the request must carry valid credentials. */
+    required: async (request: FastifyRequest, _reply: FastifyReply) => {
+      request.principal = await authenticator.authenticate(request.headers.authorization);
+    },
+    /** preHandler: credentials are optional (the route accepts a signed URL instead). */
+    optional: async (request: FastifyRequest, _reply: FastifyReply) => {
+      if (request.headers.authorization !== undefined) {
+        request.principal = await authenticator.authenticate(request.headers.authorization);
+      }
+    },
+  };
+}
+
+export function principalOf(request: FastifyRequest): Principal {
+  if (!request.principal) throw new AppError('unauthorized');
+  return request.principal;
+}

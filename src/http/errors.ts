@@ -1,0 +1,101 @@
+import type { FastifyError, FastifyInstance } from 'fastify';
+import { isDatabaseUnavailable } from '../db/pool.ts';
+import { AppError, ERRORS, type ErrorCode } from '../errors.ts';
+
+interface Rendered {
+  status: number;
+  code: ErrorCode;
+  message: string;
+  details?: Record<string, unknown> | undefined;
+  headers?: Record<string, string> | undefined;
+}
+
+const FASTIFY_CODES: Record<string, ErrorCode> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_media_type',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'body_too_large',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'invalid_json',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'invalid_json',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'validation_failed',
+  FST_ERR_CTP_EMPTY_TYPE: 'unsupported_media_type',
+  FST_ERR_CTP_INVALID_TYPE: 'unsupported_media_type',
+};
+
+function render(err: unknown): Rendered {
+  if (err instanceof AppError) {
+    return {
+      status: err.status,
+      code: err.code,
+      message: err.message,
+      details: err.details,
+      headers: err.headers,
+    };
+  }
+  const fe = err as Partial<FastifyError> & { validation?: unknown[]; validationContext?: string };
+  if (Array.isArray(fe.validation)) {
+    return {
+      status: 400,
+      code: 'validation_failed',
+      message: fe.message ?? ERRORS.validation_failed.message,
+      details: {
+        in: fe.validationContext,
+        issues: fe.validation.map((v) => {
+          const i = v as { instancePath?: string; message?: string; keyword?: string; params?: unknown };
+          return { path: i.instancePath, message: i.message, keyword: i.keyword, params: i.params };
+        }),
+      },
+    };
+  }
+  if (typeof fe.code === 'string' && fe.code in FASTIFY_CODES) {
+    const code = FASTIFY_CODES[fe.code]!;
+    return { status: ERRORS[code].status, code, message: fe.message ?? ERRORS[code].message };
+  }
+  if (err instanceof SyntaxError && fe.statusCode === 400) {
+    return {
+      status: 400,
+      code: 'invalid_json',
+      message: `The request body is not valid JSON: ${err.message}`,
+    };
+  }
+  if (fe.statusCode === 429) {
+    return { status: 429, code: 'rate_limited', message: fe.message ?? ERRORS.rate_limited.message };
+  }
+  if (isDatabaseUnavailable(err)) {
+    return {
+      status: 503,
+      code: 'service_unavailable',
+      message: ERRORS.service_unavailable.message,
+      headers: { 'retry-after': '2' },
+    };
+  }
+  if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+    return { status: fe.statusCode, code: 'validation_failed', message: fe.message ?? 'Bad request.' };
+  }
+  return { status: 500, code: 'internal', message: ERRORS.internal.message };
+}
+
+/** The one error handler: every failure becomes `{ error: { code, message, details } }`. */
+export function registerErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((err, request, reply) => {
+    const r = render(err);
+    if (r.status >= 500) request.log.error({ err }, 'request failed');
+    else request.log.warn({ code: r.code, msg: r.message }, 'request rejected');
+    if (r.headers) void reply.headers(r.headers);
+    return reply.status(r.status).send({
+      error: {
+        code: r.code,
+        message: r.message,
+        ...(r.details ? { details: r.details } : {}),
+        requestId: request.id,
+      },
+    });
+  });
+  app.setNotFoundHandler((request, reply) =>
+    reply.status(404).send({
+      error: {
+        code: 'not_found',
+        message: `No route for ${request.method} ${request.url.split('?')[0]}.`,
+        requestId: request.id,
+      },
+    }),
+  );
+}

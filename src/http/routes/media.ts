@@ -1,0 +1,285 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
+import type { Config } from '../../config.ts';
+import { AppError } from '../../errors.ts';
+import type { MediaService } from '../../media/service.ts';
+import { principalOf, type registerAuth } from '../auth.ts';
+import {
+  CreateSessionBody,
+  errors,
+  ListQuery,
+  ListResponse,
+  MediaIdParams,
+  MediaView,
+  SessionResponse,
+  StatusResponse,
+  toMediaView,
+  Uuid,
+} from '../schemas.ts';
+import { sendObject } from '../send-object.ts';
+
+export interface MediaRouteDeps {
+  media: MediaService;
+  auth: ReturnType<typeof registerAuth>;
+  config: Pick<Config, 'rateLimit'>;
+}
+
+const IdempotencyHeaders = Type.Object({
+  'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+});
+
+export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
+  app,
+  { media, auth, config },
+) => {
+  const createSession = {
+    preHandler: auth.required,
+    config: {
+      rateLimit: {
+        max: config.rateLimit.sessionsPerMinute,
+        timeWindow: 60_000,
+        // Per principal, not per IP: many cameras can sit behind one NAT.
+        keyGenerator: (req: FastifyRequest) => {
+          const p = req.principal;
+          return p === null ? req.ip : p.kind === 'device' ? `device:${p.deviceId}` : `user:${p.userId}`;
+        },
+      },
+    },
+    schema: {
+      summary: 'Create an upload session',
+      tags: ['media'],
+      headers: IdempotencyHeaders,
+      body: CreateSessionBody,
+      response: { 200: SessionResponse, 201: SessionResponse, ...errors(400, 401, 404, 409, 413, 422, 429) },
+    },
+  } as const;
+  for (const url of ['/media', '/media/upload-session']) {
+    app.post(url, createSession, async (request, reply) => {
+      const principal = principalOf(request);
+      const result = await media.createSession(principal, request.body, request.headers['idempotency-key']);
+      void reply.status(result.created ? 201 : 200);
+      return {
+        mediaId: result.media.id,
+        status: result.media.status,
+        upload: result.upload,
+        media: toMediaView(result.media, principal),
+      };
+    });
+  }
+
+  app.get(
+    '/media/:id',
+    {
+      preHandler: auth.required,
+      schema: {
+        summary: 'Get media metadata',
+        tags: ['media'],
+        params: MediaIdParams,
+        response: { 200: MediaView, ...errors(400, 401, 404) },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request);
+      return toMediaView(await media.get(principal, request.params.id), principal);
+    },
+  );
+
+  app.get(
+    '/media/:id/status',
+    {
+      preHandler: auth.required,
+      schema: {
+        summary: 'Get processing status',
+        tags: ['media'],
+        params: MediaIdParams,
+        response: { 200: StatusResponse, ...errors(400, 401, 404) },
+      },
+    },
+    async (request) => {
+      const m = await media.get(principalOf(request), request.params.id);
+      return { mediaId: m.id, status: m.status, error: m.error, updatedAt: m.updated_at.toISOString() };
+    },
+  );
+
+  app.post(
+    '/media/:id/complete',
+    {
+      preHandler: auth.required,
+      schema: {
+        summary: 'Verify the uploaded object and start processing',
+        tags: ['media'],
+        params: MediaIdParams,
+        body: Type.Union([Type.Null(), Type.Object({}, { additionalProperties: false })]),
+        response: { 200: MediaView, ...errors(400, 401, 404, 409, 413, 422) },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request);
+      return toMediaView(await media.complete(principal, request.params.id), principal);
+    },
+  );
+
+  app.delete(
+    '/media/:id',
+    {
+      preHandler: auth.required,
+      schema: {
+        summary: 'Delete media',
+        tags: ['media'],
+        params: MediaIdParams,
+        response: { 204: Type.Null(), ...errors(400, 401, 404) },
+      },
+    },
+    async (request, reply) => {
+      await media.delete(principalOf(request), request.params.id);
+      return reply.status(204).send(null);
+    },
+  );
+
+  app.get(
+    '/media/:id/download',
+    {
+      preHandler: auth.required,
+      schema: {
+        summary: 'Download the original (302 to a signed URL, or proxied)',
+        tags: ['media'],
+        params: MediaIdParams,
+        querystring: Type.Object(
+          { mode: Type.Union([Type.Literal('redirect'), Type.Literal('proxy')], { default: 'redirect' }) },
+          { additionalProperties: false },
+        ),
+        response: {
+          302: Type.Null(),
+          304: Type.Null(),
+          206: Type.Unknown(),
+          200: Type.Unknown(),
+          ...errors(400, 401, 404, 409, 416),
+        },
+      },
+    },
+    async (request, reply) => {
+      const plan = await media.download(principalOf(request), request.params.id, request.query.mode);
+      if (plan.kind === 'redirect') {
+        return reply.header('cache-control', 'no-store').redirect(plan.url, 302);
+      }
+      return sendObject(request, reply, {
+        ...plan,
+        cacheControl: 'private, max-age=300',
+        open: (range) => media.openObject(plan.key, range),
+      });
+    },
+  );
+
+  app.get(
+    '/devices/:deviceId/media',
+    {
+      preHandler: auth.required,
+      schema: {
+        summary: 'List a device’s media, newest capture first',
+        tags: ['media'],
+        params: Type.Object({ deviceId: Uuid }),
+        querystring: ListQuery,
+        response: { 200: ListResponse, ...errors(400, 401, 404) },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request);
+      const page = await media.list(principal, { deviceId: request.params.deviceId }, request.query);
+      return { items: page.items.map((m) => toMediaView(m, principal)), nextCursor: page.nextCursor };
+    },
+  );
+
+  app.get(
+    '/users/:userId/media',
+    {
+      preHandler: auth.required,
+      schema: {
+        summary: 'List a user’s media (`me` for yourself), newest capture first',
+        tags: ['media'],
+        params: Type.Object({ userId: Type.String({ minLength: 1, maxLength: 200 }) }),
+        querystring: ListQuery,
+        response: { 200: ListResponse, ...errors(400, 401, 404) },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request);
+      const page = await media.list(principal, { userId: request.params.userId }, request.query);
+      return { items: page.items.map((m) => toMediaView(m, principal)), nextCursor: page.nextCursor };
+    },
+  );
+};
+
+/**
+ * The raw-body upload route lives in its own plugin so that only it accepts arbitrary content
+ * types; every other route keeps strict JSON parsing.
+ */
+export const uploadRoute: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (app, { media, auth }) => {
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_request, _payload, done) => done(null));
+  // A rejected upload whose body was not read: drop the connection rather than keep it busy.
+  app.addHook('onResponse', async (request) => {
+    if (!request.raw.complete) request.raw.destroy();
+  });
+
+  app.put(
+    '/media/:id/upload',
+    {
+      preHandler: auth.optional,
+      schema: {
+        summary: 'Upload the bytes (local store): a signed URL or the owner’s credentials',
+        tags: ['media'],
+        params: MediaIdParams,
+        querystring: Type.Object(
+          {
+            expires: Type.Optional(Type.String({ pattern: '^\\d{1,12}$' })),
+            sig: Type.Optional(Type.String({ maxLength: 128 })),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({
+            mediaId: Uuid,
+            status: Type.String(),
+            bytes: Type.Integer(),
+            sha256: Type.Union([Type.String(), Type.Null()]),
+          }),
+          ...errors(400, 401, 403, 404, 410, 413, 422),
+        },
+      },
+    },
+    async (request, reply) => {
+      // An early rejection must not leave the client streaming gigabytes into a dead request.
+      const closeIfUnread = () => {
+        if (!request.raw.complete) void reply.header('connection', 'close');
+      };
+      const { id } = request.params;
+      const { expires, sig } = request.query;
+      if (expires !== undefined || sig !== undefined) {
+        try {
+          media.verifyUploadSignature(id, expires ?? '', sig ?? '');
+        } catch (err) {
+          closeIfUnread();
+          throw err;
+        }
+      } else if (!request.principal) {
+        closeIfUnread();
+        throw new AppError('unauthorized', 'Use the signed upload URL or send Authorization.');
+      }
+      const lengthHeader = request.headers['content-length'];
+      try {
+        const m = await media.receiveUpload(request.principal, id, request.raw, {
+          contentType: request.headers['content-type'],
+          contentLength: lengthHeader !== undefined ? Number(lengthHeader) : undefined,
+        });
+        return { mediaId: m.id, status: m.status, bytes: m.bytes, sha256: m.content_sha256 };
+      } catch (err) {
+        closeIfUnread();
+        if (!(err instanceof AppError) && (request.raw.destroyed || request.raw.readableAborted)) {
+          throw new AppError('upload_aborted');
+        }
+        throw err;
+      }
+    },
+  );
+};

@@ -1,0 +1,59 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { AppError } from '../../errors.ts';
+import { storageResource } from '../../storage/local.ts';
+import type { UrlSigner } from '../../storage/signing.ts';
+import type { ObjectStore } from '../../storage/types.ts';
+import { errors } from '../schemas.ts';
+import { sendObject } from '../send-object.ts';
+
+/**
+ * Serves the local store's objects behind HMAC-signed URLs (the local equivalent of a presigned
+ * S3 GET). The signature covers the key, the expiry and the response headers.
+ */
+export const storageRoutes: FastifyPluginAsyncTypebox<{ store: ObjectStore; signer: UrlSigner }> = async (
+  app,
+  { store, signer },
+) => {
+  app.get(
+    '/storage/*',
+    {
+      schema: {
+        summary: 'Signed object download (local store)',
+        tags: ['storage'],
+        querystring: Type.Object(
+          {
+            expires: Type.String({ pattern: '^\\d{1,12}$' }),
+            ct: Type.String({ maxLength: 255 }),
+            cd: Type.String({ maxLength: 2048 }),
+            sig: Type.String({ maxLength: 128 }),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Unknown(),
+          206: Type.Unknown(),
+          304: Type.Null(),
+          ...errors(400, 403, 404, 416),
+        },
+      },
+    },
+    async (request, reply) => {
+      const key = (request.params as { '*': string })['*'];
+      const { expires, ct, cd, sig } = request.query;
+      const verdict = signer.verify('GET', storageResource(key), Number(expires), sig, { ct, cd });
+      if (verdict === 'invalid') throw new AppError('signature_invalid');
+      if (verdict === 'expired') throw new AppError('signature_expired');
+      const stat = await store.stat(key);
+      if (!stat) throw new AppError('not_found', 'Object not found.');
+      return sendObject(request, reply, {
+        ...stat,
+        contentType: ct,
+        contentDisposition: cd,
+        // The URL itself expires; let browsers reuse it until then, never shared caches.
+        cacheControl: `private, max-age=${Math.max(0, Number(expires) - Math.floor(Date.now() / 1000))}`,
+        open: (range) => store.get(key, range),
+      });
+    },
+  );
+};

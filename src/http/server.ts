@@ -1,0 +1,87 @@
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Authenticator } from '../auth/principals.ts';
+import type { Config } from '../config.ts';
+import type { Queryable } from '../db/pool.ts';
+import type { MediaService } from '../media/service.ts';
+import type { UrlSigner } from '../storage/signing.ts';
+import type { ObjectStore } from '../storage/types.ts';
+import { registerAuth } from './auth.ts';
+import { registerErrorHandling } from './errors.ts';
+import { healthRoutes } from './routes/health.ts';
+import { mediaRoutes, uploadRoute } from './routes/media.ts';
+import { storageRoutes } from './routes/storage.ts';
+
+export interface HttpDeps {
+  config: Config;
+  logger: Logger;
+  db: Queryable;
+  authenticator: Authenticator;
+  media: MediaService;
+  store: ObjectStore;
+  signer: UrlSigner;
+}
+
+export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> {
+  // pino's Logger is a FastifyBaseLogger; the cast keeps Fastify's generics on the base type.
+  const app = Fastify({
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- without it the instance is typed on pino.Logger
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    bodyLimit: 64 * 1024,
+    // Unknown fields are an error, not silently dropped; query strings are coerced to their types.
+    ajv: {
+      customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false },
+    },
+    requestIdHeader: false,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  registerErrorHandling(app);
+  app.addHook('onSend', async (_request, reply) => {
+    void reply.header('x-content-type-options', 'nosniff');
+    void reply.header('content-security-policy', "default-src 'none'; frame-ancestors 'none'; sandbox");
+    void reply.header('referrer-policy', 'no-referrer');
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Mediary API', version: '1' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  await app.register(rateLimit, {
+    global: false,
+    errorResponseBuilder: (_req, ctx) => ({
+      statusCode: 429,
+      message: `Rate limit exceeded: ${ctx.max} per ${ctx.after}; retry in ${ctx.after}.`,
+    }),
+    addHeadersOnExceeding: {
+      'x-ratelimit-limit': true,
+      'x-ratelimit-remaining': true,
+      'x-ratelimit-reset': true,
+    },
+    addHeaders: {
+      'x-ratelimit-limit': true,
+      'x-ratelimit-remaining': true,
+      'x-ratelimit-reset': true,
+      'retry-after': true,
+    },
+    hook: 'preHandler',
+  });
+
+  const auth = registerAuth(app, deps.authenticator);
+  await app.register(healthRoutes, { db: deps.db });
+  await app.register(
+    async (api) => {
+      await api.register(mediaRoutes, { media: deps.media, auth, config: deps.config });
+      await api.register(uploadRoute, { media: deps.media, auth, config: deps.config });
+      await api.register(storageRoutes, { store: deps.store, signer: deps.signer });
+      api.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
+    },
+    { prefix: '/api/v1' },
+  );
+  return app;
+}

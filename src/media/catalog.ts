@@ -1,0 +1,47 @@
+/** The allow-list: declared MIME type → media type, key extension, and what sniffing may find. */
+export type MediaType = 'image' | 'video';
+
+interface Entry {
+  mediaType: MediaType;
+  ext: string;
+  /** MIME types `file-type` may report for honest files of this declared type. */
+  detects: readonly string[];
+  /** Safe to render inline in a browser (no active content). */
+  inline: boolean;
+}
+
+const HEIF = ['image/heic', 'image/heif', 'image/heic-sequence', 'image/heif-sequence'];
+const ISO_VIDEO = ['video/mp4', 'video/quicktime', 'video/x-m4v', 'video/3gpp'];
+
+export const MIME_CATALOG: Readonly<Record<string, Entry>> = {
+  'image/jpeg': { mediaType: 'image', ext: 'jpg', detects: ['image/jpeg'], inline: true },
+  'image/png': { mediaType: 'image', ext: 'png', detects: ['image/png'], inline: true },
+  'image/webp': { mediaType: 'image', ext: 'webp', detects: ['image/webp'], inline: true },
+  'image/gif': { mediaType: 'image', ext: 'gif', detects: ['image/gif'], inline: true },
+  'image/avif': { mediaType: 'image', ext: 'avif', detects: ['image/avif'], inline: true },
+  'image/heic': { mediaType: 'image', ext: 'heic', detects: HEIF, inline: false },
+  'image/heif': { mediaType: 'image', ext: 'heif', detects: HEIF, inline: false },
+  'video/mp4': { mediaType: 'video', ext: 'mp4', detects: ISO_VIDEO, inline: true },
+  'video/quicktime': { mediaType: 'video', ext: 'mov', detects: ISO_VIDEO, inline: true },
+  'video/webm': {
+    mediaType: 'video',
+    ext: 'webm',
+    detects: ['video/webm', 'video/x-matroska'],
+    inline: true,
+  },
+  'video/x-matroska': {
+    mediaType: 'video',
+    ext: 'mkv',
+    detects: ['video/x-matroska', 'video/webm'],
+    inline: false,
+  },
+};
+
+export function catalogEntry(mime: string): Entry | undefined {
+  return Object.hasOwn(MIME_CATALOG, mime) ? MIME_CATALOG[mime] : undefined;
+}
+
+/** Lower-cases and strips parameters: `Image/JPEG; charset=x` → `image/jpeg`. */
+export function baseMime(value: string): string {
+  return value.split(';')[0]!.trim().toLowerCase();
+}

@@ -1,0 +1,52 @@
+import { createHash, randomUUID } from 'node:crypto';
+import path from 'node:path';
+
+/**
+ * The original file name is metadata only: strip any path, control and bidi-override
+ * characters, collapse whitespace, cap the length, never empty.
+ */
+export function sanitizeFileName(name: string): string {
+  const base = path.posix.basename(name.replaceAll('\\', '/'));
+  const cleaned = base
+    // eslint-disable-next-line no-control-regex
+    .replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069"]/g, '')
+    .replace(/\s+/g, ' ')
+    .trim()
+    .replace(/^\.+/, '');
+  const capped = [...cleaned].slice(0, 200).join('');
+  return capped.length > 0 ? capped : 'file';
+}
+
+/** A key segment from an identifier we do not control (a JWT `sub`, say): kept if plain, hashed if not. */
+export function keySegment(value: string): string {
+  return /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(value)
+    ? value
+    : 'h' + createHash('sha256').update(value).digest('hex').slice(0, 32);
+}
+
+/** `<device_id>/<camera_id>/<YYYY-MM-DD>/<message_id>.<ext>` — deterministic, so replays land on the same object. */
+export function deviceMessageKey(
+  deviceId: string,
+  cameraId: string,
+  capturedAt: Date,
+  messageId: string,
+  ext: string,
+) {
+  const day = capturedAt.toISOString().slice(0, 10);
+  return `${deviceId}/${keySegment(cameraId)}/${day}/${keySegment(messageId)}.${ext}`;
+}
+
+/** `<mediaType>/<ownerId>/<timestamp>-<uuid>.<ext>` for uploads without a message id. */
+export function ownerKey(mediaType: string, ownerId: string, now: Date, ext: string) {
+  return `${mediaType}/${keySegment(ownerId)}/${now.getTime()}-${randomUUID()}.${ext}`;
+}
+
+/** RFC 6266 Content-Disposition with an ASCII fallback and an RFC 5987 `filename*` for the rest. */
+export function contentDisposition(kind: 'inline' | 'attachment', fileName: string): string {
+  const ascii = fileName.replace(/[^\x20-\x7e]/g, '_').replace(/["\\]/g, '_');
+  const encoded = encodeURIComponent(fileName).replace(
+    /['()*]/g,
+    (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase(),
+  );
+  return `${kind}; filename="${ascii}"; filename*=UTF-8''${encoded}`;
+}

@@ -1,0 +1,217 @@
+import type { Queryable } from '../db/pool.ts';
+import type { MediaType } from './catalog.ts';
+
+export type MediaStatus = 'PENDING' | 'UPLOADED' | 'PROCESSING' | 'READY' | 'FAILED' | 'DELETED';
+export const LISTABLE_STATUSES = ['PENDING', 'UPLOADED', 'PROCESSING', 'READY', 'FAILED'] as const;
+
+export interface MediaRow {
+  id: string;
+  owner_user_id: string | null;
+  device_id: string | null;
+  /** Owner of the uploading device, joined in for access checks. */
+  device_owner_user_id: string | null;
+  camera_id: string | null;
+  message_id: string | null;
+  idempotency_key: string | null;
+  captured_at: Date;
+  reason: string | null;
+  media_type: MediaType;
+  mime_type: string;
+  detected_mime_type: string | null;
+  file_name: string;
+  bytes: number;
+  sha256: string | null;
+  content_sha256: string | null;
+  content_etag: string | null;
+  storage_backend: string;
+  storage_key: string;
+  storage_uri: string;
+  status: MediaStatus;
+  width: number | null;
+  height: number | null;
+  duration_ms: number | null;
+  metadata: Record<string, unknown>;
+  error: { code: string; message: string } | null;
+  upload_expires_at: Date;
+  uploaded_at: Date | null;
+  created_at: Date;
+  updated_at: Date;
+  /** Keyset cursor component: captured_at as Postgres text (microsecond precision). */
+  captured_at_text: string;
+}
+
+const SELECT = `SELECT m.*, d.owner_user_id AS device_owner_user_id, m.captured_at::text AS captured_at_text
+  FROM media m LEFT JOIN devices d ON d.id = m.device_id`;
+
+export interface NewMedia {
+  id: string;
+  ownerUserId: string | null;
+  deviceId: string | null;
+  cameraId: string | null;
+  messageId: string | null;
+  idempotencyKey: string | null;
+  capturedAt: Date;
+  reason: string | null;
+  mediaType: MediaType;
+  mimeType: string;
+  fileName: string;
+  bytes: number;
+  sha256: string | null;
+  storageBackend: string;
+  storageKey: string;
+  storageUri: string;
+  uploadExpiresAt: Date;
+}
+
+/** Inserts, or returns undefined when an idempotency constraint already holds a row. */
+export async function insertMedia(db: Queryable, m: NewMedia): Promise<boolean> {
+  const res = await db.query(
+    `INSERT INTO media (id, owner_user_id, device_id, camera_id, message_id, idempotency_key, captured_at, reason,
+       media_type, mime_type, file_name, bytes, sha256, storage_backend, storage_key, storage_uri, upload_expires_at)
+     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)
+     ON CONFLICT DO NOTHING`,
+    [
+      m.id,
+      m.ownerUserId,
+      m.deviceId,
+      m.cameraId,
+      m.messageId,
+      m.idempotencyKey,
+      m.capturedAt,
+      m.reason,
+      m.mediaType,
+      m.mimeType,
+      m.fileName,
+      m.bytes,
+      m.sha256,
+      m.storageBackend,
+      m.storageKey,
+      m.storageUri,
+      m.uploadExpiresAt,
+    ],
+  );
+  return res.rowCount === 1;
+}
+
+export async function findMedia(db: Queryable, id: string): Promise<MediaRow | undefined> {
+  const { rows } = await db.query<MediaRow>(`${SELECT} WHERE m.id = $1`, [id]);
+  return rows[0];
+}
+
+export async function findByDeviceMessage(
+  db: Queryable,
+  deviceId: string,
+  cameraId: string | null,
+  messageId: string,
+): Promise<MediaRow | undefined> {
+  const { rows } = await db.query<MediaRow>(
+    `${SELECT} WHERE m.device_id = $1 AND m.camera_id IS NOT DISTINCT FROM $2 AND m.message_id = $3`,
+    [deviceId, cameraId, messageId],
+  );
+  return rows[0];
+}
+
+export async function findByIdempotencyKey(
+  db: Queryable,
+  userId: string,
+  key: string,
+): Promise<MediaRow | undefined> {
+  const { rows } = await db.query<MediaRow>(
+    `${SELECT} WHERE m.owner_user_id = $1 AND m.idempotency_key = $2 AND m.device_id IS NULL`,
+    [userId, key],
+  );
+  return rows[0];
+}
+
+export async function recordUploadedContent(
+  db: Queryable,
+  id: string,
+  sha256: string,
+  etag: string,
+): Promise<void> {
+  await db.query(
+    `UPDATE media SET content_sha256 = $2, content_etag = $3, updated_at = now() WHERE id = $1 AND status = 'PENDING'`,
+    [id, sha256, etag],
+  );
+}
+
+/** PENDING → UPLOADED; false when another request already moved it on. */
+export async function markUploaded(
+  db: Queryable,
+  id: string,
+  content: { sha256: string | null; etag: string; detectedMime: string },
+): Promise<boolean> {
+  const res = await db.query(
+    `UPDATE media SET status = 'UPLOADED', uploaded_at = now(), updated_at = now(),
+       content_sha256 = COALESCE($2, content_sha256), content_etag = $3, detected_mime_type = $4
+     WHERE id = $1 AND status = 'PENDING'`,
+    [id, content.sha256, content.etag, content.detectedMime],
+  );
+  return res.rowCount === 1;
+}
+
+export async function markFailed(
+  db: Queryable,
+  id: string,
+  error: { code: string; message: string },
+): Promise<void> {
+  await db.query(
+    `UPDATE media SET status = 'FAILED', error = $2, updated_at = now() WHERE id = $1 AND status <> 'DELETED'`,
+    [id, JSON.stringify(error)],
+  );
+}
+
+export async function markDeleted(db: Queryable, id: string): Promise<boolean> {
+  const res = await db.query(
+    `UPDATE media SET status = 'DELETED', deleted_at = now(), updated_at = now() WHERE id = $1 AND status <> 'DELETED'`,
+    [id],
+  );
+  return res.rowCount === 1;
+}
+
+export interface ListQuery {
+  scope: { deviceId: string } | { ownerUserId: string };
+  cameraId?: string | undefined;
+  status?: MediaStatus | undefined;
+  since?: Date | undefined;
+  until?: Date | undefined;
+  after?: { capturedAt: string; id: string } | undefined;
+  limit: number;
+}
+
+/** Newest first by capture time, ties by id; keyset pagination on (captured_at, id). */
+export async function listMedia(db: Queryable, q: ListQuery): Promise<MediaRow[]> {
+  const where: string[] = [`m.status <> 'DELETED'`];
+  const values: unknown[] = [];
+  const add = (sql: string, value: unknown) => {
+    values.push(value);
+    where.push(sql.replace('?', `$${values.length}`));
+  };
+  if ('deviceId' in q.scope) add('m.device_id = ?', q.scope.deviceId);
+  else add('m.owner_user_id = ?', q.scope.ownerUserId);
+  if (q.cameraId !== undefined) add('m.camera_id = ?', q.cameraId);
+  if (q.status !== undefined) add('m.status = ?', q.status);
+  if (q.since !== undefined) add('m.captured_at >= ?', q.since);
+  if (q.until !== undefined) add('m.captured_at < ?', q.until);
+  if (q.after !== undefined) {
+    values.push(q.after.capturedAt, q.after.id);
+    where.push(`(m.captured_at, m.id) < ($${values.length - 1}::timestamptz, $${values.length}::uuid)`);
+  }
+  values.push(q.limit);
+  const { rows } = await db.query<MediaRow>(
+    `${SELECT} WHERE ${where.join(' AND ')} ORDER BY m.captured_at DESC, m.id DESC LIMIT $${values.length}`,
+    values,
+  );
+  return rows;
+}
+
+export async function deviceOwner(
+  db: Queryable,
+  deviceId: string,
+): Promise<{ ownerUserId: string | null } | undefined> {
+  const { rows } = await db.query<{ owner_user_id: string | null }>(
+    'SELECT owner_user_id FROM devices WHERE id = $1 AND revoked_at IS NULL',
+    [deviceId],
+  );
+  return rows[0] ? { ownerUserId: rows[0].owner_user_id } : undefined;
+}

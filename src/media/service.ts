@@ -1,0 +1,483 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { fileTypeFromBuffer } from 'file-type';
+import type { Logger } from 'pino';
+import type { Principal } from '../auth/principals.ts';
+import type { Config } from '../config.ts';
+import { withTransaction, type Pool, type Queryable } from '../db/pool.ts';
+import { AppError } from '../errors.ts';
+import type { UrlSigner } from '../storage/signing.ts';
+import type { ObjectStore } from '../storage/types.ts';
+import { baseMime, catalogEntry, MIME_CATALOG, type MediaType } from './catalog.ts';
+import { decodeCursor, encodeCursor } from './cursor.ts';
+import { contentDisposition, deviceMessageKey, ownerKey, sanitizeFileName } from './keys.ts';
+import * as repo from './repo.ts';
+import type { MediaRow, MediaStatus } from './repo.ts';
+
+export interface CreateSessionInput {
+  fileName: string;
+  mimeType: string;
+  bytes: number;
+  sha256?: string | undefined;
+  mediaType?: MediaType | undefined;
+  deviceId?: string | undefined;
+  cameraId?: string | undefined;
+  capturedAt?: string | undefined;
+  reason?: string | undefined;
+  messageId?: string | undefined;
+}
+
+export interface UploadInstructions {
+  method: 'PUT';
+  url: string;
+  headers: Record<string, string>;
+  expiresAt: string;
+}
+
+export interface SessionResult {
+  created: boolean;
+  media: MediaRow;
+  upload: UploadInstructions | null;
+}
+
+/** Enqueues background processing inside the completing transaction. */
+export interface ProcessingQueue {
+  enqueueProcessing(tx: Queryable, mediaId: string): Promise<void>;
+}
+
+export type DownloadPlan =
+  | { kind: 'redirect'; url: string }
+  | {
+      kind: 'proxy';
+      key: string;
+      contentType: string;
+      contentDisposition: string;
+      etag: string;
+      size: number;
+      lastModified: Date;
+    };
+
+export const uploadResource = (mediaId: string) => `media/${mediaId}/upload`;
+const SNIFF_BYTES = 4100;
+const DOWNLOADABLE: readonly MediaStatus[] = ['UPLOADED', 'PROCESSING', 'READY'];
+
+/** Upload sessions, completion, reads, listing and deletion: the media use cases. */
+export class MediaService {
+  constructor(
+    private readonly pool: Pool,
+    private readonly store: ObjectStore,
+    private readonly queue: ProcessingQueue,
+    private readonly signer: UrlSigner,
+    private readonly config: Pick<Config, 'publicUrl' | 'uploads'>,
+    private readonly logger: Logger,
+  ) {}
+
+  // ---- access ---------------------------------------------------------------------------
+
+  /** The principal may see and manage this media: its device, its owner, or its device's owner. */
+  static canAccess(
+    p: Principal,
+    m: Pick<MediaRow, 'device_id' | 'owner_user_id' | 'device_owner_user_id'>,
+  ): boolean {
+    if (p.kind === 'device') return m.device_id === p.deviceId;
+    return m.owner_user_id === p.userId || (m.device_id !== null && m.device_owner_user_id === p.userId);
+  }
+
+  /** Loads media the principal may access; anything else (missing, others', deleted) is 404. */
+  async get(principal: Principal | null, id: string): Promise<MediaRow> {
+    const row = await repo.findMedia(this.pool, id);
+    if (!row || row.status === 'DELETED' || (principal !== null && !MediaService.canAccess(principal, row))) {
+      throw new AppError('not_found', 'Media not found.');
+    }
+    return row;
+  }
+
+  // ---- sessions -------------------------------------------------------------------------
+
+  async createSession(
+    principal: Principal,
+    input: CreateSessionInput,
+    idempotencyKey?: string,
+  ): Promise<SessionResult> {
+    const mimeType = baseMime(input.mimeType);
+    const entry = catalogEntry(mimeType);
+    const allowed = this.config.uploads.allowedMimeTypes;
+    if (!entry || (allowed && !allowed.includes(mimeType))) {
+      throw new AppError('mime_type_not_allowed', `The type "${mimeType}" is not allowed.`, {
+        mimeType,
+        allowed: allowed ?? Object.keys(MIME_CATALOG),
+      });
+    }
+    if (input.mediaType !== undefined && input.mediaType !== entry.mediaType) {
+      throw new AppError(
+        'media_type_mismatch',
+        `mediaType "${input.mediaType}" does not match "${mimeType}".`,
+        {
+          mediaType: input.mediaType,
+          mimeType,
+        },
+      );
+    }
+    const limit =
+      entry.mediaType === 'image' ? this.config.uploads.maxImageBytes : this.config.uploads.maxVideoBytes;
+    if (input.bytes > limit) {
+      throw new AppError('file_too_large', `${entry.mediaType} files may be at most ${limit} bytes.`, {
+        bytes: input.bytes,
+        maxBytes: limit,
+      });
+    }
+
+    // Who uploads: a device always as itself; a user for themselves or for a device they own.
+    let deviceId: string | null = null;
+    let ownerUserId: string | null;
+    if (principal.kind === 'device') {
+      if (input.deviceId !== undefined && input.deviceId !== principal.deviceId) {
+        throw new AppError('not_found', 'Device not found.');
+      }
+      deviceId = principal.deviceId;
+      ownerUserId = principal.ownerUserId;
+    } else {
+      ownerUserId = principal.userId;
+      if (input.deviceId !== undefined) {
+        const dev = await repo.deviceOwner(this.pool, input.deviceId);
+        if (!dev || dev.ownerUserId !== principal.userId)
+          throw new AppError('not_found', 'Device not found.');
+        deviceId = input.deviceId;
+      }
+    }
+    const cameraId = deviceId !== null ? (input.cameraId ?? 'default') : (input.cameraId ?? null);
+    const messageId = deviceId !== null ? (input.messageId ?? null) : null;
+    if (deviceId === null && input.messageId !== undefined) {
+      throw new AppError(
+        'validation_failed',
+        'messageId is for device uploads; users send an Idempotency-Key header.',
+        {
+          field: 'messageId',
+        },
+      );
+    }
+    const userKey = deviceId === null ? (idempotencyKey ?? null) : null;
+    const now = new Date();
+    const capturedAt = input.capturedAt !== undefined ? new Date(input.capturedAt) : now;
+    const sha256 = input.sha256?.toLowerCase() ?? null;
+
+    const existing = await this.findReplay(deviceId, cameraId, messageId, ownerUserId, userKey);
+    if (existing) return this.replay(existing, { mimeType, bytes: input.bytes, sha256 });
+
+    const storageKey =
+      deviceId !== null && messageId !== null
+        ? deviceMessageKey(deviceId, cameraId ?? 'default', capturedAt, messageId, entry.ext)
+        : ownerKey(entry.mediaType, ownerUserId ?? deviceId ?? 'anonymous', now, entry.ext);
+    const id = randomUUID();
+    const inserted = await repo.insertMedia(this.pool, {
+      id,
+      ownerUserId,
+      deviceId,
+      cameraId,
+      messageId,
+      idempotencyKey: userKey,
+      capturedAt,
+      reason: input.reason ?? null,
+      mediaType: entry.mediaType,
+      mimeType,
+      fileName: sanitizeFileName(input.fileName),
+      bytes: input.bytes,
+      sha256,
+      storageBackend: this.store.backend,
+      storageKey,
+      storageUri: this.store.uri(storageKey),
+      uploadExpiresAt: new Date(now.getTime() + this.config.uploads.sessionTtlSeconds * 1000),
+    });
+    if (!inserted) {
+      // A concurrent request with the same idempotency key won the insert.
+      const winner = await this.findReplay(deviceId, cameraId, messageId, ownerUserId, userKey);
+      if (!winner)
+        throw new Error(`media insert conflicted without an idempotency match (key ${storageKey})`);
+      return this.replay(winner, { mimeType, bytes: input.bytes, sha256 });
+    }
+    const media = await this.get(null, id);
+    return { created: true, media, upload: await this.uploadInstructions(media) };
+  }
+
+  private async findReplay(
+    deviceId: string | null,
+    cameraId: string | null,
+    messageId: string | null,
+    ownerUserId: string | null,
+    userKey: string | null,
+  ): Promise<MediaRow | undefined> {
+    if (deviceId !== null && messageId !== null)
+      return repo.findByDeviceMessage(this.pool, deviceId, cameraId, messageId);
+    if (ownerUserId !== null && userKey !== null)
+      return repo.findByIdempotencyKey(this.pool, ownerUserId, userKey);
+    return undefined;
+  }
+
+  private async replay(
+    existing: MediaRow,
+    declared: { mimeType: string; bytes: number; sha256: string | null },
+  ): Promise<SessionResult> {
+    const conflicts: Record<string, { existing: unknown; declared: unknown }> = {};
+    if (existing.bytes !== declared.bytes)
+      conflicts.bytes = { existing: existing.bytes, declared: declared.bytes };
+    if (existing.mime_type !== declared.mimeType) {
+      conflicts.mimeType = { existing: existing.mime_type, declared: declared.mimeType };
+    }
+    if (declared.sha256 !== null && existing.sha256 !== declared.sha256) {
+      conflicts.sha256 = { existing: existing.sha256, declared: declared.sha256 };
+    }
+    if (Object.keys(conflicts).length > 0) {
+      throw new AppError('idempotency_conflict', undefined, { mediaId: existing.id, conflicts });
+    }
+    if (existing.status === 'DELETED') {
+      throw new AppError('invalid_state', 'This idempotency key belongs to media that was deleted.', {
+        mediaId: existing.id,
+        status: existing.status,
+      });
+    }
+    const upload = existing.status === 'PENDING' ? await this.uploadInstructions(existing) : null;
+    return { created: false, media: existing, upload };
+  }
+
+  private async uploadInstructions(media: MediaRow): Promise<UploadInstructions> {
+    const ttl = Math.min(
+      this.config.uploads.uploadUrlTtlSeconds,
+      Math.max(1, Math.floor((media.upload_expires_at.getTime() - Date.now()) / 1000)),
+    );
+    const expiresAt = Math.floor(Date.now() / 1000) + ttl;
+    const expect = { contentType: media.mime_type, bytes: media.bytes, sha256: media.sha256 ?? undefined };
+    if (this.store.capabilities.presignedPut && this.store.presignPut) {
+      const signed = await this.store.presignPut(media.storage_key, expect, ttl);
+      return { ...signed, expiresAt: new Date(expiresAt * 1000).toISOString() };
+    }
+    const sig = this.signer.sign('PUT', uploadResource(media.id), expiresAt);
+    const q = new URLSearchParams({ expires: String(expiresAt), sig });
+    return {
+      method: 'PUT',
+      url: `${this.config.publicUrl}/api/v1/media/${media.id}/upload?${q.toString()}`,
+      headers: { 'Content-Type': media.mime_type },
+      expiresAt: new Date(expiresAt * 1000).toISOString(),
+    };
+  }
+
+  // ---- upload through the API (local store) --------------------------------------------
+
+  /** Verifies a signed upload URL for this media; throws 403 when it does not hold. */
+  verifyUploadSignature(mediaId: string, expires: string, sig: string): void {
+    const verdict = this.signer.verify('PUT', uploadResource(mediaId), Number(expires), sig);
+    if (verdict === 'expired') throw new AppError('signature_expired');
+    if (verdict === 'invalid') throw new AppError('signature_invalid');
+  }
+
+  /**
+   * Streams the request body into the store. The object appears only when the length and (if
+   * declared) the sha256 check out; otherwise nothing is kept.
+   */
+  async receiveUpload(
+    principal: Principal | null,
+    mediaId: string,
+    body: Readable,
+    headers: { contentType: string | undefined; contentLength: number | undefined },
+  ): Promise<MediaRow> {
+    const media = await this.get(principal, mediaId);
+    if (media.status !== 'PENDING') return media; // a repeated PUT after completion changes nothing
+    if (media.upload_expires_at.getTime() < Date.now()) throw new AppError('upload_expired');
+    if (headers.contentType !== undefined && baseMime(headers.contentType) !== media.mime_type) {
+      throw new AppError('content_type_mismatch', `Content-Type must be ${media.mime_type}.`, {
+        expected: media.mime_type,
+        received: baseMime(headers.contentType),
+      });
+    }
+    if (headers.contentLength !== undefined && headers.contentLength > media.bytes) {
+      throw new AppError(
+        'upload_too_large',
+        `Content-Length ${headers.contentLength} exceeds the declared ${media.bytes}.`,
+        {
+          declaredBytes: media.bytes,
+          contentLength: headers.contentLength,
+        },
+      );
+    }
+    if (headers.contentLength !== undefined && headers.contentLength < media.bytes) {
+      throw new AppError(
+        'upload_incomplete',
+        `Content-Length ${headers.contentLength} is less than the declared ${media.bytes}.`,
+        {
+          expectedBytes: media.bytes,
+          contentLength: headers.contentLength,
+        },
+      );
+    }
+    const result = await this.store.put(media.storage_key, body, {
+      contentType: media.mime_type,
+      bytes: media.bytes,
+      sha256: media.sha256 ?? undefined,
+    });
+    const stat = await this.store.stat(media.storage_key);
+    if (stat) await repo.recordUploadedContent(this.pool, media.id, result.sha256, stat.etag);
+    return { ...media, content_sha256: result.sha256 };
+  }
+
+  // ---- completion -----------------------------------------------------------------------
+
+  /**
+   * Verifies the stored object (presence, size, sha256, type sniffed from its first bytes), then
+   * sets UPLOADED and enqueues processing in one transaction. Idempotent.
+   */
+  async complete(principal: Principal, mediaId: string): Promise<MediaRow> {
+    const media = await this.get(principal, mediaId);
+    if (media.status !== 'PENDING') return media;
+    const stat = await this.store.stat(media.storage_key);
+    if (!stat)
+      throw new AppError('object_missing', 'Nothing has been uploaded for this media yet.', { mediaId });
+    if (stat.size !== media.bytes) {
+      throw new AppError(
+        'upload_incomplete',
+        `The stored object has ${stat.size} bytes, ${media.bytes} were declared.`,
+        {
+          expectedBytes: media.bytes,
+          storedBytes: stat.size,
+        },
+      );
+    }
+    // Reuse the hash computed while receiving when it belongs to this exact object; else hash now.
+    let sha256 = media.content_etag === stat.etag ? media.content_sha256 : null;
+    sha256 ??= await this.hashObject(media.storage_key);
+    if (media.sha256 !== null && sha256 !== media.sha256) {
+      await this.store.delete(media.storage_key);
+      throw new AppError(
+        'checksum_mismatch',
+        `Expected sha256 ${media.sha256}, stored object has ${sha256}.`,
+        {
+          expectedSha256: media.sha256,
+          actualSha256: sha256,
+        },
+      );
+    }
+    const detected = await this.sniff(media.storage_key);
+    const entry = catalogEntry(media.mime_type);
+    if (!entry || detected === undefined || !entry.detects.includes(detected)) {
+      const message = `The content is ${detected ?? 'not a recognised media type'}, not ${media.mime_type}.`;
+      await this.store.delete(media.storage_key);
+      await repo.markFailed(this.pool, media.id, { code: 'type_mismatch', message });
+      throw new AppError('type_mismatch', message, { declared: media.mime_type, detected: detected ?? null });
+    }
+    await withTransaction(this.pool, async (tx) => {
+      if (await repo.markUploaded(tx, media.id, { sha256, etag: stat.etag, detectedMime: detected })) {
+        await this.queue.enqueueProcessing(tx, media.id);
+      }
+    });
+    this.logger.info({ mediaId, bytes: media.bytes }, 'upload completed');
+    return this.get(null, mediaId);
+  }
+
+  private async hashObject(key: string): Promise<string> {
+    const stream = await this.store.get(key);
+    if (!stream) throw new AppError('object_missing');
+    const hash = createHash('sha256');
+    for await (const chunk of stream) hash.update(chunk as Buffer);
+    return hash.digest('hex');
+  }
+
+  private async sniff(key: string): Promise<string | undefined> {
+    const stream = await this.store.get(key, { start: 0, end: SNIFF_BYTES - 1 });
+    if (!stream) return undefined;
+    const chunks: Buffer[] = [];
+    for await (const chunk of stream) chunks.push(chunk as Buffer);
+    return (await fileTypeFromBuffer(Buffer.concat(chunks)))?.mime;
+  }
+
+  // ---- reads ----------------------------------------------------------------------------
+
+  async list(
+    principal: Principal,
+    scope: { deviceId: string } | { userId: string },
+    q: {
+      limit: number;
+      cursor?: string | undefined;
+      cameraId?: string | undefined;
+      status?: MediaStatus | undefined;
+      since?: string | undefined;
+      until?: string | undefined;
+    },
+  ): Promise<{ items: MediaRow[]; nextCursor: string | null }> {
+    let repoScope: repo.ListQuery['scope'];
+    if ('deviceId' in scope) {
+      const dev = await repo.deviceOwner(this.pool, scope.deviceId);
+      const allowed =
+        dev !== undefined &&
+        (principal.kind === 'device'
+          ? principal.deviceId === scope.deviceId
+          : dev.ownerUserId === principal.userId);
+      if (!allowed) throw new AppError('not_found', 'Device not found.');
+      repoScope = { deviceId: scope.deviceId };
+    } else {
+      const userId = scope.userId === 'me' && principal.kind === 'user' ? principal.userId : scope.userId;
+      if (principal.kind !== 'user' || principal.userId !== userId)
+        throw new AppError('not_found', 'User not found.');
+      repoScope = { ownerUserId: userId };
+    }
+    const rows = await repo.listMedia(this.pool, {
+      scope: repoScope,
+      cameraId: q.cameraId,
+      status: q.status,
+      since: q.since !== undefined ? new Date(q.since) : undefined,
+      until: q.until !== undefined ? new Date(q.until) : undefined,
+      after: q.cursor !== undefined ? decodeCursor(q.cursor) : undefined,
+      limit: q.limit + 1,
+    });
+    const items = rows.slice(0, q.limit);
+    const last = items.at(-1);
+    const nextCursor =
+      rows.length > q.limit && last ? encodeCursor({ capturedAt: last.captured_at_text, id: last.id }) : null;
+    return { items, nextCursor };
+  }
+
+  /** How to serve the original: a short-lived signed redirect, or a proxied stream. */
+  async download(principal: Principal, mediaId: string, mode: 'redirect' | 'proxy'): Promise<DownloadPlan> {
+    const media = await this.get(principal, mediaId);
+    if (!DOWNLOADABLE.includes(media.status)) {
+      throw new AppError('invalid_state', `The media is ${media.status}; there is nothing to download yet.`, {
+        status: media.status,
+      });
+    }
+    const inline = catalogEntry(media.mime_type)?.inline === true;
+    const disposition = contentDisposition(inline ? 'inline' : 'attachment', media.file_name);
+    if (mode === 'redirect') {
+      const url = await this.store.signedGetUrl(media.storage_key, {
+        expiresInSeconds: this.config.uploads.downloadUrlTtlSeconds,
+        contentType: media.mime_type,
+        contentDisposition: disposition,
+      });
+      return { kind: 'redirect', url };
+    }
+    const stat = await this.store.stat(media.storage_key);
+    if (!stat) throw new AppError('not_found', 'The stored object is missing.');
+    return {
+      kind: 'proxy',
+      key: media.storage_key,
+      contentType: media.mime_type,
+      contentDisposition: disposition,
+      etag: media.content_sha256 ? `"${media.content_sha256}"` : stat.etag,
+      size: stat.size,
+      lastModified: stat.lastModified,
+    };
+  }
+
+  // ---- deletion -------------------------------------------------------------------------
+
+  async delete(principal: Principal, mediaId: string): Promise<void> {
+    const media = await this.get(principal, mediaId);
+    if (!(await repo.markDeleted(this.pool, media.id))) throw new AppError('not_found', 'Media not found.');
+    try {
+      await this.store.delete(media.storage_key);
+    } catch (err) {
+      // The row already reads as deleted; the orphan sweeper removes the object later.
+      this.logger.warn({ err, mediaId }, 'could not remove the deleted object now; left for the sweeper');
+    }
+  }
+
+  openObject(key: string, range?: { start: number; end: number }) {
+    return this.store.get(key, range);
+  }
+}

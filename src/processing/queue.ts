@@ -1,0 +1,55 @@
+import PgBoss from 'pg-boss';
+import type { Logger } from 'pino';
+import type { Pool, Queryable } from '../db/pool.ts';
+
+export const PROCESS_QUEUE = 'media-process';
+export const DEAD_LETTER_QUEUE = 'media-process-dead';
+/** NOTIFY channel: an enqueue wakes idle workers at once instead of waiting for their next poll. */
+export const WAKE_CHANNEL = 'mediary_jobs';
+
+export interface ProcessJob {
+  mediaId: string;
+}
+
+export interface QueueOptions {
+  retryLimit: number;
+  retryDelaySeconds: number;
+}
+
+/**
+ * pg-boss in the application's own Postgres. Enqueueing takes the caller's transaction client,
+ * so "UPLOADED but no job" cannot happen: both commit or neither does.
+ */
+export class JobQueue {
+  private constructor(readonly boss: PgBoss) {}
+
+  static async start(pool: Pool, logger: Logger, opts: QueueOptions, supervise = true): Promise<JobQueue> {
+    const boss = new PgBoss({
+      db: { executeSql: (text: string, values: unknown[]) => pool.query(text, values) },
+      supervise,
+      schedule: false,
+    });
+    boss.on('error', (err) => logger.error({ err }, 'job queue error'));
+    await boss.start();
+    await boss.createQueue(DEAD_LETTER_QUEUE);
+    await boss.createQueue(PROCESS_QUEUE, {
+      name: PROCESS_QUEUE,
+      retryLimit: opts.retryLimit,
+      retryDelay: opts.retryDelaySeconds,
+      retryBackoff: true,
+      deadLetter: DEAD_LETTER_QUEUE,
+    });
+    return new JobQueue(boss);
+  }
+
+  /** Enqueues processing for `mediaId` inside the caller's transaction. */
+  async enqueueProcessing(tx: Queryable, mediaId: string): Promise<void> {
+    const db = { executeSql: (text: string, values: unknown[]) => tx.query(text, values) };
+    await this.boss.send(PROCESS_QUEUE, { mediaId } satisfies ProcessJob, { db });
+    await tx.query('SELECT pg_notify($1, $2)', [WAKE_CHANNEL, PROCESS_QUEUE]);
+  }
+
+  async stop(): Promise<void> {
+    await this.boss.stop({ graceful: true, close: false, wait: true });
+  }
+}
