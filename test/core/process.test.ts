@@ -184,7 +184,7 @@ describe('the mediary process', () => {
     });
     children.push(child);
     let stderr = '';
-    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     assert.equal(await exited(child), 2);
     assert.match(stderr, /PORT must be a whole number, got "eighty"/);
   });
