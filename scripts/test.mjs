@@ -6,7 +6,10 @@ import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 /** Commands the suites need, and the Debian package that provides each. */
-const SYSTEM_DEPS = [];
+const SYSTEM_DEPS = [
+  { cmd: 'ffmpeg', packages: ['ffmpeg'] },
+  { cmd: 'ffprobe', packages: ['ffmpeg'] },
+];
 
 function have(cmd) {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
