@@ -6,7 +6,11 @@ import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 /** Commands the suites need, and the Debian package that provides each. */
-const SYSTEM_DEPS = [];
+const SYSTEM_DEPS = [
+  // HEIC/HEIF conversion (the worker) and HEIC fixtures made by the tests (heif-enc).
+  { cmd: 'heif-convert', packages: ['libheif-examples'] },
+  { cmd: 'heif-enc', packages: ['libheif-examples'] },
+];
 
 function have(cmd) {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;

@@ -100,7 +100,8 @@ describe('the whole upload flow for a device', () => {
     assert.ok(!JSON.stringify(meta.body).includes(t.config.storage.dir), 'no internal paths in metadata');
 
     const st = await call(t.api(`/media/${id}/status`), { headers: dev.auth });
-    assert.deepEqual([st.status, st.body.status], [200, 'UPLOADED']);
+    assert.equal(st.status, 200);
+    assert.match(st.body.status, /^(UPLOADED|PROCESSING|READY)$/, 'the worker may already be on it');
 
     const list = await call(t.api(`/devices/${dev.id}/media`), { headers: dev.auth });
     assert.equal(list.status, 200);
