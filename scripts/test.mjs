@@ -9,6 +9,9 @@ import path from 'node:path';
 const SYSTEM_DEPS = [
   { cmd: 'ffmpeg', packages: ['ffmpeg'] },
   { cmd: 'ffprobe', packages: ['ffmpeg'] },
+  // HEIC/HEIF conversion (the worker) and HEIC fixtures made by the tests (heif-enc).
+  { cmd: 'heif-convert', packages: ['libheif-examples'] },
+  { cmd: 'heif-enc', packages: ['libheif-examples'] },
 ];
 
 function have(cmd) {

@@ -16,6 +16,8 @@ import { buildHttpServer } from './http/server.ts';
 import type { Logger } from './log.ts';
 import { MediaService } from './media/service.ts';
 import { JobQueue } from './processing/queue.ts';
+import { ProcessingService } from './processing/service.ts';
+import { startWorker, type Worker } from './processing/runtime.ts';
 import { LocalObjectStore } from './storage/local.ts';
 import { UrlSigner } from './storage/signing.ts';
 
@@ -80,6 +82,8 @@ export interface Server {
   app: FastifyInstance;
   database: Database;
   queue: JobQueue;
+  /** The in-process worker (WORKER_ENABLED), if any. */
+  worker: Worker | undefined;
   url: string;
   close(): Promise<void>;
 }
@@ -87,7 +91,7 @@ export interface Server {
 export async function startServer(config: Config, logger: Logger): Promise<Server> {
   const database = await openDatabase(config, logger, 'own');
   const { pool } = database;
-  const queue = await JobQueue.start(pool, logger, { retryLimit: 3, retryDelaySeconds: 5 });
+  const queue = await JobQueue.start(pool, logger, queueOptions(config));
   const signer = new UrlSigner(await signingSecret(config));
   const store = new LocalObjectStore(config.storage.dir, signer, config.publicUrl);
   await mkdir(config.storage.dir, { recursive: true });
@@ -96,7 +100,20 @@ export async function startServer(config: Config, logger: Logger): Promise<Serve
 
   const authenticator = new Authenticator(pool, config.auth);
   const media = new MediaService(pool, store, queue, signer, config, logger);
-  const app = await buildHttpServer({ config, logger, db: pool, authenticator, media, store, signer });
+  const processing = new ProcessingService(pool, media, store, queue, config, logger);
+  const worker = config.worker.enabled
+    ? await startWorker({ pool, queue, store, config: config.processing, logger })
+    : undefined;
+  const app = await buildHttpServer({
+    config,
+    logger,
+    db: pool,
+    authenticator,
+    media,
+    processing,
+    store,
+    signer,
+  });
   const url = await app.listen({ host: config.host, port: config.port });
   logger.info(
     { url, storage: config.storage.backend, database: config.database.kind },
@@ -108,6 +125,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Serve
     app,
     database,
     queue,
+    worker,
     url,
     close() {
       closing ??= (async () => {
@@ -116,6 +134,44 @@ export async function startServer(config: Config, logger: Logger): Promise<Serve
         const force = setTimeout(() => app.server.closeAllConnections(), 10_000);
         await app.close();
         clearTimeout(force);
+        await worker?.stop();
+        await queue.stop();
+        await database.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+function queueOptions(config: Config) {
+  const p = config.processing;
+  return {
+    retryLimit: p.retryLimit,
+    retryDelaySeconds: p.retryDelaySeconds,
+    // pg-boss' own expiry is only a backstop behind the worker's timeout and the claim reaper.
+    expireInSeconds: p.jobTimeoutSeconds + 60,
+  };
+}
+
+export interface WorkerProcess {
+  worker: Worker;
+  close(): Promise<void>;
+}
+
+/** `mediary worker`: the processing worker alone, beside a running API (scale out by starting more). */
+export async function startWorkerProcess(config: Config, logger: Logger): Promise<WorkerProcess> {
+  const database = await openDatabase(config, logger, 'attach');
+  const { pool } = database;
+  const queue = await JobQueue.start(pool, logger, queueOptions(config));
+  const signer = new UrlSigner(await signingSecret(config));
+  const store = new LocalObjectStore(config.storage.dir, signer, config.publicUrl);
+  const worker = await startWorker({ pool, queue, store, config: config.processing, logger });
+  let closing: Promise<void> | undefined;
+  return {
+    worker,
+    close() {
+      closing ??= (async () => {
+        await worker.stop();
         await queue.stop();
         await database.close();
       })();

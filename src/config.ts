@@ -28,6 +28,28 @@ export interface Config {
   };
   rateLimit: { sessionsPerMinute: number };
   worker: { enabled: boolean };
+  processing: ProcessingConfig;
+}
+
+/** Background processing: the queue's retry policy, the worker runtime and the image pipeline. */
+export interface ProcessingConfig {
+  /** Retries after the first attempt; then the job goes to the dead-letter queue. */
+  retryLimit: number;
+  /** First retry delay; doubles (with jitter) on each further retry. */
+  retryDelaySeconds: number;
+  /** Jobs one worker process runs at once. */
+  concurrency: number;
+  /** A job running longer is aborted and retried. */
+  jobTimeoutSeconds: number;
+  /** Fallback poll for delayed retries; new jobs wake idle workers through LISTEN/NOTIFY. */
+  pollIntervalMs: number;
+  /** On shutdown, in-flight jobs get this long to finish before they are handed back to the queue. */
+  shutdownGraceSeconds: number;
+  variantFormat: 'webp' | 'avif';
+  /** Decompression-bomb guard: images with more pixels fail before decoding. */
+  maxPixels: number;
+  /** Command that converts HEIC/HEIF to JPEG (Debian: libheif-examples). */
+  heifConvert: string;
 }
 
 export class ConfigError extends Error {
@@ -141,5 +163,24 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     },
     rateLimit: { sessionsPerMinute: int(env, 'RATE_LIMIT_SESSIONS_PER_MINUTE', 600, 1, 1_000_000) },
     worker: { enabled: bool(env, 'WORKER_ENABLED', true) },
+    processing: processingConfig(env),
+  };
+}
+
+function processingConfig(env: Env): ProcessingConfig {
+  const format = str(env, 'PROCESSING_VARIANT_FORMAT') ?? 'webp';
+  if (format !== 'webp' && format !== 'avif') {
+    throw new ConfigError('PROCESSING_VARIANT_FORMAT', `must be "webp" or "avif", got "${format}"`);
+  }
+  return {
+    retryLimit: int(env, 'PROCESSING_RETRY_LIMIT', 3, 0, 20),
+    retryDelaySeconds: int(env, 'PROCESSING_RETRY_DELAY_SECONDS', 5, 0, 3600),
+    concurrency: int(env, 'PROCESSING_CONCURRENCY', 2, 1, 64),
+    jobTimeoutSeconds: int(env, 'PROCESSING_JOB_TIMEOUT_SECONDS', 300, 5, 24 * 3600),
+    pollIntervalMs: int(env, 'PROCESSING_POLL_INTERVAL_MS', 2000, 100, 600_000),
+    shutdownGraceSeconds: int(env, 'PROCESSING_SHUTDOWN_GRACE_SECONDS', 25, 0, 3600),
+    variantFormat: format,
+    maxPixels: int(env, 'PROCESSING_MAX_PIXELS', 100_000_000, 1, 2_000_000_000),
+    heifConvert: str(env, 'HEIF_CONVERT_PATH') ?? 'heif-convert',
   };
 }

@@ -3,7 +3,7 @@
  */
 import { parseArgs } from 'node:util';
 import { createDevice, listDevices, mintUserToken, revokeDevice } from './auth/principals.ts';
-import { openDatabase, startServer } from './app.ts';
+import { openDatabase, startServer, startWorkerProcess } from './app.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import type { Pool } from './db/pool.ts';
 import { createLogger, type Logger } from './log.ts';
@@ -12,6 +12,9 @@ const USAGE = `Usage: mediary <command> [options]
 
 Service
   serve                                   run the API (embedded Postgres + local disk unless configured)
+                                          and, unless WORKER_ENABLED=false, the processing worker
+  worker                                  run a processing worker only (beside a running API; start
+                                          more to scale out)
   migrate                                 apply database migrations and exit
   openapi                                 print the OpenAPI document (JSON)
 
@@ -47,6 +50,25 @@ async function serve(config: Config, logger: Logger) {
       () => process.exit(0),
       (err: unknown) => {
         logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+async function worker(config: Config, logger: Logger) {
+  const proc = await startWorkerProcess(config, logger);
+  let shuttingDown = false;
+  const shutdown = (signal: string) => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    logger.info({ signal }, 'worker shutting down');
+    proc.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'worker shutdown failed');
         process.exit(1);
       },
     );
@@ -123,10 +145,14 @@ async function main(argv: string[]): Promise<void> {
   const config = loadConfig();
   // Admin commands keep stdout for their answer; logs go to stderr.
   const logger =
-    command === 'serve' ? createLogger(config.logLevel) : createLogger(process.env.LOG_LEVEL ?? 'warn', 2);
+    command === 'serve' || command === 'worker'
+      ? createLogger(config.logLevel)
+      : createLogger(process.env.LOG_LEVEL ?? 'warn', 2);
   switch (command) {
     case 'serve':
       return serve(config, logger);
+    case 'worker':
+      return worker(config, logger);
     case 'migrate':
       await withDatabase(config, logger, () => Promise.resolve());
       console.log('migrations applied');

@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { Principal } from '../auth/principals.ts';
+import { canSeeLocation } from '../media/privacy.ts';
 import { LISTABLE_STATUSES, type MediaRow } from '../media/repo.ts';
 
 export const Uuid = Type.String({ format: 'uuid', description: 'A UUID.' });
@@ -56,6 +57,25 @@ export const UploadInstructions = Type.Object({
   expiresAt: Type.String({ format: 'date-time' }),
 });
 
+export const VariantView = Type.Object(
+  {
+    name: Type.String({ description: 'Longest edge in px the variant was made for: 150, 300, 600, 1200.' }),
+    format: Type.String({ description: 'webp (default) or avif.' }),
+    contentType: Type.String(),
+    width: Type.Integer(),
+    height: Type.Integer(),
+    bytes: Type.Integer(),
+    url: Type.String({ description: 'API path that serves the variant (redirect, or ?mode=proxy).' }),
+  },
+  { description: 'A resized, upright, metadata-free rendition of an image.' },
+);
+
+export const GpsView = Type.Object({
+  latitude: Type.Number(),
+  longitude: Type.Number(),
+  altitude: Type.Optional(Type.Number()),
+});
+
 export const MediaView = Type.Object(
   {
     mediaId: Uuid,
@@ -82,6 +102,10 @@ export const MediaView = Type.Object(
     uploadedAt: Nullable(Type.String({ format: 'date-time' })),
     createdAt: Type.String({ format: 'date-time' }),
     updatedAt: Type.String({ format: 'date-time' }),
+    variants: Type.Array(VariantView),
+    placeholder: Nullable(Type.String({ description: 'ThumbHash of the image, base64.' })),
+    /** EXIF location; present only in responses to the owning user. */
+    gps: Type.Optional(Nullable(GpsView)),
   },
   { description: 'A media record as clients see it (never storage secrets).' },
 );
@@ -99,6 +123,14 @@ export const StatusResponse = Type.Object({
   status: MediaStatusSchema,
   error: Nullable(Type.Object({ code: Type.String(), message: Type.String() })),
   updatedAt: Type.String({ format: 'date-time' }),
+  attempts: Type.Integer({ description: 'Processing attempts started for the current run.' }),
+  progress: Type.Integer({ minimum: 0, maximum: 100, description: 'Processing progress, percent.' }),
+  lastError: Nullable(
+    Type.Object(
+      { code: Type.String(), message: Type.String(), at: Type.Optional(Type.String()) },
+      { description: 'The last attempt error, also while a retry is pending.' },
+    ),
+  ),
 });
 
 export const ListQuery = Type.Object(
@@ -120,8 +152,8 @@ export const ListResponse = Type.Object({
 
 export const MediaIdParams = Type.Object({ id: Uuid });
 
-export function toMediaView(m: MediaRow, _viewer: Principal | null): MediaView {
-  return {
+export function toMediaView(m: MediaRow, viewer: Principal | null): MediaView {
+  const view: MediaView = {
     mediaId: m.id,
     status: m.status,
     mediaType: m.media_type,
@@ -146,7 +178,19 @@ export function toMediaView(m: MediaRow, _viewer: Principal | null): MediaView {
     uploadedAt: m.uploaded_at?.toISOString() ?? null,
     createdAt: m.created_at.toISOString(),
     updatedAt: m.updated_at.toISOString(),
+    variants: (m.variants ?? []).map((v) => ({
+      name: v.name,
+      format: v.format,
+      contentType: v.format === 'avif' ? 'image/avif' : 'image/webp',
+      width: v.width,
+      height: v.height,
+      bytes: v.bytes,
+      url: `/api/v1/media/${m.id}/variants/${v.name}`,
+    })),
+    placeholder: m.placeholder ?? null,
   };
+  if (canSeeLocation(viewer, m)) view.gps = m.gps ?? null;
+  return view;
 }
 
 /** Standard error responses for a route's schema. */

@@ -7,12 +7,14 @@ import type { Authenticator } from '../auth/principals.ts';
 import type { Config } from '../config.ts';
 import type { Queryable } from '../db/pool.ts';
 import type { MediaService } from '../media/service.ts';
+import type { ProcessingService } from '../processing/service.ts';
 import type { UrlSigner } from '../storage/signing.ts';
 import type { ObjectStore } from '../storage/types.ts';
 import { registerAuth } from './auth.ts';
 import { registerErrorHandling } from './errors.ts';
 import { healthRoutes } from './routes/health.ts';
 import { mediaRoutes, uploadRoute } from './routes/media.ts';
+import { processingRoutes } from './routes/processing.ts';
 import { storageRoutes } from './routes/storage.ts';
 
 export interface HttpDeps {
@@ -21,6 +23,7 @@ export interface HttpDeps {
   db: Queryable;
   authenticator: Authenticator;
   media: MediaService;
+  processing: ProcessingService;
   store: ObjectStore;
   signer: UrlSigner;
 }
@@ -80,6 +83,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     async (api) => {
       await api.register(mediaRoutes, { media: deps.media, auth, config: deps.config });
       await api.register(uploadRoute, { media: deps.media, auth, config: deps.config });
+      await api.register(processingRoutes, { processing: deps.processing, auth });
       await api.register(storageRoutes, { store: deps.store, signer: deps.signer });
       api.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
     },

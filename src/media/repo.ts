@@ -38,9 +38,31 @@ export interface MediaRow {
   updated_at: Date;
   /** Keyset cursor component: captured_at as Postgres text (microsecond precision). */
   captured_at_text: string;
+  // ---- processing (0002_processing.sql) ----
+  processing_attempts: number;
+  processing_progress: number;
+  processing_last_error: { code: string; message: string; at?: string } | null;
+  processed_at: Date | null;
+  /** EXIF GPS: for the owner only. */
+  gps: { latitude: number; longitude: number; altitude?: number } | null;
+  placeholder: string | null;
+  /** Largest first. */
+  variants: VariantRow[];
 }
 
-const SELECT = `SELECT m.*, d.owner_user_id AS device_owner_user_id, m.captured_at::text AS captured_at_text
+export interface VariantRow {
+  name: string;
+  format: string;
+  key: string;
+  width: number;
+  height: number;
+  bytes: number;
+}
+
+const SELECT = `SELECT m.*, d.owner_user_id AS device_owner_user_id, m.captured_at::text AS captured_at_text,
+    COALESCE((SELECT json_agg(json_build_object('name', v.name, 'format', v.format, 'key', v.key,
+        'width', v.width, 'height', v.height, 'bytes', v.bytes) ORDER BY v.width * v.height DESC, v.name)
+      FROM media_variants v WHERE v.media_id = m.id), '[]'::json) AS variants
   FROM media m LEFT JOIN devices d ON d.id = m.device_id`;
 
 export interface NewMedia {

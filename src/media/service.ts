@@ -471,6 +471,7 @@ export class MediaService {
     if (!(await repo.markDeleted(this.pool, media.id))) throw new AppError('not_found', 'Media not found.');
     try {
       await this.store.delete(media.storage_key);
+      for (const v of media.variants) await this.store.delete(v.key);
     } catch (err) {
       // The row already reads as deleted; the orphan sweeper removes the object later.
       this.logger.warn({ err, mediaId }, 'could not remove the deleted object now; left for the sweeper');
