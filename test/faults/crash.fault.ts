@@ -56,7 +56,7 @@ after(async () => {
     await svc.kill('SIGTERM');
   }
   await stopOrphanPostgres(dataDir);
-  await rm(dataDir, { recursive: true, force: true });
+  if (!process.env.FAULT_KEEP) await rm(dataDir, { recursive: true, force: true });
 });
 
 /** Sends a request and does not wait for it; errors (the process dies under it) are expected. */
