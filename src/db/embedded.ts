@@ -111,7 +111,9 @@ async function ensureReachable(dir: string, uid: number): Promise<void> {
   const s = await stat(parent);
   if ((s.mode & 0o001) === 0) await chmod(parent, s.mode | 0o011);
   try {
-    execFileSync('setpriv', ['--reuid', String(uid), '--clear-groups', 'test', '-x', parent], { stdio: 'ignore' });
+    execFileSync('setpriv', ['--reuid', String(uid), '--clear-groups', 'test', '-x', parent], {
+      stdio: 'ignore',
+    });
   } catch {
     throw new Error(
       `the postgres system user cannot reach ${parent}; make its parent directories traversable (chmod o+x) or set DATA_DIR elsewhere`,

@@ -18,15 +18,29 @@ after(async () => {
 
 type Auth = Record<string, string>;
 
-async function createSession(auth: Auth, body: Record<string, unknown>, headers: Record<string, string> = {}) {
+async function createSession(
+  auth: Auth,
+  body: Record<string, unknown>,
+  headers: Record<string, string> = {},
+) {
   return call(t.api('/media'), { method: 'POST', headers: { ...auth, ...headers }, json: body });
 }
 
 function jpegSession(extra: Record<string, unknown> = {}) {
-  return { fileName: 'Canon 40D.jpg', mimeType: 'image/jpeg', bytes: JPEG.length, sha256: JPEG_SHA, ...extra };
+  return {
+    fileName: 'Canon 40D.jpg',
+    mimeType: 'image/jpeg',
+    bytes: JPEG.length,
+    sha256: JPEG_SHA,
+    ...extra,
+  };
 }
 
-async function put(url: string, body: Buffer, headers: Record<string, string> = { 'content-type': 'image/jpeg' }) {
+async function put(
+  url: string,
+  body: Buffer,
+  headers: Record<string, string> = { 'content-type': 'image/jpeg' },
+) {
   return call(url, { method: 'PUT', headers, body });
 }
 
@@ -37,7 +51,15 @@ function objectPath(key: string) {
 describe('the whole upload flow for a device', () => {
   test('session → PUT → complete → metadata, status, list, redirect and proxied download → delete', async () => {
     const dev = await t.device('cam-1');
-    const s = await createSession(dev.auth, jpegSession({ cameraId: 'front', messageId: 'm-1', capturedAt: '2026-11-20T10:00:00Z', reason: 'motion' }));
+    const s = await createSession(
+      dev.auth,
+      jpegSession({
+        cameraId: 'front',
+        messageId: 'm-1',
+        capturedAt: '2026-11-20T10:00:00Z',
+        reason: 'motion',
+      }),
+    );
     assert.equal(s.status, 201, s.text);
     assert.equal(s.body.status, 'PENDING');
     assert.equal(s.body.upload.method, 'PUT');
@@ -102,7 +124,10 @@ describe('the whole upload flow for a device', () => {
     assert.equal(proxied.headers.get('content-length'), String(JPEG.length));
     assert.equal(proxied.headers.get('accept-ranges'), 'bytes');
     assert.equal(proxied.headers.get('x-content-type-options'), 'nosniff');
-    assert.match(proxied.headers.get('content-disposition')!, /^inline; filename="Canon 40D.jpg"; filename\*=UTF-8''Canon%2040D.jpg$/);
+    assert.match(
+      proxied.headers.get('content-disposition')!,
+      /^inline; filename="Canon 40D.jpg"; filename\*=UTF-8''Canon%2040D.jpg$/,
+    );
     assert.equal(sha256(Buffer.from(await proxied.arrayBuffer())), JPEG_SHA);
 
     const del = await call(t.api(`/media/${id}`), { method: 'DELETE', headers: dev.auth });
@@ -121,9 +146,15 @@ describe('the whole upload flow for a device', () => {
   test('a PUT with the owner credentials instead of the signed URL works too', async () => {
     const dev = await t.device();
     const s = await createSession(dev.auth, jpegSession());
-    const up = await put(t.api(`/media/${s.body.mediaId}/upload`), JPEG, { ...dev.auth, 'content-type': 'image/jpeg' });
+    const up = await put(t.api(`/media/${s.body.mediaId}/upload`), JPEG, {
+      ...dev.auth,
+      'content-type': 'image/jpeg',
+    });
     assert.equal(up.status, 200, up.text);
-    const done = await call(t.api(`/media/${s.body.mediaId}/complete`), { method: 'POST', headers: dev.auth });
+    const done = await call(t.api(`/media/${s.body.mediaId}/complete`), {
+      method: 'POST',
+      headers: dev.auth,
+    });
     assert.equal(done.body.status, 'UPLOADED');
     assert.match(s.body.media.mediaType, /^image$/);
   });
@@ -143,7 +174,10 @@ describe('idempotency', () => {
     const conflictBytes = await createSession(dev.auth, { ...body, bytes: JPEG.length + 1 });
     assert.equal(conflictBytes.status, 409);
     assert.equal(conflictBytes.body.error.code, 'idempotency_conflict');
-    assert.deepEqual(conflictBytes.body.error.details.conflicts.bytes, { existing: JPEG.length, declared: JPEG.length + 1 });
+    assert.deepEqual(conflictBytes.body.error.details.conflicts.bytes, {
+      existing: JPEG.length,
+      declared: JPEG.length + 1,
+    });
     const conflictSha = await createSession(dev.auth, { ...body, sha256: 'a'.repeat(64) });
     assert.equal(conflictSha.status, 409);
 
@@ -160,7 +194,10 @@ describe('idempotency', () => {
     assert.equal(replay.body.status, 'UPLOADED');
     assert.equal(replay.body.upload, null);
 
-    const rows = await t.server.database.pool.query('SELECT count(*)::int AS n FROM media WHERE device_id = $1', [dev.id]);
+    const rows = await t.server.database.pool.query(
+      'SELECT count(*)::int AS n FROM media WHERE device_id = $1',
+      [dev.id],
+    );
     assert.equal(rows.rows[0].n, 2);
   });
 
@@ -196,8 +233,14 @@ describe('upload failure modes leave nothing behind', () => {
   async function pending(auth: Auth, extra: Record<string, unknown> = {}) {
     const s = await createSession(auth, jpegSession(extra));
     assert.equal(s.status, 201, s.text);
-    const row = await t.server.database.pool.query('SELECT storage_key FROM media WHERE id = $1', [s.body.mediaId]);
-    return { id: s.body.mediaId as string, url: s.body.upload.url as string, key: row.rows[0].storage_key as string };
+    const row = await t.server.database.pool.query('SELECT storage_key FROM media WHERE id = $1', [
+      s.body.mediaId,
+    ]);
+    return {
+      id: s.body.mediaId as string,
+      url: s.body.upload.url as string,
+      key: row.rows[0].storage_key as string,
+    };
   }
 
   function tmpFiles() {
@@ -224,7 +267,12 @@ describe('upload failure modes leave nothing behind', () => {
         c.close();
       },
     });
-    const res = await fetch(p.url, { method: 'PUT', body: stream, headers: { 'content-type': 'image/jpeg' }, duplex: 'half' } as RequestInit);
+    const res = await fetch(p.url, {
+      method: 'PUT',
+      body: stream,
+      headers: { 'content-type': 'image/jpeg' },
+      duplex: 'half',
+    } as RequestInit);
     assert.equal(res.status, 413);
     assert.ok(!existsSync(objectPath(p.key)));
     assert.deepEqual(tmpFiles(), []);
@@ -239,7 +287,12 @@ describe('upload failure modes leave nothing behind', () => {
         c.close();
       },
     });
-    const res = await fetch(p.url, { method: 'PUT', body: stream, headers: { 'content-type': 'image/jpeg' }, duplex: 'half' } as RequestInit);
+    const res = await fetch(p.url, {
+      method: 'PUT',
+      body: stream,
+      headers: { 'content-type': 'image/jpeg' },
+      duplex: 'half',
+    } as RequestInit);
     const body = (await res.json()) as { error: { code: string; details: Record<string, number> } };
     assert.equal(res.status, 422);
     assert.equal(body.error.code, 'upload_incomplete');
@@ -251,16 +304,22 @@ describe('upload failure modes leave nothing behind', () => {
     const dev = await t.device();
     const p = await pending(dev.auth);
     const tampered = Buffer.from(JPEG);
-    tampered[5000] ^= 0xff;
+    tampered.writeUInt8(tampered.readUInt8(5000) ^ 0xff, 5000);
     const res = await put(p.url, tampered);
     assert.equal(res.status, 422);
     assert.equal(res.body.error.code, 'checksum_mismatch');
     assert.equal(res.body.error.details.expectedSha256, JPEG_SHA);
     assert.equal(res.body.error.details.actualSha256, sha256(tampered));
     assert.ok(!existsSync(objectPath(p.key)));
-    assert.equal((await call(t.api(`/media/${p.id}/complete`), { method: 'POST', headers: dev.auth })).status, 409);
+    assert.equal(
+      (await call(t.api(`/media/${p.id}/complete`), { method: 'POST', headers: dev.auth })).status,
+      409,
+    );
     assert.equal((await put(p.url, JPEG)).status, 200);
-    assert.equal((await call(t.api(`/media/${p.id}/complete`), { method: 'POST', headers: dev.auth })).body.status, 'UPLOADED');
+    assert.equal(
+      (await call(t.api(`/media/${p.id}/complete`), { method: 'POST', headers: dev.auth })).body.status,
+      'UPLOADED',
+    );
     // Repeating a successful PUT after completion is harmless.
     const again = await put(p.url, JPEG);
     assert.equal(again.status, 200);
@@ -279,9 +338,16 @@ describe('upload failure modes leave nothing behind', () => {
   test('an HTML file declared as image/jpeg is rejected at completion and never served', async () => {
     const dev = await t.device();
     const html = Buffer.from('<!doctype html><html><body><script>alert(1)</script></body></html>');
-    const s = await createSession(dev.auth, { fileName: 'x.jpg', mimeType: 'image/jpeg', bytes: html.length });
+    const s = await createSession(dev.auth, {
+      fileName: 'x.jpg',
+      mimeType: 'image/jpeg',
+      bytes: html.length,
+    });
     assert.equal((await put(s.body.upload.url, html)).status, 200);
-    const done = await call(t.api(`/media/${s.body.mediaId}/complete`), { method: 'POST', headers: dev.auth });
+    const done = await call(t.api(`/media/${s.body.mediaId}/complete`), {
+      method: 'POST',
+      headers: dev.auth,
+    });
     assert.equal(done.status, 422);
     assert.equal(done.body.error.code, 'type_mismatch');
     const meta = await call(t.api(`/media/${s.body.mediaId}`), { headers: dev.auth });
@@ -324,7 +390,9 @@ describe('signed upload URLs', () => {
     const noAuth = await put(t.api(`/media/${a.body.mediaId}/upload`), JPEG);
     assert.equal(noAuth.status, 401);
 
-    const rows = await t.server.database.pool.query('SELECT content_sha256 FROM media WHERE id = ANY($1)', [[a.body.mediaId, b.body.mediaId]]);
+    const rows = await t.server.database.pool.query('SELECT content_sha256 FROM media WHERE id = ANY($1)', [
+      [a.body.mediaId, b.body.mediaId],
+    ]);
     assert.ok(rows.rows.every((r) => r.content_sha256 === null));
   });
 
@@ -336,7 +404,9 @@ describe('signed upload URLs', () => {
     const { UrlSigner } = await import('../../src/storage/signing.ts');
     const { readFileSync } = await import('node:fs');
     const signer = new UrlSigner(readFileSync(path.join(t.dataDir, 'signing.secret'), 'utf8').trim());
-    const expired = t.api(`/media/${a.body.mediaId}/upload?expires=${expires}&sig=${signer.sign('PUT', `media/${a.body.mediaId}/upload`, expires)}`);
+    const expired = t.api(
+      `/media/${a.body.mediaId}/upload?expires=${expires}&sig=${signer.sign('PUT', `media/${a.body.mediaId}/upload`, expires)}`,
+    );
     const res = await put(expired, JPEG);
     assert.equal(res.status, 403);
     assert.equal(res.body.error.code, 'signature_expired');
@@ -347,7 +417,11 @@ describe('signed upload URLs', () => {
     const s = await createSession(dev.auth, jpegSession());
     await put(s.body.upload.url, JPEG);
     await call(t.api(`/media/${s.body.mediaId}/complete`), { method: 'POST', headers: dev.auth });
-    const loc = new URL((await call(t.api(`/media/${s.body.mediaId}/download`), { headers: dev.auth })).headers.get('location')!);
+    const loc = new URL(
+      (await call(t.api(`/media/${s.body.mediaId}/download`), { headers: dev.auth })).headers.get(
+        'location',
+      )!,
+    );
     assert.equal((await fetch(loc)).status, 200);
     const badCt = new URL(loc);
     badCt.searchParams.set('ct', 'text/html');

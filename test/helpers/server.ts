@@ -32,7 +32,10 @@ export interface TestServer {
   /** http://127.0.0.1:PORT */
   base: string;
   api(pathname: string): string;
-  device(name?: string, ownerUserId?: string): Promise<{ id: string; key: string; auth: Record<string, string> }>;
+  device(
+    name?: string,
+    ownerUserId?: string,
+  ): Promise<{ id: string; key: string; auth: Record<string, string> }>;
   user(userId: string): Promise<{ id: string; token: string; auth: Record<string, string> }>;
   close(): Promise<void>;
 }
@@ -42,7 +45,10 @@ export async function tempDir(prefix = 'mediary-test-'): Promise<string> {
 }
 
 /** Environment for a server in `dataDir` on fresh ports (also used to spawn `mediary serve`). */
-export async function testEnv(dataDir: string, extra: Record<string, string> = {}): Promise<Record<string, string>> {
+export async function testEnv(
+  dataDir: string,
+  extra: Record<string, string> = {},
+): Promise<Record<string, string>> {
   const port = await freePort();
   return {
     DATA_DIR: dataDir,
@@ -87,15 +93,26 @@ export async function startTestServer(extraEnv: Record<string, string> = {}): Pr
 /** fetch + JSON body, for terse tests. */
 export async function call(
   url: string,
-  init: { method?: string; headers?: Record<string, string>; json?: unknown; body?: BodyInit; redirect?: RequestRedirect } = {},
+  init: {
+    method?: string;
+    headers?: Record<string, string>;
+    json?: unknown;
+    body?: BodyInit | Uint8Array;
+    redirect?: RequestRedirect;
+  } = {},
 ): Promise<{ status: number; headers: Headers; body: any; text: string }> {
   const headers: Record<string, string> = { ...init.headers };
-  let body = init.body;
+  let body = init.body as BodyInit | undefined;
   if (init.json !== undefined) {
     headers['content-type'] = 'application/json';
     body = JSON.stringify(init.json);
   }
-  const res = await fetch(url, { method: init.method ?? 'GET', headers, body, redirect: init.redirect ?? 'manual' });
+  const res = await fetch(url, {
+    method: init.method ?? 'GET',
+    headers,
+    body,
+    redirect: init.redirect ?? 'manual',
+  });
   const text = await res.text();
   let parsed: unknown = undefined;
   try {

@@ -1,0 +1,177 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { SignJWT } from 'jose';
+import { call, JWT_SECRET, startTestServer, type TestServer } from '../helpers/server.ts';
+import { fixture, sha256 } from '../helpers/files.ts';
+
+const JPEG = fixture('cameras/Nikon_D70.jpg');
+
+let t: TestServer;
+before(async () => {
+  t = await startTestServer();
+});
+after(async () => {
+  await t?.close();
+});
+
+type Auth = Record<string, string>;
+
+async function uploaded(auth: Auth, extra: Record<string, unknown> = {}) {
+  const s = await call(t.api('/media'), {
+    method: 'POST',
+    headers: auth,
+    json: { fileName: 'n.jpg', mimeType: 'image/jpeg', bytes: JPEG.length, sha256: sha256(JPEG), ...extra },
+  });
+  assert.equal(s.status, 201, s.text);
+  await call(s.body.upload.url, { method: 'PUT', headers: { 'content-type': 'image/jpeg' }, body: JPEG });
+  const done = await call(t.api(`/media/${s.body.mediaId}/complete`), { method: 'POST', headers: auth });
+  assert.equal(done.status, 200, done.text);
+  return s.body.mediaId as string;
+}
+
+describe('authorization matrix: every route × device A, device B, owner user, other user, anonymous', () => {
+  test('only the media’s device and its owner see it; others get 404; no credentials get 401', async () => {
+    const owner = await t.user('owner-u1');
+    const other = await t.user('other-u2');
+    const devA = await t.device('cam-a', owner.id);
+    const devB = await t.device('cam-b');
+    const anon: Auth = {};
+    const mediaId = await uploaded(devA.auth);
+
+    const principals: Record<string, Auth> = {
+      devA: devA.auth,
+      devB: devB.auth,
+      owner: owner.auth,
+      other: other.auth,
+      anon,
+    };
+    const reads: [string, string][] = [
+      ['GET', `/media/${mediaId}`],
+      ['GET', `/media/${mediaId}/status`],
+      ['GET', `/media/${mediaId}/download`],
+      ['GET', `/media/${mediaId}/download?mode=proxy`],
+      ['POST', `/media/${mediaId}/complete`],
+      ['PUT', `/media/${mediaId}/upload`],
+      ['GET', `/devices/${devA.id}/media`],
+      ['GET', `/users/${owner.id}/media`],
+    ];
+    const expected: Record<string, number[]> = {
+      //      get  status dl   proxy complete put  devA-list users/owner
+      devA: [200, 200, 302, 200, 200, 200, 200, 404],
+      devB: [404, 404, 404, 404, 404, 404, 404, 404],
+      owner: [200, 200, 302, 200, 200, 200, 200, 200],
+      other: [404, 404, 404, 404, 404, 404, 404, 404],
+      anon: [401, 401, 401, 401, 401, 401, 401, 401],
+    };
+    for (const [who, auth] of Object.entries(principals)) {
+      const got: number[] = [];
+      for (const [method, path] of reads) {
+        const init: Parameters<typeof call>[1] = { method, headers: { ...auth } };
+        if (method === 'PUT') {
+          init.headers!['content-type'] = 'image/jpeg';
+          init.body = JPEG;
+        }
+        const res = await call(t.api(path), init);
+        if (res.status >= 400) {
+          assert.equal(typeof res.body?.error?.code, 'string', `${who} ${method} ${path}: JSON error body`);
+          if (res.status === 404 && path.includes(mediaId)) {
+            // Indistinguishable from an id that does not exist at all.
+            const ghost = await call(
+              t.api(path.replace(mediaId, '00000000-0000-4000-8000-000000000000')),
+              init,
+            );
+            assert.equal(ghost.status, 404);
+            assert.deepEqual({ ...res.body.error, requestId: 0 }, { ...ghost.body.error, requestId: 0 });
+          }
+        }
+        got.push(res.status);
+      }
+      assert.deepEqual(got, expected[who], `${who}: ${reads.map((r) => r.join(' ')).join(', ')}`);
+    }
+
+    // The owner's own listing includes the device's media; another user's "me" listing is empty.
+    const mine = await call(t.api('/users/me/media'), { headers: owner.auth });
+    assert.deepEqual(
+      mine.body.items.map((m: { mediaId: string }) => m.mediaId),
+      [mediaId],
+    );
+    const theirs = await call(t.api('/users/me/media'), { headers: other.auth });
+    assert.deepEqual(theirs.body.items, []);
+    // Devices have no user listing of their own.
+    assert.equal((await call(t.api('/users/me/media'), { headers: devA.auth })).status, 404);
+
+    // Deletion: strangers cannot, and nothing changes; the owner can.
+    for (const who of ['devB', 'other'] as const) {
+      assert.equal(
+        (await call(t.api(`/media/${mediaId}`), { method: 'DELETE', headers: principals[who] })).status,
+        404,
+      );
+    }
+    assert.equal((await call(t.api(`/media/${mediaId}`), { method: 'DELETE', headers: anon })).status, 401);
+    assert.equal((await call(t.api(`/media/${mediaId}`), { headers: devA.auth })).body.status, 'UPLOADED');
+    assert.equal(
+      (await call(t.api(`/media/${mediaId}`), { method: 'DELETE', headers: owner.auth })).status,
+      204,
+    );
+    assert.equal((await call(t.api(`/media/${mediaId}`), { headers: devA.auth })).status, 404);
+  });
+
+  test('a device can only upload as itself; a user only for devices they own', async () => {
+    const owner = await t.user('owner-u3');
+    const devA = await t.device('cam-a', owner.id);
+    const devB = await t.device('cam-b');
+    const body = { fileName: 'n.jpg', mimeType: 'image/jpeg', bytes: JPEG.length };
+    const asOther = await call(t.api('/media'), {
+      method: 'POST',
+      headers: devA.auth,
+      json: { ...body, deviceId: devB.id },
+    });
+    assert.equal(asOther.status, 404);
+    const userForOwn = await call(t.api('/media'), {
+      method: 'POST',
+      headers: owner.auth,
+      json: { ...body, deviceId: devA.id },
+    });
+    assert.equal(userForOwn.status, 201);
+    assert.equal(userForOwn.body.media.deviceId, devA.id);
+    const userForOther = await call(t.api('/media'), {
+      method: 'POST',
+      headers: owner.auth,
+      json: { ...body, deviceId: devB.id },
+    });
+    assert.equal(userForOther.status, 404);
+  });
+
+  test('bad credentials: unknown device key, revoked key, wrong JWT secret, expired JWT, malformed header → 401', async () => {
+    const dev = await t.device();
+    const { revokeDevice } = await import('../../src/auth/principals.ts');
+    const revoked = await t.device();
+    await revokeDevice(t.server.database.pool, revoked.id);
+    const wrongSecret = await new SignJWT({})
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('u')
+      .setExpirationTime('1h')
+      .sign(new TextEncoder().encode('x'.repeat(40)));
+    const expired = await new SignJWT({})
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('u')
+      .setExpirationTime(Math.floor(Date.now() / 1000) - 60)
+      .sign(new TextEncoder().encode(JWT_SECRET));
+    const noneAlg = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from('{"sub":"u"}').toString('base64url')}.`;
+    const headers = [
+      'Bearer mdk_unknown',
+      revoked.auth.authorization!,
+      `Bearer ${wrongSecret}`,
+      `Bearer ${expired}`,
+      `Bearer ${noneAlg}`,
+      'Basic abc',
+      'Bearer',
+      dev.auth.authorization!.toLowerCase().replace('bearer', 'Bearer  x'),
+    ];
+    for (const h of headers) {
+      const res = await call(t.api(`/devices/${dev.id}/media`), { headers: { authorization: h } });
+      assert.equal(res.status, 401, h);
+      assert.equal(res.body.error.code, 'unauthorized');
+    }
+  });
+});
