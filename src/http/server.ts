@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Authenticator } from '../auth/principals.ts';
 import type { Config } from '../config.ts';
 import type { Queryable } from '../db/pool.ts';
+import type { MultipartUploads } from '../media/multipart.ts';
 import type { MediaService } from '../media/service.ts';
 import type { ProcessingService } from '../processing/service.ts';
 import type { UrlSigner } from '../storage/signing.ts';
@@ -15,6 +16,7 @@ import { registerErrorHandling } from './errors.ts';
 import { healthRoutes } from './routes/health.ts';
 import { mediaRoutes, uploadRoute } from './routes/media.ts';
 import { processingRoutes } from './routes/processing.ts';
+import { multipartRoutes, partUploadRoute } from './routes/multipart.ts';
 import { storageRoutes } from './routes/storage.ts';
 
 export interface HttpDeps {
@@ -24,6 +26,7 @@ export interface HttpDeps {
   authenticator: Authenticator;
   media: MediaService;
   processing: ProcessingService;
+  multipart: MultipartUploads;
   store: ObjectStore;
   signer: UrlSigner;
 }
@@ -84,6 +87,9 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
       await api.register(mediaRoutes, { media: deps.media, auth, config: deps.config });
       await api.register(uploadRoute, { media: deps.media, auth, config: deps.config });
       await api.register(processingRoutes, { processing: deps.processing, auth });
+      const mp = { media: deps.media, multipart: deps.multipart, auth, config: deps.config };
+      await api.register(multipartRoutes, mp);
+      await api.register(partUploadRoute, mp);
       await api.register(storageRoutes, { store: deps.store, signer: deps.signer });
       api.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
     },
