@@ -381,13 +381,15 @@ export class MediaService {
       await repo.markFailed(this.pool, media.id, { code: 'type_mismatch', message });
       throw new AppError('type_mismatch', message, { declared: media.mime_type, detected: detected ?? null });
     }
-    await withTransaction(this.pool, async (tx) => {
+    // The answer is the state this request committed; a worker may move it on a moment later.
+    const completed = await withTransaction(this.pool, async (tx) => {
       if (await repo.markUploaded(tx, media.id, { sha256, etag: stat.etag, detectedMime: detected })) {
         await this.queue.enqueueProcessing(tx, media.id);
       }
+      return repo.findMedia(tx, media.id);
     });
     this.logger.info({ mediaId, bytes: media.bytes }, 'upload completed');
-    return this.get(null, mediaId);
+    return completed ?? this.get(null, mediaId);
   }
 
   private async joinMultipart(media: MediaRow, parts: PartRef[] | undefined) {

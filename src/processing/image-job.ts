@@ -46,13 +46,8 @@ export class OriginalMissingError extends Error {
 
 /** What a client may read about an attempt's error: our own messages, never internals. */
 export function publicMessage(err: Error): string {
-  if (
-    err instanceof OriginalMissingError ||
-    err.name === 'JobTimeoutError' ||
-    err.name === 'WorkerLostError'
-  ) {
-    return err.message;
-  }
+  // By name: dead letters rebuild the error from the job's stored output.
+  if (['OriginalMissingError', 'JobTimeoutError', 'WorkerLostError'].includes(err.name)) return err.message;
   return 'A temporary error interrupted processing.';
 }
 

@@ -1,17 +1,18 @@
 /** SQL of the processing side: job claims, the media row's processing state, variants. */
 import type { Queryable } from '../db/pool.ts';
 
+/** A worker's LISTEN connection: pid + backend_start (text, full precision) identify it. */
 export interface Backend {
   pid: number;
-  start: Date;
+  start: string;
 }
 
 // ---- claims ---------------------------------------------------------------------------------
 
 export async function insertClaim(db: Queryable, jobId: string, mediaId: string, b: Backend): Promise<void> {
   await db.query(
-    `INSERT INTO processing_claims (job_id, media_id, backend_pid, backend_start) VALUES ($1, $2, $3, $4)
-     ON CONFLICT (job_id) DO UPDATE SET backend_pid = $3, backend_start = $4, claimed_at = now()`,
+    `INSERT INTO processing_claims (job_id, media_id, backend_pid, backend_start) VALUES ($1, $2, $3, $4::timestamptz)
+     ON CONFLICT (job_id) DO UPDATE SET backend_pid = $3, backend_start = $4::timestamptz, claimed_at = now()`,
     [jobId, mediaId, b.pid, b.start],
   );
 }
@@ -22,8 +23,8 @@ export async function deleteClaim(db: Queryable, jobId: string): Promise<void> {
 
 export async function moveClaims(db: Queryable, from: Backend, to: Backend): Promise<void> {
   await db.query(
-    `UPDATE processing_claims SET backend_pid = $3, backend_start = $4
-     WHERE backend_pid = $1 AND backend_start = $2`,
+    `UPDATE processing_claims SET backend_pid = $3, backend_start = $4::timestamptz
+     WHERE backend_pid = $1 AND backend_start = $2::timestamptz`,
     [from.pid, from.start, to.pid, to.start],
   );
 }

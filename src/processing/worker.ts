@@ -57,10 +57,7 @@ export interface WorkerDeps {
   onAttemptError?: (payload: ProcessJob, error: Error, ctx: JobContext) => Promise<void>;
 }
 
-interface Backend {
-  pid: number;
-  start: Date;
-}
+type Backend = repo.Backend;
 
 interface InFlight {
   jobId: string;
@@ -160,8 +157,9 @@ export class Worker {
         this.dropListener(client, err);
       });
       await client.query(`LISTEN ${WAKE_CHANNEL}`);
-      const { rows } = await client.query<{ pid: number; backend_start: Date }>(
-        'SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()',
+      // backend_start as text: a JS Date would drop the microseconds the reaper compares.
+      const { rows } = await client.query<{ pid: number; backend_start: string }>(
+        'SELECT pid, backend_start::text AS backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()',
       );
       const previous = this.backend;
       this.listener = client;
