@@ -14,8 +14,11 @@ import { migrate } from './db/migrate.ts';
 import { createPool, type Pool } from './db/pool.ts';
 import { buildHttpServer } from './http/server.ts';
 import type { Logger } from './log.ts';
+import { MultipartUploads } from './media/multipart.ts';
 import { MediaService } from './media/service.ts';
+import { startSweeper } from './media/sweeper.ts';
 import { JobQueue } from './processing/queue.ts';
+import { createStore } from './storage/factory.ts';
 import { LocalObjectStore } from './storage/local.ts';
 import { UrlSigner } from './storage/signing.ts';
 
@@ -62,7 +65,7 @@ export async function openDatabase(
 }
 
 /** The HMAC secret for self-signed URLs: from config, else generated once under the data dir. */
-async function signingSecret(config: Config): Promise<string> {
+export async function signingSecret(config: Config): Promise<string> {
   if (config.signingSecret) return config.signingSecret;
   const file = path.join(config.dataDir, 'signing.secret');
   if (existsSync(file)) return (await readFile(file, 'utf8')).trim();
@@ -89,14 +92,27 @@ export async function startServer(config: Config, logger: Logger): Promise<Serve
   const { pool } = database;
   const queue = await JobQueue.start(pool, logger, { retryLimit: 3, retryDelaySeconds: 5 });
   const signer = new UrlSigner(await signingSecret(config));
-  const store = new LocalObjectStore(config.storage.dir, signer, config.publicUrl);
-  await mkdir(config.storage.dir, { recursive: true });
-  const removed = await store.sweepTemp(24 * 3600 * 1000);
-  if (removed > 0) logger.info({ removed }, 'removed stale temporary upload files');
+  const store = createStore(config, config.storage.backend, signer);
+  if (store instanceof LocalObjectStore) {
+    await mkdir(config.storage.dir, { recursive: true });
+    const removed = await store.sweepTemp(24 * 3600 * 1000);
+    if (removed > 0) logger.info({ removed }, 'removed stale temporary upload files');
+  }
+  const multipart = new MultipartUploads(pool, store, signer, config, logger);
+  const stopSweeper = startSweeper(pool, store, config.sweeper, logger);
 
   const authenticator = new Authenticator(pool, config.auth);
-  const media = new MediaService(pool, store, queue, signer, config, logger);
-  const app = await buildHttpServer({ config, logger, db: pool, authenticator, media, store, signer });
+  const media = new MediaService(pool, store, queue, signer, config, logger, multipart);
+  const app = await buildHttpServer({
+    config,
+    logger,
+    db: pool,
+    authenticator,
+    media,
+    multipart,
+    store,
+    signer,
+  });
   const url = await app.listen({ host: config.host, port: config.port });
   logger.info(
     { url, storage: config.storage.backend, database: config.database.kind },
@@ -116,6 +132,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Serve
         const force = setTimeout(() => app.server.closeAllConnections(), 10_000);
         await app.close();
         clearTimeout(force);
+        await stopSweeper();
         await queue.stop();
         await database.close();
       })();

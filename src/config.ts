@@ -9,7 +9,18 @@ export interface Config {
   dataDir: string;
   logLevel: string;
   database: { kind: 'external'; url: string } | { kind: 'embedded'; dir: string; port: number };
-  storage: { backend: 'local'; dir: string };
+  /** `dir` is the local store's root (also the source of `storage migrate --from local`). */
+  storage: { backend: 'local' | 's3'; dir: string };
+  /** Set when S3_BUCKET is (required for STORAGE_BACKEND=s3). */
+  s3: S3Config | undefined;
+  multipart: {
+    /** Uploads above this size use the multipart protocol. */
+    thresholdBytes: number;
+    /** Preferred part size (≥ 5 MiB; grown for files that would need more than 10,000 parts). */
+    partSizeBytes: number;
+    partUrlTtlSeconds: number;
+  };
+  sweeper: { intervalSeconds: number; orphanGraceSeconds: number };
   /** HMAC secret for URLs signed by this API (local store). Undefined → generated under dataDir. */
   signingSecret: string | undefined;
   auth: {
@@ -28,6 +39,16 @@ export interface Config {
   };
   rateLimit: { sessionsPerMinute: number };
   worker: { enabled: boolean };
+}
+
+export interface S3Config {
+  bucket: string;
+  region: string;
+  endpoint: string | undefined;
+  forcePathStyle: boolean;
+  enforcesChecksum: boolean;
+  /** Web origins allowed to PUT/GET the bucket directly (`mediary storage setup` applies them). */
+  corsOrigins: readonly string[];
 }
 
 export class ConfigError extends Error {
@@ -98,7 +119,12 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       };
 
   const backend = str(env, 'STORAGE_BACKEND') ?? 'local';
-  if (backend !== 'local') throw new ConfigError('STORAGE_BACKEND', `must be "local", got "${backend}"`);
+  if (backend !== 'local' && backend !== 's3') {
+    throw new ConfigError('STORAGE_BACKEND', `must be "local" or "s3", got "${backend}"`);
+  }
+  const s3 = s3Config(env);
+  if (backend === 's3' && s3 === undefined)
+    throw new ConfigError('S3_BUCKET', 'is required when STORAGE_BACKEND=s3');
   const storage: Config['storage'] = {
     backend,
     dir: path.resolve(cwd, str(env, 'LOCAL_STORAGE_DIR') ?? path.join(dataDir, 'objects')),
@@ -124,6 +150,16 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     logLevel,
     database,
     storage,
+    s3,
+    multipart: {
+      thresholdBytes: int(env, 'MULTIPART_THRESHOLD_BYTES', 16 * MiB, 5 * MiB, 5 * 1024 * MiB),
+      partSizeBytes: int(env, 'MULTIPART_PART_SIZE_BYTES', 16 * MiB, 5 * MiB, 5 * 1024 * MiB),
+      partUrlTtlSeconds: int(env, 'PART_URL_TTL_SECONDS', 15 * 60, 10, 7 * 24 * 3600),
+    },
+    sweeper: {
+      intervalSeconds: int(env, 'SWEEP_INTERVAL_SECONDS', 300, 0, 7 * 24 * 3600),
+      orphanGraceSeconds: int(env, 'ORPHAN_GRACE_SECONDS', 24 * 3600, 0, 30 * 24 * 3600),
+    },
     signingSecret,
     auth: {
       jwtSecret,
@@ -141,5 +177,30 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     },
     rateLimit: { sessionsPerMinute: int(env, 'RATE_LIMIT_SESSIONS_PER_MINUTE', 600, 1, 1_000_000) },
     worker: { enabled: bool(env, 'WORKER_ENABLED', true) },
+  };
+}
+
+function s3Config(env: Env): S3Config | undefined {
+  const bucket = str(env, 'S3_BUCKET');
+  if (bucket === undefined) return undefined;
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
+    throw new ConfigError('S3_BUCKET', `must be a valid bucket name, got "${bucket}"`);
+  }
+  const endpoint = url(env, 'S3_ENDPOINT')?.replace(/\/+$/, '');
+  const origins = str(env, 'S3_CORS_ORIGINS');
+  return {
+    bucket,
+    region: str(env, 'S3_REGION') ?? 'us-east-1',
+    endpoint,
+    forcePathStyle: bool(env, 'S3_FORCE_PATH_STYLE', false),
+    // AWS verifies x-amz-checksum-sha256; many compatible servers (Ceph 16) do not. Without an
+    // endpoint we are talking to AWS; otherwise assume nothing unless the operator says so.
+    enforcesChecksum: bool(env, 'S3_ENFORCES_CHECKSUM', endpoint === undefined),
+    corsOrigins: origins
+      ? origins
+          .split(',')
+          .map((o) => o.trim())
+          .filter((o) => o.length > 0)
+      : [],
   };
 }

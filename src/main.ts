@@ -8,6 +8,7 @@ import { openDatabase, startServer } from './app.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import type { Pool } from './db/pool.ts';
 import { createLogger, type Logger } from './log.ts';
+import { STORAGE_USAGE, storageCommand } from './cli/storage.ts';
 
 const CLIENT_USAGE = `  upload <files…> [--wait] [--concurrency N] [--camera ID] [--json]
   media list|get|download …
@@ -27,6 +28,9 @@ Admin (work while the service runs on the embedded default)
   devices revoke DEVICE_ID
   users token --user USER_ID [--ttl SECONDS]
                                           mint a user JWT with JWT_SECRET (for testing and scripts)
+
+Storage
+${STORAGE_USAGE}
 
 Client (--server URL --key KEY, or MEDIARY_SERVER / MEDIARY_KEY)
 ${CLIENT_USAGE}
@@ -173,6 +177,11 @@ async function main(argv: string[]): Promise<void> {
       return devices(rest, config, logger);
     case 'users':
       return users(rest, config);
+    case 'storage': {
+      const problem = await storageCommand(rest, config, logger);
+      if (problem !== undefined) throw new UsageError(problem);
+      return;
+    }
     case 'openapi': {
       const { openApiDocument } = await import('./http/openapi.ts');
       console.log(JSON.stringify(await openApiDocument(config, logger), null, 2));

@@ -14,6 +14,7 @@ export async function openApiDocument(config: Config, logger: Logger): Promise<u
     db: unused,
     authenticator: unused,
     media: unused,
+    multipart: unused,
     store: unused,
     signer: unused,
   };

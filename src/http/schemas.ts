@@ -49,12 +49,22 @@ export const CreateSessionBody = Type.Object(
 );
 export type CreateSessionBody = Static<typeof CreateSessionBody>;
 
-export const UploadInstructions = Type.Object({
+export const PutInstructions = Type.Object({
   method: Type.Literal('PUT'),
   url: Type.String(),
   headers: Type.Record(Type.String(), Type.String()),
   expiresAt: Type.String({ format: 'date-time' }),
 });
+export const MultipartInstructions = Type.Object(
+  {
+    method: Type.Literal('MULTIPART'),
+    partSize: Type.Integer({ description: 'Bytes in every part but the last.' }),
+    partCount: Type.Integer({ minimum: 1, maximum: 10000 }),
+    expiresAt: Type.String({ format: 'date-time', description: 'When the upload session ends.' }),
+  },
+  { description: 'Files above the multipart threshold: ask POST /media/{id}/parts for part URLs.' },
+);
+export const UploadInstructions = Type.Union([PutInstructions, MultipartInstructions]);
 
 export const MediaView = Type.Object(
   {
@@ -66,6 +76,9 @@ export const MediaView = Type.Object(
     fileName: Type.String(),
     bytes: Type.Integer(),
     sha256: Nullable(Type.String()),
+    sha256Verified: Type.Boolean({
+      description: 'True once the stored bytes were hashed or store-verified; false while pending.',
+    }),
     ownerUserId: Nullable(Type.String()),
     deviceId: Nullable(Type.String()),
     cameraId: Nullable(Type.String()),
@@ -120,6 +133,22 @@ export const ListResponse = Type.Object({
 
 export const MediaIdParams = Type.Object({ id: Uuid });
 
+export const PartNumber = Type.Integer({ minimum: 1, maximum: 10000 });
+export const CompleteBody = Type.Object(
+  {
+    parts: Type.Optional(
+      Type.Array(
+        Type.Object(
+          { partNumber: PartNumber, etag: Type.String({ minLength: 1, maxLength: 200 }) },
+          { additionalProperties: false },
+        ),
+        { minItems: 1, maxItems: 10000, description: 'Multipart uploads only: every part, with its ETag.' },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 export function toMediaView(m: MediaRow, _viewer: Principal | null): MediaView {
   return {
     mediaId: m.id,
@@ -130,6 +159,7 @@ export function toMediaView(m: MediaRow, _viewer: Principal | null): MediaView {
     fileName: m.file_name,
     bytes: m.bytes,
     sha256: m.content_sha256 ?? m.sha256,
+    sha256Verified: m.content_sha256 !== null,
     ownerUserId: m.owner_user_id,
     deviceId: m.device_id,
     cameraId: m.camera_id,

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Authenticator } from '../auth/principals.ts';
 import type { Config } from '../config.ts';
 import type { Queryable } from '../db/pool.ts';
+import type { MultipartUploads } from '../media/multipart.ts';
 import type { MediaService } from '../media/service.ts';
 import type { UrlSigner } from '../storage/signing.ts';
 import type { ObjectStore } from '../storage/types.ts';
@@ -13,6 +14,7 @@ import { registerAuth } from './auth.ts';
 import { registerErrorHandling } from './errors.ts';
 import { healthRoutes } from './routes/health.ts';
 import { mediaRoutes, uploadRoute } from './routes/media.ts';
+import { multipartRoutes, partUploadRoute } from './routes/multipart.ts';
 import { storageRoutes } from './routes/storage.ts';
 
 export interface HttpDeps {
@@ -21,6 +23,7 @@ export interface HttpDeps {
   db: Queryable;
   authenticator: Authenticator;
   media: MediaService;
+  multipart: MultipartUploads;
   store: ObjectStore;
   signer: UrlSigner;
 }
@@ -80,6 +83,9 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     async (api) => {
       await api.register(mediaRoutes, { media: deps.media, auth, config: deps.config });
       await api.register(uploadRoute, { media: deps.media, auth, config: deps.config });
+      const mp = { media: deps.media, multipart: deps.multipart, auth, config: deps.config };
+      await api.register(multipartRoutes, mp);
+      await api.register(partUploadRoute, mp);
       await api.register(storageRoutes, { store: deps.store, signer: deps.signer });
       api.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
     },

@@ -7,9 +7,10 @@ import type { Config } from '../config.ts';
 import { withTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import { AppError } from '../errors.ts';
 import type { UrlSigner } from '../storage/signing.ts';
-import type { ObjectStore } from '../storage/types.ts';
+import type { ObjectStore, PartRef } from '../storage/types.ts';
 import { baseMime, catalogEntry, MIME_CATALOG, type MediaType } from './catalog.ts';
 import { decodeCursor, encodeCursor } from './cursor.ts';
+import type { MultipartInstructions, MultipartUploads } from './multipart.ts';
 import { contentDisposition, deviceMessageKey, ownerKey, sanitizeFileName } from './keys.ts';
 import * as repo from './repo.ts';
 import type { MediaRow, MediaStatus } from './repo.ts';
@@ -27,7 +28,10 @@ export interface CreateSessionInput {
   messageId?: string | undefined;
 }
 
-export interface UploadInstructions {
+/** A single PUT; files above the multipart threshold get `MultipartInstructions` instead. */
+export type UploadInstructions = PutInstructions | MultipartInstructions;
+
+export interface PutInstructions {
   method: 'PUT';
   url: string;
   headers: Record<string, string>;
@@ -70,6 +74,7 @@ export class MediaService {
     private readonly signer: UrlSigner,
     private readonly config: Pick<Config, 'publicUrl' | 'uploads'>,
     private readonly logger: Logger,
+    private readonly multipart?: MultipartUploads,
   ) {}
 
   // ---- access ---------------------------------------------------------------------------
@@ -240,6 +245,7 @@ export class MediaService {
   }
 
   private async uploadInstructions(media: MediaRow): Promise<UploadInstructions> {
+    if (this.multipart?.applies(media.bytes)) return this.multipart.instructions(media);
     const ttl = Math.min(
       this.config.uploads.uploadUrlTtlSeconds,
       Math.max(1, Math.floor((media.upload_expires_at.getTime() - Date.now()) / 1000)),
@@ -324,9 +330,11 @@ export class MediaService {
    * Verifies the stored object (presence, size, sha256, type sniffed from its first bytes), then
    * sets UPLOADED and enqueues processing in one transaction. Idempotent.
    */
-  async complete(principal: Principal, mediaId: string): Promise<MediaRow> {
+  async complete(principal: Principal, mediaId: string, parts?: PartRef[]): Promise<MediaRow> {
     const media = await this.get(principal, mediaId);
     if (media.status !== 'PENDING') return media;
+    // Multipart: validate the parts list and join the parts first (a no-op for single uploads).
+    const joined = await this.joinMultipart(media, parts);
     const stat = await this.store.stat(media.storage_key);
     if (!stat)
       throw new AppError('object_missing', 'Nothing has been uploaded for this media yet.', { mediaId });
@@ -341,10 +349,21 @@ export class MediaService {
       );
     }
     // Reuse the hash computed while receiving when it belongs to this exact object; else hash now.
-    let sha256 = media.content_etag === stat.etag ? media.content_sha256 : null;
-    sha256 ??= await this.hashObject(media.storage_key);
-    if (media.sha256 !== null && sha256 !== media.sha256) {
+    let sha256 = media.content_etag === stat.etag ? media.content_sha256 : (joined.sha256 ?? null);
+    // Bytes that came through this API are on local disk: hashing them again is cheap.
+    if (sha256 === null && !this.store.capabilities.presignedPut)
+      sha256 = await this.hashObject(media.storage_key);
+    // A presigned single PUT carried the declared sha256, signed, to a store that verifies it.
+    if (sha256 === null && !joined.multipart && this.store.capabilities.enforcesChecksum)
+      sha256 = media.sha256;
+    // Otherwise content_sha256 stays null: verification pending, done by whoever reads the bytes
+    // next (the processing worker) rather than by reading a multi-GB object back here.
+    if (media.sha256 !== null && sha256 !== null && sha256 !== media.sha256) {
       await this.store.delete(media.storage_key);
+      // A joined multipart upload cannot be re-sent part by part: this session is over.
+      if (joined.multipart) {
+        await repo.markFailed(this.pool, media.id, { code: 'checksum_mismatch', message: 'sha256 mismatch' });
+      }
       throw new AppError(
         'checksum_mismatch',
         `Expected sha256 ${media.sha256}, stored object has ${sha256}.`,
@@ -369,6 +388,13 @@ export class MediaService {
     });
     this.logger.info({ mediaId, bytes: media.bytes }, 'upload completed');
     return this.get(null, mediaId);
+  }
+
+  private async joinMultipart(media: MediaRow, parts: PartRef[] | undefined) {
+    if (this.multipart) return this.multipart.complete(media, parts);
+    if (parts !== undefined)
+      throw new AppError('not_multipart', 'This media was a single upload: send no parts.');
+    return { multipart: false, sha256: undefined };
   }
 
   private async hashObject(key: string): Promise<string> {

@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -8,8 +8,13 @@ import { AppError } from '../errors.ts';
 import type { UrlSigner } from './signing.ts';
 import {
   assertSafeKey,
+  normalizeEtag,
   type ByteRange,
+  type ListedObject,
   type ObjectStat,
+  type PartRef,
+  type PendingMultipart,
+  type StoredPart,
   type ObjectStore,
   type PutExpectation,
   type PutResult,
@@ -31,8 +36,11 @@ export class LocalObjectStore implements ObjectStore {
     enforcesLength: true,
     enforcesContentType: true,
     enforcesChecksum: true,
+    presignedParts: false,
   };
   private readonly tmpDir: string;
+  /** One directory per multipart upload: `upload.json` plus part files named `NNNNN-<md5>`. */
+  private readonly multipartDir: string;
 
   constructor(
     private readonly root: string,
@@ -40,6 +48,7 @@ export class LocalObjectStore implements ObjectStore {
     private readonly publicUrl: string,
   ) {
     this.tmpDir = path.join(root, '.tmp');
+    this.multipartDir = path.join(root, '.multipart');
   }
 
   private pathFor(key: string): string {
@@ -140,6 +149,221 @@ export class LocalObjectStore implements ObjectStore {
     return this.pathFor(key);
   }
 
+  // ---- multipart ------------------------------------------------------------------------
+
+  private uploadDir(uploadId: string): string {
+    if (!UPLOAD_ID.test(uploadId)) throw new Error(`not a local upload id: ${JSON.stringify(uploadId)}`);
+    return path.join(this.multipartDir, uploadId);
+  }
+
+  /** The upload's manifest, or undefined when it is gone or belongs to another key. */
+  private async manifest(key: string, uploadId: string): Promise<{ key: string } | undefined> {
+    try {
+      const m = JSON.parse(await readFile(path.join(this.uploadDir(uploadId), 'upload.json'), 'utf8')) as {
+        key: string;
+      };
+      return m.key === key ? m : undefined;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  async createMultipart(key: string, contentType: string): Promise<string> {
+    assertSafeKey(key);
+    const uploadId = randomUUID();
+    const dir = this.uploadDir(uploadId);
+    await mkdir(dir, { recursive: true });
+    await writeFile(
+      path.join(dir, 'upload.json'),
+      JSON.stringify({ key, contentType, initiated: new Date().toISOString() }),
+      { flag: 'wx', mode: 0o640 },
+    );
+    return uploadId;
+  }
+
+  async putPart(
+    key: string,
+    uploadId: string,
+    partNumber: number,
+    body: Readable,
+    bytes: number,
+  ): Promise<StoredPart> {
+    assertPartNumber(partNumber);
+    if (!(await this.manifest(key, uploadId))) {
+      throw new AppError('invalid_state', 'The multipart upload is no longer open.', { uploadId });
+    }
+    const dir = this.uploadDir(uploadId);
+    const tmp = path.join(dir, `.${randomUUID()}`);
+    const md5 = createHash('md5');
+    let size = 0;
+    const meter = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        size += chunk.length;
+        if (size > bytes) {
+          done(
+            new AppError('upload_too_large', `Part ${partNumber} must be ${bytes} bytes.`, {
+              partNumber,
+              bytes,
+            }),
+          );
+          return;
+        }
+        md5.update(chunk);
+        done(null, chunk);
+      },
+    });
+    try {
+      await pipeline(body, meter, createWriteStream(tmp, { flags: 'wx', mode: 0o640 }));
+      if (size < bytes) {
+        throw new AppError(
+          'upload_incomplete',
+          `Part ${partNumber} must be ${bytes} bytes, received ${size}.`,
+          {
+            partNumber,
+            expectedBytes: bytes,
+            receivedBytes: size,
+          },
+        );
+      }
+      await fsync(tmp);
+      const etag = md5.digest('hex');
+      const prefix = partFilePrefix(partNumber);
+      // Replace an earlier copy of this part: rename the new one in, then drop the others.
+      await rename(tmp, path.join(dir, `${prefix}${etag}`));
+      for (const name of await readdir(dir)) {
+        if (name.startsWith(prefix) && name !== `${prefix}${etag}`)
+          await rm(path.join(dir, name), { force: true });
+      }
+      return { partNumber, etag: `"${etag}"`, size };
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+  }
+
+  async listParts(key: string, uploadId: string): Promise<StoredPart[] | undefined> {
+    if (!(await this.manifest(key, uploadId))) return undefined;
+    const dir = this.uploadDir(uploadId);
+    const parts: StoredPart[] = [];
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      const m = PART_FILE.exec(name);
+      if (!m) continue;
+      const s = await stat(path.join(dir, name)).catch(() => undefined);
+      if (s) parts.push({ partNumber: Number(m[1]), etag: `"${m[2]}"`, size: s.size });
+    }
+    return parts.sort((a, b) => a.partNumber - b.partNumber);
+  }
+
+  async completeMultipart(
+    key: string,
+    uploadId: string,
+    refs: PartRef[],
+  ): Promise<{ size: number; sha256: string }> {
+    const final = this.pathFor(key);
+    const stored = await this.listParts(key, uploadId);
+    if (!stored) throw new AppError('invalid_state', 'The multipart upload is no longer open.', { uploadId });
+    const byNumber = new Map(stored.map((p) => [p.partNumber, p]));
+    const missing = refs.filter((r) => !byNumber.has(r.partNumber)).map((r) => r.partNumber);
+    if (missing.length > 0) throw new AppError('part_not_uploaded', undefined, { missing });
+    const mismatched = refs.filter(
+      (r) => normalizeEtag(byNumber.get(r.partNumber)!.etag) !== normalizeEtag(r.etag),
+    );
+    if (mismatched.length > 0) {
+      throw new AppError('etag_mismatch', undefined, { partNumbers: mismatched.map((r) => r.partNumber) });
+    }
+    await mkdir(this.tmpDir, { recursive: true });
+    const tmp = path.join(this.tmpDir, randomUUID());
+    const hash = createHash('sha256');
+    let size = 0;
+    const dir = this.uploadDir(uploadId);
+    try {
+      const out = createWriteStream(tmp, { flags: 'wx', mode: 0o640 });
+      await pipeline(async function* () {
+        for (const ref of refs) {
+          const part = byNumber.get(ref.partNumber)!;
+          const file = path.join(dir, `${partFilePrefix(part.partNumber)}${normalizeEtag(part.etag)}`);
+          for await (const chunk of createReadStream(file)) {
+            const buf = chunk as Buffer;
+            hash.update(buf);
+            size += buf.length;
+            yield buf;
+          }
+        }
+      }, out);
+      await fsync(tmp);
+      await mkdir(path.dirname(final), { recursive: true });
+      await rename(tmp, final);
+      await fsync(path.dirname(final));
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+    await rm(dir, { recursive: true, force: true });
+    return { size, sha256: hash.digest('hex') };
+  }
+
+  async abortMultipart(key: string, uploadId: string): Promise<void> {
+    if (await this.manifest(key, uploadId))
+      await rm(this.uploadDir(uploadId), { recursive: true, force: true });
+  }
+
+  async *listMultipartUploads(): AsyncIterable<PendingMultipart> {
+    const ids = await readdir(this.multipartDir).catch(() => [] as string[]);
+    for (const uploadId of ids) {
+      if (!UPLOAD_ID.test(uploadId)) continue;
+      try {
+        const m = JSON.parse(await readFile(path.join(this.uploadDir(uploadId), 'upload.json'), 'utf8')) as {
+          key: string;
+          initiated: string;
+        };
+        yield { key: m.key, uploadId, initiated: new Date(m.initiated) };
+      } catch {
+        // A directory without a readable manifest: half-created, or being removed.
+        const s = await stat(this.uploadDir(uploadId)).catch(() => undefined);
+        if (s) yield { key: '', uploadId, initiated: s.mtime };
+      }
+    }
+  }
+
+  // ---- operations -----------------------------------------------------------------------
+
+  async *listObjects(): AsyncIterable<ListedObject[]> {
+    let page: ListedObject[] = [];
+    const root = this.root;
+    async function* walk(dir: string): AsyncGenerator<ListedObject> {
+      const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+      for (const e of entries) {
+        // Top-level dot directories are ours (.tmp, .multipart); keys never start with a dot.
+        if (dir === root && e.name.startsWith('.')) continue;
+        const full = path.join(dir, e.name);
+        if (e.isDirectory()) yield* walk(full);
+        else if (e.isFile()) {
+          const s = await stat(full).catch(() => undefined);
+          if (s)
+            yield {
+              key: path.relative(root, full).split(path.sep).join('/'),
+              size: s.size,
+              lastModified: s.mtime,
+            };
+        }
+      }
+    }
+    for await (const obj of walk(root)) {
+      page.push(obj);
+      if (page.length === 1000) {
+        yield page;
+        page = [];
+      }
+    }
+    if (page.length > 0) yield page;
+  }
+
+  async setup(): Promise<string[]> {
+    await mkdir(this.root, { recursive: true });
+    return [`local storage directory ready: ${this.root}`];
+  }
+
   /** Removes temporary files older than `olderThanMs` (left by a process killed mid-upload). */
   async sweepTemp(olderThanMs: number): Promise<number> {
     let removed = 0;
@@ -159,6 +383,14 @@ export class LocalObjectStore implements ObjectStore {
     }
     return removed;
   }
+}
+
+const UPLOAD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const PART_FILE = /^(\d{5})-([0-9a-f]{32})$/;
+const partFilePrefix = (partNumber: number) => `${String(partNumber).padStart(5, '0')}-`;
+
+function assertPartNumber(n: number): void {
+  if (!Number.isInteger(n) || n < 1 || n > 10_000) throw new Error(`part number out of range: ${n}`);
 }
 
 /** fsync through a fresh descriptor: Linux flushes the inode's dirty pages whichever fd asks. */

@@ -10,6 +10,11 @@ export interface StoreCapabilities {
   enforcesContentType: boolean;
   /** The store verifies a declared SHA-256 on PUT. */
   enforcesChecksum: boolean;
+  /**
+   * Multipart parts go straight to the store with presigned URLs (`presignPart`); otherwise the
+   * API receives them itself (`putPart`) behind URLs it signs.
+   */
+  presignedParts: boolean;
 }
 
 export interface ObjectStat {
@@ -71,7 +76,73 @@ export interface ObjectStore {
   presignPut?(key: string, expect: PutExpectation, expiresInSeconds: number): Promise<PresignedPut>;
   /** A pointer for operators: a local path or an s3:// / gs:// URI. */
   uri(key: string): string;
+
+  // ---- multipart: every backend speaks it, so clients have one protocol ----------------
+  /** Starts a multipart upload for `key`; returns the store's upload id. */
+  createMultipart(key: string, contentType: string): Promise<string>;
+  /** Only when `capabilities.presignedParts`: a URL the client PUTs exactly `bytes` bytes to. */
+  presignPart?(
+    key: string,
+    uploadId: string,
+    partNumber: number,
+    bytes: number,
+    expiresInSeconds: number,
+  ): Promise<PresignedPut>;
+  /** Stores one part from a stream of exactly `bytes` bytes (replacing an earlier copy). */
+  putPart(
+    key: string,
+    uploadId: string,
+    partNumber: number,
+    body: Readable,
+    bytes: number,
+  ): Promise<StoredPart>;
+  /** Parts stored so far, by part number; undefined when the upload does not exist (any more). */
+  listParts(key: string, uploadId: string): Promise<StoredPart[] | undefined>;
+  /**
+   * Joins the parts (in the order given) into the object, atomically. `sha256` is set when the
+   * store hashed the bytes while joining them.
+   */
+  completeMultipart(
+    key: string,
+    uploadId: string,
+    parts: PartRef[],
+  ): Promise<{ size: number; sha256?: string }>;
+  /** Drops the upload and its parts; aborting a missing upload is not an error. */
+  abortMultipart(key: string, uploadId: string): Promise<void>;
+  /** Every unfinished multipart upload (for the sweeper). */
+  listMultipartUploads(): AsyncIterable<PendingMultipart>;
+
+  // ---- operations -----------------------------------------------------------------------
+  /** Every stored object (for the sweeper and migrations), in pages. */
+  listObjects(): AsyncIterable<ListedObject[]>;
+  /** Creates what the store needs (bucket, CORS for web origins); safe to repeat. */
+  setup(opts: { corsOrigins: readonly string[] }): Promise<string[]>;
 }
+
+export interface PartRef {
+  partNumber: number;
+  /** As the store returned it (quoted or not). */
+  etag: string;
+}
+
+export interface StoredPart extends PartRef {
+  size: number;
+}
+
+export interface PendingMultipart {
+  key: string;
+  uploadId: string;
+  initiated: Date;
+}
+
+export interface ListedObject {
+  key: string;
+  size: number;
+  lastModified: Date;
+}
+
+/** ETags compare without quotes or a weak prefix (stores and clients differ in what they keep). */
+export const normalizeEtag = (etag: string) => etag.trim().replace(/^W\//, '').replace(/^"|"$/g, '');
 
 /** Keys are built by us from sanitised parts; this is the last line of defence against traversal. */
 export function assertSafeKey(key: string): void {

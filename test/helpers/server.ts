@@ -28,6 +28,8 @@ export async function freePort(): Promise<number> {
 export interface TestServer {
   server: Server;
   config: Config;
+  /** The environment the server was configured from (to run `mediary` commands beside it). */
+  env: Record<string, string>;
   dataDir: string;
   /** http://127.0.0.1:PORT */
   base: string;
@@ -72,6 +74,7 @@ export async function startTestServer(extraEnv: Record<string, string> = {}): Pr
   return {
     server,
     config,
+    env,
     dataDir,
     base,
     api: (p) => `${base}/api/v1${p}`,

@@ -6,6 +6,7 @@ import { AppError } from '../../errors.ts';
 import type { MediaService } from '../../media/service.ts';
 import { principalOf, type registerAuth } from '../auth.ts';
 import {
+  CompleteBody,
   CreateSessionBody,
   errors,
   ListQuery,
@@ -106,17 +107,19 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
     '/media/:id/complete',
     {
       preHandler: auth.required,
+      // A 10,000-part list is ~600 KB of JSON.
+      bodyLimit: 1024 * 1024,
       schema: {
-        summary: 'Verify the uploaded object and start processing',
+        summary: 'Verify the uploaded object (joining multipart parts first) and start processing',
         tags: ['media'],
         params: MediaIdParams,
-        body: Type.Union([Type.Null(), Type.Object({}, { additionalProperties: false })]),
+        body: Type.Union([Type.Null(), CompleteBody]),
         response: { 200: MediaView, ...errors(400, 401, 404, 409, 413, 422) },
       },
     },
     async (request) => {
       const principal = principalOf(request);
-      return toMediaView(await media.complete(principal, request.params.id), principal);
+      return toMediaView(await media.complete(principal, request.params.id, request.body?.parts), principal);
     },
   );
 

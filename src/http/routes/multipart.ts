@@ -1,0 +1,163 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
+import type { Config } from '../../config.ts';
+import { AppError } from '../../errors.ts';
+import type { MultipartUploads } from '../../media/multipart.ts';
+import type { MediaService } from '../../media/service.ts';
+import { principalOf, type registerAuth } from '../auth.ts';
+import { errors, MediaIdParams, MediaView, PartNumber, toMediaView } from '../schemas.ts';
+
+export interface MultipartRouteDeps {
+  media: MediaService;
+  multipart: MultipartUploads;
+  auth: ReturnType<typeof registerAuth>;
+  config: Pick<Config, 'rateLimit'>;
+}
+
+const StoredPart = Type.Object({ partNumber: Type.Integer(), etag: Type.String(), size: Type.Integer() });
+
+/** The multipart protocol: part URLs on demand, stored parts for resume, cancel. */
+export const multipartRoutes: FastifyPluginAsyncTypebox<MultipartRouteDeps> = async (
+  app,
+  { media, multipart, auth, config },
+) => {
+  app.post(
+    '/media/:id/parts',
+    {
+      preHandler: auth.required,
+      config: {
+        rateLimit: {
+          max: config.rateLimit.sessionsPerMinute,
+          timeWindow: 60_000,
+          keyGenerator: (req: FastifyRequest) => {
+            const p = req.principal;
+            return p === null ? req.ip : p.kind === 'device' ? `device:${p.deviceId}` : `user:${p.userId}`;
+          },
+        },
+      },
+      schema: {
+        summary: 'Sign upload URLs for some parts of a multipart upload',
+        tags: ['media', 'multipart'],
+        params: MediaIdParams,
+        body: Type.Object(
+          { partNumbers: Type.Array(PartNumber, { minItems: 1, maxItems: 100 }) },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({
+            parts: Type.Array(
+              Type.Object({
+                partNumber: Type.Integer(),
+                method: Type.Literal('PUT'),
+                url: Type.String(),
+                headers: Type.Record(Type.String(), Type.String()),
+                expiresAt: Type.String({ format: 'date-time' }),
+              }),
+            ),
+          }),
+          ...errors(400, 401, 404, 409, 410, 429),
+        },
+      },
+    },
+    async (request) => {
+      const m = await media.get(principalOf(request), request.params.id);
+      return { parts: await multipart.signParts(m, request.body.partNumbers) };
+    },
+  );
+
+  app.get(
+    '/media/:id/parts',
+    {
+      preHandler: auth.required,
+      schema: {
+        summary: 'List the parts already stored (resume after a restart)',
+        tags: ['media', 'multipart'],
+        params: MediaIdParams,
+        response: {
+          200: Type.Object({
+            partSize: Type.Integer(),
+            partCount: Type.Integer(),
+            parts: Type.Array(StoredPart),
+          }),
+          ...errors(400, 401, 404, 409, 410),
+        },
+      },
+    },
+    async (request) => {
+      const m = await media.get(principalOf(request), request.params.id);
+      return multipart.listStored(m);
+    },
+  );
+
+  app.post(
+    '/media/:id/cancel',
+    {
+      preHandler: auth.required,
+      schema: {
+        summary: 'Cancel a pending upload (aborts a multipart upload); the media becomes FAILED (cancelled)',
+        tags: ['media', 'multipart'],
+        params: MediaIdParams,
+        body: Type.Union([Type.Null(), Type.Object({}, { additionalProperties: false })]),
+        response: { 200: MediaView, ...errors(400, 401, 404, 409) },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request);
+      await multipart.cancel(await media.get(principal, request.params.id));
+      return toMediaView(await media.get(principal, request.params.id), principal);
+    },
+  );
+};
+
+/**
+ * The part upload route for stores that cannot presign parts (local disk): raw bodies, a URL
+ * signed by the API for one part of one upload, the part's ETag in the response header.
+ */
+export const partUploadRoute: FastifyPluginAsyncTypebox<MultipartRouteDeps> = async (
+  app,
+  { media, multipart },
+) => {
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_request, _payload, done) => done(null));
+  app.addHook('onResponse', async (request) => {
+    if (!request.raw.complete) request.raw.destroy();
+  });
+
+  app.put(
+    '/media/:id/parts/:partNumber',
+    {
+      schema: {
+        summary: 'Upload one part (local store) to a signed part URL',
+        tags: ['multipart'],
+        params: Type.Object({ id: MediaIdParams.properties.id, partNumber: PartNumber }),
+        querystring: Type.Object(
+          { expires: Type.String({ pattern: '^\\d{1,12}$' }), sig: Type.String({ maxLength: 128 }) },
+          { additionalProperties: false },
+        ),
+        response: { 200: StoredPart, ...errors(400, 403, 404, 409, 410, 413, 422) },
+      },
+    },
+    async (request, reply) => {
+      const lengthHeader = request.headers['content-length'];
+      try {
+        const m = await media.get(null, request.params.id);
+        const part = await multipart.receivePart(
+          m,
+          request.params.partNumber,
+          request.query,
+          request.raw,
+          lengthHeader !== undefined ? Number(lengthHeader) : undefined,
+        );
+        void reply.header('etag', part.etag);
+        return part;
+      } catch (err) {
+        if (!request.raw.complete) void reply.header('connection', 'close');
+        if (!(err instanceof AppError) && (request.raw.destroyed || request.raw.readableAborted)) {
+          throw new AppError('upload_aborted');
+        }
+        throw err;
+      }
+    },
+  );
+};

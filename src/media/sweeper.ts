@@ -1,0 +1,153 @@
+import type { Logger } from 'pino';
+import type { Pool } from '../db/pool.ts';
+import type { ObjectStore } from '../storage/types.ts';
+import * as mrepo from './multipart-repo.ts';
+
+export interface SweepReport {
+  /** PENDING sessions past their expiry, now FAILED (upload_expired). */
+  expiredSessions: number;
+  /** Store multipart uploads aborted (of expired sessions, or with no live row). */
+  abortedUploads: number;
+  /** Objects with no row, older than the grace period, removed. */
+  orphansRemoved: number;
+}
+
+export interface SweepOptions {
+  orphanGraceSeconds: number;
+  now?: Date;
+}
+
+const BATCH = 200;
+
+/**
+ * Reconciles the database and the store (invariant: no object without a row past the grace
+ * period, no multipart upload outliving its session):
+ *  1. PENDING media past `upload_expires_at` → FAILED (upload_expired); their multipart upload is
+ *     aborted, a single upload's stray object removed.
+ *  2. Store multipart uploads no OPEN/COMPLETING row wants, older than the grace → aborted.
+ *  3. Objects whose key no row references (any table with a `storage_key` column; DELETED media
+ *     do not count), older than the grace → removed.
+ */
+export async function sweep(
+  pool: Pool,
+  store: ObjectStore,
+  opts: SweepOptions,
+  logger: Logger,
+): Promise<SweepReport> {
+  const now = opts.now ?? new Date();
+  const graceCutoff = new Date(now.getTime() - opts.orphanGraceSeconds * 1000);
+  const report: SweepReport = { expiredSessions: 0, abortedUploads: 0, orphansRemoved: 0 };
+
+  // 1. expired sessions
+  for (;;) {
+    const { rows } = await pool.query<{
+      id: string;
+      storage_key: string;
+      upload_id: string | null;
+      state: mrepo.MultipartState | null;
+    }>(
+      `SELECT m.id, m.storage_key, mu.upload_id, mu.state
+         FROM media m LEFT JOIN multipart_uploads mu ON mu.media_id = m.id
+        WHERE m.status = 'PENDING' AND m.upload_expires_at < $1
+          AND (mu.state IS NULL OR mu.state <> 'COMPLETING' OR mu.updated_at < $1::timestamptz - interval '10 minutes')
+        ORDER BY m.upload_expires_at LIMIT $2`,
+      [now, BATCH],
+    );
+    if (rows.length === 0) break;
+    for (const r of rows) {
+      if (r.upload_id !== null) await mrepo.setState(pool, r.id, ['OPEN', 'COMPLETING'], 'ABORTED');
+      const failed = await mrepo.failPending(pool, r.id, {
+        code: 'upload_expired',
+        message: 'The upload session expired before the upload was completed.',
+      });
+      if (!failed) continue; // completed in the meantime
+      report.expiredSessions++;
+      if (r.upload_id !== null) {
+        await store.abortMultipart(r.storage_key, r.upload_id);
+        report.abortedUploads++;
+      } else {
+        await store.delete(r.storage_key);
+      }
+    }
+    if (rows.length < BATCH) break;
+  }
+
+  // 2. multipart uploads nobody wants
+  let batch: { key: string; uploadId: string; initiated: Date }[] = [];
+  const flushUploads = async () => {
+    const live = await mrepo.liveUploadIds(
+      pool,
+      batch.map((u) => u.uploadId),
+    );
+    for (const u of batch) {
+      if (live.has(u.uploadId) || u.initiated > graceCutoff) continue;
+      await store.abortMultipart(u.key, u.uploadId);
+      report.abortedUploads++;
+    }
+    batch = [];
+  };
+  for await (const u of store.listMultipartUploads()) {
+    batch.push(u);
+    if (batch.length >= BATCH) await flushUploads();
+  }
+  if (batch.length > 0) await flushUploads();
+
+  // 3. orphan objects
+  const tables = await keyTables(pool);
+  for await (const page of store.listObjects()) {
+    const old = page.filter((o) => o.lastModified <= graceCutoff && o.key !== '');
+    if (old.length === 0) continue;
+    const keys = old.map((o) => o.key);
+    const known = new Set<string>();
+    for (const t of tables) {
+      const { rows } = await pool.query<{ storage_key: string }>(
+        `SELECT storage_key FROM ${t} WHERE storage_key = ANY($1)${t === '"media"' ? ` AND status <> 'DELETED'` : ''}`,
+        [keys],
+      );
+      for (const r of rows) known.add(r.storage_key);
+    }
+    for (const key of keys) {
+      if (known.has(key)) continue;
+      await store.delete(key);
+      report.orphansRemoved++;
+      logger.info({ key }, 'removed an object no row references');
+    }
+  }
+  return report;
+}
+
+/** Every table that references objects by a `storage_key` column (media, and variants et al.). */
+async function keyTables(pool: Pool): Promise<string[]> {
+  const { rows } = await pool.query<{ table_name: string }>(
+    `SELECT table_name FROM information_schema.columns
+      WHERE table_schema = current_schema() AND column_name = 'storage_key' AND table_name <> 'multipart_uploads'`,
+  );
+  return rows.map((r) => `"${r.table_name.replaceAll('"', '""')}"`);
+}
+
+/** Runs `sweep` every `intervalSeconds` (never two at once); returns a stop function. */
+export function startSweeper(
+  pool: Pool,
+  store: ObjectStore,
+  opts: { intervalSeconds: number; orphanGraceSeconds: number },
+  logger: Logger,
+): () => Promise<void> {
+  if (opts.intervalSeconds <= 0) return () => Promise.resolve();
+  let running: Promise<void> | undefined;
+  const timer = setInterval(() => {
+    if (running) return;
+    running = sweep(pool, store, opts, logger)
+      .then((r) => {
+        if (r.expiredSessions + r.abortedUploads + r.orphansRemoved > 0) logger.info(r, 'storage sweep');
+      })
+      .catch((err: unknown) => logger.warn({ err }, 'storage sweep failed; retrying next interval'))
+      .finally(() => {
+        running = undefined;
+      });
+  }, opts.intervalSeconds * 1000);
+  timer.unref();
+  return async () => {
+    clearInterval(timer);
+    await running;
+  };
+}

@@ -1,0 +1,26 @@
+import type { Config } from '../config.ts';
+import { LocalObjectStore } from './local.ts';
+import { S3ObjectStore } from './s3.ts';
+import type { UrlSigner } from './signing.ts';
+import type { ObjectStore } from './types.ts';
+
+/** Builds a store for `backend` from the config (the configured one, or another for migrations). */
+export function createStore(
+  config: Pick<Config, 'storage' | 's3' | 'publicUrl' | 'multipart'>,
+  backend: 'local' | 's3',
+  signer: UrlSigner,
+): ObjectStore {
+  switch (backend) {
+    case 'local':
+      return new LocalObjectStore(config.storage.dir, signer, config.publicUrl);
+    case 's3': {
+      if (!config.s3)
+        throw new Error('the s3 backend needs S3_BUCKET (and S3_ENDPOINT for non-AWS services)');
+      return new S3ObjectStore({
+        ...config.s3,
+        singlePutMaxBytes: config.multipart.thresholdBytes,
+        partSize: config.multipart.partSizeBytes,
+      });
+    }
+  }
+}

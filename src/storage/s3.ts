@@ -1,0 +1,493 @@
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateBucketCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  paginateListObjectsV2,
+  paginateListParts,
+  PutBucketCorsCommand,
+  PutObjectCommand,
+  PutPublicAccessBlockCommand,
+  S3Client,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { AppError } from '../errors.ts';
+import { partBytes, planParts } from './parts.ts';
+import {
+  assertSafeKey,
+  type ByteRange,
+  type ListedObject,
+  type ObjectStat,
+  type ObjectStore,
+  type PartRef,
+  type PendingMultipart,
+  type PresignedPut,
+  type PutExpectation,
+  type PutResult,
+  type SignedGetOptions,
+  type StoredPart,
+} from './types.ts';
+
+export interface S3StoreOptions {
+  bucket: string;
+  region: string;
+  /** Unset for AWS itself; the URL of MinIO, Ceph RGW, R2 … otherwise. */
+  endpoint: string | undefined;
+  forcePathStyle: boolean;
+  /** Whether the service verifies x-amz-checksum-sha256 (AWS does; Ceph 16 accepts and ignores it). */
+  enforcesChecksum: boolean;
+  /** `put` streams objects above this size as multipart uploads (PutObject alone caps at 5 GiB). */
+  singlePutMaxBytes: number;
+  partSize: number;
+}
+
+/** Error names S3-compatible services use for "there is no such thing". */
+const NOT_FOUND = new Set(['NoSuchKey', 'NotFound', 'NoSuchUpload', 'NoSuchBucket']);
+
+function awsError(err: unknown): { name: string; status: number | undefined } {
+  const e = err as { name?: unknown; Code?: unknown; $metadata?: { httpStatusCode?: number } };
+  const name = typeof e.Code === 'string' ? e.Code : typeof e.name === 'string' ? e.name : '';
+  return { name, status: e.$metadata?.httpStatusCode };
+}
+
+const isNotFound = (err: unknown) => {
+  const { name, status } = awsError(err);
+  return NOT_FOUND.has(name) || status === 404;
+};
+
+/** Hex SHA-256 → the base64 form S3 headers use. */
+const hexToBase64 = (hex: string) => Buffer.from(hex, 'hex').toString('base64');
+
+/**
+ * Any S3-compatible service through AWS SDK v3. Credentials come from the SDK's default chain
+ * (environment, shared config, instance/task roles). Clients upload and download with presigned
+ * URLs; the bucket stays private.
+ */
+export class S3ObjectStore implements ObjectStore {
+  readonly backend = 's3' as const;
+  readonly capabilities;
+  readonly client: S3Client;
+  private readonly bucket: string;
+
+  constructor(private readonly opts: S3StoreOptions) {
+    this.bucket = opts.bucket;
+    this.capabilities = {
+      presignedPut: true,
+      enforcesLength: true,
+      enforcesContentType: true,
+      enforcesChecksum: opts.enforcesChecksum,
+      presignedParts: true,
+    };
+    this.client = new S3Client({
+      region: opts.region,
+      ...(opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {}),
+      forcePathStyle: opts.forcePathStyle,
+      // The defaults add CRC32 trailers that break streamed PutObject (411) and put an
+      // empty-body checksum into presigned URLs; checksums are added where we mean them.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+    });
+  }
+
+  // ---- objects --------------------------------------------------------------------------
+
+  async put(key: string, body: Readable, expect: PutExpectation): Promise<PutResult> {
+    assertSafeKey(key);
+    if (expect.bytes > this.opts.singlePutMaxBytes) return this.putMultipart(key, body, expect);
+    // Small objects: buffer (bounded by singlePutMaxBytes), check, then one PutObject with
+    // Content-MD5, so nothing is written unless every expectation holds.
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of body) {
+      const buf = chunk as Buffer;
+      size += buf.length;
+      if (size > expect.bytes) throw tooLarge(expect.bytes);
+      chunks.push(buf);
+    }
+    if (size < expect.bytes) throw incomplete(expect.bytes, size);
+    const data = Buffer.concat(chunks);
+    const sha256 = createHash('sha256').update(data).digest('hex');
+    if (expect.sha256 !== undefined && sha256 !== expect.sha256)
+      throw checksumMismatch(expect.sha256, sha256);
+    await this.client.send(
+      new PutObjectCommand({
+        Bucket: this.bucket,
+        Key: key,
+        Body: data,
+        ContentLength: size,
+        ContentType: expect.contentType,
+        ContentMD5: createHash('md5').update(data).digest('base64'),
+      }),
+    );
+    return { size, sha256 };
+  }
+
+  /** Large objects: one part buffered at a time, hashed as they pass; aborted unless all checks hold. */
+  private async putMultipart(key: string, body: Readable, expect: PutExpectation): Promise<PutResult> {
+    const plan = planParts(expect.bytes, this.opts.partSize);
+    const uploadId = await this.createMultipart(key, expect.contentType);
+    const hash = createHash('sha256');
+    const parts: PartRef[] = [];
+    let size = 0;
+    let pending: Buffer[] = [];
+    let pendingBytes = 0;
+    const flush = async () => {
+      const n = parts.length + 1;
+      const data = Buffer.concat(pending, pendingBytes);
+      pending = [];
+      pendingBytes = 0;
+      const res = await this.client.send(
+        new UploadPartCommand({
+          Bucket: this.bucket,
+          Key: key,
+          UploadId: uploadId,
+          PartNumber: n,
+          Body: data,
+          ContentLength: data.length,
+          ContentMD5: createHash('md5').update(data).digest('base64'),
+        }),
+      );
+      parts.push({ partNumber: n, etag: res.ETag ?? '' });
+    };
+    try {
+      for await (const chunk of body) {
+        let buf = chunk as Buffer;
+        size += buf.length;
+        if (size > expect.bytes) throw tooLarge(expect.bytes);
+        hash.update(buf);
+        while (buf.length > 0) {
+          const want = partBytes(plan, parts.length + 1) - pendingBytes;
+          const take = buf.subarray(0, want);
+          pending.push(take);
+          pendingBytes += take.length;
+          buf = buf.subarray(take.length);
+          if (pendingBytes === partBytes(plan, parts.length + 1)) await flush();
+        }
+      }
+      if (size < expect.bytes) throw incomplete(expect.bytes, size);
+      const sha256 = hash.digest('hex');
+      if (expect.sha256 !== undefined && sha256 !== expect.sha256)
+        throw checksumMismatch(expect.sha256, sha256);
+      await this.completeMultipart(key, uploadId, parts);
+      return { size, sha256 };
+    } catch (err) {
+      await this.abortMultipart(key, uploadId).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async get(key: string, range?: ByteRange): Promise<Readable | undefined> {
+    assertSafeKey(key);
+    try {
+      const res = await this.client.send(
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}),
+        }),
+      );
+      return res.Body as Readable | undefined;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async stat(key: string): Promise<ObjectStat | undefined> {
+    assertSafeKey(key);
+    try {
+      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return {
+        size: res.ContentLength ?? 0,
+        etag: res.ETag ?? '""',
+        lastModified: res.LastModified ?? new Date(0),
+      };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    assertSafeKey(key);
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+  }
+
+  signedGetUrl(key: string, opts: SignedGetOptions): Promise<string> {
+    assertSafeKey(key);
+    return getSignedUrl(
+      this.client,
+      new GetObjectCommand({
+        Bucket: this.bucket,
+        Key: key,
+        ResponseContentType: opts.contentType,
+        ResponseContentDisposition: opts.contentDisposition,
+        ResponseCacheControl: `private, max-age=${opts.expiresInSeconds}`,
+      }),
+      { expiresIn: opts.expiresInSeconds },
+    );
+  }
+
+  /**
+   * Content-Length and Content-Type are signed, so the store rejects another length or type;
+   * a declared SHA-256 is signed too when the store verifies it (kept as a header, not hoisted
+   * into the query, so the client must send it).
+   */
+  async presignPut(key: string, expect: PutExpectation, expiresInSeconds: number): Promise<PresignedPut> {
+    assertSafeKey(key);
+    const checksum =
+      this.capabilities.enforcesChecksum && expect.sha256 !== undefined
+        ? hexToBase64(expect.sha256)
+        : undefined;
+    const url = await getSignedUrl(
+      this.client,
+      new PutObjectCommand({
+        Bucket: this.bucket,
+        Key: key,
+        ContentType: expect.contentType,
+        ContentLength: expect.bytes,
+        ...(checksum !== undefined ? { ChecksumSHA256: checksum } : {}),
+      }),
+      {
+        expiresIn: expiresInSeconds,
+        signableHeaders: new Set(['content-type', 'content-length']),
+        unhoistableHeaders: new Set(['x-amz-checksum-sha256']),
+      },
+    );
+    const headers: Record<string, string> = { 'Content-Type': expect.contentType };
+    if (checksum !== undefined) headers['x-amz-checksum-sha256'] = checksum;
+    return { method: 'PUT', url, headers };
+  }
+
+  uri(key: string): string {
+    return `s3://${this.bucket}/${key}`;
+  }
+
+  // ---- multipart ------------------------------------------------------------------------
+
+  async createMultipart(key: string, contentType: string): Promise<string> {
+    assertSafeKey(key);
+    const res = await this.client.send(
+      new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key, ContentType: contentType }),
+    );
+    if (!res.UploadId) throw new Error('CreateMultipartUpload returned no UploadId');
+    return res.UploadId;
+  }
+
+  async presignPart(
+    key: string,
+    uploadId: string,
+    partNumber: number,
+    bytes: number,
+    expiresInSeconds: number,
+  ): Promise<PresignedPut> {
+    assertSafeKey(key);
+    const url = await getSignedUrl(
+      this.client,
+      new UploadPartCommand({
+        Bucket: this.bucket,
+        Key: key,
+        UploadId: uploadId,
+        PartNumber: partNumber,
+        ContentLength: bytes,
+      }),
+      { expiresIn: expiresInSeconds, signableHeaders: new Set(['content-length']) },
+    );
+    return { method: 'PUT', url, headers: {} };
+  }
+
+  async putPart(
+    key: string,
+    uploadId: string,
+    partNumber: number,
+    body: Readable,
+    bytes: number,
+  ): Promise<StoredPart> {
+    assertSafeKey(key);
+    try {
+      const res = await this.client.send(
+        new UploadPartCommand({
+          Bucket: this.bucket,
+          Key: key,
+          UploadId: uploadId,
+          PartNumber: partNumber,
+          Body: body,
+          ContentLength: bytes,
+        }),
+      );
+      return { partNumber, etag: res.ETag ?? '', size: bytes };
+    } catch (err) {
+      if (isNotFound(err)) throw new AppError('invalid_state', 'The multipart upload is no longer open.');
+      throw err;
+    }
+  }
+
+  async listParts(key: string, uploadId: string): Promise<StoredPart[] | undefined> {
+    assertSafeKey(key);
+    const parts: StoredPart[] = [];
+    try {
+      for await (const page of paginateListParts(
+        { client: this.client },
+        { Bucket: this.bucket, Key: key, UploadId: uploadId },
+      )) {
+        for (const p of page.Parts ?? []) {
+          parts.push({ partNumber: p.PartNumber ?? 0, etag: p.ETag ?? '', size: p.Size ?? 0 });
+        }
+      }
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+    return parts.sort((a, b) => a.partNumber - b.partNumber);
+  }
+
+  async completeMultipart(key: string, uploadId: string, parts: PartRef[]): Promise<{ size: number }> {
+    assertSafeKey(key);
+    try {
+      await this.client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key: key,
+          UploadId: uploadId,
+          MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag })) },
+        }),
+      );
+    } catch (err) {
+      const { name } = awsError(err);
+      if (name === 'InvalidPart')
+        throw new AppError('etag_mismatch', 'The store rejected a part: ETag mismatch.');
+      if (name === 'InvalidPartOrder')
+        throw new AppError('invalid_part_number', 'Parts must be in ascending order.');
+      if (name === 'EntityTooSmall')
+        throw new AppError('part_size_mismatch', 'A part other than the last is < 5 MiB.');
+      if (isNotFound(err)) throw new AppError('invalid_state', 'The multipart upload is no longer open.');
+      throw err;
+    }
+    // Ceph answers CompleteMultipartUpload with an empty ETag: ask for the object itself.
+    const stat = await this.stat(key);
+    if (!stat) throw new Error(`object ${key} missing right after CompleteMultipartUpload`);
+    return { size: stat.size };
+  }
+
+  async abortMultipart(key: string, uploadId: string): Promise<void> {
+    assertSafeKey(key);
+    try {
+      await this.client.send(
+        new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }),
+      );
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  async *listMultipartUploads(): AsyncIterable<PendingMultipart> {
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    for (;;) {
+      const res = await this.client.send(
+        new ListMultipartUploadsCommand({
+          Bucket: this.bucket,
+          ...(keyMarker !== undefined ? { KeyMarker: keyMarker } : {}),
+          ...(uploadIdMarker !== undefined ? { UploadIdMarker: uploadIdMarker } : {}),
+        }),
+      );
+      for (const u of res.Uploads ?? []) {
+        if (u.Key && u.UploadId)
+          yield { key: u.Key, uploadId: u.UploadId, initiated: u.Initiated ?? new Date(0) };
+      }
+      if (!res.IsTruncated) return;
+      keyMarker = res.NextKeyMarker;
+      uploadIdMarker = res.NextUploadIdMarker;
+    }
+  }
+
+  // ---- operations -----------------------------------------------------------------------
+
+  async *listObjects(): AsyncIterable<ListedObject[]> {
+    for await (const page of paginateListObjectsV2({ client: this.client }, { Bucket: this.bucket })) {
+      yield (page.Contents ?? []).map((o) => ({
+        key: o.Key ?? '',
+        size: o.Size ?? 0,
+        lastModified: o.LastModified ?? new Date(0),
+      }));
+    }
+  }
+
+  /** Creates the bucket if missing, blocks public access where supported, applies CORS. */
+  async setup(opts: { corsOrigins: readonly string[] }): Promise<string[]> {
+    const done: string[] = [];
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+      done.push(`bucket ${this.bucket} exists`);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      await this.client.send(new CreateBucketCommand({ Bucket: this.bucket }));
+      done.push(`bucket ${this.bucket} created (private)`);
+    }
+    try {
+      await this.client.send(
+        new PutPublicAccessBlockCommand({
+          Bucket: this.bucket,
+          PublicAccessBlockConfiguration: {
+            BlockPublicAcls: true,
+            IgnorePublicAcls: true,
+            BlockPublicPolicy: true,
+            RestrictPublicBuckets: true,
+          },
+        }),
+      );
+      done.push('public access blocked');
+    } catch (err) {
+      // Not every S3-compatible service has this API; new buckets are private regardless.
+      done.push(`public access block not supported by this service (${awsError(err).name || 'error'})`);
+    }
+    if (opts.corsOrigins.length > 0) {
+      await this.client.send(
+        new PutBucketCorsCommand({
+          Bucket: this.bucket,
+          CORSConfiguration: {
+            CORSRules: [
+              {
+                AllowedOrigins: [...opts.corsOrigins],
+                AllowedMethods: ['GET', 'HEAD', 'PUT'],
+                AllowedHeaders: ['*'],
+                // Browsers must read each part's ETag to complete a multipart upload.
+                ExposeHeaders: ['ETag'],
+                MaxAgeSeconds: 3600,
+              },
+            ],
+          },
+        }),
+      );
+      done.push(`CORS applied for ${opts.corsOrigins.join(', ')}`);
+    }
+    return done;
+  }
+
+  destroy(): void {
+    this.client.destroy();
+  }
+}
+
+const tooLarge = (bytes: number) =>
+  new AppError('upload_too_large', `More than the declared ${bytes} bytes were sent.`, {
+    declaredBytes: bytes,
+  });
+const incomplete = (bytes: number, size: number) =>
+  new AppError('upload_incomplete', `Expected ${bytes} bytes, received ${size}.`, {
+    expectedBytes: bytes,
+    receivedBytes: size,
+  });
+const checksumMismatch = (expected: string, actual: string) =>
+  new AppError('checksum_mismatch', `Expected sha256 ${expected}, received ${actual}.`, {
+    expectedSha256: expected,
+    actualSha256: actual,
+  });
