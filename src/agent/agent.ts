@@ -41,8 +41,9 @@ export class Agent {
   private wake: (() => void) | undefined;
   private readonly states: FileStateStore;
   private readonly warnedTypes = new Set<string>();
-  /** Upload in progress, awaited on shutdown. */
+  /** Upload and capture in progress, awaited on shutdown. */
   private current: Promise<unknown> = Promise.resolve();
+  private capturing: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly o: AgentOptions) {
     this.states = new FileStateStore(o.spool.stateDir);
@@ -79,7 +80,8 @@ export class Agent {
     this.stopped = true;
     this.stop.abort();
     this.wake?.();
-    await Promise.race([this.current.catch(() => undefined), sleep(graceMs)]);
+    const inFlight = Promise.all([this.current.catch(() => undefined), this.capturing.catch(() => undefined)]);
+    await Promise.race([inFlight, sleep(graceMs)]);
   }
 
   private nudge() {
@@ -105,7 +107,11 @@ export class Agent {
     const { intervalMs } = this.o.capture!;
     let next = Date.now();
     while (!this.stopped) {
-      await this.captureOnce();
+      const p = this.captureOnce().catch((err: unknown) => {
+        this.o.logger.error({ err }, 'capture could not be spooled');
+      });
+      this.capturing = p;
+      await p;
       // A fixed schedule: a slow capture skips ticks instead of drifting.
       next += intervalMs;
       const now = Date.now();

@@ -142,7 +142,7 @@ export const nodeTransport: Transport = (req) =>
           const ok = r.write(chunk);
           sent += chunk.byteLength;
           req.onProgress?.(sent);
-          if (!ok) await new Promise<void>((res) => r.once('drain', res).once('close', res));
+          if (!ok) await drained(r);
         }
         r.end();
       } catch (err) {
@@ -150,6 +150,18 @@ export const nodeTransport: Transport = (req) =>
       }
     })();
   });
+
+function drained(r: import('node:http').ClientRequest): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      r.off('drain', done);
+      r.off('close', done);
+      resolve();
+    };
+    r.on('drain', done);
+    r.on('close', done);
+  });
+}
 
 export const nodePlatform: Platform = {
   transport: nodeTransport,
