@@ -80,7 +80,10 @@ export class Agent {
     this.stopped = true;
     this.stop.abort();
     this.wake?.();
-    const inFlight = Promise.all([this.current.catch(() => undefined), this.capturing.catch(() => undefined)]);
+    const inFlight = Promise.all([
+      this.current.catch(() => undefined),
+      this.capturing.catch(() => undefined),
+    ]);
     await Promise.race([inFlight, sleep(graceMs)]);
   }
 

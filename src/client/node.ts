@@ -6,7 +6,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import {
+  Agent as HttpAgent,
+  request as httpRequest,
+  type ClientRequest,
+  type IncomingMessage,
+} from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
@@ -151,7 +156,7 @@ export const nodeTransport: Transport = (req) =>
     })();
   });
 
-function drained(r: import('node:http').ClientRequest): Promise<void> {
+function drained(r: ClientRequest): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       r.off('drain', done);
