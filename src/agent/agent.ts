@@ -248,7 +248,8 @@ export class Agent {
           'upload failed; keeping the capture and retrying later',
         );
         if (once) throw err;
-        await this.pause(this.backoffMs);
+        // Not woken by new captures: an unreachable server is not retried faster than the backoff.
+        await sleep(this.backoffMs, this.stop.signal).catch(() => undefined);
         return false;
       }
     }
