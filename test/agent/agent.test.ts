@@ -168,7 +168,7 @@ describe('mediary agent', () => {
         [BIN, 'agent', '--capture', capture, '--interval', '300ms', '--spool', spool],
         { env: agentEnv, stdio: ['ignore', 'ignore', 'pipe'] },
       );
-      c.stderr!.resume();
+      c.stderr.resume();
       children.push(c);
       return c;
     };
