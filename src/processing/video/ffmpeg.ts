@@ -23,10 +23,18 @@ export class VideoError extends Error {
   }
 }
 
-export async function ffmpegAvailable(): Promise<boolean> {
+/** Where the binaries are (config: FFMPEG_PATH, FFPROBE_PATH); PATH lookup by default. */
+export interface FfmpegBinaries {
+  ffmpeg: string;
+  ffprobe: string;
+}
+
+export const DEFAULT_BINARIES: FfmpegBinaries = { ffmpeg: 'ffmpeg', ffprobe: 'ffprobe' };
+
+export async function ffmpegAvailable(bin: FfmpegBinaries = DEFAULT_BINARIES): Promise<boolean> {
   try {
-    await run('ffmpeg', ['-version']);
-    await run('ffprobe', ['-version']);
+    await run(bin.ffmpeg, ['-version'], { timeout: 10_000 });
+    await run(bin.ffprobe, ['-version'], { timeout: 10_000 });
     return true;
   } catch {
     return false;
@@ -67,17 +75,23 @@ function rate(r: string | undefined): number | null {
   return n !== undefined && d ? Math.round((n / d) * 1000) / 1000 : null;
 }
 
-export async function probe(file: string, timeoutMs = 30_000): Promise<VideoProbe> {
+export async function probe(
+  file: string,
+  timeoutMs = 30_000,
+  opts: { ffprobePath?: string; signal?: AbortSignal | undefined } = {},
+): Promise<VideoProbe> {
   let out: string;
   try {
     ({ stdout: out } = await run(
-      'ffprobe',
+      opts.ffprobePath ?? 'ffprobe',
       ['-v', 'error', '-print_format', 'json', '-show_format', '-show_streams', file],
-      { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 },
+      { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024, killSignal: 'SIGKILL', signal: opts.signal },
     ));
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
-      throw new VideoError('ffmpeg_missing', 'ffmpeg is not installed');
+    const e = err as NodeJS.ErrnoException & { killed?: boolean };
+    if (e.code === 'ENOENT') throw new VideoError('ffmpeg_missing', 'ffmpeg is not installed');
+    if (e.name === 'AbortError') throw new VideoError('cancelled', 'Video processing was cancelled.');
+    if (e.killed) throw new VideoError('timeout', `ffprobe took longer than ${timeoutMs} ms`);
     throw new VideoError('unreadable', 'The file is not a readable video.', { cause: err });
   }
   const parsed = JSON.parse(out) as {
@@ -114,6 +128,8 @@ interface RunOptions {
   signal?: AbortSignal | undefined;
   /** Microseconds of output written so far, from `-progress`. */
   onProgress?: ((outTimeUs: number) => void) | undefined;
+  /** Defaults to `ffmpeg` on PATH. */
+  ffmpegPath?: string | undefined;
 }
 
 /** Runs ffmpeg; kills it on timeout or abort; keeps the tail of stderr for the error. */
@@ -124,7 +140,7 @@ function ffmpeg(args: string[], opts: RunOptions): Promise<void> {
       return;
     }
     const child = spawn(
-      'ffmpeg',
+      opts.ffmpegPath ?? 'ffmpeg',
       ['-hide_banner', '-nostdin', '-y', '-progress', 'pipe:1', '-nostats', ...args],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
