@@ -74,6 +74,8 @@ export interface VideoConfig {
   maxDurationSeconds: number;
   /** Larger frames (displayed width × height) fail before transcoding. */
   maxPixels: number;
+  /** Highest rung of the HLS ladder (lower it to save CPU); smaller sources stop earlier anyway. */
+  maxRendition: '360p' | '720p' | '1080p' | '2160p';
   /** x264 preset of the HLS renditions. */
   preset: string;
   segmentSeconds: number;
@@ -247,7 +249,17 @@ function videoConfig(env: Env): VideoConfig {
   if (!X264_PRESETS.includes(preset)) {
     throw new ConfigError('VIDEO_PRESET', `must be one of ${X264_PRESETS.join(', ')}, got "${preset}"`);
   }
+  const maxRendition = str(env, 'VIDEO_MAX_RENDITION') ?? '2160p';
+  if (
+    maxRendition !== '360p' &&
+    maxRendition !== '720p' &&
+    maxRendition !== '1080p' &&
+    maxRendition !== '2160p'
+  ) {
+    throw new ConfigError('VIDEO_MAX_RENDITION', `must be 360p, 720p, 1080p or 2160p, got "${maxRendition}"`);
+  }
   return {
+    maxRendition,
     ffmpegPath: str(env, 'FFMPEG_PATH') ?? 'ffmpeg',
     ffprobePath: str(env, 'FFPROBE_PATH') ?? 'ffprobe',
     jobTimeoutSeconds: int(env, 'VIDEO_JOB_TIMEOUT_SECONDS', 3600, 5, 7 * 24 * 3600),

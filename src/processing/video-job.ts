@@ -194,7 +194,7 @@ export class VideoJob {
       const poster = await this.poster(media, src, input, work, ctx, remaining, written);
       progress(15, true);
 
-      const ladder = planLadder(src.width, src.height);
+      const ladder = limitLadder(planLadder(src.width, src.height), video.maxRendition);
       const outDir = path.join(work, 'hls');
       const hls = await transcodeHls(input, outDir, ladder, src.audioCodec !== null, {
         timeoutMs: remaining(),
@@ -389,6 +389,18 @@ export class VideoJob {
       );
     }
   }
+}
+
+const RUNG_ORDER = ['360p', '720p', '1080p', '2160p'] as const;
+
+/** Drops rungs above `max`; the smallest always stays, so every video plays. */
+export function limitLadder<R extends { name: (typeof RUNG_ORDER)[number] }>(
+  ladder: readonly R[],
+  max: (typeof RUNG_ORDER)[number],
+): R[] {
+  const limit = RUNG_ORDER.indexOf(max);
+  const kept = ladder.filter((r) => RUNG_ORDER.indexOf(r.name) <= limit);
+  return kept.length > 0 ? kept : ladder.slice(0, 1);
 }
 
 function videoMetadata(p: VideoProbe) {

@@ -230,19 +230,19 @@ const H264_CODECS: Record<Rendition['name'], string> = {
   '2160p': 'avc1.640033',
 };
 
-/**
- * The whole ladder from one decode: `split` the (auto-rotated) video once per rendition, scale,
- * encode H.264 (+ AAC when there is audio) into fMP4 HLS segments, then write our own master
- * playlist with BANDWIDTH, RESOLUTION and CODECS.
- */
-export async function transcodeHls(
+export interface HlsEncodeOptions {
+  segmentSeconds?: number | undefined;
+  preset?: string | undefined;
+}
+
+/** The ffmpeg arguments of one ladder run (exported so benchmarks can run the same command by hand). */
+export function hlsArguments(
   input: string,
   outDir: string,
   ladder: readonly Rendition[],
   hasAudio: boolean,
-  opts: RunOptions & { segmentSeconds?: number; preset?: string },
-): Promise<HlsOutput> {
-  await mkdir(outDir, { recursive: true });
+  opts: HlsEncodeOptions = {},
+): string[] {
   const n = ladder.length;
   const split = `[0:v]split=${n}${ladder.map((_, i) => `[s${i}]`).join('')}`;
   const scales = ladder.map(
@@ -293,6 +293,23 @@ export async function transcodeHls(
     ladder.map((r, i) => (hasAudio ? `v:${i},a:${i},name:${r.name}` : `v:${i},name:${r.name}`)).join(' '),
     path.join(outDir, '%v', 'index.m3u8'),
   );
+  return args;
+}
+
+/**
+ * The whole ladder from one decode: `split` the (auto-rotated) video once per rendition, scale,
+ * encode H.264 (+ AAC when there is audio) into fMP4 HLS segments, then write our own master
+ * playlist with BANDWIDTH, RESOLUTION and CODECS.
+ */
+export async function transcodeHls(
+  input: string,
+  outDir: string,
+  ladder: readonly Rendition[],
+  hasAudio: boolean,
+  opts: RunOptions & HlsEncodeOptions,
+): Promise<HlsOutput> {
+  await mkdir(outDir, { recursive: true });
+  const args = hlsArguments(input, outDir, ladder, hasAudio, opts);
   await Promise.all(ladder.map((r) => mkdir(path.join(outDir, r.name), { recursive: true })));
   await ffmpeg(args, opts);
   const renditions = ladder.map((r) => ({
