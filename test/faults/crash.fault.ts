@@ -47,7 +47,7 @@ before(async () => {
   env = await testEnv(dataDir, { LOG_LEVEL: 'warn' });
   svc = await spawnService(env);
   db = poolFor(embeddedUrl(dataDir, env.EMBEDDED_PG_PORT!));
-  [dev] = await makeDevices(db, 1, 'crash');
+  dev = (await makeDevices(db, 1, 'crash'))[0]!;
 });
 
 after(async () => {
@@ -264,7 +264,7 @@ test(`SIGKILL at each point of the upload flow (${TRIALS} trials each), then res
   await checkInvariants();
   for (const [messageId, digest] of acknowledged) {
     const r = (await rowFor(messageId))!;
-    const dl = await fetch(svc.api(`/media/${r.id}/download?mode=proxy`), { headers: dev.auth });
+    const dl: Response = await fetch(svc.api(`/media/${r.id}/download?mode=proxy`), { headers: dev.auth });
     assert.equal(dl.status, 200);
     assert.equal(sha(Buffer.from(await dl.arrayBuffer())), digest);
   }
