@@ -142,7 +142,7 @@ export async function startHelper(script: string, args: string[]): Promise<Child
   );
   await new Promise<void>((resolve, reject) => {
     let buf = '';
-    child.stdout!.on('data', (c: Buffer) => {
+    child.stdout.on('data', (c: Buffer) => {
       buf += c.toString();
       if (buf.includes('ready')) resolve();
     });
