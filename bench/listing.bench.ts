@@ -48,7 +48,8 @@ async function seed(): Promise<{ id: string; key: string }[]> {
        SELECT gen_random_uuid(), 'seed-' || g, md5(g::text) || md5((-g)::text) FROM generate_series(1, $1::int) g`,
       [DEVICES - KNOWN],
     );
-    // Bulk load without indexes (rebuilt afterwards, exactly as the migration defined them) and
+    // Row g belongs to device g % 1000; one row in a hundred of every device is DELETED (hidden by
+    // the partial index). Bulk load without indexes (rebuilt afterwards, exactly as the migration defined them) and
     // without the per-row foreign-key trigger (the device ids come from the devices table).
     const { rows: indexes } = await c.query<{ indexname: string; indexdef: string }>(
       `SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'media' AND indexname <> 'media_pkey'`,
@@ -67,7 +68,7 @@ async function seed(): Promise<{ id: string; key: string }[]> {
            storage_backend, storage_key, storage_uri, status, upload_expires_at, uploaded_at)
          SELECT gen_random_uuid(), d.id, 'cam' || (g % 4), timestamptz '2026-01-01' - make_interval(secs => g),
            'image', 'image/jpeg', 'seed.jpg', 100000, 'local', 'seed/' || g || '.jpg', '/seed/' || g || '.jpg',
-           CASE WHEN g % 100 = 0 THEN 'DELETED'::media_status ELSE 'READY'::media_status END,
+           CASE WHEN (g / ${DEVICES}) % 100 = 0 THEN 'DELETED'::media_status ELSE 'READY'::media_status END,
            timestamptz '2026-01-02', timestamptz '2026-01-01'
          FROM generate_series($1::bigint, $2::bigint) g JOIN devs d ON d.n = g % ${DEVICES}`,
         [start + 1, Math.min(ROWS, start + chunk)],
