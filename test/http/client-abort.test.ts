@@ -19,7 +19,10 @@ test('a client that hangs up mid-body is a 4xx upload_aborted warning, not a 503
       done();
     },
   });
-  const app = Fastify({ loggerInstance: pino({ level: 'warn' }, sink) as FastifyBaseLogger });
+  const app = Fastify({
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- as in src/http/server.ts
+    loggerInstance: pino({ level: 'warn' }, sink) as FastifyBaseLogger,
+  });
   registerErrorHandling(app);
   app.post('/x', async () => ({ ok: true }));
   await app.listen({ port: 0, host: '127.0.0.1' });
