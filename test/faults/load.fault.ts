@@ -128,12 +128,14 @@ test(`${CONCURRENCY} concurrent small uploads for ${SECONDS} s: zero errors`, as
   );
   for (const k of Object.keys(lat) as (keyof typeof lat)[]) console.log(`[load] ${k}: ${fmt(lat[k])}`);
 
-  // Every acknowledged upload is UPLOADED with its object; nothing else was created.
+  // Every acknowledged upload is past UPLOADED (the worker may be on it) with its object; nothing else was created.
   const { rows } = await db.query<{ id: string; status: string; storage_uri: string }>(
     `SELECT id, status, storage_uri FROM media WHERE id = ANY($1::uuid[])`,
     [completed],
   );
-  const missing = rows.filter((r) => r.status !== 'UPLOADED' || !existsSync(r.storage_uri));
+  const missing = rows.filter(
+    (r) => !['UPLOADED', 'PROCESSING', 'READY'].includes(r.status) || !existsSync(r.storage_uri),
+  );
   await recordFaultResults('load', [
     {
       scenario: `load: ${CONCURRENCY} devices × small uploads for ${SECONDS} s`,
