@@ -83,7 +83,7 @@ for (const backend of ['local', 's3'] as const) {
       assert.deepEqual(put, { size: data.length, sha256: sha256(data) });
       const st = await s().stat(key);
       assert.equal(st?.size, data.length);
-      assert.match(st!.etag, /^".+"$/);
+      assert.match(st.etag, /^".+"$/);
       assert.deepEqual(await read(s(), key), data);
       assert.deepEqual(await read(s(), key, { start: 10, end: 19 }), data.subarray(10, 20));
       const listed: string[] = [];
