@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-// The whole test suite: `npm test`. Installs the Debian packages the suites need when it can
+// The whole test suite: `npm test`; `--faults` runs the fault-injection suite instead
+// (`npm run test:faults`, files test/faults/**/*.fault.ts, which `npm test` never picks up). Installs the Debian packages the suites need when it can
 // (root + apt-get); otherwise fails naming the package. Never skips a suite silently.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 /** Commands the suites need, and the Debian package that provides each. */
@@ -13,6 +14,11 @@ const SYSTEM_DEPS = [
   { cmd: 'ceph-osd', packages: ['ceph-osd'] },
   { cmd: 'ceph', packages: ['ceph-common'] },
   { cmd: 'curl', packages: ['curl'] },
+  { cmd: 'ffmpeg', packages: ['ffmpeg'] },
+  { cmd: 'ffprobe', packages: ['ffmpeg'] },
+  // HEIC/HEIF conversion (the worker) and HEIC fixtures made by the tests (heif-enc).
+  { cmd: 'heif-convert', packages: ['libheif-examples'] },
+  { cmd: 'heif-enc', packages: ['libheif-examples'] },
 ];
 
 function have(cmd) {
@@ -42,26 +48,57 @@ function ensureSystemDeps() {
   }
 }
 
-function findTests(dir) {
+function findTests(dir, suffix) {
   const out = [];
   for (const name of readdirSync(dir)) {
     const full = path.join(dir, name);
-    if (statSync(full).isDirectory()) out.push(...findTests(full));
-    else if (name.endsWith('.test.ts')) out.push(full);
+    if (statSync(full).isDirectory()) out.push(...findTests(full, suffix));
+    else if (name.endsWith(suffix)) out.push(full);
   }
   return out.sort();
 }
 
 ensureSystemDeps();
-const filter = process.argv.slice(2);
-const files = findTests('test').filter((f) => filter.length === 0 || filter.some((x) => f.includes(x)));
+const args = process.argv.slice(2);
+const faults = args.includes('--faults');
+const filter = args.filter((a) => a !== '--faults');
+const files = findTests(faults ? 'test/faults' : 'test', faults ? '.fault.ts' : '.test.ts').filter(
+  (f) => filter.length === 0 || filter.some((x) => f.includes(x)),
+);
 if (files.length === 0) {
   console.error('No test files matched.');
   process.exit(1);
 }
+// Fault files kill processes, restart databases and load the machine: one at a time.
 const res = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-reporter=spec', ...files],
-  { stdio: 'inherit' },
+  ['--import', 'tsx', '--test', `--test-concurrency=${faults ? 1 : 2}`, '--test-reporter=spec', ...files],
+  { stdio: 'inherit', env: faults ? { ...process.env, FAULT_RESULTS_DIR: resultsDir() } : process.env },
 );
+if (faults) printFaultTable();
 process.exit(res.status ?? 1);
+
+/** Each fault file writes rows {scenario, trials, survived, notes} here; we print one table at the end. */
+function resultsDir() {
+  const dir = path.resolve('.tmp', 'fault-results');
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+function printFaultTable() {
+  const dir = path.resolve('.tmp', 'fault-results');
+  const rows = [];
+  for (const name of readdirSync(dir).sort()) {
+    if (name.endsWith('.json')) rows.push(...JSON.parse(readFileSync(path.join(dir, name), 'utf8')));
+  }
+  if (rows.length === 0) return;
+  const head = ['scenario', 'tried', 'survived', 'notes'];
+  const cells = rows.map((r) => [r.scenario, String(r.trials), String(r.survived), r.notes ?? '']);
+  const width = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
+  const line = (c) => c.map((v, i) => v.padEnd(width[i])).join(' | ');
+  console.log('\nFault-injection results');
+  console.log(line(head));
+  console.log(width.map((w) => '-'.repeat(w)).join('-|-'));
+  for (const c of cells) console.log(line(c));
+}

@@ -18,6 +18,9 @@ import { MultipartUploads } from './media/multipart.ts';
 import { MediaService } from './media/service.ts';
 import { startSweeper } from './media/sweeper.ts';
 import { JobQueue } from './processing/queue.ts';
+import { HlsPlayback } from './processing/playback.ts';
+import { ProcessingService } from './processing/service.ts';
+import { startWorker, type Worker } from './processing/runtime.ts';
 import { createStore } from './storage/factory.ts';
 import { LocalObjectStore } from './storage/local.ts';
 import { UrlSigner } from './storage/signing.ts';
@@ -83,6 +86,8 @@ export interface Server {
   app: FastifyInstance;
   database: Database;
   queue: JobQueue;
+  /** The in-process worker (WORKER_ENABLED), if any. */
+  worker: Worker | undefined;
   url: string;
   close(): Promise<void>;
 }
@@ -90,7 +95,7 @@ export interface Server {
 export async function startServer(config: Config, logger: Logger): Promise<Server> {
   const database = await openDatabase(config, logger, 'own');
   const { pool } = database;
-  const queue = await JobQueue.start(pool, logger, { retryLimit: 3, retryDelaySeconds: 5 });
+  const queue = await JobQueue.start(pool, logger, queueOptions(config));
   const signer = new UrlSigner(await signingSecret(config));
   const store = createStore(config, config.storage.backend, signer);
   if (store instanceof LocalObjectStore) {
@@ -103,12 +108,19 @@ export async function startServer(config: Config, logger: Logger): Promise<Serve
 
   const authenticator = new Authenticator(pool, config.auth);
   const media = new MediaService(pool, store, queue, signer, config, logger, multipart);
+  const processing = new ProcessingService(pool, media, store, queue, config, logger);
+  const playback = new HlsPlayback(pool, media, store, signer, config);
+  const worker = config.worker.enabled
+    ? await startWorker({ pool, queue, store, config: config.processing, logger })
+    : undefined;
   const app = await buildHttpServer({
     config,
     logger,
     db: pool,
     authenticator,
     media,
+    processing,
+    playback,
     multipart,
     store,
     signer,
@@ -124,6 +136,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Serve
     app,
     database,
     queue,
+    worker,
     url,
     close() {
       closing ??= (async () => {
@@ -133,6 +146,45 @@ export async function startServer(config: Config, logger: Logger): Promise<Serve
         await app.close();
         clearTimeout(force);
         await stopSweeper();
+        await worker?.stop();
+        await queue.stop();
+        await database.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+function queueOptions(config: Config) {
+  const p = config.processing;
+  return {
+    retryLimit: p.retryLimit,
+    retryDelaySeconds: p.retryDelaySeconds,
+    // pg-boss' own expiry is only a backstop behind the worker's timeout and the claim reaper.
+    // Video jobs extend their own limit to the video budget (+ 60 s), so the expiry covers both.
+    expireInSeconds: Math.max(p.jobTimeoutSeconds, p.video.jobTimeoutSeconds + 60) + 60,
+  };
+}
+
+export interface WorkerProcess {
+  worker: Worker;
+  close(): Promise<void>;
+}
+
+/** `mediary worker`: the processing worker alone, beside a running API (scale out by starting more). */
+export async function startWorkerProcess(config: Config, logger: Logger): Promise<WorkerProcess> {
+  const database = await openDatabase(config, logger, 'attach');
+  const { pool } = database;
+  const queue = await JobQueue.start(pool, logger, queueOptions(config));
+  const signer = new UrlSigner(await signingSecret(config));
+  const store = createStore(config, config.storage.backend, signer);
+  const worker = await startWorker({ pool, queue, store, config: config.processing, logger });
+  let closing: Promise<void> | undefined;
+  return {
+    worker,
+    close() {
+      closing ??= (async () => {
+        await worker.stop();
         await queue.stop();
         await database.close();
       })();

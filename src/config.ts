@@ -39,6 +39,48 @@ export interface Config {
   };
   rateLimit: { sessionsPerMinute: number };
   worker: { enabled: boolean };
+  processing: ProcessingConfig;
+}
+
+/** Background processing: the queue's retry policy, the worker runtime and the image pipeline. */
+export interface ProcessingConfig {
+  /** Retries after the first attempt; then the job goes to the dead-letter queue. */
+  retryLimit: number;
+  /** First retry delay; doubles (with jitter) on each further retry. */
+  retryDelaySeconds: number;
+  /** Jobs one worker process runs at once. */
+  concurrency: number;
+  /** A job running longer is aborted and retried. */
+  jobTimeoutSeconds: number;
+  /** Fallback poll for delayed retries; new jobs wake idle workers through LISTEN/NOTIFY. */
+  pollIntervalMs: number;
+  /** On shutdown, in-flight jobs get this long to finish before they are handed back to the queue. */
+  shutdownGraceSeconds: number;
+  variantFormat: 'webp' | 'avif';
+  /** Decompression-bomb guard: images with more pixels fail before decoding. */
+  maxPixels: number;
+  /** Command that converts HEIC/HEIF to JPEG (Debian: libheif-examples). */
+  heifConvert: string;
+  video: VideoConfig;
+}
+
+/** The video pipeline (Debian's ffmpeg/ffprobe) and HLS playback. */
+export interface VideoConfig {
+  ffmpegPath: string;
+  ffprobePath: string;
+  /** Time budget of one video job (probe + poster + the whole ladder); past it the job FAILS. */
+  jobTimeoutSeconds: number;
+  /** Longer videos fail before transcoding (a decompression-bomb guard for video). */
+  maxDurationSeconds: number;
+  /** Larger frames (displayed width × height) fail before transcoding. */
+  maxPixels: number;
+  /** Highest rung of the HLS ladder (lower it to save CPU); smaller sources stop earlier anyway. */
+  maxRendition: '360p' | '720p' | '1080p' | '2160p';
+  /** x264 preset of the HLS renditions. */
+  preset: string;
+  segmentSeconds: number;
+  /** Lifetime of the playback tokens in rewritten HLS playlists. */
+  tokenTtlSeconds: number;
 }
 
 export interface S3Config {
@@ -177,6 +219,55 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     },
     rateLimit: { sessionsPerMinute: int(env, 'RATE_LIMIT_SESSIONS_PER_MINUTE', 600, 1, 1_000_000) },
     worker: { enabled: bool(env, 'WORKER_ENABLED', true) },
+    processing: processingConfig(env),
+  };
+}
+
+function processingConfig(env: Env): ProcessingConfig {
+  const format = str(env, 'PROCESSING_VARIANT_FORMAT') ?? 'webp';
+  if (format !== 'webp' && format !== 'avif') {
+    throw new ConfigError('PROCESSING_VARIANT_FORMAT', `must be "webp" or "avif", got "${format}"`);
+  }
+  return {
+    retryLimit: int(env, 'PROCESSING_RETRY_LIMIT', 3, 0, 20),
+    retryDelaySeconds: int(env, 'PROCESSING_RETRY_DELAY_SECONDS', 5, 0, 3600),
+    concurrency: int(env, 'PROCESSING_CONCURRENCY', 2, 1, 64),
+    jobTimeoutSeconds: int(env, 'PROCESSING_JOB_TIMEOUT_SECONDS', 300, 5, 24 * 3600),
+    pollIntervalMs: int(env, 'PROCESSING_POLL_INTERVAL_MS', 2000, 100, 600_000),
+    shutdownGraceSeconds: int(env, 'PROCESSING_SHUTDOWN_GRACE_SECONDS', 25, 0, 3600),
+    variantFormat: format,
+    maxPixels: int(env, 'PROCESSING_MAX_PIXELS', 100_000_000, 1, 2_000_000_000),
+    heifConvert: str(env, 'HEIF_CONVERT_PATH') ?? 'heif-convert',
+    video: videoConfig(env),
+  };
+}
+
+const X264_PRESETS = ['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow'];
+
+function videoConfig(env: Env): VideoConfig {
+  const preset = str(env, 'VIDEO_PRESET') ?? 'veryfast';
+  if (!X264_PRESETS.includes(preset)) {
+    throw new ConfigError('VIDEO_PRESET', `must be one of ${X264_PRESETS.join(', ')}, got "${preset}"`);
+  }
+  const maxRendition = str(env, 'VIDEO_MAX_RENDITION') ?? '2160p';
+  if (
+    maxRendition !== '360p' &&
+    maxRendition !== '720p' &&
+    maxRendition !== '1080p' &&
+    maxRendition !== '2160p'
+  ) {
+    throw new ConfigError('VIDEO_MAX_RENDITION', `must be 360p, 720p, 1080p or 2160p, got "${maxRendition}"`);
+  }
+  return {
+    maxRendition,
+    ffmpegPath: str(env, 'FFMPEG_PATH') ?? 'ffmpeg',
+    ffprobePath: str(env, 'FFPROBE_PATH') ?? 'ffprobe',
+    jobTimeoutSeconds: int(env, 'VIDEO_JOB_TIMEOUT_SECONDS', 3600, 5, 7 * 24 * 3600),
+    maxDurationSeconds: int(env, 'VIDEO_MAX_DURATION_SECONDS', 3 * 3600, 1, 7 * 24 * 3600),
+    maxPixels: int(env, 'VIDEO_MAX_PIXELS', 4096 * 2304, 1, 100_000_000),
+    preset,
+    segmentSeconds: int(env, 'HLS_SEGMENT_SECONDS', 4, 1, 30),
+    tokenTtlSeconds: int(env, 'HLS_TOKEN_TTL_SECONDS', 3600, 10, 7 * 24 * 3600),
   };
 }
 

@@ -1,18 +1,26 @@
 /**
- * The `mediary` command line: serve | migrate | devices … | users token | openapi.
+ * The `mediary` command line: serve | migrate | devices … | users token | openapi, and the client
+ * commands upload | media … | agent (in src/cli/, loaded only when used).
  */
 import { parseArgs } from 'node:util';
 import { createDevice, listDevices, mintUserToken, revokeDevice } from './auth/principals.ts';
-import { openDatabase, startServer } from './app.ts';
+import { openDatabase, startServer, startWorkerProcess } from './app.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import type { Pool } from './db/pool.ts';
 import { createLogger, type Logger } from './log.ts';
 import { STORAGE_USAGE, storageCommand } from './cli/storage.ts';
 
+const CLIENT_USAGE = `  upload <files…> [--wait] [--concurrency N] [--camera ID] [--json]
+  media list|get|download …
+  agent (--capture "COMMAND" --interval 10s | --watch DIR) [--camera ID] [--spool DIR] [--once]`;
+
 const USAGE = `Usage: mediary <command> [options]
 
 Service
   serve                                   run the API (embedded Postgres + local disk unless configured)
+                                          and, unless WORKER_ENABLED=false, the processing worker
+  worker                                  run a processing worker only (beside a running API; start
+                                          more to scale out)
   migrate                                 apply database migrations and exit
   openapi                                 print the OpenAPI document (JSON)
 
@@ -26,6 +34,9 @@ Admin (work while the service runs on the embedded default)
 
 Storage
 ${STORAGE_USAGE}
+
+Client (--server URL --key KEY, or MEDIARY_SERVER / MEDIARY_KEY)
+${CLIENT_USAGE}
 
 Configuration comes from the environment; see README.md.`;
 
@@ -51,6 +62,25 @@ async function serve(config: Config, logger: Logger) {
       () => process.exit(0),
       (err: unknown) => {
         logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+async function worker(config: Config, logger: Logger) {
+  const proc = await startWorkerProcess(config, logger);
+  let shuttingDown = false;
+  const shutdown = (signal: string) => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    logger.info({ signal }, 'worker shutting down');
+    proc.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'worker shutdown failed');
         process.exit(1);
       },
     );
@@ -118,19 +148,53 @@ async function users(args: string[], config: Config) {
   console.log(await mintUserToken(config.auth.jwtSecret, values.user, Number(values.ttl)));
 }
 
+async function clientCommand(command: string, rest: string[]): Promise<number | undefined> {
+  try {
+    switch (command) {
+      case 'upload':
+        return await (await import('./cli/upload.ts')).uploadCommand(rest);
+      case 'media':
+        return await (await import('./cli/media.ts')).mediaCommand(rest);
+      case 'agent':
+        return await (await import('./cli/agent.ts')).agentCommand(rest);
+      default:
+        return undefined;
+    }
+  } catch (err) {
+    const { UsageError: ClientUsageError } = await import('./cli/common.ts');
+    if (
+      err instanceof ClientUsageError ||
+      (err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'))
+    ) {
+      throw new UsageError(err.message);
+    }
+    throw err;
+  }
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   if (!command || command === '--help' || command === 'help') {
     console.log(USAGE);
     return;
   }
+  // Client commands talk to a server over HTTP; they need none of the server's configuration.
+  const client = await clientCommand(command, rest);
+  if (client !== undefined) {
+    process.exitCode = client;
+    return;
+  }
   const config = loadConfig();
   // Admin commands keep stdout for their answer; logs go to stderr.
   const logger =
-    command === 'serve' ? createLogger(config.logLevel) : createLogger(process.env.LOG_LEVEL ?? 'warn', 2);
+    command === 'serve' || command === 'worker'
+      ? createLogger(config.logLevel)
+      : createLogger(process.env.LOG_LEVEL ?? 'warn', 2);
   switch (command) {
     case 'serve':
       return serve(config, logger);
+    case 'worker':
+      return worker(config, logger);
     case 'migrate':
       await withDatabase(config, logger, () => Promise.resolve());
       console.log('migrations applied');

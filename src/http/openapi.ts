@@ -14,6 +14,8 @@ export async function openApiDocument(config: Config, logger: Logger): Promise<u
     db: unused,
     authenticator: unused,
     media: unused,
+    processing: unused,
+    playback: unused,
     multipart: unused,
     store: unused,
     signer: unused,

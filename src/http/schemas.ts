@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { Principal } from '../auth/principals.ts';
+import { canSeeLocation } from '../media/privacy.ts';
 import { LISTABLE_STATUSES, type MediaRow } from '../media/repo.ts';
 
 export const Uuid = Type.String({ format: 'uuid', description: 'A UUID.' });
@@ -66,6 +67,44 @@ export const MultipartInstructions = Type.Object(
 );
 export const UploadInstructions = Type.Union([PutInstructions, MultipartInstructions]);
 
+export const VariantView = Type.Object(
+  {
+    name: Type.String({ description: 'Longest edge in px the variant was made for: 150, 300, 600, 1200.' }),
+    format: Type.String({ description: 'webp (default) or avif.' }),
+    contentType: Type.String(),
+    width: Type.Integer(),
+    height: Type.Integer(),
+    bytes: Type.Integer(),
+    url: Type.String({ description: 'API path that serves the variant (redirect, or ?mode=proxy).' }),
+  },
+  { description: 'A resized, upright, metadata-free rendition of an image.' },
+);
+
+export const RenditionView = Type.Object(
+  {
+    name: Type.String({ description: 'Quality rung: 360p, 720p, 1080p, 2160p (never above the source).' }),
+    width: Type.Integer(),
+    height: Type.Integer(),
+    bitrate: Type.Integer({ description: 'Peak bandwidth announced in the master playlist, bits/s.' }),
+    codecs: Type.String({ description: 'RFC 6381 codecs, e.g. avc1.64001f,mp4a.40.2.' }),
+  },
+  { description: 'One rendition of the HLS ladder of a video.' },
+);
+
+export const HlsView = Type.Object({
+  masterPlaylist: Type.String({
+    description:
+      'API path of the master playlist (GET with credentials); every URI inside carries a playback token.',
+  }),
+  renditions: Type.Array(RenditionView),
+});
+
+export const GpsView = Type.Object({
+  latitude: Type.Number(),
+  longitude: Type.Number(),
+  altitude: Type.Optional(Type.Number()),
+});
+
 export const MediaView = Type.Object(
   {
     mediaId: Uuid,
@@ -95,6 +134,13 @@ export const MediaView = Type.Object(
     uploadedAt: Nullable(Type.String({ format: 'date-time' })),
     createdAt: Type.String({ format: 'date-time' }),
     updatedAt: Type.String({ format: 'date-time' }),
+    variants: Type.Array(VariantView),
+    placeholder: Nullable(
+      Type.String({ description: 'ThumbHash of the image (of a video: its poster), base64.' }),
+    ),
+    hls: Nullable(HlsView),
+    /** EXIF location; present only in responses to the owning user. */
+    gps: Type.Optional(Nullable(GpsView)),
   },
   { description: 'A media record as clients see it (never storage secrets).' },
 );
@@ -112,6 +158,14 @@ export const StatusResponse = Type.Object({
   status: MediaStatusSchema,
   error: Nullable(Type.Object({ code: Type.String(), message: Type.String() })),
   updatedAt: Type.String({ format: 'date-time' }),
+  attempts: Type.Integer({ description: 'Processing attempts started for the current run.' }),
+  progress: Type.Integer({ minimum: 0, maximum: 100, description: 'Processing progress, percent.' }),
+  lastError: Nullable(
+    Type.Object(
+      { code: Type.String(), message: Type.String(), at: Type.Optional(Type.String()) },
+      { description: 'The last attempt error, also while a retry is pending.' },
+    ),
+  ),
 });
 
 export const ListQuery = Type.Object(
@@ -149,8 +203,8 @@ export const CompleteBody = Type.Object(
   { additionalProperties: false },
 );
 
-export function toMediaView(m: MediaRow, _viewer: Principal | null): MediaView {
-  return {
+export function toMediaView(m: MediaRow, viewer: Principal | null): MediaView {
+  const view: MediaView = {
     mediaId: m.id,
     status: m.status,
     mediaType: m.media_type,
@@ -176,7 +230,32 @@ export function toMediaView(m: MediaRow, _viewer: Principal | null): MediaView {
     uploadedAt: m.uploaded_at?.toISOString() ?? null,
     createdAt: m.created_at.toISOString(),
     updatedAt: m.updated_at.toISOString(),
+    variants: (m.variants ?? []).map((v) => ({
+      name: v.name,
+      format: v.format,
+      contentType: v.format === 'avif' ? 'image/avif' : 'image/webp',
+      width: v.width,
+      height: v.height,
+      bytes: v.bytes,
+      url: `/api/v1/media/${m.id}/variants/${v.name}`,
+    })),
+    placeholder: m.placeholder ?? null,
+    hls:
+      m.hls_master_key && m.status === 'READY'
+        ? {
+            masterPlaylist: `/api/v1/media/${m.id}/hls/master.m3u8`,
+            renditions: (m.renditions ?? []).map((r) => ({
+              name: r.name,
+              width: r.width,
+              height: r.height,
+              bitrate: r.bitrate,
+              codecs: r.codecs,
+            })),
+          }
+        : null,
   };
+  if (canSeeLocation(viewer, m)) view.gps = m.gps ?? null;
+  return view;
 }
 
 /** Standard error responses for a route's schema. */

@@ -8,12 +8,16 @@ import type { Config } from '../config.ts';
 import type { Queryable } from '../db/pool.ts';
 import type { MultipartUploads } from '../media/multipart.ts';
 import type { MediaService } from '../media/service.ts';
+import type { HlsPlayback } from '../processing/playback.ts';
+import type { ProcessingService } from '../processing/service.ts';
 import type { UrlSigner } from '../storage/signing.ts';
 import type { ObjectStore } from '../storage/types.ts';
 import { registerAuth } from './auth.ts';
 import { registerErrorHandling } from './errors.ts';
 import { healthRoutes } from './routes/health.ts';
+import { hlsRoutes } from './routes/hls.ts';
 import { mediaRoutes, uploadRoute } from './routes/media.ts';
+import { processingRoutes } from './routes/processing.ts';
 import { multipartRoutes, partUploadRoute } from './routes/multipart.ts';
 import { storageRoutes } from './routes/storage.ts';
 
@@ -23,6 +27,8 @@ export interface HttpDeps {
   db: Queryable;
   authenticator: Authenticator;
   media: MediaService;
+  processing: ProcessingService;
+  playback: HlsPlayback;
   multipart: MultipartUploads;
   store: ObjectStore;
   signer: UrlSigner;
@@ -83,6 +89,8 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     async (api) => {
       await api.register(mediaRoutes, { media: deps.media, auth, config: deps.config });
       await api.register(uploadRoute, { media: deps.media, auth, config: deps.config });
+      await api.register(processingRoutes, { processing: deps.processing, auth });
+      await api.register(hlsRoutes, { playback: deps.playback, auth });
       const mp = { media: deps.media, multipart: deps.multipart, auth, config: deps.config };
       await api.register(multipartRoutes, mp);
       await api.register(partUploadRoute, mp);

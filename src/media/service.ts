@@ -381,13 +381,15 @@ export class MediaService {
       await repo.markFailed(this.pool, media.id, { code: 'type_mismatch', message });
       throw new AppError('type_mismatch', message, { declared: media.mime_type, detected: detected ?? null });
     }
-    await withTransaction(this.pool, async (tx) => {
+    // The answer is the state this request committed; a worker may move it on a moment later.
+    const completed = await withTransaction(this.pool, async (tx) => {
       if (await repo.markUploaded(tx, media.id, { sha256, etag: stat.etag, detectedMime: detected })) {
         await this.queue.enqueueProcessing(tx, media.id);
       }
+      return repo.findMedia(tx, media.id);
     });
     this.logger.info({ mediaId, bytes: media.bytes }, 'upload completed');
-    return this.get(null, mediaId);
+    return completed ?? this.get(null, mediaId);
   }
 
   private async joinMultipart(media: MediaRow, parts: PartRef[] | undefined) {
@@ -497,6 +499,8 @@ export class MediaService {
     if (!(await repo.markDeleted(this.pool, media.id))) throw new AppError('not_found', 'Media not found.');
     try {
       await this.store.delete(media.storage_key);
+      for (const v of media.variants) await this.store.delete(v.key);
+      for (const key of await repo.hlsObjectKeys(this.pool, media.id)) await this.store.delete(key);
     } catch (err) {
       // The row already reads as deleted; the orphan sweeper removes the object later.
       this.logger.warn({ err, mediaId }, 'could not remove the deleted object now; left for the sweeper');

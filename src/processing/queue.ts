@@ -14,6 +14,8 @@ export interface ProcessJob {
 export interface QueueOptions {
   retryLimit: number;
   retryDelaySeconds: number;
+  /** pg-boss fails an active job after this long (a backstop; workers time their jobs out first). */
+  expireInSeconds?: number;
 }
 
 /**
@@ -32,13 +34,17 @@ export class JobQueue {
     boss.on('error', (err) => logger.error({ err }, 'job queue error'));
     await boss.start();
     await boss.createQueue(DEAD_LETTER_QUEUE);
-    await boss.createQueue(PROCESS_QUEUE, {
+    const policy = {
       name: PROCESS_QUEUE,
       retryLimit: opts.retryLimit,
       retryDelay: opts.retryDelaySeconds,
       retryBackoff: true,
       deadLetter: DEAD_LETTER_QUEUE,
-    });
+      ...(opts.expireInSeconds !== undefined ? { expireInSeconds: opts.expireInSeconds } : {}),
+    };
+    await boss.createQueue(PROCESS_QUEUE, policy);
+    // createQueue keeps an existing queue as it was: apply the configured policy to new jobs.
+    await boss.updateQueue(PROCESS_QUEUE, policy);
     return new JobQueue(boss);
   }
 

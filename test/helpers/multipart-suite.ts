@@ -373,6 +373,17 @@ export function multipartProtocolSuite(backend: 'local' | 's3', ctx: () => TestS
       assert.equal(up.status, 200, await up.text());
       assert.equal((await complete(dev.auth, single.body.mediaId)).body.status, 'UPLOADED');
 
+      // Regression: derived objects are referenced from other tables (media_variants.key), not
+      // media.storage_key; the sweeper must keep them.
+      const variantKey = `variants/${single.body.mediaId}/poster.webp`;
+      await store().put(variantKey, Readable.from([orphan]), {
+        contentType: 'image/webp',
+        bytes: orphan.length,
+      });
+      await t().server.database.pool.query(
+        `INSERT INTO media_variants (media_id, name, format, key, width, height, bytes) VALUES ($1, 'poster', 'webp', $2, 1, 1, $3)`,
+        [single.body.mediaId, variantKey, orphan.length],
+      );
       const res = await mediary(['storage', 'sweep'], { ...t().env, ORPHAN_GRACE_SECONDS: '0' });
       assert.equal(res.code, 0, res.stderr);
       const report = JSON.parse(res.stdout.trim().split('\n').at(-1)!);
@@ -386,6 +397,7 @@ export function multipartProtocolSuite(backend: 'local' | 's3', ctx: () => TestS
       assert.ok((await openUploads()).includes(await uploadIdOf(kept.mediaId)), 'live upload untouched');
       assert.equal(await store().stat('orphans/left-behind.bin'), undefined, 'orphan removed');
       assert.ok(await store().stat((await row(single.body.mediaId)).storage_key), 'object with a row kept');
+      assert.ok(await store().stat(variantKey), 'an object referenced by media_variants.key kept');
     });
   });
 }

@@ -99,7 +99,15 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
     },
     async (request) => {
       const m = await media.get(principalOf(request), request.params.id);
-      return { mediaId: m.id, status: m.status, error: m.error, updatedAt: m.updated_at.toISOString() };
+      return {
+        mediaId: m.id,
+        status: m.status,
+        error: m.error,
+        updatedAt: m.updated_at.toISOString(),
+        attempts: m.processing_attempts,
+        progress: m.processing_progress,
+        lastError: m.processing_last_error,
+      };
     },
   );
 

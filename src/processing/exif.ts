@@ -1,0 +1,122 @@
+/**
+ * EXIF summary and GPS (exifr). Everything here comes from the client's file: values are checked
+ * and capped, and a broken EXIF block yields a warning, never an exception.
+ */
+import exifr from 'exifr';
+
+export interface ExifSummary {
+  make?: string;
+  model?: string;
+  lens?: string;
+  /** Seconds. */
+  exposureTime?: number;
+  fNumber?: number;
+  iso?: number;
+  /** Millimetres. */
+  focalLength?: number;
+  /** As written by the camera, `YYYY-MM-DDTHH:MM:SS` (local time of the camera, no zone). */
+  dateTimeOriginal?: string;
+  /** `+HH:MM` when the camera recorded it. */
+  offsetTimeOriginal?: string;
+}
+
+export interface GpsPosition {
+  latitude: number;
+  longitude: number;
+  altitude?: number;
+}
+
+export interface ExifResult {
+  exif: ExifSummary | null;
+  gps: GpsPosition | null;
+  warning?: string;
+}
+
+const OPTIONS = {
+  tiff: true,
+  exif: true,
+  gps: true,
+  ifd1: false,
+  interop: false,
+  makerNote: false,
+  userComment: false,
+  xmp: false,
+  icc: false,
+  iptc: false,
+  jfif: false,
+  ihdr: false,
+  reviveValues: false,
+  translateValues: false,
+} as const;
+
+function text(v: unknown): string | undefined {
+  if (typeof v !== 'string') return undefined;
+  // eslint-disable-next-line no-control-regex
+  const s = v.replace(/[\u0000-\u001f\u007f]/g, '').trim();
+  return s.length > 0 ? s.slice(0, 200) : undefined;
+}
+
+function num(v: unknown): number | undefined {
+  const n = Array.isArray(v) ? (v[0] as unknown) : v;
+  return typeof n === 'number' && Number.isFinite(n) && n >= 0 ? n : undefined;
+}
+
+function dateTime(v: unknown): string | undefined {
+  const s = text(v);
+  const m = s && /^(\d{4}):(\d{2}):(\d{2})[ T](\d{2}):(\d{2}):(\d{2})/.exec(s);
+  return m ? `${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}` : undefined;
+}
+
+function offset(v: unknown): string | undefined {
+  const s = text(v);
+  return s && /^[+-]\d{2}:\d{2}$/.test(s) ? s : undefined;
+}
+
+function dms(v: unknown, ref: unknown, negative: string): number | undefined {
+  if (!Array.isArray(v) || v.length !== 3 || !v.every((x) => typeof x === 'number' && Number.isFinite(x))) {
+    return undefined;
+  }
+  const [d, m, s] = v as [number, number, number];
+  const value = d + m / 60 + s / 3600;
+  return typeof ref === 'string' && ref.trim().toUpperCase() === negative ? -value : value;
+}
+
+export async function readExif(input: Buffer): Promise<ExifResult> {
+  let tags: Record<string, unknown> | undefined;
+  try {
+    tags = (await exifr.parse(input, OPTIONS)) as Record<string, unknown> | undefined;
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    return { exif: null, gps: null, warning: `The EXIF metadata could not be read: ${why.slice(0, 200)}` };
+  }
+  if (!tags) return { exif: null, gps: null };
+
+  const summary: ExifSummary = {
+    make: text(tags.Make),
+    model: text(tags.Model),
+    lens: text(tags.LensModel) ?? text(tags.LensMake),
+    exposureTime: num(tags.ExposureTime),
+    fNumber: num(tags.FNumber),
+    iso: num(tags.ISO) ?? num(tags.ISOSpeedRatings),
+    focalLength: num(tags.FocalLength),
+    dateTimeOriginal: dateTime(tags.DateTimeOriginal),
+    offsetTimeOriginal: offset(tags.OffsetTimeOriginal),
+  };
+  const exif = Object.fromEntries(Object.entries(summary).filter(([, v]) => v !== undefined)) as ExifSummary;
+
+  let gps: GpsPosition | null = null;
+  const latitude = dms(tags.GPSLatitude, tags.GPSLatitudeRef, 'S');
+  const longitude = dms(tags.GPSLongitude, tags.GPSLongitudeRef, 'W');
+  if (
+    latitude !== undefined &&
+    longitude !== undefined &&
+    Math.abs(latitude) <= 90 &&
+    Math.abs(longitude) <= 180 &&
+    !(latitude === 0 && longitude === 0)
+  ) {
+    gps = { latitude, longitude };
+    const alt = num(tags.GPSAltitude);
+    if (alt !== undefined) gps.altitude = tags.GPSAltitudeRef === 1 ? -alt : alt;
+  }
+  return { exif: Object.keys(exif).length > 0 ? exif : null, gps };
+}

@@ -1,0 +1,172 @@
+/** SQL of the processing side: job claims, the media row's processing state, variants. */
+import type { Queryable } from '../db/pool.ts';
+
+/** A worker's LISTEN connection: pid + backend_start (text, full precision) identify it. */
+export interface Backend {
+  pid: number;
+  start: string;
+}
+
+// ---- claims ---------------------------------------------------------------------------------
+
+export async function insertClaim(db: Queryable, jobId: string, mediaId: string, b: Backend): Promise<void> {
+  await db.query(
+    `INSERT INTO processing_claims (job_id, media_id, backend_pid, backend_start) VALUES ($1, $2, $3, $4::timestamptz)
+     ON CONFLICT (job_id) DO UPDATE SET backend_pid = $3, backend_start = $4::timestamptz, claimed_at = now()`,
+    [jobId, mediaId, b.pid, b.start],
+  );
+}
+
+export async function deleteClaim(db: Queryable, jobId: string): Promise<void> {
+  await db.query('DELETE FROM processing_claims WHERE job_id = $1', [jobId]);
+}
+
+export async function moveClaims(db: Queryable, from: Backend, to: Backend): Promise<void> {
+  await db.query(
+    `UPDATE processing_claims SET backend_pid = $3, backend_start = $4::timestamptz
+     WHERE backend_pid = $1 AND backend_start = $2::timestamptz`,
+    [from.pid, from.start, to.pid, to.start],
+  );
+}
+
+/** Removes and returns claims whose worker connection no longer exists (the worker died). */
+export async function takeOrphanedClaims(db: Queryable): Promise<string[]> {
+  const { rows } = await db.query<{ job_id: string }>(
+    `DELETE FROM processing_claims c
+     WHERE NOT EXISTS (
+       SELECT 1 FROM pg_stat_activity a WHERE a.pid = c.backend_pid AND a.backend_start = c.backend_start)
+     RETURNING job_id`,
+  );
+  return rows.map((r) => r.job_id);
+}
+
+/**
+ * Hands an active job back to the queue without spending an attempt (worker shutdown): the next
+ * fetch increments retry_count again, so it is taken back here.
+ */
+export async function releaseJob(db: Queryable, queue: string, jobId: string): Promise<void> {
+  await db.query(
+    `UPDATE pgboss.job SET state = 'retry', start_after = now(),
+       started_on = CASE WHEN retry_count = 0 THEN NULL ELSE started_on END,
+       retry_count = GREATEST(retry_count - 1, 0)
+     WHERE name = $1 AND id = $2 AND state = 'active'`,
+    [queue, jobId],
+  );
+  await db.query('SELECT pg_notify($1, $2)', ['mediary_jobs', queue]);
+}
+
+// ---- the media row ----------------------------------------------------------------------------
+
+export interface ProcessingError {
+  code: string;
+  message: string;
+  at?: string;
+}
+
+/** UPLOADED/PROCESSING → PROCESSING for this attempt; false when the media moved on (deleted, done). */
+export async function markProcessing(db: Queryable, id: string, attempt: number): Promise<boolean> {
+  const res = await db.query(
+    `UPDATE media SET status = 'PROCESSING', processing_attempts = $2, processing_progress = 0,
+       updated_at = now()
+     WHERE id = $1 AND status IN ('UPLOADED', 'PROCESSING')`,
+    [id, attempt],
+  );
+  return res.rowCount === 1;
+}
+
+export async function setProgress(db: Queryable, id: string, progress: number): Promise<void> {
+  await db.query(`UPDATE media SET processing_progress = $2 WHERE id = $1 AND status = 'PROCESSING'`, [
+    id,
+    Math.max(0, Math.min(100, Math.round(progress))),
+  ]);
+}
+
+export async function recordAttemptError(db: Queryable, id: string, error: ProcessingError): Promise<void> {
+  await db.query(`UPDATE media SET processing_last_error = $2, updated_at = now() WHERE id = $1`, [
+    id,
+    JSON.stringify({ ...error, at: new Date().toISOString() }),
+  ]);
+}
+
+/** PROCESSING (or a still-waiting UPLOADED) → FAILED with a reason the client can read. */
+export async function markProcessingFailed(
+  db: Queryable,
+  id: string,
+  error: ProcessingError,
+): Promise<boolean> {
+  const json = JSON.stringify({ code: error.code, message: error.message });
+  const res = await db.query(
+    `UPDATE media SET status = 'FAILED', error = $2,
+       processing_last_error = $2::jsonb || jsonb_build_object('at', now()), updated_at = now()
+     WHERE id = $1 AND status IN ('UPLOADED', 'PROCESSING')`,
+    [id, json],
+  );
+  return res.rowCount === 1;
+}
+
+export interface VariantRecord {
+  name: string;
+  format: string;
+  key: string;
+  width: number;
+  height: number;
+  bytes: number;
+}
+
+export interface ReadyResult {
+  width: number;
+  height: number;
+  metadata: Record<string, unknown>;
+  gps: Record<string, unknown> | null;
+  placeholder: string | null;
+  detectedMime: string;
+  variants: VariantRecord[];
+}
+
+/** The variant keys currently recorded for a media. */
+export async function variantKeys(db: Queryable, id: string): Promise<string[]> {
+  const { rows } = await db.query<{ key: string }>('SELECT key FROM media_variants WHERE media_id = $1', [
+    id,
+  ]);
+  return rows.map((r) => r.key);
+}
+
+/** Replaces the variants and sets READY; false when the media is no longer PROCESSING. */
+export async function markReady(db: Queryable, id: string, r: ReadyResult): Promise<boolean> {
+  const res = await db.query(
+    `UPDATE media SET status = 'READY', width = $2, height = $3, metadata = metadata || $4::jsonb, gps = $5,
+       placeholder = $6, detected_mime_type = $7, processing_progress = 100, processing_last_error = NULL,
+       error = NULL, processed_at = now(), updated_at = now()
+     WHERE id = $1 AND status = 'PROCESSING'`,
+    [
+      id,
+      r.width,
+      r.height,
+      JSON.stringify(r.metadata),
+      r.gps === null ? null : JSON.stringify(r.gps),
+      r.placeholder,
+      r.detectedMime,
+    ],
+  );
+  if (res.rowCount !== 1) return false;
+  await db.query('DELETE FROM media_variants WHERE media_id = $1', [id]);
+  for (const v of r.variants) {
+    await db.query(
+      `INSERT INTO media_variants (media_id, name, format, key, width, height, bytes)
+       VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+      [id, v.name, v.format, v.key, v.width, v.height, v.bytes],
+    );
+  }
+  return true;
+}
+
+/** FAILED → UPLOADED for a retry requested by the client; false when it is not FAILED any more. */
+export async function resetForRetry(db: Queryable, id: string): Promise<boolean> {
+  const res = await db.query(
+    `UPDATE media SET status = 'UPLOADED', error = NULL, processing_attempts = 0, processing_progress = 0,
+       updated_at = now()
+     WHERE id = $1 AND status = 'FAILED'`,
+    [id],
+  );
+  return res.rowCount === 1;
+}

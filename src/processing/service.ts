@@ -1,0 +1,104 @@
+/** Processing use cases the API offers: requeue a failed media, serve its variants. */
+import type { Logger } from 'pino';
+import type { Principal } from '../auth/principals.ts';
+import type { Config } from '../config.ts';
+import { withTransaction, type Pool } from '../db/pool.ts';
+import { AppError } from '../errors.ts';
+import { contentDisposition } from '../media/keys.ts';
+import type { MediaRow } from '../media/repo.ts';
+import type { DownloadPlan, MediaService, ProcessingQueue } from '../media/service.ts';
+import type { ObjectStore } from '../storage/types.ts';
+import { variantContentType } from './image-job.ts';
+import * as repo from './repo.ts';
+
+/** Variant keys are content-addressed: the bytes behind a URL never change. */
+export const IMMUTABLE = 'public, max-age=31536000, immutable';
+
+/** Served exactly like an original: a signed redirect or a proxied stream. */
+export type VariantPlan = DownloadPlan;
+
+export class ProcessingService {
+  constructor(
+    private readonly pool: Pool,
+    private readonly media: MediaService,
+    private readonly store: ObjectStore,
+    private readonly queue: ProcessingQueue,
+    private readonly config: Pick<Config, 'uploads'>,
+    private readonly logger: Logger,
+  ) {}
+
+  /** FAILED → UPLOADED + a new job, in one transaction. */
+  async retry(principal: Principal, mediaId: string): Promise<MediaRow> {
+    const m = await this.media.get(principal, mediaId);
+    if (m.status !== 'FAILED') {
+      throw new AppError('invalid_state', `Only FAILED media can be retried; this one is ${m.status}.`, {
+        status: m.status,
+      });
+    }
+    if (m.error?.code === 'type_mismatch' && m.detected_mime_type === null) {
+      // Rejected at completion: the object was deleted, there is nothing to process.
+      throw new AppError(
+        'invalid_state',
+        'This upload was rejected because its content did not match the declared type, and its bytes were deleted; upload the file again.',
+        { status: m.status, error: m.error.code },
+      );
+    }
+    if (!(await this.store.stat(m.storage_key))) {
+      throw new AppError('invalid_state', 'The original file is no longer stored; upload the file again.', {
+        status: m.status,
+      });
+    }
+    const requeued = await withTransaction(this.pool, async (tx) => {
+      if (!(await repo.resetForRetry(tx, m.id))) return false;
+      await this.queue.enqueueProcessing(tx, m.id);
+      return true;
+    });
+    if (!requeued) {
+      throw new AppError('invalid_state', 'The media changed state; fetch it again.', { mediaId });
+    }
+    this.logger.info({ mediaId }, 'processing requeued');
+    return this.media.get(null, m.id);
+  }
+
+  /** How to serve one variant: a signed redirect, or a proxied stream. */
+  async variant(
+    principal: Principal,
+    mediaId: string,
+    name: string,
+    mode: 'redirect' | 'proxy',
+  ): Promise<VariantPlan> {
+    const m = await this.media.get(principal, mediaId);
+    const v = m.variants.find((x) => x.name === name);
+    if (!v) {
+      throw new AppError('not_found', `No variant "${name}" for this media.`, {
+        available: m.variants.map((x) => x.name),
+      });
+    }
+    const contentType = variantContentType(v.format);
+    const disposition = contentDisposition('inline', `${m.id}-${v.name}.${v.format}`);
+    if (mode === 'redirect') {
+      const url = await this.store.signedGetUrl(v.key, {
+        expiresInSeconds: this.config.uploads.downloadUrlTtlSeconds,
+        contentType,
+        contentDisposition: disposition,
+      });
+      return { kind: 'redirect', url };
+    }
+    const stat = await this.store.stat(v.key);
+    if (!stat) throw new AppError('not_found', 'The variant object is missing.');
+    const sha = /([0-9a-f]{64})\.[a-z]+$/.exec(v.key)?.[1];
+    return {
+      kind: 'proxy',
+      key: v.key,
+      contentType,
+      contentDisposition: disposition,
+      etag: sha ? `"${sha}"` : stat.etag,
+      size: stat.size,
+      lastModified: stat.lastModified,
+    };
+  }
+
+  openObject(key: string, range?: { start: number; end: number }) {
+    return this.store.get(key, range);
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * The sharp adapter: the only module that imports sharp. It decodes an image once (with a pixel
+ * limit), applies the EXIF orientation, resizes to the largest size needed into a raw pixel
+ * buffer, and derives every variant and the placeholder pixels from that buffer. Outputs carry no
+ * metadata (sharp strips it unless asked to keep it).
+ */
+import sharp, { type Metadata, type OutputInfo } from 'sharp';
+
+export type VariantFormat = 'webp' | 'avif';
+
+export interface RenderOptions {
+  /** Longest-edge sizes, e.g. [1200, 600, 300, 150]. Fit inside, never upscaled. */
+  sizes: readonly number[];
+  format: VariantFormat;
+  maxPixels: number;
+  /** False when the decoder upstream already applied the orientation (HEIF irot/imir). */
+  autoOrient: boolean;
+  /** Called after each step with a 0..1 fraction. */
+  onProgress?: (fraction: number) => void;
+}
+
+export interface RenderedVariant {
+  size: number;
+  width: number;
+  height: number;
+  data: Buffer;
+}
+
+export interface RenderResult {
+  /** As displayed (after orientation). */
+  width: number;
+  height: number;
+  variants: RenderedVariant[];
+  /** Small RGBA image (≤ 100×100) for the placeholder hash. */
+  preview: { width: number; height: number; rgba: Uint8Array };
+}
+
+/** The bytes are not an image we can decode (corrupt, unsupported, or over the pixel limit). */
+export class ImageDecodeError extends Error {
+  constructor(
+    readonly reason: 'corrupt' | 'too_large',
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = 'ImageDecodeError';
+  }
+}
+
+const PREVIEW_MAX = 100;
+
+function describe(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  // libvips messages can be long and multi-line; the first line says what is wrong.
+  return (msg.split('\n')[0] ?? msg).slice(0, 300);
+}
+
+export async function renderVariants(input: Buffer, opts: RenderOptions): Promise<RenderResult> {
+  const limits = { limitInputPixels: opts.maxPixels, failOn: 'warning' as const };
+  let meta: Metadata;
+  try {
+    meta = await sharp(input, limits).metadata(); // header only: no pixel decode
+  } catch (err) {
+    if (/pixel limit/i.test(describe(err))) {
+      throw new ImageDecodeError(
+        'too_large',
+        `The image has more than the ${opts.maxPixels} pixels allowed.`,
+      );
+    }
+    throw new ImageDecodeError('corrupt', `The image cannot be read: ${describe(err)}`, { cause: err });
+  }
+  const { width, height } = meta;
+  if (!width || !height) throw new ImageDecodeError('corrupt', 'The image has no dimensions.');
+  if (width * height > opts.maxPixels) {
+    throw new ImageDecodeError(
+      'too_large',
+      `The image has ${width}×${height} pixels, more than the ${opts.maxPixels} allowed.`,
+    );
+  }
+  const shown = opts.autoOrient && meta.autoOrient ? meta.autoOrient : { width, height };
+  const largest = Math.max(...opts.sizes);
+
+  // The one decode: orientation, colour to sRGB, shrink to the largest size (JPEG shrink-on-load).
+  let base: { data: Buffer; info: OutputInfo };
+  try {
+    let pipeline = sharp(input, { ...limits, sequentialRead: true });
+    if (opts.autoOrient) pipeline = pipeline.autoOrient();
+    base = await pipeline
+      .resize(largest, largest, { fit: 'inside', withoutEnlargement: true })
+      .toColourspace('srgb')
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+  } catch (err) {
+    const tooLarge = /pixel limit/i.test(describe(err));
+    throw new ImageDecodeError(
+      tooLarge ? 'too_large' : 'corrupt',
+      `The image cannot be decoded: ${describe(err)}`,
+      { cause: err },
+    );
+  }
+  opts.onProgress?.(0.4);
+  const raw = {
+    raw: {
+      width: base.info.width,
+      height: base.info.height,
+      channels: base.info.channels,
+    },
+  };
+
+  const sizes = [...opts.sizes].sort((a, b) => b - a);
+  let done = 0;
+  const variants = await Promise.all(
+    sizes.map(async (size) => {
+      const img = sharp(base.data, raw).resize(size, size, { fit: 'inside', withoutEnlargement: true });
+      const encoded =
+        opts.format === 'avif' ? img.avif({ quality: 55, effort: 2 }) : img.webp({ quality: 80, effort: 4 });
+      const { data, info } = await encoded.toBuffer({ resolveWithObject: true });
+      opts.onProgress?.(0.4 + (0.5 * ++done) / sizes.length);
+      return { size, width: info.width, height: info.height, data };
+    }),
+  );
+
+  const preview = await sharp(base.data, raw)
+    .resize(PREVIEW_MAX, PREVIEW_MAX, { fit: 'inside', withoutEnlargement: true })
+    .ensureAlpha()
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+
+  return {
+    width: shown.width,
+    height: shown.height,
+    variants,
+    preview: { width: preview.info.width, height: preview.info.height, rgba: new Uint8Array(preview.data) },
+  };
+}
+
+/** Dimensions and orientation from the header (tests and diagnostics). */
+export async function probeImage(input: Buffer): Promise<{
+  format: string | undefined;
+  width: number;
+  height: number;
+  orientation: number | undefined;
+  hasExif: boolean;
+}> {
+  const m = await sharp(input).metadata();
+  return {
+    format: m.format,
+    width: m.width ?? 0,
+    height: m.height ?? 0,
+    orientation: m.orientation,
+    hasExif: m.exif !== undefined,
+  };
+}

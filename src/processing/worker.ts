@@ -1,0 +1,411 @@
+/**
+ * The worker runtime: pulls `media-process` jobs from pg-boss and runs the handler with a logger
+ * and an abort signal.
+ *
+ * - Pickup without polling: one dedicated connection LISTENs on `mediary_jobs`; an enqueue NOTIFYs
+ *   it in the enqueuing transaction, and idle slots fetch at once. The poll is only a fallback (for
+ *   delayed retries, which nobody announces).
+ * - Fetch and claim commit together: the claim names this worker's LISTEN connection, so a worker
+ *   killed mid-job (SIGKILL, OOM) is noticed by any other worker as soon as its connection is gone,
+ *   and the job is failed back into the retry path instead of waiting for pg-boss' expiry.
+ * - Handlers return an outcome for expected results (completed, failed for a reason the client
+ *   must see); they throw only when a retry can help. After the last attempt pg-boss moves the job
+ *   to the dead-letter queue, which this runtime consumes to mark the media FAILED.
+ * - Graceful stop: no new jobs; in-flight jobs finish within the grace period, or are aborted and
+ *   handed back to the queue (without spending an attempt), so a shutdown never loses a job.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type PgBoss from 'pg-boss';
+import type { Logger } from 'pino';
+import type { ProcessingConfig } from '../config.ts';
+import { withTransaction, type Pool, type PoolClient } from '../db/pool.ts';
+import { toError } from '../errors.ts';
+import { DEAD_LETTER_QUEUE, PROCESS_QUEUE, WAKE_CHANNEL, type JobQueue, type ProcessJob } from './queue.ts';
+import * as repo from './repo.ts';
+
+export interface JobContext {
+  logger: Logger;
+  signal: AbortSignal;
+  jobId: string;
+  /** 1-based attempt number of this run. */
+  attempt: number;
+  maxAttempts: number;
+  /**
+   * Replaces the job's time limit, counted from now (a video job's budget differs from an image's).
+   * pg-boss' expiry must stay above it (see `queueOptions` in app.ts).
+   */
+  setTimeLimit(seconds: number): void;
+}
+
+/** What a handler reports for outcomes a retry cannot change. */
+export type JobOutcome =
+  | { status: 'completed' }
+  | { status: 'skipped'; reason: string }
+  | { status: 'failed'; code: string; message: string };
+
+export type JobHandler<P> = (payload: P, ctx: JobContext) => Promise<JobOutcome>;
+
+/** Called for a job that exhausted its attempts (read from the dead-letter queue) with its last error. */
+export type DeadJobHandler<P> = (payload: P, error: Error) => Promise<void>;
+
+export interface WorkerDeps {
+  pool: Pool;
+  queue: JobQueue;
+  logger: Logger;
+  config: Pick<
+    ProcessingConfig,
+    'concurrency' | 'jobTimeoutSeconds' | 'pollIntervalMs' | 'shutdownGraceSeconds' | 'retryLimit'
+  >;
+  handler: JobHandler<ProcessJob>;
+  onDead: DeadJobHandler<ProcessJob>;
+  /** Records an attempt's error on the media row before the job is failed for a retry. */
+  onAttemptError?: (payload: ProcessJob, error: Error, ctx: JobContext) => Promise<void>;
+}
+
+type Backend = repo.Backend;
+
+interface InFlight {
+  jobId: string;
+  abort: AbortController;
+  done: Promise<void>;
+}
+
+/** The job ran past its time limit. */
+export class JobTimeoutError extends Error {
+  override readonly name = 'JobTimeoutError';
+}
+
+/** The worker running a job died (its connection is gone). */
+export class WorkerLostError extends Error {
+  override readonly name = 'WorkerLostError';
+}
+
+class ShutdownAbort extends Error {
+  constructor() {
+    super('The worker is shutting down.');
+    this.name = 'ShutdownAbort';
+  }
+}
+
+const DEAD_BATCH = 10;
+
+export class Worker {
+  private stopping = false;
+  private listener: PoolClient | undefined;
+  private backend: Backend | undefined;
+  /** Bumped by every wake-up, so a slot that fetched nothing just before one does not sleep through it. */
+  private generation = 0;
+  private readonly sleepers = new Set<() => void>();
+  private readonly inFlight = new Map<string, InFlight>();
+  private readonly loops: Promise<void>[] = [];
+  private readonly boss: PgBoss;
+  private readonly log: Logger;
+  private deadWake = 0;
+  private stopped: Promise<void> | undefined;
+  private readonly halt = new AbortController();
+
+  private constructor(private readonly deps: WorkerDeps) {
+    this.boss = deps.queue.boss;
+    this.log = deps.logger.child({ component: 'worker' });
+  }
+
+  static async start(deps: WorkerDeps): Promise<Worker> {
+    const w = new Worker(deps);
+    await w.connectListener();
+    for (let i = 0; i < deps.config.concurrency; i++) w.loops.push(w.slot(i));
+    w.loops.push(w.deadLetterLoop(), w.reaperLoop(), w.listenerWatch());
+    w.log.info({ concurrency: deps.config.concurrency }, 'worker started');
+    return w;
+  }
+
+  /** Number of jobs running right now (tests, health). */
+  get busy(): number {
+    return this.inFlight.size;
+  }
+
+  // ---- wake-ups ---------------------------------------------------------------------------
+
+  private wake(): void {
+    this.generation++;
+    for (const resolve of this.sleepers) resolve();
+    this.sleepers.clear();
+  }
+
+  /** Sleeps until woken, `ms` passed, or stop. Returns at once if a wake-up happened since `seen`. */
+  private async idle(ms: number, seen: number): Promise<void> {
+    if (this.stopping || this.generation !== seen) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.sleepers.add(done);
+    });
+  }
+
+  /** A sleep that ends early when the worker stops. */
+  private async pause(ms: number): Promise<void> {
+    await sleep(ms, undefined, { signal: this.halt.signal }).catch(() => undefined);
+  }
+
+  // ---- the LISTEN connection ------------------------------------------------------------------
+
+  private async connectListener(): Promise<void> {
+    const client = await this.deps.pool.connect();
+    try {
+      client.on('notification', (msg) => {
+        if (msg.channel === WAKE_CHANNEL) this.wake();
+      });
+      client.on('error', (err) => {
+        this.log.warn({ err }, 'worker LISTEN connection lost; reconnecting');
+        this.dropListener(client, err);
+      });
+      await client.query(`LISTEN ${WAKE_CHANNEL}`);
+      // backend_start as text: a JS Date would drop the microseconds the reaper compares.
+      const { rows } = await client.query<{ pid: number; backend_start: string }>(
+        'SELECT pid, backend_start::text AS backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()',
+      );
+      const previous = this.backend;
+      this.listener = client;
+      this.backend = { pid: rows[0]!.pid, start: rows[0]!.backend_start };
+      // Jobs claimed through the old connection are still ours: move the claims over.
+      if (previous) await repo.moveClaims(this.deps.pool, previous, this.backend);
+    } catch (err) {
+      client.release(toError(err));
+      throw err;
+    }
+    // Something may have been enqueued while we were not listening.
+    this.wake();
+  }
+
+  private dropListener(client: PoolClient, err?: Error): void {
+    if (this.listener !== client) return;
+    this.listener = undefined;
+    client.removeAllListeners('notification');
+    client.release(err ?? true);
+  }
+
+  /** Keeps the LISTEN connection up; slots do not claim jobs while it is down. */
+  private async listenerWatch(): Promise<void> {
+    while (!this.stopping) {
+      await this.pause(1000);
+      if (this.stopping || this.listener) continue;
+      try {
+        await this.connectListener();
+        this.log.info('worker LISTEN connection restored');
+      } catch (err) {
+        this.log.warn({ err }, 'cannot reconnect the worker LISTEN connection yet');
+      }
+    }
+  }
+
+  // ---- processing slots -------------------------------------------------------------------
+
+  private async slot(index: number): Promise<void> {
+    while (!this.stopping) {
+      const seen = this.generation;
+      let job: PgBoss.JobWithMetadata<ProcessJob> | undefined;
+      try {
+        job = await this.claimNext();
+      } catch (err) {
+        this.log.warn({ err, slot: index }, 'could not fetch a job; retrying shortly');
+        await this.pause(Math.min(1000, this.deps.config.pollIntervalMs));
+        continue;
+      }
+      if (!job) {
+        await this.idle(this.deps.config.pollIntervalMs, seen);
+        continue;
+      }
+      await this.run(job);
+    }
+  }
+
+  /** Fetches one job and records our claim on it in the same transaction. */
+  private async claimNext(): Promise<PgBoss.JobWithMetadata<ProcessJob> | undefined> {
+    const backend = this.backend;
+    if (!backend || this.stopping) return undefined;
+    return withTransaction(this.deps.pool, async (tx) => {
+      const db = { executeSql: (text: string, values: unknown[]) => tx.query(text, values) };
+      const [job] = await this.boss.fetch<ProcessJob>(PROCESS_QUEUE, {
+        batchSize: 1,
+        includeMetadata: true,
+        db,
+      });
+      if (job) await repo.insertClaim(tx, job.id, job.data.mediaId, backend);
+      return job;
+    });
+  }
+
+  private async run(job: PgBoss.JobWithMetadata<ProcessJob>): Promise<void> {
+    const abort = new AbortController();
+    const limit = (seconds: number) =>
+      setTimeout(
+        () => abort.abort(new JobTimeoutError(`The job did not finish within ${seconds} s.`)),
+        seconds * 1000,
+      );
+    let timeout = limit(this.deps.config.jobTimeoutSeconds);
+    const ctx: JobContext = {
+      logger: this.log.child({ jobId: job.id, mediaId: job.data.mediaId, attempt: job.retryCount + 1 }),
+      signal: abort.signal,
+      jobId: job.id,
+      attempt: job.retryCount + 1,
+      maxAttempts: job.retryLimit + 1,
+      setTimeLimit: (seconds) => {
+        clearTimeout(timeout);
+        if (!abort.signal.aborted) timeout = limit(seconds);
+      },
+    };
+    let resolveDone!: () => void;
+    const done = new Promise<void>((r) => (resolveDone = r));
+    this.inFlight.set(job.id, { jobId: job.id, abort, done });
+    const started = Date.now();
+    ctx.logger.info('job started');
+    try {
+      const outcome = await untilAborted(this.deps.handler(job.data, ctx), abort.signal);
+      await this.boss.complete(PROCESS_QUEUE, job.id, outcome);
+      ctx.logger.info({ outcome: outcome.status, ms: Date.now() - started }, 'job finished');
+    } catch (caught) {
+      await this.afterError(job, ctx, toError(caught), abort.signal);
+    } finally {
+      clearTimeout(timeout);
+      await repo.deleteClaim(this.deps.pool, job.id).catch((err: unknown) => {
+        ctx.logger.warn({ err }, 'could not remove the job claim; the reaper will');
+      });
+      this.inFlight.delete(job.id);
+      resolveDone();
+    }
+  }
+
+  private async afterError(
+    job: PgBoss.JobWithMetadata<ProcessJob>,
+    ctx: JobContext,
+    err: Error,
+    signal: AbortSignal,
+  ): Promise<void> {
+    try {
+      if (signal.aborted && signal.reason instanceof ShutdownAbort) {
+        // Not the job's fault: hand it back untouched for the next worker.
+        await repo.releaseJob(this.deps.pool, PROCESS_QUEUE, job.id);
+        ctx.logger.warn('job handed back to the queue at shutdown');
+        return;
+      }
+      const error = signal.aborted ? toError(signal.reason) : err;
+      const last = ctx.attempt >= ctx.maxAttempts;
+      ctx.logger[last ? 'error' : 'warn']({ err: error, last }, 'job attempt failed');
+      await this.deps.onAttemptError?.(job.data, error, ctx);
+      await this.boss.fail(PROCESS_QUEUE, job.id, { message: error.message, name: error.name });
+      if (last) this.wakeDeadLetters();
+    } catch (failErr) {
+      // The claim stays; the reaper fails the job once this connection is replaced.
+      ctx.logger.error({ err: failErr }, 'could not record the job failure');
+    }
+  }
+
+  // ---- dead letters -----------------------------------------------------------------------
+
+  private wakeDeadLetters(): void {
+    this.deadWake++;
+    this.wake();
+  }
+
+  private async deadLetterLoop(): Promise<void> {
+    while (!this.stopping) {
+      const seen = this.generation;
+      const wakes = this.deadWake;
+      try {
+        const jobs = await this.boss.fetch<ProcessJob>(DEAD_LETTER_QUEUE, {
+          batchSize: DEAD_BATCH,
+          includeMetadata: true,
+        });
+        for (const job of jobs) {
+          try {
+            await this.deps.onDead(job.data, deadError(job.output));
+            await this.boss.complete(DEAD_LETTER_QUEUE, job.id);
+          } catch (err) {
+            this.log.error({ err, jobId: job.id }, 'could not handle a dead-lettered job');
+            await this.boss.fail(DEAD_LETTER_QUEUE, job.id, { message: toError(err).message });
+          }
+        }
+        if (jobs.length === DEAD_BATCH) continue;
+      } catch (err) {
+        this.log.warn({ err }, 'could not read the dead-letter queue');
+      }
+      // Dead letters come from our own failures (woken) or other workers' (the poll finds them).
+      if (this.deadWake === wakes) await this.idle(this.deps.config.pollIntervalMs, seen);
+    }
+  }
+
+  // ---- reaping jobs of dead workers -------------------------------------------------------------
+
+  private async reaperLoop(): Promise<void> {
+    const every = Math.max(1000, Math.min(5000, this.deps.config.pollIntervalMs));
+    while (!this.stopping) {
+      await this.pause(every);
+      if (this.stopping) break;
+      try {
+        const orphans = await repo.takeOrphanedClaims(this.deps.pool);
+        for (const jobId of orphans) {
+          this.log.warn({ jobId }, 'the worker running this job is gone; handing it back for a retry');
+          const lost = new WorkerLostError('The worker processing this job stopped unexpectedly.');
+          await this.boss.fail(PROCESS_QUEUE, jobId, { message: lost.message, name: lost.name });
+        }
+        if (orphans.length > 0) this.wakeDeadLetters();
+      } catch (err) {
+        this.log.warn({ err }, 'could not check for jobs of dead workers');
+      }
+    }
+  }
+
+  // ---- stop -------------------------------------------------------------------------------------
+
+  /** Stops taking jobs, lets running ones finish (or hands them back), and closes the connection. */
+  stop(): Promise<void> {
+    this.stopped ??= (async () => {
+      this.stopping = true;
+      this.halt.abort();
+      this.wake();
+      const running = [...this.inFlight.values()];
+      if (running.length > 0) {
+        this.log.info({ jobs: running.length }, 'waiting for running jobs to finish');
+        const grace = sleep(this.deps.config.shutdownGraceSeconds * 1000, 'timeout' as const);
+        const all = Promise.all(running.map((j) => j.done)).then(() => 'done' as const);
+        if ((await Promise.race([all, grace])) === 'timeout') {
+          for (const j of this.inFlight.values()) j.abort.abort(new ShutdownAbort());
+          await all;
+        }
+      }
+      await Promise.all(this.loops);
+      if (this.listener) this.dropListener(this.listener);
+      this.log.info('worker stopped');
+    })();
+    return this.stopped;
+  }
+}
+
+/**
+ * Settles with `work`, or rejects as soon as `signal` aborts (sharp cannot be interrupted; its
+ * late result is dropped).
+ */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(toError(signal.reason));
+    if (signal.aborted) onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+/** The last attempt's error, rebuilt from the job output (our fail data, or pg-boss' own expiry). */
+function deadError(output: unknown): Error {
+  const o = output as { message?: unknown; name?: unknown; value?: { message?: unknown } } | null | undefined;
+  if (typeof o?.message === 'string') {
+    const err = new Error(o.message);
+    if (typeof o.name === 'string') err.name = o.name;
+    return err;
+  }
+  if (typeof o?.value?.message === 'string' && /timeout/i.test(o.value.message)) {
+    return new JobTimeoutError('The job did not finish within its time limit.');
+  }
+  return new Error('Processing failed.');
+}

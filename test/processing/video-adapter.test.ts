@@ -1,0 +1,275 @@
+/**
+ * The ffmpeg adapter against real ffmpeg, on clips generated with ffmpeg's test sources.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFile, rm, stat, truncate } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import sharp from 'sharp';
+import { extractPoster, probe, transcodeHls, VideoError } from '../../src/processing/video/ffmpeg.ts';
+import { planLadder } from '../../src/processing/video/ladder.ts';
+import { tempDir } from '../helpers/server.ts';
+
+const run = promisify(execFile);
+let dir: string;
+
+async function makeClip(name: string, args: string[]): Promise<string> {
+  const out = path.join(dir, name);
+  await run('ffmpeg', ['-hide_banner', '-v', 'error', '-y', ...args, out]);
+  return out;
+}
+
+const clips: Record<string, string> = {};
+before(async () => {
+  dir = await tempDir('mediary-video-');
+  clips.landscape = await makeClip('landscape.mp4', [
+    '-f',
+    'lavfi',
+    '-i',
+    'testsrc2=size=1920x1080:rate=24:duration=3',
+    '-f',
+    'lavfi',
+    '-i',
+    'sine=frequency=440:duration=3',
+    '-c:v',
+    'libx264',
+    '-preset',
+    'ultrafast',
+    '-pix_fmt',
+    'yuv420p',
+    '-c:a',
+    'aac',
+    '-shortest',
+  ]);
+  // A phone clip: stored landscape 1280x720 with a 90° rotation in its metadata.
+  const stored = await makeClip('stored-landscape.mp4', [
+    '-f',
+    'lavfi',
+    '-i',
+    'testsrc2=size=1280x720:rate=30:duration=2',
+    '-c:v',
+    'libx264',
+    '-preset',
+    'ultrafast',
+    '-pix_fmt',
+    'yuv420p',
+  ]);
+  clips.portrait = await makeClip('portrait.mp4', [
+    '-i',
+    stored,
+    '-c',
+    'copy',
+    '-metadata:s:v:0',
+    'rotate=90',
+  ]);
+  clips.uhd = await makeClip('uhd.mp4', [
+    '-f',
+    'lavfi',
+    '-i',
+    'testsrc2=size=3840x2160:rate=10:duration=1',
+    '-c:v',
+    'libx264',
+    '-preset',
+    'ultrafast',
+    '-pix_fmt',
+    'yuv420p',
+  ]);
+  clips.odd = await makeClip('odd.mp4', [
+    '-f',
+    'lavfi',
+    '-i',
+    'testsrc2=size=320x240:rate=15:duration=1',
+    '-vf',
+    'scale=333:211',
+    '-c:v',
+    'libx264',
+    '-preset',
+    'ultrafast',
+    '-pix_fmt',
+    'yuv444p',
+  ]);
+  clips.truncated = await makeClip('truncated.mp4', [
+    '-f',
+    'lavfi',
+    '-i',
+    'testsrc2=size=640x360:rate=24:duration=2',
+    '-c:v',
+    'libx264',
+    '-preset',
+    'ultrafast',
+    '-pix_fmt',
+    'yuv420p',
+  ]);
+  await truncate(clips.truncated, Math.floor((await stat(clips.truncated)).size / 3));
+  clips.audioOnly = await makeClip('audio.m4a', [
+    '-f',
+    'lavfi',
+    '-i',
+    'sine=frequency=440:duration=1',
+    '-c:a',
+    'aac',
+  ]);
+});
+after(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+const opts = { timeoutMs: 120_000 };
+
+async function ffprobeStreams(file: string) {
+  const { stdout } = await run('ffprobe', ['-v', 'error', '-print_format', 'json', '-show_streams', file]);
+  return (
+    JSON.parse(stdout) as {
+      streams: { codec_type: string; codec_name: string; width?: number; height?: number }[];
+    }
+  ).streams;
+}
+
+describe('ffmpeg video adapter', () => {
+  test('probe: duration, codecs, frame rate, displayed size with rotation applied', async () => {
+    const l = await probe(clips.landscape!);
+    assert.equal(l.width, 1920);
+    assert.equal(l.height, 1080);
+    assert.equal(l.videoCodec, 'h264');
+    assert.equal(l.audioCodec, 'aac');
+    assert.equal(l.frameRate, 24);
+    assert.ok(Math.abs(l.durationMs - 3000) < 200, String(l.durationMs));
+    const p = await probe(clips.portrait!);
+    assert.equal(p.rotation % 180, 90);
+    assert.deepEqual([p.width, p.height], [720, 1280], 'displayed portrait');
+    assert.equal(p.audioCodec, null);
+  });
+
+  test('ladder: never upscales, 2160p only for 4K sources, portrait keeps orientation, even sizes', () => {
+    assert.deepEqual(
+      planLadder(1920, 1080).map((r) => [r.name, r.width, r.height]),
+      [
+        ['360p', 640, 360],
+        ['720p', 1280, 720],
+        ['1080p', 1920, 1080],
+      ],
+    );
+    assert.deepEqual(
+      planLadder(3840, 2160).map((r) => r.name),
+      ['360p', '720p', '1080p', '2160p'],
+    );
+    assert.deepEqual(
+      planLadder(720, 1280).map((r) => [r.name, r.width, r.height]),
+      [
+        ['360p', 360, 640],
+        ['720p', 720, 1280],
+      ],
+    );
+    const tiny = planLadder(333, 211);
+    assert.deepEqual(
+      tiny.map((r) => [r.name, r.width, r.height]),
+      [['360p', 334, 212]],
+    );
+  });
+
+  test('HLS ladder from one run: playlists parse, segments decode, renditions at the planned sizes', async () => {
+    const src = await probe(clips.landscape!);
+    const ladder = planLadder(src.width, src.height).filter((r) => r.name !== '1080p');
+    const out = path.join(dir, 'hls-landscape');
+    const progress: number[] = [];
+    const result = await transcodeHls(clips.landscape!, out, ladder, true, {
+      ...opts,
+      onProgress: (us) => progress.push(us),
+    });
+    const master = await readFile(path.join(out, 'master.m3u8'), 'utf8');
+    assert.match(master, /^#EXTM3U/);
+    const infs = master.split('\n').filter((l) => l.startsWith('#EXT-X-STREAM-INF:'));
+    assert.equal(infs.length, 2);
+    for (const inf of infs)
+      assert.match(inf, /BANDWIDTH=\d+,RESOLUTION=\d+x\d+,CODECS="avc1\.[0-9a-f]{6},mp4a\.40\.2"/);
+    assert.ok(progress.length > 0 && progress.at(-1)! > 0, 'progress reported');
+    for (const r of result.renditions) {
+      const playlist = await readFile(path.join(out, r.playlist), 'utf8');
+      const init = /#EXT-X-MAP:URI="([^"]+)"/.exec(playlist)?.[1];
+      assert.ok(
+        init && (await stat(path.join(out, r.dir, init))).size > 0,
+        'init segment beside the playlist',
+      );
+      assert.match(playlist, /#EXT-X-ENDLIST/);
+      const streams = await ffprobeStreams(path.join(out, r.playlist));
+      const v = streams.find((s) => s.codec_type === 'video')!;
+      assert.deepEqual([v.codec_name, v.width, v.height], ['h264', r.width, r.height]);
+      assert.ok(streams.some((s) => s.codec_type === 'audio' && s.codec_name === 'aac'));
+    }
+  });
+
+  test('portrait phone clip: renditions and poster come out upright; no audio track is fine', async () => {
+    const src = await probe(clips.portrait!);
+    const ladder = planLadder(src.width, src.height);
+    const out = path.join(dir, 'hls-portrait');
+    const result = await transcodeHls(clips.portrait!, out, ladder, false, opts);
+    for (const r of result.renditions) {
+      assert.ok(r.height > r.width);
+      const v = (await ffprobeStreams(path.join(out, r.playlist))).find((s) => s.codec_type === 'video')!;
+      assert.deepEqual([v.width, v.height], [r.width, r.height]);
+    }
+    const poster = path.join(dir, 'poster.png');
+    await extractPoster(clips.portrait!, src.durationMs / 10000, poster, opts);
+    const meta = await sharp(poster).metadata();
+    assert.deepEqual([meta.width, meta.height], [720, 1280]);
+  });
+
+  test('2160p source gets a 2160p rendition; odd dimensions are evened', async () => {
+    const uhd = await probe(clips.uhd!);
+    assert.deepEqual(planLadder(uhd.width, uhd.height).at(-1)?.name, '2160p');
+    const odd = await probe(clips.odd!);
+    const out = path.join(dir, 'hls-odd');
+    const result = await transcodeHls(clips.odd!, out, planLadder(odd.width, odd.height), false, opts);
+    const v = (await ffprobeStreams(path.join(out, result.renditions[0]!.playlist))).find(
+      (s) => s.codec_type === 'video',
+    )!;
+    assert.deepEqual([v.width, v.height], [334, 212]);
+  });
+
+  test('truncated and audio-only inputs fail with a reason, never hang', async () => {
+    await assert.rejects(
+      async () => {
+        const p = await probe(clips.truncated!);
+        await transcodeHls(
+          clips.truncated!,
+          path.join(dir, 'hls-trunc'),
+          planLadder(p.width, p.height),
+          false,
+          opts,
+        );
+      },
+      (err: unknown) => err instanceof VideoError && ['unreadable', 'ffmpeg_failed'].includes(err.code),
+    );
+    await assert.rejects(
+      probe(clips.audioOnly!),
+      (err: unknown) => err instanceof VideoError && err.code === 'no_video',
+    );
+  });
+
+  test('cancellation and timeouts kill ffmpeg', async () => {
+    const ac = new AbortController();
+    const src = await probe(clips.landscape!);
+    const started = Date.now();
+    const job = transcodeHls(
+      clips.landscape!,
+      path.join(dir, 'hls-cancel'),
+      planLadder(src.width, src.height),
+      true,
+      {
+        timeoutMs: 120_000,
+        signal: ac.signal,
+      },
+    );
+    setTimeout(() => ac.abort(), 200);
+    await assert.rejects(job, (err: unknown) => err instanceof VideoError && err.code === 'cancelled');
+    assert.ok(Date.now() - started < 30_000);
+    await assert.rejects(
+      transcodeHls(clips.landscape!, path.join(dir, 'hls-timeout'), planLadder(src.width, src.height), true, {
+        timeoutMs: 100,
+      }),
+      (err: unknown) => err instanceof VideoError && err.code === 'timeout',
+    );
+  });
+});

@@ -1,0 +1,202 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, test } from 'node:test';
+import { createLogger } from '../../src/log.ts';
+import { startWorker } from '../../src/processing/runtime.ts';
+import { LocalObjectStore } from '../../src/storage/local.ts';
+import { UrlSigner } from '../../src/storage/signing.ts';
+import { call, startTestServer, testEnv, type TestServer } from '../helpers/server.ts';
+import { fixture, FIXTURES } from '../helpers/files.ts';
+import { bigJpeg, upload, waitFor } from './helpers.ts';
+
+// No worker in the server: each test decides which workers run. Two attempts per job, no delay.
+let t: TestServer;
+before(async () => {
+  t = await startTestServer({
+    WORKER_ENABLED: 'false',
+    PROCESSING_RETRY_LIMIT: '1',
+    PROCESSING_RETRY_DELAY_SECONDS: '0',
+    PROCESSING_POLL_INTERVAL_MS: '300',
+  });
+});
+after(async () => {
+  await t?.close();
+});
+
+function inProcessWorker(overrides: Partial<TestServer['config']['processing']> = {}) {
+  const store = new LocalObjectStore(t.config.storage.dir, new UrlSigner('x'.repeat(32)), t.config.publicUrl);
+  return startWorker({
+    pool: t.server.database.pool,
+    queue: t.server.queue,
+    store,
+    config: { ...t.config.processing, ...overrides },
+    logger: createLogger('silent', 2),
+  });
+}
+
+async function storagePath(id: string) {
+  const { rows } = await t.server.database.pool.query('SELECT storage_key FROM media WHERE id = $1', [id]);
+  return path.join(t.config.storage.dir, rows[0].storage_key);
+}
+
+/** The job's row once it left the active state (the row turns FAILED a moment before the job completes). */
+async function settledJob(id: string) {
+  for (let i = 0; i < 200; i++) {
+    const j = await job(id);
+    if (j.state !== 'active') return j;
+    await sleep(25);
+  }
+  return job(id);
+}
+
+async function job(id: string) {
+  const { rows } = await t.server.database.pool.query(
+    `SELECT state, retry_count FROM pgboss.job WHERE name = 'media-process' AND data->>'mediaId' = $1
+     ORDER BY created_on DESC LIMIT 1`,
+    [id],
+  );
+  return rows[0] as { state: string; retry_count: number };
+}
+
+describe('worker lifecycle', () => {
+  test('a worker SIGKILLed mid-job: the job is retried by another worker and completes', async () => {
+    const user = await t.user('kill-user');
+    const big = await bigJpeg(fixture('cameras/Canon_40D.jpg'), 6000, 4000);
+    const { id, done } = await upload(t, user.auth, big);
+    assert.equal(done.status, 200, done.text);
+
+    const env = await testEnv(t.dataDir, {
+      DATABASE_URL: t.server.database.embedded!.url,
+      PROCESSING_CONCURRENCY: '1',
+      PROCESSING_RETRY_LIMIT: '1',
+      PROCESSING_RETRY_DELAY_SECONDS: '0',
+    });
+    const child = spawn(process.execPath, ['bin/mediary.mjs', 'worker'], {
+      env: { ...process.env, ...env },
+      stdio: 'ignore',
+    });
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    try {
+      const st = await waitFor(t, user.auth, id, ['PROCESSING', 'READY', 'FAILED'], 60_000);
+      assert.equal(st.status, 'PROCESSING', 'caught the worker mid-job');
+      child.kill('SIGKILL');
+      await exited;
+      assert.equal((await job(id)).state, 'active', 'the job was left active by the dead worker');
+    } finally {
+      child.kill('SIGKILL');
+    }
+
+    const worker = await inProcessWorker();
+    try {
+      const end = await waitFor(t, user.auth, id, ['READY', 'FAILED'], 60_000);
+      assert.equal(end.status, 'READY', JSON.stringify(end.error));
+      assert.equal(end.attempts, 2);
+      assert.match(end.lastError?.message ?? 'cleared on success', /cleared on success/);
+      assert.deepEqual(await settledJob(id), { state: 'completed', retry_count: 1 });
+      const m = await call(t.api(`/media/${id}`), { headers: user.auth });
+      assert.deepEqual([m.body.width, m.body.height, m.body.variants.length], [6000, 4000, 4]);
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  test('graceful stop lets the running job finish', async () => {
+    const user = await t.user('graceful-user');
+    const { id } = await upload(t, user.auth, await bigJpeg(fixture('gps/DSCN0010.jpg'), 4000, 3000));
+    const worker = await inProcessWorker();
+    await waitFor(t, user.auth, id, ['PROCESSING', 'READY']);
+    await worker.stop();
+    const st = await call(t.api(`/media/${id}/status`), { headers: user.auth });
+    assert.equal(st.body.status, 'READY');
+    assert.equal((await settledJob(id)).state, 'completed');
+  });
+});
+
+describe('retries and dead letters', () => {
+  test('transient failures are retried, then dead-lettered → FAILED; retry-processing requeues', async () => {
+    const user = await t.user('dlq-user');
+    const { id } = await upload(t, user.auth, fixture('cameras/Pentax_K10D.jpg'));
+    const file = await storagePath(id);
+    renameSync(file, `${file}.away`); // the store loses the original: a retry might help, twice it does not
+
+    const notYet = await call(t.api(`/media/${id}/retry-processing`), { method: 'POST', headers: user.auth });
+    assert.equal(notYet.status, 409, 'only FAILED media can be retried');
+
+    const worker = await inProcessWorker();
+    try {
+      const st = await waitFor(t, user.auth, id, ['FAILED', 'READY'], 30_000);
+      assert.equal(st.status, 'FAILED');
+      assert.equal(st.error.code, 'processing_failed');
+      assert.match(st.error.message, /original object is missing/);
+      assert.equal(st.attempts, 2, 'one try + PROCESSING_RETRY_LIMIT=1 retry');
+      assert.equal(st.lastError.code, 'processing_failed');
+      const { rows } = await t.server.database.pool.query(
+        `SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'media-process-dead' AND data->>'mediaId' = $1`,
+        [id],
+      );
+      assert.equal(rows[0].n, 1, 'one dead letter');
+
+      const stranger = await t.user('dlq-stranger');
+      const other = await call(t.api(`/media/${id}/retry-processing`), {
+        method: 'POST',
+        headers: stranger.auth,
+      });
+      assert.equal(other.status, 404);
+      const gone = await call(t.api(`/media/${id}/retry-processing`), { method: 'POST', headers: user.auth });
+      assert.equal(gone.status, 409, 'nothing to process while the original is missing');
+
+      renameSync(`${file}.away`, file);
+      const retry = await call(t.api(`/media/${id}/retry-processing`), {
+        method: 'POST',
+        headers: user.auth,
+      });
+      assert.equal(retry.status, 202, retry.text);
+      assert.equal(retry.body.status, 'UPLOADED');
+      const end = await waitFor(t, user.auth, id, ['READY', 'FAILED'], 30_000);
+      assert.equal(end.status, 'READY', JSON.stringify(end.error));
+      assert.deepEqual([end.attempts, end.error], [1, null]);
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  test('bytes changed after completion fail the integrity check, without retries', async () => {
+    const user = await t.user('integrity-user');
+    const original = fixture('cameras/Nikon_D70.jpg');
+    const { id } = await upload(t, user.auth, original);
+    const tampered = Buffer.from(original);
+    tampered.writeUInt8(tampered.readUInt8(tampered.length - 100) ^ 0xff, tampered.length - 100);
+    writeFileSync(await storagePath(id), tampered);
+    const worker = await inProcessWorker();
+    try {
+      const st = await waitFor(t, user.auth, id, ['FAILED', 'READY']);
+      assert.equal(st.status, 'FAILED');
+      assert.equal(st.error.code, 'integrity');
+      assert.equal(st.attempts, 1);
+      assert.equal((await settledJob(id)).state, 'completed', 'an expected outcome, not a retry');
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  test('HEIC without heif-convert fails with a clear message', async () => {
+    const user = await t.user('heic-missing');
+    const heic = path.join(t.dataDir, 'x.heic');
+    execFileSync('heif-enc', ['-q', '50', '-o', heic, path.join(FIXTURES, 'cameras/Canon_40D.jpg')], {
+      stdio: 'ignore',
+    });
+    const { id } = await upload(t, user.auth, readFileSync(heic), 'image/heic');
+    const worker = await inProcessWorker({ heifConvert: '/nonexistent/heif-convert' });
+    try {
+      const st = await waitFor(t, user.auth, id, ['FAILED', 'READY']);
+      assert.deepEqual([st.status, st.error.code], ['FAILED', 'unsupported_type']);
+      assert.equal(st.error.message, 'HEIC is not supported on this installation.');
+    } finally {
+      await worker.stop();
+    }
+  });
+});
