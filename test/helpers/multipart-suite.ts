@@ -14,10 +14,14 @@ import { sha256 } from './files.ts';
 import { call, type TestServer } from './server.ts';
 
 export const MiB = 1024 * 1024;
-/** Multipart above 5 MiB, 5 MiB parts: small files exercise every rule. */
+/**
+ * Multipart above 5 MiB, 5 MiB parts: small files exercise every rule. No processing worker:
+ * these suites assert the upload states (UPLOADED), which the worker would move on.
+ */
 export const MULTIPART_ENV = {
   MULTIPART_THRESHOLD_BYTES: String(5 * MiB),
   MULTIPART_PART_SIZE_BYTES: String(5 * MiB),
+  WORKER_ENABLED: 'false',
 };
 
 /** `n` bytes that sniff as an MP4 (an ftyp box, then noise). */
