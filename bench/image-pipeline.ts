@@ -130,9 +130,11 @@ async function main() {
 
   const steps = new Map<string, number[]>();
   let recording = false;
+  let handlerSeconds = 0;
   const onStep = (msg: unknown) => {
     if (!recording) return;
     const s = msg as ImageJobStep;
+    if (s.step === 'job') handlerSeconds += (s.end - s.start) / 1000;
     const xs = steps.get(s.step) ?? [];
     xs.push(s.end - s.start);
     steps.set(s.step, xs);
@@ -221,6 +223,8 @@ async function main() {
     }
 
     const full: Measured[] = [];
+    /** Per image: slot time not spent in the job handler (queue fetch, claim, ack, idle slots). */
+    const outsideHandlerMs: number[] = [];
     const a: Measured[] = [];
     const b: Measured[] = [];
     for (let rep = 0; rep < REPS; rep++) {
@@ -228,8 +232,11 @@ async function main() {
       const runs = [
         async () => {
           recording = true;
-          full.push(await cpuTimed(() => pipelineBatch(ids)));
+          handlerSeconds = 0;
+          const m = await cpuTimed(() => pipelineBatch(ids));
           recording = false;
+          full.push(m);
+          outsideHandlerMs.push(((parallel * m.seconds - handlerSeconds) / BATCH) * 1000);
         },
         async () => a.push(await cpuTimed(() => runBatch(BATCH, parallel, () => rawDecodeOnce(jpeg)))),
         async () => b.push(await cpuTimed(() => runBatch(BATCH, parallel, () => fourPipelines(jpeg)))),
@@ -294,6 +301,7 @@ async function main() {
         goals: { fullVsDecodeOnce: 0.85, fullVsFourPipelines: 1.5 },
       },
       jobSteps: stepTable,
+      slotMsOutsideHandlerPerImage: outsideHandlerMs,
       pickupLatencyMs: {
         median: median(pickups),
         p95: pct(pickups, 95),
@@ -310,6 +318,10 @@ async function main() {
         `  ${s.step.padEnd(34)}${s.medianMs.toFixed(1).padStart(8)} median ${s.p90Ms.toFixed(1).padStart(8)} p90  (${s.count})`,
       );
     }
+    console.log(
+      `slot time outside the job handler (queue fetch/claim/ack, idle slot), per image: ` +
+        `${median(outsideHandlerMs).toFixed(0)} ms median (${spread(outsideHandlerMs, 0)})`,
+    );
     console.log(`\nmedian of ${REPS} (min–max); parallelism ${parallel}; batch ${BATCH}`);
     row('images/s, whole pipeline (queue+store+db)', median(rFull).toFixed(2), `(${spread(rFull)})`);
     row('images/s, (a) raw sharp, decode once', median(rA).toFixed(2), `(${spread(rA)})`);
