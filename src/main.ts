@@ -1,5 +1,6 @@
 /**
- * The `mediary` command line: serve | migrate | devices … | users token | openapi.
+ * The `mediary` command line: serve | migrate | devices … | users token | openapi, and the client
+ * commands upload | media … | agent (in src/cli/, loaded only when used).
  */
 import { parseArgs } from 'node:util';
 import { createDevice, listDevices, mintUserToken, revokeDevice } from './auth/principals.ts';
@@ -8,6 +9,10 @@ import { ConfigError, loadConfig, type Config } from './config.ts';
 import type { Pool } from './db/pool.ts';
 import { createLogger, type Logger } from './log.ts';
 import { STORAGE_USAGE, storageCommand } from './cli/storage.ts';
+
+const CLIENT_USAGE = `  upload <files…> [--wait] [--concurrency N] [--camera ID] [--json]
+  media list|get|download …
+  agent (--capture "COMMAND" --interval 10s | --watch DIR) [--camera ID] [--spool DIR] [--once]`;
 
 const USAGE = `Usage: mediary <command> [options]
 
@@ -29,6 +34,9 @@ Admin (work while the service runs on the embedded default)
 
 Storage
 ${STORAGE_USAGE}
+
+Client (--server URL --key KEY, or MEDIARY_SERVER / MEDIARY_KEY)
+${CLIENT_USAGE}
 
 Configuration comes from the environment; see README.md.`;
 
@@ -140,10 +148,40 @@ async function users(args: string[], config: Config) {
   console.log(await mintUserToken(config.auth.jwtSecret, values.user, Number(values.ttl)));
 }
 
+async function clientCommand(command: string, rest: string[]): Promise<number | undefined> {
+  try {
+    switch (command) {
+      case 'upload':
+        return await (await import('./cli/upload.ts')).uploadCommand(rest);
+      case 'media':
+        return await (await import('./cli/media.ts')).mediaCommand(rest);
+      case 'agent':
+        return await (await import('./cli/agent.ts')).agentCommand(rest);
+      default:
+        return undefined;
+    }
+  } catch (err) {
+    const { UsageError: ClientUsageError } = await import('./cli/common.ts');
+    if (
+      err instanceof ClientUsageError ||
+      (err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'))
+    ) {
+      throw new UsageError(err.message);
+    }
+    throw err;
+  }
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   if (!command || command === '--help' || command === 'help') {
     console.log(USAGE);
+    return;
+  }
+  // Client commands talk to a server over HTTP; they need none of the server's configuration.
+  const client = await clientCommand(command, rest);
+  if (client !== undefined) {
+    process.exitCode = client;
     return;
   }
   const config = loadConfig();

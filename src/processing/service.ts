@@ -6,7 +6,7 @@ import { withTransaction, type Pool } from '../db/pool.ts';
 import { AppError } from '../errors.ts';
 import { contentDisposition } from '../media/keys.ts';
 import type { MediaRow } from '../media/repo.ts';
-import type { MediaService, ProcessingQueue } from '../media/service.ts';
+import type { DownloadPlan, MediaService, ProcessingQueue } from '../media/service.ts';
 import type { ObjectStore } from '../storage/types.ts';
 import { variantContentType } from './image-job.ts';
 import * as repo from './repo.ts';
@@ -14,17 +14,8 @@ import * as repo from './repo.ts';
 /** Variant keys are content-addressed: the bytes behind a URL never change. */
 export const IMMUTABLE = 'public, max-age=31536000, immutable';
 
-export type VariantPlan =
-  | { kind: 'redirect'; url: string }
-  | {
-      kind: 'proxy';
-      key: string;
-      contentType: string;
-      contentDisposition: string;
-      etag: string;
-      size: number;
-      lastModified: Date;
-    };
+/** Served exactly like an original: a signed redirect or a proxied stream. */
+export type VariantPlan = DownloadPlan;
 
 export class ProcessingService {
   constructor(

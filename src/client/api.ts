@@ -1,0 +1,208 @@
+/** A typed client for the Mediary HTTP API: JSON calls with retries, over the platform's fetch. */
+import { errorFromResponse, MediaryError, UploadAbortedError } from './errors.ts';
+import { sleep, withRetry, type RetryOptions } from './retry.ts';
+import type {
+  CreateSessionInput,
+  ListQuery,
+  MediaPage,
+  MediaStatus,
+  MediaView,
+  PartListing,
+  PartUrl,
+  SessionResponse,
+  StatusView,
+} from './types.ts';
+
+export interface ClientOptions {
+  /** Base URL of the server, e.g. `https://media.example.com` (the `/api/v1` prefix is added). */
+  server: string;
+  /** A device API key (`mdk_…`) or a user JWT. */
+  key: string;
+  retry?: RetryOptions;
+  /** Replace the global fetch (tests, custom agents). */
+  fetch?: typeof fetch;
+}
+
+export interface RequestOptions {
+  signal?: AbortSignal;
+  headers?: Record<string, string>;
+}
+
+export interface WaitOptions {
+  /** Statuses that end the wait (default READY and FAILED). */
+  until?: readonly MediaStatus[];
+  /** Give up after this long (default: wait forever). */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  /** First poll delay (default 500 ms), grows ×1.5 up to `maxIntervalMs` (default 5 s). */
+  intervalMs?: number;
+  maxIntervalMs?: number;
+}
+
+export class MediaryClient {
+  readonly server: string;
+  readonly retry: RetryOptions;
+  readonly key: string;
+  private readonly fetchImpl: typeof fetch;
+
+  constructor(opts: ClientOptions) {
+    if (!opts.server) throw new TypeError('MediaryClient needs a server URL');
+    if (!opts.key) throw new TypeError('MediaryClient needs a key');
+    this.server = opts.server.replace(/\/+$/, '').replace(/\/api\/v1$/, '');
+    this.key = opts.key;
+    this.retry = opts.retry ?? {};
+    this.fetchImpl = opts.fetch ?? ((input, init) => globalThis.fetch(input, init));
+  }
+
+  /** Device keys start with `mdk_`; anything else is taken to be a user token. */
+  get isDevice(): boolean {
+    return this.key.startsWith('mdk_');
+  }
+
+  url(pathname: string): string {
+    return `${this.server}/api/v1${pathname}`;
+  }
+
+  /** One authenticated request, no retries; non-2xx answers throw MediaryError. */
+  async raw(method: string, pathname: string, body?: unknown, opts: RequestOptions = {}): Promise<Response> {
+    const headers: Record<string, string> = { authorization: `Bearer ${this.key}`, ...opts.headers };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    let res: Response;
+    try {
+      res = await this.fetchImpl(this.url(pathname), {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: opts.signal,
+        redirect: 'manual',
+      });
+    } catch (err) {
+      if (opts.signal?.aborted) throw new UploadAbortedError(undefined, { cause: err });
+      throw err;
+    }
+    if (res.status >= 400) {
+      const text = await res.text().catch(() => '');
+      throw errorFromResponse(res.status, text, res.headers.get('retry-after'), `${method} ${pathname}`);
+    }
+    return res;
+  }
+
+  /** A JSON request retried on network errors, 429 and 5xx. */
+  async json<T>(method: string, pathname: string, body?: unknown, opts: RequestOptions = {}): Promise<T> {
+    const { res, data } = await this.jsonWithStatus<T>(method, pathname, body, opts);
+    void res;
+    return data;
+  }
+
+  async jsonWithStatus<T>(
+    method: string,
+    pathname: string,
+    body?: unknown,
+    opts: RequestOptions = {},
+  ): Promise<{ res: Response; data: T }> {
+    return withRetry(
+      `${method} ${pathname}`,
+      async () => {
+        const res = await this.raw(method, pathname, body, opts);
+        const text = await res.text();
+        return { res, data: (text ? JSON.parse(text) : null) as T };
+      },
+      { ...this.retry, signal: opts.signal },
+    );
+  }
+
+  /**
+   * Creates an upload session. Retried safely: the same `idempotencyKey` (users) or `messageId`
+   * (devices) makes a repeat answer 200 with the same record instead of creating another.
+   */
+  async createSession(
+    input: CreateSessionInput,
+    opts: RequestOptions & { idempotencyKey?: string } = {},
+  ): Promise<SessionResponse & { created: boolean }> {
+    const headers = { ...opts.headers };
+    if (opts.idempotencyKey) headers['idempotency-key'] = opts.idempotencyKey;
+    const { res, data } = await this.jsonWithStatus<SessionResponse>('POST', '/media', input, {
+      ...opts,
+      headers,
+    });
+    return { ...data, created: res.status === 201 };
+  }
+
+  get(mediaId: string, opts?: RequestOptions): Promise<MediaView> {
+    return this.json('GET', `/media/${mediaId}`, undefined, opts);
+  }
+
+  status(mediaId: string, opts?: RequestOptions): Promise<StatusView> {
+    return this.json('GET', `/media/${mediaId}/status`, undefined, opts);
+  }
+
+  complete(
+    mediaId: string,
+    parts?: { partNumber: number; etag: string }[],
+    opts?: RequestOptions,
+  ): Promise<MediaView> {
+    return this.json('POST', `/media/${mediaId}/complete`, parts ? { parts } : {}, opts);
+  }
+
+  signParts(mediaId: string, partNumbers: number[], opts?: RequestOptions): Promise<{ parts: PartUrl[] }> {
+    return this.json('POST', `/media/${mediaId}/parts`, { partNumbers }, opts);
+  }
+
+  listParts(mediaId: string, opts?: RequestOptions): Promise<PartListing> {
+    return this.json('GET', `/media/${mediaId}/parts`, undefined, opts);
+  }
+
+  cancel(mediaId: string, opts?: RequestOptions): Promise<unknown> {
+    return this.json('POST', `/media/${mediaId}/cancel`, {}, opts);
+  }
+
+  delete(mediaId: string, opts?: RequestOptions): Promise<unknown> {
+    return this.json('DELETE', `/media/${mediaId}`, undefined, opts);
+  }
+
+  listDeviceMedia(deviceId: string, query: ListQuery = {}, opts?: RequestOptions): Promise<MediaPage> {
+    return this.json('GET', `/devices/${encodeURIComponent(deviceId)}/media${qs(query)}`, undefined, opts);
+  }
+
+  listUserMedia(userId = 'me', query: ListQuery = {}, opts?: RequestOptions): Promise<MediaPage> {
+    return this.json('GET', `/users/${encodeURIComponent(userId)}/media${qs(query)}`, undefined, opts);
+  }
+
+  /** The original bytes, proxied through the API (`?mode=proxy`); the caller reads `body`. */
+  download(mediaId: string, opts: RequestOptions & { range?: string } = {}): Promise<Response> {
+    const headers = { ...opts.headers };
+    if (opts.range) headers.range = opts.range;
+    return withRetry(
+      `GET /media/${mediaId}/download`,
+      () => this.raw('GET', `/media/${mediaId}/download?mode=proxy`, undefined, { ...opts, headers }),
+      { ...this.retry, signal: opts.signal },
+    );
+  }
+
+  /** Polls `/status` with growing intervals until the media reaches one of `until`. */
+  async waitFor(mediaId: string, opts: WaitOptions = {}): Promise<StatusView> {
+    const until = opts.until ?? ['READY', 'FAILED'];
+    const deadline = opts.timeoutMs !== undefined ? Date.now() + opts.timeoutMs : Infinity;
+    let interval = opts.intervalMs ?? 500;
+    for (;;) {
+      const s = await this.status(mediaId, { signal: opts.signal });
+      if (until.includes(s.status)) return s;
+      if (s.status === 'FAILED' || s.status === 'DELETED') {
+        throw new MediaryError(409, 'invalid_state', `media ${mediaId} is ${s.status}`, { status: s });
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new MediaryError(0, 'wait_timeout', `media ${mediaId} is still ${s.status}`, { status: s });
+      }
+      await sleep(Math.min(interval, left), opts.signal);
+      interval = Math.min(interval * 1.5, opts.maxIntervalMs ?? 5000);
+    }
+  }
+}
+
+function qs(query: ListQuery): string {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) if (v !== undefined) p.set(k, String(v));
+  const s = p.toString();
+  return s ? `?${s}` : '';
+}

@@ -1,0 +1,438 @@
+/**
+ * The upload engine, the same on every platform: hash, create (or resume) the session, send one
+ * PUT or the missing multipart parts in parallel with retries, complete, optionally wait.
+ * Platform pieces (transport, hasher, default state store) come in through `Platform`.
+ */
+import { MediaryClient, type WaitOptions } from './api.ts';
+import {
+  errorFromResponse,
+  isAbort,
+  isRetryable,
+  MediaryError,
+  toError,
+  UploadAbortedError,
+} from './errors.ts';
+import { ProgressTracker, type ProgressListener } from './progress.ts';
+import { withRetry, type RetryOptions } from './retry.ts';
+import { hashSource, mimeTypeFor, type ByteSource, type Sha256Factory } from './source.ts';
+import { MemoryStateStore, type StateStore, type UploadState } from './state.ts';
+import type { Transport } from './transport.ts';
+import type { MediaStatus, MediaView, MultipartUpload, PartUrl, SingleUpload } from './types.ts';
+
+export interface UploadOptions {
+  /** Server base URL and key, or a ready `client`. */
+  server?: string;
+  key?: string;
+  client?: MediaryClient;
+  /** Defaults: the source's name; its type or the type for the name's extension. */
+  fileName?: string;
+  mimeType?: string;
+  mediaType?: 'image' | 'video';
+  deviceId?: string;
+  cameraId?: string;
+  /** Devices: the capture's id; (device, camera, messageId) makes session creation idempotent. */
+  messageId?: string;
+  capturedAt?: string | Date;
+  reason?: string;
+  /** Users: the Idempotency-Key (default: random, kept in the resume state). */
+  idempotencyKey?: string;
+  /** Parts in flight at once (default 4). */
+  concurrency?: number;
+  retry?: RetryOptions;
+  signal?: AbortSignal;
+  onProgress?: ProgressListener;
+  /** Wait until processing ends (READY/FAILED by default) before resolving. */
+  wait?: boolean | Omit<WaitOptions, 'signal'>;
+  /** Where resume state lives; `null` keeps it in memory only. Default: platform store. */
+  stateStore?: StateStore | null;
+  /** Identifies this upload in the state store; default derived from server, key and file. */
+  resumeKey?: string;
+}
+
+export interface UploadResult {
+  mediaId: string;
+  status: MediaStatus;
+  media: MediaView;
+  sha256: string;
+  bytes: number;
+  /** A new session (false: an idempotent replay or a resumed session). */
+  created: boolean;
+  /** Parts (or the single body) this call sent. */
+  partsSent: number;
+  /** Parts found already stored and not sent again. */
+  partsSkipped: number;
+  multipart: boolean;
+}
+
+export interface Platform {
+  transport: Transport;
+  sha256: Sha256Factory;
+  defaultStateStore(): StateStore;
+}
+
+const PART_URL_BATCH = 32;
+/** Re-sign a part URL this close to its expiry rather than risk a 403 mid-part. */
+const URL_MARGIN_MS = 30_000;
+
+function randomId(): string {
+  const b = new Uint8Array(16);
+  globalThis.crypto.getRandomValues(b);
+  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+}
+
+async function digestText(create: Sha256Factory, text: string): Promise<string> {
+  const h = await create();
+  h.update(new TextEncoder().encode(text));
+  return h.digest();
+}
+
+const isExpiredUrl = (err: unknown) =>
+  err instanceof MediaryError &&
+  (err.code === 'signature_expired' || (err.status === 403 && err.code.startsWith('http_')));
+
+export async function runUpload(
+  source: ByteSource,
+  options: UploadOptions,
+  platform: Platform,
+): Promise<UploadResult> {
+  const signal = options.signal;
+  if (signal?.aborted) throw new UploadAbortedError(undefined, { cause: signal.reason });
+  const client =
+    options.client ??
+    new MediaryClient({ server: options.server ?? '', key: options.key ?? '', retry: options.retry });
+  const retry = { ...client.retry, ...options.retry };
+  const size = source.size;
+  if (size <= 0) throw new TypeError(`${source.name} is empty`);
+
+  options.onProgress?.({
+    phase: 'hashing',
+    bytesSent: 0,
+    totalBytes: size,
+    resumedBytes: 0,
+    bytesPerSecond: 0,
+    etaSeconds: null,
+    partsDone: 0,
+    partCount: 0,
+  });
+  const sha256 = await hashSource(source, platform.sha256, { signal });
+  const fileName = options.fileName ?? source.name;
+  const mimeType = options.mimeType ?? source.type ?? mimeTypeFor(fileName);
+  if (!mimeType) throw new TypeError(`cannot tell the type of ${fileName}; pass mimeType`);
+
+  const store =
+    options.stateStore === undefined
+      ? platform.defaultStateStore()
+      : (options.stateStore ?? new MemoryStateStore());
+  const stateKey =
+    options.resumeKey ??
+    (await digestText(
+      platform.sha256,
+      [
+        client.server,
+        await digestText(platform.sha256, client.key),
+        sha256,
+        size,
+        fileName,
+        options.deviceId ?? '',
+        options.cameraId ?? '',
+        options.messageId ?? '',
+      ].join('\n'),
+    ));
+  const now = () => new Date().toISOString();
+  let state = await store.get(stateKey);
+  if (!state || state.sha256 !== sha256 || state.bytes !== size) {
+    state = {
+      version: 1,
+      idempotencyKey: options.idempotencyKey ?? randomId(),
+      // Devices always send a message id so that a retried creation is a replay, not a duplicate.
+      messageId: client.isDevice ? (options.messageId ?? `u-${randomId()}`) : undefined,
+      sha256,
+      bytes: size,
+      fileName,
+      parts: {},
+      createdAt: now(),
+      updatedAt: now(),
+    };
+    await store.put(stateKey, state);
+  }
+  const st: UploadState = state;
+  // Parts finish concurrently; state writes go one after another.
+  let saving: Promise<void> = Promise.resolve();
+  const save = () => {
+    st.updatedAt = now();
+    const snapshot = structuredClone(st);
+    saving = saving.then(() => store.put(stateKey, snapshot)).catch(() => undefined);
+    return saving;
+  };
+
+  const capturedAt =
+    options.capturedAt instanceof Date ? options.capturedAt.toISOString() : options.capturedAt;
+  const createSession = () =>
+    client.createSession(
+      {
+        fileName,
+        mimeType,
+        bytes: size,
+        sha256,
+        mediaType: options.mediaType,
+        deviceId: options.deviceId,
+        cameraId: options.cameraId,
+        capturedAt,
+        reason: options.reason,
+        messageId: st.messageId,
+      },
+      { signal, idempotencyKey: st.idempotencyKey },
+    );
+
+  let mediaId: string | undefined;
+  let pending = false;
+  try {
+    const session = await createSession();
+    mediaId = session.mediaId;
+    const id = session.mediaId;
+    if (st.mediaId !== id) {
+      st.mediaId = id;
+      await save();
+    }
+    let media = session.media;
+    let partsSent = 0;
+    let partsSkipped = 0;
+    const multipart = session.upload?.method === 'MULTIPART';
+    if (session.status === 'PENDING' && session.upload) {
+      pending = true;
+      const ctx: SendContext = { client, source, platform, retry, signal, options, createSession };
+      const sent =
+        session.upload.method === 'MULTIPART'
+          ? await sendMultipart(ctx, id, session.upload, st, save)
+          : await sendSingle(ctx, id, session.upload);
+      partsSent = sent.sent;
+      partsSkipped = sent.skipped;
+      sent.tracker.setPhase('completing');
+      media = await withRetry(
+        `complete ${id}`,
+        () =>
+          client.complete(
+            id,
+            sent.parts,
+            { signal }, // the client retries transient errors itself
+          ),
+        // A completion another process started answers upload_in_progress: wait for it.
+        { ...retry, signal, retryIf: (e) => e instanceof MediaryError && e.code === 'upload_in_progress' },
+      );
+      pending = false;
+      sent.tracker.setPhase(options.wait ? 'processing' : 'done');
+    }
+    await saving;
+    await store.delete(stateKey);
+
+    if (options.wait) {
+      const waitOpts = typeof options.wait === 'object' ? options.wait : {};
+      await client.waitFor(id, { ...waitOpts, signal });
+      media = await client.get(id, { signal });
+    }
+    return {
+      mediaId: id,
+      status: media.status,
+      media,
+      sha256,
+      bytes: size,
+      created: session.created,
+      partsSent,
+      partsSkipped,
+      multipart,
+    };
+  } catch (err) {
+    if (isAbort(err, signal)) {
+      // Asked to stop: cancel the session so nothing half-uploaded lingers, and forget the state.
+      if (mediaId && pending) {
+        await client.cancel(mediaId).catch(() => undefined);
+        await saving;
+        await store.delete(stateKey).catch(() => undefined);
+      }
+      throw err instanceof UploadAbortedError ? err : new UploadAbortedError(undefined, { cause: err });
+    }
+    throw toError(err);
+  }
+}
+
+interface SendContext {
+  client: MediaryClient;
+  source: ByteSource;
+  platform: Platform;
+  retry: RetryOptions;
+  signal: AbortSignal | undefined;
+  options: UploadOptions;
+  createSession: () => ReturnType<MediaryClient['createSession']>;
+}
+
+interface Sent {
+  sent: number;
+  skipped: number;
+  parts: { partNumber: number; etag: string }[] | undefined;
+  tracker: ProgressTracker;
+}
+
+async function sendSingle(ctx: SendContext, mediaId: string, first: SingleUpload): Promise<Sent> {
+  const size = ctx.source.size;
+  const tracker = new ProgressTracker(size, 1, ctx.options.onProgress);
+  tracker.setPhase('uploading');
+  let instructions = first;
+  await withRetry(
+    `PUT ${mediaId}`,
+    async (attempt) => {
+      if (attempt > 1 && Date.parse(instructions.expiresAt) - Date.now() < URL_MARGIN_MS) {
+        const again = await ctx.createSession();
+        if (again.upload?.method === 'PUT') instructions = again.upload;
+        else return; // completed meanwhile
+      }
+      const res = await ctx.platform.transport({
+        url: instructions.url,
+        headers: instructions.headers,
+        source: ctx.source,
+        start: 0,
+        end: size,
+        signal: ctx.signal,
+        onProgress: (n) => tracker.update(1, n),
+      });
+      if (res.status >= 300) {
+        const err = errorFromResponse(res.status, res.text, res.header('retry-after'), `PUT ${mediaId}`);
+        if (isExpiredUrl(err)) instructions = { ...instructions, expiresAt: new Date(0).toISOString() };
+        throw err;
+      }
+    },
+    { ...ctx.retry, signal: ctx.signal, retryIf: (e) => isRetryable(e) || isExpiredUrl(e) },
+  );
+  tracker.partDone(1, size);
+  return { sent: 1, skipped: 0, parts: undefined, tracker };
+}
+
+async function sendMultipart(
+  ctx: SendContext,
+  mediaId: string,
+  plan: MultipartUpload,
+  st: UploadState,
+  save: () => Promise<void>,
+): Promise<Sent> {
+  const { client, source, signal } = ctx;
+  const size = source.size;
+  const { partSize, partCount } = plan;
+  const partLen = (n: number) => (n < partCount ? partSize : size - (partCount - 1) * partSize);
+  if (st.partSize !== partSize || st.partCount !== partCount) {
+    st.partSize = partSize;
+    st.partCount = partCount;
+    st.parts = {};
+    await save();
+  }
+
+  // The server's listing is the truth about what is stored; the local state only remembers etags.
+  const listing = await client.listParts(mediaId, { signal });
+  const done = new Map<number, string>();
+  for (const p of listing.parts) if (p.size === partLen(p.partNumber)) done.set(p.partNumber, p.etag);
+  st.parts = Object.fromEntries([...done].map(([n, e]) => [String(n), e]));
+  await save();
+
+  const tracker = new ProgressTracker(size, partCount, ctx.options.onProgress);
+  for (const n of done.keys()) tracker.resumedPart(n, partLen(n));
+  tracker.setPhase('uploading');
+  const queue: number[] = [];
+  for (let n = 1; n <= partCount; n++) if (!done.has(n)) queue.push(n);
+  const skipped = done.size;
+
+  // Part URLs are signed on demand in batches, and re-signed when near expiry.
+  const urls = new Map<number, PartUrl>();
+  const inFlightSign = new Map<number, Promise<void>>();
+  const urlFor = async (n: number, forceFresh: boolean): Promise<PartUrl> => {
+    const have = urls.get(n);
+    if (have && !forceFresh && Date.parse(have.expiresAt) - Date.now() > URL_MARGIN_MS) return have;
+    const running = inFlightSign.get(n);
+    if (running && !forceFresh) {
+      await running;
+      return urlFor(n, false);
+    }
+    const batch = [n, ...queue.filter((q) => q !== n && !urls.has(q))].slice(0, PART_URL_BATCH);
+    const p = client.signParts(mediaId, batch, { signal: inner.signal }).then((r) => {
+      for (const u of r.parts) urls.set(u.partNumber, u);
+    });
+    for (const b of batch) inFlightSign.set(b, p);
+    try {
+      await p;
+    } finally {
+      for (const b of batch) if (inFlightSign.get(b) === p) inFlightSign.delete(b);
+    }
+    const got = urls.get(n);
+    if (!got) throw new MediaryError(0, 'part_url_missing', `the server did not sign part ${n}`);
+    return got;
+  };
+
+  // One failing part stops the others (the upload stays resumable); the caller's abort cancels.
+  const inner = new AbortController();
+  const onOuterAbort = () => inner.abort(signal?.reason);
+  signal?.addEventListener('abort', onOuterAbort, { once: true });
+  let firstError: unknown;
+  let sent = 0;
+
+  const sendPart = async (n: number) => {
+    const start = (n - 1) * partSize;
+    const end = start + partLen(n);
+    let stale = false;
+    const etag = await withRetry(
+      `PUT part ${n} of ${mediaId}`,
+      async () => {
+        const u = await urlFor(n, stale);
+        stale = false;
+        const res = await ctx.platform.transport({
+          url: u.url,
+          headers: u.headers,
+          source,
+          start,
+          end,
+          signal: inner.signal,
+          onProgress: (b) => tracker.update(n, b),
+        });
+        if (res.status >= 300) {
+          const err = errorFromResponse(res.status, res.text, res.header('retry-after'), `PUT part ${n}`);
+          if (isExpiredUrl(err)) stale = true;
+          throw err;
+        }
+        const tag = res.header('etag');
+        if (!tag) {
+          throw new MediaryError(
+            0,
+            'etag_missing',
+            `part ${n} was stored but its ETag is not readable (a store in another origin must expose ETag via CORS)`,
+          );
+        }
+        return tag;
+      },
+      { ...ctx.retry, signal: inner.signal, retryIf: (e) => isRetryable(e) || isExpiredUrl(e) },
+    );
+    done.set(n, etag);
+    st.parts[String(n)] = etag;
+    sent++;
+    tracker.partDone(n, end - start);
+    void save();
+  };
+
+  const worker = async () => {
+    while (queue.length > 0 && !inner.signal.aborted) {
+      const n = queue.shift()!;
+      try {
+        await sendPart(n);
+      } catch (err) {
+        firstError ??= err;
+        inner.abort(err);
+      }
+    }
+  };
+  const concurrency = Math.max(1, Math.min(ctx.options.concurrency ?? 4, 32));
+  try {
+    await Promise.all(Array.from({ length: Math.min(concurrency, Math.max(1, queue.length)) }, worker));
+  } finally {
+    signal?.removeEventListener('abort', onOuterAbort);
+  }
+  if (signal?.aborted) throw new UploadAbortedError(undefined, { cause: signal.reason });
+  if (firstError !== undefined) throw toError(firstError);
+  await save();
+  const parts = [...done].sort((a, b) => a[0] - b[0]).map(([partNumber, etag]) => ({ partNumber, etag }));
+  return { sent, skipped, parts, tracker };
+}
