@@ -28,6 +28,11 @@ export interface Config {
     jwksUrl: string | undefined;
     issuer: string | undefined;
     audience: string | undefined;
+    /**
+     * Seconds a device key → principal lookup is cached in memory (0 = off). A revoked key keeps
+     * working on a running server for at most this long.
+     */
+    deviceKeyCacheSeconds: number;
   };
   uploads: {
     sessionTtlSeconds: number;
@@ -208,6 +213,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       jwksUrl: url(env, 'JWT_JWKS_URL'),
       issuer: str(env, 'JWT_ISSUER'),
       audience: str(env, 'JWT_AUDIENCE'),
+      deviceKeyCacheSeconds: int(env, 'DEVICE_KEY_CACHE_SECONDS', 5, 0, 300),
     },
     uploads: {
       sessionTtlSeconds: int(env, 'UPLOAD_SESSION_TTL_SECONDS', 24 * 3600, 60, 30 * 24 * 3600),
