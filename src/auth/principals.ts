@@ -68,9 +68,11 @@ const DEVICE_CACHE_MAX = 10_000;
 
 /**
  * Turns an `Authorization` header into a principal: a device API key or a user's JWT.
- * Device keys that resolved are cached for `auth.deviceKeyCacheSeconds` (keyed by the key's hash;
- * unknown or revoked keys are never cached), which saves one database round trip per request.
- * The price: `mediary devices revoke` takes effect on a running server within that many seconds.
+ * Device keys that resolved can be cached for `auth.deviceKeyCacheSeconds` (off by default; keyed by
+ * the key's hash; unknown or revoked keys are never cached), which saves one database round trip
+ * per request. The price: `mediary devices revoke` takes effect on a running server only within
+ * that many seconds, and during a database outage cached devices pass authentication, so their
+ * failing requests count against the per-device rate limit.
  */
 export class Authenticator {
   private readonly jwtKey: Uint8Array | JWTVerifyGetKey | undefined;
