@@ -168,8 +168,16 @@ export class MultipartUploads {
     const row = await this.openUpload(media);
     const parts = await this.store.listParts(row.storage_key, row.upload_id);
     if (parts) return { partSize: row.part_size, partCount: row.part_count, parts };
-    if (await this.store.stat(row.storage_key))
-      throw new AppError('invalid_state', 'The multipart upload is no longer open.');
+    const stat = await this.store.stat(row.storage_key);
+    if (stat?.size === media.bytes) {
+      // Joined by a completion whose answer was lost (the store went away): record it, and let
+      // the client complete again, which verifies the object as usual.
+      await mrepo.setState(this.pool, media.id, ['OPEN'], 'COMPLETED');
+      throw new AppError('invalid_state', 'The parts were already joined: complete the upload.', {
+        state: 'COMPLETED',
+      });
+    }
+    if (stat) throw new AppError('invalid_state', 'The multipart upload is no longer open.');
     // Lost by the store (see restartLost): every part is to be sent again.
     const fresh = await this.restartLost(media, row);
     return { partSize: fresh.part_size, partCount: fresh.part_count, parts: [] };
