@@ -8,7 +8,7 @@ import type { AddressInfo, Socket } from 'node:net';
 export interface Seen {
   method: string;
   path: string;
-  /** Part number for `PUT /api/v1/media/{id}/parts/{n}`. */
+  /** Part number for `PUT /api/v1/media/{id}/parts/{n}` or an S3 `PUT …?partNumber=n&uploadId=…`. */
   part?: number;
   outcome: 'ok' | 'dropped' | 'lost-response';
   status?: number;
@@ -21,6 +21,8 @@ export interface Fault {
   delayMs?: number;
   /** Forward, let the server act, then destroy the client socket instead of answering. */
   loseResponse?: boolean;
+  /** Answer with this status (after reading the body) instead of forwarding: an outage. */
+  status?: number;
 }
 
 export interface Proxy {
@@ -37,8 +39,17 @@ export interface Proxy {
 }
 
 const PART = /^\/api\/v1\/media\/[0-9a-f-]+\/parts\/(\d+)/;
+const S3_PART = /[?&]partNumber=(\d+)(?:&|$)/;
 
-export async function startProxy(port = 0): Promise<Proxy> {
+export interface ProxyOptions {
+  /**
+   * Forward the client's Host header unchanged (in front of an S3 service: SigV4 signs the Host
+   * the client used, so the proxy must not rewrite it). Default: rewrite to the target's host.
+   */
+  preserveHost?: boolean;
+}
+
+export async function startProxy(port = 0, opts: ProxyOptions = {}): Promise<Proxy> {
   let target: URL | undefined;
   let inFlight = 0;
   const attempts = new Map<string, number>();
@@ -65,9 +76,13 @@ export async function startProxy(port = 0): Promise<Proxy> {
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const path = req.url ?? '/';
-    const m = req.method === 'PUT' ? PART.exec(path) : null;
+    const m =
+      req.method === 'PUT'
+        ? (PART.exec(path) ?? (/[?&]uploadId=/.test(path) ? S3_PART.exec(path) : null))
+        : null;
     const part = m ? Number(m[1]) : undefined;
-    const key = `${req.method} ${path.split('?')[0]}`;
+    // S3 parts share one path (the object key): tell them apart by part number.
+    const key = `${req.method} ${path.split('?')[0]}${part !== undefined ? `#${part}` : ''}`;
     const attempt = (attempts.get(key) ?? 0) + 1;
     attempts.set(key, attempt);
     const fault = proxy.fault(req, { part, attempt }) ?? {};
@@ -81,6 +96,16 @@ export async function startProxy(port = 0): Promise<Proxy> {
       if (part !== undefined) inFlight--;
     };
     if (fault.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
+    if (fault.status !== undefined) {
+      const status = fault.status;
+      record.status = status;
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(status, { 'content-type': 'text/plain' }).end(`proxy: HTTP ${status}`);
+        done();
+      });
+      return;
+    }
     if (!target) throw new Error('proxy has no target');
     const upstream = request(
       {
@@ -88,7 +113,7 @@ export async function startProxy(port = 0): Promise<Proxy> {
         port: target.port,
         method: req.method,
         path,
-        headers: { ...req.headers, host: target.host },
+        headers: opts.preserveHost ? req.headers : { ...req.headers, host: target.host },
       },
       (up) => {
         if (fault.loseResponse) {
