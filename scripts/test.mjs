@@ -8,6 +8,12 @@ import path from 'node:path';
 
 /** Commands the suites need, and the Debian package that provides each. */
 const SYSTEM_DEPS = [
+  // S3 tests run a real Ceph RADOS Gateway (../shared/s3/start-ceph-rgw.sh).
+  { cmd: 'radosgw', packages: ['ceph-mon', 'ceph-osd', 'radosgw', 'ceph-common', 'curl'] },
+  { cmd: 'ceph-mon', packages: ['ceph-mon'] },
+  { cmd: 'ceph-osd', packages: ['ceph-osd'] },
+  { cmd: 'ceph', packages: ['ceph-common'] },
+  { cmd: 'curl', packages: ['curl'] },
   { cmd: 'ffmpeg', packages: ['ffmpeg'] },
   { cmd: 'ffprobe', packages: ['ffmpeg'] },
   // HEIC/HEIF conversion (the worker) and HEIC fixtures made by the tests (heif-enc).

@@ -18,6 +18,7 @@ import { MultipartUploads } from './media/multipart.ts';
 import { MediaService } from './media/service.ts';
 import { startSweeper } from './media/sweeper.ts';
 import { JobQueue } from './processing/queue.ts';
+import { HlsPlayback } from './processing/playback.ts';
 import { ProcessingService } from './processing/service.ts';
 import { startWorker, type Worker } from './processing/runtime.ts';
 import { createStore } from './storage/factory.ts';
@@ -108,6 +109,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Serve
   const authenticator = new Authenticator(pool, config.auth);
   const media = new MediaService(pool, store, queue, signer, config, logger, multipart);
   const processing = new ProcessingService(pool, media, store, queue, config, logger);
+  const playback = new HlsPlayback(pool, media, store, signer, config);
   const worker = config.worker.enabled
     ? await startWorker({ pool, queue, store, config: config.processing, logger })
     : undefined;
@@ -118,6 +120,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Serve
     authenticator,
     media,
     processing,
+    playback,
     multipart,
     store,
     signer,
@@ -158,7 +161,8 @@ function queueOptions(config: Config) {
     retryLimit: p.retryLimit,
     retryDelaySeconds: p.retryDelaySeconds,
     // pg-boss' own expiry is only a backstop behind the worker's timeout and the claim reaper.
-    expireInSeconds: p.jobTimeoutSeconds + 60,
+    // Video jobs extend their own limit to the video budget (+ 60 s), so the expiry covers both.
+    expireInSeconds: Math.max(p.jobTimeoutSeconds, p.video.jobTimeoutSeconds + 60) + 60,
   };
 }
 

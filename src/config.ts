@@ -61,6 +61,26 @@ export interface ProcessingConfig {
   maxPixels: number;
   /** Command that converts HEIC/HEIF to JPEG (Debian: libheif-examples). */
   heifConvert: string;
+  video: VideoConfig;
+}
+
+/** The video pipeline (Debian's ffmpeg/ffprobe) and HLS playback. */
+export interface VideoConfig {
+  ffmpegPath: string;
+  ffprobePath: string;
+  /** Time budget of one video job (probe + poster + the whole ladder); past it the job FAILS. */
+  jobTimeoutSeconds: number;
+  /** Longer videos fail before transcoding (a decompression-bomb guard for video). */
+  maxDurationSeconds: number;
+  /** Larger frames (displayed width × height) fail before transcoding. */
+  maxPixels: number;
+  /** Highest rung of the HLS ladder (lower it to save CPU); smaller sources stop earlier anyway. */
+  maxRendition: '360p' | '720p' | '1080p' | '2160p';
+  /** x264 preset of the HLS renditions. */
+  preset: string;
+  segmentSeconds: number;
+  /** Lifetime of the playback tokens in rewritten HLS playlists. */
+  tokenTtlSeconds: number;
 }
 
 export interface S3Config {
@@ -218,6 +238,36 @@ function processingConfig(env: Env): ProcessingConfig {
     variantFormat: format,
     maxPixels: int(env, 'PROCESSING_MAX_PIXELS', 100_000_000, 1, 2_000_000_000),
     heifConvert: str(env, 'HEIF_CONVERT_PATH') ?? 'heif-convert',
+    video: videoConfig(env),
+  };
+}
+
+const X264_PRESETS = ['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow'];
+
+function videoConfig(env: Env): VideoConfig {
+  const preset = str(env, 'VIDEO_PRESET') ?? 'veryfast';
+  if (!X264_PRESETS.includes(preset)) {
+    throw new ConfigError('VIDEO_PRESET', `must be one of ${X264_PRESETS.join(', ')}, got "${preset}"`);
+  }
+  const maxRendition = str(env, 'VIDEO_MAX_RENDITION') ?? '2160p';
+  if (
+    maxRendition !== '360p' &&
+    maxRendition !== '720p' &&
+    maxRendition !== '1080p' &&
+    maxRendition !== '2160p'
+  ) {
+    throw new ConfigError('VIDEO_MAX_RENDITION', `must be 360p, 720p, 1080p or 2160p, got "${maxRendition}"`);
+  }
+  return {
+    maxRendition,
+    ffmpegPath: str(env, 'FFMPEG_PATH') ?? 'ffmpeg',
+    ffprobePath: str(env, 'FFPROBE_PATH') ?? 'ffprobe',
+    jobTimeoutSeconds: int(env, 'VIDEO_JOB_TIMEOUT_SECONDS', 3600, 5, 7 * 24 * 3600),
+    maxDurationSeconds: int(env, 'VIDEO_MAX_DURATION_SECONDS', 3 * 3600, 1, 7 * 24 * 3600),
+    maxPixels: int(env, 'VIDEO_MAX_PIXELS', 4096 * 2304, 1, 100_000_000),
+    preset,
+    segmentSeconds: int(env, 'HLS_SEGMENT_SECONDS', 4, 1, 30),
+    tokenTtlSeconds: int(env, 'HLS_TOKEN_TTL_SECONDS', 3600, 10, 7 * 24 * 3600),
   };
 }
 

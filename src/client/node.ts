@@ -5,7 +5,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import {
   Agent as HttpAgent,
   request as httpRequest,
@@ -75,7 +75,16 @@ export class FileStateStore implements StateStore {
   }
 
   async delete(key: string): Promise<void> {
-    await rm(this.file(key), { force: true });
+    const target = this.file(key);
+    await rm(target, { force: true });
+    // A process killed between writing a temp file and renaming it leaves `<target>.<hex>.tmp`.
+    const prefix = `${path.basename(target)}.`;
+    const names = await readdir(this.dir).catch(() => [] as string[]);
+    await Promise.all(
+      names
+        .filter((n) => n.startsWith(prefix) && n.endsWith('.tmp'))
+        .map((n) => rm(path.join(this.dir, n), { force: true })),
+    );
   }
 }
 

@@ -15,6 +15,7 @@ export async function openApiDocument(config: Config, logger: Logger): Promise<u
     authenticator: unused,
     media: unused,
     processing: unused,
+    playback: unused,
     multipart: unused,
     store: unused,
     signer: unused,

@@ -80,6 +80,25 @@ export const VariantView = Type.Object(
   { description: 'A resized, upright, metadata-free rendition of an image.' },
 );
 
+export const RenditionView = Type.Object(
+  {
+    name: Type.String({ description: 'Quality rung: 360p, 720p, 1080p, 2160p (never above the source).' }),
+    width: Type.Integer(),
+    height: Type.Integer(),
+    bitrate: Type.Integer({ description: 'Peak bandwidth announced in the master playlist, bits/s.' }),
+    codecs: Type.String({ description: 'RFC 6381 codecs, e.g. avc1.64001f,mp4a.40.2.' }),
+  },
+  { description: 'One rendition of the HLS ladder of a video.' },
+);
+
+export const HlsView = Type.Object({
+  masterPlaylist: Type.String({
+    description:
+      'API path of the master playlist (GET with credentials); every URI inside carries a playback token.',
+  }),
+  renditions: Type.Array(RenditionView),
+});
+
 export const GpsView = Type.Object({
   latitude: Type.Number(),
   longitude: Type.Number(),
@@ -116,7 +135,10 @@ export const MediaView = Type.Object(
     createdAt: Type.String({ format: 'date-time' }),
     updatedAt: Type.String({ format: 'date-time' }),
     variants: Type.Array(VariantView),
-    placeholder: Nullable(Type.String({ description: 'ThumbHash of the image, base64.' })),
+    placeholder: Nullable(
+      Type.String({ description: 'ThumbHash of the image (of a video: its poster), base64.' }),
+    ),
+    hls: Nullable(HlsView),
     /** EXIF location; present only in responses to the owning user. */
     gps: Type.Optional(Nullable(GpsView)),
   },
@@ -218,6 +240,19 @@ export function toMediaView(m: MediaRow, viewer: Principal | null): MediaView {
       url: `/api/v1/media/${m.id}/variants/${v.name}`,
     })),
     placeholder: m.placeholder ?? null,
+    hls:
+      m.hls_master_key && m.status === 'READY'
+        ? {
+            masterPlaylist: `/api/v1/media/${m.id}/hls/master.m3u8`,
+            renditions: (m.renditions ?? []).map((r) => ({
+              name: r.name,
+              width: r.width,
+              height: r.height,
+              bitrate: r.bitrate,
+              codecs: r.codecs,
+            })),
+          }
+        : null,
   };
   if (canSeeLocation(viewer, m)) view.gps = m.gps ?? null;
   return view;

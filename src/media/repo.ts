@@ -48,6 +48,20 @@ export interface MediaRow {
   placeholder: string | null;
   /** Largest first. */
   variants: VariantRow[];
+  // ---- video (0004_video.sql) ----
+  /** Master playlist of the HLS ladder; its directory is the prefix playback tokens are scoped to. */
+  hls_master_key: string | null;
+  /** Smallest first. */
+  renditions: RenditionRow[];
+}
+
+export interface RenditionRow {
+  name: string;
+  width: number;
+  height: number;
+  bitrate: number;
+  codecs: string;
+  playlist_key: string;
 }
 
 export interface VariantRow {
@@ -62,7 +76,10 @@ export interface VariantRow {
 const SELECT = `SELECT m.*, d.owner_user_id AS device_owner_user_id, m.captured_at::text AS captured_at_text,
     COALESCE((SELECT json_agg(json_build_object('name', v.name, 'format', v.format, 'key', v.key,
         'width', v.width, 'height', v.height, 'bytes', v.bytes) ORDER BY v.width * v.height DESC, v.name)
-      FROM media_variants v WHERE v.media_id = m.id), '[]'::json) AS variants
+      FROM media_variants v WHERE v.media_id = m.id), '[]'::json) AS variants,
+    COALESCE((SELECT json_agg(json_build_object('name', r.name, 'width', r.width, 'height', r.height,
+        'bitrate', r.bitrate, 'codecs', r.codecs, 'playlist_key', r.playlist_key) ORDER BY r.width * r.height, r.name)
+      FROM media_renditions r WHERE r.media_id = m.id), '[]'::json) AS renditions
   FROM media m LEFT JOIN devices d ON d.id = m.device_id`;
 
 export interface NewMedia {
@@ -236,4 +253,13 @@ export async function deviceOwner(
     [deviceId],
   );
   return rows[0] ? { ownerUserId: rows[0].owner_user_id } : undefined;
+}
+
+/** Every stored HLS object of a media (playlists and segments), for deletion. */
+export async function hlsObjectKeys(db: Queryable, id: string): Promise<string[]> {
+  const { rows } = await db.query<{ storage_key: string }>(
+    'SELECT storage_key FROM media_hls_objects WHERE media_id = $1',
+    [id],
+  );
+  return rows.map((r) => r.storage_key);
 }

@@ -500,6 +500,7 @@ export class MediaService {
     try {
       await this.store.delete(media.storage_key);
       for (const v of media.variants) await this.store.delete(v.key);
+      for (const key of await repo.hlsObjectKeys(this.pool, media.id)) await this.store.delete(key);
     } catch (err) {
       // The row already reads as deleted; the orphan sweeper removes the object later.
       this.logger.warn({ err, mediaId }, 'could not remove the deleted object now; left for the sweeper');

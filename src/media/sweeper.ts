@@ -25,8 +25,8 @@ const BATCH = 200;
  *  1. PENDING media past `upload_expires_at` → FAILED (upload_expired); their multipart upload is
  *     aborted, a single upload's stray object removed.
  *  2. Store multipart uploads no OPEN/COMPLETING row wants, older than the grace → aborted.
- *  3. Objects whose key no row references (any table with a `storage_key` column; DELETED media
- *     do not count), older than the grace → removed.
+ *  3. Objects whose key no row references (any text column named `key` or `*_key`; a DELETED
+ *     media's storage_key does not count), older than the grace → removed.
  */
 export async function sweep(
   pool: Pool,
@@ -93,18 +93,20 @@ export async function sweep(
   if (batch.length > 0) await flushUploads();
 
   // 3. orphan objects
-  const tables = await keyTables(pool);
+  const columns = await keyColumns(pool);
   for await (const page of store.listObjects()) {
     const old = page.filter((o) => o.lastModified <= graceCutoff && o.key !== '');
     if (old.length === 0) continue;
     const keys = old.map((o) => o.key);
     const known = new Set<string>();
-    for (const t of tables) {
-      const { rows } = await pool.query<{ storage_key: string }>(
-        `SELECT storage_key FROM ${t} WHERE storage_key = ANY($1)${t === '"media"' ? ` AND status <> 'DELETED'` : ''}`,
+    for (const { table, column } of columns) {
+      // A DELETED media no longer holds its original (its other objects go with their own rows).
+      const live = table === '"media"' && column === '"storage_key"' ? ` AND status <> 'DELETED'` : '';
+      const { rows } = await pool.query<{ k: string }>(
+        `SELECT ${column} AS k FROM ${table} WHERE ${column} = ANY($1)${live}`,
         [keys],
       );
-      for (const r of rows) known.add(r.storage_key);
+      for (const r of rows) known.add(r.k);
     }
     for (const key of keys) {
       if (known.has(key)) continue;
@@ -116,13 +118,20 @@ export async function sweep(
   return report;
 }
 
-/** Every table that references objects by a `storage_key` column (media, and variants et al.). */
-async function keyTables(pool: Pool): Promise<string[]> {
-  const { rows } = await pool.query<{ table_name: string }>(
-    `SELECT table_name FROM information_schema.columns
-      WHERE table_schema = current_schema() AND column_name = 'storage_key' AND table_name <> 'multipart_uploads'`,
+/**
+ * Every (table, column) that may reference an object: text columns named `key` or `*_key`
+ * (media.storage_key, media_variants.key, media_renditions.playlist_key, media_hls_objects.storage_key …).
+ * Deliberately broad: a false match only keeps an object, a missed column would delete live ones.
+ */
+async function keyColumns(pool: Pool): Promise<{ table: string; column: string }[]> {
+  const { rows } = await pool.query<{ table_name: string; column_name: string }>(
+    `SELECT table_name, column_name FROM information_schema.columns
+      WHERE table_schema = current_schema() AND data_type = 'text'
+        AND (column_name = 'key' OR column_name LIKE '%!_key' ESCAPE '!')
+        AND table_name <> 'multipart_uploads'`,
   );
-  return rows.map((r) => `"${r.table_name.replaceAll('"', '""')}"`);
+  const q = (id: string) => `"${id.replaceAll('"', '""')}"`;
+  return rows.map((r) => ({ table: q(r.table_name), column: q(r.column_name) }));
 }
 
 /** Runs `sweep` every `intervalSeconds` (never two at once); returns a stop function. */

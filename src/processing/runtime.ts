@@ -1,13 +1,18 @@
-/** Wires the image job and the dead-letter handling into a worker (used by serve and `mediary worker`). */
+/**
+ * Wires the image and video jobs and the dead-letter handling into a worker (used by serve and
+ * `mediary worker`).
+ */
 import type { Logger } from 'pino';
 import type { ProcessingConfig } from '../config.ts';
 import type { Pool } from '../db/pool.ts';
+import { findMedia } from '../media/repo.ts';
 import type { ObjectStore } from '../storage/types.ts';
 import { HeifConverter } from './heif.ts';
 import { ImageJob, publicMessage } from './image-job.ts';
-import type { JobQueue } from './queue.ts';
+import type { JobQueue, ProcessJob } from './queue.ts';
 import * as repo from './repo.ts';
-import { Worker } from './worker.ts';
+import { VideoJob } from './video-job.ts';
+import { Worker, type JobHandler } from './worker.ts';
 
 export { Worker };
 
@@ -27,13 +32,25 @@ export async function startWorker({ pool, queue, store, config, logger }: Worker
       'heif-convert not found: HEIC/HEIF uploads will fail (install libheif-examples)',
     );
   }
-  const job = new ImageJob({ pool, store, heif, config });
+  const image = new ImageJob({ pool, store, heif, config });
+  const video = new VideoJob({ pool, store, config });
+  if (!(await video.ffmpegAvailable())) {
+    logger.warn(
+      { ffmpeg: config.video.ffmpegPath, ffprobe: config.video.ffprobePath },
+      'ffmpeg/ffprobe not found: video processing is OFF, video uploads will fail with "ffmpeg is not installed" (apt-get install ffmpeg)',
+    );
+  }
+  // One queue; the media type picks the job.
+  const handler: JobHandler<ProcessJob> = async (payload, ctx) => {
+    const media = await findMedia(pool, payload.mediaId);
+    return media?.media_type === 'video' ? video.handle(payload, ctx) : image.handle(payload, ctx);
+  };
   return Worker.start({
     pool,
     queue,
     logger,
     config,
-    handler: job.handle,
+    handler,
     onAttemptError: (payload, err) =>
       repo.recordAttemptError(pool, payload.mediaId, {
         code: 'processing_error',

@@ -30,6 +30,11 @@ export interface JobContext {
   /** 1-based attempt number of this run. */
   attempt: number;
   maxAttempts: number;
+  /**
+   * Replaces the job's time limit, counted from now (a video job's budget differs from an image's).
+   * pg-boss' expiry must stay above it (see `queueOptions` in app.ts).
+   */
+  setTimeLimit(seconds: number): void;
 }
 
 /** What a handler reports for outcomes a retry cannot change. */
@@ -234,20 +239,23 @@ export class Worker {
 
   private async run(job: PgBoss.JobWithMetadata<ProcessJob>): Promise<void> {
     const abort = new AbortController();
+    const limit = (seconds: number) =>
+      setTimeout(
+        () => abort.abort(new JobTimeoutError(`The job did not finish within ${seconds} s.`)),
+        seconds * 1000,
+      );
+    let timeout = limit(this.deps.config.jobTimeoutSeconds);
     const ctx: JobContext = {
       logger: this.log.child({ jobId: job.id, mediaId: job.data.mediaId, attempt: job.retryCount + 1 }),
       signal: abort.signal,
       jobId: job.id,
       attempt: job.retryCount + 1,
       maxAttempts: job.retryLimit + 1,
+      setTimeLimit: (seconds) => {
+        clearTimeout(timeout);
+        if (!abort.signal.aborted) timeout = limit(seconds);
+      },
     };
-    const timeout = setTimeout(
-      () =>
-        abort.abort(
-          new JobTimeoutError(`The job did not finish within ${this.deps.config.jobTimeoutSeconds} s.`),
-        ),
-      this.deps.config.jobTimeoutSeconds * 1000,
-    );
     let resolveDone!: () => void;
     const done = new Promise<void>((r) => (resolveDone = r));
     this.inFlight.set(job.id, { jobId: job.id, abort, done });

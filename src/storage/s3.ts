@@ -10,11 +10,10 @@ import {
   HeadBucketCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
+  ListPartsCommand,
   paginateListObjectsV2,
-  paginateListParts,
   PutBucketCorsCommand,
   PutObjectCommand,
-  PutPublicAccessBlockCommand,
   S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
@@ -268,6 +267,7 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   uri(key: string): string {
+    assertSafeKey(key);
     return `s3://${this.bucket}/${key}`;
   }
 
@@ -332,21 +332,34 @@ export class S3ObjectStore implements ObjectStore {
 
   async listParts(key: string, uploadId: string): Promise<StoredPart[] | undefined> {
     assertSafeKey(key);
-    const parts: StoredPart[] = [];
+    const parts = new Map<number, StoredPart>();
+    let marker: string | undefined;
     try {
-      for await (const page of paginateListParts(
-        { client: this.client },
-        { Bucket: this.bucket, Key: key, UploadId: uploadId },
-      )) {
+      // Paginated by hand: Ceph 16 can answer IsTruncated=true on the last page, and the SDK's
+      // paginator then loops forever. Stop when the marker stops advancing.
+      for (;;) {
+        const page = await this.client.send(
+          new ListPartsCommand({
+            Bucket: this.bucket,
+            Key: key,
+            UploadId: uploadId,
+            ...(marker !== undefined ? { PartNumberMarker: marker } : {}),
+          }),
+        );
         for (const p of page.Parts ?? []) {
-          parts.push({ partNumber: p.PartNumber ?? 0, etag: p.ETag ?? '', size: p.Size ?? 0 });
+          const n = p.PartNumber ?? 0;
+          parts.set(n, { partNumber: n, etag: p.ETag ?? '', size: p.Size ?? 0 });
         }
+        const next = page.NextPartNumberMarker;
+        if (!page.IsTruncated || next === undefined || next === marker || Number(next) <= Number(marker ?? 0))
+          break;
+        marker = next;
       }
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
     }
-    return parts.sort((a, b) => a.partNumber - b.partNumber);
+    return [...parts.values()].sort((a, b) => a.partNumber - b.partNumber);
   }
 
   async completeMultipart(key: string, uploadId: string, parts: PartRef[]): Promise<{ size: number }> {
@@ -403,7 +416,9 @@ export class S3ObjectStore implements ObjectStore {
         if (u.Key && u.UploadId)
           yield { key: u.Key, uploadId: u.UploadId, initiated: u.Initiated ?? new Date(0) };
       }
-      if (!res.IsTruncated) return;
+      // Guard against a truncated flag whose markers do not advance (as ListParts on Ceph 16).
+      if (!res.IsTruncated || (res.NextKeyMarker === keyMarker && res.NextUploadIdMarker === uploadIdMarker))
+        return;
       keyMarker = res.NextKeyMarker;
       uploadIdMarker = res.NextUploadIdMarker;
     }
@@ -421,7 +436,7 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  /** Creates the bucket if missing, blocks public access where supported, applies CORS. */
+  /** Creates the bucket (private) if missing and applies CORS for the web origins. */
   async setup(opts: { corsOrigins: readonly string[] }): Promise<string[]> {
     const done: string[] = [];
     try {
@@ -432,23 +447,9 @@ export class S3ObjectStore implements ObjectStore {
       await this.client.send(new CreateBucketCommand({ Bucket: this.bucket }));
       done.push(`bucket ${this.bucket} created (private)`);
     }
-    try {
-      await this.client.send(
-        new PutPublicAccessBlockCommand({
-          Bucket: this.bucket,
-          PublicAccessBlockConfiguration: {
-            BlockPublicAcls: true,
-            IgnorePublicAcls: true,
-            BlockPublicPolicy: true,
-            RestrictPublicBuckets: true,
-          },
-        }),
-      );
-      done.push('public access blocked');
-    } catch (err) {
-      // Not every S3-compatible service has this API; new buckets are private regardless.
-      done.push(`public access block not supported by this service (${awsError(err).name || 'error'})`);
-    }
+    // New buckets are private and we never set a public ACL or policy. No PublicAccessBlock on
+    // purpose: Ceph 16 then refuses every presigned request (AccessDenied at "verifying op
+    // permissions"), which would break direct uploads.
     if (opts.corsOrigins.length > 0) {
       await this.client.send(
         new PutBucketCorsCommand({

@@ -23,7 +23,7 @@ export interface Ceph {
 }
 
 export async function startCeph(): Promise<Ceph> {
-  const dir = await tempDir('mediary-ceph-');
+  const dir = await tempDir('mediary-s3test-ceph-');
   const port = await freePort();
   let monPort = await freePort();
   while (monPort === port) monPort = await freePort();

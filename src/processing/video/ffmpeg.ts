@@ -23,10 +23,18 @@ export class VideoError extends Error {
   }
 }
 
-export async function ffmpegAvailable(): Promise<boolean> {
+/** Where the binaries are (config: FFMPEG_PATH, FFPROBE_PATH); PATH lookup by default. */
+export interface FfmpegBinaries {
+  ffmpeg: string;
+  ffprobe: string;
+}
+
+export const DEFAULT_BINARIES: FfmpegBinaries = { ffmpeg: 'ffmpeg', ffprobe: 'ffprobe' };
+
+export async function ffmpegAvailable(bin: FfmpegBinaries = DEFAULT_BINARIES): Promise<boolean> {
   try {
-    await run('ffmpeg', ['-version']);
-    await run('ffprobe', ['-version']);
+    await run(bin.ffmpeg, ['-version'], { timeout: 10_000 });
+    await run(bin.ffprobe, ['-version'], { timeout: 10_000 });
     return true;
   } catch {
     return false;
@@ -67,17 +75,23 @@ function rate(r: string | undefined): number | null {
   return n !== undefined && d ? Math.round((n / d) * 1000) / 1000 : null;
 }
 
-export async function probe(file: string, timeoutMs = 30_000): Promise<VideoProbe> {
+export async function probe(
+  file: string,
+  timeoutMs = 30_000,
+  opts: { ffprobePath?: string; signal?: AbortSignal | undefined } = {},
+): Promise<VideoProbe> {
   let out: string;
   try {
     ({ stdout: out } = await run(
-      'ffprobe',
+      opts.ffprobePath ?? 'ffprobe',
       ['-v', 'error', '-print_format', 'json', '-show_format', '-show_streams', file],
-      { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 },
+      { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024, killSignal: 'SIGKILL', signal: opts.signal },
     ));
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
-      throw new VideoError('ffmpeg_missing', 'ffmpeg is not installed');
+    const e = err as NodeJS.ErrnoException & { killed?: boolean };
+    if (e.code === 'ENOENT') throw new VideoError('ffmpeg_missing', 'ffmpeg is not installed');
+    if (e.name === 'AbortError') throw new VideoError('cancelled', 'Video processing was cancelled.');
+    if (e.killed) throw new VideoError('timeout', `ffprobe took longer than ${timeoutMs} ms`);
     throw new VideoError('unreadable', 'The file is not a readable video.', { cause: err });
   }
   const parsed = JSON.parse(out) as {
@@ -114,6 +128,8 @@ interface RunOptions {
   signal?: AbortSignal | undefined;
   /** Microseconds of output written so far, from `-progress`. */
   onProgress?: ((outTimeUs: number) => void) | undefined;
+  /** Defaults to `ffmpeg` on PATH. */
+  ffmpegPath?: string | undefined;
 }
 
 /** Runs ffmpeg; kills it on timeout or abort; keeps the tail of stderr for the error. */
@@ -124,7 +140,7 @@ function ffmpeg(args: string[], opts: RunOptions): Promise<void> {
       return;
     }
     const child = spawn(
-      'ffmpeg',
+      opts.ffmpegPath ?? 'ffmpeg',
       ['-hide_banner', '-nostdin', '-y', '-progress', 'pipe:1', '-nostats', ...args],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -214,19 +230,19 @@ const H264_CODECS: Record<Rendition['name'], string> = {
   '2160p': 'avc1.640033',
 };
 
-/**
- * The whole ladder from one decode: `split` the (auto-rotated) video once per rendition, scale,
- * encode H.264 (+ AAC when there is audio) into fMP4 HLS segments, then write our own master
- * playlist with BANDWIDTH, RESOLUTION and CODECS.
- */
-export async function transcodeHls(
+export interface HlsEncodeOptions {
+  segmentSeconds?: number | undefined;
+  preset?: string | undefined;
+}
+
+/** The ffmpeg arguments of one ladder run (exported so benchmarks can run the same command by hand). */
+export function hlsArguments(
   input: string,
   outDir: string,
   ladder: readonly Rendition[],
   hasAudio: boolean,
-  opts: RunOptions & { segmentSeconds?: number; preset?: string },
-): Promise<HlsOutput> {
-  await mkdir(outDir, { recursive: true });
+  opts: HlsEncodeOptions = {},
+): string[] {
   const n = ladder.length;
   const split = `[0:v]split=${n}${ladder.map((_, i) => `[s${i}]`).join('')}`;
   const scales = ladder.map(
@@ -277,6 +293,23 @@ export async function transcodeHls(
     ladder.map((r, i) => (hasAudio ? `v:${i},a:${i},name:${r.name}` : `v:${i},name:${r.name}`)).join(' '),
     path.join(outDir, '%v', 'index.m3u8'),
   );
+  return args;
+}
+
+/**
+ * The whole ladder from one decode: `split` the (auto-rotated) video once per rendition, scale,
+ * encode H.264 (+ AAC when there is audio) into fMP4 HLS segments, then write our own master
+ * playlist with BANDWIDTH, RESOLUTION and CODECS.
+ */
+export async function transcodeHls(
+  input: string,
+  outDir: string,
+  ladder: readonly Rendition[],
+  hasAudio: boolean,
+  opts: RunOptions & HlsEncodeOptions,
+): Promise<HlsOutput> {
+  await mkdir(outDir, { recursive: true });
+  const args = hlsArguments(input, outDir, ladder, hasAudio, opts);
   await Promise.all(ladder.map((r) => mkdir(path.join(outDir, r.name), { recursive: true })));
   await ffmpeg(args, opts);
   const renditions = ladder.map((r) => ({

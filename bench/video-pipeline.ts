@@ -1,0 +1,173 @@
+/**
+ * Video pipeline benchmark (one run): a 10 s 1080p clip → 360p + 720p HLS.
+ *
+ *   node --import tsx bench/video-pipeline.ts        (npm run bench:video)
+ *
+ * Compares, in this run, on this machine:
+ *   - the whole pipeline: complete → queue → worker reads the original → probe → poster (+ its four
+ *     WebP variants) → the ladder (one ffmpeg run) → objects into the store → READY
+ *     (VIDEO_MAX_RENDITION=720p so the ladder is 360p + 720p);
+ *   - the same ffmpeg command run by hand (the adapter's `hlsArguments`, spawned directly);
+ *   - one ffmpeg run per rendition (each decodes the source again).
+ * Goal: the pipeline takes ≤ 1.1× the hand-run command.
+ */
+import { execFile } from 'node:child_process';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { promisify } from 'node:util';
+import { startServer } from '../src/app.ts';
+import { mintUserToken } from '../src/auth/principals.ts';
+import { loadConfig } from '../src/config.ts';
+import { createLogger } from '../src/log.ts';
+import { hlsArguments } from '../src/processing/video/ffmpeg.ts';
+import { planLadder } from '../src/processing/video/ladder.ts';
+import { JWT_SECRET, tempDir, testEnv } from '../test/helpers/server.ts';
+import { upload, waitFor } from '../test/processing/helpers.ts';
+
+const run = promisify(execFile);
+const PRESET = 'veryfast';
+const SEGMENT = 4;
+
+async function ffmpeg(args: string[]): Promise<void> {
+  await run('ffmpeg', ['-hide_banner', '-nostdin', '-y', '-v', 'error', ...args], {
+    maxBuffer: 64 * 1024 * 1024,
+  });
+}
+
+async function timed(fn: () => Promise<void>): Promise<number> {
+  const t0 = performance.now();
+  await fn();
+  return (performance.now() - t0) / 1000;
+}
+
+async function main() {
+  const dir = await tempDir('mediary-bench-video-');
+  const clip = path.join(dir, 'clip.mp4');
+  // A 10 s 1080p30 source with audio, encoded like a camera would (not the test's ultrafast).
+  await ffmpeg([
+    ...['-f', 'lavfi', '-i', 'testsrc2=size=1920x1080:rate=30:duration=10'],
+    ...['-f', 'lavfi', '-i', 'sine=frequency=440:duration=10'],
+    ...['-c:v', 'libx264', '-preset', 'veryfast', '-crf', '20', '-pix_fmt', 'yuv420p'],
+    ...['-c:a', 'aac', '-shortest', clip],
+  ]);
+  const bytes = await readFile(clip);
+  const ladder = planLadder(1920, 1080).filter((r) => r.name === '360p' || r.name === '720p');
+  console.log(
+    `input: 10 s 1920×1080 30 fps H.264 + AAC, ${(bytes.length / 1e6).toFixed(1)} MB; ladder ${ladder
+      .map((r) => r.name)
+      .join(' + ')}; preset ${PRESET}; ${os.cpus().length} CPUs`,
+  );
+
+  // Hand-run: the exact arguments the pipeline's adapter uses, minus progress reporting.
+  const handDir = path.join(dir, 'hand');
+  await Promise.all(ladder.map((r) => mkdir(path.join(handDir, r.name), { recursive: true })));
+  const hand = await timed(() =>
+    ffmpeg(hlsArguments(clip, handDir, ladder, true, { preset: PRESET, segmentSeconds: SEGMENT })),
+  );
+
+  // One ffmpeg per rendition (sequential: each has both cores to itself, like the single run).
+  const perDir = path.join(dir, 'per');
+  const perRendition = await timed(async () => {
+    for (const r of ladder) {
+      const out = path.join(perDir, r.name);
+      await mkdir(path.join(out, r.name), { recursive: true });
+      await ffmpeg(hlsArguments(clip, out, [r], true, { preset: PRESET, segmentSeconds: SEGMENT }));
+    }
+  });
+
+  // The whole pipeline through the real server and worker.
+  const dataDir = await tempDir('mediary-bench-video-data-');
+  const env = await testEnv(dataDir, {
+    LOG_LEVEL: 'silent',
+    PROCESSING_CONCURRENCY: '1',
+    VIDEO_MAX_RENDITION: '720p',
+    VIDEO_PRESET: PRESET,
+    HLS_SEGMENT_SECONDS: String(SEGMENT),
+  });
+  const config = loadConfig(env);
+  const server = await startServer(config, createLogger('silent', 2));
+  const t = {
+    server,
+    config,
+    dataDir,
+    base: config.publicUrl,
+    api: (p: string) => `${config.publicUrl}/api/v1${p}`,
+  } as unknown as Parameters<typeof upload>[0];
+  const auth = { authorization: `Bearer ${await mintUserToken(JWT_SECRET, 'bench')}` };
+  let pipeline = 0;
+  let enqueueToStart = 0;
+  let renditions: unknown;
+  try {
+    const session = await upload(t, auth, Buffer.from(bytes), 'video/mp4');
+    // The upload above already ran through the pipeline once (warm-up: JIT, first sharp load,
+    // database); the measured run is the second upload.
+    await waitFor(t, auth, session.id, ['READY', 'FAILED'], 600_000);
+    const t0 = performance.now();
+    const { id } = await upload(t, auth, Buffer.from(bytes), 'video/mp4', { fileName: 'second' });
+    const uploadSeconds = (performance.now() - t0) / 1000;
+    const st = await waitFor(t, auth, id, ['READY', 'FAILED'], 600_000);
+    if (st.status !== 'READY') throw new Error(`bench media ended ${st.status}: ${JSON.stringify(st.error)}`);
+    const { rows } = await server.database.pool.query<{ total: string; pickup: string }>(
+      `SELECT extract(epoch FROM m.processed_at - j.created_on) AS total,
+              extract(epoch FROM j.started_on - j.created_on) AS pickup
+         FROM media m JOIN pgboss.job j ON j.name = 'media-process' AND j.data->>'mediaId' = m.id::text
+        WHERE m.id = $1`,
+      [id],
+    );
+    pipeline = Number(rows[0]!.total);
+    enqueueToStart = Number(rows[0]!.pickup);
+    const media = await fetch(t.api(`/media/${id}`), { headers: auth }).then((r) => r.json());
+    renditions = media.hls.renditions;
+    console.log(`(upload of the measured copy took ${uploadSeconds.toFixed(2)} s, not counted)`);
+  } finally {
+    await server.close();
+    await rm(dataDir, { recursive: true, force: true });
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  const ratio = pipeline / hand;
+  const results = {
+    input: { width: 1920, height: 1080, fps: 30, seconds: 10, bytes: bytes.length },
+    ladder: ladder.map((r) => r.name),
+    preset: PRESET,
+    cpus: os.cpus().length,
+    // Other suites share this machine: a load far above the CPU count makes one run noisy.
+    loadAverageAtEnd: os.loadavg(),
+    runs: 1,
+    seconds: {
+      pipelineEnqueueToReady: pipeline,
+      pipelinePickup: enqueueToStart,
+      handRunCommand: hand,
+      oneRunPerRendition: perRendition,
+    },
+    ratios: {
+      pipelineVsHand: ratio,
+      perRenditionVsHand: perRendition / hand,
+      goal: { pipelineVsHand: 1.1 },
+    },
+    renditions,
+  };
+  const row = (k: string, v: string, note = '') => console.log(`${k.padEnd(48)}${v.padStart(10)}  ${note}`);
+  console.log('');
+  row('pipeline: enqueue → READY (s)', pipeline.toFixed(2), 'probe + poster/variants + ladder + store + db');
+  row('same ffmpeg command by hand (s)', hand.toFixed(2));
+  row('one ffmpeg run per rendition (s)', perRendition.toFixed(2));
+  row('ratio pipeline / hand', ratio.toFixed(3), `goal ≤ 1.1 ${ratio <= 1.1 ? 'met' : 'NOT met'}`);
+  row('ratio per-rendition / hand', (perRendition / hand).toFixed(3));
+  console.log(
+    `load average (1/5/15 min): ${os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' / ')}`,
+  );
+  await mkdir(path.join(import.meta.dirname, 'results'), { recursive: true });
+  await writeFile(
+    path.join(import.meta.dirname, 'results', 'video-pipeline.json'),
+    JSON.stringify(results, null, 2) + '\n',
+  );
+  console.log('\nwritten: bench/results/video-pipeline.json');
+}
+
+await main();

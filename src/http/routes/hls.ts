@@ -1,0 +1,82 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply } from 'fastify';
+import type { HlsPlayback, HlsResponse } from '../../processing/playback.ts';
+import { principalOf, type registerAuth } from '../auth.ts';
+import { errors, MediaIdParams, Uuid } from '../schemas.ts';
+import { sendObject } from '../send-object.ts';
+
+export interface HlsRouteDeps {
+  playback: HlsPlayback;
+  auth: ReturnType<typeof registerAuth>;
+}
+
+const PLAYLIST_TYPE = 'application/vnd.apple.mpegurl';
+const Token = Type.String({
+  minLength: 3,
+  maxLength: 200,
+  description: 'Playback token from a playlist URI.',
+});
+
+/**
+ * HLS playback: the master playlist (credentials, or a token) and everything it points to (token
+ * only, so a standard player needs nothing but the URLs). Token URLs are safe to load from any
+ * origin: they carry their own authorisation and no cookies are involved.
+ */
+export const hlsRoutes: FastifyPluginAsyncTypebox<HlsRouteDeps> = async (app, { playback, auth }) => {
+  const tokenResponse = { 200: Type.Unknown(), 206: Type.Unknown(), 304: Type.Null() };
+
+  const send = (reply: FastifyReply, r: HlsResponse, request: Parameters<typeof sendObject>[0]) => {
+    void reply.header('access-control-allow-origin', '*');
+    if (r.kind === 'playlist') {
+      // Playlists carry tokens: never stored by shared caches, never reused past them.
+      return reply.header('cache-control', 'private, no-store').type(PLAYLIST_TYPE).send(r.body);
+    }
+    return sendObject(request, reply, {
+      ...r,
+      contentDisposition: 'inline',
+      cacheControl: `private, max-age=${r.maxAge}`,
+      open: (range) => playback.openObject(r.key, range),
+    });
+  };
+
+  app.get(
+    '/media/:id/hls/master.m3u8',
+    {
+      preHandler: auth.optional,
+      schema: {
+        summary: 'HLS master playlist; every URI in it carries a playback token',
+        tags: ['video'],
+        params: MediaIdParams,
+        querystring: Type.Object({ token: Type.Optional(Token) }, { additionalProperties: false }),
+        response: { ...tokenResponse, ...errors(400, 401, 403, 404, 409) },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params;
+      const { token } = request.query;
+      if (token !== undefined && request.principal === null) {
+        return send(reply, await playback.object(id, 'master.m3u8', token), request);
+      }
+      const body = await playback.master(principalOf(request), id);
+      return send(reply, { kind: 'playlist', body }, request);
+    },
+  );
+
+  app.get(
+    '/media/:id/hls/*',
+    {
+      schema: {
+        summary: 'A variant playlist or segment of the HLS ladder (playback token required)',
+        tags: ['video'],
+        params: Type.Object({ id: Uuid, '*': Type.String({ maxLength: 200 }) }),
+        querystring: Type.Object({ token: Token }, { additionalProperties: false }),
+        response: { ...tokenResponse, ...errors(400, 403, 404, 416) },
+      },
+    },
+    async (request, reply) => {
+      const { id, '*': rel } = request.params;
+      return send(reply, await playback.object(id, rel, request.query.token), request);
+    },
+  );
+};

@@ -1,0 +1,145 @@
+/**
+ * HLS playback of private media. The bucket stays private and players send no credentials: the
+ * master playlist is fetched with the caller's credentials (or a token), and every URI in the
+ * playlists we hand out is rewritten to this API with a token — an HMAC over the media id, the
+ * HLS run's prefix and an expiry. The token route checks it and serves only objects recorded for
+ * that run, so a token opens exactly one video's current ladder until it expires.
+ */
+import path from 'node:path';
+import type { Principal } from '../auth/principals.ts';
+import type { Config } from '../config.ts';
+import type { Pool } from '../db/pool.ts';
+import { AppError } from '../errors.ts';
+import type { MediaService } from '../media/service.ts';
+import { findMedia } from '../media/repo.ts';
+import type { UrlSigner } from '../storage/signing.ts';
+import type { ObjectStore } from '../storage/types.ts';
+import { hlsContentType, hlsPrefixOf } from './video-job.ts';
+
+/** Relative paths inside a run's prefix: `master.m3u8` or `<rendition>/<file>`, no dot segments. */
+const HLS_PATH = /^(?:master\.m3u8|(?:360p|720p|1080p|2160p)\/[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63})$/;
+
+export const isHlsPath = (p: string) => HLS_PATH.test(p);
+
+/** `<expires>.<signature>`; the signature covers the media id, the prefix and the expiry. */
+export function hlsToken(signer: UrlSigner, mediaId: string, prefix: string, expiresAt: number): string {
+  return `${expiresAt}.${signer.sign('GET', `hls-token:${mediaId}:${prefix}`, expiresAt)}`;
+}
+
+export function verifyHlsToken(
+  signer: UrlSigner,
+  mediaId: string,
+  prefix: string,
+  token: string,
+  now = Date.now(),
+): 'ok' | 'invalid' | 'expired' {
+  const m = /^(\d{1,12})\.([A-Za-z0-9_-]{1,128})$/.exec(token);
+  if (!m) return 'invalid';
+  return signer.verify('GET', `hls-token:${mediaId}:${prefix}`, Number(m[1]), m[2]!, {}, now);
+}
+
+export type HlsResponse =
+  | { kind: 'playlist'; body: string }
+  | {
+      kind: 'object';
+      key: string;
+      contentType: string;
+      etag: string;
+      size: number;
+      lastModified: Date;
+      /** Seconds the token has left: how long a browser may reuse the response. */
+      maxAge: number;
+    };
+
+export class HlsPlayback {
+  constructor(
+    private readonly pool: Pool,
+    private readonly media: MediaService,
+    private readonly store: ObjectStore,
+    private readonly signer: UrlSigner,
+    private readonly config: Pick<Config, 'publicUrl'> & {
+      processing: { video: { tokenTtlSeconds: number } };
+    },
+  ) {}
+
+  /** The master playlist for a principal that may see the media, with fresh tokens in its URIs. */
+  async master(principal: Principal, mediaId: string): Promise<string> {
+    const m = await this.media.get(principal, mediaId);
+    if (m.media_type !== 'video') throw new AppError('not_found', 'This media is not a video.');
+    if (m.status !== 'READY' || m.hls_master_key === null) {
+      throw new AppError('invalid_state', `The video is ${m.status}; it has no playlists yet.`, {
+        status: m.status,
+      });
+    }
+    const prefix = hlsPrefixOf(m.hls_master_key);
+    const expires = Math.floor(Date.now() / 1000) + this.config.processing.video.tokenTtlSeconds;
+    return this.playlist(m.id, prefix, 'master.m3u8', hlsToken(this.signer, m.id, prefix, expires));
+  }
+
+  /** One object of the ladder, behind a token (no credentials: this is what players fetch). */
+  async object(mediaId: string, rel: string, token: string): Promise<HlsResponse> {
+    if (!isHlsPath(rel)) throw new AppError('not_found', 'No such playlist or segment.');
+    const m = await findMedia(this.pool, mediaId);
+    if (!m || m.status !== 'READY' || m.hls_master_key === null) {
+      throw new AppError('not_found', 'Media not found.');
+    }
+    const prefix = hlsPrefixOf(m.hls_master_key);
+    const verdict = verifyHlsToken(this.signer, m.id, prefix, token);
+    if (verdict === 'invalid') throw new AppError('signature_invalid', 'The playback token is invalid.');
+    if (verdict === 'expired') throw new AppError('signature_expired', 'The playback token has expired.');
+    const key = `${prefix}/${rel}`;
+    const { rowCount } = await this.pool.query(
+      'SELECT 1 FROM media_hls_objects WHERE media_id = $1 AND storage_key = $2',
+      [m.id, key],
+    );
+    if (rowCount !== 1) throw new AppError('not_found', 'No such playlist or segment.');
+    if (rel.endsWith('.m3u8'))
+      return { kind: 'playlist', body: await this.playlist(m.id, prefix, rel, token) };
+    const stat = await this.store.stat(key);
+    if (!stat) throw new AppError('not_found', 'The stored segment is missing.');
+    const expires = Number(token.split('.')[0]);
+    return {
+      kind: 'object',
+      key,
+      contentType: hlsContentType(rel),
+      etag: stat.etag,
+      size: stat.size,
+      lastModified: stat.lastModified,
+      maxAge: Math.max(0, expires - Math.floor(Date.now() / 1000)),
+    };
+  }
+
+  openObject(key: string, range?: { start: number; end: number }) {
+    return this.store.get(key, range);
+  }
+
+  /** Reads a stored playlist and points every URI in it at the token route. */
+  private async playlist(mediaId: string, prefix: string, rel: string, token: string): Promise<string> {
+    const stream = await this.store.get(`${prefix}/${rel}`);
+    if (!stream) throw new AppError('not_found', 'The stored playlist is missing.');
+    const chunks: Buffer[] = [];
+    for await (const chunk of stream as AsyncIterable<Buffer>) chunks.push(chunk);
+    const dir = path.posix.dirname(rel);
+    const base = `${this.config.publicUrl}/api/v1/media/${mediaId}/hls/`;
+    return rewritePlaylist(Buffer.concat(chunks).toString('utf8'), (uri) => {
+      if (/^[a-z][a-z0-9+.-]*:/i.test(uri)) return uri; // absolute: not ours
+      const target = path.posix.normalize(path.posix.join(dir, uri));
+      if (!isHlsPath(target)) return uri;
+      return `${base}${target}?token=${encodeURIComponent(token)}`;
+    });
+  }
+}
+
+/** Applies `map` to every URI of an m3u8: URI lines and `URI="…"` attributes of tags. */
+export function rewritePlaylist(text: string, map: (uri: string) => string): string {
+  return text
+    .split('\n')
+    .map((line) => {
+      const trimmed = line.trim();
+      if (trimmed === '') return line;
+      if (trimmed.startsWith('#'))
+        return line.replace(/URI="([^"]*)"/g, (_m, uri: string) => `URI="${map(uri)}"`);
+      return map(trimmed);
+    })
+    .join('\n');
+}
