@@ -50,6 +50,8 @@ before(async () => {
   t = await startTestServer(
     ceph.serverEnv(BUCKET, {
       ...MULTIPART_ENV,
+      // The worker runs: captures and the JPEG are processed to READY through the bucket.
+      WORKER_ENABLED: 'true',
       // The server talks S3 through the proxy too, so the URLs it signs point at the proxy.
       S3_ENDPOINT: s3proxy.url,
       PART_URL_TTL_SECONDS: String(URL_TTL_SECONDS),
@@ -192,6 +194,15 @@ describe('the Node SDK on Ceph (S3)', () => {
       s3proxy.misbehave();
     }
     assert.ok(mediaId);
+    // A part whose bytes had all left the killed process may still land: wait until S3 is settled.
+    let last = '';
+    for (let same = 0; same < 3; await sleep(400)) {
+      const now = JSON.stringify(
+        (await call(t.api(`/media/${mediaId}/parts`), { headers: device.auth })).body,
+      );
+      same = now === last ? same + 1 : 0;
+      last = now;
+    }
     // What S3 itself lists (ListParts) is what the server lists, and what must not be sent again.
     const listed = await call(t.api(`/media/${mediaId}/parts`), { headers: device.auth });
     stored = listed.body.parts.map((p: { partNumber: number }) => p.partNumber);

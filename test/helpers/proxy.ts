@@ -131,6 +131,12 @@ export async function startProxy(port = 0, opts: ProxyOptions = {}): Promise<Pro
         up.on('end', done);
       },
     );
+    // A client that goes away mid-body: the store sees the request cut too, as it would directly.
+    const cut = () => {
+      if (!req.complete) upstream.destroy();
+    };
+    if (req.destroyed) cut();
+    else req.on('close', cut);
     upstream.on('error', () => {
       if (!res.headersSent) res.writeHead(502).end();
       else res.destroy();
