@@ -21,6 +21,8 @@ export interface Fault {
   delayMs?: number;
   /** Forward, let the server act, then destroy the client socket instead of answering. */
   loseResponse?: boolean;
+  /** Forward the request body at about this rate (a slow uplink). */
+  bytesPerSecond?: number;
   /** Answer with this status (after reading the body) instead of forwarding: an outage. */
   status?: number;
 }
@@ -47,6 +49,8 @@ export interface ProxyOptions {
    * the client used, so the proxy must not rewrite it). Default: rewrite to the target's host.
    */
   preserveHost?: boolean;
+  /** Answers some requests itself (a test page on the API's origin); true when it did. */
+  local?: (req: IncomingMessage, res: ServerResponse) => boolean;
 }
 
 export async function startProxy(port = 0, opts: ProxyOptions = {}): Promise<Proxy> {
@@ -75,6 +79,7 @@ export async function startProxy(port = 0, opts: ProxyOptions = {}): Promise<Pro
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    if (opts.local?.(req, res)) return;
     const path = req.url ?? '/';
     const m =
       req.method === 'PUT'
@@ -151,9 +156,18 @@ export async function startProxy(port = 0, opts: ProxyOptions = {}): Promise<Pro
         return;
       }
       forwarded += chunk.length;
-      if (!upstream.write(chunk)) {
+      const flowing = upstream.write(chunk);
+      if (!flowing || fault.bytesPerSecond !== undefined) {
+        // Resume once the upstream took the chunk and (throttled) its time has passed.
         req.pause();
-        upstream.once('drain', () => req.resume());
+        let waits = (flowing ? 0 : 1) + (fault.bytesPerSecond !== undefined ? 1 : 0);
+        const ready = () => {
+          if (--waits === 0) req.resume();
+        };
+        if (!flowing) upstream.once('drain', ready);
+        if (fault.bytesPerSecond !== undefined) {
+          setTimeout(ready, (chunk.length / fault.bytesPerSecond) * 1000);
+        }
       }
     });
     req.on('end', () => upstream.end());
