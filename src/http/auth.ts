@@ -28,3 +28,18 @@ export function principalOf(request: FastifyRequest): Principal {
   if (!request.principal) throw new AppError('unauthorized');
   return request.principal;
 }
+
+/**
+ * Route-level rate limit keyed by principal, not by IP (many cameras can sit behind one NAT).
+ * Runs after authentication (the plugin is registered with `hook: 'preHandler'`).
+ */
+export function perPrincipalRateLimit(maxPerMinute: number) {
+  return {
+    max: maxPerMinute,
+    timeWindow: 60_000,
+    keyGenerator: (req: FastifyRequest) => {
+      const p = req.principal;
+      return p === null ? req.ip : p.kind === 'device' ? `device:${p.deviceId}` : `user:${p.userId}`;
+    },
+  };
+}

@@ -76,7 +76,14 @@ function render(err: unknown): Rendered {
 /** The one error handler: every failure becomes `{ error: { code, message, details } }`. */
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err, request, reply) => {
-    const r = render(err);
+    // Node's "aborted" (ECONNRESET) is the client hanging up mid-body, not the database's ECONNRESET.
+    const clientAborted =
+      (err as { code?: unknown }).code === 'ECONNRESET' &&
+      (err as { message?: unknown }).message === 'aborted' &&
+      !request.raw.complete;
+    const r: Rendered = clientAborted
+      ? { status: 400, code: 'upload_aborted', message: ERRORS.upload_aborted.message }
+      : render(err);
     if (r.status >= 500) request.log.error({ err }, 'request failed');
     else request.log.warn({ code: r.code, msg: r.message }, 'request rejected');
     if (r.headers) void reply.headers(r.headers);

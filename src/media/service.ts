@@ -1,11 +1,11 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { fileTypeFromBuffer } from 'file-type';
 import type { Logger } from 'pino';
 import type { Principal } from '../auth/principals.ts';
 import type { Config } from '../config.ts';
 import { withTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import { AppError } from '../errors.ts';
+import { hashStoredObject, sniffStoredType } from '../storage/inspect.ts';
 import type { UrlSigner } from '../storage/signing.ts';
 import type { ObjectStore, PartRef } from '../storage/types.ts';
 import { baseMime, catalogEntry, MIME_CATALOG, type MediaType } from './catalog.ts';
@@ -62,7 +62,6 @@ export type DownloadPlan =
     };
 
 export const uploadResource = (mediaId: string) => `media/${mediaId}/upload`;
-const SNIFF_BYTES = 4100;
 const DOWNLOADABLE: readonly MediaStatus[] = ['UPLOADED', 'PROCESSING', 'READY'];
 
 /** Upload sessions, completion, reads, listing and deletion: the media use cases. */
@@ -351,8 +350,10 @@ export class MediaService {
     // Reuse the hash computed while receiving when it belongs to this exact object; else hash now.
     let sha256 = media.content_etag === stat.etag ? media.content_sha256 : (joined.sha256 ?? null);
     // Bytes that came through this API are on local disk: hashing them again is cheap.
-    if (sha256 === null && !this.store.capabilities.presignedPut)
-      sha256 = await this.hashObject(media.storage_key);
+    if (sha256 === null && !this.store.capabilities.presignedPut) {
+      sha256 = (await hashStoredObject(this.store, media.storage_key)) ?? null;
+      if (sha256 === null) throw new AppError('object_missing');
+    }
     // A presigned single PUT carried the declared sha256, signed, to a store that verifies it.
     if (sha256 === null && !joined.multipart && this.store.capabilities.enforcesChecksum)
       sha256 = media.sha256;
@@ -373,7 +374,7 @@ export class MediaService {
         },
       );
     }
-    const detected = await this.sniff(media.storage_key);
+    const detected = await sniffStoredType(this.store, media.storage_key);
     const entry = catalogEntry(media.mime_type);
     if (!entry || detected === undefined || !entry.detects.includes(detected)) {
       const message = `The content is ${detected ?? 'not a recognised media type'}, not ${media.mime_type}.`;
@@ -397,22 +398,6 @@ export class MediaService {
     if (parts !== undefined)
       throw new AppError('not_multipart', 'This media was a single upload: send no parts.');
     return { multipart: false, sha256: undefined };
-  }
-
-  private async hashObject(key: string): Promise<string> {
-    const stream = await this.store.get(key);
-    if (!stream) throw new AppError('object_missing');
-    const hash = createHash('sha256');
-    for await (const chunk of stream) hash.update(chunk as Buffer);
-    return hash.digest('hex');
-  }
-
-  private async sniff(key: string): Promise<string | undefined> {
-    const stream = await this.store.get(key, { start: 0, end: SNIFF_BYTES - 1 });
-    if (!stream) return undefined;
-    const chunks: Buffer[] = [];
-    for await (const chunk of stream) chunks.push(chunk as Buffer);
-    return (await fileTypeFromBuffer(Buffer.concat(chunks)))?.mime;
   }
 
   // ---- reads ----------------------------------------------------------------------------

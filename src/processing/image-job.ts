@@ -7,11 +7,13 @@
  * database trouble) throws, and the queue retries with backoff.
  */
 import { createHash } from 'node:crypto';
+import diagnostics_channel from 'node:diagnostics_channel';
+import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { fileTypeFromBuffer } from 'file-type';
 import { rgbaToThumbHash } from 'thumbhash';
 import type { ProcessingConfig } from '../config.ts';
-import { withTransaction, type Pool } from '../db/pool.ts';
+import type { Pool } from '../db/pool.ts';
 import { catalogEntry } from '../media/catalog.ts';
 import { findMedia, type MediaRow } from '../media/repo.ts';
 import type { ObjectStore } from '../storage/types.ts';
@@ -19,7 +21,12 @@ import { readExif } from './exif.ts';
 import { HeifDecodeError, HeifUnavailableError, type HeifConverter } from './heif.ts';
 import type { ProcessJob } from './queue.ts';
 import * as repo from './repo.ts';
-import { ImageDecodeError, renderVariants, type VariantFormat } from './sharp-imaging.ts';
+import {
+  ImageDecodeError,
+  renderVariants,
+  type RenderedVariant,
+  type VariantFormat,
+} from './sharp-imaging.ts';
 import type { JobContext, JobOutcome } from './worker.ts';
 
 /** Longest-edge sizes of the variants; the variant's name is its size. */
@@ -58,6 +65,20 @@ export interface ImageJobDeps {
   config: Pick<ProcessingConfig, 'variantFormat' | 'maxPixels'>;
 }
 
+/** One timed step of an image job (`performance.now()` clock), as published on {@link IMAGE_JOB_STEPS}. */
+export interface ImageJobStep {
+  mediaId: string;
+  step: string;
+  start: number;
+  end: number;
+}
+
+/**
+ * Step timings of image jobs (the benchmark subscribes). Publishing costs nothing while nobody
+ * subscribes.
+ */
+export const IMAGE_JOB_STEPS = diagnostics_channel.channel('mediary:image-job-step');
+
 export const variantKey = (mediaId: string, sha256: string, format: VariantFormat) =>
   `variants/${mediaId}/${sha256}.${format}`;
 
@@ -70,7 +91,17 @@ export class ImageJob {
 
   /** The queue handler. */
   readonly handle = async (payload: ProcessJob, ctx: JobContext): Promise<JobOutcome> => {
+    const started = performance.now();
+    try {
+      return await this.run(payload, ctx);
+    } finally {
+      traceStep(payload.mediaId, 'job', started);
+    }
+  };
+
+  private async run(payload: ProcessJob, ctx: JobContext): Promise<JobOutcome> {
     const { pool } = this.deps;
+    const t = performance.now();
     const media = await findMedia(pool, payload.mediaId);
     if (!media || (media.status !== 'UPLOADED' && media.status !== 'PROCESSING')) {
       return { status: 'skipped', reason: `media is ${media?.status ?? 'gone'}` };
@@ -82,6 +113,7 @@ export class ImageJob {
     if (!(await repo.markProcessing(pool, media.id, ctx.attempt))) {
       return { status: 'skipped', reason: 'media changed state' };
     }
+    traceStep(media.id, 'db: load + mark processing', t);
     try {
       await this.process(media, ctx);
       return { status: 'completed' };
@@ -93,17 +125,22 @@ export class ImageJob {
       }
       throw err;
     }
-  };
+  }
 
   private async process(media: MediaRow, ctx: JobContext): Promise<void> {
     const { pool, store, config } = this.deps;
-    const progress = (p: number) =>
-      repo.setProgress(pool, media.id, p).catch((err: unknown) => ctx.logger.debug({ err }, 'progress'));
+    const step = (name: string, start: number) => traceStep(media.id, name, start);
+    const progress = new ProgressReporter((p) =>
+      repo.setProgress(pool, media.id, p).catch((err: unknown) => ctx.logger.debug({ err }, 'progress')),
+    );
 
+    let t = performance.now();
     const original = await this.readOriginal(media);
     ctx.signal.throwIfAborted();
-    await progress(10);
+    step('read original + sha256', t);
+    progress.report(10);
 
+    t = performance.now();
     const detected = (await fileTypeFromBuffer(original))?.mime;
     const entry = catalogEntry(media.mime_type);
     const allowed = detected !== undefined && (IMAGE_TYPES.has(detected) || HEIF_TYPES.has(detected));
@@ -113,10 +150,12 @@ export class ImageJob {
         `The content is ${detected ?? 'not a recognised image type'}, not ${media.mime_type}.`,
       );
     }
+    step('file-type', t);
 
     let decodable = original;
     const heif = HEIF_TYPES.has(detected);
     if (heif) {
+      t = performance.now();
       try {
         decodable = await this.deps.heif.toJpeg(original, ctx.signal);
       } catch (err) {
@@ -125,19 +164,61 @@ export class ImageJob {
         throw err;
       }
       ctx.signal.throwIfAborted();
+      step('heif-convert', t);
     }
-    await progress(20);
+    progress.report(20);
 
     // libheif copies the EXIF block into the JPEG it writes, so one parser path serves both.
+    t = performance.now();
     const exif = await readExif(decodable);
+    step('exifr', t);
+
+    // Each variant is stored as soon as it is encoded, while the larger ones still encode; the
+    // placeholder hash is computed as soon as its pixels exist. Content-addressed keys: an object
+    // already under a key holds these very bytes.
+    const format = config.variantFormat;
+    const variants: repo.VariantRecord[] = [];
+    const storeVariant = async (v: RenderedVariant) => {
+      ctx.signal.throwIfAborted();
+      const start = performance.now();
+      const sha256 = createHash('sha256').update(v.data).digest('hex');
+      const key = variantKey(media.id, sha256, format);
+      if (!(await store.stat(key))) {
+        await store.put(key, Readable.from([v.data]), {
+          contentType: variantContentType(format),
+          bytes: v.data.length,
+          sha256,
+        });
+      }
+      step(`store ${v.size}`, start);
+      variants.push({
+        name: String(v.size),
+        format,
+        key,
+        width: v.width,
+        height: v.height,
+        bytes: v.data.length,
+      });
+    };
+    let placeholder: string | null = null;
+    const hashPreview = ({ width, height, rgba }: { width: number; height: number; rgba: Uint8Array }) => {
+      const start = performance.now();
+      placeholder = Buffer.from(rgbaToThumbHash(width, height, rgba)).toString('base64');
+      step('thumbhash', start);
+    };
+
+    t = performance.now();
     let rendered;
     try {
       rendered = await renderVariants(decodable, {
         sizes: VARIANT_SIZES,
-        format: config.variantFormat,
+        format,
         maxPixels: config.maxPixels,
         autoOrient: !heif,
-        onProgress: (f) => void progress(20 + f * 70),
+        onProgress: (f) => progress.report(20 + f * 70),
+        onVariant: storeVariant,
+        onPreview: hashPreview,
+        trace: step,
       });
     } catch (err) {
       if (err instanceof ImageDecodeError) {
@@ -149,49 +230,26 @@ export class ImageJob {
       throw err;
     }
     ctx.signal.throwIfAborted();
+    step('render + store (all sharp and storage)', t);
+    // Largest first, as recorded before (stored in completion order).
+    variants.sort((x, y) => Number(y.name) - Number(x.name));
 
-    const format = config.variantFormat;
-    const variants: repo.VariantRecord[] = [];
-    for (const v of rendered.variants) {
-      const sha256 = createHash('sha256').update(v.data).digest('hex');
-      const key = variantKey(media.id, sha256, format);
-      // Content-addressed: an existing object under this key already holds these bytes.
-      if (!(await store.stat(key))) {
-        await store.put(key, Readable.from([v.data]), {
-          contentType: variantContentType(format),
-          bytes: v.data.length,
-          sha256,
-        });
-      }
-      variants.push({
-        name: String(v.size),
-        format,
-        key,
-        width: v.width,
-        height: v.height,
-        bytes: v.data.length,
-      });
-    }
-    ctx.signal.throwIfAborted();
-
-    const { width: pw, height: ph, rgba } = rendered.preview;
-    const placeholder = Buffer.from(rgbaToThumbHash(pw, ph, rgba)).toString('base64');
     const metadata: Record<string, unknown> = { exif: exif.exif };
     if (exif.warning) metadata.warnings = [exif.warning];
 
-    const previousKeys = await repo.variantKeys(pool, media.id);
-    const ready = await withTransaction(pool, (tx) =>
-      repo.markReady(tx, media.id, {
-        width: rendered.width,
-        height: rendered.height,
-        metadata,
-        gps: exif.gps ? { ...exif.gps } : null,
-        placeholder,
-        detectedMime: detected,
-        variants,
-      }),
-    );
-    if (ready) {
+    t = performance.now();
+    // One statement: READY, the variants replaced, and the keys they replaced.
+    const previousKeys = await repo.markReadyReplacing(pool, media.id, {
+      width: rendered.width,
+      height: rendered.height,
+      metadata,
+      gps: exif.gps ? { ...exif.gps } : null,
+      placeholder,
+      detectedMime: detected,
+      variants,
+    });
+    step('db: mark ready', t);
+    if (previousKeys) {
       // Reprocessed (another format, say): drop the variants nothing points to any more.
       const current = new Set(variants.map((v) => v.key));
       for (const key of previousKeys) if (!current.has(key)) await store.delete(key);
@@ -212,11 +270,11 @@ export class ImageJob {
     const stream = await this.deps.store.get(media.storage_key);
     if (!stream) throw new OriginalMissingError('The original object is missing from the store.');
     const hash = createHash('sha256');
-    const chunks: Buffer[] = [];
+    // One buffer of the declared size, filled as the chunks arrive (no chunk list, no concat).
+    const bytes = Buffer.allocUnsafe(media.bytes);
     let size = 0;
     for await (const chunk of stream as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > media.bytes) {
+      if (size + chunk.length > media.bytes) {
         stream.destroy();
         throw new ProcessingFailure(
           'integrity',
@@ -224,7 +282,8 @@ export class ImageJob {
         );
       }
       hash.update(chunk);
-      chunks.push(chunk);
+      chunk.copy(bytes, size);
+      size += chunk.length;
     }
     const actual = hash.digest('hex');
     const expected = media.sha256 ?? media.content_sha256;
@@ -240,6 +299,42 @@ export class ImageJob {
         `The stored bytes hash to ${actual}, not the expected ${expected}.`,
       );
     }
-    return Buffer.concat(chunks, size);
+    return bytes;
+  }
+}
+
+/**
+ * Progress for the status endpoint without holding up the job: at most one UPDATE in flight, and
+ * a value reported meanwhile replaces any older one still waiting, so writes stay in order.
+ */
+class ProgressReporter {
+  private writing = false;
+  private pending: number | undefined;
+  private last = -1;
+
+  constructor(private readonly write: (percent: number) => Promise<unknown>) {}
+
+  report(percent: number): void {
+    const p = Math.round(percent);
+    if (p <= this.last) return;
+    this.last = p;
+    this.pending = p;
+    if (!this.writing) void this.flush();
+  }
+
+  private async flush(): Promise<void> {
+    this.writing = true;
+    while (this.pending !== undefined) {
+      const p = this.pending;
+      this.pending = undefined;
+      await this.write(p);
+    }
+    this.writing = false;
+  }
+}
+
+function traceStep(mediaId: string, step: string, start: number): void {
+  if (IMAGE_JOB_STEPS.hasSubscribers) {
+    IMAGE_JOB_STEPS.publish({ mediaId, step, start, end: performance.now() } satisfies ImageJobStep);
   }
 }

@@ -133,11 +133,50 @@ export async function variantKeys(db: Queryable, id: string): Promise<string[]> 
 
 /** Replaces the variants and sets READY; false when the media is no longer PROCESSING. */
 export async function markReady(db: Queryable, id: string, r: ReadyResult): Promise<boolean> {
-  const res = await db.query(
-    `UPDATE media SET status = 'READY', width = $2, height = $3, metadata = metadata || $4::jsonb, gps = $5,
-       placeholder = $6, detected_mime_type = $7, processing_progress = 100, processing_last_error = NULL,
-       error = NULL, processed_at = now(), updated_at = now()
-     WHERE id = $1 AND status = 'PROCESSING'`,
+  return (await markReadyReplacing(db, id, r)) !== undefined;
+}
+
+/**
+ * Sets READY and replaces the variants in one statement (one round trip, atomic without a
+ * transaction). Answers the keys the media's variants had before (the caller deletes the objects
+ * no longer referenced), or undefined when the media is no longer PROCESSING (nothing changed).
+ */
+export async function markReadyReplacing(
+  db: Queryable,
+  id: string,
+  r: ReadyResult,
+): Promise<string[] | undefined> {
+  // All parts see the table as it was when the statement started: `previous` lists the old rows,
+  // `dropped` deletes the names not produced this time and `upserted` writes the others, so no row
+  // is both deleted and inserted (their order within the statement is unspecified). Everything
+  // hangs off `ready`: when the media is not PROCESSING, nothing is written.
+  const { rows } = await db.query<{ ready: boolean; previous: string[] }>(
+    `WITH ready AS (
+       UPDATE media SET status = 'READY', width = $2, height = $3, metadata = metadata || $4::jsonb, gps = $5,
+         placeholder = $6, detected_mime_type = $7, processing_progress = 100, processing_last_error = NULL,
+         error = NULL, processed_at = now(), updated_at = now()
+       WHERE id = $1 AND status = 'PROCESSING'
+       RETURNING id
+     ), next AS (
+       SELECT * FROM jsonb_to_recordset($8::jsonb)
+         AS v(name text, format text, key text, width integer, height integer, bytes bigint)
+     ), previous AS (
+       SELECT mv.key FROM media_variants mv JOIN ready ON mv.media_id = ready.id
+     ), dropped AS (
+       DELETE FROM media_variants mv USING ready
+       WHERE mv.media_id = ready.id AND mv.name NOT IN (SELECT name FROM next)
+       RETURNING mv.key
+     ), upserted AS (
+       INSERT INTO media_variants (media_id, name, format, key, width, height, bytes)
+       SELECT ready.id, next.name, next.format, next.key, next.width, next.height, next.bytes
+       FROM ready CROSS JOIN next
+       ON CONFLICT (media_id, name) DO UPDATE SET format = EXCLUDED.format, key = EXCLUDED.key,
+         width = EXCLUDED.width, height = EXCLUDED.height, bytes = EXCLUDED.bytes, created_at = now()
+       RETURNING 1
+     )
+     SELECT EXISTS (SELECT 1 FROM ready) AS ready,
+       coalesce((SELECT array_agg(key) FROM previous), '{}') AS previous,
+       (SELECT count(*) FROM dropped) + (SELECT count(*) FROM upserted) AS written`,
     [
       id,
       r.width,
@@ -146,18 +185,10 @@ export async function markReady(db: Queryable, id: string, r: ReadyResult): Prom
       r.gps === null ? null : JSON.stringify(r.gps),
       r.placeholder,
       r.detectedMime,
+      JSON.stringify(r.variants),
     ],
   );
-  if (res.rowCount !== 1) return false;
-  await db.query('DELETE FROM media_variants WHERE media_id = $1', [id]);
-  for (const v of r.variants) {
-    await db.query(
-      `INSERT INTO media_variants (media_id, name, format, key, width, height, bytes)
-       VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-      [id, v.name, v.format, v.key, v.width, v.height, v.bytes],
-    );
-  }
-  return true;
+  return rows[0]!.ready ? rows[0]!.previous : undefined;
 }
 
 /** FAILED → UPLOADED for a retry requested by the client; false when it is not FAILED any more. */

@@ -4,6 +4,7 @@
  * buffer, and derives every variant and the placeholder pixels from that buffer. Outputs carry no
  * metadata (sharp strips it unless asked to keep it).
  */
+import { performance } from 'node:perf_hooks';
 import sharp, { type Metadata, type OutputInfo } from 'sharp';
 
 export type VariantFormat = 'webp' | 'avif';
@@ -17,6 +18,15 @@ export interface RenderOptions {
   autoOrient: boolean;
   /** Called after each step with a 0..1 fraction. */
   onProgress?: (fraction: number) => void;
+  /**
+   * Called with each variant as soon as it is encoded (largest first to start, smallest usually
+   * first to finish), while the others are still encoding; awaited before the render returns.
+   */
+  onVariant?: (variant: RenderedVariant) => Promise<void>;
+  /** Called with the placeholder pixels as soon as they exist (while variants still encode). */
+  onPreview?: (preview: RenderResult['preview']) => void;
+  /** Called when a step ends, with its name and its start (`performance.now()`): timings. */
+  trace?: (step: string, start: number) => void;
 }
 
 export interface RenderedVariant {
@@ -57,6 +67,8 @@ function describe(err: unknown): string {
 
 export async function renderVariants(input: Buffer, opts: RenderOptions): Promise<RenderResult> {
   const limits = { limitInputPixels: opts.maxPixels, failOn: 'warning' as const };
+  const trace = opts.trace ?? (() => undefined);
+  let t = performance.now();
   let meta: Metadata;
   try {
     meta = await sharp(input, limits).metadata(); // header only: no pixel decode
@@ -79,6 +91,8 @@ export async function renderVariants(input: Buffer, opts: RenderOptions): Promis
   }
   const shown = opts.autoOrient && meta.autoOrient ? meta.autoOrient : { width, height };
   const largest = Math.max(...opts.sizes);
+  trace('metadata', t);
+  t = performance.now();
 
   // The one decode: orientation, colour to sRGB, shrink to the largest size (JPEG shrink-on-load).
   let base: { data: Buffer; info: OutputInfo };
@@ -98,6 +112,7 @@ export async function renderVariants(input: Buffer, opts: RenderOptions): Promis
       { cause: err },
     );
   }
+  trace('decode', t);
   opts.onProgress?.(0.4);
   const raw = {
     raw: {
@@ -107,30 +122,43 @@ export async function renderVariants(input: Buffer, opts: RenderOptions): Promis
     },
   };
 
+  // Every output is derived from the one raw buffer, all at once: the largest encode is the
+  // longest step, so it starts first, and each variant goes to `onVariant` (storage) as soon as
+  // it is encoded, while the others still encode. All work has settled when this returns.
   const sizes = [...opts.sizes].sort((a, b) => b - a);
   let done = 0;
-  const variants = await Promise.all(
-    sizes.map(async (size) => {
-      const img = sharp(base.data, raw).resize(size, size, { fit: 'inside', withoutEnlargement: true });
-      const encoded =
-        opts.format === 'avif' ? img.avif({ quality: 55, effort: 2 }) : img.webp({ quality: 80, effort: 4 });
-      const { data, info } = await encoded.toBuffer({ resolveWithObject: true });
-      opts.onProgress?.(0.4 + (0.5 * ++done) / sizes.length);
-      return { size, width: info.width, height: info.height, data };
-    }),
-  );
-
-  const preview = await sharp(base.data, raw)
+  const encodes = sizes.map(async (size): Promise<RenderedVariant> => {
+    const start = performance.now();
+    const img = sharp(base.data, raw).resize(size, size, { fit: 'inside', withoutEnlargement: true });
+    const encoded =
+      opts.format === 'avif' ? img.avif({ quality: 55, effort: 2 }) : img.webp({ quality: 80, effort: 4 });
+    const { data, info } = await encoded.toBuffer({ resolveWithObject: true });
+    trace(`encode ${size}`, start);
+    opts.onProgress?.(0.4 + (0.5 * ++done) / sizes.length);
+    const variant = { size, width: info.width, height: info.height, data };
+    await opts.onVariant?.(variant);
+    return variant;
+  });
+  const previewStart = performance.now();
+  const previewing = sharp(base.data, raw)
     .resize(PREVIEW_MAX, PREVIEW_MAX, { fit: 'inside', withoutEnlargement: true })
     .ensureAlpha()
     .raw()
-    .toBuffer({ resolveWithObject: true });
+    .toBuffer({ resolveWithObject: true })
+    .then(({ data, info }) => {
+      trace('preview', previewStart);
+      const preview = { width: info.width, height: info.height, rgba: new Uint8Array(data) };
+      opts.onPreview?.(preview);
+      return preview;
+    });
 
+  const [preview, ...settled] = await Promise.allSettled([previewing, ...encodes]);
+  for (const r of [preview, ...settled]) if (r.status === 'rejected') throw r.reason;
   return {
     width: shown.width,
     height: shown.height,
-    variants,
-    preview: { width: preview.info.width, height: preview.info.height, rgba: new Uint8Array(preview.data) },
+    variants: settled.map((r) => (r as PromiseFulfilledResult<RenderedVariant>).value),
+    preview: (preview as PromiseFulfilledResult<RenderResult['preview']>).value,
   };
 }
 

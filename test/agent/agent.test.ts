@@ -145,9 +145,18 @@ describe('mediary agent', () => {
     });
     const device = JSON.parse(created.stdout) as { id: string; apiKey: string };
     const auth = { authorization: `Bearer ${device.apiKey}` };
+    type Item = { messageId: string; sha256: string; capturedAt: string; createdAt: string };
+    // Every page: under load the agent captures well over one page (100) before the test ends.
     const listAll = async () => {
-      const res = await call(`${base}/api/v1/devices/${device.id}/media?limit=100`, { headers: auth });
-      return res.body.items as { messageId: string; sha256: string; capturedAt: string; createdAt: string }[];
+      const items: Item[] = [];
+      let cursor: string | null = null;
+      do {
+        const q: string = cursor ? `&cursor=${encodeURIComponent(cursor)}` : '';
+        const res = await call(`${base}/api/v1/devices/${device.id}/media?limit=100${q}`, { headers: auth });
+        items.push(...(res.body.items as Item[]));
+        cursor = res.body.nextCursor as string | null;
+      } while (cursor);
+      return items;
     };
 
     const spool = path.join(work, 'spool');

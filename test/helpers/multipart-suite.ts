@@ -270,9 +270,12 @@ export function multipartProtocolSuite(backend: 'local' | 's3', ctx: () => TestS
       assert.equal(done.status, 200, done.text);
       assert.equal(done.body.status, 'UPLOADED');
       const again = await complete(dev.auth, id, good);
-      assert.deepEqual([again.status, again.body.status], [200, 'UPLOADED']);
+      // The worker may already be on it: the state moves on, the answer stays a 200.
+      assert.equal(again.status, 200);
+      assert.match(again.body.status, /^(UPLOADED|PROCESSING|READY)$/);
       const againBad = await complete(dev.auth, id, wrongEtag);
-      assert.deepEqual([againBad.status, againBad.body.status], [200, 'UPLOADED']);
+      assert.equal(againBad.status, 200);
+      assert.match(againBad.body.status, /^(UPLOADED|PROCESSING|READY)$/);
       assert.equal(await jobs(id), 1, 'one job, however often completion is repeated');
 
       const late = await sign(dev.auth, id, [1]);

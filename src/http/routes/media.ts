@@ -1,10 +1,9 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { FastifyRequest } from 'fastify';
 import type { Config } from '../../config.ts';
 import { AppError } from '../../errors.ts';
 import type { MediaService } from '../../media/service.ts';
-import { principalOf, type registerAuth } from '../auth.ts';
+import { perPrincipalRateLimit, principalOf, type registerAuth } from '../auth.ts';
 import {
   CompleteBody,
   CreateSessionBody,
@@ -37,15 +36,7 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
   const createSession = {
     preHandler: auth.required,
     config: {
-      rateLimit: {
-        max: config.rateLimit.sessionsPerMinute,
-        timeWindow: 60_000,
-        // Per principal, not per IP: many cameras can sit behind one NAT.
-        keyGenerator: (req: FastifyRequest) => {
-          const p = req.principal;
-          return p === null ? req.ip : p.kind === 'device' ? `device:${p.deviceId}` : `user:${p.userId}`;
-        },
-      },
+      rateLimit: perPrincipalRateLimit(config.rateLimit.sessionsPerMinute),
     },
     schema: {
       summary: 'Create an upload session',

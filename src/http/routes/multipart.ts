@@ -1,11 +1,10 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { FastifyRequest } from 'fastify';
 import type { Config } from '../../config.ts';
 import { AppError } from '../../errors.ts';
 import type { MultipartUploads } from '../../media/multipart.ts';
 import type { MediaService } from '../../media/service.ts';
-import { principalOf, type registerAuth } from '../auth.ts';
+import { perPrincipalRateLimit, principalOf, type registerAuth } from '../auth.ts';
 import { errors, MediaIdParams, MediaView, PartNumber, toMediaView } from '../schemas.ts';
 
 export interface MultipartRouteDeps {
@@ -27,14 +26,7 @@ export const multipartRoutes: FastifyPluginAsyncTypebox<MultipartRouteDeps> = as
     {
       preHandler: auth.required,
       config: {
-        rateLimit: {
-          max: config.rateLimit.sessionsPerMinute,
-          timeWindow: 60_000,
-          keyGenerator: (req: FastifyRequest) => {
-            const p = req.principal;
-            return p === null ? req.ip : p.kind === 'device' ? `device:${p.deviceId}` : `user:${p.userId}`;
-          },
-        },
+        rateLimit: perPrincipalRateLimit(config.rateLimit.sessionsPerMinute),
       },
       schema: {
         summary: 'Sign upload URLs for some parts of a multipart upload',

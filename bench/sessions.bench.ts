@@ -1,0 +1,120 @@
+/**
+ * Upload sessions per second: `POST /api/v1/media` under autocannon against raw single-row INSERTs
+ * of the same media row into the same Postgres (same pool size, same concurrency).
+ */
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import autocannon from 'autocannon';
+import { embeddedUrl, makeDevices, poolFor, spawnService } from '../test/helpers/process.ts';
+import { testEnv } from '../test/helpers/server.ts';
+import { fmt, log, report, reps, scratch, stat } from './lib/common.ts';
+
+const SECONDS = Number(process.env.BENCH_SESSIONS_SECONDS ?? 10);
+const CONNECTIONS = 32;
+const ROUNDS = reps(3);
+
+const work = await scratch('sessions');
+const env = await testEnv(path.join(work.dir, 'mediary'), {
+  LOG_LEVEL: 'warn',
+  RATE_LIMIT_SESSIONS_PER_MINUTE: '1000000',
+});
+const svc = await spawnService(env);
+const db = poolFor(embeddedUrl(env.DATA_DIR!, env.EMBEDDED_PG_PORT!), 20);
+const [dev] = await makeDevices(db, 1, 'bench');
+
+async function service(): Promise<{ rps: number; p99: number; non2xx: number }> {
+  const r = await autocannon({
+    url: svc.api('/media'),
+    method: 'POST',
+    headers: { ...dev!.auth, 'content-type': 'application/json' },
+    body: JSON.stringify({ fileName: 'p.jpg', mimeType: 'image/jpeg', bytes: 123456 }),
+    connections: CONNECTIONS,
+    duration: SECONDS,
+  });
+  return { rps: r.requests.average, p99: r.latency.p99, non2xx: r.non2xx + r.errors };
+}
+
+/** The same row the service inserts for a session, one INSERT per statement, as fast as possible. */
+async function raw(): Promise<number> {
+  const deadline = Date.now() + SECONDS * 1000;
+  let n = 0;
+  await Promise.all(
+    Array.from({ length: CONNECTIONS }, async () => {
+      while (Date.now() < deadline) {
+        const id = randomUUID();
+        await db.query(
+          `INSERT INTO media (id, owner_user_id, device_id, camera_id, message_id, idempotency_key, captured_at, reason,
+             media_type, mime_type, file_name, bytes, sha256, storage_backend, storage_key, storage_uri, upload_expires_at)
+           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17) ON CONFLICT DO NOTHING`,
+          [
+            id,
+            null,
+            dev!.id,
+            'default',
+            null,
+            null,
+            new Date(),
+            null,
+            'image',
+            'image/jpeg',
+            'p.jpg',
+            123456,
+            null,
+            'local',
+            `raw/${id}.jpg`,
+            `/raw/${id}.jpg`,
+            new Date(Date.now() + 86_400_000),
+          ],
+        );
+        n++;
+      }
+    }),
+  );
+  return n / SECONDS;
+}
+
+const svcRps: number[] = [];
+const rawRps: number[] = [];
+const p99: number[] = [];
+let errors = 0;
+try {
+  for (let round = 0; round < ROUNDS; round++) {
+    const r = await raw();
+    rawRps.push(r);
+    const s = await service();
+    svcRps.push(s.rps);
+    p99.push(s.p99);
+    errors += s.non2xx;
+    log(
+      `sessions round ${round + 1}/${ROUNDS}: service ${fmt(s.rps)}/s (p99 ${s.p99} ms), raw INSERT ${fmt(r)}/s`,
+    );
+  }
+} finally {
+  await db.end();
+  await svc.kill('SIGTERM');
+  await work.cleanup();
+}
+
+const s = stat(svcRps);
+const r = stat(rawRps);
+await report({
+  name: 'sessions',
+  rows: [
+    {
+      bench: 'POST /media sessions/s',
+      figure: `autocannon ${CONNECTIONS} conns, ${SECONDS} s`,
+      unit: 'req/s',
+      value: s,
+      baselineName: 'raw single-row INSERT (same PG, 32 workers)',
+      baseline: r,
+      ratio: s.median / r.median,
+      ratioMeaning: 'service / raw',
+      goal: '≥ 0.5×',
+      met: s.median / r.median >= 0.5 && errors === 0,
+    },
+  ],
+  notes: [
+    `Session latency p99 per round: ${p99.join(', ')} ms; non-2xx or errors: ${errors}.`,
+    'Client (autocannon or pg), service and Postgres share the 2 cores; a session is auth lookup + INSERT + re-read + HMAC signing.',
+  ],
+});
