@@ -19,6 +19,8 @@ const SYSTEM_DEPS = [
   // HEIC/HEIF conversion (the worker) and HEIC fixtures made by the tests (heif-enc).
   { cmd: 'heif-convert', packages: ['libheif-examples'] },
   { cmd: 'heif-enc', packages: ['libheif-examples'] },
+  // The browser SDK runs in Debian's Chromium, driven by playwright-core (which never downloads one).
+  { cmd: 'chromium', packages: ['chromium'] },
 ];
 
 function have(cmd) {

@@ -87,6 +87,8 @@ export interface VideoConfig {
   segmentSeconds: number;
   /** Lifetime of the playback tokens in rewritten HLS playlists. */
   tokenTtlSeconds: number;
+  /** Parent of the per-job work directories (VIDEO_TMP_DIR; default: the OS temp dir). */
+  tmpDir: string | undefined;
 }
 
 export interface S3Config {
@@ -283,6 +285,7 @@ function videoConfig(env: Env): VideoConfig {
     preset,
     segmentSeconds: int(env, 'HLS_SEGMENT_SECONDS', 4, 1, 30),
     tokenTtlSeconds: int(env, 'HLS_TOKEN_TTL_SECONDS', 3600, 10, 7 * 24 * 3600),
+    tmpDir: str(env, 'VIDEO_TMP_DIR'),
   };
 }
 

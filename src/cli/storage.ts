@@ -9,8 +9,10 @@ import { UrlSigner } from '../storage/signing.ts';
 
 export const STORAGE_USAGE = `  storage setup                           create the bucket if missing, apply CORS for S3_CORS_ORIGINS
   storage sweep                           abort expired uploads, remove objects without a row (once)
-  storage migrate --from local --to s3 [--dry-run]
-                                          copy every object, verify size + sha256, repoint rows`;
+  storage migrate --from local --to s3 [--dry-run] [--recheck]
+                                          copy every object of each media (original, variants, HLS),
+                                          verify size + sha256, then repoint its row; --recheck also
+                                          fills in objects missing for media already on the target`;
 
 const BACKENDS = ['local', 's3'] as const;
 type Backend = (typeof BACKENDS)[number];
@@ -29,6 +31,7 @@ export async function storageCommand(
       from: { type: 'string' },
       to: { type: 'string' },
       'dry-run': { type: 'boolean', default: false },
+      recheck: { type: 'boolean', default: false },
     },
   });
   const signer = new UrlSigner(await signingSecret(config));
@@ -56,19 +59,40 @@ export async function storageCommand(
       const from = createStore(config, values.from, signer);
       const to = createStore(config, values.to, signer);
       const database = await openDatabase(config, logger, 'attach');
+      // Ctrl-C: finish the objects in flight, leave the media in hand on the source, print the
+      // report (a rerun finishes it). A second Ctrl-C quits at once.
+      const stop = new AbortController();
+      const onSignal = () => {
+        if (stop.signal.aborted) process.exit(130);
+        console.log('interrupted: finishing the copies in flight (Ctrl-C again to quit now)…');
+        stop.abort();
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
       try {
         const dryRun = values['dry-run'] ?? false;
         const report = await migrateStorage(database.pool, from, to, {
           dryRun,
+          recheck: values.recheck ?? false,
+          signal: stop.signal,
           progress: (line) => console.log(line),
         });
+        const media = dryRun
+          ? `${report.total} media to check`
+          : `${report.copied} of ${report.total} media switched`;
         console.log(
-          `${dryRun ? 'dry run: ' : ''}${report.copied} copied (${report.bytes} bytes), ${report.missing} missing, ` +
-            `${report.failed} failed, ${report.pending} pending uploads not moved, of ${report.total}`,
+          `${dryRun ? 'dry run: ' : ''}${media}; ${report.objects} objects ${dryRun ? 'to copy' : 'copied'} ` +
+            `(${report.bytes} bytes), ${report.present} already on ${to.backend}; ${report.missing} missing, ` +
+            `${report.failed} failed, ${report.busy} being processed, ${report.pending} pending uploads not moved` +
+            (values.recheck ? `; ${report.rechecked} already on ${to.backend} rechecked` : '') +
+            (report.interrupted ? '; INTERRUPTED: rerun to finish' : ''),
         );
         console.log(JSON.stringify(report));
-        if (report.failed > 0) process.exitCode = 1;
+        if (report.interrupted) process.exitCode = 130;
+        else if (report.failed > 0 || report.busy > 0) process.exitCode = 1;
       } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
         await database.close();
       }
       return;

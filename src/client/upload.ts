@@ -74,6 +74,17 @@ const PART_URL_BATCH = 32;
 /** Re-sign a part URL this close to its expiry rather than risk a 403 mid-part. */
 const URL_MARGIN_MS = 30_000;
 
+/**
+ * Whether a URL signed at `signedAt` and expiring at `expiresAt` is still good to start a request
+ * with: the margin is at most half the URL's lifetime, so a server that signs short-lived URLs
+ * (shorter than URL_MARGIN_MS) does not make every use a re-sign.
+ */
+function stillFresh(expiresAt: string, signedAt: number, now = Date.now()): boolean {
+  const expires = Date.parse(expiresAt);
+  const margin = Math.min(URL_MARGIN_MS, Math.max(0, (expires - signedAt) / 2));
+  return expires - now > margin;
+}
+
 function randomId(): string {
   const b = new Uint8Array(16);
   globalThis.crypto.getRandomValues(b);
@@ -277,13 +288,16 @@ async function sendSingle(ctx: SendContext, mediaId: string, first: SingleUpload
   const tracker = new ProgressTracker(size, 1, ctx.options.onProgress);
   tracker.setPhase('uploading');
   let instructions = first;
+  let signedAt = Date.now();
   await withRetry(
     `PUT ${mediaId}`,
     async (attempt) => {
-      if (attempt > 1 && Date.parse(instructions.expiresAt) - Date.now() < URL_MARGIN_MS) {
+      if (attempt > 1 && !stillFresh(instructions.expiresAt, signedAt)) {
         const again = await ctx.createSession();
-        if (again.upload?.method === 'PUT') instructions = again.upload;
-        else return; // completed meanwhile
+        if (again.upload?.method === 'PUT') {
+          instructions = again.upload;
+          signedAt = Date.now();
+        } else return; // completed meanwhile
       }
       const res = await ctx.platform.transport({
         url: instructions.url,
@@ -339,19 +353,20 @@ async function sendMultipart(
   const skipped = done.size;
 
   // Part URLs are signed on demand in batches, and re-signed when near expiry.
-  const urls = new Map<number, PartUrl>();
+  const urls = new Map<number, PartUrl & { signedAt: number }>();
   const inFlightSign = new Map<number, Promise<void>>();
   const urlFor = async (n: number, forceFresh: boolean): Promise<PartUrl> => {
     const have = urls.get(n);
-    if (have && !forceFresh && Date.parse(have.expiresAt) - Date.now() > URL_MARGIN_MS) return have;
+    if (have && !forceFresh && stillFresh(have.expiresAt, have.signedAt)) return have;
     const running = inFlightSign.get(n);
     if (running && !forceFresh) {
       await running;
       return urlFor(n, false);
     }
     const batch = [n, ...queue.filter((q) => q !== n && !urls.has(q))].slice(0, PART_URL_BATCH);
+    const asked = Date.now();
     const p = client.signParts(mediaId, batch, { signal: inner.signal }).then((r) => {
-      for (const u of r.parts) urls.set(u.partNumber, u);
+      for (const u of r.parts) urls.set(u.partNumber, { ...u, signedAt: asked });
     });
     for (const b of batch) inFlightSign.set(b, p);
     try {

@@ -207,9 +207,18 @@ export async function markFailed(
   );
 }
 
+/** NOTIFY channel (payload: the media id): a worker processing that media cancels the job. */
+export const MEDIA_DELETED_CHANNEL = 'mediary_media_deleted';
+
+/** Marks the media DELETED and tells the workers (a running job for it is cancelled). */
 export async function markDeleted(db: Queryable, id: string): Promise<boolean> {
   const res = await db.query(
-    `UPDATE media SET status = 'DELETED', deleted_at = now(), updated_at = now() WHERE id = $1 AND status <> 'DELETED'`,
+    `WITH d AS (
+       UPDATE media SET status = 'DELETED', deleted_at = now(), updated_at = now()
+       WHERE id = $1 AND status <> 'DELETED'
+       RETURNING id
+     )
+     SELECT pg_notify('${MEDIA_DELETED_CHANNEL}', id::text) FROM d`,
     [id],
   );
   return res.rowCount === 1;

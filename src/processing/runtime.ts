@@ -33,7 +33,7 @@ export async function startWorker({ pool, queue, store, config, logger }: Worker
     );
   }
   const image = new ImageJob({ pool, store, heif, config });
-  const video = new VideoJob({ pool, store, config });
+  const video = new VideoJob({ pool, store, config, tmpDir: config.video.tmpDir });
   if (!(await video.ffmpegAvailable())) {
     logger.warn(
       { ffmpeg: config.video.ffmpegPath, ffprobe: config.video.ffprobePath },

@@ -333,8 +333,9 @@ export class VideoJob {
       .sort();
     const out: { key: string; bytes: number }[] = [];
     let next = 0;
+    let failed = false;
     const lane = async () => {
-      while (next < files.length) {
+      while (next < files.length && !failed) {
         signal.throwIfAborted();
         const rel = files[next++]!;
         const file = path.join(dir, rel);
@@ -345,7 +346,18 @@ export class VideoJob {
         out.push({ key, bytes });
       }
     };
-    await Promise.all(Array.from({ length: UPLOAD_PARALLELISM }, lane));
+    // Every lane settles before this returns or throws: a put still running when another lane
+    // failed would land after the caller's cleanup deleted `written`, and stay in the store.
+    const results = await Promise.allSettled(
+      Array.from({ length: UPLOAD_PARALLELISM }, () =>
+        lane().catch((err: unknown) => {
+          failed = true;
+          throw err;
+        }),
+      ),
+    );
+    const rejected = results.find((r) => r.status === 'rejected');
+    if (rejected) throw rejected.reason;
     return out;
   }
 

@@ -13,6 +13,10 @@
  *   to the dead-letter queue, which this runtime consumes to mark the media FAILED.
  * - Graceful stop: no new jobs; in-flight jobs finish within the grace period, or are aborted and
  *   handed back to the queue (without spending an attempt), so a shutdown never loses a job.
+ * - Cancellation: deleting the media aborts its running job (a NOTIFY on `mediary_media_deleted`,
+ *   and a periodic check for a missed one); the job is completed as skipped, not retried.
+ * - An aborted handler gets a moment to clean up (kill ffmpeg, remove its temp files, delete what
+ *   it uploaded) before the job is handed back or failed, and before stop() returns.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type PgBoss from 'pg-boss';
@@ -20,6 +24,7 @@ import type { Logger } from 'pino';
 import type { ProcessingConfig } from '../config.ts';
 import { withTransaction, type Pool, type PoolClient } from '../db/pool.ts';
 import { toError } from '../errors.ts';
+import { MEDIA_DELETED_CHANNEL } from '../media/repo.ts';
 import { DEAD_LETTER_QUEUE, PROCESS_QUEUE, WAKE_CHANNEL, type JobQueue, type ProcessJob } from './queue.ts';
 import * as repo from './repo.ts';
 
@@ -66,6 +71,7 @@ type Backend = repo.Backend;
 
 interface InFlight {
   jobId: string;
+  mediaId: string;
   abort: AbortController;
   done: Promise<void>;
 }
@@ -74,6 +80,17 @@ interface InFlight {
 export class JobTimeoutError extends Error {
   override readonly name = 'JobTimeoutError';
 }
+
+/** The job's media was deleted while it ran: nothing to retry. */
+export class JobCancelledError extends Error {
+  override readonly name = 'JobCancelledError';
+}
+
+/**
+ * How long an aborted handler may take to clean up before the worker moves on without it (sharp
+ * cannot be interrupted; ffmpeg is killed at once and its temp files go in milliseconds).
+ */
+const ABORT_SETTLE_MS = 10_000;
 
 /** The worker running a job died (its connection is gone). */
 export class WorkerLostError extends Error {
@@ -156,12 +173,14 @@ export class Worker {
     try {
       client.on('notification', (msg) => {
         if (msg.channel === WAKE_CHANNEL) this.wake();
+        else if (msg.channel === MEDIA_DELETED_CHANNEL && msg.payload) this.cancelMedia(msg.payload);
       });
       client.on('error', (err) => {
         this.log.warn({ err }, 'worker LISTEN connection lost; reconnecting');
         this.dropListener(client, err);
       });
       await client.query(`LISTEN ${WAKE_CHANNEL}`);
+      await client.query(`LISTEN ${MEDIA_DELETED_CHANNEL}`);
       // backend_start as text: a JS Date would drop the microseconds the reaper compares.
       const { rows } = await client.query<{ pid: number; backend_start: string }>(
         'SELECT pid, backend_start::text AS backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()',
@@ -258,14 +277,18 @@ export class Worker {
     };
     let resolveDone!: () => void;
     const done = new Promise<void>((r) => (resolveDone = r));
-    this.inFlight.set(job.id, { jobId: job.id, abort, done });
+    this.inFlight.set(job.id, { jobId: job.id, mediaId: job.data.mediaId, abort, done });
     const started = Date.now();
     ctx.logger.info('job started');
+    const work = this.deps.handler(job.data, ctx);
     try {
-      const outcome = await untilAborted(this.deps.handler(job.data, ctx), abort.signal);
+      const outcome = await untilAborted(work, abort.signal);
       await this.boss.complete(PROCESS_QUEUE, job.id, outcome);
       ctx.logger.info({ outcome: outcome.status, ms: Date.now() - started }, 'job finished');
     } catch (caught) {
+      // Let the aborted handler clean up first: a worker that exits (or a retry that starts) while
+      // it still runs would leave its temp files and uploads behind.
+      if (abort.signal.aborted) await settled(work, ABORT_SETTLE_MS, ctx.logger);
       await this.afterError(job, ctx, toError(caught), abort.signal);
     } finally {
       clearTimeout(timeout);
@@ -288,6 +311,12 @@ export class Worker {
         // Not the job's fault: hand it back untouched for the next worker.
         await repo.releaseJob(this.deps.pool, PROCESS_QUEUE, job.id);
         ctx.logger.warn('job handed back to the queue at shutdown');
+        return;
+      }
+      if (signal.aborted && signal.reason instanceof JobCancelledError) {
+        const outcome: JobOutcome = { status: 'skipped', reason: signal.reason.message };
+        await this.boss.complete(PROCESS_QUEUE, job.id, outcome);
+        ctx.logger.info('job cancelled');
         return;
       }
       const error = signal.aborted ? toError(signal.reason) : err;
@@ -336,6 +365,30 @@ export class Worker {
     }
   }
 
+  // ---- cancellation -------------------------------------------------------------------------------
+
+  /** Aborts the running jobs of a media that was deleted. */
+  private cancelMedia(mediaId: string): void {
+    for (const j of this.inFlight.values()) {
+      if (j.mediaId === mediaId && !j.abort.signal.aborted) {
+        this.log.info({ jobId: j.jobId, mediaId }, 'media deleted while processing; cancelling the job');
+        j.abort.abort(new JobCancelledError('The media was deleted while it was being processed.'));
+      }
+    }
+  }
+
+  /** Catches deletions whose NOTIFY this worker missed (its LISTEN connection was down). */
+  private async cancelDeleted(): Promise<void> {
+    const ids = [...new Set([...this.inFlight.values()].map((j) => j.mediaId))];
+    if (ids.length === 0) return;
+    const { rows } = await this.deps.pool.query<{ id: string }>(
+      `SELECT i.id FROM unnest($1::uuid[]) AS i(id)
+       WHERE NOT EXISTS (SELECT 1 FROM media m WHERE m.id = i.id AND m.status <> 'DELETED')`,
+      [ids],
+    );
+    for (const { id } of rows) this.cancelMedia(id);
+  }
+
   // ---- reaping jobs of dead workers -------------------------------------------------------------
 
   private async reaperLoop(): Promise<void> {
@@ -343,6 +396,11 @@ export class Worker {
     while (!this.stopping) {
       await this.pause(every);
       if (this.stopping) break;
+      try {
+        await this.cancelDeleted();
+      } catch (err) {
+        this.log.warn({ err }, 'could not check for deleted media');
+      }
       try {
         const orphans = await repo.takeOrphanedClaims(this.deps.pool);
         for (const jobId of orphans) {
@@ -394,6 +452,20 @@ function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
     signal.addEventListener('abort', onAbort, { once: true });
     work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
+}
+
+/** Waits for `work` to settle (its outcome no longer matters), at most `ms`. */
+async function settled(work: Promise<unknown>, ms: number, logger: Logger): Promise<void> {
+  const timer = new AbortController();
+  const late = await Promise.race([
+    work.then(
+      () => false,
+      () => false,
+    ),
+    sleep(ms, true, { signal: timer.signal }).catch(() => false),
+  ]);
+  timer.abort();
+  if (late) logger.warn({ ms }, 'the aborted job did not finish cleaning up in time; moving on');
 }
 
 /** The last attempt's error, rebuilt from the job output (our fail data, or pg-boss' own expiry). */

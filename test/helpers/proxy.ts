@@ -8,7 +8,7 @@ import type { AddressInfo, Socket } from 'node:net';
 export interface Seen {
   method: string;
   path: string;
-  /** Part number for `PUT /api/v1/media/{id}/parts/{n}`. */
+  /** Part number for `PUT /api/v1/media/{id}/parts/{n}` or an S3 `PUT …?partNumber=n&uploadId=…`. */
   part?: number;
   outcome: 'ok' | 'dropped' | 'lost-response';
   status?: number;
@@ -21,6 +21,10 @@ export interface Fault {
   delayMs?: number;
   /** Forward, let the server act, then destroy the client socket instead of answering. */
   loseResponse?: boolean;
+  /** Forward the request body at about this rate (a slow uplink). */
+  bytesPerSecond?: number;
+  /** Answer with this status (after reading the body) instead of forwarding: an outage. */
+  status?: number;
 }
 
 export interface Proxy {
@@ -37,8 +41,19 @@ export interface Proxy {
 }
 
 const PART = /^\/api\/v1\/media\/[0-9a-f-]+\/parts\/(\d+)/;
+const S3_PART = /[?&]partNumber=(\d+)(?:&|$)/;
 
-export async function startProxy(port = 0): Promise<Proxy> {
+export interface ProxyOptions {
+  /**
+   * Forward the client's Host header unchanged (in front of an S3 service: SigV4 signs the Host
+   * the client used, so the proxy must not rewrite it). Default: rewrite to the target's host.
+   */
+  preserveHost?: boolean;
+  /** Answers some requests itself (a test page on the API's origin); true when it did. */
+  local?: (req: IncomingMessage, res: ServerResponse) => boolean;
+}
+
+export async function startProxy(port = 0, opts: ProxyOptions = {}): Promise<Proxy> {
   let target: URL | undefined;
   let inFlight = 0;
   const attempts = new Map<string, number>();
@@ -64,10 +79,15 @@ export async function startProxy(port = 0): Promise<Proxy> {
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    if (opts.local?.(req, res)) return;
     const path = req.url ?? '/';
-    const m = req.method === 'PUT' ? PART.exec(path) : null;
+    const m =
+      req.method === 'PUT'
+        ? (PART.exec(path) ?? (/[?&]uploadId=/.test(path) ? S3_PART.exec(path) : null))
+        : null;
     const part = m ? Number(m[1]) : undefined;
-    const key = `${req.method} ${path.split('?')[0]}`;
+    // S3 parts share one path (the object key): tell them apart by part number.
+    const key = `${req.method} ${path.split('?')[0]}${part !== undefined ? `#${part}` : ''}`;
     const attempt = (attempts.get(key) ?? 0) + 1;
     attempts.set(key, attempt);
     const fault = proxy.fault(req, { part, attempt }) ?? {};
@@ -81,6 +101,16 @@ export async function startProxy(port = 0): Promise<Proxy> {
       if (part !== undefined) inFlight--;
     };
     if (fault.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
+    if (fault.status !== undefined) {
+      const status = fault.status;
+      record.status = status;
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(status, { 'content-type': 'text/plain' }).end(`proxy: HTTP ${status}`);
+        done();
+      });
+      return;
+    }
     if (!target) throw new Error('proxy has no target');
     const upstream = request(
       {
@@ -88,7 +118,7 @@ export async function startProxy(port = 0): Promise<Proxy> {
         port: target.port,
         method: req.method,
         path,
-        headers: { ...req.headers, host: target.host },
+        headers: opts.preserveHost ? req.headers : { ...req.headers, host: target.host },
       },
       (up) => {
         if (fault.loseResponse) {
@@ -106,6 +136,12 @@ export async function startProxy(port = 0): Promise<Proxy> {
         up.on('end', done);
       },
     );
+    // A client that goes away mid-body: the store sees the request cut too, as it would directly.
+    const cut = () => {
+      if (!req.complete) upstream.destroy();
+    };
+    if (req.destroyed) cut();
+    else req.on('close', cut);
     upstream.on('error', () => {
       if (!res.headersSent) res.writeHead(502).end();
       else res.destroy();
@@ -120,9 +156,18 @@ export async function startProxy(port = 0): Promise<Proxy> {
         return;
       }
       forwarded += chunk.length;
-      if (!upstream.write(chunk)) {
+      const flowing = upstream.write(chunk);
+      if (!flowing || fault.bytesPerSecond !== undefined) {
+        // Resume once the upstream took the chunk and (throttled) its time has passed.
         req.pause();
-        upstream.once('drain', () => req.resume());
+        let waits = (flowing ? 0 : 1) + (fault.bytesPerSecond !== undefined ? 1 : 0);
+        const ready = () => {
+          if (--waits === 0) req.resume();
+        };
+        if (!flowing) upstream.once('drain', ready);
+        if (fault.bytesPerSecond !== undefined) {
+          setTimeout(ready, (chunk.length / fault.bytesPerSecond) * 1000);
+        }
       }
     });
     req.on('end', () => upstream.end());

@@ -137,7 +137,7 @@ test('migrate local → s3: dry run changes nothing; copies verified byte for by
   await writeFile(file, video);
   const second = await mediary(['storage', 'migrate', '--from', 'local', '--to', 's3'], env);
   assert.equal(second.code, 0, second.stdout + second.stderr);
-  assert.match(second.stdout, /1 copied .*of 1/);
+  assert.match(second.stdout, /1 of 1 media switched/);
   now = await rows();
   for (const id of ids) {
     const r = now.find((x) => x.id === id)!;
@@ -157,5 +157,5 @@ test('migrate local → s3: dry run changes nothing; copies verified byte for by
 
   const third = await mediary(['storage', 'migrate', '--from', 'local', '--to', 's3'], env);
   assert.equal(third.code, 0);
-  assert.match(third.stdout, /0 copied .*of 0/, 'a rerun has nothing left to do');
+  assert.match(third.stdout, /0 of 0 media switched; 0 objects copied/, 'a rerun has nothing left to do');
 });
