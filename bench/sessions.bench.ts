@@ -115,6 +115,6 @@ await report({
   ],
   notes: [
     `Session latency p99 per round: ${p99.join(', ')} ms; non-2xx or errors: ${errors}.`,
-    'Client (autocannon or pg), service and Postgres share the 2 cores; a session is auth lookup + INSERT + re-read + HMAC signing.',
+    'Client (autocannon or pg), service and Postgres share the 2 cores; a new session is one INSERT … RETURNING (+ a device-key lookup, cacheable with DEVICE_KEY_CACHE_SECONDS, off by default) + signing.',
   ],
 });

@@ -28,6 +28,12 @@ export interface Config {
     jwksUrl: string | undefined;
     issuer: string | undefined;
     audience: string | undefined;
+    /**
+     * Seconds a device key → principal lookup is cached in memory (0 = off, the default). A revoked
+     * key keeps working on a running server for at most this long, and requests made during a
+     * database outage then pass authentication and count against the per-principal rate limit.
+     */
+    deviceKeyCacheSeconds: number;
   };
   uploads: {
     sessionTtlSeconds: number;
@@ -93,6 +99,14 @@ export interface S3Config {
   enforcesChecksum: boolean;
   /** Web origins allowed to PUT/GET the bucket directly (`mediary storage setup` applies them). */
   corsOrigins: readonly string[];
+  /** TCP connect timeout per attempt. */
+  connectTimeoutMs: number;
+  /** A socket idle this long (no byte either way) fails the attempt: a hung store, a stalled stream. */
+  socketTimeoutMs: number;
+  /** Whole-call deadline (all attempts) of bodiless calls: HEAD, lists, multipart control, delete. */
+  operationTimeoutMs: number;
+  /** Attempts per call, first included (SDK standard retry: backoff + retry quota). */
+  maxAttempts: number;
 }
 
 export class ConfigError extends Error {
@@ -210,6 +224,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       jwksUrl: url(env, 'JWT_JWKS_URL'),
       issuer: str(env, 'JWT_ISSUER'),
       audience: str(env, 'JWT_AUDIENCE'),
+      deviceKeyCacheSeconds: int(env, 'DEVICE_KEY_CACHE_SECONDS', 0, 0, 300),
     },
     uploads: {
       sessionTtlSeconds: int(env, 'UPLOAD_SESSION_TTL_SECONDS', 24 * 3600, 60, 30 * 24 * 3600),
@@ -290,6 +305,10 @@ function s3Config(env: Env): S3Config | undefined {
     // AWS verifies x-amz-checksum-sha256; many compatible servers (Ceph 16) do not. Without an
     // endpoint we are talking to AWS; otherwise assume nothing unless the operator says so.
     enforcesChecksum: bool(env, 'S3_ENFORCES_CHECKSUM', endpoint === undefined),
+    connectTimeoutMs: int(env, 'S3_CONNECT_TIMEOUT_MS', 3000, 100, 120_000),
+    socketTimeoutMs: int(env, 'S3_SOCKET_TIMEOUT_MS', 20_000, 100, 600_000),
+    operationTimeoutMs: int(env, 'S3_OPERATION_TIMEOUT_MS', 15_000, 100, 600_000),
+    maxAttempts: int(env, 'S3_MAX_ATTEMPTS', 3, 1, 10),
     corsOrigins: origins
       ? origins
           .split(',')

@@ -63,9 +63,20 @@ export async function revokeDevice(db: Queryable, id: string): Promise<boolean> 
   return res.rowCount === 1;
 }
 
-/** Turns an `Authorization` header into a principal: a device API key or a user's JWT. */
+/** Bound on cached device keys; past it the oldest entries go first (Map keeps insertion order). */
+const DEVICE_CACHE_MAX = 10_000;
+
+/**
+ * Turns an `Authorization` header into a principal: a device API key or a user's JWT.
+ * Device keys that resolved can be cached for `auth.deviceKeyCacheSeconds` (off by default; keyed by
+ * the key's hash; unknown or revoked keys are never cached), which saves one database round trip
+ * per request. The price: `mediary devices revoke` takes effect on a running server only within
+ * that many seconds, and during a database outage cached devices pass authentication, so their
+ * failing requests count against the per-device rate limit.
+ */
 export class Authenticator {
   private readonly jwtKey: Uint8Array | JWTVerifyGetKey | undefined;
+  private readonly deviceCache = new Map<string, { principal: Principal; until: number }>();
 
   constructor(
     private readonly db: Queryable,
@@ -85,13 +96,29 @@ export class Authenticator {
   }
 
   private async device(key: string): Promise<Principal> {
+    const hash = hashApiKey(key);
+    const ttlMs = this.auth.deviceKeyCacheSeconds * 1000;
+    const now = Date.now();
+    const hit = ttlMs > 0 ? this.deviceCache.get(hash) : undefined;
+    if (hit && hit.until > now) return hit.principal;
+    if (hit) this.deviceCache.delete(hash);
     const { rows } = await this.db.query<{ id: string; owner_user_id: string | null }>(
       'SELECT id, owner_user_id FROM devices WHERE key_hash = $1 AND revoked_at IS NULL',
-      [hashApiKey(key)],
+      [hash],
     );
     const row = rows[0];
     if (!row) throw new AppError('unauthorized', 'Unknown or revoked device key.');
-    return { kind: 'device', deviceId: row.id, ownerUserId: row.owner_user_id };
+    const principal: Principal = { kind: 'device', deviceId: row.id, ownerUserId: row.owner_user_id };
+    if (ttlMs > 0) {
+      if (this.deviceCache.size >= DEVICE_CACHE_MAX) {
+        for (const [k, v] of this.deviceCache) {
+          if (v.until <= now || this.deviceCache.size >= DEVICE_CACHE_MAX) this.deviceCache.delete(k);
+          else break;
+        }
+      }
+      this.deviceCache.set(hash, { principal, until: now + ttlMs });
+    }
+    return principal;
   }
 
   private async user(token: string): Promise<Principal> {

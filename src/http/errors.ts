@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { isDatabaseUnavailable } from '../db/pool.ts';
 import { AppError, ERRORS, type ErrorCode } from '../errors.ts';
+import { isStoreUnavailable } from '../storage/errors.ts';
 
 interface Rendered {
   status: number;
@@ -65,6 +66,15 @@ function render(err: unknown): Rendered {
       code: 'service_unavailable',
       message: ERRORS.service_unavailable.message,
       headers: { 'retry-after': '2' },
+    };
+  }
+  // The object store down, restarting, hung or answering 5xx (S3 SDK errors and timeouts).
+  if (isStoreUnavailable(err)) {
+    return {
+      status: 503,
+      code: 'service_unavailable',
+      message: 'The object store is not reachable right now; retry shortly.',
+      headers: { 'retry-after': '5' },
     };
   }
   if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {

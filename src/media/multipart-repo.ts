@@ -66,6 +66,21 @@ export async function setState(
 }
 
 /** Store upload ids still wanted (OPEN or COMPLETING) among `uploadIds`. */
+/** Points an open (or completing) row at a new store upload; false if the row moved on meanwhile. */
+export async function replaceUploadId(
+  db: Queryable,
+  mediaId: string,
+  oldUploadId: string,
+  newUploadId: string,
+): Promise<boolean> {
+  const res = await db.query(
+    `UPDATE multipart_uploads SET upload_id = $3, updated_at = now()
+      WHERE media_id = $1 AND upload_id = $2 AND state IN ('OPEN', 'COMPLETING')`,
+    [mediaId, oldUploadId, newUploadId],
+  );
+  return res.rowCount === 1;
+}
+
 export async function liveUploadIds(db: Queryable, uploadIds: string[]): Promise<Set<string>> {
   const { rows } = await db.query<{ upload_id: string }>(
     `SELECT upload_id FROM multipart_uploads WHERE upload_id = ANY($1) AND state IN ('OPEN', 'COMPLETING')`,

@@ -167,8 +167,39 @@ export class MultipartUploads {
   async listStored(media: MediaRow): Promise<{ partSize: number; partCount: number; parts: StoredPart[] }> {
     const row = await this.openUpload(media);
     const parts = await this.store.listParts(row.storage_key, row.upload_id);
-    if (!parts) throw new AppError('invalid_state', 'The multipart upload is no longer open.');
-    return { partSize: row.part_size, partCount: row.part_count, parts };
+    if (parts) return { partSize: row.part_size, partCount: row.part_count, parts };
+    const stat = await this.store.stat(row.storage_key);
+    if (stat?.size === media.bytes) {
+      // Joined by a completion whose answer was lost (the store went away): record it, and let
+      // the client complete again, which verifies the object as usual.
+      await mrepo.setState(this.pool, media.id, ['OPEN'], 'COMPLETED');
+      throw new AppError('invalid_state', 'The parts were already joined: complete the upload.', {
+        state: 'COMPLETED',
+      });
+    }
+    if (stat) throw new AppError('invalid_state', 'The multipart upload is no longer open.');
+    // Lost by the store (see restartLost): every part is to be sent again.
+    const fresh = await this.restartLost(media, row);
+    return { partSize: fresh.part_size, partCount: fresh.part_count, parts: [] };
+  }
+
+  /**
+   * The store no longer knows an upload the row still holds open, and nothing was joined: it lost
+   * it (e.g. an S3 gateway that crashed in the middle of CompleteMultipartUpload). Begin a fresh
+   * store upload for the same key and plan so that repeating the requests finishes the media;
+   * part URLs signed earlier stop working and the parts are sent again.
+   */
+  private async restartLost(media: MediaRow, row: MultipartRow): Promise<MultipartRow> {
+    const uploadId = await this.store.createMultipart(row.storage_key, media.mime_type);
+    if (!(await mrepo.replaceUploadId(this.pool, media.id, row.upload_id, uploadId))) {
+      await this.store.abortMultipart(row.storage_key, uploadId).catch(() => undefined);
+      throw new AppError('upload_in_progress');
+    }
+    this.logger.warn(
+      { mediaId: media.id, lost: row.upload_id, uploadId },
+      'the store lost an open multipart upload; began a fresh one (parts must be sent again)',
+    );
+    return { ...row, upload_id: uploadId };
   }
 
   /** The API's own part route (stores without presigned parts): signature, state, exact length. */
@@ -282,7 +313,11 @@ export class MultipartUploads {
       // Joined by an attempt whose process died before recording it: the object tells.
       const stat = await this.store.stat(row.storage_key);
       if (stat?.size === media.bytes) return {};
-      throw new AppError('invalid_state', 'The multipart upload is no longer open.');
+      if (stat) throw new AppError('invalid_state', 'The multipart upload is no longer open.');
+      await this.restartLost(media, row);
+      throw new AppError('part_not_uploaded', 'The store lost the uploaded parts: send every part again.', {
+        missing: Array.from({ length: Math.min(row.part_count, 100) }, (_, i) => i + 1),
+      });
     }
     const byNumber = new Map(stored.map((p) => [p.partNumber, p]));
     const notUploaded = parts.filter((p) => !byNumber.has(p.partNumber)).map((p) => p.partNumber);

@@ -102,13 +102,20 @@ export interface NewMedia {
   uploadExpiresAt: Date;
 }
 
-/** Inserts, or returns undefined when an idempotency constraint already holds a row. */
-export async function insertMedia(db: Queryable, m: NewMedia): Promise<boolean> {
-  const res = await db.query(
+/**
+ * Inserts and returns the new row exactly as `findMedia` would read it (one round trip, no re-read:
+ * a new row has no variants or renditions yet), or undefined when a unique constraint (an
+ * idempotency key, the storage key) already holds a row.
+ */
+export async function insertMedia(db: Queryable, m: NewMedia): Promise<MediaRow | undefined> {
+  const { rows } = await db.query<MediaRow>(
     `INSERT INTO media (id, owner_user_id, device_id, camera_id, message_id, idempotency_key, captured_at, reason,
        media_type, mime_type, file_name, bytes, sha256, storage_backend, storage_key, storage_uri, upload_expires_at)
      VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)
-     ON CONFLICT DO NOTHING`,
+     ON CONFLICT DO NOTHING
+     RETURNING media.*,
+       (SELECT d.owner_user_id FROM devices d WHERE d.id = media.device_id) AS device_owner_user_id,
+       media.captured_at::text AS captured_at_text, '[]'::json AS variants, '[]'::json AS renditions`,
     [
       m.id,
       m.ownerUserId,
@@ -129,7 +136,7 @@ export async function insertMedia(db: Queryable, m: NewMedia): Promise<boolean> 
       m.uploadExpiresAt,
     ],
   );
-  return res.rowCount === 1;
+  return rows[0];
 }
 
 export async function findMedia(db: Queryable, id: string): Promise<MediaRow | undefined> {

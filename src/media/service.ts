@@ -165,9 +165,6 @@ export class MediaService {
     const capturedAt = input.capturedAt !== undefined ? new Date(input.capturedAt) : now;
     const sha256 = input.sha256?.toLowerCase() ?? null;
 
-    const existing = await this.findReplay(deviceId, cameraId, messageId, ownerUserId, userKey);
-    if (existing) return this.replay(existing, { mimeType, bytes: input.bytes, sha256 });
-
     const storageKey =
       deviceId !== null && messageId !== null
         ? deviceMessageKey(deviceId, cameraId ?? 'default', capturedAt, messageId, entry.ext)
@@ -193,14 +190,15 @@ export class MediaService {
       uploadExpiresAt: new Date(now.getTime() + this.config.uploads.sessionTtlSeconds * 1000),
     });
     if (!inserted) {
-      // A concurrent request with the same idempotency key won the insert.
+      // A row with this idempotency key exists: an earlier request (a replay) or a concurrent one
+      // that won the insert. Insert first, look up only on conflict: a new session is one round
+      // trip (the common case), a replay two.
       const winner = await this.findReplay(deviceId, cameraId, messageId, ownerUserId, userKey);
       if (!winner)
         throw new Error(`media insert conflicted without an idempotency match (key ${storageKey})`);
       return this.replay(winner, { mimeType, bytes: input.bytes, sha256 });
     }
-    const media = await this.get(null, id);
-    return { created: true, media, upload: await this.uploadInstructions(media) };
+    return { created: true, media: inserted, upload: await this.uploadInstructions(inserted) };
   }
 
   private async findReplay(

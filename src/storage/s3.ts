@@ -19,6 +19,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { AppError } from '../errors.ts';
+import { StoreUnavailableError } from './errors.ts';
 import { partBytes, planParts } from './parts.ts';
 import {
   assertSafeKey,
@@ -46,6 +47,14 @@ export interface S3StoreOptions {
   /** `put` streams objects above this size as multipart uploads (PutObject alone caps at 5 GiB). */
   singlePutMaxBytes: number;
   partSize: number;
+  /** TCP connect timeout per attempt (default 3 s). */
+  connectTimeoutMs?: number | undefined;
+  /** Idle socket timeout per attempt (default 20 s): bounds a hung store and a stalled stream. */
+  socketTimeoutMs?: number | undefined;
+  /** Whole-call deadline, attempts included, of calls without a request body (default 15 s). */
+  operationTimeoutMs?: number | undefined;
+  /** Attempts per call (default 3; the SDK's standard retry with backoff and a retry quota). */
+  maxAttempts?: number | undefined;
 }
 
 /** Error names S3-compatible services use for "there is no such thing". */
@@ -93,7 +102,40 @@ export class S3ObjectStore implements ObjectStore {
       // empty-body checksum into presigned URLs; checksums are added where we mean them.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
+      // An unavailable store must fail fast and bounded, not hang a request: a connect timeout,
+      // an idle-socket timeout (a store that accepts connections but never answers), a few
+      // attempts, and `timed` deadlines around the calls that carry no body.
+      maxAttempts: opts.maxAttempts ?? 3,
+      requestHandler: {
+        connectionTimeout: opts.connectTimeoutMs ?? 3000,
+        socketTimeout: opts.socketTimeoutMs ?? 20_000,
+      },
     });
+    this.operationTimeoutMs = opts.operationTimeoutMs ?? 15_000;
+  }
+
+  private readonly operationTimeoutMs: number;
+
+  /**
+   * Runs one bodiless store call under a deadline covering all its attempts, until the response
+   * headers (a streamed GET body is then bounded by the idle-socket timeout only). Past it the
+   * call is aborted and fails as StoreUnavailableError (→ 503).
+   */
+  private async timed<T>(call: (abortSignal: AbortSignal) => Promise<T>): Promise<T> {
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(), this.operationTimeoutMs);
+    try {
+      return await call(ctl.signal);
+    } catch (err) {
+      if (ctl.signal.aborted)
+        throw new StoreUnavailableError(
+          `the object store did not answer within ${this.operationTimeoutMs} ms`,
+          { cause: err },
+        );
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   // ---- objects --------------------------------------------------------------------------
@@ -186,12 +228,15 @@ export class S3ObjectStore implements ObjectStore {
   async get(key: string, range?: ByteRange): Promise<Readable | undefined> {
     assertSafeKey(key);
     try {
-      const res = await this.client.send(
-        new GetObjectCommand({
-          Bucket: this.bucket,
-          Key: key,
-          ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}),
-        }),
+      const res = await this.timed((abortSignal) =>
+        this.client.send(
+          new GetObjectCommand({
+            Bucket: this.bucket,
+            Key: key,
+            ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}),
+          }),
+          { abortSignal },
+        ),
       );
       return res.Body as Readable | undefined;
     } catch (err) {
@@ -203,7 +248,9 @@ export class S3ObjectStore implements ObjectStore {
   async stat(key: string): Promise<ObjectStat | undefined> {
     assertSafeKey(key);
     try {
-      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      const res = await this.timed((abortSignal) =>
+        this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal }),
+      );
       return {
         size: res.ContentLength ?? 0,
         etag: res.ETag ?? '""',
@@ -217,7 +264,9 @@ export class S3ObjectStore implements ObjectStore {
 
   async delete(key: string): Promise<void> {
     assertSafeKey(key);
-    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+    await this.timed((abortSignal) =>
+      this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal }),
+    );
   }
 
   signedGetUrl(key: string, opts: SignedGetOptions): Promise<string> {
@@ -275,8 +324,11 @@ export class S3ObjectStore implements ObjectStore {
 
   async createMultipart(key: string, contentType: string): Promise<string> {
     assertSafeKey(key);
-    const res = await this.client.send(
-      new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key, ContentType: contentType }),
+    const res = await this.timed((abortSignal) =>
+      this.client.send(
+        new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key, ContentType: contentType }),
+        { abortSignal },
+      ),
     );
     if (!res.UploadId) throw new Error('CreateMultipartUpload returned no UploadId');
     return res.UploadId;
@@ -338,13 +390,16 @@ export class S3ObjectStore implements ObjectStore {
       // Paginated by hand: Ceph 16 can answer IsTruncated=true on the last page, and the SDK's
       // paginator then loops forever. Stop when the marker stops advancing.
       for (;;) {
-        const page = await this.client.send(
-          new ListPartsCommand({
-            Bucket: this.bucket,
-            Key: key,
-            UploadId: uploadId,
-            ...(marker !== undefined ? { PartNumberMarker: marker } : {}),
-          }),
+        const page = await this.timed((abortSignal) =>
+          this.client.send(
+            new ListPartsCommand({
+              Bucket: this.bucket,
+              Key: key,
+              UploadId: uploadId,
+              ...(marker !== undefined ? { PartNumberMarker: marker } : {}),
+            }),
+            { abortSignal },
+          ),
         );
         for (const p of page.Parts ?? []) {
           const n = p.PartNumber ?? 0;
@@ -365,13 +420,16 @@ export class S3ObjectStore implements ObjectStore {
   async completeMultipart(key: string, uploadId: string, parts: PartRef[]): Promise<{ size: number }> {
     assertSafeKey(key);
     try {
-      await this.client.send(
-        new CompleteMultipartUploadCommand({
-          Bucket: this.bucket,
-          Key: key,
-          UploadId: uploadId,
-          MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag })) },
-        }),
+      await this.timed((abortSignal) =>
+        this.client.send(
+          new CompleteMultipartUploadCommand({
+            Bucket: this.bucket,
+            Key: key,
+            UploadId: uploadId,
+            MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag })) },
+          }),
+          { abortSignal },
+        ),
       );
     } catch (err) {
       const { name } = awsError(err);
@@ -393,8 +451,11 @@ export class S3ObjectStore implements ObjectStore {
   async abortMultipart(key: string, uploadId: string): Promise<void> {
     assertSafeKey(key);
     try {
-      await this.client.send(
-        new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }),
+      await this.timed((abortSignal) =>
+        this.client.send(
+          new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }),
+          { abortSignal },
+        ),
       );
     } catch (err) {
       if (!isNotFound(err)) throw err;
@@ -405,12 +466,15 @@ export class S3ObjectStore implements ObjectStore {
     let keyMarker: string | undefined;
     let uploadIdMarker: string | undefined;
     for (;;) {
-      const res = await this.client.send(
-        new ListMultipartUploadsCommand({
-          Bucket: this.bucket,
-          ...(keyMarker !== undefined ? { KeyMarker: keyMarker } : {}),
-          ...(uploadIdMarker !== undefined ? { UploadIdMarker: uploadIdMarker } : {}),
-        }),
+      const res = await this.timed((abortSignal) =>
+        this.client.send(
+          new ListMultipartUploadsCommand({
+            Bucket: this.bucket,
+            ...(keyMarker !== undefined ? { KeyMarker: keyMarker } : {}),
+            ...(uploadIdMarker !== undefined ? { UploadIdMarker: uploadIdMarker } : {}),
+          }),
+          { abortSignal },
+        ),
       );
       for (const u of res.Uploads ?? []) {
         if (u.Key && u.UploadId)
@@ -440,33 +504,40 @@ export class S3ObjectStore implements ObjectStore {
   async setup(opts: { corsOrigins: readonly string[] }): Promise<string[]> {
     const done: string[] = [];
     try {
-      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+      await this.timed((abortSignal) =>
+        this.client.send(new HeadBucketCommand({ Bucket: this.bucket }), { abortSignal }),
+      );
       done.push(`bucket ${this.bucket} exists`);
     } catch (err) {
       if (!isNotFound(err)) throw err;
-      await this.client.send(new CreateBucketCommand({ Bucket: this.bucket }));
+      await this.timed((abortSignal) =>
+        this.client.send(new CreateBucketCommand({ Bucket: this.bucket }), { abortSignal }),
+      );
       done.push(`bucket ${this.bucket} created (private)`);
     }
     // New buckets are private and we never set a public ACL or policy. No PublicAccessBlock on
     // purpose: Ceph 16 then refuses every presigned request (AccessDenied at "verifying op
     // permissions"), which would break direct uploads.
     if (opts.corsOrigins.length > 0) {
-      await this.client.send(
-        new PutBucketCorsCommand({
-          Bucket: this.bucket,
-          CORSConfiguration: {
-            CORSRules: [
-              {
-                AllowedOrigins: [...opts.corsOrigins],
-                AllowedMethods: ['GET', 'HEAD', 'PUT'],
-                AllowedHeaders: ['*'],
-                // Browsers must read each part's ETag to complete a multipart upload.
-                ExposeHeaders: ['ETag'],
-                MaxAgeSeconds: 3600,
-              },
-            ],
-          },
-        }),
+      await this.timed((abortSignal) =>
+        this.client.send(
+          new PutBucketCorsCommand({
+            Bucket: this.bucket,
+            CORSConfiguration: {
+              CORSRules: [
+                {
+                  AllowedOrigins: [...opts.corsOrigins],
+                  AllowedMethods: ['GET', 'HEAD', 'PUT'],
+                  AllowedHeaders: ['*'],
+                  // Browsers must read each part's ETag to complete a multipart upload.
+                  ExposeHeaders: ['ETag'],
+                  MaxAgeSeconds: 3600,
+                },
+              ],
+            },
+          }),
+          { abortSignal },
+        ),
       );
       done.push(`CORS applied for ${opts.corsOrigins.join(', ')}`);
     }

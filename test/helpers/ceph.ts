@@ -2,10 +2,12 @@
  * A real S3 server for tests: a throw-away Ceph RADOS Gateway started with
  * `../shared/s3/start-ceph-rgw.sh` (one per test file), stopped with `stop-ceph-rgw.sh`.
  */
-import { execFile } from 'node:child_process';
-import { rm } from 'node:fs/promises';
+import { execFile, spawn } from 'node:child_process';
+import { openSync, readFileSync } from 'node:fs';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { freePort, tempDir } from './server.ts';
 
@@ -19,6 +21,19 @@ export interface Ceph {
   env: Record<string, string>;
   /** Server environment for STORAGE_BACKEND=s3 on `bucket`. */
   serverEnv(bucket: string, extra?: Record<string, string>): Record<string, string>;
+  /**
+   * The S3 gateway alone (the radosgw process), for outage tests. The monitor and the memstore OSD
+   * keep running, so the objects, the bucket and the user survive a gateway restart (restarting
+   * the whole cluster with start-ceph-rgw.sh would start from an empty store).
+   */
+  gateway: {
+    /** SIGSTOP: the port still accepts connections, nothing answers (a hung gateway). */
+    pause(): void;
+    /** SIGKILL: connections refused (also ends a paused gateway). */
+    kill(): Promise<void>;
+    /** Starts radosgw again on the same cluster and port; resolves once it answers HTTP. */
+    start(): Promise<void>;
+  };
   stop(): Promise<void>;
 }
 
@@ -49,6 +64,7 @@ export async function startCeph(): Promise<Ceph> {
   process.env.AWS_SECRET_ACCESS_KEY = env.AWS_SECRET_ACCESS_KEY;
   return {
     env,
+    gateway: gatewayControl(dir, env.S3_ENDPOINT),
     serverEnv: (bucket, extra = {}) => ({
       STORAGE_BACKEND: 's3',
       S3_BUCKET: bucket,
@@ -61,6 +77,71 @@ export async function startCeph(): Promise<Ceph> {
     async stop() {
       await run('bash', [path.join(S3_SCRIPTS, 'stop-ceph-rgw.sh'), dir, '--wipe']).catch(() => undefined);
       await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The radosgw pid start-ceph-rgw.sh recorded in DIR/pids, if it still runs with our config. */
+function gatewayPid(dir: string): number | undefined {
+  let lines: string[];
+  try {
+    lines = readFileSync(path.join(dir, 'pids'), 'utf8').split('\n');
+  } catch {
+    return undefined;
+  }
+  for (const line of lines) {
+    const [pid, name] = line.trim().split(/\s+/);
+    if (name !== 'radosgw' || !pid) continue;
+    try {
+      const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (comm === 'radosgw' && cmdline.includes(path.join(dir, 'ceph.conf'))) return Number(pid);
+    } catch {
+      // gone
+    }
+  }
+  return undefined;
+}
+
+function gatewayControl(dir: string, endpoint: string): Ceph['gateway'] {
+  const conf = path.join(dir, 'ceph.conf');
+  return {
+    pause() {
+      const pid = gatewayPid(dir);
+      if (pid === undefined) throw new Error('radosgw is not running');
+      process.kill(pid, 'SIGSTOP');
+    },
+    async kill() {
+      const pid = gatewayPid(dir);
+      if (pid === undefined) return;
+      process.kill(pid, 'SIGKILL');
+      while (gatewayPid(dir) === pid) await sleep(20);
+    },
+    async start() {
+      if (gatewayPid(dir) !== undefined) throw new Error('radosgw is already running');
+      // The same command line start-ceph-rgw.sh uses; its pid replaces the old one in DIR/pids so
+      // stop-ceph-rgw.sh still stops exactly what runs.
+      const out = openSync(path.join(dir, 'log', 'rgw.out'), 'a');
+      const child = spawn('radosgw', ['-c', conf, '-f', '-n', 'client.rgw.a'], {
+        detached: true,
+        stdio: ['ignore', out, out],
+      });
+      child.unref();
+      const pids = (await readFile(path.join(dir, 'pids'), 'utf8'))
+        .split('\n')
+        .filter((l) => l.trim() !== '' && !/\sradosgw$/.test(l.trim()));
+      await writeFile(path.join(dir, 'pids'), [...pids, `${child.pid} radosgw`, ''].join('\n'));
+      const deadline = Date.now() + 60_000;
+      for (;;) {
+        try {
+          await fetch(`${endpoint}/`, { signal: AbortSignal.timeout(2000) });
+          return;
+        } catch {
+          if (Date.now() > deadline) throw new Error('radosgw did not answer within 60 s of a restart');
+          if (child.exitCode !== null) throw new Error(`radosgw exited (${child.exitCode}) on restart`);
+          await sleep(100);
+        }
+      }
     },
   };
 }
