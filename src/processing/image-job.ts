@@ -86,6 +86,37 @@ export function variantContentType(format: string): string {
   return format === 'avif' ? 'image/avif' : 'image/webp';
 }
 
+/**
+ * Stores one rendered variant under its content-addressed key (skipped when that key already
+ * holds these very bytes) and returns its record; `written` says whether this call wrote it.
+ */
+export async function putVariant(
+  store: ObjectStore,
+  mediaId: string,
+  format: VariantFormat,
+  v: { size: number; width: number; height: number; data: Buffer },
+): Promise<{ record: repo.VariantRecord; written: boolean }> {
+  const sha256 = createHash('sha256').update(v.data).digest('hex');
+  const key = variantKey(mediaId, sha256, format);
+  const written = !(await store.stat(key));
+  if (written) {
+    await store.put(key, Readable.from([v.data]), {
+      contentType: variantContentType(format),
+      bytes: v.data.length,
+      sha256,
+    });
+  }
+  const record = {
+    name: String(v.size),
+    format,
+    key,
+    width: v.width,
+    height: v.height,
+    bytes: v.data.length,
+  };
+  return { record, written };
+}
+
 export class ImageJob {
   constructor(private readonly deps: ImageJobDeps) {}
 
@@ -181,24 +212,9 @@ export class ImageJob {
     const storeVariant = async (v: RenderedVariant) => {
       ctx.signal.throwIfAborted();
       const start = performance.now();
-      const sha256 = createHash('sha256').update(v.data).digest('hex');
-      const key = variantKey(media.id, sha256, format);
-      if (!(await store.stat(key))) {
-        await store.put(key, Readable.from([v.data]), {
-          contentType: variantContentType(format),
-          bytes: v.data.length,
-          sha256,
-        });
-      }
+      const { record } = await putVariant(store, media.id, format, v);
       step(`store ${v.size}`, start);
-      variants.push({
-        name: String(v.size),
-        format,
-        key,
-        width: v.width,
-        height: v.height,
-        bytes: v.data.length,
-      });
+      variants.push(record);
     };
     let placeholder: string | null = null;
     const hashPreview = ({ width, height, rgba }: { width: number; height: number; rgba: Uint8Array }) => {

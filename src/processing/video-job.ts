@@ -13,7 +13,6 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { fileTypeFromFile } from 'file-type';
 import { rgbaToThumbHash } from 'thumbhash';
@@ -22,7 +21,7 @@ import { withTransaction, type Pool } from '../db/pool.ts';
 import { catalogEntry } from '../media/catalog.ts';
 import { findMedia, hlsObjectKeys, type MediaRow } from '../media/repo.ts';
 import type { ObjectStore } from '../storage/types.ts';
-import { OriginalMissingError, VARIANT_SIZES, variantContentType, variantKey } from './image-job.ts';
+import { OriginalMissingError, putVariant, VARIANT_SIZES } from './image-job.ts';
 import type { ProcessJob } from './queue.ts';
 import * as repo from './repo.ts';
 import { ImageDecodeError, renderVariants } from './sharp-imaging.ts';
@@ -297,24 +296,9 @@ export class VideoJob {
     const format = config.variantFormat;
     const variants: repo.VariantRecord[] = [];
     for (const v of rendered.variants) {
-      const sha256 = createHash('sha256').update(v.data).digest('hex');
-      const key = variantKey(media.id, sha256, format);
-      if (!(await store.stat(key))) {
-        await store.put(key, Readable.from([v.data]), {
-          contentType: variantContentType(format),
-          bytes: v.data.length,
-          sha256,
-        });
-        written.push(key);
-      }
-      variants.push({
-        name: String(v.size),
-        format,
-        key,
-        width: v.width,
-        height: v.height,
-        bytes: v.data.length,
-      });
+      const { record, written: isNew } = await putVariant(store, media.id, format, v);
+      if (isNew) written.push(record.key);
+      variants.push(record);
     }
     const { width: pw, height: ph, rgba } = rendered.preview;
     return { variants, placeholder: Buffer.from(rgbaToThumbHash(pw, ph, rgba)).toString('base64') };
