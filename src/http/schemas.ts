@@ -260,3 +260,18 @@ export function toMediaView(m: MediaRow, viewer: Principal | null): MediaView {
 
 /** Standard error responses for a route's schema. */
 export const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ErrorBody]));
+
+/** `?mode=redirect|proxy` for routes that deliver stored bytes. */
+export const DeliveryQuery = Type.Object(
+  { mode: Type.Union([Type.Literal('redirect'), Type.Literal('proxy')], { default: 'redirect' }) },
+  { additionalProperties: false },
+);
+
+/** Responses of a delivery route: a signed redirect, or the bytes (whole, ranged, not modified). */
+export const deliveryResponses = (...errorCodes: number[]) => ({
+  302: Type.Null(),
+  304: Type.Null(),
+  206: Type.Unknown(),
+  200: Type.Unknown(),
+  ...errors(...errorCodes),
+});

@@ -16,6 +16,8 @@ import {
   StatusResponse,
   toMediaView,
   Uuid,
+  DeliveryQuery,
+  deliveryResponses,
 } from '../schemas.ts';
 import { sendObject } from '../send-object.ts';
 
@@ -147,17 +149,8 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
         summary: 'Download the original (302 to a signed URL, or proxied)',
         tags: ['media'],
         params: MediaIdParams,
-        querystring: Type.Object(
-          { mode: Type.Union([Type.Literal('redirect'), Type.Literal('proxy')], { default: 'redirect' }) },
-          { additionalProperties: false },
-        ),
-        response: {
-          302: Type.Null(),
-          304: Type.Null(),
-          206: Type.Unknown(),
-          200: Type.Unknown(),
-          ...errors(400, 401, 404, 409, 416),
-        },
+        querystring: DeliveryQuery,
+        response: deliveryResponses(400, 401, 404, 409, 416),
       },
     },
     async (request, reply) => {

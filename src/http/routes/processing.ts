@@ -2,7 +2,15 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { IMMUTABLE, type ProcessingService } from '../../processing/service.ts';
 import { principalOf, type registerAuth } from '../auth.ts';
-import { errors, MediaIdParams, MediaView, toMediaView, Uuid } from '../schemas.ts';
+import {
+  errors,
+  MediaIdParams,
+  MediaView,
+  toMediaView,
+  Uuid,
+  DeliveryQuery,
+  deliveryResponses,
+} from '../schemas.ts';
 import { sendObject } from '../send-object.ts';
 
 export interface ProcessingRouteDeps {
@@ -41,17 +49,8 @@ export const processingRoutes: FastifyPluginAsyncTypebox<ProcessingRouteDeps> = 
         summary: 'Serve one image variant (302 to a signed URL, or proxied)',
         tags: ['processing'],
         params: Type.Object({ id: Uuid, name: Type.String({ pattern: '^[a-z0-9]{1,32}$' }) }),
-        querystring: Type.Object(
-          { mode: Type.Union([Type.Literal('redirect'), Type.Literal('proxy')], { default: 'redirect' }) },
-          { additionalProperties: false },
-        ),
-        response: {
-          302: Type.Null(),
-          304: Type.Null(),
-          206: Type.Unknown(),
-          200: Type.Unknown(),
-          ...errors(400, 401, 404, 416),
-        },
+        querystring: DeliveryQuery,
+        response: deliveryResponses(400, 401, 404, 416),
       },
     },
     async (request, reply) => {
