@@ -6,6 +6,7 @@ import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AppError } from '../errors.ts';
 import type { UrlSigner } from './signing.ts';
+import { checksumMismatch, incomplete, tooLarge } from './verify-errors.ts';
 import {
   assertSafeKey,
   normalizeEtag,
@@ -68,11 +69,7 @@ export class LocalObjectStore implements ObjectStore {
       transform(chunk: Buffer, _enc, done) {
         size += chunk.length;
         if (size > expect.bytes) {
-          done(
-            new AppError('upload_too_large', `More than the declared ${expect.bytes} bytes were sent.`, {
-              declaredBytes: expect.bytes,
-            }),
-          );
+          done(tooLarge(expect.bytes));
           return;
         }
         hash.update(chunk);
@@ -83,17 +80,11 @@ export class LocalObjectStore implements ObjectStore {
       await pipeline(body, meter, createWriteStream(tmp, { flags: 'wx', mode: 0o640 }));
       await fsync(tmp);
       if (size < expect.bytes) {
-        throw new AppError('upload_incomplete', `Expected ${expect.bytes} bytes, received ${size}.`, {
-          expectedBytes: expect.bytes,
-          receivedBytes: size,
-        });
+        throw incomplete(expect.bytes, size);
       }
       const sha256 = hash.digest('hex');
       if (expect.sha256 !== undefined && sha256 !== expect.sha256) {
-        throw new AppError('checksum_mismatch', `Expected sha256 ${expect.sha256}, received ${sha256}.`, {
-          expectedSha256: expect.sha256,
-          actualSha256: sha256,
-        });
+        throw checksumMismatch(expect.sha256, sha256);
       }
       await mkdir(path.dirname(final), { recursive: true });
       await rename(tmp, final);

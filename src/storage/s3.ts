@@ -20,6 +20,7 @@ import {
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { AppError } from '../errors.ts';
 import { StoreUnavailableError } from './errors.ts';
+import { checksumMismatch, incomplete, tooLarge } from './verify-errors.ts';
 import { partBytes, planParts } from './parts.ts';
 import {
   assertSafeKey,
@@ -548,18 +549,3 @@ export class S3ObjectStore implements ObjectStore {
     this.client.destroy();
   }
 }
-
-const tooLarge = (bytes: number) =>
-  new AppError('upload_too_large', `More than the declared ${bytes} bytes were sent.`, {
-    declaredBytes: bytes,
-  });
-const incomplete = (bytes: number, size: number) =>
-  new AppError('upload_incomplete', `Expected ${bytes} bytes, received ${size}.`, {
-    expectedBytes: bytes,
-    receivedBytes: size,
-  });
-const checksumMismatch = (expected: string, actual: string) =>
-  new AppError('checksum_mismatch', `Expected sha256 ${expected}, received ${actual}.`, {
-    expectedSha256: expected,
-    actualSha256: actual,
-  });
