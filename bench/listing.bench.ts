@@ -54,7 +54,14 @@ async function seed(): Promise<{ id: string; key: string }[]> {
     const { rows: indexes } = await c.query<{ indexname: string; indexdef: string }>(
       `SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'media' AND indexname <> 'media_pkey'`,
     );
+    // Foreign keys of other tables (variants, renditions, …) depend on media_pkey: dropped with it
+    // and re-created, exactly as the migrations defined them, once the key is back.
+    const { rows: referencing } = await c.query<{ tbl: string; name: string; def: string }>(
+      `SELECT conrelid::regclass::text AS tbl, conname AS name, pg_get_constraintdef(oid) AS def
+       FROM pg_constraint WHERE contype = 'f' AND confrelid = 'media'::regclass`,
+    );
     for (const ix of indexes) await c.query(`DROP INDEX ${ix.indexname}`);
+    for (const fk of referencing) await c.query(`ALTER TABLE ${fk.tbl} DROP CONSTRAINT ${fk.name}`);
     await c.query('ALTER TABLE media DROP CONSTRAINT media_pkey');
     await c.query(`SET session_replication_role = replica`);
     await c.query(`SET synchronous_commit = off`);
@@ -80,6 +87,7 @@ async function seed(): Promise<{ id: string; key: string }[]> {
     await c.query(`SET session_replication_role = origin`);
     await c.query(`SET maintenance_work_mem = '1GB'`);
     await c.query('ALTER TABLE media ADD CONSTRAINT media_pkey PRIMARY KEY (id)');
+    for (const fk of referencing) await c.query(`ALTER TABLE ${fk.tbl} ADD CONSTRAINT ${fk.name} ${fk.def}`);
     for (const ix of indexes) await c.query(ix.indexdef);
     await c.query('VACUUM ANALYZE media');
     await c.query('ANALYZE devices');
