@@ -7,9 +7,10 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { Authenticator } from './auth/principals.ts';
+import { Authenticator, DEVICE_CHANGED_CHANNEL } from './auth/principals.ts';
 import type { Config } from './config.ts';
 import { attachOrStartEmbedded, startEmbedded, type EmbeddedDatabase } from './db/embedded.ts';
+import { NotificationListener } from './db/listener.ts';
 import { migrate } from './db/migrate.ts';
 import { createPool, type Pool } from './db/pool.ts';
 import { buildHttpServer } from './http/server.ts';
@@ -106,7 +107,17 @@ export async function startServer(config: Config, logger: Logger): Promise<Serve
   const multipart = new MultipartUploads(pool, store, signer, config, logger);
   const stopSweeper = startSweeper(pool, store, config.sweeper, logger);
 
-  const authenticator = new Authenticator(pool, config.auth);
+  // Device changes (revoked, new owner, deleted) are announced by the database; the key cache is
+  // only used while that connection is up, and starts empty after every reconnect.
+  const authenticator = new Authenticator(pool, config.auth, () => deviceChanges.connected);
+  const deviceChanges = NotificationListener.start(
+    pool,
+    {
+      channels: { [DEVICE_CHANGED_CHANNEL]: (deviceId) => authenticator.forgetDevice(deviceId) },
+      onConnect: () => authenticator.forgetAll(),
+    },
+    logger,
+  );
   const media = new MediaService(pool, store, queue, signer, config, logger, multipart);
   const processing = new ProcessingService(pool, media, store, queue, config, logger);
   const playback = new HlsPlayback(pool, media, store, signer, config);
@@ -146,6 +157,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Serve
         await app.close();
         clearTimeout(force);
         await stopSweeper();
+        await deviceChanges.stop();
         await worker?.stop();
         await queue.stop();
         await database.close();

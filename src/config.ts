@@ -29,9 +29,9 @@ export interface Config {
     issuer: string | undefined;
     audience: string | undefined;
     /**
-     * Seconds a device key → principal lookup is cached in memory (0 = off, the default). A revoked
-     * key keeps working on a running server for at most this long, and requests made during a
-     * database outage then pass authentication and count against the per-principal rate limit.
+     * Seconds a device key → principal lookup is cached in memory (0 = off). Revocations and owner
+     * changes reach every server at once through LISTEN/NOTIFY (the cache is bypassed while that
+     * connection is down), so this is only a backstop.
      */
     deviceKeyCacheSeconds: number;
   };
@@ -224,7 +224,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       jwksUrl: url(env, 'JWT_JWKS_URL'),
       issuer: str(env, 'JWT_ISSUER'),
       audience: str(env, 'JWT_AUDIENCE'),
-      deviceKeyCacheSeconds: int(env, 'DEVICE_KEY_CACHE_SECONDS', 0, 0, 300),
+      deviceKeyCacheSeconds: int(env, 'DEVICE_KEY_CACHE_SECONDS', 30, 0, 300),
     },
     uploads: {
       sessionTtlSeconds: int(env, 'UPLOAD_SESSION_TTL_SECONDS', 24 * 3600, 60, 30 * 24 * 3600),

@@ -4,8 +4,8 @@ import type { Config } from '../config.ts';
 import type { Queryable } from '../db/pool.ts';
 import { AppError } from '../errors.ts';
 
-export type Principal =
-  { kind: 'device'; deviceId: string; ownerUserId: string | null } | { kind: 'user'; userId: string };
+export type DevicePrincipal = { kind: 'device'; deviceId: string; ownerUserId: string | null };
+export type Principal = DevicePrincipal | { kind: 'user'; userId: string };
 
 const DEVICE_KEY_PREFIX = 'mdk_';
 
@@ -66,24 +66,50 @@ export async function revokeDevice(db: Queryable, id: string): Promise<boolean> 
 /** Bound on cached device keys; past it the oldest entries go first (Map keeps insertion order). */
 const DEVICE_CACHE_MAX = 10_000;
 
+/** The channel on which the database announces a changed device (migration 0005's trigger). */
+export const DEVICE_CHANGED_CHANNEL = 'mediary_devices';
+
 /**
  * Turns an `Authorization` header into a principal: a device API key or a user's JWT.
- * Device keys that resolved can be cached for `auth.deviceKeyCacheSeconds` (off by default; keyed by
- * the key's hash; unknown or revoked keys are never cached), which saves one database round trip
- * per request. The price: `mediary devices revoke` takes effect on a running server only within
- * that many seconds, and during a database outage cached devices pass authentication, so their
- * failing requests count against the per-device rate limit.
+ *
+ * Resolved device keys are cached for `auth.deviceKeyCacheSeconds` (keyed by the key's hash;
+ * unknown or revoked keys are never cached), which saves one database round trip per device
+ * request. The cache is only used while `cacheUsable()` says changes reach us: the database
+ * announces every revocation, owner change or deletion of a device (a trigger NOTIFYs
+ * {@link DEVICE_CHANGED_CHANNEL}), the server forwards it to {@link forgetDevice}, and clears the
+ * whole cache whenever its LISTEN connection was interrupted. So a revocation takes effect at
+ * once on every server; the time limit is only a backstop.
  */
 export class Authenticator {
   private readonly jwtKey: Uint8Array | JWTVerifyGetKey | undefined;
-  private readonly deviceCache = new Map<string, { principal: Principal; until: number }>();
+  private readonly deviceCache = new Map<string, { principal: DevicePrincipal; until: number }>();
+  /**
+   * Bumped by every forget: a lookup that was in flight while a change was announced may have
+   * read the old row, so its result is used but not cached.
+   */
+  private forgets = 0;
 
   constructor(
     private readonly db: Queryable,
     private readonly auth: Config['auth'],
+    private readonly cacheUsable: () => boolean = () => false,
   ) {
     if (auth.jwksUrl) this.jwtKey = createRemoteJWKSet(new URL(auth.jwksUrl));
     else if (auth.jwtSecret) this.jwtKey = new TextEncoder().encode(auth.jwtSecret);
+  }
+
+  /** Drops the cached keys of one device (it was revoked, deleted or changed owner). */
+  forgetDevice(deviceId: string): void {
+    this.forgets++;
+    for (const [hash, entry] of this.deviceCache) {
+      if (entry.principal.deviceId === deviceId) this.deviceCache.delete(hash);
+    }
+  }
+
+  /** Drops every cached key (changes may have been missed). */
+  forgetAll(): void {
+    this.forgets++;
+    this.deviceCache.clear();
   }
 
   async authenticate(header: string | undefined): Promise<Principal> {
@@ -97,19 +123,20 @@ export class Authenticator {
 
   private async device(key: string): Promise<Principal> {
     const hash = hashApiKey(key);
-    const ttlMs = this.auth.deviceKeyCacheSeconds * 1000;
+    const ttlMs = this.cacheUsable() ? this.auth.deviceKeyCacheSeconds * 1000 : 0;
     const now = Date.now();
     const hit = ttlMs > 0 ? this.deviceCache.get(hash) : undefined;
     if (hit && hit.until > now) return hit.principal;
     if (hit) this.deviceCache.delete(hash);
+    const forgets = this.forgets;
     const { rows } = await this.db.query<{ id: string; owner_user_id: string | null }>(
       'SELECT id, owner_user_id FROM devices WHERE key_hash = $1 AND revoked_at IS NULL',
       [hash],
     );
     const row = rows[0];
     if (!row) throw new AppError('unauthorized', 'Unknown or revoked device key.');
-    const principal: Principal = { kind: 'device', deviceId: row.id, ownerUserId: row.owner_user_id };
-    if (ttlMs > 0) {
+    const principal: DevicePrincipal = { kind: 'device', deviceId: row.id, ownerUserId: row.owner_user_id };
+    if (ttlMs > 0 && forgets === this.forgets) {
       if (this.deviceCache.size >= DEVICE_CACHE_MAX) {
         for (const [k, v] of this.deviceCache) {
           if (v.until <= now || this.deviceCache.size >= DEVICE_CACHE_MAX) this.deviceCache.delete(k);

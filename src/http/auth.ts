@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Authenticator, Principal } from '../auth/principals.ts';
 import { AppError } from '../errors.ts';
+import { routeOf } from './rate-limit-store.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -31,7 +32,8 @@ export function principalOf(request: FastifyRequest): Principal {
 
 /**
  * Route-level rate limit keyed by principal, not by IP (many cameras can sit behind one NAT).
- * Runs after authentication (the plugin is registered with `hook: 'preHandler'`).
+ * Runs after authentication (the plugin is registered with `hook: 'preHandler'`). Requests that
+ * end in a 5xx are given back (the server failed, not the client).
  */
 export function perPrincipalRateLimit(maxPerMinute: number) {
   return {
@@ -39,7 +41,11 @@ export function perPrincipalRateLimit(maxPerMinute: number) {
     timeWindow: 60_000,
     keyGenerator: (req: FastifyRequest) => {
       const p = req.principal;
-      return p === null ? req.ip : p.kind === 'device' ? `device:${p.deviceId}` : `user:${p.userId}`;
+      const who =
+        p === null ? `ip:${req.ip}` : p.kind === 'device' ? `device:${p.deviceId}` : `user:${p.userId}`;
+      // Remembered so a 5xx can give the request back (see rate-limit-store.ts).
+      req.rateLimitKey = `${routeOf(req)} ${who}`;
+      return req.rateLimitKey;
     },
   };
 }

@@ -1,4 +1,4 @@
-import rateLimit from '@fastify/rate-limit';
+import rateLimit, { type FastifyRateLimitStoreCtor } from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
@@ -14,6 +14,7 @@ import type { UrlSigner } from '../storage/signing.ts';
 import type { ObjectStore } from '../storage/types.ts';
 import { registerAuth } from './auth.ts';
 import { registerErrorHandling } from './errors.ts';
+import { refundableRateLimit } from './rate-limit-store.ts';
 import { healthRoutes } from './routes/health.ts';
 import { hlsRoutes } from './routes/hls.ts';
 import { mediaRoutes, uploadRoute } from './routes/media.ts';
@@ -63,8 +64,13 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
       security: [{ bearer: [] }],
     },
   });
+  const limits = refundableRateLimit();
+  app.addHook('onResponse', async (request, reply) => {
+    if (reply.statusCode >= 500 && request.rateLimitKey !== undefined) limits.refund(request.rateLimitKey);
+  });
   await app.register(rateLimit, {
     global: false,
+    store: limits.Store as unknown as FastifyRateLimitStoreCtor,
     errorResponseBuilder: (_req, ctx) => ({
       statusCode: 429,
       message: `Rate limit exceeded: ${ctx.max} per ${ctx.after}; retry in ${ctx.after}.`,
