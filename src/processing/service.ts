@@ -86,13 +86,12 @@ export class ProcessingService {
     }
     const stat = await this.store.stat(v.key);
     if (!stat) throw new AppError('not_found', 'The variant object is missing.');
-    const sha = /([0-9a-f]{64})\.[a-z]+$/.exec(v.key)?.[1];
     return {
       kind: 'proxy',
       key: v.key,
       contentType,
       contentDisposition: disposition,
-      etag: sha ? `"${sha}"` : stat.etag,
+      etag: v.sha256 !== null ? `"${v.sha256}"` : stat.etag,
       size: stat.size,
       lastModified: stat.lastModified,
     };
