@@ -75,7 +75,17 @@ export const VariantView = Type.Object(
     width: Type.Integer(),
     height: Type.Integer(),
     bytes: Type.Integer(),
-    url: Type.String({ description: 'API path that serves the variant (redirect, or ?mode=proxy).' }),
+    sha256: Nullable(
+      Type.String({
+        pattern: '^[0-9a-f]{64}$',
+        description:
+          'Lower-case hex SHA-256 of the variant bytes (the `v` of its URL). Null only for a variant stored under a key that is not content-addressed, which Mediary never writes.',
+      }),
+    ),
+    url: Type.String({
+      description:
+        'Content-addressed API path that serves the variant: `/api/v1/media/{id}/variants/{name}?v={sha256}` (redirect, or add `mode=proxy`). A new URL whenever the bytes change.',
+    }),
   },
   { description: 'A resized, upright, metadata-free rendition of an image.' },
 );
@@ -237,7 +247,8 @@ export function toMediaView(m: MediaRow, viewer: Principal | null): MediaView {
       width: v.width,
       height: v.height,
       bytes: v.bytes,
-      url: `/api/v1/media/${m.id}/variants/${v.name}`,
+      sha256: v.sha256,
+      url: variantUrl(m.id, v.name, v.sha256),
     })),
     placeholder: m.placeholder ?? null,
     hls:
@@ -266,6 +277,36 @@ export const DeliveryQuery = Type.Object(
   { mode: Type.Union([Type.Literal('redirect'), Type.Literal('proxy')], { default: 'redirect' }) },
   { additionalProperties: false },
 );
+
+/** `?v=` on a variant URL: the SHA-256 of the bytes it names (see {@link variantUrl}). */
+export const VariantVersion = Type.String({
+  pattern: '^[0-9a-f]{64}$',
+  description:
+    'SHA-256 of the variant bytes, as in the media record `url`. With mode=proxy: the current hash → the bytes, cacheable forever (`public, immutable`); a stale one (reprocessed) → `302` to the current URL; none → `private, no-cache` (revalidate with the ETag). Redirect mode: validated, otherwise ignored (the signed URL is for the current bytes). Never grants access.',
+});
+
+/** The delivery query of a variant: `mode`, and the content address `v`. */
+export const VariantQuery = Type.Object(
+  { ...DeliveryQuery.properties, v: Type.Optional(VariantVersion) },
+  { additionalProperties: false },
+);
+
+/**
+ * The API path of a variant, content-addressed by `?v=<sha256>` so the bytes behind one URL never
+ * change (without `v` when the key carries no hash); `mode` is added when given.
+ */
+export function variantUrl(
+  mediaId: string,
+  name: string,
+  sha256: string | null,
+  mode?: 'redirect' | 'proxy',
+): string {
+  const query = new URLSearchParams();
+  if (sha256 !== null) query.set('v', sha256);
+  if (mode !== undefined) query.set('mode', mode);
+  const qs = query.toString();
+  return `/api/v1/media/${mediaId}/variants/${name}${qs === '' ? '' : `?${qs}`}`;
+}
 
 /** Responses of a delivery route: a signed redirect, or the bytes (whole, ranged, not modified). */
 export const deliveryResponses = (...errorCodes: number[]) => ({

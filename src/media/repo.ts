@@ -68,6 +68,12 @@ export interface VariantRow {
   name: string;
   format: string;
   key: string;
+  /**
+   * Lower-case hex SHA-256 of the variant's bytes, read from its content-addressed key
+   * (`variants/<mediaId>/<sha256>.<fmt>`, image-job `variantKey`); null only for a key of another
+   * shape, which Mediary never writes.
+   */
+  sha256: string | null;
   width: number;
   height: number;
   bytes: number;
@@ -75,6 +81,7 @@ export interface VariantRow {
 
 const SELECT = `SELECT m.*, d.owner_user_id AS device_owner_user_id, m.captured_at::text AS captured_at_text,
     COALESCE((SELECT json_agg(json_build_object('name', v.name, 'format', v.format, 'key', v.key,
+        'sha256', substring(v.key from '/([0-9a-f]{64})\\.[a-z0-9]+$'),
         'width', v.width, 'height', v.height, 'bytes', v.bytes) ORDER BY v.width * v.height DESC, v.name)
       FROM media_variants v WHERE v.media_id = m.id), '[]'::json) AS variants,
     COALESCE((SELECT json_agg(json_build_object('name', r.name, 'width', r.width, 'height', r.height,

@@ -11,11 +11,11 @@ import type { ObjectStore } from '../storage/types.ts';
 import { variantContentType } from './image-job.ts';
 import * as repo from './repo.ts';
 
-/** Variant keys are content-addressed: the bytes behind a URL never change. */
-export const IMMUTABLE = 'public, max-age=31536000, immutable';
-
-/** Served exactly like an original: a signed redirect or a proxied stream. */
-export type VariantPlan = DownloadPlan;
+/**
+ * Served exactly like an original (a signed redirect or a proxied stream) or, when the caller named
+ * bytes the variant no longer has, `moved` to the current ones (their sha256).
+ */
+export type VariantPlan = DownloadPlan | { kind: 'moved'; sha256: string | null };
 
 export class ProcessingService {
   constructor(
@@ -60,12 +60,18 @@ export class ProcessingService {
     return this.media.get(null, m.id);
   }
 
-  /** How to serve one variant: a signed redirect, or a proxied stream. */
+  /**
+   * How to serve one variant: a signed redirect, or a proxied stream. `version` is the sha256 the
+   * caller's URL names: in proxy mode, a version the variant no longer has (it was reprocessed)
+   * answers `moved` with the current one. A redirect always goes to the current bytes (the redirect
+   * is never cached, so a stale version is harmless there). Access is checked first, whatever the
+   * version.
+   */
   async variant(
     principal: Principal,
     mediaId: string,
     name: string,
-    mode: 'redirect' | 'proxy',
+    opts: { mode: 'redirect' | 'proxy'; version?: string | undefined },
   ): Promise<VariantPlan> {
     const m = await this.media.get(principal, mediaId);
     const v = m.variants.find((x) => x.name === name);
@@ -76,7 +82,7 @@ export class ProcessingService {
     }
     const contentType = variantContentType(v.format);
     const disposition = contentDisposition('inline', `${m.id}-${v.name}.${v.format}`);
-    if (mode === 'redirect') {
+    if (opts.mode === 'redirect') {
       const url = await this.store.signedGetUrl(v.key, {
         expiresInSeconds: this.config.uploads.downloadUrlTtlSeconds,
         contentType,
@@ -84,15 +90,15 @@ export class ProcessingService {
       });
       return { kind: 'redirect', url };
     }
+    if (opts.version !== undefined && opts.version !== v.sha256) return { kind: 'moved', sha256: v.sha256 };
     const stat = await this.store.stat(v.key);
     if (!stat) throw new AppError('not_found', 'The variant object is missing.');
-    const sha = /([0-9a-f]{64})\.[a-z]+$/.exec(v.key)?.[1];
     return {
       kind: 'proxy',
       key: v.key,
       contentType,
       contentDisposition: disposition,
-      etag: sha ? `"${sha}"` : stat.etag,
+      etag: v.sha256 !== null ? `"${v.sha256}"` : stat.etag,
       size: stat.size,
       lastModified: stat.lastModified,
     };

@@ -11,7 +11,7 @@ import exifr from 'exifr';
 import sharp from 'sharp';
 import { thumbHashToRGBA } from 'thumbhash';
 import { call, startTestServer, type TestServer } from '../helpers/server.ts';
-import { fixture, FIXTURES } from '../helpers/files.ts';
+import { fixture, FIXTURES, sha256 } from '../helpers/files.ts';
 import { upload, waitFor } from './helpers.ts';
 
 // The poll is a minute: every job here must be picked up through LISTEN/NOTIFY.
@@ -231,7 +231,7 @@ describe('bad input never breaks the worker', () => {
 });
 
 describe('variants', () => {
-  test('served by signed redirect or proxy, immutable, owner-only; deleted with the media', async () => {
+  test('served by signed redirect or proxy, owner-only; deleted with the media', async () => {
     const user = await t.user('variants-user');
     const { id } = await upload(t, user.auth, fixture('cameras/Reconyx_HC500_Hyperfire.jpg'));
     await waitFor(t, user.auth, id, ['READY']);
@@ -245,7 +245,8 @@ describe('variants', () => {
         ['150', 150, 113],
       ],
     );
-    assert.equal(m.body.variants[0].url, `/api/v1/media/${id}/variants/1200`);
+    assert.match(m.body.variants[0].sha256, /^[0-9a-f]{64}$/);
+    assert.equal(m.body.variants[0].url, `/api/v1/media/${id}/variants/1200?v=${m.body.variants[0].sha256}`);
 
     const redirect = await call(t.api(`/media/${id}/variants/600`), { headers: user.auth });
     assert.equal(redirect.status, 302);
@@ -256,7 +257,7 @@ describe('variants', () => {
 
     const proxied = await fetch(t.api(`/media/${id}/variants/150?mode=proxy`), { headers: user.auth });
     assert.equal(proxied.status, 200);
-    assert.equal(proxied.headers.get('cache-control'), 'public, max-age=31536000, immutable');
+    assert.equal(proxied.headers.get('cache-control'), 'private, no-cache', 'no v: not content-addressed');
     assert.equal(proxied.headers.get('content-type'), 'image/webp');
     assert.match(proxied.headers.get('etag')!, /^"[0-9a-f]{64}"$/);
     await proxied.arrayBuffer();
@@ -277,6 +278,111 @@ describe('variants', () => {
       files.every((f: string) => !existsSync(f)),
       'variant objects deleted with the media',
     );
+  });
+});
+
+describe('content-addressed variant URLs', () => {
+  const IMMUTABLE = 'public, max-age=31536000, immutable';
+
+  test('?v= is the sha256 of the served bytes: immutable only then; stale v → the current URL; never past access', async () => {
+    const user = await t.user('varurl-user');
+    const other = await t.user('varurl-other');
+    const { id } = await upload(t, user.auth, fixture('orientation/landscape_1.jpg'));
+    await waitFor(t, user.auth, id, ['READY']);
+    const before = (await call(t.api(`/media/${id}`), { headers: user.auth })).body;
+    assert.equal(before.variants.length, 4);
+    for (const v of before.variants) {
+      assert.match(v.sha256, /^[0-9a-f]{64}$/, `variant ${v.name}`);
+      assert.equal(v.url, `/api/v1/media/${id}/variants/${v.name}?v=${v.sha256}`);
+      // The URL as the record gives it (plus mode=proxy) serves exactly the bytes it names.
+      const res = await fetch(`${t.base}${v.url}&mode=proxy`, { headers: user.auth });
+      assert.equal(res.status, 200, `variant ${v.name}`);
+      assert.equal(res.headers.get('cache-control'), IMMUTABLE, `variant ${v.name}`);
+      assert.equal(res.headers.get('etag'), `"${v.sha256}"`);
+      assert.equal(sha256(Buffer.from(await res.arrayBuffer())), v.sha256, `variant ${v.name} bytes`);
+    }
+    const old = before.variants.find((v: any) => v.name === '300');
+    const plainUrl = t.api(`/media/${id}/variants/300?mode=proxy`);
+
+    // No v: the bytes behind the URL may change, so only the caller's cache, revalidated by ETag.
+    const plain = await fetch(plainUrl, { headers: user.auth });
+    assert.equal(plain.status, 200);
+    assert.equal(plain.headers.get('cache-control'), 'private, no-cache');
+    assert.equal(plain.headers.get('etag'), `"${old.sha256}"`);
+    assert.equal(sha256(Buffer.from(await plain.arrayBuffer())), old.sha256);
+    const notModified = await call(plainUrl, {
+      headers: { ...user.auth, 'if-none-match': `"${old.sha256}"` },
+    });
+    assert.equal(notModified.status, 304);
+    assert.equal(notModified.headers.get('cache-control'), 'private, no-cache');
+    assert.equal(notModified.text, '');
+
+    // v is validated by the route schema: 64 lower-case hex digits.
+    for (const bad of ['zz', old.sha256.toUpperCase(), old.sha256.slice(1), `${old.sha256}0`]) {
+      const r = await call(t.api(`/media/${id}/variants/300?mode=proxy&v=${bad}`), { headers: user.auth });
+      assert.equal(r.status, 400, `v=${bad}`);
+      assert.equal(r.body.error.code, 'validation_failed', r.text);
+    }
+    // A valid v opens nothing by itself: others get 404, no credentials 401, in both modes.
+    for (const mode of ['proxy', 'redirect']) {
+      const url = t.api(`/media/${id}/variants/300?mode=${mode}&v=${old.sha256}`);
+      const r = await call(url, { headers: other.auth });
+      assert.equal(r.status, 404, `${mode}: ${r.text}`);
+      assert.ok(!r.text.includes(old.sha256), 'the hash is not echoed to others');
+      assert.equal((await call(url)).status, 401, mode);
+    }
+
+    // Reprocess as AVIF (a format change: same names, other bytes). The worker reads its config
+    // per job; a FAILED media is what retry-processing requeues.
+    const processing = t.config.processing;
+    processing.variantFormat = 'avif';
+    try {
+      await t.server.database.pool.query(
+        `UPDATE media SET status = 'FAILED', error = '{"code":"processing_failed","message":"test"}' WHERE id = $1`,
+        [id],
+      );
+      const retry = await call(t.api(`/media/${id}/retry-processing`), {
+        method: 'POST',
+        headers: user.auth,
+      });
+      assert.equal(retry.status, 202, retry.text);
+      await waitFor(t, user.auth, id, ['READY']);
+    } finally {
+      processing.variantFormat = 'webp';
+    }
+    const after = (await call(t.api(`/media/${id}`), { headers: user.auth })).body;
+    const now = after.variants.find((v: any) => v.name === '300');
+    assert.equal(now.format, 'avif');
+    assert.notEqual(now.sha256, old.sha256, 'reprocessing changed the bytes');
+    assert.equal(now.url, `/api/v1/media/${id}/variants/300?v=${now.sha256}`);
+
+    // The old URL (a page rendered before the reprocessing): 302 to the current one, never cached.
+    const stale = await call(`${t.base}${old.url}&mode=proxy`, { headers: user.auth });
+    assert.equal(stale.status, 302, 'a stale v is sent on');
+    assert.equal(stale.headers.get('cache-control'), 'no-store');
+    assert.equal(stale.headers.get('location'), `${now.url}&mode=proxy`);
+    const followed = await fetch(new URL(stale.headers.get('location')!, t.base), { headers: user.auth });
+    assert.equal(followed.status, 200);
+    assert.equal(followed.headers.get('content-type'), 'image/avif');
+    assert.equal(followed.headers.get('cache-control'), IMMUTABLE);
+    assert.equal(sha256(Buffer.from(await followed.arrayBuffer())), now.sha256);
+    // Without v the same URL now serves the new bytes under the new ETag: a revalidation sees it.
+    const changed = await call(plainUrl, { headers: { ...user.auth, 'if-none-match': `"${old.sha256}"` } });
+    assert.equal(changed.status, 200);
+    assert.equal(changed.headers.get('etag'), `"${now.sha256}"`);
+
+    // Redirect mode ignores a stale v: straight to a signed URL of the current bytes.
+    const redirect = await call(`${t.base}${old.url}`, { headers: user.auth });
+    assert.equal(redirect.status, 302);
+    assert.equal(redirect.headers.get('cache-control'), 'no-store');
+    const signed = await fetch(redirect.headers.get('location')!);
+    assert.equal(signed.status, 200);
+    assert.equal(sha256(Buffer.from(await signed.arrayBuffer())), now.sha256);
+
+    // Others holding the stale URL learn nothing, not even where the new bytes are.
+    const theirs = await call(`${t.base}${old.url}&mode=proxy`, { headers: other.auth });
+    assert.equal(theirs.status, 404);
+    assert.equal(theirs.headers.get('location'), null);
   });
 });
 

@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { hlsToken } from '../../src/processing/playback.ts';
 import { UrlSigner } from '../../src/storage/signing.ts';
+import { sha256 } from '../helpers/files.ts';
 import { call, startTestServer, tempDir, type TestServer } from '../helpers/server.ts';
 import { upload, waitFor } from './helpers.ts';
 
@@ -203,6 +204,12 @@ describe('video pipeline', () => {
     );
     assert.ok(typeof media.placeholder === 'string' && media.placeholder.length > 10);
     assert.deepEqual(await posterSize(user.auth, id, '600'), [600, 338]);
+    // Its URLs are content-addressed like an image's: `v` is the hash of the bytes they serve.
+    const poster = media.variants[1];
+    assert.equal(poster.url, `/api/v1/media/${id}/variants/600?v=${poster.sha256}`);
+    const served = await fetch(`${t.base}${poster.url}&mode=proxy`, { headers: user.auth });
+    assert.equal(served.headers.get('cache-control'), 'public, max-age=31536000, immutable');
+    assert.equal(sha256(Buffer.from(await served.arrayBuffer())), poster.sha256);
     // Status moved through PROCESSING with rising progress to READY at 100.
     assert.ok(
       seen.some((s) => s.status === 'PROCESSING'),

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { IMMUTABLE, type ProcessingService } from '../../processing/service.ts';
+import type { ProcessingService } from '../../processing/service.ts';
 import { principalOf, type registerAuth } from '../auth.ts';
 import {
   errors,
@@ -8,10 +8,19 @@ import {
   MediaView,
   toMediaView,
   Uuid,
-  DeliveryQuery,
+  VariantQuery,
   deliveryResponses,
+  variantUrl,
 } from '../schemas.ts';
 import { sendObject } from '../send-object.ts';
+
+/**
+ * A URL with the current `?v=<sha256>` names these very bytes (a new URL whenever they change), and
+ * the full hash is not guessable: cacheable forever, by shared caches too, like a capability URL.
+ */
+const CONTENT_ADDRESSED = 'public, max-age=31536000, immutable';
+/** Without `v` the bytes behind the URL change on reprocessing: the caller's cache only, revalidated. */
+const REVALIDATE = 'private, no-cache';
 
 export interface ProcessingRouteDeps {
   processing: ProcessingService;
@@ -47,22 +56,33 @@ export const processingRoutes: FastifyPluginAsyncTypebox<ProcessingRouteDeps> = 
       preHandler: auth.required,
       schema: {
         summary: 'Serve one image variant (302 to a signed URL, or proxied)',
+        description:
+          'With `mode=proxy` and the current `v` (the media record `url`), the bytes are `public, immutable`; without `v`, `private, no-cache` with the ETag; with a stale `v` (reprocessed), a 302 to the current URL. In redirect mode `v` does not change the answer: a 302 to a signed URL of the current bytes.',
         tags: ['processing'],
         params: Type.Object({ id: Uuid, name: Type.String({ pattern: '^[a-z0-9]{1,32}$' }) }),
-        querystring: DeliveryQuery,
+        querystring: VariantQuery,
         response: deliveryResponses(400, 401, 404, 416),
       },
     },
     async (request, reply) => {
       const { id, name } = request.params;
-      const plan = await processing.variant(principalOf(request), id, name, request.query.mode);
+      const { mode, v } = request.query;
+      const plan = await processing.variant(principalOf(request), id, name, { mode, version: v });
       if (plan.kind === 'redirect') {
         // The signed URL expires; only the bytes behind it are immutable, so the 302 is not cached.
         return reply.header('cache-control', 'no-store').redirect(plan.url, 302);
       }
+      if (plan.kind === 'moved') {
+        // A page rendered before a reprocessing still shows the image: sent on to the current URL
+        // (which stays proxied). Not cached: it changes with the next reprocessing.
+        return reply
+          .header('cache-control', 'no-store')
+          .redirect(variantUrl(id, name, plan.sha256, mode), 302);
+      }
       return sendObject(request, reply, {
         ...plan,
-        cacheControl: IMMUTABLE,
+        // The service answers `moved` for any other `v`: here a `v` is the current one.
+        cacheControl: v === undefined ? REVALIDATE : CONTENT_ADDRESSED,
         open: (range) => processing.openObject(plan.key, range),
       });
     },
