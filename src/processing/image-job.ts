@@ -159,11 +159,20 @@ export class ImageJob {
   }
 
   private async process(media: MediaRow, ctx: JobContext): Promise<void> {
-    const { pool, store, config } = this.deps;
-    const step = (name: string, start: number) => traceStep(media.id, name, start);
+    const { pool } = this.deps;
     const progress = new ProgressReporter((p) =>
       repo.setProgress(pool, media.id, p).catch((err: unknown) => ctx.logger.debug({ err }, 'progress')),
     );
+    try {
+      await this.render(media, ctx, progress);
+    } finally {
+      progress.close();
+    }
+  }
+
+  private async render(media: MediaRow, ctx: JobContext, progress: ProgressReporter): Promise<void> {
+    const { pool, store, config } = this.deps;
+    const step = (name: string, start: number) => traceStep(media.id, name, start);
 
     let t = performance.now();
     const original = await this.readOriginal(media);
@@ -319,33 +328,61 @@ export class ImageJob {
   }
 }
 
+/** Progress writes are at least this far apart (a typical image job never writes one). */
+const PROGRESS_EVERY_MS = 500;
+
 /**
- * Progress for the status endpoint without holding up the job: at most one UPDATE in flight, and
- * a value reported meanwhile replaces any older one still waiting, so writes stay in order.
+ * Progress for the status endpoint without holding up the job: at most one UPDATE in flight and
+ * at most one per {@link PROGRESS_EVERY_MS} (the first one that long after the start); a value
+ * reported meanwhile replaces any older one still waiting, so writes stay in order and a short
+ * job costs no progress writes at all. `close()` drops what is still waiting.
  */
 class ProgressReporter {
   private writing = false;
   private pending: number | undefined;
   private last = -1;
+  private nextAt = Date.now() + PROGRESS_EVERY_MS;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
 
   constructor(private readonly write: (percent: number) => Promise<unknown>) {}
 
   report(percent: number): void {
     const p = Math.round(percent);
-    if (p <= this.last) return;
+    if (p <= this.last || this.closed) return;
     this.last = p;
     this.pending = p;
-    if (!this.writing) void this.flush();
+    this.schedule();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.pending = undefined;
+    clearTimeout(this.timer);
+  }
+
+  private schedule(): void {
+    if (this.writing || this.timer || this.pending === undefined || this.closed) return;
+    const wait = this.nextAt - Date.now();
+    if (wait <= 0) {
+      void this.flush();
+      return;
+    }
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.schedule();
+    }, wait);
+    this.timer.unref();
   }
 
   private async flush(): Promise<void> {
+    const p = this.pending!;
+    this.pending = undefined;
     this.writing = true;
-    while (this.pending !== undefined) {
-      const p = this.pending;
-      this.pending = undefined;
-      await this.write(p);
-    }
+    this.nextAt = Date.now() + PROGRESS_EVERY_MS;
+    await this.write(p);
     this.writing = false;
+    this.schedule();
   }
 }
 

@@ -245,11 +245,10 @@ export class Worker {
     const backend = this.backend;
     if (!backend || this.stopping) return undefined;
     return withTransaction(this.deps.pool, async (tx) => {
-      const db = { executeSql: (text: string, values: unknown[]) => tx.query(text, values) };
       const [job] = await this.boss.fetch<ProcessJob>(PROCESS_QUEUE, {
         batchSize: 1,
         includeMetadata: true,
-        db,
+        db: bossDb(tx),
       });
       if (job) await repo.insertClaim(tx, job.id, job.data.mediaId, backend);
       return job;
@@ -281,9 +280,15 @@ export class Worker {
     const started = Date.now();
     ctx.logger.info('job started');
     const work = this.deps.handler(job.data, ctx);
+    let claimed = true;
     try {
       const outcome = await untilAborted(work, abort.signal);
-      await this.boss.complete(PROCESS_QUEUE, job.id, outcome);
+      // The job's end and our claim's end commit together: one transaction, one WAL flush.
+      await withTransaction(this.deps.pool, async (tx) => {
+        await this.boss.complete(PROCESS_QUEUE, job.id, outcome, { db: bossDb(tx) });
+        await repo.deleteClaim(tx, job.id);
+      });
+      claimed = false;
       ctx.logger.info({ outcome: outcome.status, ms: Date.now() - started }, 'job finished');
     } catch (caught) {
       // Let the aborted handler clean up first: a worker that exits (or a retry that starts) while
@@ -292,9 +297,11 @@ export class Worker {
       await this.afterError(job, ctx, toError(caught), abort.signal);
     } finally {
       clearTimeout(timeout);
-      await repo.deleteClaim(this.deps.pool, job.id).catch((err: unknown) => {
-        ctx.logger.warn({ err }, 'could not remove the job claim; the reaper will');
-      });
+      if (claimed) {
+        await repo.deleteClaim(this.deps.pool, job.id).catch((err: unknown) => {
+          ctx.logger.warn({ err }, 'could not remove the job claim; the reaper will');
+        });
+      }
       this.inFlight.delete(job.id);
       resolveDone();
     }
@@ -439,6 +446,11 @@ export class Worker {
     })();
     return this.stopped;
   }
+}
+
+/** pg-boss statements on our transaction's connection. */
+function bossDb(tx: PoolClient): PgBoss.Db {
+  return { executeSql: (text: string, values: unknown[]) => tx.query(text, values) };
 }
 
 /**
