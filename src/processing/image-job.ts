@@ -16,7 +16,7 @@ import type { ProcessingConfig } from '../config.ts';
 import type { Pool } from '../db/pool.ts';
 import { catalogEntry } from '../media/catalog.ts';
 import { findMedia, type MediaRow } from '../media/repo.ts';
-import type { ObjectStore } from '../storage/types.ts';
+import { ObjectTooLargeError, type ObjectStore } from '../storage/types.ts';
 import { readExif } from './exif.ts';
 import { HeifDecodeError, HeifUnavailableError, type HeifConverter } from './heif.ts';
 import type { ProcessJob } from './queue.ts';
@@ -287,37 +287,32 @@ export class ImageJob {
   }
 
   /**
-   * Reads the original, hashing as it streams. The hash is checked against the client's declared
-   * sha256 (or the one computed at completion): a store that could not enforce the checksum, or an
-   * object replaced since, is caught here.
+   * Reads the original in one piece and checks it against the declared size and the client's
+   * declared sha256 (or the one computed at completion): a store that could not enforce the
+   * checksum, or an object replaced since, is caught here.
    */
   private async readOriginal(media: MediaRow): Promise<Buffer> {
-    const stream = await this.deps.store.get(media.storage_key);
-    if (!stream) throw new OriginalMissingError('The original object is missing from the store.');
-    const hash = createHash('sha256');
-    // One buffer of the declared size, filled as the chunks arrive (no chunk list, no concat).
-    const bytes = Buffer.allocUnsafe(media.bytes);
-    let size = 0;
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      if (size + chunk.length > media.bytes) {
-        stream.destroy();
+    let bytes: Buffer | undefined;
+    try {
+      bytes = await this.deps.store.readAll(media.storage_key, media.bytes);
+    } catch (err) {
+      if (err instanceof ObjectTooLargeError) {
         throw new ProcessingFailure(
           'integrity',
           `The stored object is larger than the declared ${media.bytes} bytes.`,
         );
       }
-      hash.update(chunk);
-      chunk.copy(bytes, size);
-      size += chunk.length;
+      throw err;
     }
-    const actual = hash.digest('hex');
-    const expected = media.sha256 ?? media.content_sha256;
-    if (size !== media.bytes) {
+    if (!bytes) throw new OriginalMissingError('The original object is missing from the store.');
+    if (bytes.length !== media.bytes) {
       throw new ProcessingFailure(
         'integrity',
-        `The stored object has ${size} bytes, ${media.bytes} were declared.`,
+        `The stored object has ${bytes.length} bytes, ${media.bytes} were declared.`,
       );
     }
+    const expected = media.sha256 ?? media.content_sha256;
+    const actual = createHash('sha256').update(bytes).digest('hex');
     if (expected !== null && actual !== expected) {
       throw new ProcessingFailure(
         'integrity',

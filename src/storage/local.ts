@@ -10,6 +10,7 @@ import { checksumMismatch, incomplete, tooLarge } from './verify-errors.ts';
 import {
   assertSafeKey,
   normalizeEtag,
+  ObjectTooLargeError,
   type ByteRange,
   type ListedObject,
   type ObjectStat,
@@ -103,6 +104,31 @@ export class LocalObjectStore implements ObjectStore {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
+    }
+  }
+
+  async readAll(key: string, maxBytes: number): Promise<Buffer | undefined> {
+    let fh;
+    try {
+      fh = await open(this.pathFor(key), 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    try {
+      const { size } = await fh.stat();
+      if (size > maxBytes) throw new ObjectTooLargeError(size, maxBytes);
+      // Objects are immutable once renamed into place: one read of the known size, no chunking.
+      const bytes = Buffer.allocUnsafe(size);
+      let filled = 0;
+      while (filled < size) {
+        const { bytesRead } = await fh.read(bytes, filled, size - filled, filled);
+        if (bytesRead === 0) break;
+        filled += bytesRead;
+      }
+      return filled === size ? bytes : bytes.subarray(0, filled);
+    } finally {
+      await fh.close();
     }
   }
 

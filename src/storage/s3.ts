@@ -28,6 +28,7 @@ import {
   type ListedObject,
   type ObjectStat,
   type ObjectStore,
+  ObjectTooLargeError,
   type PartRef,
   type PendingMultipart,
   type PresignedPut,
@@ -227,6 +228,14 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async get(key: string, range?: ByteRange): Promise<Readable | undefined> {
+    return (await this.getObject(key, range))?.body;
+  }
+
+  /** GetObject: the body and its length. Undefined when the object does not exist. */
+  private async getObject(
+    key: string,
+    range?: ByteRange,
+  ): Promise<{ body: Readable; size: number | undefined } | undefined> {
     assertSafeKey(key);
     try {
       const res = await this.timed((abortSignal) =>
@@ -239,11 +248,36 @@ export class S3ObjectStore implements ObjectStore {
           { abortSignal },
         ),
       );
-      return res.Body as Readable | undefined;
+      const body = res.Body as Readable | undefined;
+      return body ? { body, size: res.ContentLength } : undefined;
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
     }
+  }
+
+  async readAll(key: string, maxBytes: number): Promise<Buffer | undefined> {
+    // As `get`: the request is bounded by the operation timeout, the body by the caller's own
+    // (a processing job's time limit).
+    const found = await this.getObject(key);
+    if (!found) return undefined;
+    const { body, size } = found;
+    if (size !== undefined && size > maxBytes) {
+      body.destroy();
+      throw new ObjectTooLargeError(size, maxBytes);
+    }
+    // One buffer of the announced size, filled as the chunks arrive (no chunk list, no concat).
+    const bytes = Buffer.allocUnsafe(size ?? maxBytes);
+    let filled = 0;
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      if (filled + chunk.length > bytes.length) {
+        body.destroy();
+        throw new ObjectTooLargeError(filled + chunk.length, bytes.length);
+      }
+      chunk.copy(bytes, filled);
+      filled += chunk.length;
+    }
+    return bytes.subarray(0, filled);
   }
 
   async stat(key: string): Promise<ObjectStat | undefined> {

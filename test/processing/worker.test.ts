@@ -164,20 +164,33 @@ describe('retries and dead letters', () => {
     }
   });
 
-  test('bytes changed after completion fail the integrity check, without retries', async () => {
+  test('bytes changed after completion (flipped, appended, truncated) fail the integrity check, without retries', async () => {
     const user = await t.user('integrity-user');
     const original = fixture('cameras/Nikon_D70.jpg');
-    const { id } = await upload(t, user.auth, original);
-    const tampered = Buffer.from(original);
-    tampered.writeUInt8(tampered.readUInt8(tampered.length - 100) ^ 0xff, tampered.length - 100);
-    writeFileSync(await storagePath(id), tampered);
+    const flipped = Buffer.from(original);
+    flipped.writeUInt8(flipped.readUInt8(flipped.length - 100) ^ 0xff, flipped.length - 100);
+    const tamperings = {
+      flipped: { bytes: flipped, message: /hash to/ },
+      appended: { bytes: Buffer.concat([original, Buffer.from([0])]), message: /larger than the declared/ },
+      truncated: { bytes: original.subarray(0, original.length - 1), message: /bytes, \d+ were declared/ },
+    };
+    const ids: Record<string, string> = {};
+    for (const [how, { bytes }] of Object.entries(tamperings)) {
+      const { id } = await upload(t, user.auth, original);
+      writeFileSync(await storagePath(id), bytes);
+      ids[how] = id;
+    }
     const worker = await inProcessWorker();
     try {
-      const st = await waitFor(t, user.auth, id, ['FAILED', 'READY']);
-      assert.equal(st.status, 'FAILED');
-      assert.equal(st.error.code, 'integrity');
-      assert.equal(st.attempts, 1);
-      assert.equal((await settledJob(id)).state, 'completed', 'an expected outcome, not a retry');
+      for (const [how, { message }] of Object.entries(tamperings)) {
+        const id = ids[how]!;
+        const st = await waitFor(t, user.auth, id, ['FAILED', 'READY']);
+        assert.equal(st.status, 'FAILED', how);
+        assert.equal(st.error.code, 'integrity', how);
+        assert.match(st.error.message, message, how);
+        assert.equal(st.attempts, 1, how);
+        assert.equal((await settledJob(id)).state, 'completed', `${how}: an expected outcome, not a retry`);
+      }
     } finally {
       await worker.stop();
     }

@@ -11,7 +11,7 @@ import { AppError } from '../../src/errors.ts';
 import { LocalObjectStore } from '../../src/storage/local.ts';
 import { S3ObjectStore } from '../../src/storage/s3.ts';
 import { UrlSigner } from '../../src/storage/signing.ts';
-import type { ObjectStore } from '../../src/storage/types.ts';
+import { ObjectTooLargeError, type ObjectStore } from '../../src/storage/types.ts';
 import { type Ceph, startCeph } from '../helpers/ceph.ts';
 import { sha256 } from '../helpers/files.ts';
 import { asBody, MiB } from '../helpers/multipart-suite.ts';
@@ -86,12 +86,19 @@ for (const backend of ['local', 's3'] as const) {
       assert.match(st.etag, /^".+"$/);
       assert.deepEqual(await read(s(), key), data);
       assert.deepEqual(await read(s(), key, { start: 10, end: 19 }), data.subarray(10, 20));
+      assert.deepEqual(await s().readAll(key, data.length), data);
+      await assert.rejects(s().readAll(key, data.length - 1), (err: unknown) => {
+        assert.ok(err instanceof ObjectTooLargeError);
+        assert.equal(err.size, data.length);
+        return true;
+      });
       const listed: string[] = [];
       for await (const page of s().listObjects()) listed.push(...page.map((o) => o.key));
       assert.ok(listed.includes(key));
       await s().delete(key);
       assert.equal(await s().stat(key), undefined);
       assert.equal(await s().get(key), undefined);
+      assert.equal(await s().readAll(key, 100), undefined);
       await s().delete(key); // deleting a missing object is fine
       assert.throws(() => s().uri('../escape'));
     });
