@@ -41,7 +41,7 @@ export interface RenderResult {
   width: number;
   height: number;
   variants: RenderedVariant[];
-  /** Small RGBA image (≤ 100×100) for the placeholder hash. */
+  /** Small RGBA image (≤ 64×64) for the placeholder hash. */
   preview: { width: number; height: number; rgba: Uint8Array };
 }
 
@@ -57,7 +57,9 @@ export class ImageDecodeError extends Error {
   }
 }
 
-const PREVIEW_MAX = 100;
+// ThumbHash keeps only low frequencies: 64 px gives the same hash as 100 px (checked on camera
+// photos) for a third of the work.
+const PREVIEW_MAX = 64;
 
 function describe(err: unknown): string {
   const msg = err instanceof Error ? err.message : String(err);
