@@ -187,7 +187,7 @@ export interface WorkerProcess {
 export async function startWorkerProcess(config: Config, logger: Logger): Promise<WorkerProcess> {
   const database = await openDatabase(config, logger, 'attach');
   const { pool } = database;
-  const queue = await JobQueue.start(pool, logger, queueOptions(config));
+  const queue = await JobQueue.start(pool, logger, queueOptions(config), { owner: false });
   const signer = new UrlSigner(await signingSecret(config));
   const store = createStore(config, config.storage.backend, signer);
   const worker = await startWorker({ pool, queue, store, config: config.processing, logger });

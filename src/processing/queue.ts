@@ -25,10 +25,20 @@ export interface QueueOptions {
 export class JobQueue {
   private constructor(readonly boss: PgBoss) {}
 
-  static async start(pool: Pool, logger: Logger, opts: QueueOptions, supervise = true): Promise<JobQueue> {
+  /**
+   * `owner`: this process owns the queue's retry policy (the API server, which also enqueues and
+   * migrates). Other processes (`mediary worker`) only make sure the queues exist: a worker started
+   * with different settings must not silently rewrite the policy every other process relies on.
+   */
+  static async start(
+    pool: Pool,
+    logger: Logger,
+    opts: QueueOptions,
+    { owner = true }: { owner?: boolean } = {},
+  ): Promise<JobQueue> {
     const boss = new PgBoss({
       db: { executeSql: (text: string, values: unknown[]) => pool.query(text, values) },
-      supervise,
+      supervise: true,
       schedule: false,
     });
     boss.on('error', (err) => logger.error({ err }, 'job queue error'));
@@ -43,8 +53,21 @@ export class JobQueue {
       ...(opts.expireInSeconds !== undefined ? { expireInSeconds: opts.expireInSeconds } : {}),
     };
     await boss.createQueue(PROCESS_QUEUE, policy);
-    // createQueue keeps an existing queue as it was: apply the configured policy to new jobs.
-    await boss.updateQueue(PROCESS_QUEUE, policy);
+    if (owner) {
+      // createQueue keeps an existing queue as it was: apply the configured policy to new jobs.
+      await boss.updateQueue(PROCESS_QUEUE, policy);
+    } else {
+      const current = await boss.getQueue(PROCESS_QUEUE);
+      if (current && (current.retryLimit !== policy.retryLimit || current.retryDelay !== policy.retryDelay)) {
+        logger.warn(
+          {
+            queue: { retryLimit: current.retryLimit, retryDelay: current.retryDelay },
+            configured: { retryLimit: policy.retryLimit, retryDelay: policy.retryDelay },
+          },
+          'this worker’s retry settings differ from the queue’s; the API server’s settings apply',
+        );
+      }
+    }
     return new JobQueue(boss);
   }
 

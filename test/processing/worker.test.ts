@@ -72,7 +72,8 @@ describe('worker lifecycle', () => {
     const env = await testEnv(t.dataDir, {
       DATABASE_URL: t.server.database.embedded!.url,
       PROCESSING_CONCURRENCY: '1',
-      PROCESSING_RETRY_LIMIT: '1',
+      // Not the server's settings: the queue's retry policy stays the server's (it owns it).
+      PROCESSING_RETRY_LIMIT: '5',
       PROCESSING_RETRY_DELAY_SECONDS: '0',
     });
     const child = spawn(process.execPath, ['bin/mediary.mjs', 'worker'], {
@@ -83,6 +84,10 @@ describe('worker lifecycle', () => {
     try {
       const st = await waitFor(t, user.auth, id, ['PROCESSING', 'READY', 'FAILED'], 60_000);
       assert.equal(st.status, 'PROCESSING', 'caught the worker mid-job');
+      const { rows } = await t.server.database.pool.query<{ retry_limit: number }>(
+        `SELECT retry_limit FROM pgboss.queue WHERE name = 'media-process'`,
+      );
+      assert.equal(rows[0]!.retry_limit, 1, 'a worker with other settings does not rewrite the queue policy');
       child.kill('SIGKILL');
       await exited;
       assert.equal((await job(id)).state, 'active', 'the job was left active by the dead worker');
