@@ -279,6 +279,16 @@ export async function deviceOwner(
 }
 
 /** Every stored HLS object of a media (playlists and segments), for deletion. */
+/** Every object derived from a media: its variants and its HLS objects. */
+export async function derivedObjectKeys(db: Queryable, id: string): Promise<string[]> {
+  const { rows } = await db.query<{ key: string }>(
+    `SELECT key FROM media_variants WHERE media_id = $1
+     UNION SELECT storage_key FROM media_hls_objects WHERE media_id = $1`,
+    [id],
+  );
+  return rows.map((r) => r.key);
+}
+
 export async function hlsObjectKeys(db: Queryable, id: string): Promise<string[]> {
   const { rows } = await db.query<{ storage_key: string }>(
     'SELECT storage_key FROM media_hls_objects WHERE media_id = $1',

@@ -482,8 +482,9 @@ export class MediaService {
     if (!(await repo.markDeleted(this.pool, media.id))) throw new AppError('not_found', 'Media not found.');
     try {
       await this.store.delete(media.storage_key);
-      for (const v of media.variants) await this.store.delete(v.key);
-      for (const key of await repo.hlsObjectKeys(this.pool, media.id)) await this.store.delete(key);
+      // Read after the row is DELETED: a job that finished in between has written its variants
+      // by now (no job can add any later), so none is missed.
+      for (const key of await repo.derivedObjectKeys(this.pool, media.id)) await this.store.delete(key);
     } catch (err) {
       // The row already reads as deleted; the orphan sweeper removes the object later.
       this.logger.warn({ err, mediaId }, 'could not remove the deleted object now; left for the sweeper');

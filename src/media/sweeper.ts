@@ -26,7 +26,8 @@ const BATCH = 200;
  *     aborted, a single upload's stray object removed.
  *  2. Store multipart uploads no OPEN/COMPLETING row wants, older than the grace → aborted.
  *  3. Objects whose key no row references (any text column named `key` or `*_key`; a DELETED
- *     media's storage_key does not count), older than the grace → removed.
+ *     media's keys — its original, and rows with its `media_id` — do not count), older than the
+ *     grace → removed.
  */
 export async function sweep(
   pool: Pool,
@@ -99,9 +100,15 @@ export async function sweep(
     if (old.length === 0) continue;
     const keys = old.map((o) => o.key);
     const known = new Set<string>();
-    for (const { table, column } of columns) {
-      // A DELETED media no longer holds its original (its other objects go with their own rows).
-      const live = table === '"media"' && column === '"storage_key"' ? ` AND status <> 'DELETED'` : '';
+    for (const { table, column, mediaId } of columns) {
+      // A DELETED media holds nothing any more: neither its original nor the objects of rows
+      // that belong to it (variants, HLS), should removing them at delete time have failed.
+      const live =
+        table === '"media"'
+          ? ` AND status <> 'DELETED'`
+          : mediaId
+            ? ` AND NOT EXISTS (SELECT 1 FROM media m WHERE m.id = ${table}.media_id AND m.status = 'DELETED')`
+            : '';
       const { rows } = await pool.query<{ k: string }>(
         `SELECT ${column} AS k FROM ${table} WHERE ${column} = ANY($1)${live}`,
         [keys],
@@ -123,15 +130,19 @@ export async function sweep(
  * (media.storage_key, media_variants.key, media_renditions.playlist_key, media_hls_objects.storage_key …).
  * Deliberately broad: a false match only keeps an object, a missed column would delete live ones.
  */
-async function keyColumns(pool: Pool): Promise<{ table: string; column: string }[]> {
-  const { rows } = await pool.query<{ table_name: string; column_name: string }>(
-    `SELECT table_name, column_name FROM information_schema.columns
-      WHERE table_schema = current_schema() AND data_type = 'text'
-        AND (column_name = 'key' OR column_name LIKE '%!_key' ESCAPE '!')
-        AND table_name <> 'multipart_uploads'`,
+async function keyColumns(pool: Pool): Promise<{ table: string; column: string; mediaId: boolean }[]> {
+  const { rows } = await pool.query<{ table_name: string; column_name: string; media_id: boolean }>(
+    `SELECT c.table_name, c.column_name,
+            EXISTS (SELECT 1 FROM information_schema.columns m
+                     WHERE m.table_schema = c.table_schema AND m.table_name = c.table_name
+                       AND m.column_name = 'media_id') AS media_id
+       FROM information_schema.columns c
+      WHERE c.table_schema = current_schema() AND c.data_type = 'text'
+        AND (c.column_name = 'key' OR c.column_name LIKE '%!_key' ESCAPE '!')
+        AND c.table_name <> 'multipart_uploads'`,
   );
   const q = (id: string) => `"${id.replaceAll('"', '""')}"`;
-  return rows.map((r) => ({ table: q(r.table_name), column: q(r.column_name) }));
+  return rows.map((r) => ({ table: q(r.table_name), column: q(r.column_name), mediaId: r.media_id }));
 }
 
 /** Runs `sweep` every `intervalSeconds` (never two at once); returns a stop function. */

@@ -391,6 +391,25 @@ export function multipartProtocolSuite(backend: 'local' | 's3', ctx: () => TestS
         `INSERT INTO media_variants (media_id, name, format, key, width, height, bytes) VALUES ($1, 'poster', 'webp', $2, 1, 1, $3)`,
         [single.body.mediaId, variantKey, orphan.length],
       );
+      // A deleted media whose derived objects survived its DELETE (the store failed then): its
+      // variant row no longer counts as a reference.
+      const gone = await call(t().api('/media'), {
+        method: 'POST',
+        headers: dev.auth,
+        json: { fileName: 'g.mp4', mimeType: 'video/mp4', bytes: small.length },
+      });
+      const goneKey = `variants/${gone.body.mediaId}/poster.webp`;
+      await store().put(goneKey, Readable.from([orphan]), {
+        contentType: 'image/webp',
+        bytes: orphan.length,
+      });
+      await t().server.database.pool.query(
+        `INSERT INTO media_variants (media_id, name, format, key, width, height, bytes) VALUES ($1, 'poster', 'webp', $2, 1, 1, $3)`,
+        [gone.body.mediaId, goneKey, orphan.length],
+      );
+      await t().server.database.pool.query(`UPDATE media SET status = 'DELETED' WHERE id = $1`, [
+        gone.body.mediaId,
+      ]);
       const res = await mediary(['storage', 'sweep'], { ...t().env, ORPHAN_GRACE_SECONDS: '0' });
       assert.equal(res.code, 0, res.stderr);
       const report = JSON.parse(res.stdout.trim().split('\n').at(-1)!);
@@ -405,6 +424,7 @@ export function multipartProtocolSuite(backend: 'local' | 's3', ctx: () => TestS
       assert.equal(await store().stat('orphans/left-behind.bin'), undefined, 'orphan removed');
       assert.ok(await store().stat((await row(single.body.mediaId)).storage_key), 'object with a row kept');
       assert.ok(await store().stat(variantKey), 'an object referenced by media_variants.key kept');
+      assert.equal(await store().stat(goneKey), undefined, 'a deleted media’s variant object removed');
     });
   });
 }
