@@ -17,7 +17,7 @@ import { withRetry, type RetryOptions } from './retry.ts';
 import { hashSource, mimeTypeFor, type ByteSource, type Sha256Factory } from './source.ts';
 import { MemoryStateStore, type StateStore, type UploadState } from './state.ts';
 import type { Transport } from './transport.ts';
-import type { MediaStatus, MediaView, MultipartUpload, PartUrl, SingleUpload } from './types.ts';
+import type { MediaStatus, MediaView, MultipartUpload, PartListing, PartUrl, SingleUpload } from './types.ts';
 
 export interface UploadOptions {
   /** Server base URL and key, or a ready `client`. */
@@ -339,7 +339,19 @@ async function sendMultipart(
   }
 
   // The server's listing is the truth about what is stored; the local state only remembers etags.
-  const listing = await client.listParts(mediaId, { signal });
+  let listing: PartListing;
+  try {
+    listing = await client.listParts(mediaId, { signal });
+  } catch (err) {
+    // The store already joined every part (an earlier completion whose answer was lost): nothing
+    // to send; completing again lets the server verify the object.
+    if (err instanceof MediaryError && err.status === 409 && err.details?.state === 'COMPLETED') {
+      const tracker = new ProgressTracker(size, partCount, ctx.options.onProgress);
+      for (let n = 1; n <= partCount; n++) tracker.resumedPart(n, partLen(n));
+      return { sent: 0, skipped: partCount, parts: undefined, tracker };
+    }
+    throw err;
+  }
   const done = new Map<number, string>();
   for (const p of listing.parts) if (p.size === partLen(p.partNumber)) done.set(p.partNumber, p.etag);
   st.parts = Object.fromEntries([...done].map(([n, e]) => [String(n), e]));

@@ -10,6 +10,8 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { FileStateStore, MediaryClient, uploadFile, type Progress } from '../../src/client/node.ts';
+import { LocalObjectStore } from '../../src/storage/local.ts';
+import { UrlSigner } from '../../src/storage/signing.ts';
 import { sha256 } from '../helpers/files.ts';
 import { asBody, MiB, MULTIPART_ENV, videoBytes } from '../helpers/multipart-suite.ts';
 import { startProxy, type Proxy } from '../helpers/proxy.ts';
@@ -145,6 +147,69 @@ describe('the Node SDK', () => {
     const list = await call(direct(`/devices/${device.id}/media`), { headers: device.auth });
     assert.equal(list.body.items.length, 1, 'exactly one media record');
     assert.match(list.body.items[0].status, /^(UPLOADED|PROCESSING|READY)$/);
+  });
+
+  test('a resumed upload whose parts the store already joined (the server never heard) completes without resending', async () => {
+    const device = await t.device('cam-joined');
+    const data = videoBytes(12 * MiB); // 3 parts
+    const file = await fileOf('joined.mp4', data);
+    // A first run: session and every part stored…
+    const s = await call(direct('/media'), {
+      method: 'POST',
+      headers: device.auth,
+      json: {
+        fileName: 'joined.mp4',
+        mimeType: 'video/mp4',
+        bytes: data.length,
+        sha256: sha256(data),
+        messageId: 'joined-1',
+      },
+    });
+    assert.equal(s.status, 201, s.text);
+    const mediaId = s.body.mediaId as string;
+    const signed = await call(direct(`/media/${mediaId}/parts`), {
+      method: 'POST',
+      headers: device.auth,
+      json: { partNumbers: [1, 2, 3] },
+    });
+    const parts: { partNumber: number; etag: string }[] = [];
+    for (const u of signed.body.parts as {
+      partNumber: number;
+      url: string;
+      headers: Record<string, string>;
+    }[]) {
+      const start = (u.partNumber - 1) * 5 * MiB;
+      const res = await fetch(u.url.replace(proxy.url, `http://127.0.0.1:${t.config.port}`), {
+        method: 'PUT',
+        headers: u.headers,
+        body: asBody(data.subarray(start, Math.min(data.length, start + 5 * MiB))),
+      });
+      assert.equal(res.status, 200, await res.text());
+      parts.push({ partNumber: u.partNumber, etag: res.headers.get('etag')! });
+    }
+    // …then the store joined them but the server never recorded it (its answer was lost).
+    const { rows } = await t.server.database.pool.query<{ storage_key: string; upload_id: string }>(
+      'SELECT storage_key, upload_id FROM multipart_uploads WHERE media_id = $1',
+      [mediaId],
+    );
+    const store = new LocalObjectStore(t.config.storage.dir, new UrlSigner('x'.repeat(32)), t.base);
+    await store.completeMultipart(rows[0]!.storage_key, rows[0]!.upload_id, parts);
+
+    const from = proxy.seen.length;
+    const result = await uploadFile(file, {
+      server: proxy.url,
+      key: device.key,
+      messageId: 'joined-1',
+      stateStore: null,
+      retry: FAST_RETRY,
+    });
+    assert.equal(result.mediaId, mediaId, 'the same session');
+    assert.match(result.status, /^(UPLOADED|PROCESSING|READY)$/);
+    assert.equal(result.partsSent, 0);
+    assert.equal(partPuts(from).length, 0, 'no part sent again');
+    const m = await call(direct(`/media/${mediaId}`), { headers: device.auth });
+    assert.equal(m.body.sha256, sha256(data));
+    assert.equal(m.body.bytes, data.length);
   });
 
   test('`mediary upload` killed mid-upload and run again sends only the missing parts', async () => {
