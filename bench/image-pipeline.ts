@@ -20,7 +20,9 @@
  * (a) and (b) run C images at a time over the same N images (each image's four encodes in
  * parallel, as the pipeline does), from the same in-memory JPEG. The order of the three rotates per
  * repetition; ratios are reported per repetition (same moment, same machine load) and as medians.
- * Also: step timings inside the pipeline's jobs, CPU time per image, and job pickup latency.
+ * Also: step timings inside the pipeline's jobs, CPU time per image (this process, by thread group:
+ * the JavaScript thread, libvips' threads, the rest; and the Postgres processes), and job pickup
+ * latency.
  */
 import { createHash } from 'node:crypto';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
@@ -92,6 +94,8 @@ async function runBatch(n: number, parallel: number, fn: () => Promise<unknown>)
 interface Measured {
   seconds: number;
   cpuMs: number;
+  /** This process's CPU by thread group (Linux /proc/self/task), ms. */
+  threads: ThreadCpu;
   /** CPU time of every `postgres` process meanwhile (Linux /proc; the embedded database). */
   pgCpuMs: number;
 }
@@ -112,12 +116,51 @@ function postgresCpuMs(): number {
   return ticks * 10;
 }
 
+interface ThreadCpu {
+  /** The JavaScript thread: HTTP, pg, hashing, queue, thumbhash, GC's main-thread part. */
+  main: number;
+  /** libvips' own threads: decode, resize, encode. */
+  libvips: number;
+  /** Everything else: libuv's pool (file I/O, sharp's calls into libvips), V8 helpers. */
+  other: number;
+}
+
+/** CPU time (ms) of this process's threads so far, by group. */
+function threadCpuMs(): ThreadCpu {
+  const out: ThreadCpu = { main: 0, libvips: 0, other: 0 };
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const ms = (Number(fields[11]) + Number(fields[12])) * 10;
+      if (Number(tid) === process.pid) out.main += ms;
+      else if (name.startsWith('libvips')) out.libvips += ms;
+      else out.other += ms;
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+}
+
 async function cpuTimed(fn: () => Promise<number>): Promise<Measured> {
   const before = process.cpuUsage();
+  const threadsBefore = threadCpuMs();
   const pgBefore = postgresCpuMs();
   const seconds = await fn();
   const d = process.cpuUsage(before);
-  return { seconds, cpuMs: (d.user + d.system) / 1000, pgCpuMs: postgresCpuMs() - pgBefore };
+  const t = threadCpuMs();
+  return {
+    seconds,
+    cpuMs: (d.user + d.system) / 1000,
+    threads: {
+      main: t.main - threadsBefore.main,
+      libvips: t.libvips - threadsBefore.libvips,
+      other: t.other - threadsBefore.other,
+    },
+    pgCpuMs: postgresCpuMs() - pgBefore,
+  };
 }
 
 async function main() {
@@ -287,6 +330,11 @@ async function main() {
     const perRepA = rFull.map((x, i) => x / rA[i]!);
     const perRepB = rFull.map((x, i) => x / rB[i]!);
     const cpuPerImage = (ms: Measured[]) => median(ms.map((m) => m.cpuMs / BATCH));
+    const threadsPerImage = (ms: Measured[]): ThreadCpu => ({
+      main: median(ms.map((m) => m.threads.main / BATCH)),
+      libvips: median(ms.map((m) => m.threads.libvips / BATCH)),
+      other: median(ms.map((m) => m.threads.other / BATCH)),
+    });
     const stepTable = [...steps.entries()].map(([step, xs]) => ({
       step,
       count: xs.length,
@@ -314,6 +362,12 @@ async function main() {
         rawDecodeOnce: cpuPerImage(a),
         fourSeparatePipelines: cpuPerImage(b),
         postgresDuringFullPipeline: median(full.map((m) => m.pgCpuMs / BATCH)),
+        byThread: {
+          note: 'main = the JavaScript thread; libvips = its worker threads; other = libuv pool + V8 helpers',
+          fullPipeline: threadsPerImage(full),
+          rawDecodeOnce: threadsPerImage(a),
+          fourSeparatePipelines: threadsPerImage(b),
+        },
       },
       ratios: {
         fullVsDecodeOnce: median(rFull) / median(rA),
@@ -351,6 +405,12 @@ async function main() {
       'CPU ms/image (this process): whole / a / b',
       '',
       `${cpuPerImage(full).toFixed(0)} / ${cpuPerImage(a).toFixed(0)} / ${cpuPerImage(b).toFixed(0)}`,
+    );
+    const th = (x: ThreadCpu) => `${x.main.toFixed(0)}/${x.libvips.toFixed(0)}/${x.other.toFixed(0)}`;
+    row(
+      'CPU ms/image by thread, main/libvips/other',
+      '',
+      `whole ${th(threadsPerImage(full))}; a ${th(threadsPerImage(a))}; b ${th(threadsPerImage(b))}`,
     );
     row(
       'CPU ms/image, Postgres processes (whole)',
