@@ -3,32 +3,28 @@ import type { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
-  CreateBucketCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
-  HeadBucketCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListPartsCommand,
   paginateListObjectsV2,
-  PutBucketCorsCommand,
   PutObjectCommand,
   S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { AppError } from '../errors.ts';
 import { StoreUnavailableError } from './errors.ts';
 import { checksumMismatch, incomplete, tooLarge } from './verify-errors.ts';
 import { partBytes, planParts } from './parts.ts';
+import { completionError, isNotFound, readBody, setupBucket, uploadClosed } from './s3-support.ts';
 import {
   assertSafeKey,
   type ByteRange,
   type ListedObject,
   type ObjectStat,
   type ObjectStore,
-  ObjectTooLargeError,
   type PartRef,
   type PendingMultipart,
   type PresignedPut,
@@ -58,20 +54,6 @@ export interface S3StoreOptions {
   /** Attempts per call (default 3; the SDK's standard retry with backoff and a retry quota). */
   maxAttempts?: number | undefined;
 }
-
-/** Error names S3-compatible services use for "there is no such thing". */
-const NOT_FOUND = new Set(['NoSuchKey', 'NotFound', 'NoSuchUpload', 'NoSuchBucket']);
-
-function awsError(err: unknown): { name: string; status: number | undefined } {
-  const e = err as { name?: unknown; Code?: unknown; $metadata?: { httpStatusCode?: number } };
-  const name = typeof e.Code === 'string' ? e.Code : typeof e.name === 'string' ? e.name : '';
-  return { name, status: e.$metadata?.httpStatusCode };
-}
-
-const isNotFound = (err: unknown) => {
-  const { name, status } = awsError(err);
-  return NOT_FOUND.has(name) || status === 404;
-};
 
 /** Hex SHA-256 → the base64 form S3 headers use. */
 const hexToBase64 = (hex: string) => Buffer.from(hex, 'hex').toString('base64');
@@ -261,23 +243,7 @@ export class S3ObjectStore implements ObjectStore {
     // (a processing job's time limit).
     const found = await this.getObject(key);
     if (!found) return undefined;
-    const { body, size } = found;
-    if (size !== undefined && size > maxBytes) {
-      body.destroy();
-      throw new ObjectTooLargeError(size, maxBytes);
-    }
-    // One buffer of the announced size, filled as the chunks arrive (no chunk list, no concat).
-    const bytes = Buffer.allocUnsafe(size ?? maxBytes);
-    let filled = 0;
-    for await (const chunk of body as AsyncIterable<Buffer>) {
-      if (filled + chunk.length > bytes.length) {
-        body.destroy();
-        throw new ObjectTooLargeError(filled + chunk.length, bytes.length);
-      }
-      chunk.copy(bytes, filled);
-      filled += chunk.length;
-    }
-    return bytes.subarray(0, filled);
+    return readBody(found.body, found.size, maxBytes);
   }
 
   async stat(key: string): Promise<ObjectStat | undefined> {
@@ -412,7 +378,7 @@ export class S3ObjectStore implements ObjectStore {
       );
       return { partNumber, etag: res.ETag ?? '', size: bytes };
     } catch (err) {
-      if (isNotFound(err)) throw new AppError('invalid_state', 'The multipart upload is no longer open.');
+      if (isNotFound(err)) throw uploadClosed();
       throw err;
     }
   }
@@ -467,15 +433,7 @@ export class S3ObjectStore implements ObjectStore {
         ),
       );
     } catch (err) {
-      const { name } = awsError(err);
-      if (name === 'InvalidPart')
-        throw new AppError('etag_mismatch', 'The store rejected a part: ETag mismatch.');
-      if (name === 'InvalidPartOrder')
-        throw new AppError('invalid_part_number', 'Parts must be in ascending order.');
-      if (name === 'EntityTooSmall')
-        throw new AppError('part_size_mismatch', 'A part other than the last is < 5 MiB.');
-      if (isNotFound(err)) throw new AppError('invalid_state', 'The multipart upload is no longer open.');
-      throw err;
+      throw completionError(err);
     }
     // Ceph answers CompleteMultipartUpload with an empty ETag: ask for the object itself.
     const stat = await this.stat(key);
@@ -536,47 +494,8 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   /** Creates the bucket (private) if missing and applies CORS for the web origins. */
-  async setup(opts: { corsOrigins: readonly string[] }): Promise<string[]> {
-    const done: string[] = [];
-    try {
-      await this.timed((abortSignal) =>
-        this.client.send(new HeadBucketCommand({ Bucket: this.bucket }), { abortSignal }),
-      );
-      done.push(`bucket ${this.bucket} exists`);
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-      await this.timed((abortSignal) =>
-        this.client.send(new CreateBucketCommand({ Bucket: this.bucket }), { abortSignal }),
-      );
-      done.push(`bucket ${this.bucket} created (private)`);
-    }
-    // New buckets are private and we never set a public ACL or policy. No PublicAccessBlock on
-    // purpose: Ceph 16 then refuses every presigned request (AccessDenied at "verifying op
-    // permissions"), which would break direct uploads.
-    if (opts.corsOrigins.length > 0) {
-      await this.timed((abortSignal) =>
-        this.client.send(
-          new PutBucketCorsCommand({
-            Bucket: this.bucket,
-            CORSConfiguration: {
-              CORSRules: [
-                {
-                  AllowedOrigins: [...opts.corsOrigins],
-                  AllowedMethods: ['GET', 'HEAD', 'PUT'],
-                  AllowedHeaders: ['*'],
-                  // Browsers must read each part's ETag to complete a multipart upload.
-                  ExposeHeaders: ['ETag'],
-                  MaxAgeSeconds: 3600,
-                },
-              ],
-            },
-          }),
-          { abortSignal },
-        ),
-      );
-      done.push(`CORS applied for ${opts.corsOrigins.join(', ')}`);
-    }
-    return done;
+  setup(opts: { corsOrigins: readonly string[] }): Promise<string[]> {
+    return setupBucket(this.client, this.bucket, opts.corsOrigins, (call) => this.timed(call));
   }
 
   destroy(): void {

@@ -1,0 +1,109 @@
+/** S3 pieces the store uses: error recognition and mapping, reading a body, the bucket setup. */
+import type { Readable } from 'node:stream';
+import {
+  CreateBucketCommand,
+  HeadBucketCommand,
+  PutBucketCorsCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { AppError } from '../errors.ts';
+import { ObjectTooLargeError } from './types.ts';
+
+/** Error names S3-compatible services use for "there is no such thing". */
+const NOT_FOUND = new Set(['NoSuchKey', 'NotFound', 'NoSuchUpload', 'NoSuchBucket']);
+
+export function awsError(err: unknown): { name: string; status: number | undefined } {
+  const e = err as { name?: unknown; Code?: unknown; $metadata?: { httpStatusCode?: number } };
+  const name = typeof e.Code === 'string' ? e.Code : typeof e.name === 'string' ? e.name : '';
+  return { name, status: e.$metadata?.httpStatusCode };
+}
+
+export const isNotFound = (err: unknown) => {
+  const { name, status } = awsError(err);
+  return NOT_FOUND.has(name) || status === 404;
+};
+
+export const uploadClosed = () => new AppError('invalid_state', 'The multipart upload is no longer open.');
+
+/** CompleteMultipartUpload's refusals, as the client's errors (anything else unchanged). */
+export function completionError(err: unknown): unknown {
+  const { name } = awsError(err);
+  if (name === 'InvalidPart')
+    return new AppError('etag_mismatch', 'The store rejected a part: ETag mismatch.');
+  if (name === 'InvalidPartOrder')
+    return new AppError('invalid_part_number', 'Parts must be in ascending order.');
+  if (name === 'EntityTooSmall')
+    return new AppError('part_size_mismatch', 'A part other than the last is < 5 MiB.');
+  if (isNotFound(err)) return uploadClosed();
+  return err;
+}
+
+/**
+ * A GetObject body in one buffer of the announced size (no chunk list, no concat);
+ * {@link ObjectTooLargeError} past `maxBytes`.
+ */
+export async function readBody(body: Readable, size: number | undefined, maxBytes: number): Promise<Buffer> {
+  if (size !== undefined && size > maxBytes) {
+    body.destroy();
+    throw new ObjectTooLargeError(size, maxBytes);
+  }
+  const bytes = Buffer.allocUnsafe(size ?? maxBytes);
+  let filled = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    if (filled + chunk.length > bytes.length) {
+      body.destroy();
+      throw new ObjectTooLargeError(filled + chunk.length, bytes.length);
+    }
+    chunk.copy(bytes, filled);
+    filled += chunk.length;
+  }
+  return bytes.subarray(0, filled);
+}
+
+/**
+ * Creates the bucket (private) if missing and applies CORS for the web origins; returns what it
+ * did, line by line. `timed` bounds each call like the store's other operations.
+ */
+export async function setupBucket(
+  client: S3Client,
+  bucket: string,
+  corsOrigins: readonly string[],
+  timed: <T>(call: (abortSignal: AbortSignal) => Promise<T>) => Promise<T>,
+): Promise<string[]> {
+  const done: string[] = [];
+  try {
+    await timed((abortSignal) => client.send(new HeadBucketCommand({ Bucket: bucket }), { abortSignal }));
+    done.push(`bucket ${bucket} exists`);
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+    await timed((abortSignal) => client.send(new CreateBucketCommand({ Bucket: bucket }), { abortSignal }));
+    done.push(`bucket ${bucket} created (private)`);
+  }
+  // New buckets are private and we never set a public ACL or policy. No PublicAccessBlock on
+  // purpose: Ceph 16 then refuses every presigned request (AccessDenied at "verifying op
+  // permissions"), which would break direct uploads.
+  if (corsOrigins.length > 0) {
+    await timed((abortSignal) =>
+      client.send(
+        new PutBucketCorsCommand({
+          Bucket: bucket,
+          CORSConfiguration: {
+            CORSRules: [
+              {
+                AllowedOrigins: [...corsOrigins],
+                AllowedMethods: ['GET', 'HEAD', 'PUT'],
+                AllowedHeaders: ['*'],
+                // Browsers must read each part's ETag to complete a multipart upload.
+                ExposeHeaders: ['ETag'],
+                MaxAgeSeconds: 3600,
+              },
+            ],
+          },
+        }),
+        { abortSignal },
+      ),
+    );
+    done.push(`CORS applied for ${corsOrigins.join(', ')}`);
+  }
+  return done;
+}
