@@ -1,8 +1,9 @@
 /**
  * The browser SDK (`mediary/client`, bundled by esbuild) in a real browser: Debian's Chromium
  * driven by playwright-core. The test page and the API share one origin (a loopback proxy serves
- * the page and forwards everything else to the server), so no CORS is involved. The server signs
- * URLs for that origin, so every part passes through the proxy, which counts and can slow them.
+ * the page and forwards everything else to the server), so no CORS is involved (the cross-origin
+ * case is browser-cors.test.ts). The server signs URLs for that origin, so every part passes
+ * through the proxy, which counts and can slow them.
  * Everything is checked from the Node side too: the API, the database, the stored bytes.
  */
 import assert from 'node:assert/strict';
