@@ -6,6 +6,11 @@ export interface Config {
   port: number;
   /** Base URL clients use to reach this API; signed local-store URLs are built on it. */
   publicUrl: string;
+  /**
+   * Web origins (`scheme://host[:port]`, as browsers send them) allowed to call the API from
+   * another origin; `['*']` = any origin; empty = no CORS headers at all.
+   */
+  corsOrigins: readonly string[];
   dataDir: string;
   logLevel: string;
   database: { kind: 'external'; url: string } | { kind: 'embedded'; dir: string; port: number };
@@ -153,6 +158,39 @@ function url(env: Env, name: string): string | undefined {
   }
 }
 
+/**
+ * CORS_ORIGINS: exact origins, compared byte for byte with the browser's `Origin` header, so each
+ * must already be in that form (lower case, no default port, no path or trailing slash); or `*`
+ * alone for any origin.
+ */
+function origins(env: Env, name: string): string[] {
+  const raw = str(env, name);
+  if (raw === undefined) return [];
+  const list = [...new Set(raw.split(',').map((o) => o.trim()))].filter((o) => o.length > 0);
+  if (list.includes('*')) {
+    if (list.length > 1) throw new ConfigError(name, `"*" (any origin) must be the only entry, got "${raw}"`);
+    return list;
+  }
+  for (const o of list) {
+    let origin: string | undefined;
+    try {
+      const u = new URL(o);
+      if (u.protocol === 'http:' || u.protocol === 'https:') origin = u.origin;
+    } catch {
+      origin = undefined;
+    }
+    if (origin === undefined)
+      throw new ConfigError(name, `must list origins like https://app.example.com, got "${o}"`);
+    if (origin !== o) {
+      throw new ConfigError(
+        name,
+        `"${o}" is not an origin as browsers send it (scheme://host[:port], no path); use "${origin}"`,
+      );
+    }
+  }
+  return list;
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const MiB = 1024 * 1024;
 
@@ -204,6 +242,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     host,
     port,
     publicUrl,
+    corsOrigins: origins(env, 'CORS_ORIGINS'),
     dataDir,
     logLevel,
     database,

@@ -25,7 +25,8 @@ export type Transport = (req: PutRequest) => Promise<PutResponse>;
 /**
  * Browser transport: XMLHttpRequest when present (it reports upload progress; fetch cannot),
  * else fetch (progress jumps when the request ends). Needs a source that can give Blobs.
- * A store in another origin must expose the `ETag` header through CORS.
+ * A store or API on another origin must expose the `ETag` header through CORS (the bucket's
+ * S3_CORS_ORIGINS, the API's CORS_ORIGINS).
  */
 export const browserTransport: Transport = (req) => {
   if (!req.source.blob) throw new TypeError('browserTransport needs a Blob-backed source');

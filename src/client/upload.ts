@@ -426,7 +426,7 @@ async function sendMultipart(
           throw new MediaryError(
             0,
             'etag_missing',
-            `part ${n} was stored but its ETag is not readable (a store in another origin must expose ETag via CORS)`,
+            `part ${n} was stored but its ETag is not readable (from another origin it must be exposed via CORS: S3_CORS_ORIGINS for a bucket, CORS_ORIGINS for the API)`,
           );
         }
         return tag;

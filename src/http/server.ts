@@ -13,6 +13,7 @@ import type { ProcessingService } from '../processing/service.ts';
 import type { UrlSigner } from '../storage/signing.ts';
 import type { ObjectStore } from '../storage/types.ts';
 import { registerAuth } from './auth.ts';
+import { registerCors } from './cors.ts';
 import { registerErrorHandling } from './errors.ts';
 import { refundableRateLimit } from './rate-limit-store.ts';
 import { healthRoutes } from './routes/health.ts';
@@ -49,6 +50,8 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   registerErrorHandling(app);
+  // First of the hooks: preflights are answered before auth or rate limits, errors carry the headers.
+  await registerCors(app, deps.config.corsOrigins);
   // The JSON API takes JSON only; the upload route registers its own raw parser.
   app.removeContentTypeParser('text/plain');
   app.addHook('onSend', async (_request, reply) => {

@@ -1,93 +1,41 @@
 /**
  * The browser SDK (`mediary/client`, bundled by esbuild) in a real browser: Debian's Chromium
  * driven by playwright-core. The test page and the API share one origin (a loopback proxy serves
- * the page and forwards everything else to the server), so no CORS is involved. The server signs
- * URLs for that origin, so every part passes through the proxy, which counts and can slow them.
+ * the page and forwards everything else to the server), so no CORS is involved (the cross-origin
+ * case is browser-cors.test.ts). The server signs URLs for that origin, so every part passes
+ * through the proxy, which counts and can slow them.
  * Everything is checked from the Node side too: the API, the database, the stored bytes.
  */
 import assert from 'node:assert/strict';
-import { rm } from 'node:fs/promises';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import type { Progress } from '../../src/client/index.ts';
+import { bundleTestPage, launchChromium, pageHandler } from '../helpers/browser.ts';
 import { sha256 } from '../helpers/files.ts';
 import { MiB, MULTIPART_ENV } from '../helpers/multipart-suite.ts';
 import { startProxy, type Proxy } from '../helpers/proxy.ts';
-import { call, startTestServer, tempDir, type TestServer } from '../helpers/server.ts';
+import { call, startTestServer, type TestServer } from '../helpers/server.ts';
 import { fileBytes, type RunOptions, type RunOutcome } from './browser/page.ts';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 let t: TestServer;
 let proxy: Proxy;
-let profile: string;
-let browser: BrowserContext;
+let browser: Awaited<ReturnType<typeof launchChromium>>;
 let page: Page;
 
 before(async () => {
-  const bundle = await build({
-    entryPoints: [path.join(ROOT, 'test/client/browser/page.ts')],
-    bundle: true,
-    platform: 'browser',
-    format: 'iife',
-    target: 'chrome120',
-    write: false,
-    logLevel: 'silent',
-    absWorkingDir: ROOT,
-  });
-  const js = bundle.outputFiles[0]!.text;
-  const html =
-    '<!doctype html><meta charset="utf-8"><title>Mediary SDK</title><script src="/sdk.js"></script>';
-  proxy = await startProxy(0, {
-    local: (req, res) => {
-      const p = (req.url ?? '/').split('?')[0];
-      if (p === '/' || p === '/sdk.js') {
-        res.writeHead(200, {
-          'content-type': p === '/' ? 'text/html; charset=utf-8' : 'text/javascript',
-          'cache-control': 'no-store',
-        });
-        res.end(p === '/' ? html : js);
-        return true;
-      }
-      if (p === '/favicon.ico') {
-        res.writeHead(204).end();
-        return true;
-      }
-      return false;
-    },
-  });
+  proxy = await startProxy(0, { local: pageHandler(await bundleTestPage()) });
   // Multipart above 5 MiB with 5 MiB parts; no worker (the states asserted are upload states).
   t = await startTestServer({ ...MULTIPART_ENV, PUBLIC_URL: proxy.url });
   proxy.setTarget(`http://127.0.0.1:${t.config.port}`);
-  profile = await tempDir('mediary-chromium-');
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: CHROMIUM_ARGS,
-  });
-  page = browser.pages()[0] ?? (await browser.newPage());
+  browser = await launchChromium();
+  page = browser.page;
   await page.goto(`${proxy.url}/`);
 });
 after(async () => {
   await browser?.close();
   await proxy?.close();
   await t?.close();
-  if (profile) await rm(profile, { recursive: true, force: true });
 });
 
 const run = (o: RunOptions): Promise<RunOutcome> =>

@@ -2,7 +2,13 @@
  * The browser test page's script (bundled by esbuild from the SDK's browser entry): makes a File,
  * uploads it with `mediary/client`, and reports what happened to the Node side via Playwright.
  */
-import { uploadFile, type Progress, type UploadState } from '../../../src/client/index.ts';
+import {
+  MediaryClient,
+  MediaryError,
+  uploadFile,
+  type Progress,
+  type UploadState,
+} from '../../../src/client/index.ts';
 
 /** Deterministic bytes that sniff as MP4: an `ftyp` box, then xorshift32 noise from `seed`. */
 export function fileBytes(size: number, seed: number): Uint8Array<ArrayBuffer> {
@@ -33,11 +39,13 @@ export interface RunOptions {
   concurrency?: number;
   /** Abort (the caller's AbortSignal) once this many parts are done. */
   abortAfterParts?: number;
+  /** Retries after a failed attempt (the SDK's default: 6). */
+  retries?: number;
 }
 
 export interface RunOutcome {
   ok: boolean;
-  error?: { name: string; message: string };
+  error?: { name: string; message: string; status?: number; code?: string };
   result?: {
     mediaId: string;
     status: string;
@@ -69,7 +77,7 @@ async function run(o: RunOptions): Promise<RunOutcome> {
       key: o.key,
       concurrency: o.concurrency,
       signal: ac.signal,
-      retry: { baseDelayMs: 50, maxDelayMs: 500 },
+      retry: { baseDelayMs: 50, maxDelayMs: 500, retries: o.retries },
       onProgress: (p) => {
         events.push(p);
         if (o.abortAfterParts !== undefined && p.partsDone >= o.abortAfterParts) ac.abort();
@@ -83,8 +91,51 @@ async function run(o: RunOptions): Promise<RunOutcome> {
       webSha256: web,
     };
   } catch (err) {
-    const e = err instanceof Error ? err : new Error(String(err));
-    return { ok: false, error: { name: e.name, message: e.message }, events, webSha256: web };
+    return { ok: false, error: describeError(err), events, webSha256: web };
+  }
+}
+
+function describeError(err: unknown): NonNullable<RunOutcome['error']> {
+  const e = err instanceof Error ? err : new Error(String(err));
+  const http = e instanceof MediaryError ? { status: e.status, code: e.code } : {};
+  return { name: e.name, message: e.message, ...http };
+}
+
+export interface ReadBackOptions {
+  server: string;
+  key: string;
+  mediaId: string;
+  /** A `Range` header value; the answer's `Content-Range` is reported. */
+  range?: string;
+}
+
+export interface ReadBackOutcome {
+  ok: boolean;
+  error?: NonNullable<RunOutcome['error']>;
+  status?: number;
+  /** SHA-256 of the body (WebCrypto). */
+  sha256?: string;
+  bytes?: number;
+  /** Response headers as this page can read them (null: not exposed to the page). */
+  headers?: Record<string, string | null>;
+}
+
+/** Downloads a media's bytes through the API (`MediaryClient.download`, proxied). */
+async function readBack(o: ReadBackOptions): Promise<ReadBackOutcome> {
+  const client = new MediaryClient({ server: o.server, key: o.key, retry: { retries: 0 } });
+  try {
+    const res = await client.download(o.mediaId, { range: o.range });
+    const body = new Uint8Array(await res.arrayBuffer());
+    const names = ['etag', 'content-disposition', 'accept-ranges', 'content-range', 'content-type'];
+    return {
+      ok: true,
+      status: res.status,
+      sha256: await webSha256(body),
+      bytes: body.length,
+      headers: Object.fromEntries(names.map((n) => [n, res.headers.get(n)])),
+    };
+  } catch (err) {
+    return { ok: false, error: describeError(err) };
   }
 }
 
@@ -116,6 +167,7 @@ let current: Promise<RunOutcome> | undefined;
 Object.assign(globalThis, {
   mediaryTest: {
     run,
+    readBack,
     states,
     /** Starts an upload without waiting (to reload the page under it). */
     start: (o: RunOptions) => {
