@@ -34,38 +34,40 @@ async function service(): Promise<{ rps: number; p99: number; non2xx: number }> 
   return { rps: r.requests.average, p99: r.latency.p99, non2xx: r.non2xx + r.errors };
 }
 
-/** The same row the service inserts for a session, one INSERT per statement, as fast as possible. */
-async function raw(): Promise<number> {
+/**
+ * The same row the service inserts for a session, one INSERT per statement, as fast as possible;
+ * `prepared`: as a named statement (parsed and planned once per connection, as the service does).
+ */
+async function raw(prepared = false): Promise<number> {
   const deadline = Date.now() + SECONDS * 1000;
   let n = 0;
   await Promise.all(
     Array.from({ length: CONNECTIONS }, async () => {
       while (Date.now() < deadline) {
         const id = randomUUID();
-        await db.query(
-          `INSERT INTO media (id, owner_user_id, device_id, camera_id, message_id, idempotency_key, captured_at, reason,
+        const text = `INSERT INTO media (id, owner_user_id, device_id, camera_id, message_id, idempotency_key, captured_at, reason,
              media_type, mime_type, file_name, bytes, sha256, storage_backend, storage_key, storage_uri, upload_expires_at)
-           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17) ON CONFLICT DO NOTHING`,
-          [
-            id,
-            null,
-            dev!.id,
-            'default',
-            null,
-            null,
-            new Date(),
-            null,
-            'image',
-            'image/jpeg',
-            'p.jpg',
-            123456,
-            null,
-            'local',
-            `raw/${id}.jpg`,
-            `/raw/${id}.jpg`,
-            new Date(Date.now() + 86_400_000),
-          ],
-        );
+           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17) ON CONFLICT DO NOTHING`;
+        const values = [
+          id,
+          null,
+          dev!.id,
+          'default',
+          null,
+          null,
+          new Date(),
+          null,
+          'image',
+          'image/jpeg',
+          'p.jpg',
+          123456,
+          null,
+          'local',
+          `raw/${id}.jpg`,
+          `/raw/${id}.jpg`,
+          new Date(Date.now() + 86_400_000),
+        ];
+        await db.query(prepared ? { name: 'raw-insert', text, values } : { text, values });
         n++;
       }
     }),
@@ -75,18 +77,21 @@ async function raw(): Promise<number> {
 
 const svcRps: number[] = [];
 const rawRps: number[] = [];
+const preparedRps: number[] = [];
 const p99: number[] = [];
 let errors = 0;
 try {
   for (let round = 0; round < ROUNDS; round++) {
     const r = await raw();
     rawRps.push(r);
+    const rp = await raw(true);
+    preparedRps.push(rp);
     const s = await service();
     svcRps.push(s.rps);
     p99.push(s.p99);
     errors += s.non2xx;
     log(
-      `sessions round ${round + 1}/${ROUNDS}: service ${fmt(s.rps)}/s (p99 ${s.p99} ms), raw INSERT ${fmt(r)}/s`,
+      `sessions round ${round + 1}/${ROUNDS}: service ${fmt(s.rps)}/s (p99 ${s.p99} ms), raw INSERT ${fmt(r)}/s, prepared ${fmt(rp)}/s`,
     );
   }
 } finally {
@@ -97,6 +102,7 @@ try {
 
 const s = stat(svcRps);
 const r = stat(rawRps);
+const rp = stat(preparedRps);
 await report({
   name: 'sessions',
   rows: [
@@ -111,6 +117,18 @@ await report({
       ratioMeaning: 'service / raw',
       goal: '≥ 0.5×',
       met: s.median / r.median >= 0.5 && errors === 0,
+    },
+    {
+      bench: 'POST /media sessions/s',
+      figure: `autocannon ${CONNECTIONS} conns, ${SECONDS} s`,
+      unit: 'req/s',
+      value: s,
+      baselineName: 'raw INSERT as a prepared statement',
+      baseline: rp,
+      ratio: s.median / rp.median,
+      ratioMeaning: 'service / prepared raw',
+      goal: '— (stricter baseline)',
+      met: null,
     },
   ],
   notes: [

@@ -14,6 +14,12 @@ export interface Config {
   dataDir: string;
   logLevel: string;
   database: { kind: 'external'; url: string } | { kind: 'embedded'; dir: string; port: number };
+  /**
+   * Hot statements (creating an upload session) run as named prepared statements: Postgres parses
+   * and plans them once per connection. Off for poolers that cannot keep them (PgBouncer before
+   * 1.21 in transaction mode).
+   */
+  databasePreparedStatements: boolean;
   /** `dir` is the local store's root (also the source of `storage migrate --from local`). */
   storage: { backend: 'local' | 's3'; dir: string };
   /** Set when S3_BUCKET is (required for STORAGE_BACKEND=s3). */
@@ -246,6 +252,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     dataDir,
     logLevel,
     database,
+    databasePreparedStatements: bool(env, 'DATABASE_PREPARED_STATEMENTS', true),
     storage,
     s3,
     multipart: {

@@ -107,41 +107,96 @@ export interface NewMedia {
   storageKey: string;
   storageUri: string;
   uploadExpiresAt: Date;
+  /** The uploading device's owner as the caller resolved it (null without a device). */
+  deviceOwnerUserId: string | null;
 }
+
+/**
+ * The media table's columns, spelled out for the prepared INSERT: a prepared `RETURNING media.*`
+ * fails ("cached plan must not change result type") as soon as a migration adds a column while
+ * servers run (a rolling deploy); an explicit list keeps its result type. A test checks the list
+ * against the table, so a new column is not forgotten.
+ */
+export const MEDIA_COLUMNS = [
+  'id',
+  'owner_user_id',
+  'device_id',
+  'camera_id',
+  'message_id',
+  'idempotency_key',
+  'captured_at',
+  'reason',
+  'media_type',
+  'mime_type',
+  'detected_mime_type',
+  'file_name',
+  'bytes',
+  'sha256',
+  'content_sha256',
+  'content_etag',
+  'storage_backend',
+  'storage_key',
+  'storage_uri',
+  'status',
+  'width',
+  'height',
+  'duration_ms',
+  'metadata',
+  'error',
+  'upload_expires_at',
+  'uploaded_at',
+  'deleted_at',
+  'created_at',
+  'updated_at',
+  'processing_attempts',
+  'processing_progress',
+  'processing_last_error',
+  'processed_at',
+  'gps',
+  'placeholder',
+  'hls_master_key',
+] as const;
+
+const INSERT_MEDIA = `INSERT INTO media (id, owner_user_id, device_id, camera_id, message_id, idempotency_key, captured_at, reason,
+     media_type, mime_type, file_name, bytes, sha256, storage_backend, storage_key, storage_uri, upload_expires_at)
+   VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)
+   ON CONFLICT DO NOTHING
+   RETURNING ${MEDIA_COLUMNS.map((c) => `media.${c}`).join(', ')}, $18::text AS device_owner_user_id,
+     media.captured_at::text AS captured_at_text, '[]'::json AS variants, '[]'::json AS renditions`;
 
 /**
  * Inserts and returns the new row exactly as `findMedia` would read it (one round trip, no re-read:
  * a new row has no variants or renditions yet), or undefined when a unique constraint (an
- * idempotency key, the storage key) already holds a row.
+ * idempotency key, the storage key) already holds a row. `prepared`: as a named statement, planned
+ * once per connection (session creation is the hottest write).
  */
-export async function insertMedia(db: Queryable, m: NewMedia): Promise<MediaRow | undefined> {
+export async function insertMedia(
+  db: Queryable,
+  m: NewMedia,
+  { prepared = false }: { prepared?: boolean } = {},
+): Promise<MediaRow | undefined> {
+  const values = [
+    m.id,
+    m.ownerUserId,
+    m.deviceId,
+    m.cameraId,
+    m.messageId,
+    m.idempotencyKey,
+    m.capturedAt,
+    m.reason,
+    m.mediaType,
+    m.mimeType,
+    m.fileName,
+    m.bytes,
+    m.sha256,
+    m.storageBackend,
+    m.storageKey,
+    m.storageUri,
+    m.uploadExpiresAt,
+    m.deviceId === null ? null : m.deviceOwnerUserId,
+  ];
   const { rows } = await db.query<MediaRow>(
-    `INSERT INTO media (id, owner_user_id, device_id, camera_id, message_id, idempotency_key, captured_at, reason,
-       media_type, mime_type, file_name, bytes, sha256, storage_backend, storage_key, storage_uri, upload_expires_at)
-     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)
-     ON CONFLICT DO NOTHING
-     RETURNING media.*,
-       (SELECT d.owner_user_id FROM devices d WHERE d.id = media.device_id) AS device_owner_user_id,
-       media.captured_at::text AS captured_at_text, '[]'::json AS variants, '[]'::json AS renditions`,
-    [
-      m.id,
-      m.ownerUserId,
-      m.deviceId,
-      m.cameraId,
-      m.messageId,
-      m.idempotencyKey,
-      m.capturedAt,
-      m.reason,
-      m.mediaType,
-      m.mimeType,
-      m.fileName,
-      m.bytes,
-      m.sha256,
-      m.storageBackend,
-      m.storageKey,
-      m.storageUri,
-      m.uploadExpiresAt,
-    ],
+    prepared ? { name: 'mediary-insert-media', text: INSERT_MEDIA, values } : { text: INSERT_MEDIA, values },
   );
   return rows[0];
 }

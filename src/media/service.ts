@@ -71,7 +71,7 @@ export class MediaService {
     private readonly store: ObjectStore,
     private readonly queue: ProcessingQueue,
     private readonly signer: UrlSigner,
-    private readonly config: Pick<Config, 'publicUrl' | 'uploads'>,
+    private readonly config: Pick<Config, 'publicUrl' | 'uploads' | 'databasePreparedStatements'>,
     private readonly logger: Logger,
     private readonly multipart?: MultipartUploads,
   ) {}
@@ -133,6 +133,7 @@ export class MediaService {
 
     // Who uploads: a device always as itself; a user for themselves or for a device they own.
     let deviceId: string | null = null;
+    let deviceOwnerUserId: string | null = null;
     let ownerUserId: string | null;
     if (principal.kind === 'device') {
       if (input.deviceId !== undefined && input.deviceId !== principal.deviceId) {
@@ -140,6 +141,7 @@ export class MediaService {
       }
       deviceId = principal.deviceId;
       ownerUserId = principal.ownerUserId;
+      deviceOwnerUserId = principal.ownerUserId;
     } else {
       ownerUserId = principal.userId;
       if (input.deviceId !== undefined) {
@@ -147,6 +149,7 @@ export class MediaService {
         if (!dev || dev.ownerUserId !== principal.userId)
           throw new AppError('not_found', 'Device not found.');
         deviceId = input.deviceId;
+        deviceOwnerUserId = dev.ownerUserId;
       }
     }
     const cameraId = deviceId !== null ? (input.cameraId ?? 'default') : (input.cameraId ?? null);
@@ -170,25 +173,30 @@ export class MediaService {
         ? deviceMessageKey(deviceId, cameraId ?? 'default', capturedAt, messageId, entry.ext)
         : ownerKey(entry.mediaType, ownerUserId ?? deviceId ?? 'anonymous', now, entry.ext);
     const id = randomUUID();
-    const inserted = await repo.insertMedia(this.pool, {
-      id,
-      ownerUserId,
-      deviceId,
-      cameraId,
-      messageId,
-      idempotencyKey: userKey,
-      capturedAt,
-      reason: input.reason ?? null,
-      mediaType: entry.mediaType,
-      mimeType,
-      fileName: sanitizeFileName(input.fileName),
-      bytes: input.bytes,
-      sha256,
-      storageBackend: this.store.backend,
-      storageKey,
-      storageUri: this.store.uri(storageKey),
-      uploadExpiresAt: new Date(now.getTime() + this.config.uploads.sessionTtlSeconds * 1000),
-    });
+    const inserted = await repo.insertMedia(
+      this.pool,
+      {
+        id,
+        ownerUserId,
+        deviceId,
+        cameraId,
+        messageId,
+        idempotencyKey: userKey,
+        capturedAt,
+        reason: input.reason ?? null,
+        mediaType: entry.mediaType,
+        mimeType,
+        fileName: sanitizeFileName(input.fileName),
+        bytes: input.bytes,
+        sha256,
+        storageBackend: this.store.backend,
+        storageKey,
+        storageUri: this.store.uri(storageKey),
+        uploadExpiresAt: new Date(now.getTime() + this.config.uploads.sessionTtlSeconds * 1000),
+        deviceOwnerUserId,
+      },
+      { prepared: this.config.databasePreparedStatements },
+    );
     if (!inserted) {
       // A row with this idempotency key exists: an earlier request (a replay) or a concurrent one
       // that won the insert. Insert first, look up only on conflict: a new session is one round
