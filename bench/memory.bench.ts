@@ -4,8 +4,8 @@
  */
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { embeddedUrl, fakeMp4, makeDevices, poolFor, spawnService } from '../test/helpers/process.ts';
-import { freePort, testEnv } from '../test/helpers/server.ts';
+import { fakeMp4 } from '../test/helpers/process.ts';
+import { freePort } from '../test/helpers/server.ts';
 import {
   GiB,
   MiB,
@@ -17,6 +17,7 @@ import {
   sampleRss,
   scratch,
   startHelper,
+  startSinglePutService,
   stat,
   streamUpload,
   syncDisks,
@@ -30,23 +31,14 @@ const headers = { 'content-type': 'video/mp4' };
 const work = await scratch('memory');
 const sinkDir = path.join(work.dir, 'sink');
 await mkdir(sinkDir);
-// One PUT /media/{id}/upload for the whole file: the multipart protocol (default above 16 MiB)
-// is kept out of this measurement.
-const env = await testEnv(path.join(work.dir, 'mediary'), {
-  LOG_LEVEL: 'warn',
-  MULTIPART_THRESHOLD_BYTES: String(5 * 1024 * 1024 * 1024),
-});
-const svc = await spawnService(env);
-const db = poolFor(embeddedUrl(env.DATA_DIR!, env.EMBEDDED_PG_PORT!));
-const [dev] = await makeDevices(db, 1, 'bench');
-await db.end();
+const { svc, dev } = await startSinglePutService(path.join(work.dir, 'mediary'));
 const sinkPort = await freePort();
 const sink = await startHelper('sink.ts', [String(sinkPort), sinkDir]);
 
 async function mediaryUpload(total: number) {
   const s = await fetch(svc.api('/media'), {
     method: 'POST',
-    headers: { ...dev!.auth, 'content-type': 'application/json' },
+    headers: { ...dev.auth, 'content-type': 'application/json' },
     body: JSON.stringify({ fileName: 'big.mp4', mimeType: 'video/mp4', bytes: total }),
   });
   const session = (await s.json()) as { mediaId: string; upload: { url: string } };
@@ -54,10 +46,10 @@ async function mediaryUpload(total: number) {
   if (r.status !== 200) throw new Error(`PUT ${r.status} ${r.body}`);
   const done = await fetch(svc.api(`/media/${session.mediaId}/complete`), {
     method: 'POST',
-    headers: dev!.auth,
+    headers: dev.auth,
   });
   if (done.status !== 200) throw new Error(`complete ${done.status}`);
-  await fetch(svc.api(`/media/${session.mediaId}`), { method: 'DELETE', headers: dev!.auth });
+  await fetch(svc.api(`/media/${session.mediaId}`), { method: 'DELETE', headers: dev.auth });
 }
 
 async function sinkUpload(total: number) {

@@ -6,8 +6,8 @@
 import { createHash } from 'node:crypto';
 import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { fakeMp4, makeDevices, embeddedUrl, poolFor, spawnService } from '../test/helpers/process.ts';
-import { freePort, testEnv } from '../test/helpers/server.ts';
+import { fakeMp4 } from '../test/helpers/process.ts';
+import { freePort } from '../test/helpers/server.ts';
 import {
   GiB,
   MiB,
@@ -17,6 +17,7 @@ import {
   reps,
   scratch,
   startHelper,
+  startSinglePutService,
   stat,
   streamUpload,
   syncDisks,
@@ -37,16 +38,7 @@ const { mkdir } = await import('node:fs/promises');
 await mkdir(sinkDir);
 await mkdir(tusDir);
 
-// One PUT /media/{id}/upload for the whole file: the multipart protocol (default above 16 MiB)
-// is kept out of this measurement.
-const env = await testEnv(path.join(work.dir, 'mediary'), {
-  LOG_LEVEL: 'warn',
-  MULTIPART_THRESHOLD_BYTES: String(5 * 1024 * 1024 * 1024),
-});
-const svc = await spawnService(env);
-const db = poolFor(embeddedUrl(env.DATA_DIR!, env.EMBEDDED_PG_PORT!));
-const [dev] = await makeDevices(db, 1, 'bench');
-await db.end();
+const { svc, dev } = await startSinglePutService(path.join(work.dir, 'mediary'));
 const sinkPort = await freePort();
 const sink = await startHelper('sink.ts', [String(sinkPort), sinkDir]);
 const tusPort = await freePort();
@@ -70,7 +62,7 @@ const contenders = {
     const t0 = performance.now();
     const s = await fetch(svc.api('/media'), {
       method: 'POST',
-      headers: { ...dev!.auth, 'content-type': 'application/json' },
+      headers: { ...dev.auth, 'content-type': 'application/json' },
       body: JSON.stringify({ fileName: 'big.mp4', mimeType: 'video/mp4', bytes: SIZE, sha256: SHA }),
     });
     const session = (await s.json()) as { mediaId: string; upload: { url: string } };
@@ -78,11 +70,11 @@ const contenders = {
     if (r.status !== 200) throw new Error(`mediary PUT: ${r.status} ${r.body}`);
     const done = await fetch(svc.api(`/media/${session.mediaId}/complete`), {
       method: 'POST',
-      headers: dev!.auth,
+      headers: dev.auth,
     });
     if (done.status !== 200) throw new Error(`mediary complete: ${done.status} ${await done.text()}`);
     const seconds = (performance.now() - t0) / 1000;
-    await fetch(svc.api(`/media/${session.mediaId}`), { method: 'DELETE', headers: dev!.auth });
+    await fetch(svc.api(`/media/${session.mediaId}`), { method: 'DELETE', headers: dev.auth });
     return seconds;
   },
   async tus() {

@@ -9,6 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { embeddedUrl, makeDevices, poolFor, spawnService } from '../../test/helpers/process.ts';
+import { testEnv } from '../../test/helpers/server.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const GiB = 1024 ** 3;
@@ -194,3 +196,16 @@ export function sampleRss(pid: number, everyMs = 20) {
 
 export const fmt = (n: number, digits = 1) =>
   Math.abs(n) >= 100 ? n.toFixed(0) : Math.abs(n) >= 10 ? n.toFixed(digits) : n.toFixed(digits + 1);
+
+/**
+ * `mediary serve` in `dir` with one device, for uploads through one `PUT /media/{id}/upload`: the
+ * multipart protocol (the default above 16 MiB) is kept out of these measurements.
+ */
+export async function startSinglePutService(dir: string) {
+  const env = await testEnv(dir, { LOG_LEVEL: 'warn', MULTIPART_THRESHOLD_BYTES: String(5 * GiB) });
+  const svc = await spawnService(env);
+  const db = poolFor(embeddedUrl(env.DATA_DIR!, env.EMBEDDED_PG_PORT!));
+  const [dev] = await makeDevices(db, 1, 'bench');
+  await db.end();
+  return { svc, dev: dev! };
+}
