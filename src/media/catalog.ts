@@ -1,3 +1,6 @@
+import type { Config } from '../config.ts';
+import { AppError } from '../errors.ts';
+
 /** The allow-list: declared MIME type → media type, key extension, and what sniffing may find. */
 export type MediaType = 'image' | 'video';
 
@@ -44,4 +47,42 @@ export function catalogEntry(mime: string): Entry | undefined {
 /** Lower-cases and strips parameters: `Image/JPEG; charset=x` → `image/jpeg`. */
 export function baseMime(value: string): string {
   return value.split(';')[0]!.trim().toLowerCase();
+}
+
+/**
+ * What a client declares for a new upload, checked against the catalog and the configured limits:
+ * the base MIME type must be known and allowed, `mediaType` (if sent) must agree with it, and the
+ * size must be within the per-type limit. Returns the base type and its catalog entry.
+ */
+export function admitDeclaredFile(
+  declared: { mimeType: string; mediaType?: MediaType | undefined; bytes: number },
+  uploads: Pick<Config['uploads'], 'allowedMimeTypes' | 'maxImageBytes' | 'maxVideoBytes'>,
+): { mimeType: string; entry: Entry } {
+  const mimeType = baseMime(declared.mimeType);
+  const entry = catalogEntry(mimeType);
+  const allowed = uploads.allowedMimeTypes;
+  if (!entry || (allowed && !allowed.includes(mimeType))) {
+    throw new AppError('mime_type_not_allowed', `The type "${mimeType}" is not allowed.`, {
+      mimeType,
+      allowed: allowed ?? Object.keys(MIME_CATALOG),
+    });
+  }
+  if (declared.mediaType !== undefined && declared.mediaType !== entry.mediaType) {
+    throw new AppError(
+      'media_type_mismatch',
+      `mediaType "${declared.mediaType}" does not match "${mimeType}".`,
+      {
+        mediaType: declared.mediaType,
+        mimeType,
+      },
+    );
+  }
+  const limit = entry.mediaType === 'image' ? uploads.maxImageBytes : uploads.maxVideoBytes;
+  if (declared.bytes > limit) {
+    throw new AppError('file_too_large', `${entry.mediaType} files may be at most ${limit} bytes.`, {
+      bytes: declared.bytes,
+      maxBytes: limit,
+    });
+  }
+  return { mimeType, entry };
 }

@@ -8,7 +8,7 @@ import { AppError } from '../errors.ts';
 import { hashStoredObject, sniffStoredType } from '../storage/inspect.ts';
 import type { UrlSigner } from '../storage/signing.ts';
 import type { ObjectStore, PartRef } from '../storage/types.ts';
-import { baseMime, catalogEntry, MIME_CATALOG, type MediaType } from './catalog.ts';
+import { admitDeclaredFile, baseMime, catalogEntry, type MediaType } from './catalog.ts';
 import { decodeCursor, encodeCursor } from './cursor.ts';
 import type { MultipartInstructions, MultipartUploads } from './multipart.ts';
 import { contentDisposition, deviceMessageKey, ownerKey, sanitizeFileName } from './keys.ts';
@@ -103,33 +103,7 @@ export class MediaService {
     input: CreateSessionInput,
     idempotencyKey?: string,
   ): Promise<SessionResult> {
-    const mimeType = baseMime(input.mimeType);
-    const entry = catalogEntry(mimeType);
-    const allowed = this.config.uploads.allowedMimeTypes;
-    if (!entry || (allowed && !allowed.includes(mimeType))) {
-      throw new AppError('mime_type_not_allowed', `The type "${mimeType}" is not allowed.`, {
-        mimeType,
-        allowed: allowed ?? Object.keys(MIME_CATALOG),
-      });
-    }
-    if (input.mediaType !== undefined && input.mediaType !== entry.mediaType) {
-      throw new AppError(
-        'media_type_mismatch',
-        `mediaType "${input.mediaType}" does not match "${mimeType}".`,
-        {
-          mediaType: input.mediaType,
-          mimeType,
-        },
-      );
-    }
-    const limit =
-      entry.mediaType === 'image' ? this.config.uploads.maxImageBytes : this.config.uploads.maxVideoBytes;
-    if (input.bytes > limit) {
-      throw new AppError('file_too_large', `${entry.mediaType} files may be at most ${limit} bytes.`, {
-        bytes: input.bytes,
-        maxBytes: limit,
-      });
-    }
+    const { mimeType, entry } = admitDeclaredFile(input, this.config.uploads);
 
     // Who uploads: a device always as itself; a user for themselves or for a device they own.
     let deviceId: string | null = null;
