@@ -274,7 +274,12 @@ export const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) =
 
 /** `?mode=redirect|proxy` for routes that deliver stored bytes. */
 export const DeliveryQuery = Type.Object(
-  { mode: Type.Union([Type.Literal('redirect'), Type.Literal('proxy')], { default: 'redirect' }) },
+  {
+    // Optional on the wire (the OpenAPI must not call it required); the default fills it in.
+    mode: Type.Optional(
+      Type.Union([Type.Literal('redirect'), Type.Literal('proxy')], { default: 'redirect' }),
+    ),
+  },
   { additionalProperties: false },
 );
 

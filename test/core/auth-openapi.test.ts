@@ -74,7 +74,17 @@ describe('OpenAPI document', () => {
     assert.equal(res.status, 200);
     const doc = res.body as {
       openapi: string;
-      paths: Record<string, Record<string, { responses: Record<string, unknown>; requestBody?: unknown }>>;
+      paths: Record<
+        string,
+        Record<
+          string,
+          {
+            responses: Record<string, unknown>;
+            requestBody?: unknown;
+            parameters?: { name: string; in: string; required?: boolean }[];
+          }
+        >
+      >;
     };
     assert.match(doc.openapi, /^3\./);
     const expected: [string, string][] = [
@@ -97,5 +107,11 @@ describe('OpenAPI document', () => {
       assert.ok(Object.keys(op.responses).length > 0, `${p} has response schemas`);
     }
     assert.ok(doc.paths['/api/v1/media']!.post!.requestBody, 'request body schema documented');
+    // Query parameters with a default are optional for clients generated from the document.
+    for (const p of ['/api/v1/media/{id}/download', '/api/v1/media/{id}/variants/{name}']) {
+      const mode = doc.paths[p]!.get!.parameters!.find((x) => x.in === 'query' && x.name === 'mode');
+      assert.ok(mode, `${p} documents ?mode`);
+      assert.notEqual(mode.required, true, `${p}: ?mode is optional`);
+    }
   });
 });

@@ -154,7 +154,11 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
       },
     },
     async (request, reply) => {
-      const plan = await media.download(principalOf(request), request.params.id, request.query.mode);
+      const plan = await media.download(
+        principalOf(request),
+        request.params.id,
+        request.query.mode ?? 'redirect',
+      );
       if (plan.kind === 'redirect') {
         return reply.header('cache-control', 'no-store').redirect(plan.url, 302);
       }

@@ -66,7 +66,7 @@ export const processingRoutes: FastifyPluginAsyncTypebox<ProcessingRouteDeps> = 
     },
     async (request, reply) => {
       const { id, name } = request.params;
-      const { mode, v } = request.query;
+      const { mode = 'redirect', v } = request.query;
       const plan = await processing.variant(principalOf(request), id, name, { mode, version: v });
       if (plan.kind === 'redirect') {
         // The signed URL expires; only the bytes behind it are immutable, so the 302 is not cached.
