@@ -382,15 +382,17 @@ export function multipartProtocolSuite(backend: 'local' | 's3', ctx: () => TestS
 
       // Regression: derived objects are referenced from other tables (media_variants.key), not
       // media.storage_key; the sweeper must keep them.
-      const variantKey = `variants/${single.body.mediaId}/poster.webp`;
-      await store().put(variantKey, Readable.from([orphan]), {
-        contentType: 'image/webp',
-        bytes: orphan.length,
-      });
-      await t().server.database.pool.query(
-        `INSERT INTO media_variants (media_id, name, format, key, width, height, bytes) VALUES ($1, 'poster', 'webp', $2, 1, 1, $3)`,
-        [single.body.mediaId, variantKey, orphan.length],
-      );
+      /** A poster variant object in the store and the media_variants row that references it. */
+      const posterVariant = async (mediaId: string) => {
+        const key = `variants/${mediaId}/poster.webp`;
+        await store().put(key, Readable.from([orphan]), { contentType: 'image/webp', bytes: orphan.length });
+        await t().server.database.pool.query(
+          `INSERT INTO media_variants (media_id, name, format, key, width, height, bytes) VALUES ($1, 'poster', 'webp', $2, 1, 1, $3)`,
+          [mediaId, key, orphan.length],
+        );
+        return key;
+      };
+      const variantKey = await posterVariant(single.body.mediaId as string);
       // A deleted media whose derived objects survived its DELETE (the store failed then): its
       // variant row no longer counts as a reference.
       const gone = await call(t().api('/media'), {
@@ -398,15 +400,7 @@ export function multipartProtocolSuite(backend: 'local' | 's3', ctx: () => TestS
         headers: dev.auth,
         json: { fileName: 'g.mp4', mimeType: 'video/mp4', bytes: small.length },
       });
-      const goneKey = `variants/${gone.body.mediaId}/poster.webp`;
-      await store().put(goneKey, Readable.from([orphan]), {
-        contentType: 'image/webp',
-        bytes: orphan.length,
-      });
-      await t().server.database.pool.query(
-        `INSERT INTO media_variants (media_id, name, format, key, width, height, bytes) VALUES ($1, 'poster', 'webp', $2, 1, 1, $3)`,
-        [gone.body.mediaId, goneKey, orphan.length],
-      );
+      const goneKey = await posterVariant(gone.body.mediaId as string);
       await t().server.database.pool.query(`UPDATE media SET status = 'DELETED' WHERE id = $1`, [
         gone.body.mediaId,
       ]);
