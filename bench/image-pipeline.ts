@@ -21,8 +21,8 @@
  * parallel, as the pipeline does), from the same in-memory JPEG. The order of the three rotates per
  * repetition; ratios are reported per repetition (same moment, same machine load) and as medians.
  * Also: step timings inside the pipeline's jobs, CPU time per image (this process, by thread group:
- * the JavaScript thread, libvips' threads, the rest; and the Postgres processes), and job pickup
- * latency.
+ * the JavaScript thread, libvips' threads, the rest, and the kernel's share; and the Postgres
+ * processes), full garbage collections per image, and job pickup latency.
  */
 import { createHash } from 'node:crypto';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
@@ -30,7 +30,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { constants as perfConstants, performance, PerformanceObserver } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import sharp from 'sharp';
 import { startServer } from '../src/app.ts';
@@ -98,7 +98,20 @@ interface Measured {
   threads: ThreadCpu;
   /** CPU time of every `postgres` process meanwhile (Linux /proc; the embedded database). */
   pgCpuMs: number;
+  /** Full (mark-compact) garbage collections of this process meanwhile, and their pauses (ms). */
+  majorGcs: number;
+  majorGcPauseMs: number;
 }
+
+/** Every full GC of this process: its start and duration (ms, `performance.now()` clock). */
+const majorGcs: { start: number; duration: number }[] = [];
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    const kind = (e as { detail?: { kind?: number } }).detail?.kind;
+    if (kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR)
+      majorGcs.push({ start: e.startTime, duration: e.duration });
+  }
+}).observe({ entryTypes: ['gc'] });
 
 /** CPU time (ms) used so far by all processes named `postgres` (live ones; /proc ticks of 10 ms). */
 function postgresCpuMs(): number {
@@ -123,17 +136,20 @@ interface ThreadCpu {
   libvips: number;
   /** Everything else: libuv's pool (file I/O, sharp's calls into libvips), V8 helpers. */
   other: number;
+  /** Of all three, the time spent in the kernel (system calls: file I/O, fsync, sockets, page faults). */
+  sys: number;
 }
 
 /** CPU time (ms) of this process's threads so far, by group. */
 function threadCpuMs(): ThreadCpu {
-  const out: ThreadCpu = { main: 0, libvips: 0, other: 0 };
+  const out: ThreadCpu = { main: 0, libvips: 0, other: 0, sys: 0 };
   for (const tid of readdirSync('/proc/self/task')) {
     try {
       const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
       const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       const ms = (Number(fields[11]) + Number(fields[12])) * 10;
+      out.sys += Number(fields[12]) * 10;
       if (Number(tid) === process.pid) out.main += ms;
       else if (name.startsWith('libvips')) out.libvips += ms;
       else out.other += ms;
@@ -148,9 +164,14 @@ async function cpuTimed(fn: () => Promise<number>): Promise<Measured> {
   const before = process.cpuUsage();
   const threadsBefore = threadCpuMs();
   const pgBefore = postgresCpuMs();
+  const t0 = performance.now();
   const seconds = await fn();
+  const t1 = performance.now();
   const d = process.cpuUsage(before);
   const t = threadCpuMs();
+  const pgAfter = postgresCpuMs();
+  await sleep(0); // GC entries are delivered asynchronously
+  const gcs = majorGcs.filter((g) => g.start >= t0 && g.start < t1);
   return {
     seconds,
     cpuMs: (d.user + d.system) / 1000,
@@ -158,8 +179,11 @@ async function cpuTimed(fn: () => Promise<number>): Promise<Measured> {
       main: t.main - threadsBefore.main,
       libvips: t.libvips - threadsBefore.libvips,
       other: t.other - threadsBefore.other,
+      sys: t.sys - threadsBefore.sys,
     },
-    pgCpuMs: postgresCpuMs() - pgBefore,
+    pgCpuMs: pgAfter - pgBefore,
+    majorGcs: gcs.length,
+    majorGcPauseMs: gcs.reduce((sum, g) => sum + g.duration, 0),
   };
 }
 
@@ -334,6 +358,11 @@ async function main() {
       main: median(ms.map((m) => m.threads.main / BATCH)),
       libvips: median(ms.map((m) => m.threads.libvips / BATCH)),
       other: median(ms.map((m) => m.threads.other / BATCH)),
+      sys: median(ms.map((m) => m.threads.sys / BATCH)),
+    });
+    const gcs = (ms: Measured[]) => ({
+      count: median(ms.map((m) => m.majorGcs / BATCH)),
+      pauseMs: median(ms.map((m) => m.majorGcPauseMs / BATCH)),
     });
     const stepTable = [...steps.entries()].map(([step, xs]) => ({
       step,
@@ -368,6 +397,12 @@ async function main() {
           rawDecodeOnce: threadsPerImage(a),
           fourSeparatePipelines: threadsPerImage(b),
         },
+      },
+      fullGcsPerImage: {
+        note: 'mark-compact collections of this process (their main-thread pauses only, in ms)',
+        fullPipeline: gcs(full),
+        rawDecodeOnce: gcs(a),
+        fourSeparatePipelines: gcs(b),
       },
       ratios: {
         fullVsDecodeOnce: median(rFull) / median(rA),
@@ -406,11 +441,18 @@ async function main() {
       '',
       `${cpuPerImage(full).toFixed(0)} / ${cpuPerImage(a).toFixed(0)} / ${cpuPerImage(b).toFixed(0)}`,
     );
-    const th = (x: ThreadCpu) => `${x.main.toFixed(0)}/${x.libvips.toFixed(0)}/${x.other.toFixed(0)}`;
+    const th = (x: ThreadCpu) =>
+      `${x.main.toFixed(0)}/${x.libvips.toFixed(0)}/${x.other.toFixed(0)} (kernel ${x.sys.toFixed(0)})`;
     row(
       'CPU ms/image by thread, main/libvips/other',
       '',
       `whole ${th(threadsPerImage(full))}; a ${th(threadsPerImage(a))}; b ${th(threadsPerImage(b))}`,
+    );
+    const gcPerImage = (ms: Measured[]) => `${gcs(ms).count.toFixed(2)} (${gcs(ms).pauseMs.toFixed(1)} ms)`;
+    row(
+      'full GCs/image (pause ms/image): whole / a / b',
+      '',
+      `${gcPerImage(full)} / ${gcPerImage(a)} / ${gcPerImage(b)}`,
     );
     row(
       'CPU ms/image, Postgres processes (whole)',

@@ -17,6 +17,7 @@ import type { Pool } from '../db/pool.ts';
 import { catalogEntry } from '../media/catalog.ts';
 import { findMedia, type MediaRow } from '../media/repo.ts';
 import { ObjectTooLargeError, type ObjectStore } from '../storage/types.ts';
+import { BufferPool, type BufferLease } from './buffer-pool.ts';
 import { readExif } from './exif.ts';
 import { HeifDecodeError, HeifUnavailableError, type HeifConverter } from './heif.ts';
 import type { ProcessJob } from './queue.ts';
@@ -62,8 +63,11 @@ export interface ImageJobDeps {
   pool: Pool;
   store: ObjectStore;
   heif: HeifConverter;
-  config: Pick<ProcessingConfig, 'variantFormat' | 'maxPixels'>;
+  config: Pick<ProcessingConfig, 'variantFormat' | 'maxPixels' | 'concurrency'>;
 }
+
+/** Originals up to this size are read into reused buffers (see buffer-pool.ts); larger ones into their own. */
+const POOLED_ORIGINAL_BYTES = 32 * 1024 * 1024;
 
 /** One timed step of an image job (`performance.now()` clock), as published on {@link IMAGE_JOB_STEPS}. */
 export interface ImageJobStep {
@@ -118,7 +122,16 @@ export async function putVariant(
 }
 
 export class ImageJob {
-  constructor(private readonly deps: ImageJobDeps) {}
+  /** Buffers for the originals, reused from job to job. */
+  readonly originals: BufferPool;
+
+  constructor(private readonly deps: ImageJobDeps) {
+    this.originals = new BufferPool({
+      maxFree: deps.config.concurrency,
+      maxBufferBytes: POOLED_ORIGINAL_BYTES,
+      idleMs: 30_000,
+    });
+  }
 
   /** The queue handler. */
   readonly handle = async (payload: ProcessJob, ctx: JobContext): Promise<JobOutcome> => {
@@ -163,19 +176,28 @@ export class ImageJob {
     const progress = new ProgressReporter((p) =>
       repo.setProgress(pool, media.id, p).catch((err: unknown) => ctx.logger.debug({ err }, 'progress')),
     );
+    // The original's bytes live in this lease until render has settled: every reader of them
+    // (file-type, exifr, heif-convert's input, sharp) has finished by then, even on failure.
+    const lease = this.originals.lease();
     try {
-      await this.render(media, ctx, progress);
+      await this.render(media, ctx, progress, lease);
     } finally {
+      lease.release();
       progress.close();
     }
   }
 
-  private async render(media: MediaRow, ctx: JobContext, progress: ProgressReporter): Promise<void> {
+  private async render(
+    media: MediaRow,
+    ctx: JobContext,
+    progress: ProgressReporter,
+    lease: BufferLease,
+  ): Promise<void> {
     const { pool, store, config } = this.deps;
     const step = (name: string, start: number) => traceStep(media.id, name, start);
 
     let t = performance.now();
-    const original = await this.readOriginal(media);
+    const original = await this.readOriginal(media, lease);
     ctx.signal.throwIfAborted();
     step('read original + sha256', t);
     progress.report(10);
@@ -291,10 +313,10 @@ export class ImageJob {
    * declared sha256 (or the one computed at completion): a store that could not enforce the
    * checksum, or an object replaced since, is caught here.
    */
-  private async readOriginal(media: MediaRow): Promise<Buffer> {
+  private async readOriginal(media: MediaRow, lease: BufferLease): Promise<Buffer> {
     let bytes: Buffer | undefined;
     try {
-      bytes = await this.deps.store.readAll(media.storage_key, media.bytes);
+      bytes = await this.deps.store.readAll(media.storage_key, media.bytes, lease.allocate);
     } catch (err) {
       if (err instanceof ObjectTooLargeError) {
         throw new ProcessingFailure(

@@ -107,7 +107,11 @@ export class LocalObjectStore implements ObjectStore {
     }
   }
 
-  async readAll(key: string, maxBytes: number): Promise<Buffer | undefined> {
+  async readAll(
+    key: string,
+    maxBytes: number,
+    allocate: (size: number) => Buffer = (size) => Buffer.allocUnsafe(size),
+  ): Promise<Buffer | undefined> {
     let fh;
     try {
       fh = await open(this.pathFor(key), 'r');
@@ -119,14 +123,14 @@ export class LocalObjectStore implements ObjectStore {
       const { size } = await fh.stat();
       if (size > maxBytes) throw new ObjectTooLargeError(size, maxBytes);
       // Objects are immutable once renamed into place: one read of the known size, no chunking.
-      const bytes = Buffer.allocUnsafe(size);
+      const bytes = allocate(size);
       let filled = 0;
       while (filled < size) {
         const { bytesRead } = await fh.read(bytes, filled, size - filled, filled);
         if (bytesRead === 0) break;
         filled += bytesRead;
       }
-      return filled === size ? bytes : bytes.subarray(0, filled);
+      return filled === bytes.length ? bytes : bytes.subarray(0, filled);
     } finally {
       await fh.close();
     }

@@ -39,20 +39,26 @@ export function completionError(err: unknown): unknown {
 }
 
 /**
- * A GetObject body in one buffer of the announced size (no chunk list, no concat);
- * {@link ObjectTooLargeError} past `maxBytes`.
+ * A GetObject body in one buffer of the announced size (no chunk list, no concat), from
+ * `allocate` when given; {@link ObjectTooLargeError} past `maxBytes` (or past the announced size).
  */
-export async function readBody(body: Readable, size: number | undefined, maxBytes: number): Promise<Buffer> {
+export async function readBody(
+  body: Readable,
+  size: number | undefined,
+  maxBytes: number,
+  allocate: (size: number) => Buffer = (size) => Buffer.allocUnsafe(size),
+): Promise<Buffer> {
   if (size !== undefined && size > maxBytes) {
     body.destroy();
     throw new ObjectTooLargeError(size, maxBytes);
   }
-  const bytes = Buffer.allocUnsafe(size ?? maxBytes);
+  const limit = size ?? maxBytes;
+  const bytes = allocate(limit);
   let filled = 0;
   for await (const chunk of body as AsyncIterable<Buffer>) {
-    if (filled + chunk.length > bytes.length) {
+    if (filled + chunk.length > limit) {
       body.destroy();
-      throw new ObjectTooLargeError(filled + chunk.length, bytes.length);
+      throw new ObjectTooLargeError(filled + chunk.length, limit);
     }
     chunk.copy(bytes, filled);
     filled += chunk.length;

@@ -238,12 +238,16 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  async readAll(key: string, maxBytes: number): Promise<Buffer | undefined> {
+  async readAll(
+    key: string,
+    maxBytes: number,
+    allocate?: (size: number) => Buffer,
+  ): Promise<Buffer | undefined> {
     // As `get`: the request is bounded by the operation timeout, the body by the caller's own
     // (a processing job's time limit).
     const found = await this.getObject(key);
     if (!found) return undefined;
-    return readBody(found.body, found.size, maxBytes);
+    return readBody(found.body, found.size, maxBytes, allocate);
   }
 
   async stat(key: string): Promise<ObjectStat | undefined> {

@@ -70,9 +70,11 @@ export interface ObjectStore {
   /**
    * The whole object in one buffer (processing reads originals this way: far less CPU than a
    * stream of small chunks). Undefined when it does not exist; {@link ObjectTooLargeError} when
-   * it holds more than `maxBytes`, before reading them.
+   * it holds more than `maxBytes`, before reading them. With `allocate`, the bytes go into the
+   * buffer it returns (called once, with the object's size, or `maxBytes` when the size is not
+   * known; it may return a larger buffer) and the result is a view of that buffer.
    */
-  readAll(key: string, maxBytes: number): Promise<Buffer | undefined>;
+  readAll(key: string, maxBytes: number, allocate?: (size: number) => Buffer): Promise<Buffer | undefined>;
   stat(key: string): Promise<ObjectStat | undefined>;
   /** Removes the object; removing a missing object is not an error. */
   delete(key: string): Promise<void>;

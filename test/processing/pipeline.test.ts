@@ -230,6 +230,50 @@ describe('bad input never breaks the worker', () => {
   });
 });
 
+/** `jpeg` grown to exactly `length` bytes by comment segments right after SOI (still a valid JPEG). */
+function padJpeg(jpeg: Buffer, length: number): Buffer {
+  const segments: Buffer[] = [];
+  for (let missing = length - jpeg.length; missing > 0;) {
+    // Each segment is 4 to 65,537 bytes (marker + length + comment); never leave under 4 behind.
+    const size = missing <= 60_000 ? missing : missing - 60_000 < 4 ? 50_000 : 60_000;
+    assert.ok(size >= 4, 'cannot pad by fewer than 4 bytes');
+    const segment = Buffer.alloc(size, 0x20);
+    segment.writeUInt16BE(0xfffe, 0);
+    segment.writeUInt16BE(size - 2, 2);
+    segments.push(segment);
+    missing -= size;
+  }
+  return Buffer.concat([jpeg.subarray(0, 2), ...segments, jpeg.subarray(2)]);
+}
+
+describe('originals read into reused buffers', () => {
+  test('back-to-back originals (same length, then shorter) each get their own dimensions and pixels', async () => {
+    const user = await t.user('reused-buffers');
+    // A landscape and a portrait photo padded to one length: the second is read into the very
+    // buffer the first was (as is the third, shorter one, which leaves a stale tail behind it).
+    // Stale bytes, a stale tail or a cached decode would show as a wrong hash, size or picture.
+    const landscape = fixture('cameras/Canon_40D.jpg');
+    const portrait = await sharp(fixture('gps/DSCN0010.jpg')).rotate(90).jpeg({ quality: 85 }).toBuffer();
+    const length = Math.max(landscape.length, portrait.length) + 64;
+    const runs = [
+      { bytes: padJpeg(landscape, length), source: landscape },
+      { bytes: padJpeg(portrait, length), source: portrait },
+      { bytes: landscape, source: landscape },
+    ];
+    for (const [i, run] of runs.entries()) {
+      const { id, done } = await upload(t, user.auth, run.bytes);
+      assert.equal(done.status, 200, done.text);
+      const st = await waitFor(t, user.auth, id, ['READY', 'FAILED']);
+      assert.equal(st.status, 'READY', `run ${i}: ${JSON.stringify(st.error)}`);
+      const m = await call(t.api(`/media/${id}`), { headers: user.auth });
+      const source = await sharp(run.source).metadata();
+      assert.deepEqual([m.body.width, m.body.height], [source.width, source.height], `run ${i}`);
+      const expected = await sharp(run.source).resize(300, 300, { fit: 'inside' }).png().toBuffer();
+      assert.ok((await diff(await variantBytes(user.auth, id, '300'), expected)) < 6, `run ${i} pixels`);
+    }
+  });
+});
+
 describe('variants', () => {
   test('served by signed redirect or proxy, owner-only; deleted with the media', async () => {
     const user = await t.user('variants-user');

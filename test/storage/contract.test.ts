@@ -87,6 +87,16 @@ for (const backend of ['local', 's3'] as const) {
       assert.deepEqual(await read(s(), key), data);
       assert.deepEqual(await read(s(), key, { start: 10, end: 19 }), data.subarray(10, 20));
       assert.deepEqual(await s().readAll(key, data.length), data);
+      // Into a caller's (larger, dirty) buffer: a view of exactly the object's bytes.
+      const given = Buffer.alloc(data.length + 100, 0xee);
+      const sizes: number[] = [];
+      const into = await s().readAll(key, data.length + 50, (size) => {
+        sizes.push(size);
+        return given;
+      });
+      assert.deepEqual(into, data);
+      assert.equal(into?.buffer, given.buffer);
+      assert.deepEqual(sizes, [data.length]);
       await assert.rejects(s().readAll(key, data.length - 1), (err: unknown) => {
         assert.ok(err instanceof ObjectTooLargeError);
         assert.equal(err.size, data.length);
