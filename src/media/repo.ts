@@ -55,6 +55,12 @@ export interface MediaRow {
   renditions: RenditionRow[];
 }
 
+/** A media row's own columns (what `RETURNING` the {@link MEDIA_COLUMNS} gives), without the joins. */
+export type MediaRecord = Omit<
+  MediaRow,
+  'device_owner_user_id' | 'captured_at_text' | 'variants' | 'renditions'
+>;
+
 export interface RenditionRow {
   name: string;
   width: number;

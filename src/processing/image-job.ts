@@ -15,12 +15,11 @@ import { rgbaToThumbHash } from 'thumbhash';
 import type { ProcessingConfig } from '../config.ts';
 import type { Pool } from '../db/pool.ts';
 import { catalogEntry } from '../media/catalog.ts';
-import { findMedia, type MediaRow } from '../media/repo.ts';
+import type { MediaRecord } from '../media/repo.ts';
 import { ObjectTooLargeError, type ObjectStore } from '../storage/types.ts';
 import { BufferPool, type BufferLease } from './buffer-pool.ts';
 import { readExif } from './exif.ts';
 import { HeifDecodeError, HeifUnavailableError, type HeifConverter } from './heif.ts';
-import type { ProcessJob } from './queue.ts';
 import * as repo from './repo.ts';
 import {
   ImageDecodeError,
@@ -133,31 +132,18 @@ export class ImageJob {
     });
   }
 
-  /** The queue handler. */
-  readonly handle = async (payload: ProcessJob, ctx: JobContext): Promise<JobOutcome> => {
+  /** The queue handler, for an image whose attempt has started (repo.startProcessing). */
+  readonly handle = async (media: MediaRecord, ctx: JobContext): Promise<JobOutcome> => {
     const started = performance.now();
     try {
-      return await this.run(payload, ctx);
+      return await this.run(media, ctx);
     } finally {
-      traceStep(payload.mediaId, 'job', started);
+      traceStep(media.id, 'job', started);
     }
   };
 
-  private async run(payload: ProcessJob, ctx: JobContext): Promise<JobOutcome> {
+  private async run(media: MediaRecord, ctx: JobContext): Promise<JobOutcome> {
     const { pool } = this.deps;
-    const t = performance.now();
-    const media = await findMedia(pool, payload.mediaId);
-    if (!media || (media.status !== 'UPLOADED' && media.status !== 'PROCESSING')) {
-      return { status: 'skipped', reason: `media is ${media?.status ?? 'gone'}` };
-    }
-    if (media.media_type !== 'image') {
-      // Video processing is a separate pipeline; the media stays UPLOADED until it exists.
-      return { status: 'skipped', reason: 'no processor for this media type' };
-    }
-    if (!(await repo.markProcessing(pool, media.id, ctx.attempt))) {
-      return { status: 'skipped', reason: 'media changed state' };
-    }
-    traceStep(media.id, 'db: load + mark processing', t);
     try {
       await this.process(media, ctx);
       return { status: 'completed' };
@@ -171,7 +157,7 @@ export class ImageJob {
     }
   }
 
-  private async process(media: MediaRow, ctx: JobContext): Promise<void> {
+  private async process(media: MediaRecord, ctx: JobContext): Promise<void> {
     const { pool } = this.deps;
     const progress = new ProgressReporter((p) =>
       repo.setProgress(pool, media.id, p).catch((err: unknown) => ctx.logger.debug({ err }, 'progress')),
@@ -188,7 +174,7 @@ export class ImageJob {
   }
 
   private async render(
-    media: MediaRow,
+    media: MediaRecord,
     ctx: JobContext,
     progress: ProgressReporter,
     lease: BufferLease,
@@ -313,7 +299,7 @@ export class ImageJob {
    * declared sha256 (or the one computed at completion): a store that could not enforce the
    * checksum, or an object replaced since, is caught here.
    */
-  private async readOriginal(media: MediaRow, lease: BufferLease): Promise<Buffer> {
+  private async readOriginal(media: MediaRecord, lease: BufferLease): Promise<Buffer> {
     let bytes: Buffer | undefined;
     try {
       bytes = await this.deps.store.readAll(media.storage_key, media.bytes, lease.allocate);

@@ -1,5 +1,6 @@
 /** SQL of the processing side: job claims, the media row's processing state, variants. */
 import type { Queryable } from '../db/pool.ts';
+import { MEDIA_COLUMNS, type MediaRecord } from '../media/repo.ts';
 
 /** A worker's LISTEN connection: pid + backend_start (text, full precision) identify it. */
 export interface Backend {
@@ -63,15 +64,23 @@ export interface ProcessingError {
   at?: string;
 }
 
-/** UPLOADED/PROCESSING → PROCESSING for this attempt; false when the media moved on (deleted, done). */
-export async function markProcessing(db: Queryable, id: string, attempt: number): Promise<boolean> {
-  const res = await db.query(
+/**
+ * Starts an attempt in one statement: UPLOADED/PROCESSING → PROCESSING, returning the row as it
+ * now is; undefined when the media is gone or has moved on (deleted, READY, FAILED).
+ */
+export async function startProcessing(
+  db: Queryable,
+  id: string,
+  attempt: number,
+): Promise<MediaRecord | undefined> {
+  const { rows } = await db.query<MediaRecord>(
     `UPDATE media SET status = 'PROCESSING', processing_attempts = $2, processing_progress = 0,
        updated_at = now()
-     WHERE id = $1 AND status IN ('UPLOADED', 'PROCESSING')`,
+     WHERE id = $1 AND status IN ('UPLOADED', 'PROCESSING')
+     RETURNING ${MEDIA_COLUMNS.join(', ')}`,
     [id, attempt],
   );
-  return res.rowCount === 1;
+  return rows[0];
 }
 
 export async function setProgress(db: Queryable, id: string, progress: number): Promise<void> {

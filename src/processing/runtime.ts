@@ -40,10 +40,14 @@ export async function startWorker({ pool, queue, store, config, logger }: Worker
       'ffmpeg/ffprobe not found: video processing is OFF, video uploads will fail with "ffmpeg is not installed" (apt-get install ffmpeg)',
     );
   }
-  // One queue; the media type picks the job.
+  // One queue. One statement starts the attempt and loads the row; the media type picks the job.
   const handler: JobHandler<ProcessJob> = async (payload, ctx) => {
-    const media = await findMedia(pool, payload.mediaId);
-    return media?.media_type === 'video' ? video.handle(payload, ctx) : image.handle(payload, ctx);
+    const media = await repo.startProcessing(pool, payload.mediaId, ctx.attempt);
+    if (!media) {
+      const now = await findMedia(pool, payload.mediaId);
+      return { status: 'skipped', reason: `media is ${now?.status ?? 'gone'}` };
+    }
+    return media.media_type === 'video' ? video.handle(media, ctx) : image.handle(media, ctx);
   };
   return Worker.start({
     pool,

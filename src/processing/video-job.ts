@@ -19,10 +19,9 @@ import { rgbaToThumbHash } from 'thumbhash';
 import type { ProcessingConfig } from '../config.ts';
 import { withTransaction, type Pool } from '../db/pool.ts';
 import { catalogEntry } from '../media/catalog.ts';
-import { findMedia, hlsObjectKeys, type MediaRow } from '../media/repo.ts';
+import { hlsObjectKeys, type MediaRecord } from '../media/repo.ts';
 import type { ObjectStore } from '../storage/types.ts';
 import { OriginalMissingError, putVariant, VARIANT_SIZES } from './image-job.ts';
-import type { ProcessJob } from './queue.ts';
 import * as repo from './repo.ts';
 import { ImageDecodeError, renderVariants } from './sharp-imaging.ts';
 import { markVideoReady, type RenditionRecord } from './video-repo.ts';
@@ -103,17 +102,9 @@ export class VideoJob {
     return this.ffmpegSeen;
   }
 
-  /** The queue handler. */
-  readonly handle = async (payload: ProcessJob, ctx: JobContext): Promise<JobOutcome> => {
+  /** The queue handler, for a video whose attempt has started (repo.startProcessing). */
+  readonly handle = async (media: MediaRecord, ctx: JobContext): Promise<JobOutcome> => {
     const { pool, config } = this.deps;
-    const media = await findMedia(pool, payload.mediaId);
-    if (!media || (media.status !== 'UPLOADED' && media.status !== 'PROCESSING')) {
-      return { status: 'skipped', reason: `media is ${media?.status ?? 'gone'}` };
-    }
-    if (media.media_type !== 'video') return { status: 'skipped', reason: 'not a video' };
-    if (!(await repo.markProcessing(pool, media.id, ctx.attempt))) {
-      return { status: 'skipped', reason: 'media changed state' };
-    }
     // Our own deadline fails the job (a retry would time out again); the worker's is a backstop.
     ctx.setTimeLimit(config.video.jobTimeoutSeconds + 60);
     const work = await mkdtemp(path.join(this.deps.tmpDir ?? os.tmpdir(), 'mediary-video-'));
@@ -133,7 +124,7 @@ export class VideoJob {
     }
   };
 
-  private async process(media: MediaRow, ctx: JobContext, work: string): Promise<void> {
+  private async process(media: MediaRecord, ctx: JobContext, work: string): Promise<void> {
     const { pool, store, config } = this.deps;
     const video = config.video;
     const deadline = Date.now() + video.jobTimeoutSeconds * 1000;
@@ -260,7 +251,7 @@ export class VideoJob {
 
   /** Poster at 10 % of the duration (the first frame when that seek finds none), as image variants. */
   private async poster(
-    media: MediaRow,
+    media: MediaRecord,
     src: VideoProbe,
     input: string,
     work: string,
@@ -346,7 +337,7 @@ export class VideoJob {
   }
 
   /** Streams the original to `file`, hashing as it goes; size and hash are checked like images'. */
-  private async readOriginal(media: MediaRow, file: string): Promise<void> {
+  private async readOriginal(media: MediaRecord, file: string): Promise<void> {
     const stream = await this.deps.store.get(media.storage_key);
     if (!stream) throw new OriginalMissingError('The original object is missing from the store.');
     const hash = createHash('sha256');
