@@ -113,7 +113,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Serve
   const deviceChanges = NotificationListener.start(
     pool,
     {
-      channels: { [DEVICE_CHANGED_CHANNEL]: (deviceId) => authenticator.forgetDevice(deviceId) },
+      channels: { [DEVICE_CHANGED_CHANNEL]: (payload) => authenticator.deviceChanged(payload) },
       onConnect: () => authenticator.forgetAll(),
     },
     logger,

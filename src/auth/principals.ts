@@ -66,8 +66,12 @@ export async function revokeDevice(db: Queryable, id: string): Promise<boolean> 
 /** Bound on cached device keys; past it the oldest entries go first (Map keeps insertion order). */
 const DEVICE_CACHE_MAX = 10_000;
 
-/** The channel on which the database announces a changed device (migration 0005's trigger). */
+/**
+ * The channel on which the database announces a changed device: its id (migration 0005's row
+ * trigger), or {@link ALL_DEVICES} after a TRUNCATE (0006).
+ */
 export const DEVICE_CHANGED_CHANNEL = 'mediary_devices';
+export const ALL_DEVICES = '*';
 
 /**
  * Turns an `Authorization` header into a principal: a device API key or a user's JWT.
@@ -104,6 +108,12 @@ export class Authenticator {
     for (const [hash, entry] of this.deviceCache) {
       if (entry.principal.deviceId === deviceId) this.deviceCache.delete(hash);
     }
+  }
+
+  /** A {@link DEVICE_CHANGED_CHANNEL} payload: one device id, or every device. */
+  deviceChanged(payload: string): void {
+    if (payload === ALL_DEVICES) this.forgetAll();
+    else this.forgetDevice(payload);
   }
 
   /** Drops every cached key (changes may have been missed). */

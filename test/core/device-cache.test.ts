@@ -104,6 +104,14 @@ describe('device-key cache', () => {
     await within(2000, async () => (await probe(dev)).status === 401);
   });
 
+  test('TRUNCATE devices (no row triggers) still empties the cache at once', async () => {
+    await listenerPid();
+    const dev = await t.device('wiped');
+    assert.equal((await probe(dev)).status, OK);
+    await pool().query('TRUNCATE devices CASCADE');
+    await within(2000, async () => (await probe(dev)).status === 401);
+  });
+
   test('without the LISTEN connection the cache is not trusted, and it resumes after reconnecting', async () => {
     const pid = await listenerPid();
     const dev = await t.device('cut');
