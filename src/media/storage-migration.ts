@@ -1,6 +1,6 @@
 import { withTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import { AppError } from '../errors.ts';
-import { variantContentType } from '../processing/image-job.ts';
+import { variantContentType, variantKeySha256 } from '../processing/image-job.ts';
 import { hlsContentType } from '../processing/video-job.ts';
 import { hashStoredObject } from '../storage/inspect.ts';
 import type { ObjectStore } from '../storage/types.ts';
@@ -74,9 +74,6 @@ export interface PlannedObject {
 const MEDIA_COLUMNS = `id, status, media_type, storage_backend, storage_key, mime_type, bytes::float8 AS bytes,
   sha256, content_sha256, hls_master_key`;
 
-/** Variant keys are `variants/<mediaId>/<sha256 of the bytes>.<format>` (image-job `variantKey`). */
-const VARIANT_SHA = /\/([0-9a-f]{64})\.[a-z0-9]+$/;
-
 /**
  * Every object a live media references: its original, its image variants (posters of videos
  * included) and every object of its HLS run (master, playlists, init and media segments).
@@ -103,7 +100,7 @@ export async function mediaObjects(db: Queryable, m: MediaRow): Promise<PlannedO
       key: v.key,
       contentType: variantContentType(v.format),
       bytes: v.bytes,
-      sha256: VARIANT_SHA.exec(v.key)?.[1] ?? null,
+      sha256: variantKeySha256(v.key),
     });
   }
   const hls = await db.query<{ key: string; bytes: number | null }>(

@@ -85,6 +85,10 @@ export const IMAGE_JOB_STEPS = diagnostics_channel.channel('mediary:image-job-st
 export const variantKey = (mediaId: string, sha256: string, format: VariantFormat) =>
   `variants/${mediaId}/${sha256}.${format}`;
 
+/** The sha256 a {@link variantKey} names (null for a key of another shape). */
+export const variantKeySha256 = (key: string): string | null =>
+  /^variants\/[^/]+\/([0-9a-f]{64})\.[a-z0-9]+$/.exec(key)?.[1] ?? null;
+
 export function variantContentType(format: string): string {
   return format === 'avif' ? 'image/avif' : 'image/webp';
 }
