@@ -12,6 +12,7 @@ import {
   assertSafeKey,
   normalizeEtag,
   ObjectTooLargeError,
+  type Allocate,
   type ByteRange,
   type ListedObject,
   type ObjectStat,
@@ -110,7 +111,7 @@ export class LocalObjectStore implements ObjectStore {
   async readAll(
     key: string,
     maxBytes: number,
-    allocate: (size: number) => Buffer = (size) => Buffer.allocUnsafe(size),
+    allocate: Allocate = (size) => Buffer.allocUnsafe(size),
   ): Promise<Buffer | undefined> {
     let fh;
     try {

@@ -7,7 +7,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { AppError } from '../errors.ts';
-import { ObjectTooLargeError } from './types.ts';
+import { ObjectTooLargeError, type Allocate } from './types.ts';
 
 /** Error names S3-compatible services use for "there is no such thing". */
 const NOT_FOUND = new Set(['NoSuchKey', 'NotFound', 'NoSuchUpload', 'NoSuchBucket']);
@@ -46,7 +46,7 @@ export async function readBody(
   body: Readable,
   size: number | undefined,
   maxBytes: number,
-  allocate: (size: number) => Buffer = (size) => Buffer.allocUnsafe(size),
+  allocate: Allocate = (size) => Buffer.allocUnsafe(size),
 ): Promise<Buffer> {
   if (size !== undefined && size > maxBytes) {
     body.destroy();

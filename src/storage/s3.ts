@@ -21,6 +21,7 @@ import { partBytes, planParts } from './parts.ts';
 import { completionError, isNotFound, readBody, setupBucket, uploadClosed } from './s3-support.ts';
 import {
   assertSafeKey,
+  type Allocate,
   type ByteRange,
   type ListedObject,
   type ObjectStat,
@@ -238,11 +239,7 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  async readAll(
-    key: string,
-    maxBytes: number,
-    allocate?: (size: number) => Buffer,
-  ): Promise<Buffer | undefined> {
+  async readAll(key: string, maxBytes: number, allocate?: Allocate): Promise<Buffer | undefined> {
     // As `get`: the request is bounded by the operation timeout, the body by the caller's own
     // (a processing job's time limit).
     const found = await this.getObject(key);

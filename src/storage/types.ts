@@ -57,6 +57,9 @@ export interface PresignedPut {
   headers: Record<string, string>;
 }
 
+/** Gives a buffer of at least `size` bytes for a read (see {@link ObjectStore.readAll}). */
+export type Allocate = (size: number) => Buffer;
+
 export interface ObjectStore {
   readonly backend: 'local' | 's3' | 'gcs';
   readonly capabilities: StoreCapabilities;
@@ -74,7 +77,7 @@ export interface ObjectStore {
    * buffer it returns (called once, with the object's size, or `maxBytes` when the size is not
    * known; it may return a larger buffer) and the result is a view of that buffer.
    */
-  readAll(key: string, maxBytes: number, allocate?: (size: number) => Buffer): Promise<Buffer | undefined>;
+  readAll(key: string, maxBytes: number, allocate?: Allocate): Promise<Buffer | undefined>;
   stat(key: string): Promise<ObjectStat | undefined>;
   /** Removes the object; removing a missing object is not an error. */
   delete(key: string): Promise<void>;
