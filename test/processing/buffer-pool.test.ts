@@ -7,6 +7,16 @@ const MiB = 1024 * 1024;
 const pool = (over: Partial<ConstructorParameters<typeof BufferPool>[0]> = {}) =>
   new BufferPool({ maxFree: 2, maxBufferBytes: 8 * MiB, idleMs: 60_000, ...over });
 
+/** Leases buffers of these sizes (MiB) all at once, then gives them all back. */
+function returnBuffers(p: BufferPool, mibs: number[]): void {
+  const leases = mibs.map((mib) => {
+    const l = p.lease();
+    l.allocate(mib * MiB);
+    return l;
+  });
+  for (const l of leases) l.release();
+}
+
 describe('BufferPool', () => {
   test('a released buffer is handed out again when it fits; sizes round up to whole MiB', () => {
     const p = pool();
@@ -25,12 +35,7 @@ describe('BufferPool', () => {
 
   test('the smallest free buffer that fits is taken; too small ones are passed over', () => {
     const p = pool({ maxFree: 3 });
-    const leases = [1, 3, 5].map((mib) => {
-      const l = p.lease();
-      l.allocate(mib * MiB);
-      return l;
-    });
-    for (const l of leases) l.release();
+    returnBuffers(p, [1, 3, 5]);
     const l = p.lease();
     assert.equal(l.allocate(2.5 * MiB).length, 3 * MiB);
     const big = p.lease();
@@ -42,12 +47,7 @@ describe('BufferPool', () => {
 
   test('at most maxFree buffers are kept, the largest; oversized requests are never kept', () => {
     const p = pool({ maxFree: 2 });
-    const leases = [1, 2, 3].map((mib) => {
-      const l = p.lease();
-      l.allocate(mib * MiB);
-      return l;
-    });
-    for (const l of leases) l.release();
+    returnBuffers(p, [1, 2, 3]);
     assert.equal(p.freeBytes, 5 * MiB);
     const huge = p.lease();
     assert.equal(huge.allocate(9 * MiB).length, 9 * MiB);
