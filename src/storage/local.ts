@@ -1,11 +1,10 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AppError } from '../errors.ts';
-import { durableFileStream } from './durable-file.ts';
 import type { UrlSigner } from './signing.ts';
 import { checksumMismatch, incomplete, tooLarge } from './verify-errors.ts';
 import {
@@ -80,7 +79,8 @@ export class LocalObjectStore implements ObjectStore {
       },
     });
     try {
-      await pipeline(body, meter, durableFileStream(tmp)); // fsynced when this resolves
+      await pipeline(body, meter, createWriteStream(tmp, { flags: 'wx', mode: 0o640 }));
+      await fsync(tmp);
       if (size < expect.bytes) {
         throw incomplete(expect.bytes, size);
       }
@@ -236,7 +236,7 @@ export class LocalObjectStore implements ObjectStore {
       },
     });
     try {
-      await pipeline(body, meter, durableFileStream(tmp)); // fsynced when this resolves
+      await pipeline(body, meter, createWriteStream(tmp, { flags: 'wx', mode: 0o640 }));
       if (size < bytes) {
         throw new AppError(
           'upload_incomplete',
@@ -248,6 +248,7 @@ export class LocalObjectStore implements ObjectStore {
           },
         );
       }
+      await fsync(tmp);
       const etag = md5.digest('hex');
       const prefix = partFilePrefix(partNumber);
       // Replace an earlier copy of this part: rename the new one in, then drop the others.
@@ -299,7 +300,7 @@ export class LocalObjectStore implements ObjectStore {
     let size = 0;
     const dir = this.uploadDir(uploadId);
     try {
-      const out = durableFileStream(tmp); // fsynced when the pipeline resolves
+      const out = createWriteStream(tmp, { flags: 'wx', mode: 0o640 });
       await pipeline(async function* () {
         for (const ref of refs) {
           const part = byNumber.get(ref.partNumber)!;
@@ -312,6 +313,7 @@ export class LocalObjectStore implements ObjectStore {
           }
         }
       }, out);
+      await fsync(tmp);
       await mkdir(path.dirname(final), { recursive: true });
       await rename(tmp, final);
       await fsync(path.dirname(final));
