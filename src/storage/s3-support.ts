@@ -1,13 +1,53 @@
-/** S3 pieces the store uses: error recognition and mapping, reading a body, the bucket setup. */
+/**
+ * S3 pieces the store uses: its options and client, error recognition and mapping, reading a
+ * body, the bucket setup.
+ */
 import type { Readable } from 'node:stream';
-import {
-  CreateBucketCommand,
-  HeadBucketCommand,
-  PutBucketCorsCommand,
-  type S3Client,
-} from '@aws-sdk/client-s3';
+import { CreateBucketCommand, HeadBucketCommand, PutBucketCorsCommand, S3Client } from '@aws-sdk/client-s3';
 import { AppError } from '../errors.ts';
 import { ObjectTooLargeError, type Allocate } from './types.ts';
+
+export interface S3StoreOptions {
+  bucket: string;
+  region: string;
+  /** Unset for AWS itself; the URL of MinIO, Ceph RGW, R2 … otherwise. */
+  endpoint: string | undefined;
+  forcePathStyle: boolean;
+  /** Whether the service verifies x-amz-checksum-sha256 (AWS does; Ceph 16 accepts and ignores it). */
+  enforcesChecksum: boolean;
+  /** `put` streams objects above this size as multipart uploads (PutObject alone caps at 5 GiB). */
+  singlePutMaxBytes: number;
+  partSize: number;
+  /** TCP connect timeout per attempt (default 3 s). */
+  connectTimeoutMs?: number | undefined;
+  /** Idle socket timeout per attempt (default 20 s): bounds a hung store and a stalled stream. */
+  socketTimeoutMs?: number | undefined;
+  /** Whole-call deadline, attempts included, of calls without a request body (default 15 s). */
+  operationTimeoutMs?: number | undefined;
+  /** Attempts per call (default 3; the SDK's standard retry with backoff and a retry quota). */
+  maxAttempts?: number | undefined;
+}
+
+/** The SDK client for `opts`: bounded timeouts and retries, checksums only where we add them. */
+export function createClient(opts: S3StoreOptions): S3Client {
+  return new S3Client({
+    region: opts.region,
+    ...(opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {}),
+    forcePathStyle: opts.forcePathStyle,
+    // The defaults add CRC32 trailers that break streamed PutObject (411) and put an
+    // empty-body checksum into presigned URLs; checksums are added where we mean them.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    // An unavailable store must fail fast and bounded, not hang a request: a connect timeout,
+    // an idle-socket timeout (a store that accepts connections but never answers), a few
+    // attempts, and the store's `timed` deadlines around the calls that carry no body.
+    maxAttempts: opts.maxAttempts ?? 3,
+    requestHandler: {
+      connectionTimeout: opts.connectTimeoutMs ?? 3000,
+      socketTimeout: opts.socketTimeoutMs ?? 20_000,
+    },
+  });
+}
 
 /** Error names S3-compatible services use for "there is no such thing". */
 const NOT_FOUND = new Set(['NoSuchKey', 'NotFound', 'NoSuchUpload', 'NoSuchBucket']);

@@ -11,14 +11,22 @@ import {
   ListPartsCommand,
   paginateListObjectsV2,
   PutObjectCommand,
-  S3Client,
+  type S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { StoreUnavailableError } from './errors.ts';
 import { checksumMismatch, incomplete, tooLarge } from './verify-errors.ts';
 import { partBytes, planParts } from './parts.ts';
-import { completionError, isNotFound, readBody, setupBucket, uploadClosed } from './s3-support.ts';
+import {
+  completionError,
+  createClient,
+  isNotFound,
+  readBody,
+  setupBucket,
+  uploadClosed,
+  type S3StoreOptions,
+} from './s3-support.ts';
 import {
   assertSafeKey,
   type Allocate,
@@ -34,27 +42,6 @@ import {
   type SignedGetOptions,
   type StoredPart,
 } from './types.ts';
-
-export interface S3StoreOptions {
-  bucket: string;
-  region: string;
-  /** Unset for AWS itself; the URL of MinIO, Ceph RGW, R2 … otherwise. */
-  endpoint: string | undefined;
-  forcePathStyle: boolean;
-  /** Whether the service verifies x-amz-checksum-sha256 (AWS does; Ceph 16 accepts and ignores it). */
-  enforcesChecksum: boolean;
-  /** `put` streams objects above this size as multipart uploads (PutObject alone caps at 5 GiB). */
-  singlePutMaxBytes: number;
-  partSize: number;
-  /** TCP connect timeout per attempt (default 3 s). */
-  connectTimeoutMs?: number | undefined;
-  /** Idle socket timeout per attempt (default 20 s): bounds a hung store and a stalled stream. */
-  socketTimeoutMs?: number | undefined;
-  /** Whole-call deadline, attempts included, of calls without a request body (default 15 s). */
-  operationTimeoutMs?: number | undefined;
-  /** Attempts per call (default 3; the SDK's standard retry with backoff and a retry quota). */
-  maxAttempts?: number | undefined;
-}
 
 /** Hex SHA-256 → the base64 form S3 headers use. */
 const hexToBase64 = (hex: string) => Buffer.from(hex, 'hex').toString('base64');
@@ -79,23 +66,7 @@ export class S3ObjectStore implements ObjectStore {
       enforcesChecksum: opts.enforcesChecksum,
       presignedParts: true,
     };
-    this.client = new S3Client({
-      region: opts.region,
-      ...(opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {}),
-      forcePathStyle: opts.forcePathStyle,
-      // The defaults add CRC32 trailers that break streamed PutObject (411) and put an
-      // empty-body checksum into presigned URLs; checksums are added where we mean them.
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-      // An unavailable store must fail fast and bounded, not hang a request: a connect timeout,
-      // an idle-socket timeout (a store that accepts connections but never answers), a few
-      // attempts, and `timed` deadlines around the calls that carry no body.
-      maxAttempts: opts.maxAttempts ?? 3,
-      requestHandler: {
-        connectionTimeout: opts.connectTimeoutMs ?? 3000,
-        socketTimeout: opts.socketTimeoutMs ?? 20_000,
-      },
-    });
+    this.client = createClient(opts);
     this.operationTimeoutMs = opts.operationTimeoutMs ?? 15_000;
   }
 
