@@ -45,6 +45,18 @@ export async function withTransaction<T>(pool: Pool, fn: (client: PoolClient) =>
   }
 }
 
+/**
+ * True for Postgres "data exception" errors (SQLSTATE class 22: a value out of range, text with
+ * NUL, a malformed date): a value that passed validation but that Postgres cannot take. The
+ * request schemas should catch these first; this is the net under them.
+ */
+export function isDataException(err: unknown): boolean {
+  const e = err as { code?: unknown; severity?: unknown };
+  return (
+    err instanceof Error && typeof e.code === 'string' && /^22[0-9A-Z]{3}$/.test(e.code) && 'severity' in e
+  );
+}
+
 /** True for errors that mean "the database is not reachable right now" (retry later), not bad input. */
 export function isDatabaseUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;

@@ -1,7 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Authenticator, Principal } from '../auth/principals.ts';
 import { AppError } from '../errors.ts';
-import { routeOf } from './rate-limit-store.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -31,11 +30,12 @@ export function principalOf(request: FastifyRequest): Principal {
 }
 
 /**
- * Route-level rate limit keyed by principal, not by IP (many cameras can sit behind one NAT).
+ * Route-level rate limit keyed by principal, not by IP (many cameras can sit behind one NAT), in a
+ * named bucket: routes that do the same thing (a route and its alias) share one.
  * Runs after authentication (the plugin is registered with `hook: 'preHandler'`). Requests that
  * end in a 5xx are given back (the server failed, not the client).
  */
-export function perPrincipalRateLimit(maxPerMinute: number) {
+export function perPrincipalRateLimit(bucket: string, maxPerMinute: number) {
   return {
     max: maxPerMinute,
     timeWindow: 60_000,
@@ -44,7 +44,7 @@ export function perPrincipalRateLimit(maxPerMinute: number) {
       const who =
         p === null ? `ip:${req.ip}` : p.kind === 'device' ? `device:${p.deviceId}` : `user:${p.userId}`;
       // Remembered so a 5xx can give the request back (see rate-limit-store.ts).
-      req.rateLimitKey = `${routeOf(req)} ${who}`;
+      req.rateLimitKey = `${bucket} ${who}`;
       return req.rateLimitKey;
     },
   };

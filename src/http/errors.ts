@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
-import { isDatabaseUnavailable } from '../db/pool.ts';
+import { isDatabaseUnavailable, isDataException } from '../db/pool.ts';
 import { AppError, ERRORS, type ErrorCode } from '../errors.ts';
 import { isStoreUnavailable } from '../storage/errors.ts';
 
@@ -9,6 +9,8 @@ interface Rendered {
   message: string;
   details?: Record<string, unknown> | undefined;
   headers?: Record<string, string> | undefined;
+  /** Logged with the rejection (never sent): what the client cannot see but an operator needs. */
+  log?: Record<string, unknown>;
 }
 
 const FASTIFY_CODES: Record<string, ErrorCode> = {
@@ -68,6 +70,14 @@ function render(err: unknown): Rendered {
       headers: { 'retry-after': '2' },
     };
   }
+  if (isDataException(err)) {
+    return {
+      status: 400,
+      code: 'validation_failed',
+      message: 'A value in the request is out of range or not storable text.',
+      log: { pgCode: (err as { code: string }).code, pgMessage: (err as Error).message },
+    };
+  }
   // The object store down, restarting, hung or answering 5xx (S3 SDK errors and timeouts).
   if (isStoreUnavailable(err)) {
     return {
@@ -95,7 +105,7 @@ export function registerErrorHandling(app: FastifyInstance): void {
       ? { status: 400, code: 'upload_aborted', message: ERRORS.upload_aborted.message }
       : render(err);
     if (r.status >= 500) request.log.error({ err }, 'request failed');
-    else request.log.warn({ code: r.code, msg: r.message }, 'request rejected');
+    else request.log.warn({ code: r.code, msg: r.message, ...r.log }, 'request rejected');
     if (r.headers) void reply.headers(r.headers);
     return reply.status(r.status).send({
       error: {

@@ -8,10 +8,8 @@
  * remembered on the request; `onResponse` refunds it when the status is 5xx.
  *
  * Fixed windows per key, as the plugin's own in-memory store; one map shared by every route (keys
- * carry the route, so each route still has its own budget).
+ * carry the bucket, so each limited kind of request still has its own budget).
  */
-import type { FastifyRequest } from 'fastify';
-
 declare module 'fastify' {
   interface FastifyRequest {
     /** The rate-limit key this request was counted under, if a limit applied. */
@@ -89,9 +87,4 @@ export function refundableRateLimit(now: () => number = Date.now): RefundableRat
       return w && w.start + w.length > now() ? w.count : 0;
     },
   };
-}
-
-/** The per-route part of a rate-limit key: method and route pattern (not the concrete URL). */
-export function routeOf(request: FastifyRequest): string {
-  return `${request.method} ${request.routeOptions.url ?? request.url}`;
 }

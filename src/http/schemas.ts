@@ -10,6 +10,9 @@ const Sha256 = Type.String({
 });
 const Identifier = (description: string, max = 128) =>
   Type.String({ pattern: `^[A-Za-z0-9][A-Za-z0-9_.-]{0,${max - 1}}$`, description });
+/** Free text Postgres can store: any characters but NUL (text columns cannot hold U+0000). */
+const Text = (opts: { minLength?: number; maxLength: number; description?: string }) =>
+  Type.String({ ...opts, pattern: '^[^\\u0000]*$' });
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
 
 export const ErrorBody = Type.Object(
@@ -31,8 +34,8 @@ export const ListableStatus = Type.Union(LISTABLE_STATUSES.map((s) => Type.Liter
 
 export const CreateSessionBody = Type.Object(
   {
-    fileName: Type.String({ minLength: 1, maxLength: 1024 }),
-    mimeType: Type.String({ minLength: 3, maxLength: 255 }),
+    fileName: Text({ minLength: 1, maxLength: 1024 }),
+    mimeType: Text({ minLength: 3, maxLength: 255 }),
     bytes: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
     sha256: Type.Optional(Sha256),
     mediaType: Type.Optional(Type.Union([Type.Literal('image'), Type.Literal('video')])),
@@ -41,7 +44,7 @@ export const CreateSessionBody = Type.Object(
       Identifier('Camera on the device; defaults to "default" for device uploads.', 64),
     ),
     capturedAt: Type.Optional(Type.String({ format: 'date-time' })),
-    reason: Type.Optional(Type.String({ maxLength: 200 })),
+    reason: Type.Optional(Text({ maxLength: 200 })),
     messageId: Type.Optional(
       Identifier('Device-side id of this capture; (device, camera, messageId) is the idempotency key.'),
     ),
@@ -182,7 +185,7 @@ export const ListQuery = Type.Object(
   {
     limit: Type.Integer({ minimum: 1, maximum: 100, default: 50 }),
     cursor: Type.Optional(Type.String({ maxLength: 512 })),
-    cameraId: Type.Optional(Type.String({ maxLength: 64 })),
+    cameraId: Type.Optional(Text({ maxLength: 64 })),
     status: Type.Optional(ListableStatus),
     since: Type.Optional(Type.String({ format: 'date-time' })),
     until: Type.Optional(Type.String({ format: 'date-time' })),

@@ -15,6 +15,7 @@ import type { ObjectStore } from '../storage/types.ts';
 import { registerAuth } from './auth.ts';
 import { registerCors } from './cors.ts';
 import { registerErrorHandling } from './errors.ts';
+import { strictFormats } from './formats.ts';
 import { refundableRateLimit } from './rate-limit-store.ts';
 import { healthRoutes } from './routes/health.ts';
 import { hlsRoutes } from './routes/hls.ts';
@@ -45,6 +46,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     // Unknown fields are an error, not silently dropped; query strings are coerced to their types.
     ajv: {
       customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false },
+      onCreate: strictFormats,
     },
     requestIdHeader: false,
   }).withTypeProvider<TypeBoxTypeProvider>();

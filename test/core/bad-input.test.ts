@@ -75,6 +75,31 @@ describe('bad input gets a clear 4xx and changes nothing', () => {
         status: 400,
         code: 'validation_failed',
       },
+      // Dates the format allowed but JS or Postgres could not hold were 500s (leap second, year 0).
+      ...[
+        '2016-12-31T23:59:60Z',
+        '0000-01-01T00:00:00Z',
+        '2026-02-29T10:00:00Z',
+        '2026-01-01T24:00:00Z',
+      ].flatMap((capturedAt) =>
+        [
+          { name: `capturedAt ${capturedAt}`, json: { ...valid, capturedAt } },
+          { name: `capturedAt ${capturedAt} with messageId`, json: { ...valid, capturedAt, messageId: 'x' } },
+        ].map((c) => ({ ...c, status: 400, code: 'validation_failed' })),
+      ),
+      // Postgres text cannot hold U+0000.
+      {
+        name: 'NUL in reason',
+        json: { ...valid, reason: 'a\u0000b' },
+        status: 400,
+        code: 'validation_failed',
+      },
+      {
+        name: 'NUL in fileName',
+        json: { ...valid, fileName: 'a\u0000.jpg' },
+        status: 400,
+        code: 'validation_failed',
+      },
       {
         name: 'path in messageId',
         json: { ...valid, messageId: '../../etc/passwd' },
@@ -209,6 +234,14 @@ describe('bad input gets a clear 4xx and changes nothing', () => {
       assert.equal(over.body.error.code, 'rate_limited');
       assert.ok(Number(over.headers.get('retry-after')) > 0);
       assert.equal((await post(b.auth)).status, 201, 'another principal is not affected');
+      // The alias URL shares the bucket: alternating the two does not double the limit.
+      const viaAlias = (auth: Record<string, string>) =>
+        call(limited.api('/media/upload-session'), { method: 'POST', headers: auth, json: valid });
+      assert.equal((await viaAlias(a.auth)).status, 429, 'the alias is limited too');
+      const c = await limited.device();
+      const statuses: number[] = [];
+      for (let i = 0; i < 4; i++) statuses.push((await (i % 2 ? viaAlias : post)(c.auth)).status);
+      assert.deepEqual(statuses, [201, 201, 201, 429]);
     } finally {
       await limited.close();
     }

@@ -120,6 +120,16 @@ describe('listing a device’s media', () => {
       [`?cursor=${Buffer.from('["x","y"]').toString('base64url')}`, 'invalid_cursor'],
       ['?status=DELETED', 'validation_failed'],
       ['?since=yesterday', 'validation_failed'],
+      ['?since=2016-12-31T23:59:60Z', 'validation_failed'],
+      ['?until=0000-06-01T00:00:00Z', 'validation_failed'],
+      ['?cameraId=a%00b', 'validation_failed'],
+      // Cursors Date.parse accepts but Postgres does not (each was a 500), and a BC timestamp.
+      ...['1', 'Z 2020', '2020-01-01 junk?', '2020-02-30 10:00:00+00', '0001-12-31 00:01:00+00 BC'].map(
+        (at): [string, string] => [
+          `?cursor=${Buffer.from(JSON.stringify([at, '7d5b6a52-4f0e-4c53-9d57-0b3f1f0c8a11'])).toString('base64url')}`,
+          'invalid_cursor',
+        ],
+      ),
       ['?unknown=1', 'validation_failed'],
     ];
     for (const [q, code] of cases) {

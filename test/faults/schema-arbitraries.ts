@@ -103,10 +103,19 @@ function boundaryArb(s: Schema): fc.Arbitrary<unknown> {
     for (const n of [s.minLength, s.maxLength]) {
       if (n !== undefined) out.push('a'.repeat(n), 'a'.repeat(n + 1), n > 0 ? 'a'.repeat(n - 1) : '');
     }
+    // Text Postgres cannot store (was a 500 for free-text fields).
+    out.push('a\u0000b');
     if (s.format === 'uuid')
       out.push('00000000-0000-0000-0000-000000000000', 'not-a-uuid', 'ffffffff-ffff-ffff-ffff-fffffffffffff');
     if (s.format === 'date-time')
-      out.push('2026-02-30T00:00:00Z', '0000-01-01T00:00:00Z', '9999-12-31T23:59:59.999999Z', '2026-01-01');
+      out.push(
+        '2026-02-30T00:00:00Z',
+        '0000-01-01T00:00:00Z',
+        '9999-12-31T23:59:59.999999Z',
+        '2026-01-01',
+        // A leap second: valid RFC 3339, an Invalid Date in JS (was a 500).
+        '2016-12-31T23:59:60Z',
+      );
   }
   return out.length > 0 ? fc.constantFrom(...out) : junk;
 }

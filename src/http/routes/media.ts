@@ -38,7 +38,8 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
   const createSession = {
     preHandler: auth.required,
     config: {
-      rateLimit: perPrincipalRateLimit(config.rateLimit.sessionsPerMinute),
+      // One bucket for both URLs (the alias must not double the limit).
+      rateLimit: perPrincipalRateLimit('sessions', config.rateLimit.sessionsPerMinute),
     },
     schema: {
       summary: 'Create an upload session',

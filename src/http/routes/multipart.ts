@@ -26,7 +26,7 @@ export const multipartRoutes: FastifyPluginAsyncTypebox<MultipartRouteDeps> = as
     {
       preHandler: auth.required,
       config: {
-        rateLimit: perPrincipalRateLimit(config.rateLimit.sessionsPerMinute),
+        rateLimit: perPrincipalRateLimit('part-signing', config.rateLimit.sessionsPerMinute),
       },
       schema: {
         summary: 'Sign upload URLs for some parts of a multipart upload',
