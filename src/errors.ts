@@ -19,6 +19,10 @@ export const ERRORS = {
   content_type_mismatch: { status: 400, message: 'Content-Type does not match the declared mimeType.' },
   type_mismatch: { status: 422, message: 'The file content does not match the declared type.' },
   object_missing: { status: 409, message: 'No uploaded object was found for this media yet.' },
+  object_exists: {
+    status: 409,
+    message: 'Other bytes were already uploaded for this media; they are never replaced.',
+  },
   upload_expired: { status: 410, message: 'The upload session has expired.' },
   idempotency_conflict: {
     status: 409,
@@ -26,6 +30,10 @@ export const ERRORS = {
   },
   invalid_state: { status: 409, message: 'The media is not in a state that allows this.' },
   not_multipart: { status: 409, message: 'This media is not a multipart upload.' },
+  multipart_required: {
+    status: 409,
+    message: 'This media is a multipart upload: send its parts to the signed part URLs.',
+  },
   invalid_part_number: { status: 400, message: 'A part number is outside 1..partCount.' },
   parts_incomplete: { status: 400, message: 'The parts list must name every part from 1 to partCount once.' },
   part_not_uploaded: { status: 409, message: 'Some parts have not been uploaded yet.' },

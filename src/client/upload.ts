@@ -308,8 +308,12 @@ async function sendSingle(ctx: SendContext, mediaId: string, first: SingleUpload
         signal: ctx.signal,
         onProgress: (n) => tracker.update(1, n),
       });
+      // Bytes already in place (an earlier attempt arrived, its answer did not): the upload URL is
+      // create-only, so the store answers 412 (S3) or the API 409 object_exists. Complete checks them.
+      if (res.status === 412) return;
       if (res.status >= 300) {
         const err = errorFromResponse(res.status, res.text, res.header('retry-after'), `PUT ${mediaId}`);
+        if (err.code === 'object_exists') return;
         if (isExpiredUrl(err)) instructions = { ...instructions, expiresAt: new Date(0).toISOString() };
         throw err;
       }

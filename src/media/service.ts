@@ -7,7 +7,7 @@ import { withTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import { AppError } from '../errors.ts';
 import { hashStoredObject, sniffStoredType } from '../storage/inspect.ts';
 import type { UrlSigner } from '../storage/signing.ts';
-import type { ObjectStore, PartRef } from '../storage/types.ts';
+import { ObjectExistsError, type ObjectStore, type PartRef } from '../storage/types.ts';
 import { admitDeclaredFile, baseMime, catalogEntry, type MediaType } from './catalog.ts';
 import { decodeCursor, encodeCursor } from './cursor.ts';
 import type { MultipartInstructions, MultipartUploads } from './multipart.ts';
@@ -230,7 +230,13 @@ export class MediaService {
       Math.max(1, Math.floor((media.upload_expires_at.getTime() - Date.now()) / 1000)),
     );
     const expiresAt = Math.floor(Date.now() / 1000) + ttl;
-    const expect = { contentType: media.mime_type, bytes: media.bytes, sha256: media.sha256 ?? undefined };
+    // Exclusive: once bytes are in place, no later PUT with this URL replaces them.
+    const expect = {
+      contentType: media.mime_type,
+      bytes: media.bytes,
+      sha256: media.sha256 ?? undefined,
+      exclusive: true,
+    };
     if (this.store.capabilities.presignedPut && this.store.presignPut) {
       const signed = await this.store.presignPut(media.storage_key, expect, ttl);
       return { ...signed, expiresAt: new Date(expiresAt * 1000).toISOString() };
@@ -256,7 +262,9 @@ export class MediaService {
 
   /**
    * Streams the request body into the store. The object appears only when the length and (if
-   * declared) the sha256 check out; otherwise nothing is kept.
+   * declared) the sha256 check out; otherwise nothing is kept. The first upload to arrive whole
+   * stays: later ones never replace it (the store's exclusive put), so the object `complete`
+   * verified is the one served. Repeating the same bytes is fine (answered as a success).
    */
   async receiveUpload(
     principal: Principal | null,
@@ -267,6 +275,7 @@ export class MediaService {
     const media = await this.get(principal, mediaId);
     if (media.status !== 'PENDING') return media; // a repeated PUT after completion changes nothing
     if (media.upload_expires_at.getTime() < Date.now()) throw new AppError('upload_expired');
+    if (this.multipart?.applies(media.bytes)) throw new AppError('multipart_required');
     if (headers.contentType !== undefined && baseMime(headers.contentType) !== media.mime_type) {
       throw new AppError('content_type_mismatch', `Content-Type must be ${media.mime_type}.`, {
         expected: media.mime_type,
@@ -293,14 +302,44 @@ export class MediaService {
         },
       );
     }
-    const result = await this.store.put(media.storage_key, body, {
-      contentType: media.mime_type,
-      bytes: media.bytes,
-      sha256: media.sha256 ?? undefined,
-    });
+    let result;
+    try {
+      result = await this.store.put(media.storage_key, body, {
+        contentType: media.mime_type,
+        bytes: media.bytes,
+        sha256: media.sha256 ?? undefined,
+        exclusive: true,
+      });
+    } catch (err) {
+      if (!(err instanceof ObjectExistsError)) throw err;
+      return this.repeatedUpload(principal, media.id, err.sha256);
+    }
     const stat = await this.store.stat(media.storage_key);
     if (stat) await repo.recordUploadedContent(this.pool, media.id, result.sha256, stat.etag);
+    // Cancelled, deleted or expired while the bytes streamed (which removed the object, so ours
+    // could land): nothing may keep it. (Completed meanwhile: it completed with these bytes.)
+    const now = await repo.findMedia(this.pool, media.id);
+    if (now === undefined || now.status === 'FAILED' || now.status === 'DELETED') {
+      await this.store.delete(media.storage_key);
+      throw new AppError('invalid_state', 'The upload session ended while the bytes arrived.', {
+        status: now?.status ?? 'DELETED',
+      });
+    }
     return { ...media, content_sha256: result.sha256 };
+  }
+
+  /** An upload found an object in place: the same bytes again are a success, other bytes a 409. */
+  private async repeatedUpload(
+    principal: Principal | null,
+    mediaId: string,
+    sha256: string,
+  ): Promise<MediaRow> {
+    const now = await this.get(principal, mediaId);
+    if (now.content_sha256 === sha256) return now;
+    throw new AppError('object_exists', undefined, {
+      status: now.status,
+      hint: 'Complete the upload, or cancel it and create a new session for other bytes.',
+    });
   }
 
   // ---- completion -----------------------------------------------------------------------

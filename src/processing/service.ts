@@ -35,12 +35,15 @@ export class ProcessingService {
         status: m.status,
       });
     }
-    if (m.error?.code === 'type_mismatch' && m.detected_mime_type === null) {
-      // Rejected at completion: the object was deleted, there is nothing to process.
+    if (m.detected_mime_type === null) {
+      // Never completed (cancelled, expired, or rejected at completion): no bytes were ever
+      // verified, and bytes that arrive late must not bypass completion through a retry.
       throw new AppError(
         'invalid_state',
-        'This upload was rejected because its content did not match the declared type, and its bytes were deleted; upload the file again.',
-        { status: m.status, error: m.error.code },
+        m.error?.code === 'type_mismatch'
+          ? 'This upload was rejected because its content did not match the declared type, and its bytes were deleted; upload the file again.'
+          : 'This upload never completed, so there is nothing to process; upload the file again.',
+        { status: m.status, error: m.error?.code ?? null },
       );
     }
     if (!(await this.store.stat(m.storage_key))) {

@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -10,6 +10,7 @@ import { checksumMismatch, incomplete, tooLarge } from './verify-errors.ts';
 import {
   assertSafeKey,
   normalizeEtag,
+  ObjectExistsError,
   ObjectTooLargeError,
   type Allocate,
   type ByteRange,
@@ -89,7 +90,18 @@ export class LocalObjectStore implements ObjectStore {
         throw checksumMismatch(expect.sha256, sha256);
       }
       await mkdir(path.dirname(final), { recursive: true });
-      await rename(tmp, final);
+      if (expect.exclusive) {
+        // link() fails when the name exists: create-only, atomically (rename would replace).
+        try {
+          await link(tmp, final);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new ObjectExistsError(key, sha256);
+          throw err;
+        }
+        await rm(tmp, { force: true });
+      } else {
+        await rename(tmp, final);
+      }
       await fsync(path.dirname(final));
       return { size, sha256 };
     } catch (err) {

@@ -63,6 +63,12 @@ export const isNotFound = (err: unknown) => {
   return NOT_FOUND.has(name) || status === 404;
 };
 
+/** A conditional write refused: `If-None-Match: *` found an object under the key. */
+export const isPreconditionFailed = (err: unknown) => {
+  const { name, status } = awsError(err);
+  return name === 'PreconditionFailed' || status === 412;
+};
+
 export const uploadClosed = () => new AppError('invalid_state', 'The multipart upload is no longer open.');
 
 /** CompleteMultipartUpload's refusals, as the client's errors (anything else unchanged). */

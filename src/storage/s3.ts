@@ -22,6 +22,7 @@ import {
   completionError,
   createClient,
   isNotFound,
+  isPreconditionFailed,
   readBody,
   setupBucket,
   uploadClosed,
@@ -29,6 +30,7 @@ import {
 } from './s3-support.ts';
 import {
   assertSafeKey,
+  ObjectExistsError,
   type Allocate,
   type ByteRange,
   type ListedObject,
@@ -114,16 +116,21 @@ export class S3ObjectStore implements ObjectStore {
     const sha256 = createHash('sha256').update(data).digest('hex');
     if (expect.sha256 !== undefined && sha256 !== expect.sha256)
       throw checksumMismatch(expect.sha256, sha256);
-    await this.client.send(
-      new PutObjectCommand({
-        Bucket: this.bucket,
-        Key: key,
-        Body: data,
-        ContentLength: size,
-        ContentType: expect.contentType,
-        ContentMD5: createHash('md5').update(data).digest('base64'),
-      }),
-    );
+    await this.client
+      .send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Body: data,
+          ContentLength: size,
+          ContentType: expect.contentType,
+          ContentMD5: createHash('md5').update(data).digest('base64'),
+          ...(expect.exclusive ? { IfNoneMatch: '*' } : {}),
+        }),
+      )
+      .catch((err: unknown) => {
+        throw isPreconditionFailed(err) ? new ObjectExistsError(key, sha256) : err;
+      });
     return { size, sha256 };
   }
 
@@ -173,7 +180,14 @@ export class S3ObjectStore implements ObjectStore {
       const sha256 = hash.digest('hex');
       if (expect.sha256 !== undefined && sha256 !== expect.sha256)
         throw checksumMismatch(expect.sha256, sha256);
-      await this.completeMultipart(key, uploadId, parts);
+      // If-None-Match on CompleteMultipartUpload is atomic where the store honours it (AWS since
+      // 2024); Ceph ignores it, so an exclusive put also looks just before joining.
+      if (expect.exclusive && (await this.stat(key))) throw new ObjectExistsError(key, sha256);
+      await this.completeMultipart(key, uploadId, parts, { exclusive: expect.exclusive }).catch(
+        (err: unknown) => {
+          throw isPreconditionFailed(err) ? new ObjectExistsError(key, sha256) : err;
+        },
+      );
       return { size, sha256 };
     } catch (err) {
       await this.abortMultipart(key, uploadId).catch(() => undefined);
@@ -260,7 +274,7 @@ export class S3ObjectStore implements ObjectStore {
   /**
    * Content-Length and Content-Type are signed, so the store rejects another length or type;
    * a declared SHA-256 is signed too when the store verifies it (kept as a header, not hoisted
-   * into the query, so the client must send it).
+   * into the query, so the client must send it); so is `If-None-Match: *` for an exclusive put.
    */
   async presignPut(key: string, expect: PutExpectation, expiresInSeconds: number): Promise<PresignedPut> {
     assertSafeKey(key);
@@ -276,15 +290,18 @@ export class S3ObjectStore implements ObjectStore {
         ContentType: expect.contentType,
         ContentLength: expect.bytes,
         ...(checksum !== undefined ? { ChecksumSHA256: checksum } : {}),
+        ...(expect.exclusive ? { IfNoneMatch: '*' } : {}),
       }),
       {
         expiresIn: expiresInSeconds,
-        signableHeaders: new Set(['content-type', 'content-length']),
+        signableHeaders: new Set(['content-type', 'content-length', 'if-none-match']),
         unhoistableHeaders: new Set(['x-amz-checksum-sha256']),
       },
     );
     const headers: Record<string, string> = { 'Content-Type': expect.contentType };
     if (checksum !== undefined) headers['x-amz-checksum-sha256'] = checksum;
+    // Signed: the store refuses (412) a PUT that would replace an object already in place.
+    if (expect.exclusive) headers['If-None-Match'] = '*';
     return { method: 'PUT', url, headers };
   }
 
@@ -390,7 +407,12 @@ export class S3ObjectStore implements ObjectStore {
     return [...parts.values()].sort((a, b) => a.partNumber - b.partNumber);
   }
 
-  async completeMultipart(key: string, uploadId: string, parts: PartRef[]): Promise<{ size: number }> {
+  async completeMultipart(
+    key: string,
+    uploadId: string,
+    parts: PartRef[],
+    opts: { exclusive?: boolean | undefined } = {},
+  ): Promise<{ size: number }> {
     assertSafeKey(key);
     try {
       await this.timed((abortSignal) =>
@@ -400,6 +422,7 @@ export class S3ObjectStore implements ObjectStore {
             Key: key,
             UploadId: uploadId,
             MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag })) },
+            ...(opts.exclusive ? { IfNoneMatch: '*' } : {}),
           }),
           { abortSignal },
         ),

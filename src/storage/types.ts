@@ -37,6 +37,11 @@ export interface PutExpectation {
   bytes: number;
   /** Lower-case hex SHA-256 the bytes must hash to. */
   sha256?: string | undefined;
+  /**
+   * Only create: when an object is already under the key, nothing is written and the put fails
+   * with {@link ObjectExistsError} (an uploaded original is never replaced once in place).
+   */
+  exclusive?: boolean;
 }
 
 export interface PutResult {
@@ -152,7 +157,6 @@ export interface ListedObject {
   lastModified: Date;
 }
 
-/** ETags compare without quotes or a weak prefix (stores and clients differ in what they keep). */
 /** The object holds more bytes than the reader accepts. */
 export class ObjectTooLargeError extends Error {
   override readonly name = 'ObjectTooLargeError';
@@ -164,6 +168,18 @@ export class ObjectTooLargeError extends Error {
   }
 }
 
+/** An exclusive put found an object under its key; `sha256` is what the refused bytes hash to. */
+export class ObjectExistsError extends Error {
+  override readonly name = 'ObjectExistsError';
+  constructor(
+    readonly key: string,
+    readonly sha256: string,
+  ) {
+    super(`An object is already stored under ${key}.`);
+  }
+}
+
+/** ETags compare without quotes or a weak prefix (stores and clients differ in what they keep). */
 export const normalizeEtag = (etag: string) => etag.trim().replace(/^W\//, '').replace(/^"|"$/g, '');
 
 /** Keys are built by us from sanitised parts; this is the last line of defence against traversal. */

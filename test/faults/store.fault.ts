@@ -190,7 +190,8 @@ async function putToStore(url: string, headers: Record<string, string>, body: Bu
       signal: AbortSignal.timeout(3000),
     });
     await res.arrayBuffer();
-    if (res.ok) return res;
+    // 412: a single-upload URL is create-only, and an earlier attempt's bytes are in place.
+    if (res.ok || res.status === 412) return res;
   } catch {
     // the store is down: expected during the outage
   }

@@ -11,7 +11,7 @@ import { AppError } from '../../src/errors.ts';
 import { LocalObjectStore } from '../../src/storage/local.ts';
 import { S3ObjectStore } from '../../src/storage/s3.ts';
 import { UrlSigner } from '../../src/storage/signing.ts';
-import { ObjectTooLargeError, type ObjectStore } from '../../src/storage/types.ts';
+import { ObjectExistsError, ObjectTooLargeError, type ObjectStore } from '../../src/storage/types.ts';
 import { type Ceph, startCeph } from '../helpers/ceph.ts';
 import { sha256 } from '../helpers/files.ts';
 import { asBody, MiB } from '../helpers/multipart-suite.ts';
@@ -111,6 +111,30 @@ for (const backend of ['local', 's3'] as const) {
       assert.equal(await s().readAll(key, 100), undefined);
       await s().delete(key); // deleting a missing object is fine
       assert.throws(() => s().uri('../escape'));
+    });
+
+    test('an exclusive put never replaces an object (single and multipart sizes); a plain put does', async () => {
+      const big = Buffer.alloc(6 * MiB, 0x5a); // over the S3 store's single-PUT size: its multipart path
+      for (const [key, first, other] of [
+        ['c/exclusive.bin', data, Buffer.from('other bytes '.repeat(1250))],
+        ['c/exclusive-big.bin', big, Buffer.alloc(6 * MiB, 0x33)],
+      ] as const) {
+        const expect = { contentType: 'application/octet-stream', bytes: first.length, exclusive: true };
+        await s().put(key, body(first), expect);
+        await assert.rejects(
+          s().put(key, body(other), { ...expect, bytes: other.length }),
+          (err: unknown) => {
+            assert.ok(err instanceof ObjectExistsError, String(err));
+            assert.equal(err.sha256, sha256(other), 'names what the refused bytes hash to');
+            return true;
+          },
+        );
+        assert.deepEqual(await s().readAll(key, first.length), first, 'the first object stands');
+        await s().put(key, body(other), { ...expect, bytes: other.length, exclusive: false });
+        assert.deepEqual(await s().readAll(key, other.length), other, 'a plain put replaces');
+        await s().delete(key);
+      }
+      assert.deepEqual(await uploads(s()), [], 'no multipart upload left open');
     });
 
     test('put refuses too many bytes, too few bytes or a wrong sha256, leaving nothing', async () => {

@@ -69,10 +69,15 @@ describe('single uploads straight to the bucket', () => {
     assert.equal(upload.method, 'PUT');
     assert.ok(upload.url.startsWith(`${ceph.env.S3_ENDPOINT}/${BUCKET}/`), upload.url);
     const signed = new URL(upload.url).searchParams.get('X-Amz-SignedHeaders') ?? '';
-    assert.deepEqual(signed.split(';').sort(), ['content-length', 'content-type', 'host']);
-    assert.deepEqual(upload.headers, { 'Content-Type': 'image/jpeg' });
+    assert.deepEqual(signed.split(';').sort(), ['content-length', 'content-type', 'host', 'if-none-match']);
+    assert.deepEqual(upload.headers, { 'Content-Type': 'image/jpeg', 'If-None-Match': '*' });
     const res = await put(upload.url, JPEG, upload.headers);
     assert.equal(res.status, 200, await res.text());
+    // Create-only: the same URL cannot replace the object (other bytes of the same length), and
+    // leaving the header out breaks the signature.
+    const other = Buffer.alloc(JPEG.length, 0x20);
+    assert.equal((await put(upload.url, other, upload.headers)).status, 412);
+    assert.equal((await put(upload.url, other, { 'Content-Type': 'image/jpeg' })).status, 403);
 
     const done = await call(t.api(`/media/${s.body.mediaId}/complete`), {
       method: 'POST',

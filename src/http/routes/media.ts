@@ -244,7 +244,7 @@ export const uploadRoute: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (app
             bytes: Type.Integer(),
             sha256: Type.Union([Type.String(), Type.Null()]),
           }),
-          ...errors(400, 401, 403, 404, 410, 413, 422),
+          ...errors(400, 401, 403, 404, 409, 410, 413, 422),
         },
       },
     },
