@@ -86,3 +86,39 @@ export function admitDeclaredFile(
   }
   return { mimeType, entry };
 }
+
+/**
+ * The headers of a PUT must agree with the session before any byte is read: the declared type,
+ * and a `Content-Length` (when sent) equal to the declared size.
+ */
+export function admitUploadHeaders(
+  media: { mime_type: string; bytes: number },
+  headers: { contentType: string | undefined; contentLength: number | undefined },
+): void {
+  if (headers.contentType !== undefined && baseMime(headers.contentType) !== media.mime_type) {
+    throw new AppError('content_type_mismatch', `Content-Type must be ${media.mime_type}.`, {
+      expected: media.mime_type,
+      received: baseMime(headers.contentType),
+    });
+  }
+  if (headers.contentLength !== undefined && headers.contentLength > media.bytes) {
+    throw new AppError(
+      'upload_too_large',
+      `Content-Length ${headers.contentLength} exceeds the declared ${media.bytes}.`,
+      {
+        declaredBytes: media.bytes,
+        contentLength: headers.contentLength,
+      },
+    );
+  }
+  if (headers.contentLength !== undefined && headers.contentLength < media.bytes) {
+    throw new AppError(
+      'upload_incomplete',
+      `Content-Length ${headers.contentLength} is less than the declared ${media.bytes}.`,
+      {
+        expectedBytes: media.bytes,
+        contentLength: headers.contentLength,
+      },
+    );
+  }
+}

@@ -8,7 +8,7 @@ import { AppError } from '../errors.ts';
 import { hashStoredObject, sniffStoredType } from '../storage/inspect.ts';
 import type { UrlSigner } from '../storage/signing.ts';
 import { ObjectExistsError, type ObjectStore, type PartRef } from '../storage/types.ts';
-import { admitDeclaredFile, baseMime, catalogEntry, type MediaType } from './catalog.ts';
+import { admitDeclaredFile, admitUploadHeaders, catalogEntry, type MediaType } from './catalog.ts';
 import { decodeCursor, encodeCursor } from './cursor.ts';
 import type { MultipartInstructions, MultipartUploads } from './multipart.ts';
 import { contentDisposition, deviceMessageKey, ownerKey, sanitizeFileName } from './keys.ts';
@@ -276,32 +276,7 @@ export class MediaService {
     if (media.status !== 'PENDING') return media; // a repeated PUT after completion changes nothing
     if (media.upload_expires_at.getTime() < Date.now()) throw new AppError('upload_expired');
     if (this.multipart?.applies(media.bytes)) throw new AppError('multipart_required');
-    if (headers.contentType !== undefined && baseMime(headers.contentType) !== media.mime_type) {
-      throw new AppError('content_type_mismatch', `Content-Type must be ${media.mime_type}.`, {
-        expected: media.mime_type,
-        received: baseMime(headers.contentType),
-      });
-    }
-    if (headers.contentLength !== undefined && headers.contentLength > media.bytes) {
-      throw new AppError(
-        'upload_too_large',
-        `Content-Length ${headers.contentLength} exceeds the declared ${media.bytes}.`,
-        {
-          declaredBytes: media.bytes,
-          contentLength: headers.contentLength,
-        },
-      );
-    }
-    if (headers.contentLength !== undefined && headers.contentLength < media.bytes) {
-      throw new AppError(
-        'upload_incomplete',
-        `Content-Length ${headers.contentLength} is less than the declared ${media.bytes}.`,
-        {
-          expectedBytes: media.bytes,
-          contentLength: headers.contentLength,
-        },
-      );
-    }
+    admitUploadHeaders(media, headers);
     let result;
     try {
       result = await this.store.put(media.storage_key, body, {
