@@ -293,7 +293,8 @@ export async function markDeleted(db: Queryable, id: string): Promise<boolean> {
 }
 
 export interface ListQuery {
-  scope: { deviceId: string } | { ownerUserId: string };
+  /** A device's media (`forUser`: only that user's captures on it), or a user's. */
+  scope: { deviceId: string; forUser?: string } | { ownerUserId: string };
   cameraId?: string | undefined;
   status?: MediaStatus | undefined;
   since?: Date | undefined;
@@ -310,8 +311,12 @@ export async function listMedia(db: Queryable, q: ListQuery): Promise<MediaRow[]
     values.push(value);
     where.push(sql.replace('?', `$${values.length}`));
   };
-  if ('deviceId' in q.scope) add('m.device_id = ?', q.scope.deviceId);
-  else add('m.owner_user_id = ?', q.scope.ownerUserId);
+  if ('deviceId' in q.scope) {
+    add('m.device_id = ?', q.scope.deviceId);
+    // As privacy.owningUser: recorded at upload, else the device's owner (the caller, checked).
+    if (q.scope.forUser !== undefined)
+      add('(m.owner_user_id = ? OR m.owner_user_id IS NULL)', q.scope.forUser);
+  } else add('m.owner_user_id = ?', q.scope.ownerUserId);
   if (q.cameraId !== undefined) add('m.camera_id = ?', q.cameraId);
   if (q.status !== undefined) add('m.status = ?', q.status);
   if (q.since !== undefined) add('m.captured_at >= ?', q.since);

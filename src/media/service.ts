@@ -12,6 +12,7 @@ import { admitDeclaredFile, admitUploadHeaders, catalogEntry, type MediaType } f
 import { decodeCursor, encodeCursor } from './cursor.ts';
 import type { MultipartInstructions, MultipartUploads } from './multipart.ts';
 import { contentDisposition, deviceMessageKey, ownerKey, sanitizeFileName } from './keys.ts';
+import { owningUser } from './privacy.ts';
 import * as repo from './repo.ts';
 import type { MediaRow, MediaStatus } from './repo.ts';
 
@@ -78,13 +79,16 @@ export class MediaService {
 
   // ---- access ---------------------------------------------------------------------------
 
-  /** The principal may see and manage this media: its device, its owner, or its device's owner. */
+  /**
+   * The principal may see and manage this media: its device, or its owning user (see
+   * {@link owningUser}: a camera that changes hands does not take its earlier captures along).
+   */
   static canAccess(
     p: Principal,
     m: Pick<MediaRow, 'device_id' | 'owner_user_id' | 'device_owner_user_id'>,
   ): boolean {
     if (p.kind === 'device') return m.device_id === p.deviceId;
-    return m.owner_user_id === p.userId || (m.device_id !== null && m.device_owner_user_id === p.userId);
+    return owningUser(m) === p.userId;
   }
 
   /** Loads media the principal may access; anything else (missing, others', deleted) is 404. */
@@ -417,7 +421,11 @@ export class MediaService {
           ? principal.deviceId === scope.deviceId
           : dev.ownerUserId === principal.userId);
       if (!allowed) throw new AppError('not_found', 'Device not found.');
-      repoScope = { deviceId: scope.deviceId };
+      // A user lists the device's captures that are theirs (not a previous owner's).
+      repoScope = {
+        deviceId: scope.deviceId,
+        ...(principal.kind === 'user' ? { forUser: principal.userId } : {}),
+      };
     } else {
       const userId = scope.userId === 'me' && principal.kind === 'user' ? principal.userId : scope.userId;
       if (principal.kind !== 'user' || principal.userId !== userId)

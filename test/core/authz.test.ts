@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { SignJWT } from 'jose';
+import { canSeeLocation } from '../../src/media/privacy.ts';
 import { call, JWT_SECRET, startTestServer, type TestServer } from '../helpers/server.ts';
 import { fixture, sha256 } from '../helpers/files.ts';
 
@@ -118,6 +119,55 @@ describe('authorization matrix: every route × device A, device B, owner user, o
       204,
     );
     assert.equal((await call(t.api(`/media/${mediaId}`), { headers: devA.auth })).status, 404);
+  });
+
+  // Found by a security review: after a device changed owner, the previous owner still reached its
+  // captures (fine) but the new owner reached them too, GPS included.
+  test('a camera that changes hands keeps its earlier captures with the previous owner', async () => {
+    const alice = await t.user('transfer-alice');
+    const bob = await t.user('transfer-bob');
+    const dev = await t.device('cam-sold', alice.id);
+    const before = await uploaded(dev.auth);
+    await t.server.database.pool.query('UPDATE devices SET owner_user_id = $1 WHERE id = $2', [
+      bob.id,
+      dev.id,
+    ]);
+    // The device-key cache hears of the change by NOTIFY: wait until a new capture is Bob's.
+    let afterId = '';
+    for (let i = 0; i < 50 && !afterId; i++) {
+      const id = await uploaded(dev.auth);
+      if ((await call(t.api(`/media/${id}`), { headers: bob.auth })).status === 200) afterId = id;
+      else await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(afterId, 'captures after the transfer belong to the new owner');
+
+    const get = (id: string, who: Auth) => call(t.api(`/media/${id}`), { headers: who });
+    assert.equal((await get(before, alice.auth)).status, 200, 'the previous owner keeps earlier captures');
+    assert.equal((await get(before, bob.auth)).status, 404, 'the new owner does not get them');
+    assert.equal((await get(afterId, alice.auth)).status, 404, 'nor the previous owner the new ones');
+    assert.equal((await get(before, dev.auth)).status, 200, 'the device still sees what it uploaded');
+
+    const listed = async (url: string, who: Auth) =>
+      ((await call(t.api(url), { headers: who })).body.items as { mediaId: string }[]).map((m) => m.mediaId);
+    const bobsDevice = await listed(`/devices/${dev.id}/media`, bob.auth);
+    assert.ok(
+      bobsDevice.includes(afterId) && !bobsDevice.includes(before),
+      'the device listing is per owner',
+    );
+    assert.equal((await call(t.api(`/devices/${dev.id}/media`), { headers: alice.auth })).status, 404);
+    assert.ok((await listed('/users/me/media', alice.auth)).includes(before));
+    assert.ok(!(await listed('/users/me/media', bob.auth)).includes(before));
+
+    // The location follows the same rule.
+    const row = (
+      await t.server.database.pool.query(
+        `SELECT m.owner_user_id, d.owner_user_id AS device_owner_user_id
+         FROM media m JOIN devices d ON d.id = m.device_id WHERE m.id = $1`,
+        [before],
+      )
+    ).rows[0] as { owner_user_id: string | null; device_owner_user_id: string | null };
+    assert.equal(canSeeLocation({ kind: 'user', userId: alice.id }, row), true);
+    assert.equal(canSeeLocation({ kind: 'user', userId: bob.id }, row), false);
   });
 
   test('a device can only upload as itself; a user only for devices they own', async () => {
