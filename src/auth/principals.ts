@@ -164,6 +164,8 @@ export class Authenticator {
       algorithms: this.auth.jwksUrl ? ['RS256', 'ES256', 'EdDSA', 'PS256'] : ['HS256'],
       issuer: this.auth.issuer,
       audience: this.auth.audience,
+      // A token without an expiry would be valid forever.
+      requiredClaims: ['exp'],
     };
     try {
       const { payload } =

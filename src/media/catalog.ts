@@ -1,5 +1,6 @@
 import type { Config } from '../config.ts';
 import { AppError } from '../errors.ts';
+import { contentDisposition, downloadName } from './keys.ts';
 
 /** The allow-list: declared MIME type → media type, key extension, and what sniffing may find. */
 export type MediaType = 'image' | 'video';
@@ -121,4 +122,16 @@ export function admitUploadHeaders(
       },
     );
   }
+}
+
+/**
+ * Content-Disposition of an original: inline only for types safe to show, and always saved with
+ * the extension of the verified type (see downloadName).
+ */
+export function originalDisposition(mimeType: string, fileName: string): string {
+  const entry = catalogEntry(mimeType);
+  return contentDisposition(
+    entry?.inline === true ? 'inline' : 'attachment',
+    entry ? downloadName(fileName, entry.ext) : fileName,
+  );
 }

@@ -41,6 +41,25 @@ export function ownerKey(mediaType: string, ownerId: string, now: Date, ext: str
   return `${mediaType}/${keySegment(ownerId)}/${now.getTime()}-${randomUUID()}.${ext}`;
 }
 
+/** Extensions that name the same type as a catalog extension. */
+const EXTENSION_ALIASES: Record<string, readonly string[]> = {
+  jpg: ['jpeg', 'jpe', 'jfif'],
+  heic: ['heif'],
+  heif: ['heic'],
+  mov: ['qt'],
+};
+
+/**
+ * The name a download is saved under: the client's name, but with the extension of the type we
+ * verified (`evil.html` declared and verified as JPEG saves as `evil.jpg`, never as a page).
+ */
+export function downloadName(fileName: string, ext: string): string {
+  const dot = fileName.lastIndexOf('.');
+  const current = dot > 0 ? fileName.slice(dot + 1).toLowerCase() : '';
+  if (current === ext || EXTENSION_ALIASES[ext]?.includes(current)) return fileName;
+  return `${dot > 0 ? fileName.slice(0, dot) : fileName}.${ext}`;
+}
+
 /** RFC 6266 Content-Disposition with an ASCII fallback and an RFC 5987 `filename*` for the rest. */
 export function contentDisposition(kind: 'inline' | 'attachment', fileName: string): string {
   const ascii = fileName.replace(/[^\x20-\x7e]/g, '_').replace(/["\\]/g, '_');

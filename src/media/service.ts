@@ -3,64 +3,34 @@ import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Principal } from '../auth/principals.ts';
 import type { Config } from '../config.ts';
-import { withTransaction, type Pool, type Queryable } from '../db/pool.ts';
+import { withTransaction, type Pool } from '../db/pool.ts';
 import { AppError } from '../errors.ts';
 import { hashStoredObject, sniffStoredType } from '../storage/inspect.ts';
 import type { UrlSigner } from '../storage/signing.ts';
 import { ObjectExistsError, type ObjectStore, type PartRef } from '../storage/types.ts';
-import { admitDeclaredFile, admitUploadHeaders, catalogEntry, type MediaType } from './catalog.ts';
+import { admitDeclaredFile, admitUploadHeaders, catalogEntry, originalDisposition } from './catalog.ts';
 import { decodeCursor, encodeCursor } from './cursor.ts';
-import type { MultipartInstructions, MultipartUploads } from './multipart.ts';
-import { contentDisposition, deviceMessageKey, ownerKey, sanitizeFileName } from './keys.ts';
+import type { MultipartUploads } from './multipart.ts';
+import { deviceMessageKey, ownerKey, sanitizeFileName } from './keys.ts';
 import { owningUser } from './privacy.ts';
 import * as repo from './repo.ts';
 import type { MediaRow, MediaStatus } from './repo.ts';
+import type {
+  CreateSessionInput,
+  DownloadPlan,
+  ProcessingQueue,
+  SessionResult,
+  UploadInstructions,
+} from './session-types.ts';
 
-export interface CreateSessionInput {
-  fileName: string;
-  mimeType: string;
-  bytes: number;
-  sha256?: string | undefined;
-  mediaType?: MediaType | undefined;
-  deviceId?: string | undefined;
-  cameraId?: string | undefined;
-  capturedAt?: string | undefined;
-  reason?: string | undefined;
-  messageId?: string | undefined;
-}
-
-/** A single PUT; files above the multipart threshold get `MultipartInstructions` instead. */
-export type UploadInstructions = PutInstructions | MultipartInstructions;
-
-export interface PutInstructions {
-  method: 'PUT';
-  url: string;
-  headers: Record<string, string>;
-  expiresAt: string;
-}
-
-export interface SessionResult {
-  created: boolean;
-  media: MediaRow;
-  upload: UploadInstructions | null;
-}
-
-/** Enqueues background processing inside the completing transaction. */
-export interface ProcessingQueue {
-  enqueueProcessing(tx: Queryable, mediaId: string): Promise<void>;
-}
-
-export type DownloadPlan =
-  | { kind: 'redirect'; url: string }
-  | {
-      kind: 'proxy';
-      key: string;
-      contentType: string;
-      contentDisposition: string;
-      etag: string;
-      size: number;
-      lastModified: Date;
-    };
+export type {
+  CreateSessionInput,
+  DownloadPlan,
+  ProcessingQueue,
+  PutInstructions,
+  SessionResult,
+  UploadInstructions,
+} from './session-types.ts';
 
 export const uploadResource = (mediaId: string) => `media/${mediaId}/upload`;
 const DOWNLOADABLE: readonly MediaStatus[] = ['UPLOADED', 'PROCESSING', 'READY'];
@@ -456,8 +426,7 @@ export class MediaService {
         status: media.status,
       });
     }
-    const inline = catalogEntry(media.mime_type)?.inline === true;
-    const disposition = contentDisposition(inline ? 'inline' : 'attachment', media.file_name);
+    const disposition = originalDisposition(media.mime_type, media.file_name);
     if (mode === 'redirect') {
       const url = await this.store.signedGetUrl(media.storage_key, {
         expiresInSeconds: this.config.uploads.downloadUrlTtlSeconds,

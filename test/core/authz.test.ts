@@ -211,12 +211,18 @@ describe('authorization matrix: every route × device A, device B, owner user, o
       .setSubject('u')
       .setExpirationTime(Math.floor(Date.now() / 1000) - 60)
       .sign(new TextEncoder().encode(JWT_SECRET));
+    // Signed with the right secret but without an expiry: it would never lapse.
+    const noExpiry = await new SignJWT({})
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('u')
+      .sign(new TextEncoder().encode(JWT_SECRET));
     const noneAlg = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from('{"sub":"u"}').toString('base64url')}.`;
     const headers = [
       'Bearer mdk_unknown',
       revoked.auth.authorization!,
       `Bearer ${wrongSecret}`,
       `Bearer ${expired}`,
+      `Bearer ${noExpiry}`,
       `Bearer ${noneAlg}`,
       'Basic abc',
       'Bearer',

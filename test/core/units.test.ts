@@ -4,6 +4,7 @@ import { ConfigError, loadConfig } from '../../src/config.ts';
 import { decodeCursor, encodeCursor } from '../../src/media/cursor.ts';
 import {
   contentDisposition,
+  downloadName,
   deviceMessageKey,
   keySegment,
   ownerKey,
@@ -69,6 +70,15 @@ describe('storage keys and names', () => {
     for (const bad of ['', '/abs', 'a/../b', 'a//b', 'a/./b', 'a\\b', 'a\nb'])
       assert.throws(() => assertSafeKey(bad), bad);
   });
+  test('a download is saved with the extension of its verified type', () => {
+    assert.equal(downloadName('evil.html', 'jpg'), 'evil.jpg');
+    assert.equal(downloadName('photo', 'jpg'), 'photo.jpg');
+    assert.equal(downloadName('.htaccess', 'png'), '.htaccess.png');
+    assert.equal(downloadName('IMG_1.JPEG', 'jpg'), 'IMG_1.JPEG');
+    assert.equal(downloadName('clip.mov', 'mov'), 'clip.mov');
+    assert.equal(downloadName('a.b.svg', 'png'), 'a.b.png');
+  });
+
   test('Content-Disposition carries an ASCII fallback and RFC 5987 filename*', () => {
     assert.equal(
       contentDisposition('attachment', 'résumé "1".pdf'),

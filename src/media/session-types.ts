@@ -1,0 +1,51 @@
+/** The shapes the media use cases take and give (see service.ts). */
+import type { Queryable } from '../db/pool.ts';
+import type { MediaType } from './catalog.ts';
+import type { MultipartInstructions } from './multipart.ts';
+import type { MediaRow } from './repo.ts';
+
+export interface CreateSessionInput {
+  fileName: string;
+  mimeType: string;
+  bytes: number;
+  sha256?: string | undefined;
+  mediaType?: MediaType | undefined;
+  deviceId?: string | undefined;
+  cameraId?: string | undefined;
+  capturedAt?: string | undefined;
+  reason?: string | undefined;
+  messageId?: string | undefined;
+}
+
+/** A single PUT; files above the multipart threshold get `MultipartInstructions` instead. */
+export type UploadInstructions = PutInstructions | MultipartInstructions;
+
+export interface PutInstructions {
+  method: 'PUT';
+  url: string;
+  headers: Record<string, string>;
+  expiresAt: string;
+}
+
+export interface SessionResult {
+  created: boolean;
+  media: MediaRow;
+  upload: UploadInstructions | null;
+}
+
+/** Enqueues background processing inside the completing transaction. */
+export interface ProcessingQueue {
+  enqueueProcessing(tx: Queryable, mediaId: string): Promise<void>;
+}
+
+export type DownloadPlan =
+  | { kind: 'redirect'; url: string }
+  | {
+      kind: 'proxy';
+      key: string;
+      contentType: string;
+      contentDisposition: string;
+      etag: string;
+      size: number;
+      lastModified: Date;
+    };
