@@ -3,7 +3,7 @@
  * stripped variants + placeholder + EXIF summary + GPS → READY.
  *
  * Expected outcomes (the bytes are not what was declared, not decodable, too large, HEIC without a
- * converter) mark the media FAILED and return; the job is not retried. Anything else (store or
+ * converter; a HEIC's pixel limit is checked from its header before the converter runs) mark the media FAILED and return; the job is not retried. Anything else (store or
  * database trouble) throws, and the queue retries with backoff.
  */
 import { createHash } from 'node:crypto';
@@ -23,6 +23,7 @@ import { HeifDecodeError, HeifUnavailableError, type HeifConverter } from './hei
 import * as repo from './repo.ts';
 import {
   ImageDecodeError,
+  probeHeif,
   renderVariants,
   type RenderedVariant,
   type VariantFormat,
@@ -208,8 +209,27 @@ export class ImageJob {
     const heif = HEIF_TYPES.has(detected);
     if (heif) {
       t = performance.now();
+      // The pixel limit, from the container's header, before heif-convert decodes anything.
+      let layout;
       try {
-        decodable = await this.deps.heif.toJpeg(original, ctx.signal);
+        layout = await probeHeif(original, config.maxPixels);
+      } catch (err) {
+        if (err instanceof ImageDecodeError) {
+          throw new ProcessingFailure(
+            err.reason === 'too_large' ? 'image_too_large' : 'decode_failed',
+            err.message,
+          );
+        }
+        throw err;
+      }
+      step('heif header', t);
+      t = performance.now();
+      try {
+        decodable = await this.deps.heif.toJpeg(original, ctx.signal, {
+          maxPixels: config.maxPixels,
+          images: layout.images,
+          primary: layout.primary,
+        });
       } catch (err) {
         if (err instanceof HeifUnavailableError) throw new ProcessingFailure('unsupported_type', err.message);
         if (err instanceof HeifDecodeError) throw new ProcessingFailure('decode_failed', err.message);

@@ -164,6 +164,76 @@ export async function renderVariants(input: Buffer, opts: RenderOptions): Promis
   };
 }
 
+/** What heif-convert would decode, read from the HEIF container's header (no pixel decoded). */
+export interface HeifLayout {
+  /** The primary image as displayed (libheif applies irot/imir; a grid's size is the whole grid). */
+  width: number;
+  height: number;
+  /** Index of the primary among the top-level images (heif-convert numbers its outputs in this order). */
+  primary: number;
+  /** Number of top-level images: heif-convert decodes every one of them. */
+  images: number;
+}
+
+/** More top-level images than any camera writes; heif-convert would decode each one. */
+export const HEIF_MAX_IMAGES = 16;
+
+/**
+ * The pixel limit for HEIC/HEIF, checked BEFORE heif-convert decodes anything. Prebuilt sharp
+ * cannot decode HEVC, but its libheif parses the container: the `ispe` size of each top-level
+ * image (a grid's is the full grid). heif-convert decodes every top-level image, so the limit
+ * applies to the primary and to their total. A header libheif cannot read fails as corrupt: an
+ * image whose size is unknown is never handed to the converter.
+ */
+export async function probeHeif(input: Buffer, maxPixels: number): Promise<HeifLayout> {
+  const read = async (page: number) => {
+    let m: Metadata;
+    try {
+      // Header only: limitInputPixels is ours to check below, with the sizes in the message.
+      m = await sharp(input, { limitInputPixels: false, page }).metadata();
+    } catch (err) {
+      throw new ImageDecodeError('corrupt', `The HEIC image cannot be read: ${describe(err)}`, {
+        cause: err,
+      });
+    }
+    if (m.format !== 'heif' || !m.width || !m.height) {
+      throw new ImageDecodeError('corrupt', 'The HEIC image has no readable dimensions.');
+    }
+    return m;
+  };
+  const first = await read(0);
+  const images = first.pages ?? 1;
+  const primary = first.pagePrimary ?? 0;
+  if (!Number.isInteger(images) || images < 1 || images > HEIF_MAX_IMAGES) {
+    throw new ImageDecodeError(
+      'corrupt',
+      `The HEIC file holds ${images} images; at most ${HEIF_MAX_IMAGES} are accepted.`,
+    );
+  }
+  if (!Number.isInteger(primary) || primary < 0 || primary >= images) {
+    throw new ImageDecodeError('corrupt', 'The HEIC file has no primary image.');
+  }
+  const sizes = [first];
+  for (let page = 1; page < images; page++) sizes.push(await read(page));
+  const main = sizes[primary]!;
+  const width = main.width;
+  const height = main.height;
+  if (width * height > maxPixels) {
+    throw new ImageDecodeError(
+      'too_large',
+      `The image has ${width}×${height} pixels, more than the ${maxPixels} allowed.`,
+    );
+  }
+  const total = sizes.reduce((sum, m) => sum + m.width * m.height, 0);
+  if (total > maxPixels) {
+    throw new ImageDecodeError(
+      'too_large',
+      `The HEIC file's ${images} images have ${total} pixels in all, more than the ${maxPixels} allowed.`,
+    );
+  }
+  return { width, height, primary, images };
+}
+
 /** Dimensions and orientation from the header (tests and diagnostics). */
 export async function probeImage(input: Buffer): Promise<{
   format: string | undefined;
