@@ -3,8 +3,9 @@
  * stripped variants + placeholder + EXIF summary + GPS → READY.
  *
  * Expected outcomes (the bytes are not what was declared, not decodable, too large, HEIC without a
- * converter; a HEIC's pixel limit is checked from its header before the converter runs) mark the media FAILED and return; the job is not retried. Anything else (store or
- * database trouble) throws, and the queue retries with backoff.
+ * converter) mark the media FAILED and return; the job is not retried. Anything else (store or
+ * database trouble) throws, and the queue retries with backoff. A HEIC's pixel limit is checked
+ * from its header before the converter decodes anything.
  */
 import { createHash } from 'node:crypto';
 import diagnostics_channel from 'node:diagnostics_channel';
