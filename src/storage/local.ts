@@ -272,6 +272,10 @@ export class LocalObjectStore implements ObjectStore {
       return { partNumber, etag: `"${etag}"`, size };
     } catch (err) {
       await rm(tmp, { force: true });
+      // The upload's directory went away while the part streamed: it was joined or aborted.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new AppError('invalid_state', 'The multipart upload is no longer open.', { uploadId });
+      }
       throw err;
     }
   }
