@@ -6,6 +6,15 @@
 export const ERRORS = {
   validation_failed: { status: 400, message: 'The request is not valid.' },
   invalid_json: { status: 400, message: 'The request body is not valid JSON.' },
+  malformed_request: {
+    status: 400,
+    message: 'The request is not valid HTTP (request line, headers or framing).',
+  },
+  request_timeout: { status: 408, message: 'The request did not arrive in time.' },
+  headers_too_large: {
+    status: 431,
+    message: 'The request line and headers are larger than the server accepts.',
+  },
   invalid_cursor: { status: 400, message: 'The cursor is not valid.' },
   unsupported_media_type: { status: 415, message: 'This content type is not accepted here.' },
   mime_type_not_allowed: { status: 422, message: 'This file type is not allowed.' },

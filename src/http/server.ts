@@ -14,7 +14,7 @@ import type { UrlSigner } from '../storage/signing.ts';
 import type { ObjectStore } from '../storage/types.ts';
 import { registerAuth } from './auth.ts';
 import { registerCors } from './cors.ts';
-import { registerErrorHandling } from './errors.ts';
+import { clientErrorHandler, registerErrorHandling } from './errors.ts';
 import { strictFormats } from './formats.ts';
 import { refundableRateLimit } from './rate-limit-store.ts';
 import { healthRoutes } from './routes/health.ts';
@@ -49,6 +49,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
       onCreate: strictFormats,
     },
     requestIdHeader: false,
+    clientErrorHandler,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   registerErrorHandling(app);

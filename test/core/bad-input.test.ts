@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
+import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { call, startTestServer, type TestServer } from '../helpers/server.ts';
 
@@ -30,6 +31,19 @@ function rawStatus(path: string, headers: Record<string, string>): Promise<numbe
     );
     req.on('error', reject);
     req.end();
+  });
+}
+
+/** Writes raw bytes on a socket and returns everything the server sends until it closes. */
+function rawExchange(bytes: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const url = new URL(t.base);
+    const sock = net.connect(Number(url.port), url.hostname, () => sock.write(bytes));
+    let got = '';
+    sock.setEncoding('utf8');
+    sock.on('data', (c: string) => (got += c));
+    sock.on('close', () => resolve(got));
+    sock.on('error', (err) => (got ? resolve(got) : reject(err)));
   });
 }
 
@@ -200,6 +214,23 @@ describe('bad input gets a clear 4xx and changes nothing', () => {
     });
     assert.equal(badMode.status, 400);
     assert.equal(await rawStatus('/media', { 'x-big': 'a'.repeat(40_000) }), 431);
+    // What Node's HTTP parser refuses gets the same JSON error shape (it was Node's plain text).
+    for (const [head, status, code] of [
+      ['GET /api/v1/healthz HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n', 400, 'malformed_request'],
+      ['GARBAGE\r\n\r\n', 400, 'malformed_request'],
+      [
+        `GET /api/v1/media HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(40_000)}\r\n\r\n`,
+        431,
+        'headers_too_large',
+      ],
+    ] as const) {
+      const answer = await rawExchange(head);
+      assert.match(answer, new RegExp(`^HTTP/1.1 ${status} `), head.slice(0, 40));
+      assert.match(answer, /\r\ncontent-type: application\/json/i);
+      assert.match(answer, /\r\nx-content-type-options: nosniff/i);
+      const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as { error: { code: string } };
+      assert.equal(body.error.code, code);
+    }
     // Still healthy afterwards.
     assert.equal((await call(`${t.base}/readyz`)).status, 200);
   });
