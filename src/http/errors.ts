@@ -1,4 +1,4 @@
-import type { Socket } from 'node:net';
+import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { isDatabaseUnavailable, isDataException } from '../db/pool.ts';
 import { AppError, ERRORS, type ErrorCode } from '../errors.ts';
@@ -129,12 +129,12 @@ export function registerErrorHandling(app: FastifyInstance): void {
 }
 
 /**
- * Requests Node's HTTP parser rejects (bad framing such as `Content-Length: -1`, oversized heads,
- * timeouts) never reach a route or the error handler; they get the same JSON error shape here,
- * with nosniff, and the connection closes (the parser cannot go on).
+ * The answer to a request Node's HTTP parser refused (bad framing such as `Content-Length: -1`, an
+ * oversized head, a timeout): such requests never reach a route or the error handler, and get the
+ * same JSON error shape here, with nosniff, closing the connection (the parser cannot go on). Sent
+ * by linger.ts's `clientErrorHandler`.
  */
-export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): void {
-  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+export function clientErrorResponse(err: { code?: string | undefined }): string {
   const code: ErrorCode =
     err.code === 'HPE_HEADER_OVERFLOW'
       ? 'headers_too_large'
@@ -143,22 +143,9 @@ export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): 
         : 'malformed_request';
   const { status, message } = ERRORS[code];
   const body = JSON.stringify({ error: { code, message } });
-  if (!socket.writable) {
-    socket.destroy();
-    return;
-  }
-  socket.end(
-    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\n` +
-      'Content-Type: application/json; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n' +
-      `Connection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-    // Sent: give the client a moment to read it before the socket goes (a client that keeps the
-    // connection half-open does not hold it).
-    () => setTimeout(() => socket.destroy(), 1000).unref(),
+  return (
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n` +
+    'Content-Type: application/json; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n' +
+    `Connection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
   );
 }
-
-const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad Request',
-  408: 'Request Timeout',
-  431: 'Request Header Fields Too Large',
-};

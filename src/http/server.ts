@@ -14,8 +14,9 @@ import type { UrlSigner } from '../storage/signing.ts';
 import type { ObjectStore } from '../storage/types.ts';
 import { registerAuth } from './auth.ts';
 import { registerCors } from './cors.ts';
-import { clientErrorHandler, registerErrorHandling } from './errors.ts';
+import { registerErrorHandling } from './errors.ts';
 import { strictFormats } from './formats.ts';
+import { clientErrorHandler, installLingeringClose } from './linger.ts';
 import { refundableRateLimit } from './rate-limit-store.ts';
 import { healthRoutes } from './routes/health.ts';
 import { hlsRoutes } from './routes/hls.ts';
@@ -53,6 +54,8 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   registerErrorHandling(app);
+  // An answer sent before the request body was read closes without a reset racing it (linger.ts).
+  installLingeringClose(app);
   // First of the hooks: preflights are answered before auth or rate limits, errors carry the headers.
   await registerCors(app, deps.config.corsOrigins);
   // The JSON API takes JSON only; the upload route registers its own raw parser.

@@ -217,10 +217,6 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
 export const uploadRoute: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (app, { media, auth }) => {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
-  // A rejected upload whose body was not read: drop the connection rather than keep it busy.
-  app.addHook('onResponse', async (request) => {
-    if (!request.raw.complete) request.raw.destroy();
-  });
 
   app.put(
     '/media/:id/upload',
@@ -248,22 +244,13 @@ export const uploadRoute: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (app
         },
       },
     },
-    async (request, reply) => {
-      // An early rejection must not leave the client streaming gigabytes into a dead request.
-      const closeIfUnread = () => {
-        if (!request.raw.complete) void reply.header('connection', 'close');
-      };
+    // An early rejection closes the connection without reading the body (../linger.ts).
+    async (request) => {
       const { id } = request.params;
       const { expires, sig } = request.query;
       if (expires !== undefined || sig !== undefined) {
-        try {
-          media.verifyUploadSignature(id, expires ?? '', sig ?? '');
-        } catch (err) {
-          closeIfUnread();
-          throw err;
-        }
+        media.verifyUploadSignature(id, expires ?? '', sig ?? '');
       } else if (!request.principal) {
-        closeIfUnread();
         throw new AppError('unauthorized', 'Use the signed upload URL or send Authorization.');
       }
       const lengthHeader = request.headers['content-length'];
@@ -274,7 +261,6 @@ export const uploadRoute: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (app
         });
         return { mediaId: m.id, status: m.status, bytes: m.bytes, sha256: m.content_sha256 };
       } catch (err) {
-        closeIfUnread();
         if (!(err instanceof AppError) && (request.raw.destroyed || request.raw.readableAborted)) {
           throw new AppError('upload_aborted');
         }

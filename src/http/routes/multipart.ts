@@ -112,9 +112,6 @@ export const partUploadRoute: FastifyPluginAsyncTypebox<MultipartRouteDeps> = as
 ) => {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
-  app.addHook('onResponse', async (request) => {
-    if (!request.raw.complete) request.raw.destroy();
-  });
 
   app.put(
     '/media/:id/parts/:partNumber',
@@ -144,7 +141,6 @@ export const partUploadRoute: FastifyPluginAsyncTypebox<MultipartRouteDeps> = as
         void reply.header('etag', part.etag);
         return part;
       } catch (err) {
-        if (!request.raw.complete) void reply.header('connection', 'close');
         if (!(err instanceof AppError) && (request.raw.destroyed || request.raw.readableAborted)) {
           throw new AppError('upload_aborted');
         }
