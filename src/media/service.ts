@@ -277,7 +277,10 @@ export class MediaService {
     return { ...media, content_sha256: result.sha256 };
   }
 
-  /** An upload found an object in place: the same bytes again are a success, other bytes a 409. */
+  /**
+   * An upload found an object in place: the same bytes again are a success, other bytes a 409. The
+   * object's hash was recorded when it arrived, unless the process died in between: then read it.
+   */
   private async repeatedUpload(
     principal: Principal | null,
     mediaId: string,
@@ -285,6 +288,11 @@ export class MediaService {
   ): Promise<MediaRow> {
     const now = await this.get(principal, mediaId);
     if (now.content_sha256 === sha256) return now;
+    if (now.content_sha256 === null && (await hashStoredObject(this.store, now.storage_key)) === sha256) {
+      const stat = await this.store.stat(now.storage_key);
+      if (stat) await repo.recordUploadedContent(this.pool, now.id, sha256, stat.etag);
+      return { ...now, content_sha256: sha256 };
+    }
     throw new AppError('object_exists', undefined, {
       status: now.status,
       hint: 'Complete the upload, or cancel it and create a new session for other bytes.',

@@ -105,6 +105,11 @@ test('before complete: the first whole upload stays; the same bytes again succee
   const put = (body: Buffer) => call(url, { method: 'PUT', headers: { 'content-type': 'image/jpeg' }, body });
   assert.equal((await put(JPEG)).status, 200);
   assert.equal((await put(JPEG)).status, 200);
+  // A process killed between placing the object and recording its hash: the repeat reads it.
+  await t.server.database.pool.query('UPDATE media SET content_sha256 = NULL WHERE id = $1', [id]);
+  const repeated = await put(JPEG);
+  assert.equal(repeated.status, 200, repeated.text);
+  assert.equal(repeated.body.sha256, sha(JPEG));
   const other = Buffer.from(JPEG);
   other[other.length - 3] = other[other.length - 3]! ^ 0xff;
   const refused = await put(other);
