@@ -38,7 +38,9 @@ let svc: ServiceProcess;
 let db: pg.Pool;
 let auths: Record<string, string>[];
 let known: { deviceId: string; pending: string; uploaded: string; userId: string };
-// A fresh connection per request: a reset then means the server dropped that request, not a reused socket.
+// At most 8 sockets. Note: with a finite maxSockets, Node's agent still sends `Connection: keep-alive`
+// and reuses a socket for queued requests (keepAlive: false only drops idle ones), so a server that
+// destroys a socket without saying `Connection: close` shows up here as a reset of the next request.
 const agent = new http.Agent({ keepAlive: false, maxSockets: 8 });
 
 before(async () => {
