@@ -211,18 +211,7 @@ export class ImageJob {
     if (heif) {
       t = performance.now();
       // The pixel limit, from the container's header, before heif-convert decodes anything.
-      let layout;
-      try {
-        layout = await probeHeif(original, config.maxPixels);
-      } catch (err) {
-        if (err instanceof ImageDecodeError) {
-          throw new ProcessingFailure(
-            err.reason === 'too_large' ? 'image_too_large' : 'decode_failed',
-            err.message,
-          );
-        }
-        throw err;
-      }
+      const layout = await probeHeif(original, config.maxPixels).catch(asProcessingFailure);
       step('heif header', t);
       t = performance.now();
       try {
@@ -266,27 +255,16 @@ export class ImageJob {
     };
 
     t = performance.now();
-    let rendered;
-    try {
-      rendered = await renderVariants(decodable, {
-        sizes: VARIANT_SIZES,
-        format,
-        maxPixels: config.maxPixels,
-        autoOrient: !heif,
-        onProgress: (f) => progress.report(20 + f * 70),
-        onVariant: storeVariant,
-        onPreview: hashPreview,
-        trace: step,
-      });
-    } catch (err) {
-      if (err instanceof ImageDecodeError) {
-        throw new ProcessingFailure(
-          err.reason === 'too_large' ? 'image_too_large' : 'decode_failed',
-          err.message,
-        );
-      }
-      throw err;
-    }
+    const rendered = await renderVariants(decodable, {
+      sizes: VARIANT_SIZES,
+      format,
+      maxPixels: config.maxPixels,
+      autoOrient: !heif,
+      onProgress: (f) => progress.report(20 + f * 70),
+      onVariant: storeVariant,
+      onPreview: hashPreview,
+      trace: step,
+    }).catch(asProcessingFailure);
     ctx.signal.throwIfAborted();
     step('render + store (all sharp and storage)', t);
     // Largest first, as recorded before (stored in completion order).
@@ -412,6 +390,17 @@ class ProgressReporter {
     this.writing = false;
     this.schedule();
   }
+}
+
+/** An image the decoder refused (corrupt, over the pixel limit) is the client's failure; else rethrown. */
+function asProcessingFailure(err: unknown): never {
+  if (err instanceof ImageDecodeError) {
+    throw new ProcessingFailure(
+      err.reason === 'too_large' ? 'image_too_large' : 'decode_failed',
+      err.message,
+    );
+  }
+  throw err;
 }
 
 function traceStep(mediaId: string, step: string, start: number): void {

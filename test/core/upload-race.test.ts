@@ -7,11 +7,10 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fixture } from '../helpers/files.ts';
+import { heldRequest } from '../helpers/held.ts';
 import { call, startTestServer, type TestServer } from '../helpers/server.ts';
 import { waitFor } from '../processing/helpers.ts';
 
@@ -26,30 +25,13 @@ after(async () => {
 const JPEG = fixture('cameras/Canon_40D.jpg');
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-/** Starts a PUT of `body` and holds its last byte back until `release()`. */
+/** A PUT of `body` holding its last byte back (see heldRequest); the answer's body as JSON. */
 async function heldPut(url: string, body: Buffer) {
-  let held: () => void = () => undefined;
-  const answer = new Promise<{ status: number; body: any }>((resolve, reject) => {
-    const req = http.request(url, {
-      method: 'PUT',
-      headers: { 'content-type': 'image/jpeg', 'content-length': String(body.length) },
-      agent: false,
-    });
-    req.on('error', reject);
-    req.on('response', (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(text) }));
-    });
-    req.write(body.subarray(0, body.length - 1));
-    held = () => req.end(body.subarray(body.length - 1));
-  });
-  await sleep(300); // the server has the request and streams its body: the session was PENDING then
+  const req = await heldRequest(url, { method: 'PUT', headers: { 'content-type': 'image/jpeg' }, body });
   return {
-    release: () => {
-      held();
-      return answer;
+    release: async () => {
+      const { status, text } = await req.release();
+      return { status, body: JSON.parse(text) as { error: { code: string } } };
     },
   };
 }

@@ -1,9 +1,6 @@
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
-import Fastify, { type FastifyBaseLogger } from 'fastify';
-import pino from 'pino';
-import { registerErrorHandling } from '../../src/http/errors.ts';
+import { loggedApp } from '../helpers/logged-app.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 
 let t: TestServer;
@@ -17,19 +14,7 @@ after(async () => {
 // The net under the request schemas: a value that passed validation but that Postgres refuses
 // (SQLSTATE class 22) is the client's 400, logged with Postgres' code, never a 500.
 test('a Postgres data exception is a 400 validation_failed, logged as a warning with its SQLSTATE', async () => {
-  const lines: { level: number; pgCode?: string }[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const l of chunk.toString().split('\n'))
-        if (l) lines.push(JSON.parse(l) as (typeof lines)[number]);
-      done();
-    },
-  });
-  const app = Fastify({
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- as in src/http/server.ts
-    loggerInstance: pino({ level: 'warn' }, sink) as FastifyBaseLogger,
-  });
-  registerErrorHandling(app);
+  const { app, lines } = loggedApp<{ level: number; pgCode?: string }>();
   const pool = t.server.database.pool;
   app.get('/nul', async () => (await pool.query('SELECT $1::text AS v', ['a\u0000b'])).rows);
   app.get('/date', async () => (await pool.query('SELECT $1::timestamptz AS v', ['2020-01-01 junk?'])).rows);

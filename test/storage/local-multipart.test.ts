@@ -1,9 +1,8 @@
 /** The multipart protocol on the local backend (parts through the API's signed part route). */
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { after, before, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { sha256 } from '../helpers/files.ts';
+import { heldRequest } from '../helpers/held.ts';
 import {
   asBody,
   MiB,
@@ -60,34 +59,16 @@ test('local multipart: a part arriving after the join is a 409, a single PUT to 
   }
   // Part 1 again, held back by one byte while the upload completes.
   const again = bodyOf(1);
-  let release!: () => void;
-  const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {
-    const req = http.request(parts[0]!.url, {
-      method: 'PUT',
-      headers: { ...parts[0]!.headers, 'content-length': String(again.length) },
-      agent: false,
-    });
-    req.on('error', reject);
-    req.on('response', (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode!, body }));
-    });
-    req.write(again.subarray(0, again.length - 1));
-    release = () => req.end(again.subarray(again.length - 1));
-  });
-  await sleep(300);
+  const late = await heldRequest(parts[0]!.url, { method: 'PUT', headers: parts[0]!.headers, body: again });
   const done = await call(t.api(`/media/${id}/complete`), {
     method: 'POST',
     headers: dev.auth,
     json: { parts: etags },
   });
   assert.equal(done.status, 200, done.text);
-  release();
-  const late = await answer;
-  assert.equal(late.status, 409, late.body);
-  assert.equal((JSON.parse(late.body) as { error: { code: string } }).error.code, 'invalid_state');
+  const answer = await late.release();
+  assert.equal(answer.status, 409, answer.text);
+  assert.equal((JSON.parse(answer.text) as { error: { code: string } }).error.code, 'invalid_state');
   const file = await fetch(t.api(`/media/${id}/download?mode=proxy`), { headers: dev.auth });
   assert.equal(sha256(Buffer.from(await file.arrayBuffer())), sha256(data), 'the joined object is intact');
 });
