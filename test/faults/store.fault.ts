@@ -36,6 +36,7 @@ import {
   type ServiceProcess,
 } from '../helpers/process.ts';
 import { tempDir, testEnv } from '../helpers/server.ts';
+import type { Outcome, Upload } from './store-model.ts';
 
 const BUCKET = 'mediary-fault-store';
 /** S3 client limits for the test: each bodiless store call gives up within ~4 s. */
@@ -99,34 +100,6 @@ after(async () => {
 });
 
 // ---- clients ------------------------------------------------------------------------------
-
-interface Outcome {
-  what: string;
-  /** HTTP status, 'network' (no answer), 'timeout' (no answer within BOUND_MS). */
-  status: number | 'network' | 'timeout';
-  retryAfter: boolean;
-  ms: number;
-  at: number;
-  code?: string | undefined;
-  /** `error.details.state` of a 409 (COMPLETED: the parts were joined, complete again). */
-  state?: string | undefined;
-}
-
-/** One logical upload, finished later by repeating its requests. */
-interface Upload {
-  device: { id: string; auth: Record<string, string> };
-  messageId: string;
-  big: boolean;
-  mediaId?: string;
-  /** `POST /complete` answered 200. */
-  acknowledged: boolean;
-  /** Bytes stored, completion left to a reader (a client that completes later). */
-  staged?: { body: unknown } | undefined;
-  /** Given up on by its writer (a failure): only the finish phase touches it again. */
-  parked?: boolean;
-  /** The last failure a request of this upload met (for the report). */
-  lastFail?: string;
-}
 
 const outcomes: Outcome[] = [];
 const uploads: Upload[] = [];
