@@ -121,6 +121,48 @@ describe('authorization matrix: every route × device A, device B, owner user, o
     assert.equal((await call(t.api(`/media/${mediaId}`), { headers: devA.auth })).status, 404);
   });
 
+  // The security review found these routes outside the matrix above (they were right; now proven).
+  test('variants, HLS, parts, retry and cancel: strangers get the same 404 as for no such media; no credentials 401', async () => {
+    const owner = await t.user('owner-u3');
+    const stranger = await t.user('other-u4');
+    const devA = await t.device('cam-c', owner.id);
+    const devB = await t.device('cam-d');
+    const mediaId = await uploaded(devA.auth);
+    const ghostId = '00000000-0000-4000-8000-000000000000';
+    const routes: [string, string, unknown?][] = [
+      ['GET', '/variants/600'],
+      ['GET', '/variants/600?mode=proxy'],
+      ['GET', '/hls/master.m3u8'],
+      ['GET', '/parts'],
+      ['POST', '/parts', { partNumbers: [1] }],
+      ['POST', '/retry-processing'],
+      ['POST', '/cancel'],
+    ];
+    for (const [method, suffix, json] of routes) {
+      const at = (id: string, auth: Auth) =>
+        call(t.api(`/media/${id}${suffix}`), { method, headers: auth, ...(json ? { json } : {}) });
+      const ghost = await at(ghostId, stranger.auth);
+      assert.equal(ghost.status, 404, `${method} ${suffix} for no such media`);
+      for (const [who, auth] of [
+        ['devB', devB.auth],
+        ['stranger', stranger.auth],
+      ] as const) {
+        const res = await at(mediaId, auth);
+        assert.equal(res.status, 404, `${who} ${method} ${suffix}: ${res.text}`);
+        assert.deepEqual(
+          { ...res.body.error, requestId: 0 },
+          { ...ghost.body.error, requestId: 0 },
+          `${who} ${suffix}`,
+        );
+      }
+      const anon = await at(mediaId, {});
+      assert.equal(anon.status, 401, `anonymous ${method} ${suffix}`);
+    }
+    // The media itself is untouched by all of that (cancel and retry were refused to strangers).
+    const after = await call(t.api(`/media/${mediaId}`), { headers: devA.auth });
+    assert.match(after.body.status, /^(UPLOADED|PROCESSING|READY)$/);
+  });
+
   // Found by a security review: after a device changed owner, the previous owner still reached its
   // captures (fine) but the new owner reached them too, GPS included.
   test('a camera that changes hands keeps its earlier captures with the previous owner', async () => {
