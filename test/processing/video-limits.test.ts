@@ -1,0 +1,59 @@
+/**
+ * Video limits before transcoding (SECURITY.md "Decompression bombs"): a clip over
+ * VIDEO_MAX_DURATION_SECONDS or VIDEO_MAX_PIXELS ends FAILED with its reason from ffprobe's figures,
+ * before any rendition is made; one within both still plays. Real ffmpeg, real files.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { promisify } from 'node:util';
+import { call, startTestServer, tempDir, type TestServer } from '../helpers/server.ts';
+import { upload, waitFor } from './helpers.ts';
+
+const run = promisify(execFile);
+let t: TestServer;
+let dir: string;
+
+async function clip(name: string, size: string, seconds: number): Promise<Buffer> {
+  const out = path.join(dir, name);
+  await run('ffmpeg', [
+    ...['-hide_banner', '-v', 'error', '-y', '-f', 'lavfi'],
+    ...['-i', `testsrc2=size=${size}:rate=5:duration=${seconds}`],
+    ...['-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', out],
+  ]);
+  return readFile(out);
+}
+
+before(async () => {
+  dir = await tempDir('mediary-video-limits-');
+  t = await startTestServer({ VIDEO_MAX_DURATION_SECONDS: '2', VIDEO_MAX_PIXELS: String(320 * 240) });
+});
+after(async () => {
+  await t?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+test('too long and too large clips fail before transcoding; a clip within the limits plays', async () => {
+  const user = await t.user('video-limits');
+  const cases: [string, Buffer, string | null][] = [
+    ['long', await clip('long.mp4', '160x120', 4), 'video_too_long'],
+    ['large', await clip('large.mp4', '640x360', 1), 'video_too_large'],
+    ['fits', await clip('fits.mp4', '320x240', 1), null],
+  ];
+  for (const [name, bytes, code] of cases) {
+    const { id, done } = await upload(t, user.auth, bytes, 'video/mp4');
+    assert.equal(done.status, 200, done.text);
+    const media = await waitFor(t, user.auth, id, ['READY', 'FAILED'], 120_000);
+    if (code === null) {
+      assert.equal(media.status, 'READY', `${name}: ${JSON.stringify(media.error)}`);
+      continue;
+    }
+    assert.equal(media.status, 'FAILED', name);
+    assert.equal(media.error.code, code, name);
+    assert.match(media.error.message, /\d/, `${name}: the message names the figures`);
+    const renditions = await call(t.api(`/media/${id}/hls/master.m3u8`), { headers: user.auth });
+    assert.equal(renditions.status, 409, `${name}: nothing to play`);
+  }
+});
