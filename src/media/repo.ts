@@ -237,16 +237,18 @@ export async function findByIdempotencyKey(
   return rows[0];
 }
 
+/** Records the received object's hash; false when the media is no longer PENDING (nothing recorded). */
 export async function recordUploadedContent(
   db: Queryable,
   id: string,
   sha256: string,
   etag: string,
-): Promise<void> {
-  await db.query(
+): Promise<boolean> {
+  const { rowCount } = await db.query(
     `UPDATE media SET content_sha256 = $2, content_etag = $3, updated_at = now() WHERE id = $1 AND status = 'PENDING'`,
     [id, sha256, etag],
   );
+  return rowCount === 1;
 }
 
 /** PENDING → UPLOADED; false when another request already moved it on. */

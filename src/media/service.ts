@@ -264,9 +264,11 @@ export class MediaService {
       return this.repeatedUpload(principal, media.id, err.sha256);
     }
     const stat = await this.store.stat(media.storage_key);
-    if (stat) await repo.recordUploadedContent(this.pool, media.id, result.sha256, stat.etag);
-    // Cancelled, deleted or expired while the bytes streamed (which removed the object, so ours
-    // could land): nothing may keep it. (Completed meanwhile: it completed with these bytes.)
+    const recorded =
+      stat && (await repo.recordUploadedContent(this.pool, media.id, result.sha256, stat.etag));
+    if (recorded) return { ...media, content_sha256: result.sha256 };
+    // No longer PENDING. Cancelled, deleted or expired while the bytes streamed (which removed the
+    // object, so ours could land): nothing may keep it. (Completed meanwhile: with these bytes.)
     const now = await repo.findMedia(this.pool, media.id);
     if (now === undefined || now.status === 'FAILED' || now.status === 'DELETED') {
       await this.store.delete(media.storage_key);

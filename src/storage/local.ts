@@ -225,7 +225,7 @@ export class LocalObjectStore implements ObjectStore {
   ): Promise<StoredPart> {
     assertPartNumber(partNumber);
     if (!(await this.manifest(key, uploadId))) {
-      throw new AppError('invalid_state', 'The multipart upload is no longer open.', { uploadId });
+      throw uploadClosed(uploadId);
     }
     const dir = this.uploadDir(uploadId);
     const tmp = path.join(dir, `.${randomUUID()}`);
@@ -274,7 +274,7 @@ export class LocalObjectStore implements ObjectStore {
       await rm(tmp, { force: true });
       // The upload's directory went away while the part streamed: it was joined or aborted.
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        throw new AppError('invalid_state', 'The multipart upload is no longer open.', { uploadId });
+        throw uploadClosed(uploadId);
       }
       throw err;
     }
@@ -300,7 +300,7 @@ export class LocalObjectStore implements ObjectStore {
   ): Promise<{ size: number; sha256: string }> {
     const final = this.pathFor(key);
     const stored = await this.listParts(key, uploadId);
-    if (!stored) throw new AppError('invalid_state', 'The multipart upload is no longer open.', { uploadId });
+    if (!stored) throw uploadClosed(uploadId);
     const byNumber = new Map(stored.map((p) => [p.partNumber, p]));
     const missing = refs.filter((r) => !byNumber.has(r.partNumber)).map((r) => r.partNumber);
     if (missing.length > 0) throw new AppError('part_not_uploaded', undefined, { missing });
@@ -440,3 +440,6 @@ async function fsync(file: string): Promise<void> {
     await fh.close();
   }
 }
+
+const uploadClosed = (uploadId: string) =>
+  new AppError('invalid_state', 'The multipart upload is no longer open.', { uploadId });

@@ -5,7 +5,7 @@
 import type { Readable } from 'node:stream';
 import { CreateBucketCommand, HeadBucketCommand, PutBucketCorsCommand, S3Client } from '@aws-sdk/client-s3';
 import { AppError } from '../errors.ts';
-import { ObjectTooLargeError, type Allocate } from './types.ts';
+import { ObjectExistsError, ObjectTooLargeError, type Allocate } from './types.ts';
 
 export interface S3StoreOptions {
   bucket: string;
@@ -64,10 +64,17 @@ export const isNotFound = (err: unknown) => {
 };
 
 /** A conditional write refused: `If-None-Match: *` found an object under the key. */
-export const isPreconditionFailed = (err: unknown) => {
+const isPreconditionFailed = (err: unknown) => {
   const { name, status } = awsError(err);
   return name === 'PreconditionFailed' || status === 412;
 };
+
+/** For a conditional write's rejection: `If-None-Match: *` refused → ObjectExistsError; else rethrown. */
+export function existsAs(key: string, sha256: string): (err: unknown) => never {
+  return (err) => {
+    throw isPreconditionFailed(err) ? new ObjectExistsError(key, sha256) : err;
+  };
+}
 
 export const uploadClosed = () => new AppError('invalid_state', 'The multipart upload is no longer open.');
 

@@ -22,7 +22,7 @@ import {
   completionError,
   createClient,
   isNotFound,
-  isPreconditionFailed,
+  existsAs,
   readBody,
   setupBucket,
   uploadClosed,
@@ -128,9 +128,7 @@ export class S3ObjectStore implements ObjectStore {
           ...(expect.exclusive ? { IfNoneMatch: '*' } : {}),
         }),
       )
-      .catch((err: unknown) => {
-        throw isPreconditionFailed(err) ? new ObjectExistsError(key, sha256) : err;
-      });
+      .catch(existsAs(key, sha256));
     return { size, sha256 };
   }
 
@@ -184,9 +182,7 @@ export class S3ObjectStore implements ObjectStore {
       // 2024); Ceph ignores it, so an exclusive put also looks just before joining.
       if (expect.exclusive && (await this.stat(key))) throw new ObjectExistsError(key, sha256);
       await this.completeMultipart(key, uploadId, parts, { exclusive: expect.exclusive }).catch(
-        (err: unknown) => {
-          throw isPreconditionFailed(err) ? new ObjectExistsError(key, sha256) : err;
-        },
+        existsAs(key, sha256),
       );
       return { size, sha256 };
     } catch (err) {
