@@ -50,15 +50,26 @@ export class MediaService {
   // ---- access ---------------------------------------------------------------------------
 
   /**
-   * The principal may see and manage this media: its device, or its owning user (see
-   * {@link owningUser}: a camera that changes hands does not take its earlier captures along).
+   * The principal may see and manage this media: a device what it uploaded itself (not what a user
+   * uploaded naming it), a user what belongs to them (see {@link owningUser}: a camera that changes
+   * hands does not take its earlier captures along).
    */
   static canAccess(
     p: Principal,
-    m: Pick<MediaRow, 'device_id' | 'owner_user_id' | 'device_owner_user_id'>,
+    m: Pick<MediaRow, 'device_id' | 'owner_user_id' | 'device_owner_user_id' | 'uploaded_by'>,
   ): boolean {
-    if (p.kind === 'device') return m.device_id === p.deviceId;
+    if (p.kind === 'device') return m.uploaded_by === 'device' && m.device_id === p.deviceId;
     return owningUser(m) === p.userId;
+  }
+
+  /**
+   * A session request repeats `existing` only if the same principal, in the same ownership, made
+   * it: the read rule ({@link canAccess}) plus, for a device, the owner it had then. A camera that
+   * changed hands must not complete (or learn about) a session its previous owner opened.
+   */
+  static isReplayOf(p: Principal, existing: MediaRow): boolean {
+    if (!MediaService.canAccess(p, existing)) return false;
+    return p.kind === 'user' || owningUser(existing) === p.ownerUserId;
   }
 
   /** Loads media the principal may access; anything else (missing, others', deleted) is 404. */
@@ -78,6 +89,15 @@ export class MediaService {
     idempotencyKey?: string,
   ): Promise<SessionResult> {
     const { mimeType, entry } = admitDeclaredFile(input, this.config.uploads);
+    // messageId is the device's own idempotency key; a user who could set it could take a camera's
+    // future message ids (found by a security review). Users send an Idempotency-Key header.
+    if (principal.kind === 'user' && input.messageId !== undefined) {
+      throw new AppError(
+        'validation_failed',
+        'messageId is for device uploads; users send an Idempotency-Key header.',
+        { field: 'messageId' },
+      );
+    }
 
     // Who uploads: a device always as itself; a user for themselves or for a device they own.
     let deviceId: string | null = null;
@@ -101,17 +121,8 @@ export class MediaService {
       }
     }
     const cameraId = deviceId !== null ? (input.cameraId ?? 'default') : (input.cameraId ?? null);
-    const messageId = deviceId !== null ? (input.messageId ?? null) : null;
-    if (deviceId === null && input.messageId !== undefined) {
-      throw new AppError(
-        'validation_failed',
-        'messageId is for device uploads; users send an Idempotency-Key header.',
-        {
-          field: 'messageId',
-        },
-      );
-    }
-    const userKey = deviceId === null ? (idempotencyKey ?? null) : null;
+    const messageId = principal.kind === 'device' ? (input.messageId ?? null) : null;
+    const userKey = principal.kind === 'user' ? (idempotencyKey ?? null) : null;
     const now = new Date();
     const capturedAt = input.capturedAt !== undefined ? new Date(input.capturedAt) : now;
     const sha256 = input.sha256?.toLowerCase() ?? null;
@@ -141,6 +152,7 @@ export class MediaService {
         storageKey,
         storageUri: this.store.uri(storageKey),
         uploadExpiresAt: new Date(now.getTime() + this.config.uploads.sessionTtlSeconds * 1000),
+        uploadedBy: principal.kind,
         deviceOwnerUserId,
       },
       { prepared: this.config.databasePreparedStatements },
@@ -152,7 +164,7 @@ export class MediaService {
       const winner = await this.findReplay(deviceId, cameraId, messageId, ownerUserId, userKey);
       if (!winner)
         throw new Error(`media insert conflicted without an idempotency match (key ${storageKey})`);
-      return this.replay(winner, { mimeType, bytes: input.bytes, sha256 });
+      return this.replay(principal, winner, { mimeType, bytes: input.bytes, sha256 });
     }
     return { created: true, media: inserted, upload: await this.uploadInstructions(inserted) };
   }
@@ -172,9 +184,15 @@ export class MediaService {
   }
 
   private async replay(
+    principal: Principal,
     existing: MediaRow,
     declared: { mimeType: string; bytes: number; sha256: string | null },
   ): Promise<SessionResult> {
+    if (!MediaService.isReplayOf(principal, existing)) {
+      // Someone else's record under this key (made before the device changed hands, or by an
+      // earlier version that let users set message ids): nothing of it is told, no URL is given.
+      throw new AppError('idempotency_conflict', 'This messageId is taken; send a new one.');
+    }
     const conflicts: Record<string, { existing: unknown; declared: unknown }> = {};
     if (existing.bytes !== declared.bytes)
       conflicts.bytes = { existing: existing.bytes, declared: declared.bytes };
@@ -404,7 +422,7 @@ export class MediaService {
       // A user lists the device's captures that are theirs (not a previous owner's).
       repoScope = {
         deviceId: scope.deviceId,
-        ...(principal.kind === 'user' ? { forUser: principal.userId } : {}),
+        ...(principal.kind === 'user' ? { forUser: principal.userId } : { uploadedBy: 'device' as const }),
       };
     } else {
       const userId = scope.userId === 'me' && principal.kind === 'user' ? principal.userId : scope.userId;
