@@ -4,6 +4,9 @@ import type { MediaType } from './catalog.ts';
 /** Who created an upload session (0007_uploaded_by.sql). */
 export type Uploader = 'device' | 'user';
 
+/** What a media is for (0014_posts.sql); it decides cleanup. */
+export type MediaPurpose = 'library' | 'post';
+
 export type MediaStatus = 'PENDING' | 'UPLOADED' | 'PROCESSING' | 'READY' | 'FAILED' | 'DELETED';
 export const LISTABLE_STATUSES = ['PENDING', 'UPLOADED', 'PROCESSING', 'READY', 'FAILED'] as const;
 
@@ -15,6 +18,8 @@ export interface MediaRow {
   device_owner_user_id: string | null;
   /** Who created the session: the device itself, or a user (who may have named a device they own). */
   uploaded_by: Uploader;
+  /** What it is for: `post` media no post takes within the grace period are removed (0014). */
+  purpose: MediaPurpose;
   camera_id: string | null;
   message_id: string | null;
   idempotency_key: string | null;
@@ -119,6 +124,7 @@ export interface NewMedia {
   storageUri: string;
   uploadExpiresAt: Date;
   uploadedBy: Uploader;
+  purpose: MediaPurpose;
   /** The uploading device's owner as the caller resolved it (null without a device). */
   deviceOwnerUserId: string | null;
 }
@@ -168,12 +174,13 @@ export const MEDIA_COLUMNS = [
   'placeholder',
   'hls_master_key',
   'uploaded_by',
+  'purpose',
 ] as const;
 
 const INSERT_MEDIA = `INSERT INTO media (id, owner_user_id, device_id, camera_id, message_id, idempotency_key, captured_at, reason,
      media_type, mime_type, file_name, bytes, sha256, storage_backend, storage_key, storage_uri, upload_expires_at,
-     uploaded_by)
-   VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$19)
+     uploaded_by, purpose)
+   VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$19,$20)
    ON CONFLICT DO NOTHING
    RETURNING ${MEDIA_COLUMNS.map((c) => `media.${c}`).join(', ')}, $18::text AS device_owner_user_id,
      media.captured_at::text AS captured_at_text, '[]'::json AS variants, '[]'::json AS renditions`;
@@ -209,6 +216,7 @@ export async function insertMedia(
     m.uploadExpiresAt,
     m.deviceId === null ? null : m.deviceOwnerUserId,
     m.uploadedBy,
+    m.purpose,
   ];
   const { rows } = await db.query<MediaRow>(
     prepared ? { name: 'mediary-insert-media', text: INSERT_MEDIA, values } : { text: INSERT_MEDIA, values },
@@ -219,6 +227,13 @@ export async function insertMedia(
 export async function findMedia(db: Queryable, id: string): Promise<MediaRow | undefined> {
   const { rows } = await db.query<MediaRow>(`${SELECT} WHERE m.id = $1`, [id]);
   return rows[0];
+}
+
+/** The rows of `ids` that exist, in no particular order. */
+export async function findMediaMany(db: Queryable, ids: readonly string[]): Promise<MediaRow[]> {
+  if (ids.length === 0) return [];
+  const { rows } = await db.query<MediaRow>(`${SELECT} WHERE m.id = ANY($1::uuid[])`, [ids]);
+  return rows;
 }
 
 export async function findByDeviceMessage(

@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Principal } from '../auth/principals.ts';
 import type { Config } from '../config.ts';
-import { withTransaction, type Pool } from '../db/pool.ts';
+import { withTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import { AppError } from '../errors.ts';
 import { hashStoredObject, sniffStoredType } from '../storage/inspect.ts';
 import type { UrlSigner } from '../storage/signing.ts';
@@ -120,6 +120,11 @@ export class MediaService {
         deviceOwnerUserId = dev.ownerUserId;
       }
     }
+    if (principal.kind === 'device' && input.purpose === 'post') {
+      throw new AppError('validation_failed', 'Posts are made by users; a device uploads captures.', {
+        field: 'purpose',
+      });
+    }
     const cameraId = deviceId !== null ? (input.cameraId ?? 'default') : (input.cameraId ?? null);
     const messageId = principal.kind === 'device' ? (input.messageId ?? null) : null;
     const userKey = principal.kind === 'user' ? (idempotencyKey ?? null) : null;
@@ -153,6 +158,7 @@ export class MediaService {
         storageUri: this.store.uri(storageKey),
         uploadExpiresAt: new Date(now.getTime() + this.config.uploads.sessionTtlSeconds * 1000),
         uploadedBy: principal.kind,
+        purpose: input.purpose ?? 'library',
         deviceOwnerUserId,
       },
       { prepared: this.config.databasePreparedStatements },
@@ -481,15 +487,38 @@ export class MediaService {
   async delete(principal: Principal, mediaId: string): Promise<void> {
     const media = await this.get(principal, mediaId);
     if (!(await repo.markDeleted(this.pool, media.id))) throw new AppError('not_found', 'Media not found.');
+    await this.removeObjects(media);
+  }
+
+  /**
+   * Marks media DELETED inside the caller's transaction (a post deleted with its media); call
+   * {@link removeObjects} for each after the commit. False if it was deleted already.
+   */
+  static markDeletedWithin(tx: Queryable, mediaId: string): Promise<boolean> {
+    return repo.markDeleted(tx, mediaId);
+  }
+
+  /**
+   * Removes a DELETED media's objects: the original and everything derived from it. Best effort:
+   * what fails now, the orphan sweeper removes later (a DELETED row references nothing).
+   */
+  async removeObjects(media: Pick<MediaRow, 'id' | 'storage_key'>): Promise<void> {
     try {
       await this.store.delete(media.storage_key);
       // Read after the row is DELETED: a job that finished in between has written its variants
       // by now (no job can add any later), so none is missed.
       for (const key of await repo.derivedObjectKeys(this.pool, media.id)) await this.store.delete(key);
     } catch (err) {
-      // The row already reads as deleted; the orphan sweeper removes the object later.
-      this.logger.warn({ err, mediaId }, 'could not remove the deleted object now; left for the sweeper');
+      this.logger.warn(
+        { err, mediaId: media.id },
+        'could not remove the deleted object now; left for the sweeper',
+      );
     }
+  }
+
+  /** Media rows by id, unchecked: the caller has already decided the principal may see them. */
+  findManyUnchecked(ids: readonly string[]): Promise<MediaRow[]> {
+    return repo.findMediaMany(this.pool, ids);
   }
 
   openObject(key: string, range?: { start: number; end: number }) {
