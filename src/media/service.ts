@@ -11,6 +11,7 @@ import { ObjectExistsError, type ObjectStore, type PartRef } from '../storage/ty
 import { admitDeclaredFile, admitUploadHeaders, catalogEntry, originalDisposition } from './catalog.ts';
 import { decodeCursor, encodeCursor } from './cursor.ts';
 import type { MultipartUploads } from './multipart.ts';
+import type { CircleUploads, ShareLookup } from './shares.ts';
 import { deviceMessageKey, ownerKey, sanitizeFileName } from './keys.ts';
 import { owningUser } from './privacy.ts';
 import * as repo from './repo.ts';
@@ -45,6 +46,7 @@ export class MediaService {
     private readonly config: Pick<Config, 'publicUrl' | 'uploads' | 'databasePreparedStatements'>,
     private readonly logger: Logger,
     private readonly multipart?: MultipartUploads,
+    private readonly sharing?: ShareLookup & CircleUploads,
   ) {}
 
   // ---- access ---------------------------------------------------------------------------
@@ -79,6 +81,24 @@ export class MediaService {
       throw new AppError('not_found', 'Media not found.');
     }
     return row;
+  }
+
+  /**
+   * Loads media the principal may view: what it may access ({@link get}), or, for a user, what was
+   * shared with a circle of theirs (asked on every read: a removed member loses access at once).
+   * `original`: the caller wants the original's bytes, which a share grants only with `originals`.
+   * Everything else is 404. Writes use {@link get}: sharing never lets anyone change a media.
+   */
+  async view(principal: Principal, id: string, what: 'record' | 'original' = 'record'): Promise<MediaRow> {
+    const row = await repo.findMedia(this.pool, id);
+    if (row && row.status !== 'DELETED') {
+      if (MediaService.canAccess(principal, row)) return row;
+      if (principal.kind === 'user' && this.sharing) {
+        const grant = await this.sharing.mediaGrant(principal.userId, row.id);
+        if (grant && (what === 'record' || grant.originals)) return row;
+      }
+    }
+    throw new AppError('not_found', 'Media not found.');
   }
 
   // ---- sessions -------------------------------------------------------------------------
@@ -125,6 +145,11 @@ export class MediaService {
         field: 'purpose',
       });
     }
+    if (input.circleId !== undefined) {
+      if (principal.kind !== 'user' || !this.sharing)
+        throw new AppError('validation_failed', 'Only users upload into a circle.', { field: 'circleId' });
+      await this.sharing.admitUpload(principal.userId, input.circleId);
+    }
     const cameraId = deviceId !== null ? (input.cameraId ?? 'default') : (input.cameraId ?? null);
     const messageId = principal.kind === 'device' ? (input.messageId ?? null) : null;
     const userKey = principal.kind === 'user' ? (idempotencyKey ?? null) : null;
@@ -170,9 +195,18 @@ export class MediaService {
       const winner = await this.findReplay(deviceId, cameraId, messageId, ownerUserId, userKey);
       if (!winner)
         throw new Error(`media insert conflicted without an idempotency match (key ${storageKey})`);
-      return this.replay(principal, winner, { mimeType, bytes: input.bytes, sha256 });
+      const replayed = await this.replay(principal, winner, { mimeType, bytes: input.bytes, sha256 });
+      await this.shareIntoCircle(principal, input.circleId, replayed.media.id);
+      return replayed;
     }
+    await this.shareIntoCircle(principal, input.circleId, inserted.id);
     return { created: true, media: inserted, upload: await this.uploadInstructions(inserted) };
+  }
+
+  /** An upload into a circle is shared with it (again on a replay: a crash in between is mended). */
+  private async shareIntoCircle(principal: Principal, circleId: string | undefined, mediaId: string) {
+    if (circleId !== undefined && principal.kind === 'user' && this.sharing)
+      await this.sharing.shareUpload(principal.userId, circleId, mediaId);
   }
 
   private async findReplay(
@@ -454,7 +488,7 @@ export class MediaService {
 
   /** How to serve the original: a short-lived signed redirect, or a proxied stream. */
   async download(principal: Principal, mediaId: string, mode: 'redirect' | 'proxy'): Promise<DownloadPlan> {
-    const media = await this.get(principal, mediaId);
+    const media = await this.view(principal, mediaId, 'original');
     if (!DOWNLOADABLE.includes(media.status)) {
       throw new AppError('invalid_state', `The media is ${media.status}; there is nothing to download yet.`, {
         status: media.status,
