@@ -63,6 +63,8 @@ export interface Config {
   rateLimit: { sessionsPerMinute: number };
   /** Per-uploader limits checked when a session is created; 0 = no limit. */
   quotas: Quotas;
+  /** The internal gRPC API (proto/mediary/v1/media.proto); undefined when GRPC_PORT is unset. */
+  grpc: { host: string; port: number; serviceToken: string } | undefined;
   worker: { enabled: boolean };
   processing: ProcessingConfig;
 }
@@ -298,6 +300,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       allowedMimeTypes: allowed ? allowed.split(',').map((s) => s.trim().toLowerCase()) : undefined,
     },
     rateLimit: { sessionsPerMinute: int(env, 'RATE_LIMIT_SESSIONS_PER_MINUTE', 600, 1, 1_000_000) },
+    grpc: grpcConfig(env),
     quotas: {
       user: {
         storedBytes: int(env, 'QUOTA_USER_BYTES', 0, 0, Number.MAX_SAFE_INTEGER),
@@ -310,6 +313,21 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     },
     worker: { enabled: bool(env, 'WORKER_ENABLED', true) },
     processing: processingConfig(env),
+  };
+}
+
+function grpcConfig(env: Env): Config['grpc'] {
+  const port = str(env, 'GRPC_PORT');
+  if (port === undefined) return undefined;
+  const serviceToken = str(env, 'GRPC_SERVICE_TOKEN');
+  if (serviceToken === undefined || serviceToken.length < 32) {
+    throw new ConfigError('GRPC_SERVICE_TOKEN', 'must be set (at least 32 characters) when GRPC_PORT is');
+  }
+  return {
+    // Plaintext HTTP/2: loopback unless the operator says otherwise (a private network, a proxy).
+    host: str(env, 'GRPC_HOST') ?? '127.0.0.1',
+    port: int(env, 'GRPC_PORT', 0, 0, 65535),
+    serviceToken,
   };
 }
 
