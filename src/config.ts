@@ -32,6 +32,12 @@ export interface Config {
     partUrlTtlSeconds: number;
   };
   sweeper: { intervalSeconds: number; orphanGraceSeconds: number };
+  posts: {
+    /** Media on one post. */
+    maxMedia: number;
+    /** `purpose: "post"` media no post took within this long are deleted (runs with the sweeper). */
+    mediaGraceSeconds: number;
+  };
   /** HMAC secret for URLs signed by this API (local store). Undefined → generated under dataDir. */
   signingSecret: string | undefined;
   auth: {
@@ -55,8 +61,15 @@ export interface Config {
     allowedMimeTypes: readonly string[] | undefined;
   };
   rateLimit: { sessionsPerMinute: number };
+  /** Per-uploader limits checked when a session is created; 0 = no limit. */
+  quotas: Quotas;
   worker: { enabled: boolean };
   processing: ProcessingConfig;
+}
+
+export interface Quotas {
+  user: { storedBytes: number; openSessions: number };
+  device: { storedBytes: number; openSessions: number };
 }
 
 /** Background processing: the queue's retry policy, the worker runtime and the image pipeline. */
@@ -271,6 +284,10 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       intervalSeconds: int(env, 'SWEEP_INTERVAL_SECONDS', 300, 0, 7 * 24 * 3600),
       orphanGraceSeconds: int(env, 'ORPHAN_GRACE_SECONDS', 24 * 3600, 0, 30 * 24 * 3600),
     },
+    posts: {
+      maxMedia: int(env, 'POST_MAX_MEDIA', 20, 1, 100),
+      mediaGraceSeconds: int(env, 'POST_MEDIA_GRACE_SECONDS', 24 * 3600, 0, 365 * 24 * 3600),
+    },
     signingSecret,
     auth: {
       jwtSecret,
@@ -288,6 +305,16 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       allowedMimeTypes: allowed ? allowed.split(',').map((s) => s.trim().toLowerCase()) : undefined,
     },
     rateLimit: { sessionsPerMinute: int(env, 'RATE_LIMIT_SESSIONS_PER_MINUTE', 600, 1, 1_000_000) },
+    quotas: {
+      user: {
+        storedBytes: int(env, 'QUOTA_USER_BYTES', 0, 0, Number.MAX_SAFE_INTEGER),
+        openSessions: int(env, 'QUOTA_USER_OPEN_SESSIONS', 10_000, 0, 100_000_000),
+      },
+      device: {
+        storedBytes: int(env, 'QUOTA_DEVICE_BYTES', 0, 0, Number.MAX_SAFE_INTEGER),
+        openSessions: int(env, 'QUOTA_DEVICE_OPEN_SESSIONS', 10_000, 0, 100_000_000),
+      },
+    },
     worker: { enabled: bool(env, 'WORKER_ENABLED', true) },
     processing: processingConfig(env),
   };
