@@ -91,6 +91,13 @@ export interface ProcessingConfig {
   variantFormat: 'webp' | 'avif';
   /** Decompression-bomb guard: images with more pixels fail before decoding. */
   maxPixels: number;
+  /**
+   * Images whose decode would take more bytes than this (estimated from the header: pixels ×
+   * channels × bytes per sample, ×2 interlaced/progressive) fail before decoding.
+   */
+  maxDecodeBytes: number;
+  /** Decode memory all image jobs of one worker process may hold at once; others wait. */
+  memoryBudgetBytes: number;
   /** Command that converts HEIC/HEIF to JPEG (Debian: libheif-examples). */
   heifConvert: string;
   video: VideoConfig;
@@ -345,6 +352,8 @@ function processingConfig(env: Env): ProcessingConfig {
     shutdownGraceSeconds: int(env, 'PROCESSING_SHUTDOWN_GRACE_SECONDS', 25, 0, 3600),
     variantFormat: format,
     maxPixels: int(env, 'PROCESSING_MAX_PIXELS', 100_000_000, 1, 2_000_000_000),
+    maxDecodeBytes: int(env, 'PROCESSING_MAX_DECODE_BYTES', 768 * MiB, 1, Number.MAX_SAFE_INTEGER),
+    memoryBudgetBytes: int(env, 'WORKER_MEMORY_BUDGET_BYTES', 1024 * MiB, 1, Number.MAX_SAFE_INTEGER),
     heifConvert: str(env, 'HEIF_CONVERT_PATH') ?? 'heif-convert',
     video: videoConfig(env),
   };
