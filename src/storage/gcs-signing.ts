@@ -27,6 +27,12 @@ export interface GcsAuthOptions {
    */
   serviceAccountEmail?: string | undefined;
   projectId?: string | undefined;
+  /**
+   * Another Cloud Storage endpoint (GCS_API_ENDPOINT). With a key file, access tokens are then
+   * JWTs the key signs itself (no token endpoint needed); against Google's endpoint they come
+   * from the usual OAuth token exchange.
+   */
+  apiEndpoint?: string | undefined;
 }
 
 type CredentialCallback = (err: Error | null, credentials?: CredentialBody) => void;
@@ -61,9 +67,8 @@ export function createGcsAuth(opts: GcsAuthOptions): GoogleAuth<AuthClient> {
   if (opts.keyFile !== undefined) {
     const json = JSON.parse(readFileSync(opts.keyFile, 'utf8')) as Record<string, string>;
     const auth = new GoogleAuth<AuthClient>({ ...base, credentials: json });
+    if (opts.apiEndpoint === undefined) return auth;
     const client = auth.fromJSON(json);
-    // A service-account key signs its own access tokens (a self-signed JWT with the scopes):
-    // no token exchange round trip.
     if (client instanceof JWT) client.useJWTAccessWithScope = true;
     auth.cachedCredential = client;
     return auth;
