@@ -21,9 +21,11 @@ export interface Config {
    */
   databasePreparedStatements: boolean;
   /** `dir` is the local store's root (also the source of `storage migrate --from local`). */
-  storage: { backend: 'local' | 's3'; dir: string };
+  storage: { backend: 'local' | 's3' | 'gcs'; dir: string };
   /** Set when S3_BUCKET is (required for STORAGE_BACKEND=s3). */
   s3: S3Config | undefined;
+  /** Set when GCS_BUCKET is (required for STORAGE_BACKEND=gcs). */
+  gcs: GcsConfig | undefined;
   multipart: {
     /** Uploads above this size use the multipart protocol. */
     thresholdBytes: number;
@@ -142,6 +144,23 @@ export interface S3Config {
   maxAttempts: number;
 }
 
+export interface GcsConfig {
+  bucket: string;
+  projectId: string | undefined;
+  /** A service-account JSON key (GCS_KEY_FILE, else GOOGLE_APPLICATION_CREDENTIALS); unset on Cloud Run. */
+  keyFile: string | undefined;
+  /** Without a key: the service account whose IAM signBlob signs URLs (default: the runtime's). */
+  serviceAccountEmail: string | undefined;
+  /** Another Cloud Storage endpoint (a test stand-in, Private Service Connect); default Google's. */
+  apiEndpoint: string | undefined;
+  /** Another IAM Credentials endpoint for signBlob (base ending in /v1/projects/-/serviceAccounts/). */
+  signingEndpoint: string | undefined;
+  /** Web origins allowed to PUT/GET the bucket directly (`mediary storage setup` applies them). */
+  corsOrigins: readonly string[];
+  /** Whole-call deadline of bodiless calls. */
+  operationTimeoutMs: number;
+}
+
 export class ConfigError extends Error {
   constructor(
     readonly variable: string,
@@ -243,12 +262,15 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       };
 
   const backend = str(env, 'STORAGE_BACKEND') ?? 'local';
-  if (backend !== 'local' && backend !== 's3') {
-    throw new ConfigError('STORAGE_BACKEND', `must be "local" or "s3", got "${backend}"`);
+  if (backend !== 'local' && backend !== 's3' && backend !== 'gcs') {
+    throw new ConfigError('STORAGE_BACKEND', `must be "local", "s3" or "gcs", got "${backend}"`);
   }
   const s3 = s3Config(env);
   if (backend === 's3' && s3 === undefined)
     throw new ConfigError('S3_BUCKET', 'is required when STORAGE_BACKEND=s3');
+  const gcs = gcsConfig(env, cwd);
+  if (backend === 'gcs' && gcs === undefined)
+    throw new ConfigError('GCS_BUCKET', 'is required when STORAGE_BACKEND=gcs');
   const storage: Config['storage'] = {
     backend,
     dir: path.resolve(cwd, str(env, 'LOCAL_STORAGE_DIR') ?? path.join(dataDir, 'objects')),
@@ -277,6 +299,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     databasePreparedStatements: bool(env, 'DATABASE_PREPARED_STATEMENTS', true),
     storage,
     s3,
+    gcs,
     multipart: {
       thresholdBytes: int(env, 'MULTIPART_THRESHOLD_BYTES', 16 * MiB, 5 * MiB, 5 * 1024 * MiB),
       partSizeBytes: int(env, 'MULTIPART_PART_SIZE_BYTES', 16 * MiB, 5 * MiB, 5 * 1024 * MiB),
@@ -415,5 +438,37 @@ function s3Config(env: Env): S3Config | undefined {
           .map((o) => o.trim())
           .filter((o) => o.length > 0)
       : [],
+  };
+}
+
+function list(raw: string | undefined): string[] {
+  return raw
+    ? raw
+        .split(',')
+        .map((o) => o.trim())
+        .filter((o) => o.length > 0)
+    : [];
+}
+
+function gcsConfig(env: Env, cwd: string): GcsConfig | undefined {
+  const bucket = str(env, 'GCS_BUCKET');
+  if (bucket === undefined) return undefined;
+  if (!/^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$/.test(bucket)) {
+    throw new ConfigError('GCS_BUCKET', `must be a valid bucket name, got "${bucket}"`);
+  }
+  const email = str(env, 'GCS_SERVICE_ACCOUNT_EMAIL');
+  if (email !== undefined && !/^[^@\s]+@[^@\s]+$/.test(email)) {
+    throw new ConfigError('GCS_SERVICE_ACCOUNT_EMAIL', `must be a service account email, got "${email}"`);
+  }
+  const keyFile = str(env, 'GCS_KEY_FILE') ?? str(env, 'GOOGLE_APPLICATION_CREDENTIALS');
+  return {
+    bucket,
+    projectId: str(env, 'GCS_PROJECT_ID'),
+    keyFile: keyFile !== undefined ? path.resolve(cwd, keyFile) : undefined,
+    serviceAccountEmail: email,
+    apiEndpoint: url(env, 'GCS_API_ENDPOINT')?.replace(/\/+$/, ''),
+    signingEndpoint: url(env, 'GCS_SIGNING_ENDPOINT'),
+    corsOrigins: list(str(env, 'GCS_CORS_ORIGINS')),
+    operationTimeoutMs: int(env, 'GCS_OPERATION_TIMEOUT_MS', 15_000, 100, 600_000),
   };
 }
