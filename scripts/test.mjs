@@ -98,7 +98,7 @@ let status = 1;
 try {
   services = startRunServices({
     ceph: sources.some((s) => s.includes('startCeph(')),
-    postgres: sources.some((s) => s.includes('startTestServer(')),
+    postgres: sources.some((s) => s.includes('startTestServer(') || s.includes('createTestDatabase(')),
   });
   const env = await services.ready;
   if (stopping) {
