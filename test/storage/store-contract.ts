@@ -49,7 +49,7 @@ export function storeContractSuite(
       assert.equal(s().capabilities.presignedParts, typeof s().presignPart === 'function');
     });
 
-    test('put → stat, get, range, listObjects, delete; missing objects are undefined', async () => {
+    test('put → stat, get, range, readAll and listObjects serve the object', async () => {
       const key = 'c/one.bin';
       const put = await s().put(key, body(data), {
         contentType: 'application/octet-stream',
@@ -82,10 +82,20 @@ export function storeContractSuite(
       for await (const page of s().listObjects()) listed.push(...page.map((o) => o.key));
       assert.ok(listed.includes(key));
       await s().delete(key);
+    });
+
+    test('a deleted object is missing: stat, get and readAll answer undefined; deleting again is fine', async () => {
+      const key = 'c/deleted.bin';
+      await s().put(key, body(data), { contentType: 'application/octet-stream', bytes: data.length });
+      await s().delete(key);
       assert.equal(await s().stat(key), undefined);
       assert.equal(await s().get(key), undefined);
       assert.equal(await s().readAll(key, 100), undefined);
-      await s().delete(key); // deleting a missing object is fine
+      await s().delete(key);
+      assert.equal(await s().stat(key), undefined);
+    });
+
+    test('a key that leaves the store is refused', () => {
       assert.throws(() => s().uri('../escape'));
     });
 
