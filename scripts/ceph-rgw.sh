@@ -99,6 +99,7 @@ start() {
 fsid = $fsid
 mon host = v2:127.0.0.1:$mon_port
 public addr = 127.0.0.1
+cluster addr = 127.0.0.1
 ms bind msgr1 = false
 ms bind ipv6 = false
 ms mon client mode = crc secure

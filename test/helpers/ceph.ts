@@ -28,8 +28,8 @@ export interface Ceph {
   /**
    * The S3 gateway alone (the radosgw process), for outage tests. The monitor and the memstore OSD
    * keep running, so the objects, the bucket and the user survive a gateway restart (restarting
-   * the whole cluster would start from an empty store). On the run's shared Ceph an outage is seen
-   * by every file running at the same time: only the fault suite (one file at a time) uses it.
+   * the whole cluster would start from an empty store). Only on a Ceph of the file's own: the
+   * runner shares no Ceph with the fault suite (`--faults`), whose store.fault.ts uses these.
    */
   gateway: {
     /** SIGSTOP: the port still accepts connections, nothing answers (a hung gateway). */
@@ -95,7 +95,7 @@ function cephHandle(dir: string, vars: Record<string, string>, owned: boolean): 
   process.env.AWS_SECRET_ACCESS_KEY = env.AWS_SECRET_ACCESS_KEY;
   return {
     env,
-    gateway: gatewayControl(dir, env.S3_ENDPOINT),
+    gateway: owned ? gatewayControl(dir, env.S3_ENDPOINT) : sharedGateway(),
     serverEnv: (bucket, extra = {}) => ({
       STORAGE_BACKEND: 's3',
       S3_BUCKET: bucket,
@@ -111,6 +111,14 @@ function cephHandle(dir: string, vars: Record<string, string>, owned: boolean): 
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** The run's shared gateway serves files running at the same time: no outages there. */
+function sharedGateway(): Ceph['gateway'] {
+  const refuse = (): never => {
+    throw new Error(`gateway outages need a Ceph of the file's own (run the file without ${CEPH_DIR_ENV})`);
+  };
+  return { pause: refuse, kill: () => Promise.resolve(refuse()), start: () => Promise.resolve(refuse()) };
 }
 
 /** The radosgw pid scripts/ceph-rgw.sh recorded in DIR/pids, if it still runs with our config. */
