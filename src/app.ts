@@ -19,6 +19,7 @@ import { MultipartUploads } from './media/multipart.ts';
 import { MediaService } from './media/service.ts';
 import { startSweeper } from './media/sweeper.ts';
 import { JobQueue } from './processing/queue.ts';
+import { CircleService } from './circles/service.ts';
 import { startPostMediaLifecycle } from './posts/lifecycle.ts';
 import { PostService } from './posts/service.ts';
 import { HlsPlayback } from './processing/playback.ts';
@@ -122,10 +123,11 @@ export async function startServer(config: Config, logger: Logger): Promise<Serve
     },
     logger,
   );
-  const media = new MediaService(pool, store, queue, signer, config, logger, multipart);
+  const circles = new CircleService(pool, logger);
+  const media = new MediaService(pool, store, queue, signer, config, logger, multipart, circles);
   const processing = new ProcessingService(pool, media, store, queue, config, logger);
   const playback = new HlsPlayback(pool, media, store, signer, config);
-  const posts = new PostService(pool, media, config.posts, logger);
+  const posts = new PostService(pool, media, config.posts, logger, circles);
   const stopPostLifecycle =
     config.posts.mediaGraceSeconds > 0
       ? startPostMediaLifecycle(
@@ -147,6 +149,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Serve
     processing,
     playback,
     posts,
+    circles,
     multipart,
     store,
     signer,

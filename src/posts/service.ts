@@ -7,6 +7,7 @@ import { decodeCursor, encodeCursor } from '../media/cursor.ts';
 import { owningUser } from '../media/privacy.ts';
 import type { MediaRow } from '../media/repo.ts';
 import { MediaService } from '../media/service.ts';
+import type { ShareLookup } from '../media/shares.ts';
 import * as repo from './repo.ts';
 import type { PostRow } from './repo.ts';
 
@@ -35,6 +36,7 @@ export class PostService {
     private readonly media: MediaService,
     private readonly limits: PostLimits,
     private readonly logger: Logger,
+    private readonly sharing?: ShareLookup,
   ) {}
 
   async create(
@@ -75,10 +77,14 @@ export class PostService {
     return { created: true, post: await this.get(principal, id) };
   }
 
+  /** The post, for its owner and the members of a circle it is shared with (read only). */
   async get(principal: Principal, id: string): Promise<PostWithMedia> {
     const userId = userOf(principal);
     const post = await repo.findPost(this.pool, id);
-    if (!post || post.owner_user_id !== userId) throw new AppError('not_found', 'Post not found.');
+    if (!post) throw new AppError('not_found', 'Post not found.');
+    if (post.owner_user_id !== userId && !(await this.sharing?.postGrant(userId, id))) {
+      throw new AppError('not_found', 'Post not found.');
+    }
     return this.withMedia(post);
   }
 
