@@ -16,6 +16,7 @@ import { registerAuth } from './auth.ts';
 import { registerCors } from './cors.ts';
 import { registerErrorHandling } from './errors.ts';
 import { strictFormats } from './formats.ts';
+import { registerJsonParser } from './json-body.ts';
 import { clientErrorHandler, installLingeringClose } from './linger.ts';
 import { refundableRateLimit } from './rate-limit-store.ts';
 import { healthRoutes } from './routes/health.ts';
@@ -60,6 +61,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   await registerCors(app, deps.config.corsOrigins);
   // The JSON API takes JSON only; the upload route registers its own raw parser.
   app.removeContentTypeParser('text/plain');
+  registerJsonParser(app);
   app.addHook('onSend', async (_request, reply) => {
     void reply.header('x-content-type-options', 'nosniff');
     void reply.header('content-security-policy', "default-src 'none'; frame-ancestors 'none'; sandbox");

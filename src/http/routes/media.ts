@@ -20,6 +20,7 @@ import {
   deliveryResponses,
 } from '../schemas.ts';
 import { sendObject } from '../send-object.ts';
+import { acceptRepeatedContentType } from '../upload-content-type.ts';
 
 export interface MediaRouteDeps {
   media: MediaService;
@@ -111,6 +112,7 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
       preHandler: auth.required,
       // A 10,000-part list is ~600 KB of JSON.
       bodyLimit: 1024 * 1024,
+      config: { optionalBody: true },
       schema: {
         summary: 'Verify the uploaded object (joining multipart parts first) and start processing',
         tags: ['media'],
@@ -217,6 +219,7 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
 export const uploadRoute: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (app, { media, auth }) => {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
+  acceptRepeatedContentType(app);
 
   app.put(
     '/media/:id/upload',

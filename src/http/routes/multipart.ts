@@ -6,6 +6,7 @@ import type { MultipartUploads } from '../../media/multipart.ts';
 import type { MediaService } from '../../media/service.ts';
 import { perPrincipalRateLimit, principalOf, type registerAuth } from '../auth.ts';
 import { errors, MediaIdParams, MediaView, PartNumber, toMediaView } from '../schemas.ts';
+import { acceptRepeatedContentType } from '../upload-content-type.ts';
 
 export interface MultipartRouteDeps {
   media: MediaService;
@@ -86,6 +87,7 @@ export const multipartRoutes: FastifyPluginAsyncTypebox<MultipartRouteDeps> = as
     '/media/:id/cancel',
     {
       preHandler: auth.required,
+      config: { optionalBody: true },
       schema: {
         summary: 'Cancel a pending upload (aborts a multipart upload); the media becomes FAILED (cancelled)',
         tags: ['media', 'multipart'],
@@ -112,6 +114,7 @@ export const partUploadRoute: FastifyPluginAsyncTypebox<MultipartRouteDeps> = as
 ) => {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
+  acceptRepeatedContentType(app);
 
   app.put(
     '/media/:id/parts/:partNumber',

@@ -35,6 +35,7 @@ export const processingRoutes: FastifyPluginAsyncTypebox<ProcessingRouteDeps> = 
     '/media/:id/retry-processing',
     {
       preHandler: auth.required,
+      config: { optionalBody: true },
       schema: {
         summary: 'Requeue processing of a FAILED media',
         tags: ['processing'],
