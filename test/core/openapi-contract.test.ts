@@ -68,6 +68,17 @@ describe('the OpenAPI document', () => {
   test('passes the Redocly linter (recommended rules) with no errors; every operation is named', async () => {
     const file = path.join(dir, 'openapi.json');
     await writeFile(file, JSON.stringify(doc));
+    // Offline: every socket the linter would open is refused and logged (it must open none).
+    const netLog = path.join(dir, 'net.log');
+    const guard = path.join(dir, 'no-network.cjs');
+    await writeFile(
+      guard,
+      `const net = require('node:net'); const fs = require('node:fs');
+net.Socket.prototype.connect = function (...args) {
+  fs.appendFileSync(${JSON.stringify(netLog)}, JSON.stringify(args[0]) + '\\n');
+  throw new Error('no network while linting');
+};`,
+    );
     const lint = await run(
       process.execPath,
       [path.join(ROOT, 'node_modules/@redocly/cli/bin/cli.js'), 'lint', file, '--format=json'],
@@ -76,6 +87,7 @@ describe('the OpenAPI document', () => {
         env: {
           PATH: process.env.PATH ?? '',
           HOME: dir,
+          NODE_OPTIONS: `--require ${guard}`,
           REDOCLY_TELEMETRY: 'off',
           REDOCLY_SUPPRESS_NOTIFICATIONS: 'true',
           REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true',
@@ -93,6 +105,7 @@ describe('the OpenAPI document', () => {
       0,
       JSON.stringify(report.problems.filter((p) => p.severity === 'error')),
     );
+    assert.equal(await readFile(netLog, 'utf8').catch(() => ''), '', 'the linter opened no connection');
 
     assert.deepEqual(
       doc.servers?.map((s) => s.url),
