@@ -64,8 +64,8 @@ export class HlsPlayback {
 
   /** The master playlist for a principal that may see the media, with fresh tokens in its URIs. */
   async master(principal: Principal, mediaId: string): Promise<string> {
-    const m = await this.media.get(principal, mediaId);
-    // Accessible but not a video: a state, not a missing thing (strangers got 404 from `get`).
+    const m = await this.media.view(principal, mediaId);
+    // Accessible but not a video: a state, not a missing thing (strangers got 404 from `view`).
     if (m.media_type !== 'video') {
       throw new AppError('invalid_state', 'This media is an image; only videos have playlists.', {
         mediaType: m.media_type,
