@@ -40,6 +40,7 @@ before(async () => {
     MULTIPART_THRESHOLD_BYTES: String(5 * MiB),
     MULTIPART_PART_SIZE_BYTES: String(5 * MiB),
     PROCESSING_POLL_INTERVAL_MS: '60000',
+    VIDEO_PRESET: 'ultrafast',
   });
   const direct = `http://127.0.0.1:${t.config.port}`;
   doc = (await call(`${direct}/api/v1/openapi.json`)).body as OpenApiDocument;
@@ -287,6 +288,41 @@ net.Socket.prototype.connect = function (...args) {
     ]) {
       assert.ok(ops.has(id), `${id} was exercised`);
     }
+    assert.deepEqual(proxy.problems, []);
+  });
+
+  test('HLS playback (master with credentials, media playlist and a segment range by token) matches the document', async () => {
+    const device = await t.device('openapi-video');
+    const client = new MediaryClient({ server: proxy.url, key: device.key });
+    const clip = path.join(dir, 'clip.mp4');
+    await run('ffmpeg', [
+      ...[
+        '-hide_banner',
+        '-v',
+        'error',
+        '-y',
+        '-f',
+        'lavfi',
+        '-i',
+        'testsrc2=size=320x240:rate=10:duration=1',
+      ],
+      ...['-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', clip],
+    ]);
+    const up = await uploadFile(clip, { client, stateStore: null, messageId: 'openapi-video' });
+    const ready = await client.waitFor(up.mediaId, { intervalMs: 100, timeoutMs: 120_000 });
+    assert.equal(ready.status, 'READY', JSON.stringify(ready.error));
+    const from = proxy.exchanges.length;
+    const master = await call(client.url(`/media/${up.mediaId}/hls/master.m3u8`), { headers: device.auth });
+    assert.equal(master.status, 200);
+    const playlistUrl = master.text.split('\n').find((l) => l.startsWith(proxy.url))!;
+    const playlist = await call(playlistUrl);
+    assert.equal(playlist.status, 200);
+    const segments = playlist.text.split('\n').filter((l) => l.startsWith(proxy.url));
+    const range = await fetch(segments.at(-1)!, { headers: { range: 'bytes=0-15' } });
+    assert.equal(range.status, 206);
+    await range.arrayBuffer();
+    const ops = proxy.exchanges.slice(from).map((e) => `${e.operationId} ${e.status}`);
+    assert.deepEqual(ops, ['getHlsMasterPlaylist 200', 'getHlsObject 200', 'getHlsObject 206']);
     assert.deepEqual(proxy.problems, []);
   });
 });
