@@ -61,8 +61,15 @@ export interface Config {
     allowedMimeTypes: readonly string[] | undefined;
   };
   rateLimit: { sessionsPerMinute: number };
+  /** Per-uploader limits checked when a session is created; 0 = no limit. */
+  quotas: Quotas;
   worker: { enabled: boolean };
   processing: ProcessingConfig;
+}
+
+export interface Quotas {
+  user: { storedBytes: number; openSessions: number };
+  device: { storedBytes: number; openSessions: number };
 }
 
 /** Background processing: the queue's retry policy, the worker runtime and the image pipeline. */
@@ -291,6 +298,16 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       allowedMimeTypes: allowed ? allowed.split(',').map((s) => s.trim().toLowerCase()) : undefined,
     },
     rateLimit: { sessionsPerMinute: int(env, 'RATE_LIMIT_SESSIONS_PER_MINUTE', 600, 1, 1_000_000) },
+    quotas: {
+      user: {
+        storedBytes: int(env, 'QUOTA_USER_BYTES', 0, 0, Number.MAX_SAFE_INTEGER),
+        openSessions: int(env, 'QUOTA_USER_OPEN_SESSIONS', 10_000, 0, 100_000_000),
+      },
+      device: {
+        storedBytes: int(env, 'QUOTA_DEVICE_BYTES', 0, 0, Number.MAX_SAFE_INTEGER),
+        openSessions: int(env, 'QUOTA_DEVICE_OPEN_SESSIONS', 10_000, 0, 100_000_000),
+      },
+    },
     worker: { enabled: bool(env, 'WORKER_ENABLED', true) },
     processing: processingConfig(env),
   };
