@@ -50,7 +50,11 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
       operationId: 'createUploadSession',
       headers: IdempotencyHeaders,
       body: CreateSessionBody,
-      response: { 200: SessionResponse, 201: SessionResponse, ...errors(400, 401, 404, 409, 413, 422, 429) },
+      response: {
+        200: SessionResponse,
+        201: SessionResponse,
+        ...errors(400, 401, 403, 404, 409, 413, 422, 429),
+      },
     },
   } as const;
   for (const [url, operationId] of [
