@@ -1,5 +1,6 @@
 import rateLimit, { type FastifyRateLimitStoreCtor } from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
+import { Type } from '@sinclair/typebox';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -18,8 +19,11 @@ import { registerAuth } from './auth.ts';
 import { registerCors } from './cors.ts';
 import { registerErrorHandling } from './errors.ts';
 import { strictFormats } from './formats.ts';
+import { registerJsonParser } from './json-body.ts';
+import { swaggerOptions } from './openapi-doc.ts';
 import { clientErrorHandler, installLingeringClose } from './linger.ts';
 import { refundableRateLimit } from './rate-limit-store.ts';
+import { PUBLIC } from './schemas.ts';
 import { healthRoutes } from './routes/health.ts';
 import { hlsRoutes } from './routes/hls.ts';
 import { mediaRoutes, uploadRoute } from './routes/media.ts';
@@ -67,19 +71,14 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   await registerCors(app, deps.config.corsOrigins);
   // The JSON API takes JSON only; the upload route registers its own raw parser.
   app.removeContentTypeParser('text/plain');
+  registerJsonParser(app);
   app.addHook('onSend', async (_request, reply) => {
     void reply.header('x-content-type-options', 'nosniff');
     void reply.header('content-security-policy', "default-src 'none'; frame-ancestors 'none'; sandbox");
     void reply.header('referrer-policy', 'no-referrer');
   });
 
-  await app.register(swagger, {
-    openapi: {
-      info: { title: 'Mediary API', version: '1' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
-      security: [{ bearer: [] }],
-    },
-  });
+  await app.register(swagger, swaggerOptions(deps.config));
   const limits = refundableRateLimit();
   app.addHook('onResponse', async (request, reply) => {
     if (reply.statusCode >= 500 && request.rateLimitKey !== undefined) limits.refund(request.rateLimitKey);
@@ -120,7 +119,19 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
       await api.register(multipartRoutes, mp);
       await api.register(partUploadRoute, mp);
       await api.register(storageRoutes, { store: deps.store, signer: deps.signer });
-      api.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
+      api.get(
+        '/openapi.json',
+        {
+          schema: {
+            summary: 'This document',
+            tags: ['meta'],
+            operationId: 'getOpenApiDocument',
+            security: PUBLIC,
+            response: { 200: Type.Object({}, { additionalProperties: true, description: 'OpenAPI 3.0' }) },
+          },
+        },
+        () => app.swagger(),
+      );
     },
     { prefix: '/api/v1' },
   );

@@ -65,7 +65,12 @@ export class HlsPlayback {
   /** The master playlist for a principal that may see the media, with fresh tokens in its URIs. */
   async master(principal: Principal, mediaId: string): Promise<string> {
     const m = await this.media.view(principal, mediaId);
-    if (m.media_type !== 'video') throw new AppError('not_found', 'This media is not a video.');
+    // Accessible but not a video: a state, not a missing thing (strangers got 404 from `view`).
+    if (m.media_type !== 'video') {
+      throw new AppError('invalid_state', 'This media is an image; only videos have playlists.', {
+        mediaType: m.media_type,
+      });
+    }
     if (m.status !== 'READY' || m.hls_master_key === null) {
       throw new AppError('invalid_state', `The video is ${m.status}; it has no playlists yet.`, {
         status: m.status,

@@ -5,7 +5,8 @@ import { AppError } from '../../errors.ts';
 import type { MultipartUploads } from '../../media/multipart.ts';
 import type { MediaService } from '../../media/service.ts';
 import { perPrincipalRateLimit, principalOf, type registerAuth } from '../auth.ts';
-import { errors, MediaIdParams, MediaView, PartNumber, toMediaView } from '../schemas.ts';
+import { errors, MediaIdParams, MediaView, PartNumber, PUBLIC, toMediaView } from '../schemas.ts';
+import { acceptRepeatedContentType } from '../upload-content-type.ts';
 
 export interface MultipartRouteDeps {
   media: MediaService;
@@ -31,6 +32,7 @@ export const multipartRoutes: FastifyPluginAsyncTypebox<MultipartRouteDeps> = as
       schema: {
         summary: 'Sign upload URLs for some parts of a multipart upload',
         tags: ['media', 'multipart'],
+        operationId: 'signParts',
         params: MediaIdParams,
         body: Type.Object(
           { partNumbers: Type.Array(PartNumber, { minItems: 1, maxItems: 100 }) },
@@ -65,6 +67,7 @@ export const multipartRoutes: FastifyPluginAsyncTypebox<MultipartRouteDeps> = as
       schema: {
         summary: 'List the parts already stored (resume after a restart)',
         tags: ['media', 'multipart'],
+        operationId: 'listParts',
         params: MediaIdParams,
         response: {
           200: Type.Object({
@@ -86,9 +89,12 @@ export const multipartRoutes: FastifyPluginAsyncTypebox<MultipartRouteDeps> = as
     '/media/:id/cancel',
     {
       preHandler: auth.required,
+      config: { optionalBody: true },
       schema: {
         summary: 'Cancel a pending upload (aborts a multipart upload); the media becomes FAILED (cancelled)',
+        description: 'The body is optional: none or `{}`.',
         tags: ['media', 'multipart'],
+        operationId: 'cancelUpload',
         params: MediaIdParams,
         body: Type.Union([Type.Null(), Type.Object({}, { additionalProperties: false })]),
         response: { 200: MediaView, ...errors(400, 401, 404, 409) },
@@ -112,13 +118,19 @@ export const partUploadRoute: FastifyPluginAsyncTypebox<MultipartRouteDeps> = as
 ) => {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
+  acceptRepeatedContentType(app);
 
   app.put(
     '/media/:id/parts/:partNumber',
     {
+      config: { rawBody: true },
       schema: {
         summary: 'Upload one part (local store) to a signed part URL',
+        description:
+          'The body is exactly the part’s bytes; the `ETag` response header is the part’s ETag for `complete`.',
         tags: ['multipart'],
+        operationId: 'uploadPart',
+        security: PUBLIC,
         params: Type.Object({ id: MediaIdParams.properties.id, partNumber: PartNumber }),
         querystring: Type.Object(
           { expires: Type.String({ pattern: '^\\d{1,12}$' }), sig: Type.String({ maxLength: 128 }) },
