@@ -43,7 +43,7 @@ export const hlsRoutes: FastifyPluginAsyncTypebox<HlsRouteDeps> = async (app, { 
   app.get(
     '/media/:id/hls/master.m3u8',
     {
-      preHandler: auth.optional,
+      onRequest: auth.optional,
       schema: {
         summary: 'HLS master playlist; every URI in it carries a playback token',
         tags: ['video'],
