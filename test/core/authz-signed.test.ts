@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -232,6 +233,26 @@ describe('a path the router cannot decode', () => {
       );
       assert.equal(res.headers.get('referrer-policy'), 'no-referrer', p);
     }
+  });
+  test('a request Node’s parser refuses gets the same headers', async () => {
+    const { port } = new URL(t.base);
+    const raw = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), '127.0.0.1', () => {
+        socket.end('GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n');
+      });
+      let text = '';
+      socket.on('data', (c: Buffer) => (text += c.toString('latin1')));
+      socket.on('end', () => resolve(text));
+      socket.on('error', reject);
+    });
+    assert.match(raw, /^HTTP\/1\.1 400 /);
+    assert.match(raw, /"code":"malformed_request"/);
+    assert.match(raw, /\r\nx-content-type-options: nosniff\r\n/i);
+    assert.match(
+      raw,
+      /\r\ncontent-security-policy: default-src 'none'; frame-ancestors 'none'; sandbox\r\n/i,
+    );
+    assert.match(raw, /\r\nreferrer-policy: no-referrer\r\n/i);
   });
 });
 
