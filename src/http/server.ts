@@ -100,8 +100,10 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     hook: 'preHandler',
   });
 
+  // Its own counters: keys made by unauthenticated callers (one per address) cannot push the
+  // per-principal windows out of a shared map.
   const auth = registerAuth(app, deps.authenticator, {
-    limits,
+    limits: refundableRateLimit(),
     maxPerMinute: deps.config.rateLimit.authFailuresPerMinute,
   });
   await app.register(healthRoutes, { db: deps.db });
