@@ -19,6 +19,8 @@ import { MultipartUploads } from './media/multipart.ts';
 import { MediaService } from './media/service.ts';
 import { startSweeper } from './media/sweeper.ts';
 import { JobQueue } from './processing/queue.ts';
+import { startPostMediaLifecycle } from './posts/lifecycle.ts';
+import { PostService } from './posts/service.ts';
 import { HlsPlayback } from './processing/playback.ts';
 import { ProcessingService } from './processing/service.ts';
 import { startWorker, type Worker } from './processing/runtime.ts';
@@ -89,6 +91,8 @@ export interface Server {
   queue: JobQueue;
   /** The in-process worker (WORKER_ENABLED), if any. */
   worker: Worker | undefined;
+  /** The media use cases (for admin commands and tests beside the HTTP API). */
+  media: MediaService;
   url: string;
   close(): Promise<void>;
 }
@@ -121,6 +125,16 @@ export async function startServer(config: Config, logger: Logger): Promise<Serve
   const media = new MediaService(pool, store, queue, signer, config, logger, multipart);
   const processing = new ProcessingService(pool, media, store, queue, config, logger);
   const playback = new HlsPlayback(pool, media, store, signer, config);
+  const posts = new PostService(pool, media, config.posts, logger);
+  const stopPostLifecycle =
+    config.posts.mediaGraceSeconds > 0
+      ? startPostMediaLifecycle(
+          pool,
+          media,
+          { intervalSeconds: config.sweeper.intervalSeconds, graceSeconds: config.posts.mediaGraceSeconds },
+          logger,
+        )
+      : () => Promise.resolve();
   const worker = config.worker.enabled
     ? await startWorker({ pool, queue, store, config: config.processing, logger })
     : undefined;
@@ -132,6 +146,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Serve
     media,
     processing,
     playback,
+    posts,
     multipart,
     store,
     signer,
@@ -148,6 +163,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Serve
     database,
     queue,
     worker,
+    media,
     url,
     close() {
       closing ??= (async () => {
@@ -157,6 +173,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Serve
         await app.close();
         clearTimeout(force);
         await stopSweeper();
+        await stopPostLifecycle();
         await deviceChanges.stop();
         await worker?.stop();
         await queue.stop();

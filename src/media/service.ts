@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Principal } from '../auth/principals.ts';
 import type { Config } from '../config.ts';
-import { withTransaction, type Pool } from '../db/pool.ts';
+import { withTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import { AppError } from '../errors.ts';
 import { hashStoredObject, sniffStoredType } from '../storage/inspect.ts';
 import type { UrlSigner } from '../storage/signing.ts';
@@ -35,14 +35,23 @@ export type {
 export const uploadResource = (mediaId: string) => `media/${mediaId}/upload`;
 
 /**
- * A media recorded under a device accepts no more bytes, and is not completed, once that device
- * is revoked (or deleted): signed URLs handed out before the revocation stop working.
+ * A media its device uploaded itself accepts no more bytes, and is not completed, once that device
+ * is revoked (or deleted): signed URLs handed out before the revocation stop working. (A session a
+ * user made naming the device is the user's, and stays open.)
  */
-export async function assertDeviceActive(db: Pool, media: Pick<MediaRow, 'device_id'>): Promise<void> {
-  if (media.device_id !== null && !(await repo.deviceActive(db, media.device_id))) {
+export async function assertDeviceActive(
+  db: Pool,
+  media: Pick<MediaRow, 'device_id' | 'uploaded_by'>,
+): Promise<void> {
+  if (
+    media.uploaded_by === 'device' &&
+    media.device_id !== null &&
+    !(await repo.deviceActive(db, media.device_id))
+  ) {
     throw new AppError('device_revoked');
   }
 }
+
 const DOWNLOADABLE: readonly MediaStatus[] = ['UPLOADED', 'PROCESSING', 'READY'];
 
 /** Upload sessions, completion, reads, listing and deletion: the media use cases. */
@@ -60,15 +69,26 @@ export class MediaService {
   // ---- access ---------------------------------------------------------------------------
 
   /**
-   * The principal may see and manage this media: its device, or its owning user (see
-   * {@link owningUser}: a camera that changes hands does not take its earlier captures along).
+   * The principal may see and manage this media: a device what it uploaded itself (not what a user
+   * uploaded naming it), a user what belongs to them (see {@link owningUser}: a camera that changes
+   * hands does not take its earlier captures along).
    */
   static canAccess(
     p: Principal,
-    m: Pick<MediaRow, 'device_id' | 'owner_user_id' | 'device_owner_user_id'>,
+    m: Pick<MediaRow, 'device_id' | 'owner_user_id' | 'device_owner_user_id' | 'uploaded_by'>,
   ): boolean {
-    if (p.kind === 'device') return m.device_id === p.deviceId;
+    if (p.kind === 'device') return m.uploaded_by === 'device' && m.device_id === p.deviceId;
     return owningUser(m) === p.userId;
+  }
+
+  /**
+   * A session request repeats `existing` only if the same principal, in the same ownership, made
+   * it: the read rule ({@link canAccess}) plus, for a device, the owner it had then. A camera that
+   * changed hands must not complete (or learn about) a session its previous owner opened.
+   */
+  static isReplayOf(p: Principal, existing: MediaRow): boolean {
+    if (!MediaService.canAccess(p, existing)) return false;
+    return p.kind === 'user' || owningUser(existing) === p.ownerUserId;
   }
 
   /** Loads media the principal may access; anything else (missing, others', deleted) is 404. */
@@ -88,6 +108,15 @@ export class MediaService {
     idempotencyKey?: string,
   ): Promise<SessionResult> {
     const { mimeType, entry } = admitDeclaredFile(input, this.config.uploads);
+    // messageId is the device's own idempotency key; a user who could set it could take a camera's
+    // future message ids (found by a security review). Users send an Idempotency-Key header.
+    if (principal.kind === 'user' && input.messageId !== undefined) {
+      throw new AppError(
+        'validation_failed',
+        'messageId is for device uploads; users send an Idempotency-Key header.',
+        { field: 'messageId' },
+      );
+    }
 
     // Who uploads: a device always as itself; a user for themselves or for a device they own.
     let deviceId: string | null = null;
@@ -110,18 +139,14 @@ export class MediaService {
         deviceOwnerUserId = dev.ownerUserId;
       }
     }
-    const cameraId = deviceId !== null ? (input.cameraId ?? 'default') : (input.cameraId ?? null);
-    const messageId = deviceId !== null ? (input.messageId ?? null) : null;
-    if (deviceId === null && input.messageId !== undefined) {
-      throw new AppError(
-        'validation_failed',
-        'messageId is for device uploads; users send an Idempotency-Key header.',
-        {
-          field: 'messageId',
-        },
-      );
+    if (principal.kind === 'device' && input.purpose === 'post') {
+      throw new AppError('validation_failed', 'Posts are made by users; a device uploads captures.', {
+        field: 'purpose',
+      });
     }
-    const userKey = deviceId === null ? (idempotencyKey ?? null) : null;
+    const cameraId = deviceId !== null ? (input.cameraId ?? 'default') : (input.cameraId ?? null);
+    const messageId = principal.kind === 'device' ? (input.messageId ?? null) : null;
+    const userKey = principal.kind === 'user' ? (idempotencyKey ?? null) : null;
     const now = new Date();
     const capturedAt = input.capturedAt !== undefined ? new Date(input.capturedAt) : now;
     const sha256 = input.sha256?.toLowerCase() ?? null;
@@ -151,6 +176,8 @@ export class MediaService {
         storageKey,
         storageUri: this.store.uri(storageKey),
         uploadExpiresAt: new Date(now.getTime() + this.config.uploads.sessionTtlSeconds * 1000),
+        uploadedBy: principal.kind,
+        purpose: input.purpose ?? 'library',
         deviceOwnerUserId,
       },
       { prepared: this.config.databasePreparedStatements },
@@ -162,7 +189,7 @@ export class MediaService {
       const winner = await this.findReplay(deviceId, cameraId, messageId, ownerUserId, userKey);
       if (!winner)
         throw new Error(`media insert conflicted without an idempotency match (key ${storageKey})`);
-      return this.replay(winner, { mimeType, bytes: input.bytes, sha256 });
+      return this.replay(principal, winner, { mimeType, bytes: input.bytes, sha256 });
     }
     return { created: true, media: inserted, upload: await this.uploadInstructions(inserted) };
   }
@@ -182,9 +209,15 @@ export class MediaService {
   }
 
   private async replay(
+    principal: Principal,
     existing: MediaRow,
     declared: { mimeType: string; bytes: number; sha256: string | null },
   ): Promise<SessionResult> {
+    if (!MediaService.isReplayOf(principal, existing)) {
+      // Someone else's record under this key (made before the device changed hands, or by an
+      // earlier version that let users set message ids): nothing of it is told, no URL is given.
+      throw new AppError('idempotency_conflict', 'This messageId is taken; send a new one.');
+    }
     const conflicts: Record<string, { existing: unknown; declared: unknown }> = {};
     if (existing.bytes !== declared.bytes)
       conflicts.bytes = { existing: existing.bytes, declared: declared.bytes };
@@ -417,7 +450,7 @@ export class MediaService {
       // A user lists the device's captures that are theirs (not a previous owner's).
       repoScope = {
         deviceId: scope.deviceId,
-        ...(principal.kind === 'user' ? { forUser: principal.userId } : {}),
+        ...(principal.kind === 'user' ? { forUser: principal.userId } : { uploadedBy: 'device' as const }),
       };
     } else {
       const userId = scope.userId === 'me' && principal.kind === 'user' ? principal.userId : scope.userId;
@@ -476,15 +509,38 @@ export class MediaService {
   async delete(principal: Principal, mediaId: string): Promise<void> {
     const media = await this.get(principal, mediaId);
     if (!(await repo.markDeleted(this.pool, media.id))) throw new AppError('not_found', 'Media not found.');
+    await this.removeObjects(media);
+  }
+
+  /**
+   * Marks media DELETED inside the caller's transaction (a post deleted with its media); call
+   * {@link removeObjects} for each after the commit. False if it was deleted already.
+   */
+  static markDeletedWithin(tx: Queryable, mediaId: string): Promise<boolean> {
+    return repo.markDeleted(tx, mediaId);
+  }
+
+  /**
+   * Removes a DELETED media's objects: the original and everything derived from it. Best effort:
+   * what fails now, the orphan sweeper removes later (a DELETED row references nothing).
+   */
+  async removeObjects(media: Pick<MediaRow, 'id' | 'storage_key'>): Promise<void> {
     try {
       await this.store.delete(media.storage_key);
       // Read after the row is DELETED: a job that finished in between has written its variants
       // by now (no job can add any later), so none is missed.
       for (const key of await repo.derivedObjectKeys(this.pool, media.id)) await this.store.delete(key);
     } catch (err) {
-      // The row already reads as deleted; the orphan sweeper removes the object later.
-      this.logger.warn({ err, mediaId }, 'could not remove the deleted object now; left for the sweeper');
+      this.logger.warn(
+        { err, mediaId: media.id },
+        'could not remove the deleted object now; left for the sweeper',
+      );
     }
+  }
+
+  /** Media rows by id, unchecked: the caller has already decided the principal may see them. */
+  findManyUnchecked(ids: readonly string[]): Promise<MediaRow[]> {
+    return repo.findMediaMany(this.pool, ids);
   }
 
   openObject(key: string, range?: { start: number; end: number }) {

@@ -269,6 +269,8 @@ describe('signed upload URLs after their device is revoked', () => {
       json: { partNumbers: [1] },
     });
     assert.equal(parts.status, 200, parts.text);
+    // A session the owner made naming the device is the owner's: it stays open.
+    const usersOwn = await session(owner, { deviceId: dev.id });
     assert.ok(await revokeDevice(t.server.database.pool, dev.id));
 
     const put = await call(single.upload.url, {
@@ -293,6 +295,17 @@ describe('signed upload URLs after their device is revoked', () => {
     const media = await call(t.api(`/media/${single.mediaId}`), { headers: owner });
     assert.equal(media.body.status, 'PENDING');
     assert.equal(media.body.sha256Verified, false);
+
+    const own = await call(usersOwn.upload.url, {
+      method: 'PUT',
+      headers: { 'content-type': 'image/jpeg' },
+      body: JPEG,
+    });
+    assert.equal(own.status, 200, own.text);
+    assert.equal(
+      (await call(t.api(`/media/${usersOwn.mediaId}/complete`), { method: 'POST', headers: owner })).status,
+      200,
+    );
 
     // The same flow for a device that is not revoked goes through (the refusal is the revocation's).
     const live = await t.device('live', ownerId);
