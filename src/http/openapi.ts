@@ -17,6 +17,7 @@ export async function openApiDocument(config: Config, logger: Logger): Promise<u
     processing: unused,
     playback: unused,
     posts: unused,
+    circles: unused,
     multipart: unused,
     store: unused,
     signer: unused,

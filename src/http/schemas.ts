@@ -55,6 +55,12 @@ export const CreateSessionBody = Type.Object(
       Identifier('Device-side id of this capture; (device, camera, messageId) is the idempotency key.'),
     ),
     purpose: Type.Optional(MediaPurposeSchema),
+    circleId: Type.Optional(
+      Type.String({
+        format: 'uuid',
+        description: 'Users: share the new media with this circle (they must be its owner or a member).',
+      }),
+    ),
   },
   { additionalProperties: false },
 );

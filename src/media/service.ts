@@ -11,6 +11,7 @@ import { ObjectExistsError, type ObjectStore, type PartRef } from '../storage/ty
 import { admitDeclaredFile, admitUploadHeaders, catalogEntry, originalDisposition } from './catalog.ts';
 import { decodeCursor, encodeCursor } from './cursor.ts';
 import type { MultipartUploads } from './multipart.ts';
+import type { CircleUploads, ShareLookup } from './shares.ts';
 import { deviceMessageKey, ownerKey, sanitizeFileName } from './keys.ts';
 import { owningUser } from './privacy.ts';
 import * as repo from './repo.ts';
@@ -61,9 +62,10 @@ export class MediaService {
     private readonly store: ObjectStore,
     private readonly queue: ProcessingQueue,
     private readonly signer: UrlSigner,
-    private readonly config: Pick<Config, 'publicUrl' | 'uploads' | 'databasePreparedStatements'>,
+    private readonly config: Pick<Config, 'publicUrl' | 'uploads' | 'databasePreparedStatements' | 'quotas'>,
     private readonly logger: Logger,
     private readonly multipart?: MultipartUploads,
+    private readonly sharing?: ShareLookup & CircleUploads,
   ) {}
 
   // ---- access ---------------------------------------------------------------------------
@@ -98,6 +100,24 @@ export class MediaService {
       throw new AppError('not_found', 'Media not found.');
     }
     return row;
+  }
+
+  /**
+   * Loads media the principal may view: what it may access ({@link get}), or, for a user, what was
+   * shared with a circle of theirs (asked on every read: a removed member loses access at once).
+   * `original`: the caller wants the original's bytes, which a share grants only with `originals`.
+   * Everything else is 404. Writes use {@link get}: sharing never lets anyone change a media.
+   */
+  async view(principal: Principal, id: string, what: 'record' | 'original' = 'record'): Promise<MediaRow> {
+    const row = await repo.findMedia(this.pool, id);
+    if (row && row.status !== 'DELETED') {
+      if (MediaService.canAccess(principal, row)) return row;
+      if (principal.kind === 'user' && this.sharing) {
+        const grant = await this.sharing.mediaGrant(principal.userId, row.id);
+        if (grant && (what === 'record' || grant.originals)) return row;
+      }
+    }
+    throw new AppError('not_found', 'Media not found.');
   }
 
   // ---- sessions -------------------------------------------------------------------------
@@ -144,6 +164,11 @@ export class MediaService {
         field: 'purpose',
       });
     }
+    if (input.circleId !== undefined) {
+      if (principal.kind !== 'user' || !this.sharing)
+        throw new AppError('validation_failed', 'Only users upload into a circle.', { field: 'circleId' });
+      await this.sharing.admitUpload(principal.userId, input.circleId);
+    }
     const cameraId = deviceId !== null ? (input.cameraId ?? 'default') : (input.cameraId ?? null);
     const messageId = principal.kind === 'device' ? (input.messageId ?? null) : null;
     const userKey = principal.kind === 'user' ? (idempotencyKey ?? null) : null;
@@ -155,6 +180,13 @@ export class MediaService {
       deviceId !== null && messageId !== null
         ? deviceMessageKey(deviceId, cameraId ?? 'default', capturedAt, messageId, entry.ext)
         : ownerKey(entry.mediaType, ownerUserId ?? deviceId ?? 'anonymous', now, entry.ext);
+    const overQuota = await this.quotaProblem(principal, input.bytes);
+    if (overQuota) {
+      // A replay creates nothing: it is answered even at the limit.
+      const existing = await this.findReplay(deviceId, cameraId, messageId, ownerUserId, userKey);
+      if (!existing) throw overQuota;
+      return this.replay(principal, existing, { mimeType, bytes: input.bytes, sha256 });
+    }
     const id = randomUUID();
     const inserted = await repo.insertMedia(
       this.pool,
@@ -189,9 +221,69 @@ export class MediaService {
       const winner = await this.findReplay(deviceId, cameraId, messageId, ownerUserId, userKey);
       if (!winner)
         throw new Error(`media insert conflicted without an idempotency match (key ${storageKey})`);
-      return this.replay(principal, winner, { mimeType, bytes: input.bytes, sha256 });
+      const replayed = await this.replay(principal, winner, { mimeType, bytes: input.bytes, sha256 });
+      await this.shareIntoCircle(principal, input.circleId, replayed.media.id);
+      return replayed;
     }
+    await this.shareIntoCircle(principal, input.circleId, inserted.id);
     return { created: true, media: inserted, upload: await this.uploadInstructions(inserted) };
+  }
+
+  /**
+   * An uploader's usage and limits (0 = no limit): a user's own (`me`), or a device's, for the
+   * device itself and its owner. Anything else is 404.
+   */
+  async usage(principal: Principal, scope: { deviceId: string } | { userId: string }) {
+    let key: string;
+    if ('deviceId' in scope) {
+      const dev = await repo.deviceOwner(this.pool, scope.deviceId);
+      const allowed =
+        dev !== undefined &&
+        (principal.kind === 'device'
+          ? principal.deviceId === scope.deviceId
+          : dev.ownerUserId === principal.userId);
+      if (!allowed) throw new AppError('not_found', 'Device not found.');
+      key = repo.usageKey({ kind: 'device', deviceId: scope.deviceId });
+    } else {
+      if (principal.kind !== 'user' || (scope.userId !== 'me' && scope.userId !== principal.userId))
+        throw new AppError('not_found', 'User not found.');
+      key = repo.usageKey(principal);
+    }
+    const limits = this.config.quotas['deviceId' in scope ? 'device' : 'user'];
+    return { ...(await repo.usageOf(this.pool, key)), limits };
+  }
+
+  /**
+   * The quota a new session of `bytes` would exceed, as the error to answer; undefined when it
+   * fits. Checked before the insert, not under a lock: concurrent sessions of one principal can
+   * overshoot by at most the sessions in flight (documented).
+   */
+  private async quotaProblem(principal: Principal, bytes: number): Promise<AppError | undefined> {
+    const limits = this.config.quotas[principal.kind];
+    if (limits.storedBytes === 0 && limits.openSessions === 0) return undefined;
+    const usage = await repo.usageOf(this.pool, repo.usageKey(principal));
+    const details = { usage, limits };
+    if (limits.openSessions > 0 && usage.openSessions >= limits.openSessions) {
+      return new AppError(
+        'quota_exceeded',
+        `At most ${limits.openSessions} upload sessions may be open at once; complete or cancel some.`,
+        { ...details, limit: 'openSessions' },
+      );
+    }
+    if (limits.storedBytes > 0 && usage.storedBytes + bytes > limits.storedBytes) {
+      return new AppError(
+        'quota_exceeded',
+        `This upload of ${bytes} bytes would exceed the storage quota of ${limits.storedBytes} bytes (${usage.storedBytes} used).`,
+        { ...details, limit: 'storedBytes' },
+      );
+    }
+    return undefined;
+  }
+
+  /** An upload into a circle is shared with it (again on a replay: a crash in between is mended). */
+  private async shareIntoCircle(principal: Principal, circleId: string | undefined, mediaId: string) {
+    if (circleId !== undefined && principal.kind === 'user' && this.sharing)
+      await this.sharing.shareUpload(principal.userId, circleId, mediaId);
   }
 
   private async findReplay(
@@ -476,7 +568,7 @@ export class MediaService {
 
   /** How to serve the original: a short-lived signed redirect, or a proxied stream. */
   async download(principal: Principal, mediaId: string, mode: 'redirect' | 'proxy'): Promise<DownloadPlan> {
-    const media = await this.get(principal, mediaId);
+    const media = await this.view(principal, mediaId, 'original');
     if (!DOWNLOADABLE.includes(media.status)) {
       throw new AppError('invalid_state', `The media is ${media.status}; there is nothing to download yet.`, {
         status: media.status,

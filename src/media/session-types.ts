@@ -16,6 +16,8 @@ export interface CreateSessionInput {
   reason?: string | undefined;
   messageId?: string | undefined;
   purpose?: MediaPurpose | undefined;
+  /** Users: share the new media with this circle of theirs at once. */
+  circleId?: string | undefined;
 }
 
 /** A single PUT; files above the multipart threshold get `MultipartInstructions` instead. */
