@@ -17,7 +17,7 @@ import type { UrlSigner } from '../storage/signing.ts';
 import type { ObjectStore } from '../storage/types.ts';
 import { registerAuth } from './auth.ts';
 import { registerCors } from './cors.ts';
-import { registerErrorHandling } from './errors.ts';
+import { frameworkErrors, registerErrorHandling, SECURITY_HEADERS } from './errors.ts';
 import { strictFormats } from './formats.ts';
 import { registerJsonParser } from './json-body.ts';
 import { swaggerOptions } from './openapi-doc.ts';
@@ -62,6 +62,9 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     },
     requestIdHeader: false,
     clientErrorHandler,
+    // A path the router cannot decode (bad percent-encoding) or a parameter over its length limit:
+    // answered before any route or hook, so with our error shape and headers here.
+    frameworkErrors,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   registerErrorHandling(app);
@@ -73,9 +76,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   app.removeContentTypeParser('text/plain');
   registerJsonParser(app);
   app.addHook('onSend', async (_request, reply) => {
-    void reply.header('x-content-type-options', 'nosniff');
-    void reply.header('content-security-policy', "default-src 'none'; frame-ancestors 'none'; sandbox");
-    void reply.header('referrer-policy', 'no-referrer');
+    void reply.headers(SECURITY_HEADERS);
   });
 
   await app.register(swagger, swaggerOptions(deps.config));
@@ -86,9 +87,10 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   await app.register(rateLimit, {
     global: false,
     store: limits.Store as unknown as FastifyRateLimitStoreCtor,
+    // Routes state their window (perPrincipalRateLimit); the plugin's context has only the time left.
     errorResponseBuilder: (_req, ctx) => ({
       statusCode: 429,
-      message: `Rate limit exceeded: ${ctx.max} per ${ctx.after}; retry in ${ctx.after}.`,
+      message: `Rate limit exceeded (${ctx.max} requests); retry in ${Math.max(1, Math.ceil(ctx.ttl / 1000))} seconds.`,
     }),
     addHeadersOnExceeding: {
       'x-ratelimit-limit': true,
@@ -104,7 +106,12 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     hook: 'preHandler',
   });
 
-  const auth = registerAuth(app, deps.authenticator);
+  // Its own counters: keys made by unauthenticated callers (one per address) cannot push the
+  // per-principal windows out of a shared map.
+  const auth = registerAuth(app, deps.authenticator, {
+    limits: refundableRateLimit(),
+    maxPerMinute: deps.config.rateLimit.authFailuresPerMinute,
+  });
   await app.register(healthRoutes, { db: deps.db });
   await app.register(
     async (api) => {

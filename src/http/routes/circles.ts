@@ -56,7 +56,7 @@ export const circleRoutes: FastifyPluginAsyncTypebox<CircleRouteDeps> = async (a
   app.post(
     '/circles',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'Create a circle (you are its owner)',
         operationId: 'createCircle',
@@ -74,7 +74,7 @@ export const circleRoutes: FastifyPluginAsyncTypebox<CircleRouteDeps> = async (a
   app.get(
     '/circles',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'Circles you own or belong to',
         operationId: 'listCircles',
@@ -88,7 +88,7 @@ export const circleRoutes: FastifyPluginAsyncTypebox<CircleRouteDeps> = async (a
   app.get(
     '/circles/:id',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'A circle and its members (owner and members only)',
         operationId: 'getCircle',
@@ -103,7 +103,7 @@ export const circleRoutes: FastifyPluginAsyncTypebox<CircleRouteDeps> = async (a
   app.delete(
     '/circles/:id',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'Delete a circle (owner): everything shared with it is unshared',
         operationId: 'deleteCircle',
@@ -121,7 +121,7 @@ export const circleRoutes: FastifyPluginAsyncTypebox<CircleRouteDeps> = async (a
   app.post(
     '/circles/:id/members',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'Add a member (owner)',
         operationId: 'addCircleMember',
@@ -138,7 +138,7 @@ export const circleRoutes: FastifyPluginAsyncTypebox<CircleRouteDeps> = async (a
   app.delete(
     '/circles/:id/members/:userId',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'Remove a member (owner), or leave (yourself); what they shared leaves with them',
         operationId: 'removeCircleMember',
@@ -156,7 +156,7 @@ export const circleRoutes: FastifyPluginAsyncTypebox<CircleRouteDeps> = async (a
   app.post(
     '/circles/:id/shares',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'Share a media or a post you own with the circle (members only)',
         operationId: 'shareWithCircle',
@@ -182,7 +182,7 @@ export const circleRoutes: FastifyPluginAsyncTypebox<CircleRouteDeps> = async (a
   app.delete(
     '/circles/:id/shares/:shareId',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'Take a share back (who shared it, or the owner)',
         operationId: 'unshareFromCircle',
@@ -200,7 +200,7 @@ export const circleRoutes: FastifyPluginAsyncTypebox<CircleRouteDeps> = async (a
   app.get(
     '/circles/:id/media',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'Media shared with the circle (directly or on shared posts), newest share first',
         operationId: 'listCircleMedia',

@@ -41,7 +41,7 @@ export const hlsRoutes: FastifyPluginAsyncTypebox<HlsRouteDeps> = async (app, { 
   app.get(
     '/media/:id/hls/master.m3u8',
     {
-      preHandler: auth.optional,
+      onRequest: auth.optional,
       schema: {
         summary: 'HLS master playlist; every URI in it carries a playback token',
         description: 'With the caller’s bearer token, or with `?token=` from any playlist URI.',

@@ -39,7 +39,7 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
   { media, auth, config },
 ) => {
   const createSession = {
-    preHandler: auth.required,
+    onRequest: auth.required,
     config: {
       // One bucket for both URLs (the alias must not double the limit).
       rateLimit: perPrincipalRateLimit('sessions', config.rateLimit.sessionsPerMinute),
@@ -81,7 +81,7 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
   app.get(
     '/media/:id',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'Get media metadata',
         tags: ['media'],
@@ -99,7 +99,7 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
   app.get(
     '/media/:id/status',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'Get processing status',
         tags: ['media'],
@@ -125,7 +125,7 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
   app.post(
     '/media/:id/complete',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       // A 10,000-part list is ~600 KB of JSON.
       bodyLimit: 1024 * 1024,
       config: { optionalBody: true },
@@ -149,7 +149,7 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
   app.delete(
     '/media/:id',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'Delete media',
         tags: ['media'],
@@ -167,7 +167,7 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
   app.get(
     '/media/:id/download',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'Download the original (302 to a signed URL, or proxied)',
         tags: ['media'],
@@ -197,7 +197,7 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
   app.get(
     '/devices/:deviceId/media',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'List a device’s media, newest capture first',
         tags: ['media'],
@@ -218,7 +218,7 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
   app.get(
     '/users/:userId/media',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'List a user’s media (`me` for yourself), newest capture first',
         tags: ['media'],
@@ -249,7 +249,7 @@ export const uploadRoute: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (app
   app.put(
     '/media/:id/upload',
     {
-      preHandler: auth.optional,
+      onRequest: auth.optional,
       config: { rawBody: true },
       schema: {
         summary: 'Upload the bytes (local store): a signed URL or the owner’s credentials',

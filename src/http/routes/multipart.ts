@@ -25,7 +25,7 @@ export const multipartRoutes: FastifyPluginAsyncTypebox<MultipartRouteDeps> = as
   app.post(
     '/media/:id/parts',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       config: {
         rateLimit: perPrincipalRateLimit('part-signing', config.rateLimit.sessionsPerMinute),
       },
@@ -63,7 +63,7 @@ export const multipartRoutes: FastifyPluginAsyncTypebox<MultipartRouteDeps> = as
   app.get(
     '/media/:id/parts',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'List the parts already stored (resume after a restart)',
         tags: ['media', 'multipart'],
@@ -88,7 +88,7 @@ export const multipartRoutes: FastifyPluginAsyncTypebox<MultipartRouteDeps> = as
   app.post(
     '/media/:id/cancel',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       config: { optionalBody: true },
       schema: {
         summary: 'Cancel a pending upload (aborts a multipart upload); the media becomes FAILED (cancelled)',
@@ -133,20 +133,29 @@ export const partUploadRoute: FastifyPluginAsyncTypebox<MultipartRouteDeps> = as
         security: PUBLIC,
         params: Type.Object({ id: MediaIdParams.properties.id, partNumber: PartNumber }),
         querystring: Type.Object(
-          { expires: Type.String({ pattern: '^\\d{1,12}$' }), sig: Type.String({ maxLength: 128 }) },
+          {
+            expires: Type.String({ pattern: '^\\d{1,12}$' }),
+            // Optional in the schema: a URL without it is a tampered URL (403), not a malformed one.
+            upload: Type.Optional(Type.String({ maxLength: 1024 })),
+            sig: Type.String({ maxLength: 128 }),
+          },
           { additionalProperties: false },
         ),
         response: { 200: StoredPart, ...errors(400, 403, 404, 409, 410, 413, 422) },
       },
     },
     async (request, reply) => {
+      const { id, partNumber } = request.params;
+      // The signature first: no row is read for a URL this API did not sign.
+      const { expires, upload = '', sig } = request.query;
+      multipart.verifyPartSignature(id, partNumber, { expires, upload, sig });
       const lengthHeader = request.headers['content-length'];
       try {
-        const m = await media.get(null, request.params.id);
+        const m = await media.get(null, id);
         const part = await multipart.receivePart(
           m,
-          request.params.partNumber,
-          request.query,
+          partNumber,
+          upload,
           request.raw,
           lengthHeader !== undefined ? Number(lengthHeader) : undefined,
         );

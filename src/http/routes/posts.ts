@@ -50,7 +50,7 @@ export const postRoutes: FastifyPluginAsyncTypebox<PostRouteDeps> = async (app, 
   app.post(
     '/posts',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'Create a post from uploaded media (users only)',
         operationId: 'createPost',
@@ -74,7 +74,7 @@ export const postRoutes: FastifyPluginAsyncTypebox<PostRouteDeps> = async (app, 
   app.get(
     '/posts/:id',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'Get a post with its media in order',
         operationId: 'getPost',
@@ -92,7 +92,7 @@ export const postRoutes: FastifyPluginAsyncTypebox<PostRouteDeps> = async (app, 
   app.patch(
     '/posts/:id',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'Edit a post: caption, and/or its whole media list in the new order',
         operationId: 'updatePost',
@@ -118,7 +118,7 @@ export const postRoutes: FastifyPluginAsyncTypebox<PostRouteDeps> = async (app, 
   app.delete(
     '/posts/:id',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'Delete a post and its media',
         operationId: 'deletePost',
@@ -136,7 +136,7 @@ export const postRoutes: FastifyPluginAsyncTypebox<PostRouteDeps> = async (app, 
   app.get(
     '/users/:userId/posts',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'List a user’s posts (`me` for yourself), newest first',
         operationId: 'listUserPosts',

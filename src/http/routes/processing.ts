@@ -34,7 +34,7 @@ export const processingRoutes: FastifyPluginAsyncTypebox<ProcessingRouteDeps> = 
   app.post(
     '/media/:id/retry-processing',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       config: { optionalBody: true },
       schema: {
         summary: 'Requeue processing of a FAILED media',
@@ -56,7 +56,7 @@ export const processingRoutes: FastifyPluginAsyncTypebox<ProcessingRouteDeps> = 
   app.get(
     '/media/:id/variants/:name',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'Serve one image variant (302 to a signed URL, or proxied)',
         description:

@@ -30,7 +30,7 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageRouteDeps> = async (app
   app.get(
     '/users/:userId/usage',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'Your storage use and quota (`me`)',
         operationId: 'getUserUsage',
@@ -44,7 +44,7 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageRouteDeps> = async (app
   app.get(
     '/devices/:deviceId/usage',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'A device’s storage use and quota (the device, or its owner)',
         operationId: 'getDeviceUsage',
