@@ -4,8 +4,8 @@
  */
 import { parseArgs } from 'node:util';
 import { createDevice, listDevices, mintUserToken, revokeDevice } from './auth/principals.ts';
-import { openDatabase, startServer, startWorkerProcess } from './app.ts';
-import { ConfigError, loadConfig, type Config } from './config.ts';
+import { openDatabase, startServer, startWorkerProcess, type Server } from './app.ts';
+import { ConfigError, StartupError, loadConfig, type Config } from './config.ts';
 import type { Pool } from './db/pool.ts';
 import { createLogger, type Logger } from './log.ts';
 import { STORAGE_USAGE, storageCommand } from './cli/storage.ts';
@@ -52,22 +52,28 @@ async function withDatabase<T>(config: Config, logger: Logger, fn: (db: Pool) =>
 }
 
 async function serve(config: Config, logger: Logger) {
-  const server = await startServer(config, logger);
-  let shuttingDown = false;
-  const shutdown = (signal: string) => {
-    if (shuttingDown) return;
-    shuttingDown = true;
-    logger.info({ signal }, 'shutting down');
-    server.close().then(
+  // Signals are handled from the start: one that arrives while the service is still starting
+  // stops it as soon as it is up (a failed start stops what it started by itself).
+  const running: { server?: Server } = {};
+  let signalled = false;
+  const stop = (s: Server) =>
+    s.close().then(
       () => process.exit(0),
       (err: unknown) => {
         logger.error({ err }, 'shutdown failed');
         process.exit(1);
       },
     );
+  const shutdown = (signal: string) => {
+    if (signalled) return;
+    signalled = true;
+    logger.info({ signal }, 'shutting down');
+    if (running.server) void stop(running.server);
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  running.server = await startServer(config, logger);
+  if (signalled) await stop(running.server);
 }
 
 async function worker(config: Config, logger: Logger) {
@@ -223,6 +229,10 @@ main(process.argv.slice(2)).catch((err: unknown) => {
     console.error(`mediary: ${err.message}`);
     if (err instanceof UsageError) console.error(`\n${USAGE}`);
     process.exit(2);
+  }
+  if (err instanceof StartupError) {
+    console.error(`mediary: ${err.message}`);
+    process.exit(1);
   }
   console.error('mediary:', err);
   process.exit(1);
