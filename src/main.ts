@@ -8,37 +8,10 @@ import { openDatabase, startServer, startWorkerProcess, type Server } from './ap
 import { ConfigError, StartupError, loadConfig, type Config } from './config.ts';
 import type { Pool } from './db/pool.ts';
 import { createLogger, type Logger } from './log.ts';
-import { STORAGE_USAGE, storageCommand } from './cli/storage.ts';
+import { commandHelp, usage, wantsHelp } from './cli/help.ts';
+import { storageCommand } from './cli/storage.ts';
 
-const CLIENT_USAGE = `  upload <files…> [--wait] [--concurrency N] [--camera ID] [--json]
-  media list|get|download …
-  agent (--capture "COMMAND" --interval 10s | --watch DIR) [--camera ID] [--spool DIR] [--once]`;
-
-const USAGE = `Usage: mediary <command> [options]
-
-Service
-  serve                                   run the API (embedded Postgres + local disk unless configured)
-                                          and, unless WORKER_ENABLED=false, the processing worker
-  worker                                  run a processing worker only (beside a running API; start
-                                          more to scale out)
-  migrate                                 apply database migrations and exit
-  openapi                                 print the OpenAPI document (JSON)
-
-Admin (work while the service runs on the embedded default)
-  devices create --name NAME [--owner USER_ID] [--json]
-                                          register a device; prints its id and API key once
-  devices list [--json]
-  devices revoke DEVICE_ID
-  users token --user USER_ID [--ttl SECONDS]
-                                          mint a user JWT with JWT_SECRET (for testing and scripts)
-
-Storage
-${STORAGE_USAGE}
-
-Client (--server URL --key KEY, or MEDIARY_SERVER / MEDIARY_KEY)
-${CLIENT_USAGE}
-
-Configuration comes from the environment; see README.md.`;
+const USAGE = usage();
 
 class UsageError extends Error {}
 
@@ -180,8 +153,15 @@ async function clientCommand(command: string, rest: string[]): Promise<number | 
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
-  if (!command || command === '--help' || command === 'help') {
-    console.log(USAGE);
+  if (!command || command === '--help' || command === '-h' || command === 'help') {
+    const help = command === 'help' && rest[0] ? commandHelp(rest[0], rest.slice(1)) : undefined;
+    console.log(help ?? USAGE);
+    return;
+  }
+  if (wantsHelp(rest)) {
+    const help = commandHelp(command, rest);
+    if (help === undefined) throw new UsageError(`unknown command: ${command}`);
+    console.log(help);
     return;
   }
   // Client commands talk to a server over HTTP; they need none of the server's configuration.
