@@ -19,6 +19,10 @@ import { MultipartUploads } from './media/multipart.ts';
 import { MediaService } from './media/service.ts';
 import { startSweeper } from './media/sweeper.ts';
 import { JobQueue } from './processing/queue.ts';
+import { CircleService } from './circles/service.ts';
+import { startGrpcServer } from './grpc/server.ts';
+import { startPostMediaLifecycle } from './posts/lifecycle.ts';
+import { PostService } from './posts/service.ts';
 import { HlsPlayback } from './processing/playback.ts';
 import { ProcessingService } from './processing/service.ts';
 import { startWorker, type Worker } from './processing/runtime.ts';
@@ -89,6 +93,10 @@ export interface Server {
   queue: JobQueue;
   /** The in-process worker (WORKER_ENABLED), if any. */
   worker: Worker | undefined;
+  /** The media use cases (for admin commands and tests beside the HTTP API). */
+  media: MediaService;
+  /** The port of the internal gRPC API (GRPC_PORT), if it runs. */
+  grpcPort: number | undefined;
   url: string;
   close(): Promise<void>;
 }
@@ -144,9 +152,21 @@ async function startServerParts(
     logger,
   );
   started.push({ name: 'device listener', stop: () => deviceChanges.stop() });
-  const media = new MediaService(pool, store, queue, signer, config, logger, multipart);
+  const circles = new CircleService(pool, logger);
+  const media = new MediaService(pool, store, queue, signer, config, logger, multipart, circles);
   const processing = new ProcessingService(pool, media, store, queue, config, logger);
   const playback = new HlsPlayback(pool, media, store, signer, config);
+  const posts = new PostService(pool, media, config.posts, logger, circles);
+  const stopPostLifecycle =
+    config.posts.mediaGraceSeconds > 0
+      ? startPostMediaLifecycle(
+          pool,
+          media,
+          { intervalSeconds: config.sweeper.intervalSeconds, graceSeconds: config.posts.mediaGraceSeconds },
+          logger,
+        )
+      : () => Promise.resolve();
+  started.push({ name: 'post media lifecycle', stop: stopPostLifecycle });
   const worker = config.worker.enabled
     ? await startWorker({ pool, queue, store, config: config.processing, logger })
     : undefined;
@@ -159,6 +179,8 @@ async function startServerParts(
     media,
     processing,
     playback,
+    posts,
+    circles,
     multipart,
     store,
     signer,
@@ -181,6 +203,10 @@ async function startServerParts(
     }
     throw err;
   });
+  const grpc = config.grpc
+    ? await startGrpcServer({ media, posts, serviceToken: config.grpc.serviceToken, logger }, config.grpc)
+    : undefined;
+  if (grpc) started.push({ name: 'grpc server', stop: () => grpc.close() });
   logger.info(
     { url, storage: config.storage.backend, database: config.database.kind },
     'mediary is listening',
@@ -192,6 +218,8 @@ async function startServerParts(
     database,
     queue,
     worker,
+    media,
+    grpcPort: grpc?.port,
     url,
     close() {
       closing ??= stopStarted();

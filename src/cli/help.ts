@@ -71,7 +71,8 @@ const COMMANDS: Record<string, CommandHelp> = {
   },
   'storage setup': {
     usage: 'storage setup',
-    summary: 'create the bucket if missing and apply CORS for S3_CORS_ORIGINS',
+    summary:
+      'create the bucket if missing and apply CORS for S3_CORS_ORIGINS (GCS: GCS_CORS_ORIGINS; uniform access, public access prevention)',
     example: 'STORAGE_BACKEND=s3 S3_BUCKET=media mediary storage setup',
   },
   'storage sweep': {
@@ -80,11 +81,11 @@ const COMMANDS: Record<string, CommandHelp> = {
     example: 'mediary storage sweep',
   },
   'storage migrate': {
-    usage: 'storage migrate --from local --to s3 [--dry-run] [--recheck]',
+    usage: 'storage migrate --from local --to s3|gcs [--dry-run] [--recheck]',
     summary:
       'copy every object of each media (original, variants, HLS), verify size + sha256, then repoint its row',
     options: [
-      ['--from local --to s3', 'source and target stores'],
+      ['--from STORE --to STORE', 'source and target stores: local, s3 or gcs'],
       ['--dry-run', 'show what would be copied; change nothing'],
       ['--recheck', 'also fill in objects missing for media already on the target'],
     ],

@@ -7,7 +7,7 @@ import { sweep } from '../media/sweeper.ts';
 import { createStore } from '../storage/factory.ts';
 import { UrlSigner } from '../storage/signing.ts';
 
-const BACKENDS = ['local', 's3'] as const;
+const BACKENDS = ['local', 's3', 'gcs'] as const;
 type Backend = (typeof BACKENDS)[number];
 const isBackend = (v: string | undefined): v is Backend => BACKENDS.includes(v as Backend);
 
@@ -31,7 +31,9 @@ export async function storageCommand(
   switch (positionals[0]) {
     case 'setup': {
       const store = createStore(config, config.storage.backend, signer);
-      for (const line of await store.setup({ corsOrigins: config.s3?.corsOrigins ?? [] })) console.log(line);
+      const corsOrigins =
+        (config.storage.backend === 'gcs' ? config.gcs?.corsOrigins : config.s3?.corsOrigins) ?? [];
+      for (const line of await store.setup({ corsOrigins })) console.log(line);
       return;
     }
     case 'sweep': {
@@ -47,7 +49,7 @@ export async function storageCommand(
     }
     case 'migrate': {
       if (!isBackend(values.from) || !isBackend(values.to) || values.from === values.to) {
-        return 'storage migrate needs --from and --to, two different backends of: local, s3';
+        return 'storage migrate needs --from and --to, two different backends of: local, s3, gcs';
       }
       const from = createStore(config, values.from, signer);
       const to = createStore(config, values.to, signer);
