@@ -532,6 +532,11 @@ export class MediaService {
   ): Promise<{ items: MediaRow[]; nextCursor: string | null }> {
     let repoScope: repo.ListQuery['scope'];
     if ('deviceId' in scope) {
+      // `me`: a device key lists its own media without knowing its id.
+      if (scope.deviceId === 'me') {
+        if (principal.kind !== 'device') throw new AppError('not_found', 'Device not found.');
+        scope = { deviceId: principal.deviceId };
+      }
       const dev = await repo.deviceOwner(this.pool, scope.deviceId);
       const allowed =
         dev !== undefined &&

@@ -199,10 +199,10 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
     {
       onRequest: auth.required,
       schema: {
-        summary: 'List a device’s media, newest capture first',
+        summary: 'List a device’s media (`me` for the calling device), newest capture first',
         tags: ['media'],
         operationId: 'listDeviceMedia',
-        params: Type.Object({ deviceId: Uuid }),
+        params: Type.Object({ deviceId: Type.Union([Uuid, Type.Literal('me')]) }),
         querystring: ListQuery,
         response: { 200: ListResponse, ...errors(400, 401, 404) },
       },
