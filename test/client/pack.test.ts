@@ -61,6 +61,9 @@ describe('the packed tarball', () => {
       'dist/client/mediary.browser.js',
       'bin/mediary.mjs',
       'src/main.ts',
+      // Read at run time: the migrations and the gRPC API's proto.
+      'src/db/migrations/0001_init.sql',
+      'proto/mediary/v1/media.proto',
     ]) {
       assert.ok(files.includes(f), `${f} is in the tarball`);
     }
