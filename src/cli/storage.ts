@@ -2,12 +2,13 @@ import { parseArgs } from 'node:util';
 import { openDatabase, signingSecret } from '../app.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
-import { migrateStorage } from '../media/storage-migration.ts';
+import { migrateStorage, probeWritable, StoreNotWritableError } from '../media/storage-migration.ts';
 import { sweep } from '../media/sweeper.ts';
 import { createStore } from '../storage/factory.ts';
 import { UrlSigner } from '../storage/signing.ts';
 
-export const STORAGE_USAGE = `  storage setup                           create the bucket if missing, apply CORS for S3_CORS_ORIGINS
+export const STORAGE_USAGE = `  storage setup [--to local|s3]           prepare a store (default: STORAGE_BACKEND): create the bucket
+                                          if missing, apply CORS for S3_CORS_ORIGINS, check it is writable
   storage sweep                           abort expired uploads, remove objects without a row (once)
   storage migrate --from local --to s3 [--dry-run] [--recheck]
                                           copy every object of each media (original, variants, HLS),
@@ -37,8 +38,26 @@ export async function storageCommand(
   const signer = new UrlSigner(await signingSecret(config));
   switch (positionals[0]) {
     case 'setup': {
-      const store = createStore(config, config.storage.backend, signer);
-      for (const line of await store.setup({ corsOrigins: config.s3?.corsOrigins ?? [] })) console.log(line);
+      if (values.to !== undefined && !isBackend(values.to)) {
+        return `storage setup --to needs one of: ${BACKENDS.join(', ')}`;
+      }
+      const target = values.to ?? config.storage.backend;
+      if (target === 's3' && !config.s3) {
+        return 'storage setup --to s3 needs S3_BUCKET (and S3_ENDPOINT for non-AWS services)';
+      }
+      const store = createStore(config, target, signer);
+      console.log(`setting up the ${target} store${values.to === undefined ? ' (STORAGE_BACKEND)' : ''}:`);
+      for (const line of await store.setup({ corsOrigins: config.s3?.corsOrigins ?? [] })) {
+        console.log(`  ${line}`);
+      }
+      await probeWritable(store);
+      console.log(`  writable: a probe object was written and deleted`);
+      if (values.to === undefined && target === 'local' && config.s3) {
+        console.log(
+          `S3_BUCKET is set but STORAGE_BACKEND=local: to prepare the bucket (e.g. before ` +
+            '`storage migrate --to s3`), run `mediary storage setup --to s3`',
+        );
+      }
       return;
     }
     case 'sweep': {
@@ -56,6 +75,9 @@ export async function storageCommand(
       if (!isBackend(values.from) || !isBackend(values.to) || values.from === values.to) {
         return 'storage migrate needs --from and --to, two different backends of: local, s3';
       }
+      if (values.to === 's3' && !config.s3) {
+        return 'storage migrate --to s3 needs S3_BUCKET (and S3_ENDPOINT for non-AWS services)';
+      }
       const from = createStore(config, values.from, signer);
       const to = createStore(config, values.to, signer);
       const database = await openDatabase(config, logger, 'attach');
@@ -71,19 +93,31 @@ export async function storageCommand(
       process.on('SIGTERM', onSignal);
       try {
         const dryRun = values['dry-run'] ?? false;
-        const report = await migrateStorage(database.pool, from, to, {
-          dryRun,
-          recheck: values.recheck ?? false,
-          signal: stop.signal,
-          progress: (line) => console.log(line),
-        });
+        let report;
+        try {
+          report = await migrateStorage(database.pool, from, to, {
+            dryRun,
+            recheck: values.recheck ?? false,
+            signal: stop.signal,
+            progress: (line) => console.log(line),
+          });
+        } catch (err) {
+          if (!(err instanceof StoreNotWritableError)) throw err;
+          console.error(
+            `${err.message}\nNothing was ${dryRun ? 'checked' : 'copied'}. ` +
+              `Prepare the target first: mediary storage setup --to ${to.backend}`,
+          );
+          process.exitCode = 1;
+          return;
+        }
         const media = dryRun
           ? `${report.total} media to check`
           : `${report.copied} of ${report.total} media switched`;
         console.log(
           `${dryRun ? 'dry run: ' : ''}${media}; ${report.objects} objects ${dryRun ? 'to copy' : 'copied'} ` +
             `(${report.bytes} bytes), ${report.present} already on ${to.backend}; ${report.missing} missing, ` +
-            `${report.failed} failed, ${report.busy} being processed, ${report.pending} pending uploads not moved` +
+            `${report.failed} failed, ${report.busy} being processed, ${report.pending} pending uploads not switched ` +
+            `(${report.pendingCopied} of their originals ${dryRun ? 'to copy' : 'copied'})` +
             (values.recheck ? `; ${report.rechecked} already on ${to.backend} rechecked` : '') +
             (report.interrupted ? '; INTERRUPTED: rerun to finish' : ''),
         );

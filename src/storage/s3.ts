@@ -67,6 +67,7 @@ export class S3ObjectStore implements ObjectStore {
       enforcesContentType: true,
       enforcesChecksum: opts.enforcesChecksum,
       presignedParts: true,
+      presignedGet: true,
     };
     this.client = createClient(opts);
     this.operationTimeoutMs = opts.operationTimeoutMs ?? 15_000;
@@ -261,9 +262,12 @@ export class S3ObjectStore implements ObjectStore {
         Key: key,
         ResponseContentType: opts.contentType,
         ResponseContentDisposition: opts.contentDisposition,
-        ResponseCacheControl: `private, max-age=${opts.expiresInSeconds}`,
+        ResponseCacheControl: opts.cacheControl ?? 'private, no-cache',
       }),
-      { expiresIn: opts.expiresInSeconds },
+      {
+        expiresIn: opts.expiresInSeconds,
+        ...(opts.signedAt !== undefined ? { signingDate: new Date(opts.signedAt * 1000) } : {}),
+      },
     );
   }
 

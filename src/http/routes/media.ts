@@ -58,7 +58,7 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
         mediaId: result.media.id,
         status: result.media.status,
         upload: result.upload,
-        media: toMediaView(result.media, principal),
+        media: toMediaView(result.media, principal, await media.links(result.media)),
       };
     });
   }
@@ -76,7 +76,8 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
     },
     async (request) => {
       const principal = principalOf(request);
-      return toMediaView(await media.get(principal, request.params.id), principal);
+      const m = await media.get(principal, request.params.id);
+      return toMediaView(m, principal, await media.links(m));
     },
   );
 
@@ -121,7 +122,8 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
     },
     async (request) => {
       const principal = principalOf(request);
-      return toMediaView(await media.complete(principal, request.params.id, request.body?.parts), principal);
+      const m = await media.complete(principal, request.params.id, request.body?.parts);
+      return toMediaView(m, principal, await media.links(m));
     },
   );
 
@@ -147,7 +149,7 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
     {
       preHandler: auth.required,
       schema: {
-        summary: 'Download the original (302 to a signed URL, or proxied)',
+        summary: 'Download the original (302 to a signed URL, the signed URL as JSON, or proxied)',
         tags: ['media'],
         params: MediaIdParams,
         querystring: DeliveryQuery,
@@ -162,6 +164,11 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
       );
       if (plan.kind === 'redirect') {
         return reply.header('cache-control', 'no-store').redirect(plan.url, 302);
+      }
+      if (plan.kind === 'url') {
+        return reply
+          .header('cache-control', 'no-store')
+          .send({ url: plan.url, expiresAt: plan.expiresAt.toISOString() });
       }
       return sendObject(request, reply, {
         ...plan,
@@ -186,7 +193,10 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
     async (request) => {
       const principal = principalOf(request);
       const page = await media.list(principal, { deviceId: request.params.deviceId }, request.query);
-      return { items: page.items.map((m) => toMediaView(m, principal)), nextCursor: page.nextCursor };
+      const items = await Promise.all(
+        page.items.map(async (m) => toMediaView(m, principal, await media.links(m))),
+      );
+      return { items, nextCursor: page.nextCursor };
     },
   );
 
@@ -205,7 +215,10 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
     async (request) => {
       const principal = principalOf(request);
       const page = await media.list(principal, { userId: request.params.userId }, request.query);
-      return { items: page.items.map((m) => toMediaView(m, principal)), nextCursor: page.nextCursor };
+      const items = await Promise.all(
+        page.items.map(async (m) => toMediaView(m, principal, await media.links(m))),
+      );
+      return { items, nextCursor: page.nextCursor };
     },
   );
 };
