@@ -158,7 +158,7 @@ export const MediaView = Type.Object(
       Type.String({
         format: 'date-time',
         description:
-          'When `downloadUrl` and the variants’ `downloadUrl` stop working (at least DOWNLOAD_URL_TTL_SECONDS after the response); fetch the record again for fresh ones. Null when the record carries no signed URL.',
+          'When `downloadUrl` and the variants’ `downloadUrl` stop working (at most DOWNLOAD_URL_TTL_SECONDS, at least three quarters of it after the response); fetch the record again for fresh ones. Null when the record carries no signed URL.',
       }),
     ),
     uploadExpiresAt: Type.String({ format: 'date-time' }),

@@ -30,13 +30,14 @@ export interface MediaLinks {
 }
 
 /**
- * The signing window for `ttlSeconds`: URLs are signed as of the window's start and expire
- * `ttlSeconds` plus one window later, so whoever receives one has at least `ttlSeconds` to use it.
+ * The signing window for `ttlSeconds`: URLs are signed as of the start of the current quarter of
+ * the TTL and live `ttlSeconds` from then, so a URL never outlives the configured TTL and whoever
+ * receives one has at least three quarters of it left.
  */
 export function urlWindow(ttlSeconds: number, nowMs = Date.now()): { signedAt: number; expiresAt: number } {
-  const window = Math.max(1, Math.floor(ttlSeconds / 2));
+  const window = Math.max(1, Math.floor(ttlSeconds / 4));
   const signedAt = Math.floor(nowMs / 1000 / window) * window;
-  return { signedAt, expiresAt: signedAt + window + ttlSeconds };
+  return { signedAt, expiresAt: signedAt + ttlSeconds };
 }
 
 export const variantDisposition = (mediaId: string, name: string, format: string) =>

@@ -145,7 +145,9 @@ export class HlsPlayback {
         return uri;
       });
       const nowS = Math.floor(Date.now() / 1000);
-      const signedAt = Math.min(nowS, expiresAt - 1);
+      // Signed as of the start of the current minute: the same playlist asked for again within
+      // it reuses the store's signed URLs (S3ObjectStore keeps them).
+      const signedAt = Math.min(nowS - (nowS % 60), expiresAt - 1);
       await Promise.all(
         [...segments].map(async (t) => {
           const url = await this.store.signedGetUrl(`${prefix}/${t}`, {
@@ -155,7 +157,7 @@ export class HlsPlayback {
             contentDisposition: 'inline',
             // Players fetch segments one way (hls.js: CORS; native players: without), so a
             // cached segment is not reused across request modes as an <img>'s might be.
-            cacheControl: `private, max-age=${expiresAt - nowS}`,
+            cacheControl: `private, max-age=${expiresAt - signedAt}`,
           });
           direct.set(t, url);
         }),
