@@ -19,6 +19,9 @@ import { MultipartUploads } from './media/multipart.ts';
 import { MediaService } from './media/service.ts';
 import { startSweeper } from './media/sweeper.ts';
 import { JobQueue } from './processing/queue.ts';
+import { CircleService } from './circles/service.ts';
+import { startPostMediaLifecycle } from './posts/lifecycle.ts';
+import { PostService } from './posts/service.ts';
 import { HlsPlayback } from './processing/playback.ts';
 import { ProcessingService } from './processing/service.ts';
 import { startWorker, type Worker } from './processing/runtime.ts';
@@ -89,6 +92,8 @@ export interface Server {
   queue: JobQueue;
   /** The in-process worker (WORKER_ENABLED), if any. */
   worker: Worker | undefined;
+  /** The media use cases (for admin commands and tests beside the HTTP API). */
+  media: MediaService;
   url: string;
   close(): Promise<void>;
 }
@@ -118,9 +123,20 @@ export async function startServer(config: Config, logger: Logger): Promise<Serve
     },
     logger,
   );
-  const media = new MediaService(pool, store, queue, signer, config, logger, multipart);
+  const circles = new CircleService(pool, logger);
+  const media = new MediaService(pool, store, queue, signer, config, logger, multipart, circles);
   const processing = new ProcessingService(pool, media, store, queue, config, logger);
   const playback = new HlsPlayback(pool, media, store, signer, config);
+  const posts = new PostService(pool, media, config.posts, logger, circles);
+  const stopPostLifecycle =
+    config.posts.mediaGraceSeconds > 0
+      ? startPostMediaLifecycle(
+          pool,
+          media,
+          { intervalSeconds: config.sweeper.intervalSeconds, graceSeconds: config.posts.mediaGraceSeconds },
+          logger,
+        )
+      : () => Promise.resolve();
   const worker = config.worker.enabled
     ? await startWorker({ pool, queue, store, config: config.processing, logger })
     : undefined;
@@ -132,6 +148,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Serve
     media,
     processing,
     playback,
+    posts,
+    circles,
     multipart,
     store,
     signer,
@@ -148,6 +166,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Serve
     database,
     queue,
     worker,
+    media,
     url,
     close() {
       closing ??= (async () => {
@@ -157,6 +176,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Serve
         await app.close();
         clearTimeout(force);
         await stopSweeper();
+        await stopPostLifecycle();
         await deviceChanges.stop();
         await worker?.stop();
         await queue.stop();

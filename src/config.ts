@@ -32,6 +32,12 @@ export interface Config {
     partUrlTtlSeconds: number;
   };
   sweeper: { intervalSeconds: number; orphanGraceSeconds: number };
+  posts: {
+    /** Media on one post. */
+    maxMedia: number;
+    /** `purpose: "post"` media no post took within this long are deleted (runs with the sweeper). */
+    mediaGraceSeconds: number;
+  };
   /** HMAC secret for URLs signed by this API (local store). Undefined → generated under dataDir. */
   signingSecret: string | undefined;
   auth: {
@@ -263,6 +269,10 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     sweeper: {
       intervalSeconds: int(env, 'SWEEP_INTERVAL_SECONDS', 300, 0, 7 * 24 * 3600),
       orphanGraceSeconds: int(env, 'ORPHAN_GRACE_SECONDS', 24 * 3600, 0, 30 * 24 * 3600),
+    },
+    posts: {
+      maxMedia: int(env, 'POST_MAX_MEDIA', 20, 1, 100),
+      mediaGraceSeconds: int(env, 'POST_MEDIA_GRACE_SECONDS', 24 * 3600, 0, 365 * 24 * 3600),
     },
     signingSecret,
     auth: {

@@ -38,6 +38,11 @@ export const ERRORS = {
     message: 'A request with this idempotency key declared a different file.',
   },
   invalid_state: { status: 409, message: 'The media is not in a state that allows this.' },
+  media_not_attachable: {
+    status: 409,
+    message: 'Some media cannot go on this post (details.problems names each and why).',
+  },
+  version_conflict: { status: 409, message: 'The post changed since that version; read it again.' },
   not_multipart: { status: 409, message: 'This media is not a multipart upload.' },
   multipart_required: {
     status: 409,

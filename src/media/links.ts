@@ -69,11 +69,11 @@ export class MediaLinkSigner {
     return this.sign(v.key, variantContentType(v.format), variantDisposition(m.id, v.name, v.format), nowMs);
   }
 
-  /** Every URL a media record carries. */
-  async links(m: MediaRow): Promise<MediaLinks> {
+  /** Every URL a media record carries (the original's only when `original` allows it). */
+  async links(m: MediaRow, allow: { original: boolean }): Promise<MediaLinks> {
     const now = Date.now();
     const [original, ...variants] = await Promise.all([
-      DOWNLOADABLE.includes(m.status) ? this.original(m, now) : null,
+      allow.original && DOWNLOADABLE.includes(m.status) ? this.original(m, now) : null,
       ...m.variants.map((v) => this.variant(m, v, now)),
     ]);
     return {

@@ -76,7 +76,7 @@ export class ProcessingService {
     name: string,
     opts: { mode: DeliveryMode; version?: string | undefined },
   ): Promise<VariantPlan> {
-    const m = await this.media.get(principal, mediaId);
+    const m = await this.media.view(principal, mediaId);
     const v = m.variants.find((x) => x.name === name);
     if (!v) {
       throw new AppError('not_found', `No variant "${name}" for this media.`, {
@@ -101,8 +101,8 @@ export class ProcessingService {
     };
   }
 
-  links(m: MediaRow) {
-    return this.media.links(m);
+  links(m: MediaRow, viewer: Principal) {
+    return this.media.links(m, viewer);
   }
 
   openObject(key: string, range?: { start: number; end: number }) {

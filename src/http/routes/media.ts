@@ -58,7 +58,7 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
         mediaId: result.media.id,
         status: result.media.status,
         upload: result.upload,
-        media: toMediaView(result.media, principal, await media.links(result.media)),
+        media: toMediaView(result.media, principal, await media.links(result.media, principal)),
       };
     });
   }
@@ -76,8 +76,8 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
     },
     async (request) => {
       const principal = principalOf(request);
-      const m = await media.get(principal, request.params.id);
-      return toMediaView(m, principal, await media.links(m));
+      const m = await media.view(principal, request.params.id);
+      return toMediaView(m, principal, await media.links(m, principal));
     },
   );
 
@@ -93,7 +93,7 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
       },
     },
     async (request) => {
-      const m = await media.get(principalOf(request), request.params.id);
+      const m = await media.view(principalOf(request), request.params.id);
       return {
         mediaId: m.id,
         status: m.status,
@@ -123,7 +123,7 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
     async (request) => {
       const principal = principalOf(request);
       const m = await media.complete(principal, request.params.id, request.body?.parts);
-      return toMediaView(m, principal, await media.links(m));
+      return toMediaView(m, principal, await media.links(m, principal));
     },
   );
 
@@ -194,7 +194,7 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
       const principal = principalOf(request);
       const page = await media.list(principal, { deviceId: request.params.deviceId }, request.query);
       const items = await Promise.all(
-        page.items.map(async (m) => toMediaView(m, principal, await media.links(m))),
+        page.items.map(async (m) => toMediaView(m, principal, await media.links(m, principal))),
       );
       return { items, nextCursor: page.nextCursor };
     },
@@ -216,7 +216,7 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
       const principal = principalOf(request);
       const page = await media.list(principal, { userId: request.params.userId }, request.query);
       const items = await Promise.all(
-        page.items.map(async (m) => toMediaView(m, principal, await media.links(m))),
+        page.items.map(async (m) => toMediaView(m, principal, await media.links(m, principal))),
       );
       return { items, nextCursor: page.nextCursor };
     },

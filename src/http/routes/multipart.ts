@@ -98,7 +98,7 @@ export const multipartRoutes: FastifyPluginAsyncTypebox<MultipartRouteDeps> = as
       const principal = principalOf(request);
       await multipart.cancel(await media.get(principal, request.params.id));
       const m = await media.get(principal, request.params.id);
-      return toMediaView(m, principal, await media.links(m));
+      return toMediaView(m, principal, await media.links(m, principal));
     },
   );
 };

@@ -48,7 +48,7 @@ export const processingRoutes: FastifyPluginAsyncTypebox<ProcessingRouteDeps> = 
     async (request, reply) => {
       const principal = principalOf(request);
       const m = await processing.retry(principal, request.params.id);
-      return reply.status(202).send(toMediaView(m, principal, await processing.links(m)));
+      return reply.status(202).send(toMediaView(m, principal, await processing.links(m, principal)));
     },
   );
 
