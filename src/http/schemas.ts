@@ -360,12 +360,6 @@ export function variantUrl(
   return `/api/v1/media/${mediaId}/variants/${name}${qs === '' ? '' : `?${qs}`}`;
 }
 
-/** `?mode=url`: the signed URL a client can use without credentials. */
-export const SignedUrlResponse = Type.Object({
-  url: Type.String(),
-  expiresAt: Type.String({ format: 'date-time' }),
-});
-
 /**
  * Responses of a delivery route: a signed redirect, the signed URL as JSON, or the bytes (whole,
  * ranged, not modified).
@@ -374,6 +368,9 @@ export const deliveryResponses = (...errorCodes: number[]) => ({
   302: Type.Null(),
   304: Type.Null(),
   206: Type.Unknown(),
-  200: Type.Unknown(),
+  200: Type.Unknown({
+    description:
+      'The bytes (`mode=proxy`), or with `mode=url` the JSON `{"url": string, "expiresAt": date-time}`: a signed URL usable without credentials.',
+  }),
   ...errors(...errorCodes),
 });
