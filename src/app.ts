@@ -20,6 +20,7 @@ import { MediaService } from './media/service.ts';
 import { startSweeper } from './media/sweeper.ts';
 import { JobQueue } from './processing/queue.ts';
 import { CircleService } from './circles/service.ts';
+import { startGrpcServer } from './grpc/server.ts';
 import { startPostMediaLifecycle } from './posts/lifecycle.ts';
 import { PostService } from './posts/service.ts';
 import { HlsPlayback } from './processing/playback.ts';
@@ -94,6 +95,8 @@ export interface Server {
   worker: Worker | undefined;
   /** The media use cases (for admin commands and tests beside the HTTP API). */
   media: MediaService;
+  /** The port of the internal gRPC API (GRPC_PORT), if it runs. */
+  grpcPort: number | undefined;
   url: string;
   close(): Promise<void>;
 }
@@ -155,6 +158,9 @@ export async function startServer(config: Config, logger: Logger): Promise<Serve
     signer,
   });
   const url = await app.listen({ host: config.host, port: config.port });
+  const grpc = config.grpc
+    ? await startGrpcServer({ media, posts, serviceToken: config.grpc.serviceToken, logger }, config.grpc)
+    : undefined;
   logger.info(
     { url, storage: config.storage.backend, database: config.database.kind },
     'mediary is listening',
@@ -167,6 +173,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Serve
     queue,
     worker,
     media,
+    grpcPort: grpc?.port,
     url,
     close() {
       closing ??= (async () => {
@@ -175,6 +182,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Serve
         const force = setTimeout(() => app.server.closeAllConnections(), 10_000);
         await app.close();
         clearTimeout(force);
+        await grpc?.close();
         await stopSweeper();
         await stopPostLifecycle();
         await deviceChanges.stop();

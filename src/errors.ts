@@ -62,6 +62,10 @@ export const ERRORS = {
   method_not_allowed: { status: 405, message: 'Method not allowed.' },
   range_not_satisfiable: { status: 416, message: 'The requested range is not satisfiable.' },
   rate_limited: { status: 429, message: 'Too many requests.' },
+  quota_exceeded: {
+    status: 403,
+    message: 'This upload would exceed your quota (details name the limit and current usage).',
+  },
   service_unavailable: { status: 503, message: 'A dependency is unavailable; retry shortly.' },
   internal: { status: 500, message: 'Internal error.' },
 } as const satisfies Record<string, { status: number; message: string }>;

@@ -7,17 +7,25 @@ import { sweep } from '../media/sweeper.ts';
 import { createStore } from '../storage/factory.ts';
 import { UrlSigner } from '../storage/signing.ts';
 
-export const STORAGE_USAGE = `  storage setup [--to local|s3]           prepare a store (default: STORAGE_BACKEND): create the bucket
-                                          if missing, apply CORS for S3_CORS_ORIGINS, check it is writable
+export const STORAGE_USAGE = `  storage setup [--to local|s3|gcs]       prepare a store (default: STORAGE_BACKEND): create the bucket
+                                          if missing, apply CORS for S3_CORS_ORIGINS (GCS: GCS_CORS_ORIGINS;
+                                          uniform access, public access prevention), check it is writable
   storage sweep                           abort expired uploads, remove objects without a row (once)
-  storage migrate --from local --to s3 [--dry-run] [--recheck]
+  storage migrate --from local --to s3|gcs [--dry-run] [--recheck]
                                           copy every object of each media (original, variants, HLS),
                                           verify size + sha256, then repoint its row; --recheck also
                                           fills in objects missing for media already on the target`;
 
-const BACKENDS = ['local', 's3'] as const;
+const BACKENDS = ['local', 's3', 'gcs'] as const;
 type Backend = (typeof BACKENDS)[number];
 const isBackend = (v: string | undefined): v is Backend => BACKENDS.includes(v as Backend);
+
+/** What a backend needs configured before a store can be made for it (undefined: nothing). */
+function bucketMissing(config: Config, backend: Backend): string | undefined {
+  if (backend === 's3' && !config.s3) return 'S3_BUCKET (and S3_ENDPOINT for non-AWS services)';
+  if (backend === 'gcs' && !config.gcs) return 'GCS_BUCKET';
+  return undefined;
+}
 
 /** `mediary storage …`; returns an error message for bad usage. */
 export async function storageCommand(
@@ -42,21 +50,25 @@ export async function storageCommand(
         return `storage setup --to needs one of: ${BACKENDS.join(', ')}`;
       }
       const target = values.to ?? config.storage.backend;
-      if (target === 's3' && !config.s3) {
-        return 'storage setup --to s3 needs S3_BUCKET (and S3_ENDPOINT for non-AWS services)';
-      }
+      const missing = bucketMissing(config, target);
+      if (missing) return `storage setup --to ${target} needs ${missing}`;
       const store = createStore(config, target, signer);
+      const corsOrigins = (target === 'gcs' ? config.gcs?.corsOrigins : config.s3?.corsOrigins) ?? [];
       console.log(`setting up the ${target} store${values.to === undefined ? ' (STORAGE_BACKEND)' : ''}:`);
-      for (const line of await store.setup({ corsOrigins: config.s3?.corsOrigins ?? [] })) {
-        console.log(`  ${line}`);
-      }
+      for (const line of await store.setup({ corsOrigins })) console.log(`  ${line}`);
       await probeWritable(store);
       console.log(`  writable: a probe object was written and deleted`);
-      if (values.to === undefined && target === 'local' && config.s3) {
-        console.log(
-          `S3_BUCKET is set but STORAGE_BACKEND=local: to prepare the bucket (e.g. before ` +
-            '`storage migrate --to s3`), run `mediary storage setup --to s3`',
-        );
+      if (values.to === undefined && target === 'local') {
+        for (const [other, bucket] of [
+          ['s3', config.s3],
+          ['gcs', config.gcs],
+        ] as const) {
+          if (bucket === undefined) continue;
+          console.log(
+            `${other.toUpperCase()}_BUCKET is set but STORAGE_BACKEND=local: to prepare the bucket ` +
+              `(e.g. before \`storage migrate --to ${other}\`), run \`mediary storage setup --to ${other}\``,
+          );
+        }
       }
       return;
     }
@@ -73,11 +85,10 @@ export async function storageCommand(
     }
     case 'migrate': {
       if (!isBackend(values.from) || !isBackend(values.to) || values.from === values.to) {
-        return 'storage migrate needs --from and --to, two different backends of: local, s3';
+        return 'storage migrate needs --from and --to, two different backends of: local, s3, gcs';
       }
-      if (values.to === 's3' && !config.s3) {
-        return 'storage migrate --to s3 needs S3_BUCKET (and S3_ENDPOINT for non-AWS services)';
-      }
+      const missing = bucketMissing(config, values.to);
+      if (missing) return `storage migrate --to ${values.to} needs ${missing}`;
       const from = createStore(config, values.from, signer);
       const to = createStore(config, values.to, signer);
       const database = await openDatabase(config, logger, 'attach');

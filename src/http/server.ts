@@ -28,6 +28,7 @@ import { postRoutes } from './routes/posts.ts';
 import { processingRoutes } from './routes/processing.ts';
 import { multipartRoutes, partUploadRoute } from './routes/multipart.ts';
 import { storageRoutes } from './routes/storage.ts';
+import { usageRoutes } from './routes/usage.ts';
 
 export interface HttpDeps {
   config: Config;
@@ -114,6 +115,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
       await api.register(hlsRoutes, { playback: deps.playback, auth });
       await api.register(postRoutes, { posts: deps.posts, media: deps.media, auth });
       await api.register(circleRoutes, { circles: deps.circles, media: deps.media, auth });
+      await api.register(usageRoutes, { media: deps.media, auth });
       const mp = { media: deps.media, multipart: deps.multipart, auth, config: deps.config };
       await api.register(multipartRoutes, mp);
       await api.register(partUploadRoute, mp);

@@ -397,3 +397,20 @@ export async function hlsObjectKeys(db: Queryable, id: string): Promise<string[]
   );
   return rows.map((r) => r.storage_key);
 }
+
+/** The usage key of an uploader (0016_usage.sql): the device itself, or the user. */
+export const usageKey = (p: { kind: 'device'; deviceId: string } | { kind: 'user'; userId: string }) =>
+  p.kind === 'device' ? `device:${p.deviceId}` : `user:${p.userId}`;
+
+/** What an uploader holds now (kept by a trigger on media). */
+export async function usageOf(
+  db: Queryable,
+  principal: string,
+): Promise<{ storedBytes: number; openSessions: number }> {
+  const { rows } = await db.query<{ stored_bytes: string; open_sessions: number }>(
+    'SELECT stored_bytes::text, open_sessions FROM principal_usage WHERE principal = $1',
+    [principal],
+  );
+  const r = rows[0];
+  return { storedBytes: r ? Number(r.stored_bytes) : 0, openSessions: r?.open_sessions ?? 0 };
+}

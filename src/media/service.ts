@@ -45,7 +45,7 @@ export class MediaService {
     private readonly store: ObjectStore,
     private readonly queue: ProcessingQueue,
     private readonly signer: UrlSigner,
-    private readonly config: Pick<Config, 'publicUrl' | 'uploads' | 'databasePreparedStatements'>,
+    private readonly config: Pick<Config, 'publicUrl' | 'uploads' | 'databasePreparedStatements' | 'quotas'>,
     private readonly logger: Logger,
     private readonly multipart?: MultipartUploads,
     private readonly sharing?: ShareLookup & CircleUploads,
@@ -180,6 +180,13 @@ export class MediaService {
       deviceId !== null && messageId !== null
         ? deviceMessageKey(deviceId, cameraId ?? 'default', capturedAt, messageId, entry.ext)
         : ownerKey(entry.mediaType, ownerUserId ?? deviceId ?? 'anonymous', now, entry.ext);
+    const overQuota = await this.quotaProblem(principal, input.bytes);
+    if (overQuota) {
+      // A replay creates nothing: it is answered even at the limit.
+      const existing = await this.findReplay(deviceId, cameraId, messageId, ownerUserId, userKey);
+      if (!existing) throw overQuota;
+      return this.replay(principal, existing, { mimeType, bytes: input.bytes, sha256 });
+    }
     const id = randomUUID();
     const inserted = await repo.insertMedia(
       this.pool,
@@ -220,6 +227,57 @@ export class MediaService {
     }
     await this.shareIntoCircle(principal, input.circleId, inserted.id);
     return { created: true, media: inserted, upload: await this.uploadInstructions(inserted) };
+  }
+
+  /**
+   * An uploader's usage and limits (0 = no limit): a user's own (`me`), or a device's, for the
+   * device itself and its owner. Anything else is 404.
+   */
+  async usage(principal: Principal, scope: { deviceId: string } | { userId: string }) {
+    let key: string;
+    if ('deviceId' in scope) {
+      const dev = await repo.deviceOwner(this.pool, scope.deviceId);
+      const allowed =
+        dev !== undefined &&
+        (principal.kind === 'device'
+          ? principal.deviceId === scope.deviceId
+          : dev.ownerUserId === principal.userId);
+      if (!allowed) throw new AppError('not_found', 'Device not found.');
+      key = repo.usageKey({ kind: 'device', deviceId: scope.deviceId });
+    } else {
+      if (principal.kind !== 'user' || (scope.userId !== 'me' && scope.userId !== principal.userId))
+        throw new AppError('not_found', 'User not found.');
+      key = repo.usageKey(principal);
+    }
+    const limits = this.config.quotas['deviceId' in scope ? 'device' : 'user'];
+    return { ...(await repo.usageOf(this.pool, key)), limits };
+  }
+
+  /**
+   * The quota a new session of `bytes` would exceed, as the error to answer; undefined when it
+   * fits. Checked before the insert, not under a lock: concurrent sessions of one principal can
+   * overshoot by at most the sessions in flight (documented).
+   */
+  private async quotaProblem(principal: Principal, bytes: number): Promise<AppError | undefined> {
+    const limits = this.config.quotas[principal.kind];
+    if (limits.storedBytes === 0 && limits.openSessions === 0) return undefined;
+    const usage = await repo.usageOf(this.pool, repo.usageKey(principal));
+    const details = { usage, limits };
+    if (limits.openSessions > 0 && usage.openSessions >= limits.openSessions) {
+      return new AppError(
+        'quota_exceeded',
+        `At most ${limits.openSessions} upload sessions may be open at once; complete or cancel some.`,
+        { ...details, limit: 'openSessions' },
+      );
+    }
+    if (limits.storedBytes > 0 && usage.storedBytes + bytes > limits.storedBytes) {
+      return new AppError(
+        'quota_exceeded',
+        `This upload of ${bytes} bytes would exceed the storage quota of ${limits.storedBytes} bytes (${usage.storedBytes} used).`,
+        { ...details, limit: 'storedBytes' },
+      );
+    }
+    return undefined;
   }
 
   /** An upload into a circle is shared with it (again on a replay: a crash in between is mended). */

@@ -66,6 +66,8 @@ export interface AttachCandidate {
   media_type: string;
   /** The post it is on now, if any. */
   post_id: string | null;
+  /** The external entity it is attached to (gRPC AttachMedia), if any. */
+  entity: string | null;
 }
 
 /**
@@ -75,10 +77,11 @@ export interface AttachCandidate {
 export async function lockMediaForAttach(db: Queryable, ids: string[]): Promise<AttachCandidate[]> {
   const { rows } = await db.query<AttachCandidate>(
     `SELECT m.id, m.owner_user_id, d.owner_user_id AS device_owner_user_id, m.uploaded_by, m.device_id,
-            m.status, m.media_type, pm.post_id
+            m.status, m.media_type, pm.post_id, ma.entity
        FROM media m
        LEFT JOIN devices d ON d.id = m.device_id
        LEFT JOIN post_media pm ON pm.media_id = m.id
+       LEFT JOIN media_attachments ma ON ma.media_id = m.id
       WHERE m.id = ANY($1::uuid[])
       ORDER BY m.id
       FOR UPDATE OF m`,
@@ -144,6 +147,7 @@ export async function unattachedPostMedia(
     `SELECT m.id FROM media m
       WHERE m.purpose = 'post' AND m.status <> 'DELETED' AND m.uploaded_by = 'user' AND m.created_at < $1
         AND NOT EXISTS (SELECT 1 FROM post_media pm WHERE pm.media_id = m.id)
+        AND NOT EXISTS (SELECT 1 FROM media_attachments ma WHERE ma.media_id = m.id)
       ORDER BY m.created_at LIMIT $2`,
     [createdBefore, limit],
   );
@@ -162,8 +166,27 @@ export async function claimUnattached(tx: Queryable, mediaId: string): Promise<b
   );
   if (locked.rowCount !== 1) return false;
   const { rows } = await tx.query<{ free: boolean }>(
-    'SELECT NOT EXISTS (SELECT 1 FROM post_media WHERE media_id = $1) AS free',
+    `SELECT NOT EXISTS (SELECT 1 FROM post_media WHERE media_id = $1)
+        AND NOT EXISTS (SELECT 1 FROM media_attachments WHERE media_id = $1) AS free`,
     [mediaId],
   );
   return rows[0]?.free === true;
+}
+
+/** Attaches each media to an external entity (they were checked and locked by the caller). */
+export async function attachToEntity(db: Queryable, mediaIds: string[], entity: string): Promise<void> {
+  await db.query(
+    `INSERT INTO media_attachments (media_id, entity) SELECT unnest($1::uuid[]), $2
+     ON CONFLICT (media_id) DO NOTHING`,
+    [mediaIds, entity],
+  );
+}
+
+/** Detaches those of `mediaIds` that are attached to `entity`; returns how many. */
+export async function detachFromEntity(db: Queryable, mediaIds: string[], entity: string): Promise<number> {
+  const { rowCount } = await db.query(
+    'DELETE FROM media_attachments WHERE media_id = ANY($1::uuid[]) AND entity = $2',
+    [mediaIds, entity],
+  );
+  return rowCount ?? 0;
 }

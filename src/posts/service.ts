@@ -23,7 +23,40 @@ export interface PostWithMedia {
 }
 
 /** Why a media cannot go on a post (named per id in the 409's details). */
-export type AttachProblem = 'not_found' | 'not_uploaded' | 'failed' | 'on_another_post' | 'duplicate';
+export type AttachProblem =
+  'not_found' | 'not_uploaded' | 'failed' | 'on_another_post' | 'attached' | 'duplicate';
+export interface AttachProblemEntry {
+  mediaId: string;
+  problem: AttachProblem;
+}
+
+/**
+ * Why each of `ids` cannot be attached to `target` (a post of ours, or an entity of another
+ * service; `{}`: something new). `found` are the rows that exist.
+ */
+export function attachProblems(
+  found: repo.AttachCandidate[],
+  ids: string[],
+  userId: string,
+  target: { postId?: string; entity?: string },
+): AttachProblemEntry[] {
+  const byId = new Map(found.map((m) => [m.id, m]));
+  const problems: AttachProblemEntry[] = [];
+  const seen = new Set<string>();
+  for (const mediaId of ids) {
+    const m = byId.get(mediaId);
+    let problem: AttachProblem | undefined;
+    if (seen.has(mediaId)) problem = 'duplicate';
+    else if (!m || m.status === 'DELETED' || owningUser(m) !== userId) problem = 'not_found';
+    else if (m.status === 'PENDING') problem = 'not_uploaded';
+    else if (m.status === 'FAILED') problem = 'failed';
+    else if (m.post_id !== null && m.post_id !== target.postId) problem = 'on_another_post';
+    else if (m.entity !== null && m.entity !== target.entity) problem = 'attached';
+    seen.add(mediaId);
+    if (problem) problems.push({ mediaId, problem });
+  }
+  return problems;
+}
 
 /**
  * Posts: a user's caption and an ordered list of their media. Every write is one transaction that
@@ -167,27 +200,48 @@ export class PostService {
   }
 
   /**
-   * Every id exists, is the caller's, has its bytes, is on no other post, and appears once;
-   * otherwise a 409 naming each offending id and why. Locks the media rows until the commit.
+   * Every id exists, is the caller's, has its bytes, is on no other post or entity, and appears
+   * once; otherwise a 409 naming each offending id and why. Locks the media rows until the commit.
    */
   private async checkAttachable(tx: Queryable, userId: string, postId: string, ids: string[]) {
-    const found = new Map((await repo.lockMediaForAttach(tx, [...new Set(ids)])).map((m) => [m.id, m]));
-    const problems: { mediaId: string; problem: AttachProblem }[] = [];
-    const seen = new Set<string>();
-    for (const mediaId of ids) {
-      const m = found.get(mediaId);
-      let problem: AttachProblem | undefined;
-      if (seen.has(mediaId)) problem = 'duplicate';
-      else if (!m || m.status === 'DELETED' || owningUser(m) !== userId) problem = 'not_found';
-      else if (m.status === 'PENDING') problem = 'not_uploaded';
-      else if (m.status === 'FAILED') problem = 'failed';
-      else if (m.post_id !== null && m.post_id !== postId) problem = 'on_another_post';
-      seen.add(mediaId);
-      if (problem) problems.push({ mediaId, problem });
-    }
-    if (problems.length > 0) {
-      throw new AppError('media_not_attachable', undefined, { problems });
-    }
+    const problems = attachProblems(await repo.lockMediaForAttach(tx, [...new Set(ids)]), ids, userId, {
+      postId,
+    });
+    if (problems.length > 0) throw new AppError('media_not_attachable', undefined, { problems });
+  }
+
+  // ---- attachments of other services' entities (the gRPC API) ---------------------------
+
+  /** What would stop `ids` from being attached to something new (empty: all can be). */
+  async validateAttachable(principal: Principal, ids: string[]): Promise<AttachProblemEntry[]> {
+    const userId = userOf(principal);
+    this.checkCount(ids);
+    return attachProblems(await repo.lockMediaForAttach(this.pool, [...new Set(ids)]), ids, userId, {});
+  }
+
+  /** Attaches media to an entity of another service, all or nothing (idempotent per entity). */
+  async attachToEntity(principal: Principal, ids: string[], entity: string): Promise<MediaRow[]> {
+    const userId = userOf(principal);
+    this.checkCount(ids);
+    await withTransaction(this.pool, async (tx) => {
+      const problems = attachProblems(await repo.lockMediaForAttach(tx, [...new Set(ids)]), ids, userId, {
+        entity,
+      });
+      if (problems.length > 0) throw new AppError('media_not_attachable', undefined, { problems });
+      await repo.attachToEntity(tx, ids, entity);
+    });
+    return inOrder(ids, new Map((await this.media.findManyUnchecked(ids)).map((m) => [m.id, m])));
+  }
+
+  /** Detaches the caller's media from the entity; returns how many were attached to it. */
+  async detachFromEntity(principal: Principal, ids: string[], entity: string): Promise<number> {
+    const userId = userOf(principal);
+    const mine = (await this.media.findManyUnchecked(ids)).filter((m) => owningUser(m) === userId);
+    return repo.detachFromEntity(
+      this.pool,
+      mine.map((m) => m.id),
+      entity,
+    );
   }
 
   /**

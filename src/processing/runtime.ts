@@ -9,6 +9,7 @@ import { findMedia } from '../media/repo.ts';
 import type { ObjectStore } from '../storage/types.ts';
 import { HeifConverter } from './heif.ts';
 import { ImageJob, publicMessage } from './image-job.ts';
+import { MemoryBudget } from './memory-budget.ts';
 import type { JobQueue, ProcessJob } from './queue.ts';
 import * as repo from './repo.ts';
 import { VideoJob } from './video-job.ts';
@@ -32,7 +33,8 @@ export async function startWorker({ pool, queue, store, config, logger }: Worker
       'heif-convert not found: HEIC/HEIF uploads will fail (install libheif-examples)',
     );
   }
-  const image = new ImageJob({ pool, store, heif, config });
+  const budget = new MemoryBudget(config.memoryBudgetBytes);
+  const image = new ImageJob({ pool, store, heif, config, budget });
   const video = new VideoJob({ pool, store, config, tmpDir: config.video.tmpDir });
   if (!(await video.ffmpegAvailable())) {
     logger.warn(
