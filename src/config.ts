@@ -62,7 +62,11 @@ export interface Config {
     maxVideoBytes: number;
     allowedMimeTypes: readonly string[] | undefined;
   };
-  rateLimit: { sessionsPerMinute: number };
+  rateLimit: {
+    sessionsPerMinute: number;
+    /** Failed authentications per client IP per minute before that IP gets 429s (0 = off). */
+    authFailuresPerMinute: number;
+  };
   /** Per-uploader limits checked when a session is created; 0 = no limit. */
   quotas: Quotas;
   /** The internal gRPC API (proto/mediary/v1/media.proto); undefined when GRPC_PORT is unset. */
@@ -329,7 +333,10 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       maxVideoBytes: int(env, 'MAX_VIDEO_BYTES', 10 * 1024 * MiB, 1, Number.MAX_SAFE_INTEGER),
       allowedMimeTypes: allowed ? allowed.split(',').map((s) => s.trim().toLowerCase()) : undefined,
     },
-    rateLimit: { sessionsPerMinute: int(env, 'RATE_LIMIT_SESSIONS_PER_MINUTE', 600, 1, 1_000_000) },
+    rateLimit: {
+      sessionsPerMinute: int(env, 'RATE_LIMIT_SESSIONS_PER_MINUTE', 600, 1, 1_000_000),
+      authFailuresPerMinute: int(env, 'RATE_LIMIT_AUTH_FAILURES_PER_MINUTE', 60, 0, 1_000_000),
+    },
     grpc: grpcConfig(env),
     quotas: {
       user: {

@@ -29,8 +29,9 @@ Admin (work while the service runs on the embedded default)
                                           register a device; prints its id and API key once
   devices list [--json]
   devices revoke DEVICE_ID
-  users token --user USER_ID [--ttl SECONDS]
-                                          mint a user JWT with JWT_SECRET (for testing and scripts)
+  users token --user USER_ID [--ttl SECONDS] [--issuer ISS] [--audience AUD]
+                                          mint a user JWT with JWT_SECRET (for testing and scripts);
+                                          iss/aud default to JWT_ISSUER / JWT_AUDIENCE
 
 Storage
 ${STORAGE_USAGE}
@@ -139,13 +140,23 @@ async function users(args: string[], config: Config) {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { user: { type: 'string' }, ttl: { type: 'string', default: '3600' } },
+    options: {
+      user: { type: 'string' },
+      ttl: { type: 'string', default: '3600' },
+      issuer: { type: 'string' },
+      audience: { type: 'string' },
+    },
   });
   if (positionals[0] !== 'token')
     throw new UsageError(`unknown users command: ${positionals[0] ?? '(none)'}`);
   if (!values.user) throw new UsageError('users token needs --user USER_ID');
   if (!config.auth.jwtSecret) throw new UsageError('users token needs JWT_SECRET to be set');
-  console.log(await mintUserToken(config.auth.jwtSecret, values.user, Number(values.ttl)));
+  // The server checks JWT_ISSUER / JWT_AUDIENCE when set: mint with them unless told otherwise.
+  const claims = {
+    issuer: values.issuer ?? config.auth.issuer,
+    audience: values.audience ?? config.auth.audience,
+  };
+  console.log(await mintUserToken(config.auth.jwtSecret, values.user, Number(values.ttl), claims));
 }
 
 async function clientCommand(command: string, rest: string[]): Promise<number | undefined> {

@@ -38,6 +38,24 @@ export type {
 
 export const uploadResource = (mediaId: string) => `media/${mediaId}/upload`;
 
+/**
+ * A media its device uploaded itself accepts no more bytes, and is not completed, once that device
+ * is revoked (or deleted): signed URLs handed out before the revocation stop working. (A session a
+ * user made naming the device is the user's, and stays open.)
+ */
+export async function assertDeviceActive(
+  db: Pool,
+  media: Pick<MediaRow, 'device_id' | 'uploaded_by'>,
+): Promise<void> {
+  if (
+    media.uploaded_by === 'device' &&
+    media.device_id !== null &&
+    !(await repo.deviceActive(db, media.device_id))
+  ) {
+    throw new AppError('device_revoked');
+  }
+}
+
 /** Upload sessions, completion, reads, listing and deletion: the media use cases. */
 export class MediaService {
   constructor(
@@ -385,6 +403,7 @@ export class MediaService {
     if (media.status !== 'PENDING') return media; // a repeated PUT after completion changes nothing
     if (media.upload_expires_at.getTime() < Date.now()) throw new AppError('upload_expired');
     if (this.multipart?.applies(media.bytes)) throw new AppError('multipart_required');
+    await assertDeviceActive(this.pool, media);
     admitUploadHeaders(media, headers);
     let result;
     try {
@@ -445,6 +464,8 @@ export class MediaService {
   async complete(principal: Principal, mediaId: string, parts?: PartRef[]): Promise<MediaRow> {
     const media = await this.get(principal, mediaId);
     if (media.status !== 'PENDING') return media;
+    // Bytes may have reached a presigned store URL after the revocation: they are never adopted.
+    await assertDeviceActive(this.pool, media);
     // Multipart: validate the parts list and join the parts first (a no-op for single uploads).
     const joined = await this.joinMultipart(media, parts);
     const stat = await this.store.stat(media.storage_key);

@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Queryable } from '../../db/pool.ts';
 import { AppError } from '../../errors.ts';
-import { errors } from '../schemas.ts';
+import { errors, PUBLIC } from '../schemas.ts';
 
 export const healthRoutes: FastifyPluginAsyncTypebox<{ db: Queryable }> = async (app, { db }) => {
   app.get(
@@ -11,7 +11,9 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ db: Queryable }> = async 
       schema: {
         summary: 'Liveness',
         tags: ['health'],
-        response: { 200: Type.Object({ status: Type.Literal('ok') }) },
+        operationId: 'liveness',
+        security: PUBLIC,
+        response: { 200: Type.Object({ status: Type.Literal('ok') }), ...errors() },
       },
     },
     () => ({ status: 'ok' as const }),
@@ -22,6 +24,8 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ db: Queryable }> = async 
       schema: {
         summary: 'Readiness: the database answers',
         tags: ['health'],
+        operationId: 'readiness',
+        security: PUBLIC,
         response: { 200: Type.Object({ status: Type.Literal('ready') }), ...errors(503) },
       },
     },

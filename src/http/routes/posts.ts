@@ -57,9 +57,10 @@ export const postRoutes: FastifyPluginAsyncTypebox<PostRouteDeps> = async (app, 
   app.post(
     '/posts',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'Create a post from uploaded media (users only)',
+        operationId: 'createPost',
         tags: ['posts'],
         headers: IdempotencyHeaders,
         body: Type.Object(
@@ -80,9 +81,10 @@ export const postRoutes: FastifyPluginAsyncTypebox<PostRouteDeps> = async (app, 
   app.get(
     '/posts/:id',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'Get a post with its media in order',
+        operationId: 'getPost',
         tags: ['posts'],
         params: PostIdParams,
         response: { 200: PostView, ...errors(400, 401, 403, 404) },
@@ -97,9 +99,10 @@ export const postRoutes: FastifyPluginAsyncTypebox<PostRouteDeps> = async (app, 
   app.patch(
     '/posts/:id',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'Edit a post: caption, and/or its whole media list in the new order',
+        operationId: 'updatePost',
         tags: ['posts'],
         params: PostIdParams,
         body: Type.Object(
@@ -122,9 +125,10 @@ export const postRoutes: FastifyPluginAsyncTypebox<PostRouteDeps> = async (app, 
   app.delete(
     '/posts/:id',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'Delete a post and its media',
+        operationId: 'deletePost',
         tags: ['posts'],
         params: PostIdParams,
         response: { 204: Type.Null(), ...errors(400, 401, 403, 404) },
@@ -139,9 +143,10 @@ export const postRoutes: FastifyPluginAsyncTypebox<PostRouteDeps> = async (app, 
   app.get(
     '/users/:userId/posts',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'List a user’s posts (`me` for yourself), newest first',
+        operationId: 'listUserPosts',
         tags: ['posts'],
         params: Type.Object({ userId: Type.String({ minLength: 1, maxLength: 200 }) }),
         querystring: Type.Object(
