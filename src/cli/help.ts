@@ -72,10 +72,11 @@ const COMMANDS: Record<string, CommandHelp> = {
     example: 'JWT_SECRET=… mediary users token --user alice',
   },
   'storage setup': {
-    usage: 'storage setup',
+    usage: 'storage setup [--to local|s3|gcs]',
     summary:
-      'create the bucket if missing and apply CORS for S3_CORS_ORIGINS (GCS: GCS_CORS_ORIGINS; uniform access, public access prevention)',
-    example: 'STORAGE_BACKEND=s3 S3_BUCKET=media mediary storage setup',
+      'prepare a store (default: STORAGE_BACKEND): create the bucket if missing, apply CORS for S3_CORS_ORIGINS (GCS: GCS_CORS_ORIGINS; uniform access, public access prevention), check it is writable',
+    options: [['--to local|s3|gcs', 'the store to prepare (default: STORAGE_BACKEND)']],
+    example: 'S3_BUCKET=media S3_ENDPOINT=http://127.0.0.1:7480 mediary storage setup --to s3',
   },
   'storage sweep': {
     usage: 'storage sweep',

@@ -23,6 +23,9 @@ export interface MediaView {
   metadata: Record<string, unknown>;
   error: { code: string; message: string } | null;
   storageBackend: string;
+  /** Signed URL of the original, usable without credentials (img/video/fetch) until `urlsExpireAt`. */
+  downloadUrl?: string | null;
+  urlsExpireAt?: string | null;
   uploadExpiresAt: string | null;
   uploadedAt: string | null;
   createdAt: string;
