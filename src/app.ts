@@ -50,13 +50,18 @@ export async function openDatabase(
     embedded = mode === 'own' ? await startEmbedded(opts) : await attachOrStartEmbedded(opts);
     url = embedded.url;
   }
-  const pool = createPool(url, logger, 20);
+  const pool = createPool(url, logger, 20, config.databaseTimeouts);
+  // Migrations may legitimately run long (an index on a big table) and wait for another process'
+  // migration lock: their own connection, without the request-path timeouts.
+  const migrations = createPool(url, logger, 1);
   try {
-    await migrate(pool, logger);
+    await migrate(migrations, logger);
   } catch (err) {
     await pool.end();
     await embedded?.stop();
     throw err;
+  } finally {
+    await migrations.end();
   }
   return {
     pool,

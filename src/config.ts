@@ -20,6 +20,7 @@ export interface Config {
    * 1.21 in transaction mode).
    */
   databasePreparedStatements: boolean;
+  databaseTimeouts: DatabaseTimeouts;
   /** `dir` is the local store's root (also the source of `storage migrate --from local`). */
   storage: { backend: 'local' | 's3'; dir: string };
   /** Set when S3_BUCKET is (required for STORAGE_BACKEND=s3). */
@@ -57,6 +58,22 @@ export interface Config {
   rateLimit: { sessionsPerMinute: number };
   worker: { enabled: boolean };
   processing: ProcessingConfig;
+}
+
+/**
+ * Bounds on waiting for the database, so a hung or overloaded Postgres answers 503 within seconds
+ * instead of holding requests (0 = no bound). Migrations run on their own connection without them.
+ */
+export interface DatabaseTimeouts {
+  /** Opening a connection (TCP + start-up + authentication) or waiting for a free pooled one. */
+  connectMs: number;
+  /**
+   * Server side `statement_timeout`; the client also stops waiting this long + 1 s later (a
+   * server too hung to cancel anything), drops the connection and answers 503.
+   */
+  statementMs: number;
+  /** Server side `idle_in_transaction_session_timeout`: a transaction left open by a stuck process. */
+  idleInTransactionMs: number;
 }
 
 /** Background processing: the queue's retry policy, the worker runtime and the image pipeline. */
@@ -253,6 +270,11 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     logLevel,
     database,
     databasePreparedStatements: bool(env, 'DATABASE_PREPARED_STATEMENTS', true),
+    databaseTimeouts: {
+      connectMs: int(env, 'DATABASE_CONNECT_TIMEOUT_MS', 3000, 0, 600_000),
+      statementMs: int(env, 'DATABASE_STATEMENT_TIMEOUT_MS', 5000, 0, 3_600_000),
+      idleInTransactionMs: int(env, 'DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS', 60_000, 0, 3_600_000),
+    },
     storage,
     s3,
     multipart: {
