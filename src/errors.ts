@@ -58,6 +58,10 @@ export const ERRORS = {
   range_not_satisfiable: { status: 416, message: 'The requested range is not satisfiable.' },
   rate_limited: { status: 429, message: 'Too many requests.' },
   service_unavailable: { status: 503, message: 'A dependency is unavailable; retry shortly.' },
+  insufficient_storage: {
+    status: 507,
+    message: 'The server has no storage space left for this upload; retry later.',
+  },
   internal: { status: 500, message: 'Internal error.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -2,7 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { isDatabaseUnavailable, isDataException } from '../db/pool.ts';
 import { AppError, ERRORS, type ErrorCode } from '../errors.ts';
-import { isStoreUnavailable } from '../storage/errors.ts';
+import { isStorageFull, isStoreUnavailable } from '../storage/errors.ts';
 
 interface Rendered {
   status: number;
@@ -62,6 +62,14 @@ function render(err: unknown): Rendered {
   }
   if (fe.statusCode === 429) {
     return { status: 429, code: 'rate_limited', message: fe.message ?? ERRORS.rate_limited.message };
+  }
+  if (isStorageFull(err)) {
+    return {
+      status: 507,
+      code: 'insufficient_storage',
+      message: ERRORS.insufficient_storage.message,
+      headers: { 'retry-after': '60' },
+    };
   }
   if (isDatabaseUnavailable(err)) {
     return {

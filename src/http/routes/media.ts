@@ -2,6 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Config } from '../../config.ts';
 import { AppError } from '../../errors.ts';
+import { isStorageFull } from '../../storage/errors.ts';
 import type { MediaService } from '../../media/service.ts';
 import { perPrincipalRateLimit, principalOf, type registerAuth } from '../auth.ts';
 import {
@@ -240,7 +241,7 @@ export const uploadRoute: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (app
             bytes: Type.Integer(),
             sha256: Type.Union([Type.String(), Type.Null()]),
           }),
-          ...errors(400, 401, 403, 404, 409, 410, 413, 422),
+          ...errors(400, 401, 403, 404, 408, 409, 410, 413, 422, 503, 507),
         },
       },
     },
@@ -261,7 +262,12 @@ export const uploadRoute: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (app
         });
         return { mediaId: m.id, status: m.status, bytes: m.bytes, sha256: m.content_sha256 };
       } catch (err) {
-        if (!(err instanceof AppError) && (request.raw.destroyed || request.raw.readableAborted)) {
+        // A write that failed (a full disk) also ends the body stream: only a client that went away is ours to blame.
+        if (
+          !(err instanceof AppError) &&
+          !isStorageFull(err) &&
+          (request.raw.destroyed || request.raw.readableAborted)
+        ) {
           throw new AppError('upload_aborted');
         }
         throw err;

@@ -2,6 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Config } from '../../config.ts';
 import { AppError } from '../../errors.ts';
+import { isStorageFull } from '../../storage/errors.ts';
 import type { MultipartUploads } from '../../media/multipart.ts';
 import type { MediaService } from '../../media/service.ts';
 import { perPrincipalRateLimit, principalOf, type registerAuth } from '../auth.ts';
@@ -124,7 +125,7 @@ export const partUploadRoute: FastifyPluginAsyncTypebox<MultipartRouteDeps> = as
           { expires: Type.String({ pattern: '^\\d{1,12}$' }), sig: Type.String({ maxLength: 128 }) },
           { additionalProperties: false },
         ),
-        response: { 200: StoredPart, ...errors(400, 403, 404, 409, 410, 413, 422) },
+        response: { 200: StoredPart, ...errors(400, 403, 404, 408, 409, 410, 413, 422, 503, 507) },
       },
     },
     async (request, reply) => {
@@ -141,7 +142,12 @@ export const partUploadRoute: FastifyPluginAsyncTypebox<MultipartRouteDeps> = as
         void reply.header('etag', part.etag);
         return part;
       } catch (err) {
-        if (!(err instanceof AppError) && (request.raw.destroyed || request.raw.readableAborted)) {
+        // A write that failed (a full disk) also ends the body stream: only a client that went away is ours to blame.
+        if (
+          !(err instanceof AppError) &&
+          !isStorageFull(err) &&
+          (request.raw.destroyed || request.raw.readableAborted)
+        ) {
           throw new AppError('upload_aborted');
         }
         throw err;
