@@ -89,7 +89,7 @@ test('ENOSPC while storing an upload or a part is 507 insufficient_storage, logg
   const put = await fetch(single.upload.url!, {
     method: 'PUT',
     headers: { 'content-type': 'video/mp4' },
-    body: fakeMp4(4.5 * MiB),
+    body: new Uint8Array(fakeMp4(4.5 * MiB)),
   });
   await assertInsufficientStorage(put, 'single PUT');
 
@@ -106,7 +106,7 @@ test('ENOSPC while storing an upload or a part is 507 insufficient_storage, logg
   const part = await fetch(parts[0]!.url, {
     method: 'PUT',
     headers: { 'content-type': 'application/octet-stream' },
-    body: fakeMp4(multi.upload.partSize!),
+    body: new Uint8Array(fakeMp4(multi.upload.partSize!)),
   });
   await assertInsufficientStorage(part, 'part PUT');
 
@@ -126,7 +126,7 @@ test('ENOSPC while storing an upload or a part is 507 insufficient_storage, logg
   const ok = await fetch(small.upload.url!, {
     method: 'PUT',
     headers: { 'content-type': 'video/mp4' },
-    body: fakeMp4(1 * MiB),
+    body: new Uint8Array(fakeMp4(1 * MiB)),
   });
   assert.equal(ok.status, 200, await ok.text());
 
