@@ -30,6 +30,9 @@ interface Binaries {
 }
 
 const DB_NAME = 'mediary';
+/** Backoff between attempts to restart a postmaster that died (doubles up to the maximum). */
+const RESTART_MIN_DELAY_MS = 500;
+const RESTART_MAX_DELAY_MS = 30_000;
 const DB_USER = 'postgres';
 
 async function binaries(): Promise<Binaries> {
@@ -241,29 +244,71 @@ export async function startEmbedded(opts: {
   }
 
   const logFile = `${dir}.log`;
-  const logFd = openSync(logFile, 'a');
-  if (owner) await chown(logFile, owner.uid, owner.gid);
-  const child = spawn(
-    bin.postgres,
-    [
-      '-D',
-      dir,
-      '-p',
-      String(port),
-      '-c',
-      'listen_addresses=127.0.0.1',
-      '-c',
-      'unix_socket_directories=',
-      '-c',
-      'max_connections=200',
-    ],
-    { ...owner, stdio: ['ignore', logFd, logFd] },
-  );
-  closeSync(logFd);
+  const launch = async (): Promise<ChildProcess> => {
+    const logFd = openSync(logFile, 'a');
+    if (owner) await chown(logFile, owner.uid, owner.gid);
+    const child = spawn(
+      bin.postgres,
+      [
+        '-D',
+        dir,
+        '-p',
+        String(port),
+        '-c',
+        'listen_addresses=127.0.0.1',
+        '-c',
+        'unix_socket_directories=',
+        '-c',
+        'max_connections=200',
+      ],
+      { ...owner, stdio: ['ignore', logFd, logFd] },
+    );
+    closeSync(logFd);
+    try {
+      await waitReady(url, child, logFile);
+    } catch (err) {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      throw err;
+    }
+    return child;
+  };
   const url = urlFor(port, password);
-  await waitReady(url, child, logFile);
+  let child = await launch();
   await writeFile(ownerFile, String(process.pid));
   logger.info({ port, dir }, 'embedded PostgreSQL is up');
+
+  // The postmaster dying under us (OOM killer, a crash, an operator's kill) would leave the API
+  // answering 503 for ever: start it again, backing off while it cannot start (its old backends
+  // may still hold the shared memory for a moment).
+  let stopping = false;
+  let restarting: Promise<void> | undefined;
+  const abort = new AbortController();
+  const watch = (c: ChildProcess) => {
+    c.once('exit', (code, signal) => {
+      if (stopping) return;
+      logger.error({ code, signal, pid: c.pid }, 'embedded PostgreSQL exited; restarting it');
+      restarting = (async () => {
+        for (let attempt = 0, delay = RESTART_MIN_DELAY_MS; !stopping; attempt++) {
+          await sleep(delay, undefined, { signal: abort.signal }).catch(() => undefined);
+          if (stopping) return;
+          try {
+            child = await launch();
+            if (stopping) {
+              await stopPostmaster(child.pid!, logger);
+              return;
+            }
+            logger.warn({ attempt: attempt + 1, pid: child.pid }, 'embedded PostgreSQL restarted');
+            watch(child);
+            return;
+          } catch (err) {
+            logger.error({ err, attempt: attempt + 1 }, 'embedded PostgreSQL could not be restarted yet');
+            delay = Math.min(delay * 2, RESTART_MAX_DELAY_MS);
+          }
+        }
+      })().finally(() => (restarting = undefined));
+    });
+  };
+  watch(child);
 
   let stopped: Promise<void> | undefined;
   return {
@@ -271,6 +316,9 @@ export async function startEmbedded(opts: {
     owned: true,
     stop() {
       stopped ??= (async () => {
+        stopping = true;
+        abort.abort();
+        await restarting;
         if (child.pid !== undefined && isAlive(child.pid)) await stopPostmaster(child.pid, logger);
         await rm(ownerFile, { force: true });
       })();
