@@ -11,7 +11,6 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type pg from 'pg';
 import { fixture } from '../helpers/files.ts';
 import { embeddedUrl, makeDevices, poolFor, spawnService, type ServiceProcess } from '../helpers/process.ts';
 import { tempDir, testEnv } from '../helpers/server.ts';
