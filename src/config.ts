@@ -54,6 +54,8 @@ export interface Config {
     maxImageBytes: number;
     maxVideoBytes: number;
     allowedMimeTypes: readonly string[] | undefined;
+    /** An upload body with no byte for this long is aborted (408); 0 = no limit. */
+    idleTimeoutSeconds: number;
   };
   rateLimit: { sessionsPerMinute: number };
   worker: { enabled: boolean };
@@ -301,6 +303,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       maxImageBytes: int(env, 'MAX_IMAGE_BYTES', 50 * MiB, 1, Number.MAX_SAFE_INTEGER),
       maxVideoBytes: int(env, 'MAX_VIDEO_BYTES', 10 * 1024 * MiB, 1, Number.MAX_SAFE_INTEGER),
       allowedMimeTypes: allowed ? allowed.split(',').map((s) => s.trim().toLowerCase()) : undefined,
+      idleTimeoutSeconds: int(env, 'UPLOAD_IDLE_TIMEOUT_SECONDS', 30, 0, 3600),
     },
     rateLimit: { sessionsPerMinute: int(env, 'RATE_LIMIT_SESSIONS_PER_MINUTE', 600, 1, 1_000_000) },
     worker: { enabled: bool(env, 'WORKER_ENABLED', true) },

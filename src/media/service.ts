@@ -15,6 +15,7 @@ import { deviceMessageKey, ownerKey, sanitizeFileName } from './keys.ts';
 import { owningUser } from './privacy.ts';
 import * as repo from './repo.ts';
 import type { MediaRow, MediaStatus } from './repo.ts';
+import { StreamingUploads } from './upload-claims.ts';
 import type {
   CreateSessionInput,
   DownloadPlan,
@@ -37,6 +38,9 @@ const DOWNLOADABLE: readonly MediaStatus[] = ['UPLOADED', 'PROCESSING', 'READY']
 
 /** Upload sessions, completion, reads, listing and deletion: the media use cases. */
 export class MediaService {
+  /** One upload at a time per media (in this process). */
+  private readonly streaming = new StreamingUploads();
+
   constructor(
     private readonly pool: Pool,
     private readonly store: ObjectStore,
@@ -251,6 +255,7 @@ export class MediaService {
     if (media.upload_expires_at.getTime() < Date.now()) throw new AppError('upload_expired');
     if (this.multipart?.applies(media.bytes)) throw new AppError('multipart_required');
     admitUploadHeaders(media, headers);
+    const release = this.streaming.claim(media.id);
     let result;
     try {
       result = await this.store.put(media.storage_key, body, {
@@ -261,7 +266,9 @@ export class MediaService {
       });
     } catch (err) {
       if (!(err instanceof ObjectExistsError)) throw err;
-      return this.repeatedUpload(principal, media.id, err.sha256);
+      return await this.repeatedUpload(principal, media.id, err.sha256);
+    } finally {
+      release();
     }
     const stat = await this.store.stat(media.storage_key);
     const recorded =

@@ -21,11 +21,12 @@ import {
   deliveryResponses,
 } from '../schemas.ts';
 import { sendObject } from '../send-object.ts';
+import { withIdleTimeout } from '../idle-body.ts';
 
 export interface MediaRouteDeps {
   media: MediaService;
   auth: ReturnType<typeof registerAuth>;
-  config: Pick<Config, 'rateLimit'>;
+  config: Pick<Config, 'rateLimit' | 'uploads'>;
 }
 
 const IdempotencyHeaders = Type.Object({
@@ -215,7 +216,10 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
  * The raw-body upload route lives in its own plugin so that only it accepts arbitrary content
  * types; every other route keeps strict JSON parsing.
  */
-export const uploadRoute: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (app, { media, auth }) => {
+export const uploadRoute: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
+  app,
+  { media, auth, config },
+) => {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
 
@@ -256,7 +260,8 @@ export const uploadRoute: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (app
       }
       const lengthHeader = request.headers['content-length'];
       try {
-        const m = await media.receiveUpload(request.principal, id, request.raw, {
+        const body = withIdleTimeout(request.raw, config.uploads.idleTimeoutSeconds * 1000);
+        const m = await media.receiveUpload(request.principal, id, body, {
           contentType: request.headers['content-type'],
           contentLength: lengthHeader !== undefined ? Number(lengthHeader) : undefined,
         });

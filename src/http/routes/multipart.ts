@@ -6,13 +6,14 @@ import { isStorageFull } from '../../storage/errors.ts';
 import type { MultipartUploads } from '../../media/multipart.ts';
 import type { MediaService } from '../../media/service.ts';
 import { perPrincipalRateLimit, principalOf, type registerAuth } from '../auth.ts';
+import { withIdleTimeout } from '../idle-body.ts';
 import { errors, MediaIdParams, MediaView, PartNumber, toMediaView } from '../schemas.ts';
 
 export interface MultipartRouteDeps {
   media: MediaService;
   multipart: MultipartUploads;
   auth: ReturnType<typeof registerAuth>;
-  config: Pick<Config, 'rateLimit'>;
+  config: Pick<Config, 'rateLimit' | 'uploads'>;
 }
 
 const StoredPart = Type.Object({ partNumber: Type.Integer(), etag: Type.String(), size: Type.Integer() });
@@ -109,7 +110,7 @@ export const multipartRoutes: FastifyPluginAsyncTypebox<MultipartRouteDeps> = as
  */
 export const partUploadRoute: FastifyPluginAsyncTypebox<MultipartRouteDeps> = async (
   app,
-  { media, multipart },
+  { media, multipart, config },
 ) => {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
@@ -136,7 +137,7 @@ export const partUploadRoute: FastifyPluginAsyncTypebox<MultipartRouteDeps> = as
           m,
           request.params.partNumber,
           request.query,
-          request.raw,
+          withIdleTimeout(request.raw, config.uploads.idleTimeoutSeconds * 1000),
           lengthHeader !== undefined ? Number(lengthHeader) : undefined,
         );
         void reply.header('etag', part.etag);
