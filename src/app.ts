@@ -106,7 +106,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Serve
   const store = createStore(config, config.storage.backend, signer);
   if (store instanceof LocalObjectStore) {
     await mkdir(config.storage.dir, { recursive: true });
-    const removed = await store.sweepTemp(24 * 3600 * 1000);
+    // What a killed process of this host was writing goes at once; anything else after 24 h.
+    const removed = (await store.removeOrphanedTemp()) + (await store.sweepTemp(24 * 3600 * 1000));
     if (removed > 0) logger.info({ removed }, 'removed stale temporary upload files');
   }
   const multipart = new MultipartUploads(pool, store, signer, config, logger);
