@@ -17,6 +17,9 @@ const work = await scratch('sessions');
 const env = await testEnv(path.join(work.dir, 'mediary'), {
   LOG_LEVEL: 'warn',
   RATE_LIMIT_SESSIONS_PER_MINUTE: '1000000',
+  // Far above what a run opens, so the quota check runs (and is measured) without refusing.
+  QUOTA_DEVICE_OPEN_SESSIONS: '100000000',
+  QUOTA_USER_OPEN_SESSIONS: '100000000',
 });
 const svc = await spawnService(env);
 const db = poolFor(embeddedUrl(env.DATA_DIR!, env.EMBEDDED_PG_PORT!), 20);

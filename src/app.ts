@@ -19,6 +19,10 @@ import { MultipartUploads } from './media/multipart.ts';
 import { MediaService } from './media/service.ts';
 import { startSweeper } from './media/sweeper.ts';
 import { JobQueue } from './processing/queue.ts';
+import { CircleService } from './circles/service.ts';
+import { startGrpcServer } from './grpc/server.ts';
+import { startPostMediaLifecycle } from './posts/lifecycle.ts';
+import { PostService } from './posts/service.ts';
 import { HlsPlayback } from './processing/playback.ts';
 import { ProcessingService } from './processing/service.ts';
 import { startWorker, type Worker } from './processing/runtime.ts';
@@ -94,6 +98,10 @@ export interface Server {
   queue: JobQueue;
   /** The in-process worker (WORKER_ENABLED), if any. */
   worker: Worker | undefined;
+  /** The media use cases (for admin commands and tests beside the HTTP API). */
+  media: MediaService;
+  /** The port of the internal gRPC API (GRPC_PORT), if it runs. */
+  grpcPort: number | undefined;
   url: string;
   close(): Promise<void>;
 }
@@ -124,9 +132,20 @@ export async function startServer(config: Config, logger: Logger): Promise<Serve
     },
     logger,
   );
-  const media = new MediaService(pool, store, queue, signer, config, logger, multipart);
+  const circles = new CircleService(pool, logger);
+  const media = new MediaService(pool, store, queue, signer, config, logger, multipart, circles);
   const processing = new ProcessingService(pool, media, store, queue, config, logger);
   const playback = new HlsPlayback(pool, media, store, signer, config);
+  const posts = new PostService(pool, media, config.posts, logger, circles);
+  const stopPostLifecycle =
+    config.posts.mediaGraceSeconds > 0
+      ? startPostMediaLifecycle(
+          pool,
+          media,
+          { intervalSeconds: config.sweeper.intervalSeconds, graceSeconds: config.posts.mediaGraceSeconds },
+          logger,
+        )
+      : () => Promise.resolve();
   const worker = config.worker.enabled
     ? await startWorker({ pool, queue, store, config: config.processing, logger })
     : undefined;
@@ -138,11 +157,16 @@ export async function startServer(config: Config, logger: Logger): Promise<Serve
     media,
     processing,
     playback,
+    posts,
+    circles,
     multipart,
     store,
     signer,
   });
   const url = await app.listen({ host: config.host, port: config.port });
+  const grpc = config.grpc
+    ? await startGrpcServer({ media, posts, serviceToken: config.grpc.serviceToken, logger }, config.grpc)
+    : undefined;
   logger.info(
     { url, storage: config.storage.backend, database: config.database.kind },
     'mediary is listening',
@@ -154,6 +178,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Serve
     database,
     queue,
     worker,
+    media,
+    grpcPort: grpc?.port,
     url,
     close() {
       closing ??= (async () => {
@@ -162,7 +188,9 @@ export async function startServer(config: Config, logger: Logger): Promise<Serve
         const force = setTimeout(() => app.server.closeAllConnections(), 10_000);
         await app.close();
         clearTimeout(force);
+        await grpc?.close();
         await stopSweeper();
+        await stopPostLifecycle();
         await deviceChanges.stop();
         await worker?.stop();
         await queue.stop();

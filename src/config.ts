@@ -22,9 +22,11 @@ export interface Config {
   databasePreparedStatements: boolean;
   databaseTimeouts: DatabaseTimeouts;
   /** `dir` is the local store's root (also the source of `storage migrate --from local`). */
-  storage: { backend: 'local' | 's3'; dir: string };
+  storage: { backend: 'local' | 's3' | 'gcs'; dir: string };
   /** Set when S3_BUCKET is (required for STORAGE_BACKEND=s3). */
   s3: S3Config | undefined;
+  /** Set when GCS_BUCKET is (required for STORAGE_BACKEND=gcs). */
+  gcs: GcsConfig | undefined;
   multipart: {
     /** Uploads above this size use the multipart protocol. */
     thresholdBytes: number;
@@ -33,6 +35,12 @@ export interface Config {
     partUrlTtlSeconds: number;
   };
   sweeper: { intervalSeconds: number; orphanGraceSeconds: number };
+  posts: {
+    /** Media on one post. */
+    maxMedia: number;
+    /** `purpose: "post"` media no post took within this long are deleted (runs with the sweeper). */
+    mediaGraceSeconds: number;
+  };
   /** HMAC secret for URLs signed by this API (local store). Undefined → generated under dataDir. */
   signingSecret: string | undefined;
   auth: {
@@ -58,6 +66,10 @@ export interface Config {
     idleTimeoutSeconds: number;
   };
   rateLimit: { sessionsPerMinute: number };
+  /** Per-uploader limits checked when a session is created; 0 = no limit. */
+  quotas: Quotas;
+  /** The internal gRPC API (proto/mediary/v1/media.proto); undefined when GRPC_PORT is unset. */
+  grpc: { host: string; port: number; serviceToken: string } | undefined;
   worker: { enabled: boolean };
   processing: ProcessingConfig;
 }
@@ -78,6 +90,11 @@ export interface DatabaseTimeouts {
   idleInTransactionMs: number;
 }
 
+export interface Quotas {
+  user: { storedBytes: number; openSessions: number };
+  device: { storedBytes: number; openSessions: number };
+}
+
 /** Background processing: the queue's retry policy, the worker runtime and the image pipeline. */
 export interface ProcessingConfig {
   /** Retries after the first attempt; then the job goes to the dead-letter queue. */
@@ -95,6 +112,13 @@ export interface ProcessingConfig {
   variantFormat: 'webp' | 'avif';
   /** Decompression-bomb guard: images with more pixels fail before decoding. */
   maxPixels: number;
+  /**
+   * Images whose decode would take more bytes than this (estimated from the header: pixels ×
+   * channels × bytes per sample, ×2 interlaced/progressive) fail before decoding.
+   */
+  maxDecodeBytes: number;
+  /** Decode memory all image jobs of one worker process may hold at once; others wait. */
+  memoryBudgetBytes: number;
   /** Command that converts HEIC/HEIF to JPEG (Debian: libheif-examples). */
   heifConvert: string;
   video: VideoConfig;
@@ -137,6 +161,23 @@ export interface S3Config {
   operationTimeoutMs: number;
   /** Attempts per call, first included (SDK standard retry: backoff + retry quota). */
   maxAttempts: number;
+}
+
+export interface GcsConfig {
+  bucket: string;
+  projectId: string | undefined;
+  /** A service-account JSON key (GCS_KEY_FILE, else GOOGLE_APPLICATION_CREDENTIALS); unset on Cloud Run. */
+  keyFile: string | undefined;
+  /** Without a key: the service account whose IAM signBlob signs URLs (default: the runtime's). */
+  serviceAccountEmail: string | undefined;
+  /** Another Cloud Storage endpoint (a test stand-in, Private Service Connect); default Google's. */
+  apiEndpoint: string | undefined;
+  /** Another IAM Credentials endpoint for signBlob (base ending in /v1/projects/-/serviceAccounts/). */
+  signingEndpoint: string | undefined;
+  /** Web origins allowed to PUT/GET the bucket directly (`mediary storage setup` applies them). */
+  corsOrigins: readonly string[];
+  /** Whole-call deadline of bodiless calls. */
+  operationTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -240,12 +281,15 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       };
 
   const backend = str(env, 'STORAGE_BACKEND') ?? 'local';
-  if (backend !== 'local' && backend !== 's3') {
-    throw new ConfigError('STORAGE_BACKEND', `must be "local" or "s3", got "${backend}"`);
+  if (backend !== 'local' && backend !== 's3' && backend !== 'gcs') {
+    throw new ConfigError('STORAGE_BACKEND', `must be "local", "s3" or "gcs", got "${backend}"`);
   }
   const s3 = s3Config(env);
   if (backend === 's3' && s3 === undefined)
     throw new ConfigError('S3_BUCKET', 'is required when STORAGE_BACKEND=s3');
+  const gcs = gcsConfig(env, cwd);
+  if (backend === 'gcs' && gcs === undefined)
+    throw new ConfigError('GCS_BUCKET', 'is required when STORAGE_BACKEND=gcs');
   const storage: Config['storage'] = {
     backend,
     dir: path.resolve(cwd, str(env, 'LOCAL_STORAGE_DIR') ?? path.join(dataDir, 'objects')),
@@ -279,6 +323,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     },
     storage,
     s3,
+    gcs,
     multipart: {
       thresholdBytes: int(env, 'MULTIPART_THRESHOLD_BYTES', 16 * MiB, 5 * MiB, 5 * 1024 * MiB),
       partSizeBytes: int(env, 'MULTIPART_PART_SIZE_BYTES', 16 * MiB, 5 * MiB, 5 * 1024 * MiB),
@@ -287,6 +332,10 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     sweeper: {
       intervalSeconds: int(env, 'SWEEP_INTERVAL_SECONDS', 300, 0, 7 * 24 * 3600),
       orphanGraceSeconds: int(env, 'ORPHAN_GRACE_SECONDS', 24 * 3600, 0, 30 * 24 * 3600),
+    },
+    posts: {
+      maxMedia: int(env, 'POST_MAX_MEDIA', 20, 1, 100),
+      mediaGraceSeconds: int(env, 'POST_MEDIA_GRACE_SECONDS', 24 * 3600, 0, 365 * 24 * 3600),
     },
     signingSecret,
     auth: {
@@ -306,8 +355,34 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       idleTimeoutSeconds: int(env, 'UPLOAD_IDLE_TIMEOUT_SECONDS', 30, 0, 3600),
     },
     rateLimit: { sessionsPerMinute: int(env, 'RATE_LIMIT_SESSIONS_PER_MINUTE', 600, 1, 1_000_000) },
+    grpc: grpcConfig(env),
+    quotas: {
+      user: {
+        storedBytes: int(env, 'QUOTA_USER_BYTES', 0, 0, Number.MAX_SAFE_INTEGER),
+        openSessions: int(env, 'QUOTA_USER_OPEN_SESSIONS', 10_000, 0, 100_000_000),
+      },
+      device: {
+        storedBytes: int(env, 'QUOTA_DEVICE_BYTES', 0, 0, Number.MAX_SAFE_INTEGER),
+        openSessions: int(env, 'QUOTA_DEVICE_OPEN_SESSIONS', 10_000, 0, 100_000_000),
+      },
+    },
     worker: { enabled: bool(env, 'WORKER_ENABLED', true) },
     processing: processingConfig(env),
+  };
+}
+
+function grpcConfig(env: Env): Config['grpc'] {
+  const port = str(env, 'GRPC_PORT');
+  if (port === undefined) return undefined;
+  const serviceToken = str(env, 'GRPC_SERVICE_TOKEN');
+  if (serviceToken === undefined || serviceToken.length < 32) {
+    throw new ConfigError('GRPC_SERVICE_TOKEN', 'must be set (at least 32 characters) when GRPC_PORT is');
+  }
+  return {
+    // Plaintext HTTP/2: loopback unless the operator says otherwise (a private network, a proxy).
+    host: str(env, 'GRPC_HOST') ?? '127.0.0.1',
+    port: int(env, 'GRPC_PORT', 0, 0, 65535),
+    serviceToken,
   };
 }
 
@@ -325,6 +400,8 @@ function processingConfig(env: Env): ProcessingConfig {
     shutdownGraceSeconds: int(env, 'PROCESSING_SHUTDOWN_GRACE_SECONDS', 25, 0, 3600),
     variantFormat: format,
     maxPixels: int(env, 'PROCESSING_MAX_PIXELS', 100_000_000, 1, 2_000_000_000),
+    maxDecodeBytes: int(env, 'PROCESSING_MAX_DECODE_BYTES', 768 * MiB, 1, Number.MAX_SAFE_INTEGER),
+    memoryBudgetBytes: int(env, 'WORKER_MEMORY_BUDGET_BYTES', 1024 * MiB, 1, Number.MAX_SAFE_INTEGER),
     heifConvert: str(env, 'HEIF_CONVERT_PATH') ?? 'heif-convert',
     video: videoConfig(env),
   };
@@ -386,5 +463,37 @@ function s3Config(env: Env): S3Config | undefined {
           .map((o) => o.trim())
           .filter((o) => o.length > 0)
       : [],
+  };
+}
+
+function list(raw: string | undefined): string[] {
+  return raw
+    ? raw
+        .split(',')
+        .map((o) => o.trim())
+        .filter((o) => o.length > 0)
+    : [];
+}
+
+function gcsConfig(env: Env, cwd: string): GcsConfig | undefined {
+  const bucket = str(env, 'GCS_BUCKET');
+  if (bucket === undefined) return undefined;
+  if (!/^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$/.test(bucket)) {
+    throw new ConfigError('GCS_BUCKET', `must be a valid bucket name, got "${bucket}"`);
+  }
+  const email = str(env, 'GCS_SERVICE_ACCOUNT_EMAIL');
+  if (email !== undefined && !/^[^@\s]+@[^@\s]+$/.test(email)) {
+    throw new ConfigError('GCS_SERVICE_ACCOUNT_EMAIL', `must be a service account email, got "${email}"`);
+  }
+  const keyFile = str(env, 'GCS_KEY_FILE') ?? str(env, 'GOOGLE_APPLICATION_CREDENTIALS');
+  return {
+    bucket,
+    projectId: str(env, 'GCS_PROJECT_ID'),
+    keyFile: keyFile !== undefined ? path.resolve(cwd, keyFile) : undefined,
+    serviceAccountEmail: email,
+    apiEndpoint: url(env, 'GCS_API_ENDPOINT')?.replace(/\/+$/, ''),
+    signingEndpoint: url(env, 'GCS_SIGNING_ENDPOINT'),
+    corsOrigins: list(str(env, 'GCS_CORS_ORIGINS')),
+    operationTimeoutMs: int(env, 'GCS_OPERATION_TIMEOUT_MS', 15_000, 100, 600_000),
   };
 }

@@ -38,6 +38,11 @@ export const ERRORS = {
     message: 'A request with this idempotency key declared a different file.',
   },
   invalid_state: { status: 409, message: 'The media is not in a state that allows this.' },
+  media_not_attachable: {
+    status: 409,
+    message: 'Some media cannot go on this post (details.problems names each and why).',
+  },
+  version_conflict: { status: 409, message: 'The post changed since that version; read it again.' },
   not_multipart: { status: 409, message: 'This media is not a multipart upload.' },
   multipart_required: {
     status: 409,
@@ -57,6 +62,10 @@ export const ERRORS = {
   method_not_allowed: { status: 405, message: 'Method not allowed.' },
   range_not_satisfiable: { status: 416, message: 'The requested range is not satisfiable.' },
   rate_limited: { status: 429, message: 'Too many requests.' },
+  quota_exceeded: {
+    status: 403,
+    message: 'This upload would exceed your quota (details name the limit and current usage).',
+  },
   service_unavailable: { status: 503, message: 'A dependency is unavailable; retry shortly.' },
   insufficient_storage: {
     status: 507,

@@ -47,7 +47,13 @@ export function renderProgress(p: Progress, width = 24): { text: string; pct: nu
   const pct = p.totalBytes > 0 ? (100 * p.bytesSent) / p.totalBytes : 0;
   const filled = Math.round((width * pct) / 100);
   const bar = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}]`;
-  if (p.phase === 'hashing') return { text: `hashing ${formatBytes(p.totalBytes)}`, pct: 0 };
+  if (p.phase === 'hashing') {
+    const hashed = p.totalBytes > 0 ? (100 * p.bytesHashed) / p.totalBytes : 0;
+    return {
+      text: `hashing ${hashed.toFixed(0).padStart(3)}% ${formatBytes(p.bytesHashed)}/${formatBytes(p.totalBytes)}`,
+      pct: 0,
+    };
+  }
   const rate = p.bytesPerSecond > 0 ? `${formatBytes(p.bytesPerSecond)}/s` : '';
   const parts = p.partCount > 1 ? ` parts ${p.partsDone}/${p.partCount}` : '';
   const text = `${bar} ${pct.toFixed(0).padStart(3)}% ${formatBytes(p.bytesSent)}/${formatBytes(p.totalBytes)} ${rate} ETA ${formatDuration(p.etaSeconds)}${parts} ${p.phase === 'uploading' ? '' : p.phase}`;

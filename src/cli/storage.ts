@@ -8,13 +8,14 @@ import { createStore } from '../storage/factory.ts';
 import { UrlSigner } from '../storage/signing.ts';
 
 export const STORAGE_USAGE = `  storage setup                           create the bucket if missing, apply CORS for S3_CORS_ORIGINS
+                                          (GCS: GCS_CORS_ORIGINS; uniform access, public access prevention)
   storage sweep                           abort expired uploads, remove objects without a row (once)
-  storage migrate --from local --to s3 [--dry-run] [--recheck]
+  storage migrate --from local --to s3|gcs [--dry-run] [--recheck]
                                           copy every object of each media (original, variants, HLS),
                                           verify size + sha256, then repoint its row; --recheck also
                                           fills in objects missing for media already on the target`;
 
-const BACKENDS = ['local', 's3'] as const;
+const BACKENDS = ['local', 's3', 'gcs'] as const;
 type Backend = (typeof BACKENDS)[number];
 const isBackend = (v: string | undefined): v is Backend => BACKENDS.includes(v as Backend);
 
@@ -38,7 +39,9 @@ export async function storageCommand(
   switch (positionals[0]) {
     case 'setup': {
       const store = createStore(config, config.storage.backend, signer);
-      for (const line of await store.setup({ corsOrigins: config.s3?.corsOrigins ?? [] })) console.log(line);
+      const corsOrigins =
+        (config.storage.backend === 'gcs' ? config.gcs?.corsOrigins : config.s3?.corsOrigins) ?? [];
+      for (const line of await store.setup({ corsOrigins })) console.log(line);
       return;
     }
     case 'sweep': {
@@ -54,7 +57,7 @@ export async function storageCommand(
     }
     case 'migrate': {
       if (!isBackend(values.from) || !isBackend(values.to) || values.from === values.to) {
-        return 'storage migrate needs --from and --to, two different backends of: local, s3';
+        return 'storage migrate needs --from and --to, two different backends of: local, s3, gcs';
       }
       const from = createStore(config, values.from, signer);
       const to = createStore(config, values.to, signer);

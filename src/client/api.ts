@@ -13,11 +13,24 @@ import type {
   StatusView,
 } from './types.ts';
 
+/**
+ * A device API key (`mdk_…`) or a user JWT, or a function that returns the current one. A function
+ * is asked before every request (so a long upload picks up a refreshed token), and once more
+ * after a 401; cache in it what is still valid.
+ */
+export type Credential = string | (() => string | Promise<string>);
+
 export interface ClientOptions {
   /** Base URL of the server, e.g. `https://media.example.com` (the `/api/v1` prefix is added). */
   server: string;
-  /** A device API key (`mdk_…`) or a user JWT. */
-  key: string;
+  /** A device API key or a user JWT, or a provider of one (`token` is the same option). */
+  key?: Credential;
+  token?: Credential;
+  /**
+   * Who uploads, for keying resume state (default: a user token's `iss`+`sub`, decoded without
+   * verification; a device key itself). Set it when tokens carry no stable `sub`.
+   */
+  principal?: string;
   retry?: RetryOptions;
   /** Replace the global fetch (tests, custom agents). */
   fetch?: typeof fetch;
@@ -39,19 +52,61 @@ export interface WaitOptions {
   maxIntervalMs?: number;
 }
 
+/**
+ * A stable name for whoever a key or token authenticates: a JWT's `iss` and `sub` (read, not
+ * verified: the server verifies; this only keys local state), else the key itself.
+ */
+export function principalOf(key: string): string {
+  if (key.startsWith('mdk_')) return `device-key:${key}`;
+  const parts = key.split('.');
+  if (parts.length === 3) {
+    try {
+      const b64 = parts[1]!.replace(/-/g, '+').replace(/_/g, '/');
+      const json = new TextDecoder().decode(
+        Uint8Array.from(atob(b64.padEnd(Math.ceil(b64.length / 4) * 4, '=')), (c) => c.charCodeAt(0)),
+      );
+      const claims = JSON.parse(json) as { sub?: unknown; iss?: unknown };
+      if (typeof claims.sub === 'string' && claims.sub) {
+        return `user:${typeof claims.iss === 'string' ? claims.iss : ''}:${claims.sub}`;
+      }
+    } catch {
+      // Not a JWT after all: the token itself is the best name there is.
+    }
+  }
+  return `token:${key}`;
+}
+
 export class MediaryClient {
   readonly server: string;
   readonly retry: RetryOptions;
-  readonly key: string;
+  private readonly credential: Credential;
+  private readonly principalOption: string | undefined;
+  private lastKey: string | undefined;
   private readonly fetchImpl: typeof fetch;
 
   constructor(opts: ClientOptions) {
     if (!opts.server) throw new TypeError('MediaryClient needs a server URL');
-    if (!opts.key) throw new TypeError('MediaryClient needs a key');
+    const credential = opts.token ?? opts.key;
+    if (!credential) throw new TypeError('MediaryClient needs a key or token');
     this.server = opts.server.replace(/\/+$/, '').replace(/\/api\/v1$/, '');
-    this.key = opts.key;
+    this.credential = credential;
+    if (typeof credential === 'string') this.lastKey = credential;
+    this.principalOption = opts.principal;
     this.retry = opts.retry ?? {};
     this.fetchImpl = opts.fetch ?? ((input, init) => globalThis.fetch(input, init));
+  }
+
+  /** The key or token the last request used (for a provider: '' before the first request). */
+  get key(): string {
+    return this.lastKey ?? '';
+  }
+
+  /** The current key or token: the string given, or what the provider answers now. */
+  async currentKey(): Promise<string> {
+    const key = typeof this.credential === 'function' ? await this.credential() : this.credential;
+    if (typeof key !== 'string' || !key) throw new TypeError('the token provider returned no token');
+    this.lastKey = key;
+    return key;
   }
 
   /** Device keys start with `mdk_`; anything else is taken to be a user token. */
@@ -59,17 +114,40 @@ export class MediaryClient {
     return this.key.startsWith('mdk_');
   }
 
+  /** Who this client uploads as (see `ClientOptions.principal`); asks a provider for a token. */
+  async principal(): Promise<{ principal: string; device: boolean }> {
+    const key = await this.currentKey();
+    return { principal: this.principalOption ?? principalOf(key), device: key.startsWith('mdk_') };
+  }
+
   url(pathname: string): string {
     return `${this.server}/api/v1${pathname}`;
   }
 
-  /** One authenticated request, no retries; non-2xx answers throw MediaryError. */
+  /**
+   * One authenticated request, no retries (but with a token provider, a 401 asks it once more and
+   * repeats the request: the token may have expired since it was handed out); non-2xx answers
+   * throw MediaryError.
+   */
   async raw(method: string, pathname: string, body?: unknown, opts: RequestOptions = {}): Promise<Response> {
-    const headers: Record<string, string> = { authorization: `Bearer ${this.key}`, ...opts.headers };
+    let res = await this.send(method, pathname, body, opts);
+    if (res.status === 401 && typeof this.credential === 'function') {
+      await res.body?.cancel().catch(() => undefined);
+      res = await this.send(method, pathname, body, opts);
+    }
+    if (res.status >= 400) {
+      const text = await res.text().catch(() => '');
+      throw errorFromResponse(res.status, text, res.headers.get('retry-after'), `${method} ${pathname}`);
+    }
+    return res;
+  }
+
+  private async send(method: string, pathname: string, body: unknown, opts: RequestOptions) {
+    const key = await this.currentKey();
+    const headers: Record<string, string> = { authorization: `Bearer ${key}`, ...opts.headers };
     if (body !== undefined) headers['content-type'] = 'application/json';
-    let res: Response;
     try {
-      res = await this.fetchImpl(this.url(pathname), {
+      return await this.fetchImpl(this.url(pathname), {
         method,
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
@@ -80,11 +158,6 @@ export class MediaryClient {
       if (opts.signal?.aborted) throw new UploadAbortedError(undefined, { cause: err });
       throw err;
     }
-    if (res.status >= 400) {
-      const text = await res.text().catch(() => '');
-      throw errorFromResponse(res.status, text, res.headers.get('retry-after'), `${method} ${pathname}`);
-    }
-    return res;
   }
 
   /** A JSON request retried on network errors, 429 and 5xx. */

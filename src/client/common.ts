@@ -1,5 +1,12 @@
 /** What both entries (browser and Node) export. */
-export { MediaryClient, type ClientOptions, type RequestOptions, type WaitOptions } from './api.ts';
+export {
+  MediaryClient,
+  principalOf,
+  type ClientOptions,
+  type Credential,
+  type RequestOptions,
+  type WaitOptions,
+} from './api.ts';
 export {
   MediaryError,
   UploadAbortedError,
@@ -13,6 +20,8 @@ export {
   blobSource,
   hashSource,
   mimeTypeFor,
+  sniffMimeType,
+  headOf,
   chunksOf,
   type ByteSource,
   type Sha256,
@@ -20,5 +29,14 @@ export {
 } from './source.ts';
 export { MemoryStateStore, IndexedDBStateStore, type StateStore, type UploadState } from './state.ts';
 export { browserTransport, type Transport, type PutRequest, type PutResponse } from './transport.ts';
-export { runUpload, type Platform, type UploadOptions, type UploadResult } from './upload.ts';
+export { PauseGate } from './pause.ts';
+export {
+  runUpload,
+  withControls,
+  type Platform,
+  type UploadControls,
+  type UploadOptions,
+  type UploadResult,
+  type UploadTask,
+} from './upload.ts';
 export type * from './types.ts';

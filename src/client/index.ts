@@ -6,7 +6,8 @@ import { createSHA256 } from 'hash-wasm';
 import { blobSource, type ByteSource, type Sha256Factory } from './source.ts';
 import { IndexedDBStateStore, MemoryStateStore } from './state.ts';
 import { browserTransport } from './transport.ts';
-import { runUpload, type Platform, type UploadOptions, type UploadResult } from './upload.ts';
+import { PauseGate } from './pause.ts';
+import { runUpload, withControls, type Platform, type UploadOptions, type UploadTask } from './upload.ts';
 
 export * from './common.ts';
 
@@ -27,8 +28,12 @@ export const browserPlatform: Platform = {
 const isByteSource = (x: unknown): x is ByteSource =>
   typeof x === 'object' && x !== null && 'stream' in x && 'size' in x && !(x instanceof Blob);
 
-/** Uploads a File/Blob: hash, session, single PUT or parallel parts, complete, optional wait. */
-export function uploadFile(input: Blob | ByteSource, options: UploadOptions): Promise<UploadResult> {
+/**
+ * Uploads a File/Blob: hash, session, single PUT or parallel parts, complete, optional wait.
+ * The returned promise also has `pause()` and `resume()`.
+ */
+export function uploadFile(input: Blob | ByteSource, options: UploadOptions): UploadTask {
   const source = isByteSource(input) ? input : blobSource(input, options.fileName);
-  return runUpload(source, options, browserPlatform);
+  const gate = new PauseGate();
+  return withControls(runUpload(source, options, browserPlatform, gate), gate);
 }

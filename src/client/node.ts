@@ -22,7 +22,15 @@ import { UploadAbortedError } from './errors.ts';
 import { blobSource, chunksOf, type ByteSource, type Sha256Factory } from './source.ts';
 import type { StateStore, UploadState } from './state.ts';
 import type { PutResponse, Transport } from './transport.ts';
-import { runUpload, type Platform, type UploadOptions, type UploadResult } from './upload.ts';
+import { PauseGate } from './pause.ts';
+import {
+  runUpload,
+  withControls,
+  type Platform,
+  type UploadOptions,
+  type UploadResult,
+  type UploadTask,
+} from './upload.ts';
 
 export * from './common.ts';
 
@@ -191,20 +199,32 @@ export type NodeUploadInput = string | URL | Blob | ByteSource | Readable | Read
 /**
  * Uploads a file path, a Blob, or a stream. A stream is first spooled to a temporary file (so
  * parts can be re-read on retry and the sha256 declared up front), then uploaded from there.
+ * The returned promise also has `pause()` and `resume()`.
  */
-export async function uploadFile(input: NodeUploadInput, options: UploadOptions): Promise<UploadResult> {
+export function uploadFile(input: NodeUploadInput, options: UploadOptions): UploadTask {
+  const gate = new PauseGate();
+  return withControls(upload(input, options, gate), gate);
+}
+
+async function upload(
+  input: NodeUploadInput,
+  options: UploadOptions,
+  gate: PauseGate,
+): Promise<UploadResult> {
   if (typeof input === 'string' || input instanceof URL) {
-    return runUpload(await fileSource(input), options, nodePlatform);
+    return runUpload(await fileSource(input), options, nodePlatform, gate);
   }
-  if (input instanceof Blob) return runUpload(blobSource(input, options.fileName), options, nodePlatform);
-  if (isByteSource(input)) return runUpload(input, options, nodePlatform);
+  if (input instanceof Blob) {
+    return runUpload(blobSource(input, options.fileName), options, nodePlatform, gate);
+  }
+  if (isByteSource(input)) return runUpload(input, options, nodePlatform, gate);
   const dir = path.join(os.tmpdir(), `mediary-spool-${randomBytes(6).toString('hex')}`);
   await mkdir(dir, { recursive: true });
   const tmp = path.join(dir, options.fileName ?? 'upload');
   try {
     const readable = input instanceof Readable ? input : Readable.fromWeb(input as never);
     await pipeline(readable, createWriteStream(tmp), { signal: options.signal });
-    return await runUpload(await fileSource(tmp), options, nodePlatform);
+    return await runUpload(await fileSource(tmp), options, nodePlatform, gate);
   } finally {
     await unlink(tmp).catch(() => undefined);
     await rm(dir, { recursive: true, force: true });

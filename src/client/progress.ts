@@ -1,7 +1,10 @@
 /** Upload progress: monotonic bytes sent, total, a smoothed rate and an ETA. */
 
 export interface Progress {
-  phase: 'hashing' | 'uploading' | 'completing' | 'processing' | 'done';
+  /** `paused`: `pause()` was called; sending resumes with `resume()`. */
+  phase: 'hashing' | 'uploading' | 'paused' | 'completing' | 'processing' | 'done';
+  /** Bytes hashed so far (the sha256 is computed before the first byte is sent). */
+  bytesHashed: number;
   /** Bytes of the file known to be on the server or in flight; never decreases. */
   bytesSent: number;
   totalBytes: number;
@@ -23,9 +26,9 @@ export type ProgressListener = (p: Progress) => void;
  */
 export class ProgressTracker {
   private readonly perPart = new Map<number, number>();
+  private readonly done = new Set<number>();
   private sent = 0;
   private resumed = 0;
-  private partsDone = 0;
   private samples: { t: number; bytes: number }[] = [];
   private lastEmit = 0;
   private phase: Progress['phase'] = 'uploading';
@@ -38,12 +41,14 @@ export class ProgressTracker {
     private readonly now: () => number = () => Date.now(),
   ) {}
 
-  /** Parts found already stored on resume. */
+  /** Parts found already stored on resume (a part this tracker saw finish is not counted twice). */
   resumedPart(partNumber: number, bytes: number): void {
+    if (this.done.has(partNumber)) return;
+    const before = Math.min(this.perPart.get(partNumber) ?? 0, bytes);
     this.perPart.set(partNumber, bytes);
-    this.sent += bytes;
-    this.resumed += bytes;
-    this.partsDone++;
+    this.sent += bytes - before;
+    this.resumed += bytes - before;
+    this.done.add(partNumber);
   }
 
   /** `bytes` of part `partNumber` have been sent in the current attempt. */
@@ -57,7 +62,7 @@ export class ProgressTracker {
 
   partDone(partNumber: number, bytes: number): void {
     this.update(partNumber, bytes);
-    this.partsDone++;
+    this.done.add(partNumber);
     this.emit(true);
   }
 
@@ -77,12 +82,13 @@ export class ProgressTracker {
     const left = this.totalBytes - this.sent;
     return {
       phase: this.phase,
+      bytesHashed: this.totalBytes,
       bytesSent: this.sent,
       totalBytes: this.totalBytes,
       resumedBytes: this.resumed,
       bytesPerSecond: rate,
       etaSeconds: left === 0 ? 0 : rate > 0 ? left / rate : null,
-      partsDone: this.partsDone,
+      partsDone: this.done.size,
       partCount: this.partCount,
     };
   }

@@ -53,12 +53,18 @@ export async function* chunksOf(
 export async function hashSource(
   source: ByteSource,
   create: Sha256Factory,
-  opts: { signal?: AbortSignal; onBytes?: (done: number) => void } = {},
+  opts: {
+    signal?: AbortSignal;
+    onBytes?: (done: number) => void;
+    /** Hashing waits while paused. */
+    gate?: { readonly paused: boolean; wait(signal?: AbortSignal): Promise<void> };
+  } = {},
 ): Promise<string> {
   const h = await create();
   let done = 0;
   for await (const chunk of chunksOf(source.stream(0, source.size))) {
     opts.signal?.throwIfAborted();
+    if (opts.gate?.paused) await opts.gate.wait(opts.signal);
     h.update(chunk);
     done += chunk.byteLength;
     opts.onBytes?.(done);
@@ -81,6 +87,49 @@ const MIME_BY_EXT: Record<string, string> = {
   webm: 'video/webm',
   mkv: 'video/x-matroska',
 };
+
+/** The first `n` bytes of a source (fewer when it is shorter). */
+export async function headOf(source: ByteSource, n = 64): Promise<Uint8Array> {
+  const out = new Uint8Array(Math.min(n, source.size));
+  let at = 0;
+  for await (const chunk of chunksOf(source.stream(0, out.length))) {
+    const take = chunk.subarray(0, out.length - at);
+    out.set(take, at);
+    at += take.length;
+    if (at >= out.length) break;
+  }
+  return out.subarray(0, at);
+}
+
+const ascii = (b: Uint8Array, from: number, to: number) => String.fromCharCode(...b.subarray(from, to));
+const startsWith = (b: Uint8Array, magic: number[], at = 0) => magic.every((x, i) => b[at + i] === x);
+
+/**
+ * The type the first bytes say, for the types the API accepts (a magic-number table, not a
+ * parser: the server checks the bytes again); undefined when they say none of them.
+ */
+export function sniffMimeType(head: Uint8Array): string | undefined {
+  if (startsWith(head, [0xff, 0xd8, 0xff])) return 'image/jpeg';
+  if (startsWith(head, [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) return 'image/png';
+  if (/^GIF8[79]a$/.test(ascii(head, 0, 6))) return 'image/gif';
+  if (ascii(head, 0, 4) === 'RIFF' && ascii(head, 8, 12) === 'WEBP') return 'image/webp';
+  if (startsWith(head, [0x1a, 0x45, 0xdf, 0xa3])) {
+    // EBML: the DocType tells WebM from other Matroska files.
+    return ascii(head, 0, head.length).includes('webm') ? 'video/webm' : 'video/x-matroska';
+  }
+  if (ascii(head, 4, 8) === 'ftyp') {
+    const boxEnd = Math.min(head.length, new DataView(head.buffer, head.byteOffset).getUint32(0));
+    const brands = [ascii(head, 8, 12)];
+    for (let i = 16; i + 4 <= boxEnd; i += 4) brands.push(ascii(head, i, i + 4));
+    const has = (...b: string[]) => brands.some((x) => b.includes(x));
+    if (has('avif', 'avis')) return 'image/avif';
+    if (has('heic', 'heix', 'heim', 'heis', 'hevc', 'hevx')) return 'image/heic';
+    if (has('mif1', 'msf1')) return 'image/heif';
+    if (brands[0] === 'qt  ') return 'video/quicktime';
+    return 'video/mp4';
+  }
+  return undefined;
+}
 
 /** MIME type from a file name's extension, for the types the API accepts; undefined otherwise. */
 export function mimeTypeFor(fileName: string): string | undefined {

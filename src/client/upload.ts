@@ -3,7 +3,7 @@
  * PUT or the missing multipart parts in parallel with retries, complete, optionally wait.
  * Platform pieces (transport, hasher, default state store) come in through `Platform`.
  */
-import { MediaryClient, type WaitOptions } from './api.ts';
+import { MediaryClient, type Credential, type WaitOptions } from './api.ts';
 import {
   errorFromResponse,
   isAbort,
@@ -12,19 +12,33 @@ import {
   toError,
   UploadAbortedError,
 } from './errors.ts';
+import { PauseGate } from './pause.ts';
 import { ProgressTracker, type ProgressListener } from './progress.ts';
 import { withRetry, type RetryOptions } from './retry.ts';
-import { hashSource, mimeTypeFor, type ByteSource, type Sha256Factory } from './source.ts';
+import {
+  hashSource,
+  headOf,
+  mimeTypeFor,
+  sniffMimeType,
+  type ByteSource,
+  type Sha256Factory,
+} from './source.ts';
 import { MemoryStateStore, type StateStore, type UploadState } from './state.ts';
 import type { Transport } from './transport.ts';
 import type { MediaStatus, MediaView, MultipartUpload, PartListing, PartUrl, SingleUpload } from './types.ts';
 
 export interface UploadOptions {
-  /** Server base URL and key, or a ready `client`. */
+  /** Server base URL and key (or token, or a provider of one: see `Credential`), or a ready `client`. */
   server?: string;
-  key?: string;
+  key?: Credential;
+  token?: Credential;
   client?: MediaryClient;
-  /** Defaults: the source's name; its type or the type for the name's extension. */
+  /** Who uploads, for keying resume state (see `ClientOptions.principal`). */
+  principal?: string;
+  /**
+   * Defaults: the source's name; its type, unless empty or `application/octet-stream`: then the
+   * type its first bytes say, else the type for the name's extension.
+   */
   fileName?: string;
   mimeType?: string;
   mediaType?: 'image' | 'video';
@@ -45,8 +59,35 @@ export interface UploadOptions {
   wait?: boolean | Omit<WaitOptions, 'signal'>;
   /** Where resume state lives; `null` keeps it in memory only. Default: platform store. */
   stateStore?: StateStore | null;
-  /** Identifies this upload in the state store; default derived from server, key and file. */
+  /**
+   * Identifies this upload in the state store. Default: derived from the server, the principal
+   * (not the credential: a refreshed token resumes the same session) and the file (sha256, size,
+   * name) with the device, camera and message ids.
+   */
   resumeKey?: string;
+}
+
+/** Controls of a running upload. */
+export interface UploadControls {
+  /**
+   * Stops sending (parts in flight are dropped and sent again later) without cancelling the
+   * session; the promise stays pending. Hashing waits too. Aborting the signal still cancels.
+   */
+  pause(): void;
+  /** Continues a paused upload with the parts the server does not hold yet. */
+  resume(): void;
+  readonly paused: boolean;
+}
+
+/** What `uploadFile` returns: the upload's promise, with `pause()` and `resume()`. */
+export type UploadTask = Promise<UploadResult> & UploadControls;
+
+export function withControls(promise: Promise<UploadResult>, gate: PauseGate): UploadTask {
+  return Object.defineProperties(promise, {
+    pause: { value: () => gate.pause() },
+    resume: { value: () => gate.resume() },
+    paused: { get: () => gate.paused },
+  }) as UploadTask;
 }
 
 export interface UploadResult {
@@ -101,46 +142,74 @@ const isExpiredUrl = (err: unknown) =>
   err instanceof MediaryError &&
   (err.code === 'signature_expired' || (err.status === 403 && err.code.startsWith('http_')));
 
+/** The type to declare: the one given, else the source's (unless generic), its bytes', its name's. */
+async function inferMimeType(source: ByteSource, options: UploadOptions, fileName: string) {
+  if (options.mimeType) return options.mimeType;
+  const declared = source.type?.split(';')[0]?.trim().toLowerCase();
+  if (declared && declared !== 'application/octet-stream') return declared;
+  return sniffMimeType(await headOf(source)) ?? mimeTypeFor(fileName);
+}
+
 export async function runUpload(
   source: ByteSource,
   options: UploadOptions,
   platform: Platform,
+  gate: PauseGate = new PauseGate(),
 ): Promise<UploadResult> {
   const signal = options.signal;
   if (signal?.aborted) throw new UploadAbortedError(undefined, { cause: signal.reason });
   const client =
     options.client ??
-    new MediaryClient({ server: options.server ?? '', key: options.key ?? '', retry: options.retry });
+    new MediaryClient({
+      server: options.server ?? '',
+      key: options.token ?? options.key ?? '',
+      principal: options.principal,
+      retry: options.retry,
+    });
   const retry = { ...client.retry, ...options.retry };
   const size = source.size;
   if (size <= 0) throw new TypeError(`${source.name} is empty`);
-
-  options.onProgress?.({
-    phase: 'hashing',
-    bytesSent: 0,
-    totalBytes: size,
-    resumedBytes: 0,
-    bytesPerSecond: 0,
-    etaSeconds: null,
-    partsDone: 0,
-    partCount: 0,
-  });
-  const sha256 = await hashSource(source, platform.sha256, { signal });
   const fileName = options.fileName ?? source.name;
-  const mimeType = options.mimeType ?? source.type ?? mimeTypeFor(fileName);
+  const mimeType = await inferMimeType(source, options, fileName);
   if (!mimeType) throw new TypeError(`cannot tell the type of ${fileName}; pass mimeType`);
+
+  // Hashing reads the whole file before the first byte is sent: report it as it goes.
+  // At most every 100 ms, or every 1/64 of the file, whichever comes first; always the ends.
+  let lastHashEmit = 0;
+  let lastHashBytes = 0;
+  const hashing = (bytesHashed: number) => {
+    const t = Date.now();
+    const ends = bytesHashed === 0 || bytesHashed === size;
+    if (!ends && t - lastHashEmit < 100 && bytesHashed - lastHashBytes < size / 64) return;
+    lastHashEmit = t;
+    lastHashBytes = bytesHashed;
+    options.onProgress?.({
+      phase: 'hashing',
+      bytesHashed,
+      bytesSent: 0,
+      totalBytes: size,
+      resumedBytes: 0,
+      bytesPerSecond: 0,
+      etaSeconds: null,
+      partsDone: 0,
+      partCount: 0,
+    });
+  };
+  hashing(0);
+  const sha256 = await hashSource(source, platform.sha256, { signal, gate, onBytes: hashing });
 
   const store =
     options.stateStore === undefined
       ? platform.defaultStateStore()
       : (options.stateStore ?? new MemoryStateStore());
+  const who = await client.principal();
   const stateKey =
     options.resumeKey ??
     (await digestText(
       platform.sha256,
       [
         client.server,
-        await digestText(platform.sha256, client.key),
+        options.principal ?? who.principal,
         sha256,
         size,
         fileName,
@@ -156,7 +225,7 @@ export async function runUpload(
       version: 1,
       idempotencyKey: options.idempotencyKey ?? randomId(),
       // Devices always send a message id so that a retried creation is a replay, not a duplicate.
-      messageId: client.isDevice ? (options.messageId ?? `u-${randomId()}`) : undefined,
+      messageId: who.device ? (options.messageId ?? `u-${randomId()}`) : undefined,
       sha256,
       bytes: size,
       fileName,
@@ -211,14 +280,54 @@ export async function runUpload(
     const multipart = session.upload?.method === 'MULTIPART';
     if (session.status === 'PENDING' && session.upload) {
       pending = true;
-      const ctx: SendContext = { client, source, platform, retry, signal, options, createSession };
-      const sent =
-        session.upload.method === 'MULTIPART'
-          ? await sendMultipart(ctx, id, session.upload, st, save)
-          : await sendSingle(ctx, id, session.upload);
-      partsSent = sent.sent;
-      partsSkipped = sent.skipped;
-      sent.tracker.setPhase('completing');
+      const upload = session.upload;
+      const tracker = new ProgressTracker(
+        size,
+        upload.method === 'MULTIPART' ? upload.partCount : 1,
+        options.onProgress,
+      );
+      let sent: Sent | undefined;
+      // Each round sends what the server lacks; a pause ends the round, resume starts the next.
+      for (let round = 0; !sent; round++) {
+        if (gate.paused) {
+          tracker.setPhase('paused');
+          await gate.wait(signal);
+        }
+        const run = new AbortController();
+        let pausedRun = false;
+        const onAbort = () => run.abort(signal?.reason);
+        signal?.addEventListener('abort', onAbort, { once: true });
+        const offPause = gate.onPause(() => {
+          pausedRun = true;
+          run.abort(new UploadAbortedError('paused'));
+        });
+        const ctx: SendContext = {
+          client,
+          source,
+          platform,
+          retry,
+          signal: run.signal,
+          options,
+          createSession,
+          tracker,
+        };
+        try {
+          const r =
+            upload.method === 'MULTIPART'
+              ? await sendMultipart(ctx, id, upload, st, save)
+              : await sendSingle(ctx, id, upload);
+          partsSent += r.sent;
+          if (round === 0) partsSkipped = r.skipped;
+          sent = r;
+        } catch (err) {
+          if (!(pausedRun && !signal?.aborted)) throw err;
+          partsSent += (err as { partsSent?: number }).partsSent ?? 0;
+        } finally {
+          offPause();
+          signal?.removeEventListener('abort', onAbort);
+        }
+      }
+      tracker.setPhase('completing');
       media = await withRetry(
         `complete ${id}`,
         () =>
@@ -231,7 +340,7 @@ export async function runUpload(
         { ...retry, signal, retryIf: (e) => e instanceof MediaryError && e.code === 'upload_in_progress' },
       );
       pending = false;
-      sent.tracker.setPhase(options.wait ? 'processing' : 'done');
+      tracker.setPhase(options.wait ? 'processing' : 'done');
     }
     await saving;
     await store.delete(stateKey);
@@ -274,18 +383,18 @@ interface SendContext {
   signal: AbortSignal | undefined;
   options: UploadOptions;
   createSession: () => ReturnType<MediaryClient['createSession']>;
+  tracker: ProgressTracker;
 }
 
 interface Sent {
   sent: number;
   skipped: number;
   parts: { partNumber: number; etag: string }[] | undefined;
-  tracker: ProgressTracker;
 }
 
 async function sendSingle(ctx: SendContext, mediaId: string, first: SingleUpload): Promise<Sent> {
   const size = ctx.source.size;
-  const tracker = new ProgressTracker(size, 1, ctx.options.onProgress);
+  const tracker = ctx.tracker;
   tracker.setPhase('uploading');
   let instructions = first;
   let signedAt = Date.now();
@@ -321,7 +430,7 @@ async function sendSingle(ctx: SendContext, mediaId: string, first: SingleUpload
     { ...ctx.retry, signal: ctx.signal, retryIf: (e) => isRetryable(e) || isExpiredUrl(e) },
   );
   tracker.partDone(1, size);
-  return { sent: 1, skipped: 0, parts: undefined, tracker };
+  return { sent: 1, skipped: 0, parts: undefined };
 }
 
 async function sendMultipart(
@@ -350,9 +459,8 @@ async function sendMultipart(
     // The store already joined every part (an earlier completion whose answer was lost): nothing
     // to send; completing again lets the server verify the object.
     if (err instanceof MediaryError && err.status === 409 && err.details?.state === 'COMPLETED') {
-      const tracker = new ProgressTracker(size, partCount, ctx.options.onProgress);
-      for (let n = 1; n <= partCount; n++) tracker.resumedPart(n, partLen(n));
-      return { sent: 0, skipped: partCount, parts: undefined, tracker };
+      for (let n = 1; n <= partCount; n++) ctx.tracker.resumedPart(n, partLen(n));
+      return { sent: 0, skipped: partCount, parts: undefined };
     }
     throw err;
   }
@@ -361,7 +469,7 @@ async function sendMultipart(
   st.parts = Object.fromEntries([...done].map(([n, e]) => [String(n), e]));
   await save();
 
-  const tracker = new ProgressTracker(size, partCount, ctx.options.onProgress);
+  const tracker = ctx.tracker;
   for (const n of done.keys()) tracker.resumedPart(n, partLen(n));
   tracker.setPhase('uploading');
   const queue: number[] = [];
@@ -461,9 +569,12 @@ async function sendMultipart(
   } finally {
     signal?.removeEventListener('abort', onOuterAbort);
   }
-  if (signal?.aborted) throw new UploadAbortedError(undefined, { cause: signal.reason });
+  if (signal?.aborted) {
+    // Paused (or aborted): the caller may start another round; it counts what this one sent.
+    throw Object.assign(new UploadAbortedError(undefined, { cause: signal.reason }), { partsSent: sent });
+  }
   if (firstError !== undefined) throw toError(firstError);
   await save();
   const parts = [...done].sort((a, b) => a[0] - b[0]).map(([partNumber, etag]) => ({ partNumber, etag }));
-  return { sent, skipped, parts, tracker };
+  return { sent, skipped, parts };
 }

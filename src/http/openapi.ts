@@ -16,6 +16,8 @@ export async function openApiDocument(config: Config, logger: Logger): Promise<u
     media: unused,
     processing: unused,
     playback: unused,
+    posts: unused,
+    circles: unused,
     multipart: unused,
     store: unused,
     signer: unused,

@@ -11,9 +11,10 @@ const Sha256 = Type.String({
 const Identifier = (description: string, max = 128) =>
   Type.String({ pattern: `^[A-Za-z0-9][A-Za-z0-9_.-]{0,${max - 1}}$`, description });
 /** Free text Postgres can store: any characters but NUL (text columns cannot hold U+0000). */
-const Text = (opts: { minLength?: number; maxLength: number; description?: string }) =>
+export const Text = (opts: { minLength?: number; maxLength: number; description?: string }) =>
   Type.String({ ...opts, pattern: '^[^\\u0000]*$' });
-const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
+export const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) =>
+  Type.Union([t, Type.Null()]);
 
 export const ErrorBody = Type.Object(
   {
@@ -32,6 +33,11 @@ export const MediaStatusSchema = Type.Union(
 );
 export const ListableStatus = Type.Union(LISTABLE_STATUSES.map((s) => Type.Literal(s)));
 
+export const MediaPurposeSchema = Type.Union([Type.Literal('library'), Type.Literal('post')], {
+  description:
+    'What the media is for. `post` (users only): removed if no post takes it within POST_MEDIA_GRACE_SECONDS. `library` (default): kept until deleted.',
+});
+
 export const CreateSessionBody = Type.Object(
   {
     fileName: Text({ minLength: 1, maxLength: 1024 }),
@@ -47,6 +53,13 @@ export const CreateSessionBody = Type.Object(
     reason: Type.Optional(Text({ maxLength: 200 })),
     messageId: Type.Optional(
       Identifier('Device-side id of this capture; (device, camera, messageId) is the idempotency key.'),
+    ),
+    purpose: Type.Optional(MediaPurposeSchema),
+    circleId: Type.Optional(
+      Type.String({
+        format: 'uuid',
+        description: 'Users: share the new media with this circle (they must be its owner or a member).',
+      }),
     ),
   },
   { additionalProperties: false },
@@ -122,6 +135,7 @@ export const MediaView = Type.Object(
   {
     mediaId: Uuid,
     status: MediaStatusSchema,
+    purpose: MediaPurposeSchema,
     mediaType: Type.String(),
     mimeType: Type.String(),
     detectedMimeType: Nullable(Type.String()),
@@ -220,6 +234,7 @@ export function toMediaView(m: MediaRow, viewer: Principal | null): MediaView {
   const view: MediaView = {
     mediaId: m.id,
     status: m.status,
+    purpose: m.purpose,
     mediaType: m.media_type,
     mimeType: m.mime_type,
     detectedMimeType: m.detected_mime_type,

@@ -8,6 +8,8 @@ import type { Config } from '../config.ts';
 import type { Queryable } from '../db/pool.ts';
 import type { MultipartUploads } from '../media/multipart.ts';
 import type { MediaService } from '../media/service.ts';
+import type { CircleService } from '../circles/service.ts';
+import type { PostService } from '../posts/service.ts';
 import type { HlsPlayback } from '../processing/playback.ts';
 import type { ProcessingService } from '../processing/service.ts';
 import type { UrlSigner } from '../storage/signing.ts';
@@ -21,9 +23,12 @@ import { refundableRateLimit } from './rate-limit-store.ts';
 import { healthRoutes } from './routes/health.ts';
 import { hlsRoutes } from './routes/hls.ts';
 import { mediaRoutes, uploadRoute } from './routes/media.ts';
+import { circleRoutes } from './routes/circles.ts';
+import { postRoutes } from './routes/posts.ts';
 import { processingRoutes } from './routes/processing.ts';
 import { multipartRoutes, partUploadRoute } from './routes/multipart.ts';
 import { storageRoutes } from './routes/storage.ts';
+import { usageRoutes } from './routes/usage.ts';
 
 export interface HttpDeps {
   config: Config;
@@ -33,6 +38,8 @@ export interface HttpDeps {
   media: MediaService;
   processing: ProcessingService;
   playback: HlsPlayback;
+  posts: PostService;
+  circles: CircleService;
   multipart: MultipartUploads;
   store: ObjectStore;
   signer: UrlSigner;
@@ -106,6 +113,9 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
       await api.register(uploadRoute, { media: deps.media, auth, config: deps.config });
       await api.register(processingRoutes, { processing: deps.processing, auth });
       await api.register(hlsRoutes, { playback: deps.playback, auth });
+      await api.register(postRoutes, { posts: deps.posts, auth });
+      await api.register(circleRoutes, { circles: deps.circles, auth });
+      await api.register(usageRoutes, { media: deps.media, auth });
       const mp = { media: deps.media, multipart: deps.multipart, auth, config: deps.config };
       await api.register(multipartRoutes, mp);
       await api.register(partUploadRoute, mp);

@@ -1,6 +1,12 @@
 import type { Queryable } from '../db/pool.ts';
 import type { MediaType } from './catalog.ts';
 
+/** Who created an upload session (0007_uploaded_by.sql). */
+export type Uploader = 'device' | 'user';
+
+/** What a media is for (0014_posts.sql); it decides cleanup. */
+export type MediaPurpose = 'library' | 'post';
+
 export type MediaStatus = 'PENDING' | 'UPLOADED' | 'PROCESSING' | 'READY' | 'FAILED' | 'DELETED';
 export const LISTABLE_STATUSES = ['PENDING', 'UPLOADED', 'PROCESSING', 'READY', 'FAILED'] as const;
 
@@ -10,6 +16,10 @@ export interface MediaRow {
   device_id: string | null;
   /** Owner of the uploading device, joined in for access checks. */
   device_owner_user_id: string | null;
+  /** Who created the session: the device itself, or a user (who may have named a device they own). */
+  uploaded_by: Uploader;
+  /** What it is for: `post` media no post takes within the grace period are removed (0014). */
+  purpose: MediaPurpose;
   camera_id: string | null;
   message_id: string | null;
   idempotency_key: string | null;
@@ -113,6 +123,8 @@ export interface NewMedia {
   storageKey: string;
   storageUri: string;
   uploadExpiresAt: Date;
+  uploadedBy: Uploader;
+  purpose: MediaPurpose;
   /** The uploading device's owner as the caller resolved it (null without a device). */
   deviceOwnerUserId: string | null;
 }
@@ -161,11 +173,14 @@ export const MEDIA_COLUMNS = [
   'gps',
   'placeholder',
   'hls_master_key',
+  'uploaded_by',
+  'purpose',
 ] as const;
 
 const INSERT_MEDIA = `INSERT INTO media (id, owner_user_id, device_id, camera_id, message_id, idempotency_key, captured_at, reason,
-     media_type, mime_type, file_name, bytes, sha256, storage_backend, storage_key, storage_uri, upload_expires_at)
-   VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)
+     media_type, mime_type, file_name, bytes, sha256, storage_backend, storage_key, storage_uri, upload_expires_at,
+     uploaded_by, purpose)
+   VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$19,$20)
    ON CONFLICT DO NOTHING
    RETURNING ${MEDIA_COLUMNS.map((c) => `media.${c}`).join(', ')}, $18::text AS device_owner_user_id,
      media.captured_at::text AS captured_at_text, '[]'::json AS variants, '[]'::json AS renditions`;
@@ -200,6 +215,8 @@ export async function insertMedia(
     m.storageUri,
     m.uploadExpiresAt,
     m.deviceId === null ? null : m.deviceOwnerUserId,
+    m.uploadedBy,
+    m.purpose,
   ];
   const { rows } = await db.query<MediaRow>(
     prepared ? { name: 'mediary-insert-media', text: INSERT_MEDIA, values } : { text: INSERT_MEDIA, values },
@@ -210,6 +227,13 @@ export async function insertMedia(
 export async function findMedia(db: Queryable, id: string): Promise<MediaRow | undefined> {
   const { rows } = await db.query<MediaRow>(`${SELECT} WHERE m.id = $1`, [id]);
   return rows[0];
+}
+
+/** The rows of `ids` that exist, in no particular order. */
+export async function findMediaMany(db: Queryable, ids: readonly string[]): Promise<MediaRow[]> {
+  if (ids.length === 0) return [];
+  const { rows } = await db.query<MediaRow>(`${SELECT} WHERE m.id = ANY($1::uuid[])`, [ids]);
+  return rows;
 }
 
 export async function findByDeviceMessage(
@@ -231,7 +255,7 @@ export async function findByIdempotencyKey(
   key: string,
 ): Promise<MediaRow | undefined> {
   const { rows } = await db.query<MediaRow>(
-    `${SELECT} WHERE m.owner_user_id = $1 AND m.idempotency_key = $2 AND m.device_id IS NULL`,
+    `${SELECT} WHERE m.owner_user_id = $1 AND m.idempotency_key = $2 AND m.uploaded_by = 'user'`,
     [userId, key],
   );
   return rows[0];
@@ -295,8 +319,11 @@ export async function markDeleted(db: Queryable, id: string): Promise<boolean> {
 }
 
 export interface ListQuery {
-  /** A device's media (`forUser`: only that user's captures on it), or a user's. */
-  scope: { deviceId: string; forUser?: string } | { ownerUserId: string };
+  /**
+   * A device's media (`forUser`: only that user's captures on it; `uploadedBy`: only what the
+   * device or a user created), or a user's.
+   */
+  scope: { deviceId: string; forUser?: string; uploadedBy?: Uploader } | { ownerUserId: string };
   cameraId?: string | undefined;
   status?: MediaStatus | undefined;
   since?: Date | undefined;
@@ -318,6 +345,7 @@ export async function listMedia(db: Queryable, q: ListQuery): Promise<MediaRow[]
     // As privacy.owningUser: recorded at upload, else the device's owner (the caller, checked).
     if (q.scope.forUser !== undefined)
       add('(m.owner_user_id = ? OR m.owner_user_id IS NULL)', q.scope.forUser);
+    if (q.scope.uploadedBy !== undefined) add('m.uploaded_by = ?', q.scope.uploadedBy);
   } else add('m.owner_user_id = ?', q.scope.ownerUserId);
   if (q.cameraId !== undefined) add('m.camera_id = ?', q.cameraId);
   if (q.status !== undefined) add('m.status = ?', q.status);
@@ -363,4 +391,21 @@ export async function hlsObjectKeys(db: Queryable, id: string): Promise<string[]
     [id],
   );
   return rows.map((r) => r.storage_key);
+}
+
+/** The usage key of an uploader (0016_usage.sql): the device itself, or the user. */
+export const usageKey = (p: { kind: 'device'; deviceId: string } | { kind: 'user'; userId: string }) =>
+  p.kind === 'device' ? `device:${p.deviceId}` : `user:${p.userId}`;
+
+/** What an uploader holds now (kept by a trigger on media). */
+export async function usageOf(
+  db: Queryable,
+  principal: string,
+): Promise<{ storedBytes: number; openSessions: number }> {
+  const { rows } = await db.query<{ stored_bytes: string; open_sessions: number }>(
+    'SELECT stored_bytes::text, open_sessions FROM principal_usage WHERE principal = $1',
+    [principal],
+  );
+  const r = rows[0];
+  return { storedBytes: r ? Number(r.stored_bytes) : 0, openSessions: r?.open_sessions ?? 0 };
 }

@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Principal } from '../auth/principals.ts';
 import type { Config } from '../config.ts';
-import { withTransaction, type Pool } from '../db/pool.ts';
+import { withTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import { AppError } from '../errors.ts';
 import { hashStoredObject, sniffStoredType } from '../storage/inspect.ts';
 import type { UrlSigner } from '../storage/signing.ts';
@@ -11,6 +11,7 @@ import { ObjectExistsError, type ObjectStore, type PartRef } from '../storage/ty
 import { admitDeclaredFile, admitUploadHeaders, catalogEntry, originalDisposition } from './catalog.ts';
 import { decodeCursor, encodeCursor } from './cursor.ts';
 import type { MultipartUploads } from './multipart.ts';
+import type { CircleUploads, ShareLookup } from './shares.ts';
 import { deviceMessageKey, ownerKey, sanitizeFileName } from './keys.ts';
 import { owningUser } from './privacy.ts';
 import * as repo from './repo.ts';
@@ -46,23 +47,35 @@ export class MediaService {
     private readonly store: ObjectStore,
     private readonly queue: ProcessingQueue,
     private readonly signer: UrlSigner,
-    private readonly config: Pick<Config, 'publicUrl' | 'uploads' | 'databasePreparedStatements'>,
+    private readonly config: Pick<Config, 'publicUrl' | 'uploads' | 'databasePreparedStatements' | 'quotas'>,
     private readonly logger: Logger,
     private readonly multipart?: MultipartUploads,
+    private readonly sharing?: ShareLookup & CircleUploads,
   ) {}
 
   // ---- access ---------------------------------------------------------------------------
 
   /**
-   * The principal may see and manage this media: its device, or its owning user (see
-   * {@link owningUser}: a camera that changes hands does not take its earlier captures along).
+   * The principal may see and manage this media: a device what it uploaded itself (not what a user
+   * uploaded naming it), a user what belongs to them (see {@link owningUser}: a camera that changes
+   * hands does not take its earlier captures along).
    */
   static canAccess(
     p: Principal,
-    m: Pick<MediaRow, 'device_id' | 'owner_user_id' | 'device_owner_user_id'>,
+    m: Pick<MediaRow, 'device_id' | 'owner_user_id' | 'device_owner_user_id' | 'uploaded_by'>,
   ): boolean {
-    if (p.kind === 'device') return m.device_id === p.deviceId;
+    if (p.kind === 'device') return m.uploaded_by === 'device' && m.device_id === p.deviceId;
     return owningUser(m) === p.userId;
+  }
+
+  /**
+   * A session request repeats `existing` only if the same principal, in the same ownership, made
+   * it: the read rule ({@link canAccess}) plus, for a device, the owner it had then. A camera that
+   * changed hands must not complete (or learn about) a session its previous owner opened.
+   */
+  static isReplayOf(p: Principal, existing: MediaRow): boolean {
+    if (!MediaService.canAccess(p, existing)) return false;
+    return p.kind === 'user' || owningUser(existing) === p.ownerUserId;
   }
 
   /** Loads media the principal may access; anything else (missing, others', deleted) is 404. */
@@ -74,6 +87,24 @@ export class MediaService {
     return row;
   }
 
+  /**
+   * Loads media the principal may view: what it may access ({@link get}), or, for a user, what was
+   * shared with a circle of theirs (asked on every read: a removed member loses access at once).
+   * `original`: the caller wants the original's bytes, which a share grants only with `originals`.
+   * Everything else is 404. Writes use {@link get}: sharing never lets anyone change a media.
+   */
+  async view(principal: Principal, id: string, what: 'record' | 'original' = 'record'): Promise<MediaRow> {
+    const row = await repo.findMedia(this.pool, id);
+    if (row && row.status !== 'DELETED') {
+      if (MediaService.canAccess(principal, row)) return row;
+      if (principal.kind === 'user' && this.sharing) {
+        const grant = await this.sharing.mediaGrant(principal.userId, row.id);
+        if (grant && (what === 'record' || grant.originals)) return row;
+      }
+    }
+    throw new AppError('not_found', 'Media not found.');
+  }
+
   // ---- sessions -------------------------------------------------------------------------
 
   async createSession(
@@ -82,6 +113,15 @@ export class MediaService {
     idempotencyKey?: string,
   ): Promise<SessionResult> {
     const { mimeType, entry } = admitDeclaredFile(input, this.config.uploads);
+    // messageId is the device's own idempotency key; a user who could set it could take a camera's
+    // future message ids (found by a security review). Users send an Idempotency-Key header.
+    if (principal.kind === 'user' && input.messageId !== undefined) {
+      throw new AppError(
+        'validation_failed',
+        'messageId is for device uploads; users send an Idempotency-Key header.',
+        { field: 'messageId' },
+      );
+    }
 
     // Who uploads: a device always as itself; a user for themselves or for a device they own.
     let deviceId: string | null = null;
@@ -104,18 +144,19 @@ export class MediaService {
         deviceOwnerUserId = dev.ownerUserId;
       }
     }
-    const cameraId = deviceId !== null ? (input.cameraId ?? 'default') : (input.cameraId ?? null);
-    const messageId = deviceId !== null ? (input.messageId ?? null) : null;
-    if (deviceId === null && input.messageId !== undefined) {
-      throw new AppError(
-        'validation_failed',
-        'messageId is for device uploads; users send an Idempotency-Key header.',
-        {
-          field: 'messageId',
-        },
-      );
+    if (principal.kind === 'device' && input.purpose === 'post') {
+      throw new AppError('validation_failed', 'Posts are made by users; a device uploads captures.', {
+        field: 'purpose',
+      });
     }
-    const userKey = deviceId === null ? (idempotencyKey ?? null) : null;
+    if (input.circleId !== undefined) {
+      if (principal.kind !== 'user' || !this.sharing)
+        throw new AppError('validation_failed', 'Only users upload into a circle.', { field: 'circleId' });
+      await this.sharing.admitUpload(principal.userId, input.circleId);
+    }
+    const cameraId = deviceId !== null ? (input.cameraId ?? 'default') : (input.cameraId ?? null);
+    const messageId = principal.kind === 'device' ? (input.messageId ?? null) : null;
+    const userKey = principal.kind === 'user' ? (idempotencyKey ?? null) : null;
     const now = new Date();
     const capturedAt = input.capturedAt !== undefined ? new Date(input.capturedAt) : now;
     const sha256 = input.sha256?.toLowerCase() ?? null;
@@ -124,6 +165,13 @@ export class MediaService {
       deviceId !== null && messageId !== null
         ? deviceMessageKey(deviceId, cameraId ?? 'default', capturedAt, messageId, entry.ext)
         : ownerKey(entry.mediaType, ownerUserId ?? deviceId ?? 'anonymous', now, entry.ext);
+    const overQuota = await this.quotaProblem(principal, input.bytes);
+    if (overQuota) {
+      // A replay creates nothing: it is answered even at the limit.
+      const existing = await this.findReplay(deviceId, cameraId, messageId, ownerUserId, userKey);
+      if (!existing) throw overQuota;
+      return this.replay(principal, existing, { mimeType, bytes: input.bytes, sha256 });
+    }
     const id = randomUUID();
     const inserted = await repo.insertMedia(
       this.pool,
@@ -145,6 +193,8 @@ export class MediaService {
         storageKey,
         storageUri: this.store.uri(storageKey),
         uploadExpiresAt: new Date(now.getTime() + this.config.uploads.sessionTtlSeconds * 1000),
+        uploadedBy: principal.kind,
+        purpose: input.purpose ?? 'library',
         deviceOwnerUserId,
       },
       { prepared: this.config.databasePreparedStatements },
@@ -156,9 +206,69 @@ export class MediaService {
       const winner = await this.findReplay(deviceId, cameraId, messageId, ownerUserId, userKey);
       if (!winner)
         throw new Error(`media insert conflicted without an idempotency match (key ${storageKey})`);
-      return this.replay(winner, { mimeType, bytes: input.bytes, sha256 });
+      const replayed = await this.replay(principal, winner, { mimeType, bytes: input.bytes, sha256 });
+      await this.shareIntoCircle(principal, input.circleId, replayed.media.id);
+      return replayed;
     }
+    await this.shareIntoCircle(principal, input.circleId, inserted.id);
     return { created: true, media: inserted, upload: await this.uploadInstructions(inserted) };
+  }
+
+  /**
+   * An uploader's usage and limits (0 = no limit): a user's own (`me`), or a device's, for the
+   * device itself and its owner. Anything else is 404.
+   */
+  async usage(principal: Principal, scope: { deviceId: string } | { userId: string }) {
+    let key: string;
+    if ('deviceId' in scope) {
+      const dev = await repo.deviceOwner(this.pool, scope.deviceId);
+      const allowed =
+        dev !== undefined &&
+        (principal.kind === 'device'
+          ? principal.deviceId === scope.deviceId
+          : dev.ownerUserId === principal.userId);
+      if (!allowed) throw new AppError('not_found', 'Device not found.');
+      key = repo.usageKey({ kind: 'device', deviceId: scope.deviceId });
+    } else {
+      if (principal.kind !== 'user' || (scope.userId !== 'me' && scope.userId !== principal.userId))
+        throw new AppError('not_found', 'User not found.');
+      key = repo.usageKey(principal);
+    }
+    const limits = this.config.quotas['deviceId' in scope ? 'device' : 'user'];
+    return { ...(await repo.usageOf(this.pool, key)), limits };
+  }
+
+  /**
+   * The quota a new session of `bytes` would exceed, as the error to answer; undefined when it
+   * fits. Checked before the insert, not under a lock: concurrent sessions of one principal can
+   * overshoot by at most the sessions in flight (documented).
+   */
+  private async quotaProblem(principal: Principal, bytes: number): Promise<AppError | undefined> {
+    const limits = this.config.quotas[principal.kind];
+    if (limits.storedBytes === 0 && limits.openSessions === 0) return undefined;
+    const usage = await repo.usageOf(this.pool, repo.usageKey(principal));
+    const details = { usage, limits };
+    if (limits.openSessions > 0 && usage.openSessions >= limits.openSessions) {
+      return new AppError(
+        'quota_exceeded',
+        `At most ${limits.openSessions} upload sessions may be open at once; complete or cancel some.`,
+        { ...details, limit: 'openSessions' },
+      );
+    }
+    if (limits.storedBytes > 0 && usage.storedBytes + bytes > limits.storedBytes) {
+      return new AppError(
+        'quota_exceeded',
+        `This upload of ${bytes} bytes would exceed the storage quota of ${limits.storedBytes} bytes (${usage.storedBytes} used).`,
+        { ...details, limit: 'storedBytes' },
+      );
+    }
+    return undefined;
+  }
+
+  /** An upload into a circle is shared with it (again on a replay: a crash in between is mended). */
+  private async shareIntoCircle(principal: Principal, circleId: string | undefined, mediaId: string) {
+    if (circleId !== undefined && principal.kind === 'user' && this.sharing)
+      await this.sharing.shareUpload(principal.userId, circleId, mediaId);
   }
 
   private async findReplay(
@@ -176,9 +286,15 @@ export class MediaService {
   }
 
   private async replay(
+    principal: Principal,
     existing: MediaRow,
     declared: { mimeType: string; bytes: number; sha256: string | null },
   ): Promise<SessionResult> {
+    if (!MediaService.isReplayOf(principal, existing)) {
+      // Someone else's record under this key (made before the device changed hands, or by an
+      // earlier version that let users set message ids): nothing of it is told, no URL is given.
+      throw new AppError('idempotency_conflict', 'This messageId is taken; send a new one.');
+    }
     const conflicts: Record<string, { existing: unknown; declared: unknown }> = {};
     if (existing.bytes !== declared.bytes)
       conflicts.bytes = { existing: existing.bytes, declared: declared.bytes };
@@ -411,7 +527,7 @@ export class MediaService {
       // A user lists the device's captures that are theirs (not a previous owner's).
       repoScope = {
         deviceId: scope.deviceId,
-        ...(principal.kind === 'user' ? { forUser: principal.userId } : {}),
+        ...(principal.kind === 'user' ? { forUser: principal.userId } : { uploadedBy: 'device' as const }),
       };
     } else {
       const userId = scope.userId === 'me' && principal.kind === 'user' ? principal.userId : scope.userId;
@@ -437,7 +553,7 @@ export class MediaService {
 
   /** How to serve the original: a short-lived signed redirect, or a proxied stream. */
   async download(principal: Principal, mediaId: string, mode: 'redirect' | 'proxy'): Promise<DownloadPlan> {
-    const media = await this.get(principal, mediaId);
+    const media = await this.view(principal, mediaId, 'original');
     if (!DOWNLOADABLE.includes(media.status)) {
       throw new AppError('invalid_state', `The media is ${media.status}; there is nothing to download yet.`, {
         status: media.status,
@@ -470,15 +586,38 @@ export class MediaService {
   async delete(principal: Principal, mediaId: string): Promise<void> {
     const media = await this.get(principal, mediaId);
     if (!(await repo.markDeleted(this.pool, media.id))) throw new AppError('not_found', 'Media not found.');
+    await this.removeObjects(media);
+  }
+
+  /**
+   * Marks media DELETED inside the caller's transaction (a post deleted with its media); call
+   * {@link removeObjects} for each after the commit. False if it was deleted already.
+   */
+  static markDeletedWithin(tx: Queryable, mediaId: string): Promise<boolean> {
+    return repo.markDeleted(tx, mediaId);
+  }
+
+  /**
+   * Removes a DELETED media's objects: the original and everything derived from it. Best effort:
+   * what fails now, the orphan sweeper removes later (a DELETED row references nothing).
+   */
+  async removeObjects(media: Pick<MediaRow, 'id' | 'storage_key'>): Promise<void> {
     try {
       await this.store.delete(media.storage_key);
       // Read after the row is DELETED: a job that finished in between has written its variants
       // by now (no job can add any later), so none is missed.
       for (const key of await repo.derivedObjectKeys(this.pool, media.id)) await this.store.delete(key);
     } catch (err) {
-      // The row already reads as deleted; the orphan sweeper removes the object later.
-      this.logger.warn({ err, mediaId }, 'could not remove the deleted object now; left for the sweeper');
+      this.logger.warn(
+        { err, mediaId: media.id },
+        'could not remove the deleted object now; left for the sweeper',
+      );
     }
+  }
+
+  /** Media rows by id, unchecked: the caller has already decided the principal may see them. */
+  findManyUnchecked(ids: readonly string[]): Promise<MediaRow[]> {
+    return repo.findMediaMany(this.pool, ids);
   }
 
   openObject(key: string, range?: { start: number; end: number }) {

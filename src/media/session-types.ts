@@ -2,7 +2,7 @@
 import type { Queryable } from '../db/pool.ts';
 import type { MediaType } from './catalog.ts';
 import type { MultipartInstructions } from './multipart.ts';
-import type { MediaRow } from './repo.ts';
+import type { MediaPurpose, MediaRow } from './repo.ts';
 
 export interface CreateSessionInput {
   fileName: string;
@@ -15,6 +15,9 @@ export interface CreateSessionInput {
   capturedAt?: string | undefined;
   reason?: string | undefined;
   messageId?: string | undefined;
+  purpose?: MediaPurpose | undefined;
+  /** Users: share the new media with this circle of theirs at once. */
+  circleId?: string | undefined;
 }
 
 /** A single PUT; files above the multipart threshold get `MultipartInstructions` instead. */

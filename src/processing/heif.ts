@@ -61,7 +61,8 @@ export function heifLimits(maxPixels: number): { addressSpace: number; outputByt
 }
 
 export class HeifConverter {
-  private available: Promise<boolean> | undefined;
+  /** Set once the converter has been seen to run; an absence is never cached (see isAvailable). */
+  private seen = false;
   private limiter: Promise<boolean> | undefined;
 
   constructor(
@@ -78,15 +79,25 @@ export class HeifConverter {
     return this.limiter;
   }
 
-  /** Whether the converter runs here (checked once). */
-  isAvailable(): Promise<boolean> {
-    this.available ??= new Promise((resolve) => {
+  /**
+   * Whether the converter runs here. Checked per job like ffmpeg, so installing it takes effect
+   * without a restart: a presence is remembered (a later ENOENT forgets it), an absence is
+   * checked again next time (one failed exec, cheap).
+   */
+  async isAvailable(): Promise<boolean> {
+    if (this.seen) return true;
+    this.seen = await new Promise<boolean>((resolve) => {
       execFile(this.command, ['--help'], { timeout: 10_000 }, (err) => {
         // heif-convert --help exits non-zero on some versions; only "not found" means absent.
         resolve(!(err && (err as NodeJS.ErrnoException).code === 'ENOENT'));
       });
     });
-    return this.available;
+    return this.seen;
+  }
+
+  private gone(): HeifUnavailableError {
+    this.seen = false;
+    return new HeifUnavailableError();
   }
 
   /**
@@ -114,9 +125,9 @@ export class HeifConverter {
           { timeout: this.timeoutMs, signal, maxBuffer: 1024 * 1024 },
           (err, _stdout, stderr) => {
             if (!err) return resolve();
-            if ((err as NodeJS.ErrnoException).code === 'ENOENT') return reject(new HeifUnavailableError());
+            if ((err as NodeJS.ErrnoException).code === 'ENOENT') return reject(this.gone());
             // prlimit reports a converter it cannot execute with 127.
-            if (limited && err.code === 127) return reject(new HeifUnavailableError());
+            if (limited && err.code === 127) return reject(this.gone());
             if (signal.aborted) return reject(toError(err));
             if (err.signal === 'SIGXFSZ') {
               return reject(

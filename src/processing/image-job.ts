@@ -20,6 +20,7 @@ import type { MediaRecord } from '../media/repo.ts';
 import { ObjectTooLargeError, type ObjectStore } from '../storage/types.ts';
 import { BufferPool, type BufferLease } from './buffer-pool.ts';
 import { readExif } from './exif.ts';
+import type { MemoryBudget } from './memory-budget.ts';
 import { HeifDecodeError, HeifUnavailableError, type HeifConverter } from './heif.ts';
 import * as repo from './repo.ts';
 import {
@@ -64,7 +65,9 @@ export interface ImageJobDeps {
   pool: Pool;
   store: ObjectStore;
   heif: HeifConverter;
-  config: Pick<ProcessingConfig, 'variantFormat' | 'maxPixels' | 'concurrency'>;
+  config: Pick<ProcessingConfig, 'variantFormat' | 'maxPixels' | 'maxDecodeBytes' | 'concurrency'>;
+  /** The worker's decode-memory budget (shared by its image jobs); none: no waiting. */
+  budget?: MemoryBudget;
 }
 
 /** Originals up to this size are read into reused buffers (see buffer-pool.ts); larger ones into their own. */
@@ -259,6 +262,8 @@ export class ImageJob {
       sizes: VARIANT_SIZES,
       format,
       maxPixels: config.maxPixels,
+      maxDecodeBytes: config.maxDecodeBytes,
+      reserve: this.deps.budget ? (bytes) => this.deps.budget!.reserve(bytes, ctx.signal) : undefined,
       autoOrient: !heif,
       onProgress: (f) => progress.report(20 + f * 70),
       onVariant: storeVariant,

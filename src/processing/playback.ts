@@ -64,7 +64,7 @@ export class HlsPlayback {
 
   /** The master playlist for a principal that may see the media, with fresh tokens in its URIs. */
   async master(principal: Principal, mediaId: string): Promise<string> {
-    const m = await this.media.get(principal, mediaId);
+    const m = await this.media.view(principal, mediaId);
     if (m.media_type !== 'video') throw new AppError('not_found', 'This media is not a video.');
     if (m.status !== 'READY' || m.hls_master_key === null) {
       throw new AppError('invalid_state', `The video is ${m.status}; it has no playlists yet.`, {

@@ -11,6 +11,7 @@ import { removeOrphans } from '../storage/scratch.ts';
 import type { ObjectStore } from '../storage/types.ts';
 import { HEIF_WORK_PREFIX, HeifConverter } from './heif.ts';
 import { ImageJob, publicMessage } from './image-job.ts';
+import { MemoryBudget } from './memory-budget.ts';
 import type { JobQueue, ProcessJob } from './queue.ts';
 import * as repo from './repo.ts';
 import { VIDEO_WORK_PREFIX, VideoJob } from './video-job.ts';
@@ -39,7 +40,8 @@ export async function startWorker({ pool, queue, store, config, logger }: Worker
     (await removeOrphans(config.video.tmpDir ?? os.tmpdir(), VIDEO_WORK_PREFIX)) +
     (await removeOrphans(os.tmpdir(), HEIF_WORK_PREFIX));
   if (orphans > 0) logger.info({ removed: orphans }, 'removed work directories left by a killed worker');
-  const image = new ImageJob({ pool, store, heif, config });
+  const budget = new MemoryBudget(config.memoryBudgetBytes);
+  const image = new ImageJob({ pool, store, heif, config, budget });
   const video = new VideoJob({ pool, store, config, tmpDir: config.video.tmpDir });
   if (!(await video.ffmpegAvailable())) {
     logger.warn(

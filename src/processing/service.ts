@@ -76,7 +76,7 @@ export class ProcessingService {
     name: string,
     opts: { mode: 'redirect' | 'proxy'; version?: string | undefined },
   ): Promise<VariantPlan> {
-    const m = await this.media.get(principal, mediaId);
+    const m = await this.media.view(principal, mediaId);
     const v = m.variants.find((x) => x.name === name);
     if (!v) {
       throw new AppError('not_found', `No variant "${name}" for this media.`, {

@@ -14,6 +14,13 @@ export interface RenderOptions {
   sizes: readonly number[];
   format: VariantFormat;
   maxPixels: number;
+  /** Images whose decode would take more bytes than this (see `estimateDecodeBytes`) fail. */
+  maxDecodeBytes?: number;
+  /**
+   * Reserves the decode estimate before decoding (the worker's memory budget; may wait) and
+   * returns its release, called once every step that holds pixels has settled.
+   */
+  reserve?: (bytes: number) => Promise<() => void>;
   /** False when the decoder upstream already applied the orientation (HEIF irot/imir). */
   autoOrient: boolean;
   /** Called after each step with a 0..1 fraction. */
@@ -61,6 +68,37 @@ export class ImageDecodeError extends Error {
 // photos) for a third of the work.
 const PREVIEW_MAX = 64;
 
+const BYTES_PER_SAMPLE: Record<string, number> = {
+  uchar: 1,
+  char: 1,
+  ushort: 2,
+  short: 2,
+  uint: 4,
+  int: 4,
+  float: 4,
+  complex: 8,
+  double: 8,
+  dpcomplex: 16,
+};
+
+/**
+ * Bytes libvips may hold to decode this image, from its header: width × height × channels ×
+ * bytes per sample, doubled for an interlaced PNG or a progressive JPEG (libvips must decode those
+ * whole into memory before it can shrink them, and then holds the copy it converts). Measured with
+ * sharp 0.34 on 9999×10000: an interlaced 16-bit RGB PNG (estimate 1.2 GB) took +840 MB of RSS,
+ * a progressive 8-bit JPEG (estimate 600 MB) +290 MB. Other images stream and take much less; the
+ * estimate is an upper bound for them.
+ */
+export function estimateDecodeBytes(
+  meta: Pick<Metadata, 'width' | 'height' | 'channels' | 'depth' | 'isProgressive'>,
+): number {
+  const samples = (meta.width ?? 0) * (meta.height ?? 0) * (meta.channels ?? 4);
+  const bytes = samples * (BYTES_PER_SAMPLE[meta.depth ?? 'uchar'] ?? 4);
+  return meta.isProgressive ? bytes * 2 : bytes;
+}
+
+const MiB = 1024 * 1024;
+
 function describe(err: unknown): string {
   const msg = err instanceof Error ? err.message : String(err);
   // libvips messages can be long and multi-line; the first line says what is wrong.
@@ -70,7 +108,7 @@ function describe(err: unknown): string {
 export async function renderVariants(input: Buffer, opts: RenderOptions): Promise<RenderResult> {
   const limits = { limitInputPixels: opts.maxPixels, failOn: 'warning' as const };
   const trace = opts.trace ?? (() => undefined);
-  let t = performance.now();
+  const t = performance.now();
   let meta: Metadata;
   try {
     meta = await sharp(input, limits).metadata(); // header only: no pixel decode
@@ -91,10 +129,39 @@ export async function renderVariants(input: Buffer, opts: RenderOptions): Promis
       `The image has ${width}×${height} pixels, more than the ${opts.maxPixels} allowed.`,
     );
   }
+  const decodeBytes = estimateDecodeBytes(meta);
+  if (opts.maxDecodeBytes !== undefined && decodeBytes > opts.maxDecodeBytes) {
+    const how = [
+      meta.depth && meta.depth !== 'uchar' ? `${meta.depth === 'ushort' ? '16' : meta.depth}-bit` : '',
+      meta.isProgressive ? (meta.format === 'png' ? 'interlaced' : 'progressive') : '',
+    ]
+      .filter(Boolean)
+      .join(' ');
+    throw new ImageDecodeError(
+      'too_large',
+      `Decoding this ${width}×${height}${how ? ` ${how}` : ''} image would take about ${Math.ceil(decodeBytes / MiB)} MiB, more than the ${Math.floor(opts.maxDecodeBytes / MiB)} MiB allowed.`,
+    );
+  }
   const shown = opts.autoOrient && meta.autoOrient ? meta.autoOrient : { width, height };
   const largest = Math.max(...opts.sizes);
   trace('metadata', t);
-  t = performance.now();
+  const release = opts.reserve ? await opts.reserve(decodeBytes) : () => undefined;
+  try {
+    return await decodeAndEncode(input, opts, limits, shown, largest);
+  } finally {
+    release();
+  }
+}
+
+async function decodeAndEncode(
+  input: Buffer,
+  opts: RenderOptions,
+  limits: { limitInputPixels: number; failOn: 'warning' },
+  shown: { width: number; height: number },
+  largest: number,
+): Promise<RenderResult> {
+  const trace = opts.trace ?? (() => undefined);
+  const t = performance.now();
 
   // The one decode: orientation, colour to sRGB, shrink to the largest size (JPEG shrink-on-load).
   let base: { data: Buffer; info: OutputInfo };

@@ -1,4 +1,5 @@
 import type { Config } from '../config.ts';
+import { GcsObjectStore } from './gcs.ts';
 import { LocalObjectStore } from './local.ts';
 import { S3ObjectStore } from './s3.ts';
 import type { UrlSigner } from './signing.ts';
@@ -6,8 +7,8 @@ import type { ObjectStore } from './types.ts';
 
 /** Builds a store for `backend` from the config (the configured one, or another for migrations). */
 export function createStore(
-  config: Pick<Config, 'storage' | 's3' | 'publicUrl' | 'multipart'>,
-  backend: 'local' | 's3',
+  config: Pick<Config, 'storage' | 's3' | 'gcs' | 'publicUrl' | 'multipart'>,
+  backend: 'local' | 's3' | 'gcs',
   signer: UrlSigner,
 ): ObjectStore {
   switch (backend) {
@@ -18,6 +19,14 @@ export function createStore(
         throw new Error('the s3 backend needs S3_BUCKET (and S3_ENDPOINT for non-AWS services)');
       return new S3ObjectStore({
         ...config.s3,
+        singlePutMaxBytes: config.multipart.thresholdBytes,
+        partSize: config.multipart.partSizeBytes,
+      });
+    }
+    case 'gcs': {
+      if (!config.gcs) throw new Error('the gcs backend needs GCS_BUCKET');
+      return new GcsObjectStore({
+        ...config.gcs,
         singlePutMaxBytes: config.multipart.thresholdBytes,
         partSize: config.multipart.partSizeBytes,
       });

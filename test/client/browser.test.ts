@@ -84,6 +84,14 @@ describe('the browser SDK in Chromium', () => {
     const expected = await assertStored(out.result!.mediaId, user.auth, o.size, o.seed);
     assert.equal(out.result!.sha256, expected);
     assertProgress(out.events, o.size, 1);
+    // Hashing is reported, from 0 to every byte, before anything is sent.
+    const hashing = out.events.filter((e) => e.phase === 'hashing');
+    assert.equal(
+      out.events.findIndex((e) => e.phase !== 'hashing'),
+      hashing.length,
+      'hashing comes first',
+    );
+    assert.deepEqual([hashing[0]?.bytesHashed, hashing.at(-1)?.bytesHashed], [0, o.size]);
     assert.deepEqual(await states(), [], 'no resume state left in IndexedDB');
   });
 

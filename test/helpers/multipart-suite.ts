@@ -39,7 +39,7 @@ interface PartUrl {
   headers: Record<string, string>;
 }
 
-export function multipartProtocolSuite(backend: 'local' | 's3', ctx: () => TestServer): void {
+export function multipartProtocolSuite(backend: 'local' | 's3' | 'gcs', ctx: () => TestServer): void {
   const t = () => ctx();
   let storeCache: ObjectStore | undefined;
   /** The same store the server uses, for looking behind the API. */
@@ -131,7 +131,7 @@ export function multipartProtocolSuite(backend: 'local' | 's3', ctx: () => TestS
         assert.equal(done.body.sha256Verified, true);
         assert.equal((await row(s.mediaId)).content_sha256, sha256(data));
       } else {
-        // Ceph cannot verify a sha256: completion must not claim it did.
+        // Ceph and GCS cannot verify a sha256: completion must not claim it did.
         assert.equal(done.body.sha256Verified, false);
         assert.equal((await row(s.mediaId)).content_sha256, null);
       }
@@ -311,7 +311,7 @@ export function multipartProtocolSuite(backend: 'local' | 's3', ctx: () => TestS
       const s = await session(dev.auth, data);
       const part = (await sign(dev.auth, s.mediaId, [2])).body.parts[0] as PartUrl;
       const u = new URL(part.url);
-      const sigParam = backend === 's3' ? 'X-Amz-Signature' : 'sig';
+      const sigParam = { s3: 'X-Amz-Signature', gcs: 'X-Goog-Signature', local: 'sig' }[backend];
       const sig = u.searchParams.get(sigParam)!;
       u.searchParams.set(sigParam, (sig[0] === 'a' ? 'b' : 'a') + sig.slice(1));
       const res = await putPart({ ...part, url: u.toString() }, slice(data, 5 * MiB, 2));

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
@@ -215,6 +216,41 @@ describe('retries and dead letters', () => {
       assert.equal(st.error.message, 'HEIC is not supported on this installation.');
     } finally {
       await worker.stop();
+    }
+  });
+
+  test('heif-convert installed while the worker runs is used by the next job (no restart)', async () => {
+    const user = await t.user('heic-installed-later');
+    const heic = path.join(t.dataDir, 'later.heic');
+    execFileSync('heif-enc', ['-q', '50', '-o', heic, path.join(FIXTURES, 'cameras/Canon_40D.jpg')], {
+      stdio: 'ignore',
+    });
+    // A PATH holding only a temp dir: prlimit is there, heif-convert is not (yet).
+    const bin = mkdtempSync(path.join(os.tmpdir(), 'mediary-path-'));
+    symlinkSync(execFileSync('which', ['prlimit']).toString().trim(), path.join(bin, 'prlimit'));
+    const heifConvert = execFileSync('which', ['heif-convert']).toString().trim();
+    const savedPath = process.env.PATH;
+    process.env.PATH = bin;
+    const worker = await inProcessWorker({ heifConvert: 'heif-convert' });
+    try {
+      const first = await upload(t, user.auth, readFileSync(heic), 'image/heic');
+      const st1 = await waitFor(t, user.auth, first.id, ['FAILED', 'READY']);
+      assert.deepEqual([st1.status, st1.error?.code], ['FAILED', 'unsupported_type']);
+
+      symlinkSync(heifConvert, path.join(bin, 'heif-convert'));
+      const second = await upload(t, user.auth, readFileSync(heic), 'image/heic', { fileName: 'again' });
+      const st2 = await waitFor(t, user.auth, second.id, ['FAILED', 'READY']);
+      assert.equal(st2.status, 'READY', JSON.stringify(st2.error));
+
+      // Removed again: the next job says so instead of failing obscurely.
+      rmSync(path.join(bin, 'heif-convert'));
+      const third = await upload(t, user.auth, readFileSync(heic), 'image/heic', { fileName: 'third' });
+      const st3 = await waitFor(t, user.auth, third.id, ['FAILED', 'READY']);
+      assert.deepEqual([st3.status, st3.error?.code], ['FAILED', 'unsupported_type']);
+    } finally {
+      process.env.PATH = savedPath;
+      await worker.stop();
+      rmSync(bin, { recursive: true, force: true });
     }
   });
 });

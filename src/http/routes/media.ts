@@ -78,7 +78,7 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
     },
     async (request) => {
       const principal = principalOf(request);
-      return toMediaView(await media.get(principal, request.params.id), principal);
+      return toMediaView(await media.view(principal, request.params.id), principal);
     },
   );
 
@@ -94,7 +94,7 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
       },
     },
     async (request) => {
-      const m = await media.get(principalOf(request), request.params.id);
+      const m = await media.view(principalOf(request), request.params.id);
       return {
         mediaId: m.id,
         status: m.status,

@@ -1,0 +1,165 @@
+import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Principal } from '../../auth/principals.ts';
+import type { PostService, PostWithMedia } from '../../posts/service.ts';
+import { principalOf, type registerAuth } from '../auth.ts';
+import { errors, MediaView, Text, toMediaView, Uuid } from '../schemas.ts';
+
+export interface PostRouteDeps {
+  posts: PostService;
+  auth: ReturnType<typeof registerAuth>;
+}
+
+const MediaIds = Type.Array(Uuid, {
+  maxItems: 100,
+  description: 'The post’s media in display order (at most POST_MAX_MEDIA, default 20).',
+});
+const Caption = Text({ maxLength: 2200, description: 'Free text; no U+0000.' });
+
+export const PostView = Type.Object({
+  postId: Uuid,
+  ownerUserId: Type.String(),
+  caption: Type.String(),
+  version: Type.Integer({
+    description: 'Bumped by every edit; send it back with PATCH to refuse stale edits.',
+  }),
+  createdAt: Type.String({ format: 'date-time' }),
+  updatedAt: Type.String({ format: 'date-time' }),
+  media: Type.Array(MediaView, { description: 'In the post’s order, each ready to render.' }),
+});
+type PostView = Static<typeof PostView>;
+
+const PostIdParams = Type.Object({ id: Uuid });
+const IdempotencyHeaders = Type.Object({
+  'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+});
+
+function toPostView({ post, media }: PostWithMedia, viewer: Principal): PostView {
+  return {
+    postId: post.id,
+    ownerUserId: post.owner_user_id,
+    caption: post.caption,
+    version: post.version,
+    createdAt: post.created_at.toISOString(),
+    updatedAt: post.updated_at.toISOString(),
+    media: media.map((m) => toMediaView(m, viewer)),
+  };
+}
+
+export const postRoutes: FastifyPluginAsyncTypebox<PostRouteDeps> = async (app, { posts, auth }) => {
+  app.post(
+    '/posts',
+    {
+      preHandler: auth.required,
+      schema: {
+        summary: 'Create a post from uploaded media (users only)',
+        tags: ['posts'],
+        headers: IdempotencyHeaders,
+        body: Type.Object(
+          { caption: Type.Optional(Caption), mediaIds: MediaIds },
+          { additionalProperties: false },
+        ),
+        response: { 200: PostView, 201: PostView, ...errors(400, 401, 403, 409) },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request);
+      const result = await posts.create(principal, request.body, request.headers['idempotency-key']);
+      void reply.status(result.created ? 201 : 200);
+      return toPostView(result.post, principal);
+    },
+  );
+
+  app.get(
+    '/posts/:id',
+    {
+      preHandler: auth.required,
+      schema: {
+        summary: 'Get a post with its media in order',
+        tags: ['posts'],
+        params: PostIdParams,
+        response: { 200: PostView, ...errors(400, 401, 403, 404) },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request);
+      return toPostView(await posts.get(principal, request.params.id), principal);
+    },
+  );
+
+  app.patch(
+    '/posts/:id',
+    {
+      preHandler: auth.required,
+      schema: {
+        summary: 'Edit a post: caption, and/or its whole media list in the new order',
+        tags: ['posts'],
+        params: PostIdParams,
+        body: Type.Object(
+          {
+            caption: Type.Optional(Caption),
+            mediaIds: Type.Optional(MediaIds),
+            version: Type.Optional(Type.Integer({ minimum: 1, maximum: 2147483647 })),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: PostView, ...errors(400, 401, 403, 404, 409) },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request);
+      return toPostView(await posts.update(principal, request.params.id, request.body), principal);
+    },
+  );
+
+  app.delete(
+    '/posts/:id',
+    {
+      preHandler: auth.required,
+      schema: {
+        summary: 'Delete a post and its media',
+        tags: ['posts'],
+        params: PostIdParams,
+        response: { 204: Type.Null(), ...errors(400, 401, 403, 404) },
+      },
+    },
+    async (request, reply) => {
+      await posts.delete(principalOf(request), request.params.id);
+      return reply.status(204).send(null);
+    },
+  );
+
+  app.get(
+    '/users/:userId/posts',
+    {
+      preHandler: auth.required,
+      schema: {
+        summary: 'List a user’s posts (`me` for yourself), newest first',
+        tags: ['posts'],
+        params: Type.Object({ userId: Type.String({ minLength: 1, maxLength: 200 }) }),
+        querystring: Type.Object(
+          {
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
+            cursor: Type.Optional(Type.String({ maxLength: 512 })),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({
+            items: Type.Array(PostView),
+            nextCursor: Type.Union([Type.String(), Type.Null()]),
+          }),
+          ...errors(400, 401, 403, 404),
+        },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request);
+      const page = await posts.list(principal, request.params.userId, {
+        limit: request.query.limit ?? 20,
+        cursor: request.query.cursor,
+      });
+      return { items: page.items.map((p) => toPostView(p, principal)), nextCursor: page.nextCursor };
+    },
+  );
+};
