@@ -102,6 +102,14 @@ function render(err: unknown): Rendered {
   return { status: 500, code: 'internal', message: ERRORS.internal.message };
 }
 
+/**
+ * A failure of ours (full disk, database or store unavailable): when it ends an upload midway,
+ * the request body is destroyed too, which must not be reported as the client going away.
+ */
+export function isServerFault(err: unknown): boolean {
+  return isStorageFull(err) || isDatabaseUnavailable(err) || isStoreUnavailable(err);
+}
+
 /** The one error handler: every failure becomes `{ error: { code, message, details } }`. */
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err, request, reply) => {

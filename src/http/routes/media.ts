@@ -2,7 +2,6 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Config } from '../../config.ts';
 import { AppError } from '../../errors.ts';
-import { isStorageFull } from '../../storage/errors.ts';
 import type { MediaService } from '../../media/service.ts';
 import { perPrincipalRateLimit, principalOf, type registerAuth } from '../auth.ts';
 import {
@@ -21,6 +20,7 @@ import {
   deliveryResponses,
 } from '../schemas.ts';
 import { sendObject } from '../send-object.ts';
+import { isServerFault } from '../errors.ts';
 import { withIdleTimeout } from '../idle-body.ts';
 
 export interface MediaRouteDeps {
@@ -267,10 +267,10 @@ export const uploadRoute: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
         });
         return { mediaId: m.id, status: m.status, bytes: m.bytes, sha256: m.content_sha256 };
       } catch (err) {
-        // A write that failed (a full disk) also ends the body stream: only a client that went away is ours to blame.
+        // Our own failure (a full disk, the database) may end the body stream too: not the client's fault.
         if (
           !(err instanceof AppError) &&
-          !isStorageFull(err) &&
+          !isServerFault(err) &&
           (request.raw.destroyed || request.raw.readableAborted)
         ) {
           throw new AppError('upload_aborted');

@@ -2,10 +2,10 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Config } from '../../config.ts';
 import { AppError } from '../../errors.ts';
-import { isStorageFull } from '../../storage/errors.ts';
 import type { MultipartUploads } from '../../media/multipart.ts';
 import type { MediaService } from '../../media/service.ts';
 import { perPrincipalRateLimit, principalOf, type registerAuth } from '../auth.ts';
+import { isServerFault } from '../errors.ts';
 import { withIdleTimeout } from '../idle-body.ts';
 import { errors, MediaIdParams, MediaView, PartNumber, toMediaView } from '../schemas.ts';
 
@@ -143,10 +143,10 @@ export const partUploadRoute: FastifyPluginAsyncTypebox<MultipartRouteDeps> = as
         void reply.header('etag', part.etag);
         return part;
       } catch (err) {
-        // A write that failed (a full disk) also ends the body stream: only a client that went away is ours to blame.
+        // Our own failure (a full disk, the database) may end the body stream too: not the client's fault.
         if (
           !(err instanceof AppError) &&
-          !isStorageFull(err) &&
+          !isServerFault(err) &&
           (request.raw.destroyed || request.raw.readableAborted)
         ) {
           throw new AppError('upload_aborted');
