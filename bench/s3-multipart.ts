@@ -16,7 +16,7 @@ import { S3ObjectStore } from '../src/storage/s3.ts';
 
 const run = promisify(execFile);
 const here = path.dirname(fileURLToPath(import.meta.url));
-const SCRIPTS = path.resolve(here, '../../shared/s3');
+const CEPH_SCRIPT = path.resolve(here, '../scripts/ceph-rgw.sh');
 const MiB = 1024 * 1024;
 const TOTAL = 1024 * MiB;
 const PART = 16 * MiB;
@@ -34,7 +34,7 @@ const freePort = () =>
 async function main() {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'mediary-s3bench-ceph-'));
   const port = await freePort();
-  const { stdout } = await run('bash', [path.join(SCRIPTS, 'start-ceph-rgw.sh'), dir, String(port)], {
+  const { stdout } = await run('bash', [CEPH_SCRIPT, 'start', dir, String(port)], {
     env: { ...process.env, MON_PORT: String(await freePort()) },
   });
   const env = Object.fromEntries(
@@ -104,7 +104,7 @@ async function main() {
     });
   } finally {
     store.destroy();
-    await run('bash', [path.join(SCRIPTS, 'stop-ceph-rgw.sh'), dir, '--wipe']).catch(() => undefined);
+    await run('bash', [CEPH_SCRIPT, 'stop', dir]).catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
   }
   console.log('| case | result |\n|---|---|');

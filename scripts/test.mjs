@@ -1,14 +1,19 @@
 #!/usr/bin/env node
 // The whole test suite: `npm test`; `--faults` runs the fault-injection suite instead
 // (`npm run test:faults`, files test/faults/**/*.fault.ts, which `npm test` never picks up). Installs the Debian packages the suites need when it can
-// (root + apt-get); otherwise fails naming the package. Never skips a suite silently.
-import { spawnSync } from 'node:child_process';
+// (root + apt-get), printing their names first; otherwise fails naming the package. Never skips a suite silently.
+//
+// One Ceph RADOS Gateway (scripts/ceph-rgw.sh) and one PostgreSQL with a migrated template database
+// serve the whole run (test/helpers/run-services.ts): each test server gets a clone of the template
+// and each file buckets of its own. Both are stopped when the run ends, also on failure or Ctrl-C.
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { register } from 'tsx/esm/api';
 
 /** Commands the suites need, and the Debian package that provides each. */
 const SYSTEM_DEPS = [
-  // S3 tests run a real Ceph RADOS Gateway (../shared/s3/start-ceph-rgw.sh).
+  // S3 tests run a real Ceph RADOS Gateway (scripts/ceph-rgw.sh).
   { cmd: 'radosgw', packages: ['ceph-mon', 'ceph-osd', 'radosgw', 'ceph-common', 'curl'] },
   { cmd: 'ceph-mon', packages: ['ceph-mon'] },
   { cmd: 'ceph-osd', packages: ['ceph-osd'] },
@@ -36,7 +41,7 @@ function ensureSystemDeps() {
     console.error(`Missing system packages for the tests: ${pkgs.join(' ')} (install them with apt-get).`);
     process.exit(1);
   }
-  console.log(`Installing system packages for the tests: ${pkgs.join(' ')}`);
+  console.log(`Installing the Debian packages the tests need (as root, with apt-get): ${pkgs.join(' ')}`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   const run = (args) => spawnSync('apt-get', args, { stdio: 'inherit', env }).status === 0;
   if (!run(['update']) || !run(['install', '-y', '--no-install-recommends', ...pkgs])) {
@@ -71,14 +76,53 @@ if (files.length === 0) {
   console.error('No test files matched.');
   process.exit(1);
 }
-// Fault files kill processes, restart databases and load the machine: one at a time.
-const res = spawnSync(
-  process.execPath,
-  ['--import', 'tsx', '--test', `--test-concurrency=${faults ? 1 : 2}`, '--test-reporter=spec', ...files],
-  { stdio: 'inherit', env: faults ? { ...process.env, FAULT_RESULTS_DIR: resultsDir() } : process.env },
-);
-if (faults) printFaultTable();
-process.exit(res.status ?? 1);
+// The run's Ceph and template database, only if a selected file asks for them.
+const sources = files.map((f) => readFileSync(f, 'utf8'));
+register();
+const { startRunServices } = await import('../test/helpers/run-services.ts');
+let services;
+let stopping;
+let child;
+const stopAll = () =>
+  (stopping ??= (services?.stop() ?? Promise.resolve()).catch((err) =>
+    console.error(`Stopping the test services failed: ${err}`),
+  ));
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    // Ctrl-C reaches the test processes too; a signal sent to us alone is passed on.
+    if (child && child.exitCode === null) child.kill(sig);
+    else void stopAll().then(() => process.exit(130));
+  });
+}
+let status = 1;
+try {
+  services = startRunServices({
+    // The fault suite stops and kills its gateway: there each file keeps a Ceph of its own.
+    ceph: !faults && sources.some((s) => s.includes('startCeph(')),
+    postgres: sources.some((s) => s.includes('startTestServer(') || s.includes('createTestDatabase(')),
+  });
+  const env = await services.ready;
+  if (stopping) {
+    await stopping;
+    process.exit(130);
+  }
+  // Fault files kill processes, restart databases and load the machine: one at a time.
+  child = spawn(
+    process.execPath,
+    ['--import', 'tsx', '--test', `--test-concurrency=${faults ? 1 : 2}`, '--test-reporter=spec', ...files],
+    {
+      stdio: 'inherit',
+      env: { ...process.env, ...env, ...(faults ? { FAULT_RESULTS_DIR: resultsDir() } : {}) },
+    },
+  );
+  status = await new Promise((resolve) => child.once('exit', (code) => resolve(code ?? 1)));
+  if (faults) printFaultTable();
+} catch (err) {
+  console.error(err);
+} finally {
+  await stopAll();
+}
+process.exit(status);
 
 /** Each fault file writes rows {scenario, trials, survived, notes} here; we print one table at the end. */
 function resultsDir() {

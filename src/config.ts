@@ -65,7 +65,11 @@ export interface Config {
     /** An upload body with no byte for this long is aborted (408); 0 = no limit. */
     idleTimeoutSeconds: number;
   };
-  rateLimit: { sessionsPerMinute: number };
+  rateLimit: {
+    sessionsPerMinute: number;
+    /** Failed authentications per client IP per minute before that IP gets 429s (0 = off). */
+    authFailuresPerMinute: number;
+  };
   /** Per-uploader limits checked when a session is created; 0 = no limit. */
   quotas: Quotas;
   /** The internal gRPC API (proto/mediary/v1/media.proto); undefined when GRPC_PORT is unset. */
@@ -187,6 +191,17 @@ export class ConfigError extends Error {
   ) {
     super(`Invalid configuration: ${variable} ${message}`);
     this.name = 'ConfigError';
+  }
+}
+
+/**
+ * A start-up failure the operator fixes in the environment (a port in use): reported in one line,
+ * without a stack trace.
+ */
+export class StartupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StartupError';
   }
 }
 
@@ -354,7 +369,10 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       allowedMimeTypes: allowed ? allowed.split(',').map((s) => s.trim().toLowerCase()) : undefined,
       idleTimeoutSeconds: int(env, 'UPLOAD_IDLE_TIMEOUT_SECONDS', 30, 0, 3600),
     },
-    rateLimit: { sessionsPerMinute: int(env, 'RATE_LIMIT_SESSIONS_PER_MINUTE', 600, 1, 1_000_000) },
+    rateLimit: {
+      sessionsPerMinute: int(env, 'RATE_LIMIT_SESSIONS_PER_MINUTE', 600, 1, 1_000_000),
+      authFailuresPerMinute: int(env, 'RATE_LIMIT_AUTH_FAILURES_PER_MINUTE', 60, 0, 1_000_000),
+    },
     grpc: grpcConfig(env),
     quotas: {
       user: {

@@ -58,6 +58,10 @@ export const ERRORS = {
   signature_invalid: { status: 403, message: 'The URL signature is invalid.' },
   signature_expired: { status: 403, message: 'The signed URL has expired.' },
   forbidden: { status: 403, message: 'This principal may not do that.' },
+  device_revoked: {
+    status: 403,
+    message: 'The device this media belongs to has been revoked; its upload is closed.',
+  },
   not_found: { status: 404, message: 'Not found.' },
   method_not_allowed: { status: 405, message: 'Method not allowed.' },
   range_not_satisfiable: { status: 416, message: 'The requested range is not satisfiable.' },

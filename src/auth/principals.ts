@@ -213,12 +213,23 @@ export class Authenticator {
   }
 }
 
-/** Mints an HS256 user token (admin CLI and tests); production issuers are usually external. */
-export async function mintUserToken(secret: string, userId: string, ttlSeconds = 3600): Promise<string> {
-  return new SignJWT({})
+/**
+ * Mints an HS256 user token (admin CLI and tests); production issuers are usually external.
+ * `issuer` / `audience` become `iss` / `aud`: a server with JWT_ISSUER / JWT_AUDIENCE set refuses
+ * tokens without them.
+ */
+export async function mintUserToken(
+  secret: string,
+  userId: string,
+  ttlSeconds = 3600,
+  claims: { issuer?: string | undefined; audience?: string | undefined } = {},
+): Promise<string> {
+  let jwt = new SignJWT({})
     .setProtectedHeader({ alg: 'HS256' })
     .setSubject(userId)
     .setIssuedAt()
-    .setExpirationTime(Math.floor(Date.now() / 1000) + ttlSeconds)
-    .sign(new TextEncoder().encode(secret));
+    .setExpirationTime(Math.floor(Date.now() / 1000) + ttlSeconds);
+  if (claims.issuer !== undefined) jwt = jwt.setIssuer(claims.issuer);
+  if (claims.audience !== undefined) jwt = jwt.setAudience(claims.audience);
+  return jwt.sign(new TextEncoder().encode(secret));
 }

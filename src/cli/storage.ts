@@ -7,14 +7,6 @@ import { sweep } from '../media/sweeper.ts';
 import { createStore } from '../storage/factory.ts';
 import { UrlSigner } from '../storage/signing.ts';
 
-export const STORAGE_USAGE = `  storage setup                           create the bucket if missing, apply CORS for S3_CORS_ORIGINS
-                                          (GCS: GCS_CORS_ORIGINS; uniform access, public access prevention)
-  storage sweep                           abort expired uploads, remove objects without a row (once)
-  storage migrate --from local --to s3|gcs [--dry-run] [--recheck]
-                                          copy every object of each media (original, variants, HLS),
-                                          verify size + sha256, then repoint its row; --recheck also
-                                          fills in objects missing for media already on the target`;
-
 const BACKENDS = ['local', 's3', 'gcs'] as const;
 type Backend = (typeof BACKENDS)[number];
 const isBackend = (v: string | undefined): v is Backend => BACKENDS.includes(v as Backend);

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Authenticator, Principal } from '../auth/principals.ts';
 import { AppError } from '../errors.ts';
+import type { RefundableRateLimit } from './rate-limit-store.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -8,18 +9,65 @@ declare module 'fastify' {
   }
 }
 
-export function registerAuth(app: FastifyInstance, authenticator: Authenticator) {
+const MINUTE_MS = 60_000;
+/** Whole seconds (at least 1) of a time left, as `Retry-After` rounds it. */
+const seconds = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
+
+/** Failed authentications counted per client IP (0 per minute: no throttling). */
+export interface FailedAuthThrottle {
+  limits: Pick<RefundableRateLimit, 'hit' | 'peek'>;
+  maxPerMinute: number;
+}
+
+/**
+ * The auth hooks. They run in `onRequest`, before the body is parsed and the request validated, so
+ * a caller without valid credentials learns nothing from a 400 (and sends no body for nothing).
+ *
+ * Failed authentications are throttled per client IP: a request that presents credentials which
+ * do not hold is counted, and once an IP has had `maxPerMinute` of them in its window, requests
+ * from it that present credentials get `429` with `Retry-After` until the window ends, before the
+ * credentials are looked at. Successful authentications are never counted, and a request without
+ * an `Authorization` header is neither counted nor throttled (it is a plain 401).
+ */
+export function registerAuth(
+  app: FastifyInstance,
+  authenticator: Authenticator,
+  throttle: FailedAuthThrottle,
+) {
   app.decorateRequest('principal', null);
+  const authenticate = async (request: FastifyRequest, header: string): Promise<Principal> => {
+    if (throttle.maxPerMinute === 0) return authenticator.authenticate(header);
+    const key = `auth-failures ip:${request.ip}`;
+    const seen = throttle.limits.peek(key);
+    if (seen.count >= throttle.maxPerMinute) {
+      const retryAfter = seconds(seen.ttl);
+      throw new AppError(
+        'rate_limited',
+        `Too many failed authentications from this address: ${throttle.maxPerMinute} per minute; retry in ${retryAfter} seconds.`,
+        undefined,
+        { 'retry-after': String(retryAfter) },
+      );
+    }
+    try {
+      return await authenticator.authenticate(header);
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'unauthorized') throttle.limits.hit(key, MINUTE_MS);
+      throw err;
+    }
+  };
   return {
-    /** preHandler: the request must carry valid credentials. */
+    /** onRequest: the request must carry valid credentials. */
     required: async (request: FastifyRequest, _reply: FastifyReply) => {
-      request.principal = await authenticator.authenticate(request.headers.authorization);
-    },
-    /** preHandler: credentials are optional (the route accepts a signed URL instead). */
-    optional: async (request: FastifyRequest, _reply: FastifyReply) => {
-      if (request.headers.authorization !== undefined) {
-        request.principal = await authenticator.authenticate(request.headers.authorization);
+      const header = request.headers.authorization;
+      if (header === undefined) {
+        throw new AppError('unauthorized', 'Missing Authorization header (expected "Bearer <token>").');
       }
+      request.principal = await authenticate(request, header);
+    },
+    /** onRequest: credentials are optional (the route accepts a signed URL instead). */
+    optional: async (request: FastifyRequest, _reply: FastifyReply) => {
+      const header = request.headers.authorization;
+      if (header !== undefined) request.principal = await authenticate(request, header);
     },
   };
 }
@@ -38,7 +86,7 @@ export function principalOf(request: FastifyRequest): Principal {
 export function perPrincipalRateLimit(bucket: string, maxPerMinute: number) {
   return {
     max: maxPerMinute,
-    timeWindow: 60_000,
+    timeWindow: MINUTE_MS,
     keyGenerator: (req: FastifyRequest) => {
       const p = req.principal;
       const who =
@@ -47,5 +95,10 @@ export function perPrincipalRateLimit(bucket: string, maxPerMinute: number) {
       req.rateLimitKey = `${bucket} ${who}`;
       return req.rateLimitKey;
     },
+    // The plugin's context knows the time left, not the window: the window is stated here.
+    errorResponseBuilder: (_req: FastifyRequest, ctx: { statusCode: number; max: number; ttl: number }) => ({
+      statusCode: ctx.statusCode,
+      message: `Rate limit exceeded: ${ctx.max} per minute; retry in ${seconds(ctx.ttl)} seconds.`,
+    }),
   };
 }

@@ -1,5 +1,5 @@
 import { STATUS_CODES } from 'node:http';
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isDatabaseUnavailable, isDataException } from '../db/pool.ts';
 import { AppError, ERRORS, type ErrorCode } from '../errors.ts';
 import { isStorageFull, isStoreUnavailable } from '../storage/errors.ts';
@@ -13,6 +13,13 @@ interface Rendered {
   /** Logged with the rejection (never sent): what the client cannot see but an operator needs. */
   log?: Record<string, unknown>;
 }
+
+/** Sent with every answer (the `onSend` hook, and the answers that bypass hooks). */
+export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  'x-content-type-options': 'nosniff',
+  'content-security-policy': "default-src 'none'; frame-ancestors 'none'; sandbox",
+  'referrer-policy': 'no-referrer',
+};
 
 const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_media_type',
@@ -145,6 +152,25 @@ export function registerErrorHandling(app: FastifyInstance): void {
 }
 
 /**
+ * Fastify's `frameworkErrors`: errors raised before routing (a path whose percent-encoding does
+ * not decode, a path parameter over the router's length limit). Fastify answers them without
+ * hooks or the error handler, so the shape and the security headers are given here.
+ */
+export function frameworkErrors(err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const message =
+    err.code === 'FST_ERR_BAD_URL'
+      ? 'The URL path is not valid percent-encoding.'
+      : err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+        ? 'A path segment of the URL is longer than allowed.'
+        : ERRORS.validation_failed.message;
+  request.log.warn({ code: 'validation_failed', reason: err.code }, 'request rejected');
+  void reply
+    .status(ERRORS.validation_failed.status)
+    .headers(SECURITY_HEADERS)
+    .send({ error: { code: 'validation_failed', message, requestId: request.id } });
+}
+
+/**
  * The answer to a request Node's HTTP parser refused (bad framing such as `Content-Length: -1`, an
  * oversized head, a timeout): such requests never reach a route or the error handler, and get the
  * same JSON error shape here, with nosniff, closing the connection (the parser cannot go on). Sent
@@ -161,7 +187,10 @@ export function clientErrorResponse(err: { code?: string | undefined }): string 
   const body = JSON.stringify({ error: { code, message } });
   return (
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n` +
-    'Content-Type: application/json; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n' +
+    'Content-Type: application/json; charset=utf-8\r\n' +
+    Object.entries(SECURITY_HEADERS)
+      .map(([name, value]) => `${name}: ${value}\r\n`)
+      .join('') +
     `Connection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
   );
 }

@@ -33,6 +33,10 @@ export interface RefundableRateLimit {
   refund(key: string): void;
   /** The count under `key` in its current window (tests). */
   count(key: string): number;
+  /** Counts one more under `key` (a window of `windowMs` starts if none is open). */
+  hit(key: string, windowMs: number): { count: number; ttl: number };
+  /** The count under `key` and the milliseconds left in its window, without counting. */
+  peek(key: string): { count: number; ttl: number };
 }
 
 interface RateLimitStore {
@@ -53,22 +57,27 @@ export function refundableRateLimit(now: () => number = Date.now): RefundableRat
     if (!oldest.done) windows.delete(oldest.value);
   }
 
+  function hit(key: string, timeWindow: number): { count: number; ttl: number } {
+    const at = now();
+    let w = windows.get(key);
+    if (!w || w.start + w.length <= at) {
+      if (w) windows.delete(key);
+      else if (windows.size >= MAX_KEYS) evictOldest();
+      w = { count: 0, start: at, length: timeWindow };
+      windows.set(key, w);
+    }
+    w.count++;
+    return { count: w.count, ttl: w.start + w.length - at };
+  }
+
   class Store implements RateLimitStore {
     incr(
       key: string,
       callback: (error: Error | null, result?: { current: number; ttl: number }) => void,
       timeWindow: number,
     ): void {
-      const at = now();
-      let w = windows.get(key);
-      if (!w || w.start + w.length <= at) {
-        if (w) windows.delete(key);
-        else if (windows.size >= MAX_KEYS) evictOldest();
-        w = { count: 0, start: at, length: timeWindow };
-        windows.set(key, w);
-      }
-      w.count++;
-      callback(null, { current: w.count, ttl: w.start + w.length - at });
+      const { count, ttl } = hit(key, timeWindow);
+      callback(null, { current: count, ttl });
     }
 
     child(): RateLimitStore {
@@ -85,6 +94,14 @@ export function refundableRateLimit(now: () => number = Date.now): RefundableRat
     count(key) {
       const w = windows.get(key);
       return w && w.start + w.length > now() ? w.count : 0;
+    },
+    hit,
+    peek(key) {
+      const at = now();
+      const w = windows.get(key);
+      return w && w.start + w.length > at
+        ? { count: w.count, ttl: w.start + w.length - at }
+        : { count: 0, ttl: 0 };
     },
   };
 }

@@ -195,9 +195,13 @@ export const StatusResponse = Type.Object({
   ),
 });
 
+/** Items per page when `limit` is not given. */
+export const DEFAULT_PAGE_SIZE = 50;
+
 export const ListQuery = Type.Object(
   {
-    limit: Type.Integer({ minimum: 1, maximum: 100, default: 50 }),
+    // Optional on the wire (the OpenAPI must not call it required); the default fills it in.
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: DEFAULT_PAGE_SIZE })),
     cursor: Type.Optional(Type.String({ maxLength: 512 })),
     cameraId: Type.Optional(Text({ maxLength: 64 })),
     status: Type.Optional(ListableStatus),
@@ -287,8 +291,17 @@ export function toMediaView(m: MediaRow, viewer: Principal | null): MediaView {
   return view;
 }
 
-/** Standard error responses for a route's schema. */
-export const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ErrorBody]));
+/** Any other error a route can answer: 413/415 body errors, 429, 503 (with `Retry-After`), 500. */
+const OtherError = Type.Object(ErrorBody.properties, {
+  description:
+    'Any other error (a body too large or not JSON, 429, 503 with Retry-After, 500): the same shape.',
+});
+
+/** Standard error responses for a route's schema (and the same shape for any other status). */
+export const errors = (...codes: number[]) => ({
+  ...Object.fromEntries(codes.map((c) => [c, ErrorBody])),
+  default: OtherError,
+});
 
 /** `?mode=redirect|proxy` for routes that deliver stored bytes. */
 export const DeliveryQuery = Type.Object(
@@ -331,11 +344,28 @@ export function variantUrl(
   return `/api/v1/media/${mediaId}/variants/${name}${qs === '' ? '' : `?${qs}`}`;
 }
 
+/** Bytes of a file (a request or response body that is not JSON). */
+export const Binary = Type.Unsafe<unknown>({ type: 'string', format: 'binary' });
+
+/**
+ * A response whose body is bytes of the given media types (media ranges such as `image/*` allowed).
+ * Declared per content type, so the OpenAPI document says what is served instead of JSON.
+ */
+export const bytesResponse = (description: string, ...contentTypes: string[]) => ({
+  description,
+  content: Object.fromEntries(contentTypes.map((ct) => [ct, { schema: Binary }])),
+});
+
 /** Responses of a delivery route: a signed redirect, or the bytes (whole, ranged, not modified). */
-export const deliveryResponses = (...errorCodes: number[]) => ({
-  302: Type.Null(),
-  304: Type.Null(),
-  206: Type.Unknown(),
-  200: Type.Unknown(),
+export const deliveryResponses = (contentTypes: string[], ...errorCodes: number[]) => ({
+  200: bytesResponse('The bytes (`mode=proxy`).', ...contentTypes),
+  206: bytesResponse('The requested range (`mode=proxy` with `Range`).', ...contentTypes),
+  302: Type.Null({ description: 'Redirect to a short-lived signed URL of the bytes (`Location`).' }),
+  304: Type.Null({ description: 'Not modified (`If-None-Match` matched the ETag).' }),
   ...errors(...errorCodes),
 });
+
+/** Routes that take no credentials (a signed URL or token in the query, or nothing at all). */
+export const PUBLIC = [] as const;
+/** Routes that take a bearer token or, instead, a signature/token in the query. */
+export const BEARER_OR_SIGNED = [{ bearer: [] }, {}] as const;

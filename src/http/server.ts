@@ -1,5 +1,6 @@
 import rateLimit, { type FastifyRateLimitStoreCtor } from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
+import { Type } from '@sinclair/typebox';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -16,10 +17,13 @@ import type { UrlSigner } from '../storage/signing.ts';
 import type { ObjectStore } from '../storage/types.ts';
 import { registerAuth } from './auth.ts';
 import { registerCors } from './cors.ts';
-import { registerErrorHandling } from './errors.ts';
+import { frameworkErrors, registerErrorHandling, SECURITY_HEADERS } from './errors.ts';
 import { strictFormats } from './formats.ts';
+import { registerJsonParser } from './json-body.ts';
+import { swaggerOptions } from './openapi-doc.ts';
 import { clientErrorHandler, installLingeringClose } from './linger.ts';
 import { refundableRateLimit } from './rate-limit-store.ts';
+import { PUBLIC } from './schemas.ts';
 import { healthRoutes } from './routes/health.ts';
 import { hlsRoutes } from './routes/hls.ts';
 import { mediaRoutes, uploadRoute } from './routes/media.ts';
@@ -58,6 +62,9 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     },
     requestIdHeader: false,
     clientErrorHandler,
+    // A path the router cannot decode (bad percent-encoding) or a parameter over its length limit:
+    // answered before any route or hook, so with our error shape and headers here.
+    frameworkErrors,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   registerErrorHandling(app);
@@ -67,19 +74,12 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   await registerCors(app, deps.config.corsOrigins);
   // The JSON API takes JSON only; the upload route registers its own raw parser.
   app.removeContentTypeParser('text/plain');
+  registerJsonParser(app);
   app.addHook('onSend', async (_request, reply) => {
-    void reply.header('x-content-type-options', 'nosniff');
-    void reply.header('content-security-policy', "default-src 'none'; frame-ancestors 'none'; sandbox");
-    void reply.header('referrer-policy', 'no-referrer');
+    void reply.headers(SECURITY_HEADERS);
   });
 
-  await app.register(swagger, {
-    openapi: {
-      info: { title: 'Mediary API', version: '1' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
-      security: [{ bearer: [] }],
-    },
-  });
+  await app.register(swagger, swaggerOptions(deps.config));
   const limits = refundableRateLimit();
   app.addHook('onResponse', async (request, reply) => {
     if (reply.statusCode >= 500 && request.rateLimitKey !== undefined) limits.refund(request.rateLimitKey);
@@ -87,9 +87,10 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   await app.register(rateLimit, {
     global: false,
     store: limits.Store as unknown as FastifyRateLimitStoreCtor,
+    // Routes state their window (perPrincipalRateLimit); the plugin's context has only the time left.
     errorResponseBuilder: (_req, ctx) => ({
       statusCode: 429,
-      message: `Rate limit exceeded: ${ctx.max} per ${ctx.after}; retry in ${ctx.after}.`,
+      message: `Rate limit exceeded (${ctx.max} requests); retry in ${Math.max(1, Math.ceil(ctx.ttl / 1000))} seconds.`,
     }),
     addHeadersOnExceeding: {
       'x-ratelimit-limit': true,
@@ -105,7 +106,12 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     hook: 'preHandler',
   });
 
-  const auth = registerAuth(app, deps.authenticator);
+  // Its own counters: keys made by unauthenticated callers (one per address) cannot push the
+  // per-principal windows out of a shared map.
+  const auth = registerAuth(app, deps.authenticator, {
+    limits: refundableRateLimit(),
+    maxPerMinute: deps.config.rateLimit.authFailuresPerMinute,
+  });
   await app.register(healthRoutes, { db: deps.db });
   await app.register(
     async (api) => {
@@ -120,7 +126,19 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
       await api.register(multipartRoutes, mp);
       await api.register(partUploadRoute, mp);
       await api.register(storageRoutes, { store: deps.store, signer: deps.signer });
-      api.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
+      api.get(
+        '/openapi.json',
+        {
+          schema: {
+            summary: 'This document',
+            tags: ['meta'],
+            operationId: 'getOpenApiDocument',
+            security: PUBLIC,
+            response: { 200: Type.Object({}, { additionalProperties: true, description: 'OpenAPI 3.0' }) },
+          },
+        },
+        () => app.swagger(),
+      );
     },
     { prefix: '/api/v1' },
   );

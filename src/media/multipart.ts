@@ -7,6 +7,7 @@ import { partBytes, planParts, type PartPlan } from '../storage/parts.ts';
 import type { UrlSigner } from '../storage/signing.ts';
 import { normalizeEtag, type ObjectStore, type PartRef, type StoredPart } from '../storage/types.ts';
 import * as mrepo from './multipart-repo.ts';
+import { assertDeviceActive } from './service.ts';
 import type { MultipartRow } from './multipart-repo.ts';
 import type { MediaRow } from './repo.ts';
 import { StreamingUploads } from './upload-claims.ts';
@@ -155,7 +156,8 @@ export class MultipartUploads {
           return { partNumber: n, ...signed, expiresAt };
         }
         const sig = this.signer.sign('PUT', partResource(media.id, n), expires, { upload: row.upload_id });
-        const q = new URLSearchParams({ expires: String(expires), sig });
+        // The upload id travels in the URL so the signature is checked before any row is read.
+        const q = new URLSearchParams({ expires: String(expires), upload: row.upload_id, sig });
         return {
           partNumber: n,
           method: 'PUT',
@@ -206,28 +208,45 @@ export class MultipartUploads {
     return { ...row, upload_id: uploadId };
   }
 
-  /** The API's own part route (stores without presigned parts): signature, state, exact length. */
+  /**
+   * Checks a part URL's signature from the URL alone, before any row is read: an unknown media id
+   * and a known one answer a bad signature the same way (403), so ids reveal nothing.
+   */
+  verifyPartSignature(
+    mediaId: string,
+    partNumber: number,
+    auth: { expires: string; upload: string; sig: string },
+  ): void {
+    const verdict = this.signer.verify(
+      'PUT',
+      partResource(mediaId, partNumber),
+      Number(auth.expires),
+      auth.sig,
+      {
+        upload: auth.upload,
+      },
+    );
+    if (verdict === 'expired') throw new AppError('signature_expired');
+    if (verdict === 'invalid') throw new AppError('signature_invalid');
+  }
+
+  /**
+   * The API's own part route (stores without presigned parts), after {@link verifyPartSignature}:
+   * the signed upload is still this media's, state, exact length.
+   */
   async receivePart(
     media: MediaRow,
     partNumber: number,
-    auth: { expires: string; sig: string },
+    uploadId: string,
     body: Readable,
     contentLength: number | undefined,
   ): Promise<StoredPart> {
     const row = await mrepo.findMultipart(this.pool, media.id);
     if (!row) throw new AppError('not_multipart', undefined, { mediaId: media.id });
-    const verdict = this.signer.verify(
-      'PUT',
-      partResource(media.id, partNumber),
-      Number(auth.expires),
-      auth.sig,
-      {
-        upload: row.upload_id,
-      },
-    );
-    if (verdict === 'expired') throw new AppError('signature_expired');
-    if (verdict === 'invalid') throw new AppError('signature_invalid');
+    // Signed for an upload the store lost and the service replaced: those URLs no longer work.
+    if (row.upload_id !== uploadId) throw new AppError('signature_invalid');
     await this.openUpload(media);
+    await assertDeviceActive(this.pool, media);
     this.checkRange(row, [partNumber]);
     const bytes = partBytes(this.plan(media, row), partNumber);
     if (contentLength !== undefined && contentLength > bytes) {

@@ -374,6 +374,15 @@ export async function deviceOwner(
   return rows[0] ? { ownerUserId: rows[0].owner_user_id } : undefined;
 }
 
+/** Whether the device exists and is not revoked. */
+export async function deviceActive(db: Queryable, deviceId: string): Promise<boolean> {
+  const { rows } = await db.query<{ active: boolean }>(
+    'SELECT EXISTS (SELECT 1 FROM devices WHERE id = $1 AND revoked_at IS NULL) AS active',
+    [deviceId],
+  );
+  return rows[0]?.active === true;
+}
+
 /** Every stored HLS object of a media (playlists and segments), for deletion. */
 /** Every object derived from a media: its variants and its HLS objects. */
 export async function derivedObjectKeys(db: Queryable, id: string): Promise<string[]> {

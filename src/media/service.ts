@@ -35,6 +35,25 @@ export type {
 } from './session-types.ts';
 
 export const uploadResource = (mediaId: string) => `media/${mediaId}/upload`;
+
+/**
+ * A media its device uploaded itself accepts no more bytes, and is not completed, once that device
+ * is revoked (or deleted): signed URLs handed out before the revocation stop working. (A session a
+ * user made naming the device is the user's, and stays open.)
+ */
+export async function assertDeviceActive(
+  db: Pool,
+  media: Pick<MediaRow, 'device_id' | 'uploaded_by'>,
+): Promise<void> {
+  if (
+    media.uploaded_by === 'device' &&
+    media.device_id !== null &&
+    !(await repo.deviceActive(db, media.device_id))
+  ) {
+    throw new AppError('device_revoked');
+  }
+}
+
 const DOWNLOADABLE: readonly MediaStatus[] = ['UPLOADED', 'PROCESSING', 'READY'];
 
 /** Upload sessions, completion, reads, listing and deletion: the media use cases. */
@@ -370,6 +389,7 @@ export class MediaService {
     if (media.status !== 'PENDING') return media; // a repeated PUT after completion changes nothing
     if (media.upload_expires_at.getTime() < Date.now()) throw new AppError('upload_expired');
     if (this.multipart?.applies(media.bytes)) throw new AppError('multipart_required');
+    await assertDeviceActive(this.pool, media);
     admitUploadHeaders(media, headers);
     const release = this.streaming.claim(media.id);
     let result;
@@ -433,6 +453,8 @@ export class MediaService {
   async complete(principal: Principal, mediaId: string, parts?: PartRef[]): Promise<MediaRow> {
     const media = await this.get(principal, mediaId);
     if (media.status !== 'PENDING') return media;
+    // Bytes may have reached a presigned store URL after the revocation: they are never adopted.
+    await assertDeviceActive(this.pool, media);
     // Multipart: validate the parts list and join the parts first (a no-op for single uploads).
     const joined = await this.joinMultipart(media, parts);
     const stat = await this.store.stat(media.storage_key);
@@ -517,6 +539,11 @@ export class MediaService {
   ): Promise<{ items: MediaRow[]; nextCursor: string | null }> {
     let repoScope: repo.ListQuery['scope'];
     if ('deviceId' in scope) {
+      // `me`: a device key lists its own media without knowing its id.
+      if (scope.deviceId === 'me') {
+        if (principal.kind !== 'device') throw new AppError('not_found', 'Device not found.');
+        scope = { deviceId: principal.deviceId };
+      }
       const dev = await repo.deviceOwner(this.pool, scope.deviceId);
       const allowed =
         dev !== undefined &&

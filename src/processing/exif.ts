@@ -81,6 +81,67 @@ function dms(v: unknown, ref: unknown, negative: string): number | undefined {
   return typeof ref === 'string' && ref.trim().toUpperCase() === negative ? -value : value;
 }
 
+/**
+ * Where a container's EXIF is read from. exifr parses JPEG, PNG and TIFF files itself (a HEIC is
+ * converted to a JPEG that keeps its EXIF first). It does not parse WebP (RIFF) and misreads AVIF,
+ * so for those the EXIF block the decoder found (sharp's `metadata().exif`) is parsed instead. GIF
+ * has no EXIF: nothing is read and nothing is warned about.
+ */
+export type ExifLocation = 'file' | 'block' | 'none';
+
+export function exifLocation(mime: string): ExifLocation {
+  switch (mime) {
+    case 'image/webp':
+    case 'image/avif':
+      return 'block';
+    case 'image/gif':
+      return 'none';
+    default:
+      return 'file';
+  }
+}
+
+/** The EXIF of a file of type `mime`; `block` gives the container's raw EXIF block when asked. */
+export async function readExifOf(
+  mime: string,
+  input: Buffer,
+  block: () => Promise<Buffer | undefined>,
+): Promise<ExifResult> {
+  switch (exifLocation(mime)) {
+    case 'none':
+      return { exif: null, gps: null };
+    case 'block': {
+      let raw: Buffer | undefined;
+      try {
+        raw = await block();
+      } catch {
+        raw = undefined; // an unreadable header: rendering reports it
+      }
+      return raw === undefined ? { exif: null, gps: null } : readExifBlock(raw);
+    }
+    case 'file':
+      return readExif(input);
+  }
+}
+
+/**
+ * An EXIF block as containers store it: a TIFF structure (`II*\0` or `MM\0*`), often behind an
+ * `Exif\0\0` marker (WebP and AVIF writers differ), which is skipped.
+ */
+export async function readExifBlock(raw: Buffer): Promise<ExifResult> {
+  const head = raw.subarray(0, 16);
+  const at = [head.indexOf('II*\0', 0, 'latin1'), head.indexOf('MM\0*', 0, 'latin1')].filter((i) => i >= 0);
+  if (at.length === 0) {
+    return {
+      exif: null,
+      gps: null,
+      warning: 'The EXIF metadata could not be read: no TIFF header in the EXIF block',
+    };
+  }
+  return readExif(raw.subarray(Math.min(...at)));
+}
+
+/** EXIF summary and GPS from a file exifr understands (JPEG, PNG, TIFF; a bare TIFF EXIF block). */
 export async function readExif(input: Buffer): Promise<ExifResult> {
   let tags: Record<string, unknown> | undefined;
   try {

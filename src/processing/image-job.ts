@@ -19,11 +19,12 @@ import { catalogEntry } from '../media/catalog.ts';
 import type { MediaRecord } from '../media/repo.ts';
 import { ObjectTooLargeError, type ObjectStore } from '../storage/types.ts';
 import { BufferPool, type BufferLease } from './buffer-pool.ts';
-import { readExif } from './exif.ts';
+import { readExifOf } from './exif.ts';
 import type { MemoryBudget } from './memory-budget.ts';
 import { HeifDecodeError, HeifUnavailableError, type HeifConverter } from './heif.ts';
 import * as repo from './repo.ts';
 import {
+  exifBlock,
   ImageDecodeError,
   probeHeif,
   renderVariants,
@@ -233,9 +234,9 @@ export class ImageJob {
     }
     progress.report(20);
 
-    // libheif copies the EXIF block into the JPEG it writes, so one parser path serves both.
+    // libheif copies the EXIF block into the JPEG it writes, so a HEIC's is read from that JPEG.
     t = performance.now();
-    const exif = await readExif(decodable);
+    const exif = await readExifOf(heif ? 'image/jpeg' : detected, decodable, () => exifBlock(decodable));
     step('exifr', t);
 
     // Each variant is stored as soon as it is encoded, while the larger ones still encode; the

@@ -21,21 +21,32 @@ const HLS_PATH = /^(?:master\.m3u8|(?:360p|720p|1080p|2160p)\/[A-Za-z0-9_-][A-Za
 
 export const isHlsPath = (p: string) => HLS_PATH.test(p);
 
-/** `<expires>.<signature>`; the signature covers the media id, the prefix and the expiry. */
+/**
+ * `<expires>.<runId>.<signature>`; the signature covers the media id, the run's prefix
+ * (`hls/<mediaId>/<runId>`) and the expiry. The run id travels in the token so that the token is
+ * checked before any row is read: a forged token gets the same 403 for a media that exists and
+ * one that does not.
+ */
 export function hlsToken(signer: UrlSigner, mediaId: string, prefix: string, expiresAt: number): string {
-  return `${expiresAt}.${signer.sign('GET', `hls-token:${mediaId}:${prefix}`, expiresAt)}`;
+  const runId = prefix.slice(prefix.lastIndexOf('/') + 1);
+  return `${expiresAt}.${runId}.${signer.sign('GET', `hls-token:${mediaId}:${prefix}`, expiresAt)}`;
 }
 
+const TOKEN = /^(\d{1,12})\.([A-Za-z0-9_-]{1,64})\.([A-Za-z0-9_-]{1,128})$/;
+
+/** Checks a token against the media id alone; when it holds, the run prefix it was signed for. */
 export function verifyHlsToken(
   signer: UrlSigner,
   mediaId: string,
-  prefix: string,
   token: string,
   now = Date.now(),
-): 'ok' | 'invalid' | 'expired' {
-  const m = /^(\d{1,12})\.([A-Za-z0-9_-]{1,128})$/.exec(token);
-  if (!m) return 'invalid';
-  return signer.verify('GET', `hls-token:${mediaId}:${prefix}`, Number(m[1]), m[2]!, {}, now);
+): { verdict: 'ok'; prefix: string; expires: number } | { verdict: 'invalid' | 'expired' } {
+  const m = TOKEN.exec(token);
+  if (!m) return { verdict: 'invalid' };
+  const prefix = `hls/${mediaId}/${m[2]!}`;
+  const expires = Number(m[1]);
+  const verdict = signer.verify('GET', `hls-token:${mediaId}:${prefix}`, expires, m[3]!, {}, now);
+  return verdict === 'ok' ? { verdict, prefix, expires } : { verdict };
 }
 
 export type HlsResponse =
@@ -65,7 +76,12 @@ export class HlsPlayback {
   /** The master playlist for a principal that may see the media, with fresh tokens in its URIs. */
   async master(principal: Principal, mediaId: string): Promise<string> {
     const m = await this.media.view(principal, mediaId);
-    if (m.media_type !== 'video') throw new AppError('not_found', 'This media is not a video.');
+    // Accessible but not a video: a state, not a missing thing (strangers got 404 from `view`).
+    if (m.media_type !== 'video') {
+      throw new AppError('invalid_state', 'This media is an image; only videos have playlists.', {
+        mediaType: m.media_type,
+      });
+    }
     if (m.status !== 'READY' || m.hls_master_key === null) {
       throw new AppError('invalid_state', `The video is ${m.status}; it has no playlists yet.`, {
         status: m.status,
@@ -76,17 +92,27 @@ export class HlsPlayback {
     return this.playlist(m.id, prefix, 'master.m3u8', hlsToken(this.signer, m.id, prefix, expires));
   }
 
-  /** One object of the ladder, behind a token (no credentials: this is what players fetch). */
+  /**
+   * One object of the ladder, behind a token (no credentials: this is what players fetch). The
+   * token is checked first, from the URL alone; only a token this API signed leads to a row.
+   */
   async object(mediaId: string, rel: string, token: string): Promise<HlsResponse> {
+    const checked = verifyHlsToken(this.signer, mediaId, token);
+    if (checked.verdict !== 'ok') {
+      throw checked.verdict === 'expired'
+        ? new AppError('signature_expired', 'The playback token has expired.')
+        : new AppError('signature_invalid', 'The playback token is invalid.');
+    }
+    const { prefix, expires } = checked;
     if (!isHlsPath(rel)) throw new AppError('not_found', 'No such playlist or segment.');
     const m = await findMedia(this.pool, mediaId);
     if (!m || m.status !== 'READY' || m.hls_master_key === null) {
       throw new AppError('not_found', 'Media not found.');
     }
-    const prefix = hlsPrefixOf(m.hls_master_key);
-    const verdict = verifyHlsToken(this.signer, m.id, prefix, token);
-    if (verdict === 'invalid') throw new AppError('signature_invalid', 'The playback token is invalid.');
-    if (verdict === 'expired') throw new AppError('signature_expired', 'The playback token has expired.');
+    // Signed for an earlier run of the ladder (reprocessed since): that run is gone.
+    if (hlsPrefixOf(m.hls_master_key) !== prefix) {
+      throw new AppError('signature_invalid', 'The playback token is for an earlier version of this video.');
+    }
     const key = `${prefix}/${rel}`;
     const { rowCount } = await this.pool.query(
       'SELECT 1 FROM media_hls_objects WHERE media_id = $1 AND storage_key = $2',
@@ -97,7 +123,6 @@ export class HlsPlayback {
       return { kind: 'playlist', body: await this.playlist(m.id, prefix, rel, token) };
     const stat = await this.store.stat(key);
     if (!stat) throw new AppError('not_found', 'The stored segment is missing.');
-    const expires = Number(token.split('.')[0]);
     return {
       kind: 'object',
       key,

@@ -301,6 +301,11 @@ export async function probeHeif(input: Buffer, maxPixels: number): Promise<HeifL
   return { width, height, primary, images };
 }
 
+/** The raw EXIF block of an image (WebP, AVIF …) from its header, without decoding pixels. */
+export async function exifBlock(input: Buffer): Promise<Buffer | undefined> {
+  return (await sharp(input).metadata()).exif;
+}
+
 /** Dimensions and orientation from the header (tests and diagnostics). */
 export async function probeImage(input: Buffer): Promise<{
   format: string | undefined;

@@ -176,8 +176,9 @@ export class LocalObjectStore implements ObjectStore {
     const params = { ct: opts.contentType, cd: opts.contentDisposition };
     const sig = this.signer.sign('GET', storageResource(key), expires, params);
     const q = new URLSearchParams({ expires: String(expires), ...params, sig });
-    const encodedKey = key.split('/').map(encodeURIComponent).join('/');
-    return Promise.resolve(`${this.publicUrl}/api/v1/storage/${encodedKey}?${q.toString()}`);
+    // One path segment (`/` as %2F), so the URL fits the OpenAPI template /storage/{key}; the route
+    // decodes it to the same key (and still takes the key's slashes unencoded).
+    return Promise.resolve(`${this.publicUrl}/api/v1/storage/${encodeURIComponent(key)}?${q.toString()}`);
   }
 
   uri(key: string): string {

@@ -7,15 +7,21 @@ import { startEmbedded, type EmbeddedDatabase } from '../../src/db/embedded.ts';
 import { createPool, isDatabaseUnavailable, withTransaction, type Pool } from '../../src/db/pool.ts';
 import { createLogger } from '../../src/log.ts';
 import { freePort, tempDir } from '../helpers/server.ts';
+import { createTestDatabase } from '../helpers/test-postgres.ts';
 
 let dir: string;
-let database: EmbeddedDatabase;
+let database: EmbeddedDatabase | undefined;
 let pool: Pool;
 before(async () => {
   dir = await tempDir('mediary-tx-');
   const logger = createLogger('silent');
-  database = await startEmbedded({ dir: path.join(dir, 'postgres'), port: await freePort(), logger });
-  pool = createPool(database.url, logger, 4);
+  // The run's database (a clone of its template), or an embedded Postgres of our own.
+  let url = await createTestDatabase();
+  if (url === undefined) {
+    database = await startEmbedded({ dir: path.join(dir, 'postgres'), port: await freePort(), logger });
+    url = database.url;
+  }
+  pool = createPool(url, logger, 4);
 });
 after(async () => {
   await pool?.end();

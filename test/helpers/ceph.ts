@@ -1,6 +1,8 @@
 /**
- * A real S3 server for tests: a throw-away Ceph RADOS Gateway started with
- * `../shared/s3/start-ceph-rgw.sh` (one per test file), stopped with `stop-ceph-rgw.sh`.
+ * A real S3 server for tests: a throw-away Ceph RADOS Gateway started with the project's own
+ * `scripts/ceph-rgw.sh`. Under scripts/test.mjs one Ceph serves the whole run (CEPH_DIR_ENV names
+ * its directory) and every file uses buckets of its own; a test file run on its own starts (and
+ * stops) a Ceph of its own.
  */
 import { execFile, spawn } from 'node:child_process';
 import { openSync, readFileSync } from 'node:fs';
@@ -13,8 +15,10 @@ import { freePort, tempDir } from './server.ts';
 
 const run = promisify(execFile);
 const here = path.dirname(fileURLToPath(import.meta.url));
-export const S3_SCRIPTS = path.resolve(here, '../../../shared/s3');
 export const ROOT = path.resolve(here, '../..');
+export const CEPH_SCRIPT = path.join(ROOT, 'scripts', 'ceph-rgw.sh');
+/** Set by scripts/test.mjs: the directory of the run's Ceph (scripts/ceph-rgw.sh start DIR). */
+export const CEPH_DIR_ENV = 'MEDIARY_TEST_CEPH_DIR';
 
 export interface Ceph {
   /** S3_ENDPOINT, S3_REGION, S3_FORCE_PATH_STYLE and the AWS_* credentials (for spawned commands). */
@@ -24,7 +28,8 @@ export interface Ceph {
   /**
    * The S3 gateway alone (the radosgw process), for outage tests. The monitor and the memstore OSD
    * keep running, so the objects, the bucket and the user survive a gateway restart (restarting
-   * the whole cluster with start-ceph-rgw.sh would start from an empty store).
+   * the whole cluster would start from an empty store). Only on a Ceph of the file's own: the
+   * runner shares no Ceph with the fault suite (`--faults`), whose store.fault.ts uses these.
    */
   gateway: {
     /** SIGSTOP: the port still accepts connections, nothing answers (a hung gateway). */
@@ -34,24 +39,50 @@ export interface Ceph {
     /** Starts radosgw again on the same cluster and port; resolves once it answers HTTP. */
     start(): Promise<void>;
   };
+  /** Stops a Ceph this file started; on the run's shared Ceph, nothing (the runner stops it). */
   stop(): Promise<void>;
 }
 
-export async function startCeph(): Promise<Ceph> {
-  const dir = await tempDir('mediary-s3test-ceph-');
+/** Starts a Ceph in `dir` (scripts/ceph-rgw.sh start); resolves with its KEY=VALUE lines. */
+export async function launchCeph(dir: string): Promise<Record<string, string>> {
   const port = await freePort();
   let monPort = await freePort();
   while (monPort === port) monPort = await freePort();
-  const { stdout } = await run('bash', [path.join(S3_SCRIPTS, 'start-ceph-rgw.sh'), dir, String(port)], {
+  const { stdout } = await run('bash', [CEPH_SCRIPT, 'start', dir, String(port)], {
     env: { ...process.env, MON_PORT: String(monPort) },
   });
-  const vars = Object.fromEntries(
-    stdout
+  return parseEnv(stdout);
+}
+
+/** Stops the Ceph in `dir` and empties it (scripts/ceph-rgw.sh stop). */
+export async function stopCeph(dir: string): Promise<void> {
+  await run('bash', [CEPH_SCRIPT, 'stop', dir]);
+}
+
+function parseEnv(text: string): Record<string, string> {
+  return Object.fromEntries(
+    text
       .split('\n')
       .map((l) => /^([A-Z0-9_]+)=(.*)$/.exec(l.trim()))
       .filter((m): m is RegExpExecArray => m !== null)
       .map((m) => [m[1]!, m[2]!]),
   );
+}
+
+export async function startCeph(): Promise<Ceph> {
+  const shared = process.env[CEPH_DIR_ENV];
+  if (shared) return cephHandle(shared, parseEnv(await readFile(path.join(shared, 'env'), 'utf8')), false);
+  const dir = await tempDir('mediary-s3test-ceph-');
+  try {
+    return cephHandle(dir, await launchCeph(dir), true);
+  } catch (err) {
+    await stopCeph(dir).catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+function cephHandle(dir: string, vars: Record<string, string>, owned: boolean): Ceph {
   const env = {
     S3_ENDPOINT: vars.S3_ENDPOINT!,
     S3_REGION: vars.S3_REGION!,
@@ -64,7 +95,7 @@ export async function startCeph(): Promise<Ceph> {
   process.env.AWS_SECRET_ACCESS_KEY = env.AWS_SECRET_ACCESS_KEY;
   return {
     env,
-    gateway: gatewayControl(dir, env.S3_ENDPOINT),
+    gateway: owned ? gatewayControl(dir, env.S3_ENDPOINT) : sharedGateway(),
     serverEnv: (bucket, extra = {}) => ({
       STORAGE_BACKEND: 's3',
       S3_BUCKET: bucket,
@@ -75,13 +106,22 @@ export async function startCeph(): Promise<Ceph> {
       ...extra,
     }),
     async stop() {
-      await run('bash', [path.join(S3_SCRIPTS, 'stop-ceph-rgw.sh'), dir, '--wipe']).catch(() => undefined);
+      if (!owned) return;
+      await stopCeph(dir).catch(() => undefined);
       await rm(dir, { recursive: true, force: true });
     },
   };
 }
 
-/** The radosgw pid start-ceph-rgw.sh recorded in DIR/pids, if it still runs with our config. */
+/** The run's shared gateway serves files running at the same time: no outages there. */
+function sharedGateway(): Ceph['gateway'] {
+  const refuse = (): never => {
+    throw new Error(`gateway outages need a Ceph of the file's own (run the file without ${CEPH_DIR_ENV})`);
+  };
+  return { pause: refuse, kill: () => Promise.resolve(refuse()), start: () => Promise.resolve(refuse()) };
+}
+
+/** The radosgw pid scripts/ceph-rgw.sh recorded in DIR/pids, if it still runs with our config. */
 function gatewayPid(dir: string): number | undefined {
   let lines: string[];
   try {
@@ -119,8 +159,8 @@ function gatewayControl(dir: string, endpoint: string): Ceph['gateway'] {
     },
     async start() {
       if (gatewayPid(dir) !== undefined) throw new Error('radosgw is already running');
-      // The same command line start-ceph-rgw.sh uses; its pid replaces the old one in DIR/pids so
-      // stop-ceph-rgw.sh still stops exactly what runs.
+      // The same command line scripts/ceph-rgw.sh uses; its pid replaces the old one in DIR/pids so
+      // `ceph-rgw.sh stop` still stops exactly what runs.
       const out = openSync(path.join(dir, 'log', 'rgw.out'), 'a');
       const child = spawn('radosgw', ['-c', conf, '-f', '-n', 'client.rgw.a'], {
         detached: true,

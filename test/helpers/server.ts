@@ -1,6 +1,8 @@
 /**
- * Test harness: a real Mediary server (real embedded Postgres, real filesystem) on free ports,
- * in a fresh temporary data directory, plus helpers to make principals and requests.
+ * Test harness: a real Mediary server (real Postgres, real filesystem) on free ports, in a fresh
+ * temporary data directory, plus helpers to make principals and requests. Under scripts/test.mjs
+ * each server gets a fresh database cloned from the run's migrated template (test-postgres.ts);
+ * a file run on its own starts an embedded Postgres per server instead.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -10,6 +12,7 @@ import { startServer, type Server } from '../../src/app.ts';
 import { createDevice, mintUserToken } from '../../src/auth/principals.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
 import { createLogger } from '../../src/log.ts';
+import { createTestDatabase } from './test-postgres.ts';
 
 export const JWT_SECRET = 'test-secret-test-secret-test-secret-0123456789';
 
@@ -31,6 +34,8 @@ export interface TestServer {
   /** The environment the server was configured from (to run `mediary` commands beside it). */
   env: Record<string, string>;
   dataDir: string;
+  /** The server's database (the run's clone of the template, or its embedded Postgres). */
+  databaseUrl: string;
   /** http://127.0.0.1:PORT */
   base: string;
   api(pathname: string): string;
@@ -66,16 +71,20 @@ export async function testEnv(
 
 export async function startTestServer(extraEnv: Record<string, string> = {}): Promise<TestServer> {
   const dataDir = await tempDir();
-  const env = await testEnv(dataDir, extraEnv);
+  const cloned = extraEnv.DATABASE_URL === undefined ? await createTestDatabase() : undefined;
+  const env = await testEnv(dataDir, cloned ? { DATABASE_URL: cloned, ...extraEnv } : extraEnv);
   const config = loadConfig(env);
   const logger = createLogger(config.logLevel, 2);
   const server = await startServer(config, logger);
   const base = config.publicUrl;
+  const databaseUrl =
+    server.database.embedded?.url ?? (config.database.kind === 'external' ? config.database.url : '');
   return {
     server,
     config,
     env,
     dataDir,
+    databaseUrl,
     base,
     api: (p) => `${base}/api/v1${p}`,
     async device(name = 'cam', ownerUserId) {

@@ -15,12 +15,15 @@ let port: number;
 /** The server's side of each connection, by the client's port. */
 const serverSockets = new Map<number, net.Socket>();
 let forgedUpload: string;
+/** A device's `Authorization`: the JSON route authenticates before it looks at the content type. */
+let authorization: string;
 
 before(async () => {
   t = await startTestServer();
   port = Number(new URL(t.base).port);
   t.server.app.server.on('connection', (s: net.Socket) => serverSockets.set(s.remotePort!, s));
   const dev = await t.device('linger');
+  authorization = dev.auth.authorization!;
   const s = await call(t.api('/media'), {
     method: 'POST',
     headers: dev.auth,
@@ -170,7 +173,7 @@ const upload = (o: Partial<Send> & Pick<Send, 'bytes'>): Send => ({
 const unsupported = (o: Partial<Send> & Pick<Send, 'bytes'>): Send => ({
   method: 'POST',
   path: '/api/v1/media',
-  headers: { 'content-type': 'text/plain', 'content-length': String(declared(o.bytes)) },
+  headers: { authorization, 'content-type': 'text/plain', 'content-length': String(declared(o.bytes)) },
   chunk: 64 * 1024,
   everyMs: 0,
   ...o,
@@ -233,7 +236,7 @@ test('a small unread body keeps the connection alive: Node drains it, the next r
   sock.on('data', (d: Buffer) => (got += d.toString('latin1')));
   const body = 'x'.repeat(10_000);
   sock.write(
-    `POST /api/v1/media HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n`,
+    `POST /api/v1/media HTTP/1.1\r\nHost: x\r\nAuthorization: ${authorization}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n`,
   );
   for (let i = 0; i < 100 && !got.includes('\r\n\r\n'); i++) await sleep(10);
   assert.match(got, /^HTTP\/1.1 415 /);

@@ -217,7 +217,7 @@ describe('video jobs: shutdown, cancellation, timeout, audio-only', () => {
     const user = await t.user('video-sigterm');
     const id = await uploadVideo(user.auth, clips.long!);
     const env = await testEnv(t.dataDir, {
-      DATABASE_URL: t.server.database.embedded!.url,
+      DATABASE_URL: t.databaseUrl,
       PROCESSING_CONCURRENCY: '1',
       // Every worker applies its retry policy to the queue when it starts: keep the server's.
       PROCESSING_RETRY_LIMIT: '1',

@@ -71,7 +71,7 @@ describe('worker lifecycle', () => {
     assert.equal(done.status, 200, done.text);
 
     const env = await testEnv(t.dataDir, {
-      DATABASE_URL: t.server.database.embedded!.url,
+      DATABASE_URL: t.databaseUrl,
       PROCESSING_CONCURRENCY: '1',
       // Not the server's settings: the queue's retry policy stays the server's (it owns it).
       PROCESSING_RETRY_LIMIT: '5',

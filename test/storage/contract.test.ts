@@ -1,261 +1,50 @@
 /**
- * The ObjectStore contract: every backend (local disk, S3 on a real Ceph RGW) must pass the same
- * suite. Capability flags decide which optional parts apply; nothing else may differ.
+ * Every backend passes the same ObjectStore contract (test/storage/store-contract.ts): local disk,
+ * and S3 on a real Ceph RGW. A new store adds one storeContractSuite call here.
  */
-import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Readable } from 'node:stream';
-import { after, before, describe, test } from 'node:test';
-import { AppError } from '../../src/errors.ts';
 import { LocalObjectStore } from '../../src/storage/local.ts';
 import { S3ObjectStore } from '../../src/storage/s3.ts';
 import { UrlSigner } from '../../src/storage/signing.ts';
-import { ObjectExistsError, ObjectTooLargeError, type ObjectStore } from '../../src/storage/types.ts';
-import { type Ceph, startCeph } from '../helpers/ceph.ts';
-import { sha256 } from '../helpers/files.ts';
-import { asBody, MiB } from '../helpers/multipart-suite.ts';
-import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { startCeph } from '../helpers/ceph.ts';
+import { MiB } from '../helpers/multipart-suite.ts';
+import { startTestServer } from '../helpers/server.ts';
+import { storeContractSuite } from './store-contract.ts';
 
-let ceph: Ceph;
-let t: TestServer;
-const stores: Record<'local' | 's3', ObjectStore | undefined> = { local: undefined, s3: undefined };
+storeContractSuite(
+  'local',
+  async () => {
+    // The local store's signed URLs are served by the API: run one on the same directory and secret.
+    const t = await startTestServer();
+    const secret = (await readFile(path.join(t.dataDir, 'signing.secret'), 'utf8')).trim();
+    const store = new LocalObjectStore(t.config.storage.dir, new UrlSigner(secret), t.config.publicUrl);
+    return { store, close: () => t.close() };
+  },
+  { typeParam: 'ct' },
+);
 
-before(async () => {
-  ceph = await startCeph();
-  // The local store's signed URLs are served by the API: run one on the same directory and secret.
-  t = await startTestServer();
-  const secret = (await readFile(path.join(t.dataDir, 'signing.secret'), 'utf8')).trim();
-  stores.local = new LocalObjectStore(t.config.storage.dir, new UrlSigner(secret), t.config.publicUrl);
-  const s3 = new S3ObjectStore({
-    bucket: 'contract',
-    region: ceph.env.S3_REGION!,
-    endpoint: ceph.env.S3_ENDPOINT,
-    forcePathStyle: true,
-    enforcesChecksum: false,
-    singlePutMaxBytes: 5 * MiB,
-    partSize: 5 * MiB,
-  });
-  await s3.setup({ corsOrigins: [] });
-  stores.s3 = s3;
-});
-after(async () => {
-  (stores.s3 as S3ObjectStore | undefined)?.destroy();
-  await t?.close();
-  await ceph?.stop();
-});
-
-const body = (buf: Buffer) => Readable.from([buf]);
-async function read(store: ObjectStore, key: string, range?: { start: number; end: number }) {
-  const stream = await store.get(key, range);
-  if (!stream) return undefined;
-  const chunks: Buffer[] = [];
-  for await (const c of stream) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
-async function rejectsWith(p: Promise<unknown>, code: string) {
-  await assert.rejects(p, (err: unknown) => err instanceof AppError && err.code === code);
-}
-async function uploads(store: ObjectStore) {
-  const ids: string[] = [];
-  for await (const u of store.listMultipartUploads()) ids.push(u.uploadId);
-  return ids;
-}
-
-for (const backend of ['local', 's3'] as const) {
-  describe(`ObjectStore contract: ${backend}`, () => {
-    const s = () => stores[backend]!;
-    const data = Buffer.from('contract bytes '.repeat(1000));
-
-    test('capabilities are explicit booleans', () => {
-      for (const [k, v] of Object.entries(s().capabilities)) assert.equal(typeof v, 'boolean', k);
-      assert.equal(s().capabilities.presignedPut, typeof s().presignPut === 'function');
-      assert.equal(s().capabilities.presignedParts, typeof s().presignPart === 'function');
+storeContractSuite(
+  's3',
+  async () => {
+    const ceph = await startCeph();
+    const store = new S3ObjectStore({
+      bucket: 'mediary-contract',
+      region: ceph.env.S3_REGION!,
+      endpoint: ceph.env.S3_ENDPOINT,
+      forcePathStyle: true,
+      enforcesChecksum: false,
+      singlePutMaxBytes: 5 * MiB,
+      partSize: 5 * MiB,
     });
-
-    test('put → stat, get, range, listObjects, delete; missing objects are undefined', async () => {
-      const key = 'c/one.bin';
-      const put = await s().put(key, body(data), {
-        contentType: 'application/octet-stream',
-        bytes: data.length,
-        sha256: sha256(data),
-      });
-      assert.deepEqual(put, { size: data.length, sha256: sha256(data) });
-      const st = await s().stat(key);
-      assert.equal(st?.size, data.length);
-      assert.match(st.etag, /^".+"$/);
-      assert.deepEqual(await read(s(), key), data);
-      assert.deepEqual(await read(s(), key, { start: 10, end: 19 }), data.subarray(10, 20));
-      assert.deepEqual(await s().readAll(key, data.length), data);
-      // Into a caller's (larger, dirty) buffer: a view of exactly the object's bytes.
-      const given = Buffer.alloc(data.length + 100, 0xee);
-      const sizes: number[] = [];
-      const into = await s().readAll(key, data.length + 50, (size) => {
-        sizes.push(size);
-        return given;
-      });
-      assert.deepEqual(into, data);
-      assert.equal(into?.buffer, given.buffer);
-      assert.deepEqual(sizes, [data.length]);
-      await assert.rejects(s().readAll(key, data.length - 1), (err: unknown) => {
-        assert.ok(err instanceof ObjectTooLargeError);
-        assert.equal(err.size, data.length);
-        return true;
-      });
-      const listed: string[] = [];
-      for await (const page of s().listObjects()) listed.push(...page.map((o) => o.key));
-      assert.ok(listed.includes(key));
-      await s().delete(key);
-      assert.equal(await s().stat(key), undefined);
-      assert.equal(await s().get(key), undefined);
-      assert.equal(await s().readAll(key, 100), undefined);
-      await s().delete(key); // deleting a missing object is fine
-      assert.throws(() => s().uri('../escape'));
-    });
-
-    test('an exclusive put never replaces an object (single and multipart sizes); a plain put does', async () => {
-      const big = Buffer.alloc(6 * MiB, 0x5a); // over the S3 store's single-PUT size: its multipart path
-      for (const [key, first, other] of [
-        ['c/exclusive.bin', data, Buffer.from('other bytes '.repeat(1250))],
-        ['c/exclusive-big.bin', big, Buffer.alloc(6 * MiB, 0x33)],
-      ] as const) {
-        const expect = { contentType: 'application/octet-stream', bytes: first.length, exclusive: true };
-        await s().put(key, body(first), expect);
-        await assert.rejects(
-          s().put(key, body(other), { ...expect, bytes: other.length }),
-          (err: unknown) => {
-            assert.ok(err instanceof ObjectExistsError, String(err));
-            assert.equal(err.sha256, sha256(other), 'names what the refused bytes hash to');
-            return true;
-          },
-        );
-        assert.deepEqual(await s().readAll(key, first.length), first, 'the first object stands');
-        await s().put(key, body(other), { ...expect, bytes: other.length, exclusive: false });
-        assert.deepEqual(await s().readAll(key, other.length), other, 'a plain put replaces');
-        await s().delete(key);
-      }
-      assert.deepEqual(await uploads(s()), [], 'no multipart upload left open');
-    });
-
-    test('put refuses too many bytes, too few bytes or a wrong sha256, leaving nothing', async () => {
-      const key = 'c/bad.bin';
-      const expect = { contentType: 'application/octet-stream', bytes: data.length };
-      await rejectsWith(
-        s().put(key, body(Buffer.concat([data, Buffer.from('x')])), expect),
-        'upload_too_large',
-      );
-      await rejectsWith(s().put(key, body(data.subarray(1)), expect), 'upload_incomplete');
-      await rejectsWith(s().put(key, body(data), { ...expect, sha256: 'a'.repeat(64) }), 'checksum_mismatch');
-      assert.equal(await s().stat(key), undefined);
-    });
-
-    test('a large put (above the single-put size) is atomic too', async () => {
-      const big = Buffer.alloc(11 * MiB, 7);
-      const key = 'c/big.bin';
-      const before = await uploads(s());
-      await rejectsWith(
-        s().put(key, body(big), { contentType: 'video/mp4', bytes: big.length, sha256: 'b'.repeat(64) }),
-        'checksum_mismatch',
-      );
-      assert.equal(await s().stat(key), undefined);
-      assert.deepEqual(await uploads(s()), before, 'no multipart upload left behind');
-      await s().put(key, body(big), { contentType: 'video/mp4', bytes: big.length, sha256: sha256(big) });
-      assert.equal(sha256((await read(s(), key))!), sha256(big));
-      await s().delete(key);
-    });
-
-    test('signed GET URLs serve the bytes with the given type and disposition; tampering fails', async () => {
-      const key = 'c/signed.jpg';
-      await s().put(key, body(data), { contentType: 'image/jpeg', bytes: data.length });
-      const url = await s().signedGetUrl(key, {
-        expiresInSeconds: 60,
-        contentType: 'image/jpeg',
-        contentDisposition: 'attachment; filename="x.jpg"',
-      });
-      const res = await fetch(url);
-      assert.equal(res.status, 200);
-      assert.equal(res.headers.get('content-type'), 'image/jpeg');
-      assert.equal(res.headers.get('content-disposition'), 'attachment; filename="x.jpg"');
-      assert.deepEqual(Buffer.from(await res.arrayBuffer()), data);
-      const bad = new URL(url);
-      bad.searchParams.set(backend === 's3' ? 'response-content-type' : 'ct', 'text/html');
-      assert.equal((await fetch(bad)).status, 403);
-      await s().delete(key);
-    });
-
-    test('multipart: parts, replace a part, list, wrong ETag refused, complete, abort', async () => {
-      const key = 'c/multi.bin';
-      const p1 = Buffer.alloc(5 * MiB, 1);
-      const p2 = Buffer.alloc(5 * MiB, 2);
-      const p3 = Buffer.from('the end');
-      const id = await s().createMultipart(key, 'video/mp4');
-      assert.ok((await uploads(s())).includes(id));
-      const r1 = await s().putPart(key, id, 1, body(p1), p1.length);
-      await s().putPart(key, id, 2, body(Buffer.alloc(5 * MiB, 9)), p2.length);
-      const r2 = await s().putPart(key, id, 2, body(p2), p2.length); // replaces the first copy
-      const r3 = await s().putPart(key, id, 3, body(p3), p3.length);
-      const listed = await s().listParts(key, id);
-      assert.deepEqual(
-        listed?.map((p) => [p.partNumber, p.size, p.etag]),
-        [
-          [1, p1.length, r1.etag],
-          [2, p2.length, r2.etag],
-          [3, p3.length, r3.etag],
-        ],
-      );
-      await rejectsWith(
-        s().completeMultipart(key, id, [
-          r1,
-          { partNumber: 2, etag: '"00000000000000000000000000000000"' },
-          r3,
-        ]),
-        'etag_mismatch',
-      );
-      assert.equal(await s().stat(key), undefined, 'nothing visible after a refused completion');
-      const done = await s().completeMultipart(key, id, [r1, r2, r3]);
-      assert.equal(done.size, p1.length + p2.length + p3.length);
-      assert.equal(sha256((await read(s(), key))!), sha256(Buffer.concat([p1, p2, p3])));
-      assert.ok(!(await uploads(s())).includes(id));
-      assert.equal(await s().listParts(key, id), undefined);
-      await s().delete(key);
-
-      const id2 = await s().createMultipart(key, 'video/mp4');
-      await s().putPart(key, id2, 1, body(p3), p3.length);
-      await s().abortMultipart(key, id2);
-      await s().abortMultipart(key, id2); // twice is fine
-      assert.ok(!(await uploads(s())).includes(id2));
-      assert.equal(await s().stat(key), undefined);
-    });
-
-    test('presigned PUTs and parts (where supported) are enforced by the store', async () => {
-      const store = s();
-      if (store.presignPut) {
-        const key = 'c/presigned.jpg';
-        const p = await store.presignPut(key, { contentType: 'image/jpeg', bytes: data.length }, 60);
-        const put = (b: Buffer, h: Record<string, string>) =>
-          fetch(p.url, { method: 'PUT', headers: h, body: asBody(b) });
-        assert.equal((await put(data.subarray(1), p.headers)).status, 403, 'wrong length');
-        assert.equal((await put(data, { 'Content-Type': 'text/html' })).status, 403, 'wrong type');
-        assert.equal(await s().stat(key), undefined);
-        assert.equal((await put(data, p.headers)).status, 200);
-        assert.equal((await s().stat(key))?.size, data.length);
-        await s().delete(key);
-      }
-      if (store.presignPart) {
-        const key = 'c/presigned-part.bin';
-        const id = await s().createMultipart(key, 'video/mp4');
-        const p = await store.presignPart(key, id, 1, 100, 60);
-        const bad = await fetch(p.url, { method: 'PUT', headers: p.headers, body: new Uint8Array(99) });
-        assert.equal(bad.status, 403, 'a part of another length');
-        const ok = await fetch(p.url, { method: 'PUT', headers: p.headers, body: new Uint8Array(100) });
-        assert.equal(ok.status, 200);
-        assert.ok(ok.headers.get('etag'));
-        assert.deepEqual(
-          (await s().listParts(key, id))?.map((x) => x.etag),
-          [ok.headers.get('etag')],
-        );
-        await s().abortMultipart(key, id);
-      }
-    });
-  });
-}
+    await store.setup({ corsOrigins: [] });
+    return {
+      store,
+      async close() {
+        store.destroy();
+        await ceph.stop();
+      },
+    };
+  },
+  { typeParam: 'response-content-type' },
+);

@@ -56,9 +56,10 @@ export const circleRoutes: FastifyPluginAsyncTypebox<CircleRouteDeps> = async (a
   app.post(
     '/circles',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'Create a circle (you are its owner)',
+        operationId: 'createCircle',
         tags,
         body: Type.Object({ name: Text({ minLength: 1, maxLength: 200 }) }, { additionalProperties: false }),
         response: { 201: CircleView, ...errors(400, 401, 403) },
@@ -73,9 +74,10 @@ export const circleRoutes: FastifyPluginAsyncTypebox<CircleRouteDeps> = async (a
   app.get(
     '/circles',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'Circles you own or belong to',
+        operationId: 'listCircles',
         tags,
         response: { 200: Type.Object({ items: Type.Array(CircleView) }), ...errors(401, 403) },
       },
@@ -86,9 +88,10 @@ export const circleRoutes: FastifyPluginAsyncTypebox<CircleRouteDeps> = async (a
   app.get(
     '/circles/:id',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'A circle and its members (owner and members only)',
+        operationId: 'getCircle',
         tags,
         params: CircleParams,
         response: { 200: CircleView, ...errors(400, 401, 403, 404) },
@@ -100,9 +103,10 @@ export const circleRoutes: FastifyPluginAsyncTypebox<CircleRouteDeps> = async (a
   app.delete(
     '/circles/:id',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'Delete a circle (owner): everything shared with it is unshared',
+        operationId: 'deleteCircle',
         tags,
         params: CircleParams,
         response: { 204: Type.Null(), ...errors(400, 401, 403, 404) },
@@ -117,9 +121,10 @@ export const circleRoutes: FastifyPluginAsyncTypebox<CircleRouteDeps> = async (a
   app.post(
     '/circles/:id/members',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'Add a member (owner)',
+        operationId: 'addCircleMember',
         tags,
         params: CircleParams,
         body: Type.Object({ userId: UserId }, { additionalProperties: false }),
@@ -133,9 +138,10 @@ export const circleRoutes: FastifyPluginAsyncTypebox<CircleRouteDeps> = async (a
   app.delete(
     '/circles/:id/members/:userId',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'Remove a member (owner), or leave (yourself); what they shared leaves with them',
+        operationId: 'removeCircleMember',
         tags,
         params: Type.Object({ id: Uuid, userId: UserId }),
         response: { 204: Type.Null(), ...errors(400, 401, 403, 404) },
@@ -150,9 +156,10 @@ export const circleRoutes: FastifyPluginAsyncTypebox<CircleRouteDeps> = async (a
   app.post(
     '/circles/:id/shares',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'Share a media or a post you own with the circle (members only)',
+        operationId: 'shareWithCircle',
         tags,
         params: CircleParams,
         body: Type.Object(
@@ -175,9 +182,10 @@ export const circleRoutes: FastifyPluginAsyncTypebox<CircleRouteDeps> = async (a
   app.delete(
     '/circles/:id/shares/:shareId',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'Take a share back (who shared it, or the owner)',
+        operationId: 'unshareFromCircle',
         tags,
         params: Type.Object({ id: Uuid, shareId: Uuid }),
         response: { 204: Type.Null(), ...errors(400, 401, 403, 404) },
@@ -192,9 +200,10 @@ export const circleRoutes: FastifyPluginAsyncTypebox<CircleRouteDeps> = async (a
   app.get(
     '/circles/:id/media',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'Media shared with the circle (directly or on shared posts), newest share first',
+        operationId: 'listCircleMedia',
         tags,
         params: CircleParams,
         querystring: Type.Object(

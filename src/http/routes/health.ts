@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Queryable } from '../../db/pool.ts';
 import { AppError } from '../../errors.ts';
-import { errors } from '../schemas.ts';
+import { errors, PUBLIC } from '../schemas.ts';
 
 /** /readyz answers 503 when `SELECT 1` takes longer than this. */
 const READY_TIMEOUT_MS = 2000;
@@ -14,7 +14,9 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ db: Queryable }> = async 
       schema: {
         summary: 'Liveness',
         tags: ['health'],
-        response: { 200: Type.Object({ status: Type.Literal('ok') }) },
+        operationId: 'liveness',
+        security: PUBLIC,
+        response: { 200: Type.Object({ status: Type.Literal('ok') }), ...errors() },
       },
     },
     () => ({ status: 'ok' as const }),
@@ -25,6 +27,8 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ db: Queryable }> = async 
       schema: {
         summary: 'Readiness: the database answers',
         tags: ['health'],
+        operationId: 'readiness',
+        security: PUBLIC,
         response: { 200: Type.Object({ status: Type.Literal('ready') }), ...errors(503) },
       },
     },

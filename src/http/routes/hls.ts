@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
 import type { HlsPlayback, HlsResponse } from '../../processing/playback.ts';
 import { principalOf, type registerAuth } from '../auth.ts';
-import { errors, MediaIdParams, Uuid } from '../schemas.ts';
+import { BEARER_OR_SIGNED, bytesResponse, errors, MediaIdParams, PUBLIC, Uuid } from '../schemas.ts';
 import { sendObject } from '../send-object.ts';
 
 export interface HlsRouteDeps {
@@ -24,8 +24,6 @@ const Token = Type.String({
  * origin: they carry their own authorisation and no cookies are involved.
  */
 export const hlsRoutes: FastifyPluginAsyncTypebox<HlsRouteDeps> = async (app, { playback, auth }) => {
-  const tokenResponse = { 200: Type.Unknown(), 206: Type.Unknown(), 304: Type.Null() };
-
   const send = (reply: FastifyReply, r: HlsResponse, request: Parameters<typeof sendObject>[0]) => {
     void reply.header('access-control-allow-origin', '*');
     if (r.kind === 'playlist') {
@@ -43,13 +41,19 @@ export const hlsRoutes: FastifyPluginAsyncTypebox<HlsRouteDeps> = async (app, { 
   app.get(
     '/media/:id/hls/master.m3u8',
     {
-      preHandler: auth.optional,
+      onRequest: auth.optional,
       schema: {
         summary: 'HLS master playlist; every URI in it carries a playback token',
+        description: 'With the caller’s bearer token, or with `?token=` from any playlist URI.',
         tags: ['video'],
+        operationId: 'getHlsMasterPlaylist',
+        security: BEARER_OR_SIGNED,
         params: MediaIdParams,
         querystring: Type.Object({ token: Type.Optional(Token) }, { additionalProperties: false }),
-        response: { ...tokenResponse, ...errors(400, 401, 403, 404, 409) },
+        response: {
+          200: bytesResponse('The master playlist.', PLAYLIST_TYPE),
+          ...errors(400, 401, 403, 404, 409),
+        },
       },
     },
     async (request, reply) => {
@@ -69,9 +73,16 @@ export const hlsRoutes: FastifyPluginAsyncTypebox<HlsRouteDeps> = async (app, { 
       schema: {
         summary: 'A variant playlist or segment of the HLS ladder (playback token required)',
         tags: ['video'],
+        operationId: 'getHlsObject',
+        security: PUBLIC,
         params: Type.Object({ id: Uuid, '*': Type.String({ maxLength: 200 }) }),
         querystring: Type.Object({ token: Token }, { additionalProperties: false }),
-        response: { ...tokenResponse, ...errors(400, 403, 404, 416) },
+        response: {
+          200: bytesResponse('A media playlist or a segment.', PLAYLIST_TYPE, 'video/mp4'),
+          206: bytesResponse('The requested range of a segment.', 'video/mp4'),
+          304: Type.Null({ description: 'Not modified (`If-None-Match` matched the ETag).' }),
+          ...errors(400, 403, 404, 416),
+        },
       },
     },
     async (request, reply) => {

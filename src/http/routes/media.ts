@@ -18,10 +18,13 @@ import {
   Uuid,
   DeliveryQuery,
   deliveryResponses,
+  BEARER_OR_SIGNED,
+  DEFAULT_PAGE_SIZE,
 } from '../schemas.ts';
 import { sendObject } from '../send-object.ts';
 import { isServerFault } from '../errors.ts';
 import { withIdleTimeout } from '../idle-body.ts';
+import { acceptRepeatedContentType } from '../upload-content-type.ts';
 
 export interface MediaRouteDeps {
   media: MediaService;
@@ -38,7 +41,7 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
   { media, auth, config },
 ) => {
   const createSession = {
-    preHandler: auth.required,
+    onRequest: auth.required,
     config: {
       // One bucket for both URLs (the alias must not double the limit).
       rateLimit: perPrincipalRateLimit('sessions', config.rateLimit.sessionsPerMinute),
@@ -46,32 +49,45 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
     schema: {
       summary: 'Create an upload session',
       tags: ['media'],
+      operationId: 'createUploadSession',
       headers: IdempotencyHeaders,
       body: CreateSessionBody,
-      response: { 200: SessionResponse, 201: SessionResponse, ...errors(400, 401, 404, 409, 413, 422, 429) },
+      response: {
+        200: SessionResponse,
+        201: SessionResponse,
+        ...errors(400, 401, 403, 404, 409, 413, 422, 429),
+      },
     },
   } as const;
-  for (const url of ['/media', '/media/upload-session']) {
-    app.post(url, createSession, async (request, reply) => {
-      const principal = principalOf(request);
-      const result = await media.createSession(principal, request.body, request.headers['idempotency-key']);
-      void reply.status(result.created ? 201 : 200);
-      return {
-        mediaId: result.media.id,
-        status: result.media.status,
-        upload: result.upload,
-        media: toMediaView(result.media, principal),
-      };
-    });
+  for (const [url, operationId] of [
+    ['/media', 'createUploadSession'],
+    ['/media/upload-session', 'createUploadSessionAlias'],
+  ] as const) {
+    app.post(
+      url,
+      { ...createSession, schema: { ...createSession.schema, operationId } },
+      async (request, reply) => {
+        const principal = principalOf(request);
+        const result = await media.createSession(principal, request.body, request.headers['idempotency-key']);
+        void reply.status(result.created ? 201 : 200);
+        return {
+          mediaId: result.media.id,
+          status: result.media.status,
+          upload: result.upload,
+          media: toMediaView(result.media, principal),
+        };
+      },
+    );
   }
 
   app.get(
     '/media/:id',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'Get media metadata',
         tags: ['media'],
+        operationId: 'getMedia',
         params: MediaIdParams,
         response: { 200: MediaView, ...errors(400, 401, 404) },
       },
@@ -85,10 +101,11 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
   app.get(
     '/media/:id/status',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'Get processing status',
         tags: ['media'],
+        operationId: 'getMediaStatus',
         params: MediaIdParams,
         response: { 200: StatusResponse, ...errors(400, 401, 404) },
       },
@@ -110,12 +127,16 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
   app.post(
     '/media/:id/complete',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       // A 10,000-part list is ~600 KB of JSON.
       bodyLimit: 1024 * 1024,
+      config: { optionalBody: true },
       schema: {
         summary: 'Verify the uploaded object (joining multipart parts first) and start processing',
+        description:
+          'The body is optional: none, `{}`, or (multipart uploads) `{"parts": [...]}`. An empty body with `content-type: application/json` counts as none.',
         tags: ['media'],
+        operationId: 'completeUpload',
         params: MediaIdParams,
         body: Type.Union([Type.Null(), CompleteBody]),
         response: { 200: MediaView, ...errors(400, 401, 404, 409, 413, 422) },
@@ -130,10 +151,11 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
   app.delete(
     '/media/:id',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'Delete media',
         tags: ['media'],
+        operationId: 'deleteMedia',
         params: MediaIdParams,
         response: { 204: Type.Null(), ...errors(400, 401, 404) },
       },
@@ -147,13 +169,14 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
   app.get(
     '/media/:id/download',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'Download the original (302 to a signed URL, or proxied)',
         tags: ['media'],
+        operationId: 'downloadMedia',
         params: MediaIdParams,
         querystring: DeliveryQuery,
-        response: deliveryResponses(400, 401, 404, 409, 416),
+        response: deliveryResponses(['image/*', 'video/*'], 400, 401, 404, 409, 416),
       },
     },
     async (request, reply) => {
@@ -176,18 +199,20 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
   app.get(
     '/devices/:deviceId/media',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
-        summary: 'List a device’s media, newest capture first',
+        summary: 'List a device’s media (`me` for the calling device), newest capture first',
         tags: ['media'],
-        params: Type.Object({ deviceId: Uuid }),
+        operationId: 'listDeviceMedia',
+        params: Type.Object({ deviceId: Type.Union([Uuid, Type.Literal('me')]) }),
         querystring: ListQuery,
         response: { 200: ListResponse, ...errors(400, 401, 404) },
       },
     },
     async (request) => {
       const principal = principalOf(request);
-      const page = await media.list(principal, { deviceId: request.params.deviceId }, request.query);
+      const query = { ...request.query, limit: request.query.limit ?? DEFAULT_PAGE_SIZE };
+      const page = await media.list(principal, { deviceId: request.params.deviceId }, query);
       return { items: page.items.map((m) => toMediaView(m, principal)), nextCursor: page.nextCursor };
     },
   );
@@ -195,10 +220,11 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
   app.get(
     '/users/:userId/media',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'List a user’s media (`me` for yourself), newest capture first',
         tags: ['media'],
+        operationId: 'listUserMedia',
         params: Type.Object({ userId: Type.String({ minLength: 1, maxLength: 200 }) }),
         querystring: ListQuery,
         response: { 200: ListResponse, ...errors(400, 401, 404) },
@@ -206,7 +232,8 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
     },
     async (request) => {
       const principal = principalOf(request);
-      const page = await media.list(principal, { userId: request.params.userId }, request.query);
+      const query = { ...request.query, limit: request.query.limit ?? DEFAULT_PAGE_SIZE };
+      const page = await media.list(principal, { userId: request.params.userId }, query);
       return { items: page.items.map((m) => toMediaView(m, principal)), nextCursor: page.nextCursor };
     },
   );
@@ -222,14 +249,20 @@ export const uploadRoute: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
 ) => {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
+  acceptRepeatedContentType(app);
 
   app.put(
     '/media/:id/upload',
     {
-      preHandler: auth.optional,
+      onRequest: auth.optional,
+      config: { rawBody: true },
       schema: {
         summary: 'Upload the bytes (local store): a signed URL or the owner’s credentials',
+        description:
+          'The body is the file, with `Content-Type` equal to the declared `mimeType` (the same type repeated counts as one). Authorised by the `expires` + `sig` of `upload.url`, or by the owner’s bearer token.',
         tags: ['media'],
+        operationId: 'uploadBytes',
+        security: BEARER_OR_SIGNED,
         params: MediaIdParams,
         querystring: Type.Object(
           {

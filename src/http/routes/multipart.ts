@@ -7,7 +7,8 @@ import type { MediaService } from '../../media/service.ts';
 import { perPrincipalRateLimit, principalOf, type registerAuth } from '../auth.ts';
 import { isServerFault } from '../errors.ts';
 import { withIdleTimeout } from '../idle-body.ts';
-import { errors, MediaIdParams, MediaView, PartNumber, toMediaView } from '../schemas.ts';
+import { errors, MediaIdParams, MediaView, PartNumber, PUBLIC, toMediaView } from '../schemas.ts';
+import { acceptRepeatedContentType } from '../upload-content-type.ts';
 
 export interface MultipartRouteDeps {
   media: MediaService;
@@ -26,13 +27,14 @@ export const multipartRoutes: FastifyPluginAsyncTypebox<MultipartRouteDeps> = as
   app.post(
     '/media/:id/parts',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       config: {
         rateLimit: perPrincipalRateLimit('part-signing', config.rateLimit.sessionsPerMinute),
       },
       schema: {
         summary: 'Sign upload URLs for some parts of a multipart upload',
         tags: ['media', 'multipart'],
+        operationId: 'signParts',
         params: MediaIdParams,
         body: Type.Object(
           { partNumbers: Type.Array(PartNumber, { minItems: 1, maxItems: 100 }) },
@@ -63,10 +65,11 @@ export const multipartRoutes: FastifyPluginAsyncTypebox<MultipartRouteDeps> = as
   app.get(
     '/media/:id/parts',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'List the parts already stored (resume after a restart)',
         tags: ['media', 'multipart'],
+        operationId: 'listParts',
         params: MediaIdParams,
         response: {
           200: Type.Object({
@@ -87,10 +90,13 @@ export const multipartRoutes: FastifyPluginAsyncTypebox<MultipartRouteDeps> = as
   app.post(
     '/media/:id/cancel',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
+      config: { optionalBody: true },
       schema: {
         summary: 'Cancel a pending upload (aborts a multipart upload); the media becomes FAILED (cancelled)',
+        description: 'The body is optional: none or `{}`.',
         tags: ['media', 'multipart'],
+        operationId: 'cancelUpload',
         params: MediaIdParams,
         body: Type.Union([Type.Null(), Type.Object({}, { additionalProperties: false })]),
         response: { 200: MediaView, ...errors(400, 401, 404, 409) },
@@ -114,29 +120,44 @@ export const partUploadRoute: FastifyPluginAsyncTypebox<MultipartRouteDeps> = as
 ) => {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
+  acceptRepeatedContentType(app);
 
   app.put(
     '/media/:id/parts/:partNumber',
     {
+      config: { rawBody: true },
       schema: {
         summary: 'Upload one part (local store) to a signed part URL',
+        description:
+          'The body is exactly the part’s bytes; the `ETag` response header is the part’s ETag for `complete`.',
         tags: ['multipart'],
+        operationId: 'uploadPart',
+        security: PUBLIC,
         params: Type.Object({ id: MediaIdParams.properties.id, partNumber: PartNumber }),
         querystring: Type.Object(
-          { expires: Type.String({ pattern: '^\\d{1,12}$' }), sig: Type.String({ maxLength: 128 }) },
+          {
+            expires: Type.String({ pattern: '^\\d{1,12}$' }),
+            // Optional in the schema: a URL without it is a tampered URL (403), not a malformed one.
+            upload: Type.Optional(Type.String({ maxLength: 1024 })),
+            sig: Type.String({ maxLength: 128 }),
+          },
           { additionalProperties: false },
         ),
         response: { 200: StoredPart, ...errors(400, 403, 404, 408, 409, 410, 413, 422, 503, 507) },
       },
     },
     async (request, reply) => {
+      const { id, partNumber } = request.params;
+      // The signature first: no row is read for a URL this API did not sign.
+      const { expires, upload = '', sig } = request.query;
+      multipart.verifyPartSignature(id, partNumber, { expires, upload, sig });
       const lengthHeader = request.headers['content-length'];
       try {
-        const m = await media.get(null, request.params.id);
+        const m = await media.get(null, id);
         const part = await multipart.receivePart(
           m,
-          request.params.partNumber,
-          request.query,
+          partNumber,
+          upload,
           withIdleTimeout(request.raw, config.uploads.idleTimeoutSeconds * 1000),
           lengthHeader !== undefined ? Number(lengthHeader) : undefined,
         );

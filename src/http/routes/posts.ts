@@ -50,9 +50,10 @@ export const postRoutes: FastifyPluginAsyncTypebox<PostRouteDeps> = async (app, 
   app.post(
     '/posts',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'Create a post from uploaded media (users only)',
+        operationId: 'createPost',
         tags: ['posts'],
         headers: IdempotencyHeaders,
         body: Type.Object(
@@ -73,9 +74,10 @@ export const postRoutes: FastifyPluginAsyncTypebox<PostRouteDeps> = async (app, 
   app.get(
     '/posts/:id',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'Get a post with its media in order',
+        operationId: 'getPost',
         tags: ['posts'],
         params: PostIdParams,
         response: { 200: PostView, ...errors(400, 401, 403, 404) },
@@ -90,9 +92,10 @@ export const postRoutes: FastifyPluginAsyncTypebox<PostRouteDeps> = async (app, 
   app.patch(
     '/posts/:id',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'Edit a post: caption, and/or its whole media list in the new order',
+        operationId: 'updatePost',
         tags: ['posts'],
         params: PostIdParams,
         body: Type.Object(
@@ -115,9 +118,10 @@ export const postRoutes: FastifyPluginAsyncTypebox<PostRouteDeps> = async (app, 
   app.delete(
     '/posts/:id',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'Delete a post and its media',
+        operationId: 'deletePost',
         tags: ['posts'],
         params: PostIdParams,
         response: { 204: Type.Null(), ...errors(400, 401, 403, 404) },
@@ -132,9 +136,10 @@ export const postRoutes: FastifyPluginAsyncTypebox<PostRouteDeps> = async (app, 
   app.get(
     '/users/:userId/posts',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'List a user’s posts (`me` for yourself), newest first',
+        operationId: 'listUserPosts',
         tags: ['posts'],
         params: Type.Object({ userId: Type.String({ minLength: 1, maxLength: 200 }) }),
         querystring: Type.Object(

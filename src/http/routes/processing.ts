@@ -34,10 +34,13 @@ export const processingRoutes: FastifyPluginAsyncTypebox<ProcessingRouteDeps> = 
   app.post(
     '/media/:id/retry-processing',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
+      config: { optionalBody: true },
       schema: {
         summary: 'Requeue processing of a FAILED media',
+        description: 'The body is optional: none or `{}`.',
         tags: ['processing'],
+        operationId: 'retryProcessing',
         params: MediaIdParams,
         body: Type.Union([Type.Null(), Type.Object({}, { additionalProperties: false })]),
         response: { 202: MediaView, ...errors(400, 401, 404, 409) },
@@ -53,15 +56,16 @@ export const processingRoutes: FastifyPluginAsyncTypebox<ProcessingRouteDeps> = 
   app.get(
     '/media/:id/variants/:name',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'Serve one image variant (302 to a signed URL, or proxied)',
         description:
           'With `mode=proxy` and the current `v` (the media record `url`), the bytes are `public, immutable`; without `v`, `private, no-cache` with the ETag; with a stale `v` (reprocessed), a 302 to the current URL. In redirect mode `v` does not change the answer: a 302 to a signed URL of the current bytes.',
         tags: ['processing'],
+        operationId: 'getVariant',
         params: Type.Object({ id: Uuid, name: Type.String({ pattern: '^[a-z0-9]{1,32}$' }) }),
         querystring: VariantQuery,
-        response: deliveryResponses(400, 401, 404, 416),
+        response: deliveryResponses(['image/webp', 'image/avif'], 400, 401, 404, 416),
       },
     },
     async (request, reply) => {

@@ -4,7 +4,7 @@ import { AppError } from '../../errors.ts';
 import { storageResource } from '../../storage/local.ts';
 import type { UrlSigner } from '../../storage/signing.ts';
 import type { ObjectStore } from '../../storage/types.ts';
-import { errors } from '../schemas.ts';
+import { bytesResponse, errors, PUBLIC } from '../schemas.ts';
 import { sendObject } from '../send-object.ts';
 
 /**
@@ -20,7 +20,11 @@ export const storageRoutes: FastifyPluginAsyncTypebox<{ store: ObjectStore; sign
     {
       schema: {
         summary: 'Signed object download (local store)',
+        description:
+          'The URLs of `download` and variant redirects on the local store; the signature in the query authorises them. The key is the object key with its `/` encoded as `%2F`.',
         tags: ['storage'],
+        operationId: 'getStorageObject',
+        security: PUBLIC,
         querystring: Type.Object(
           {
             expires: Type.String({ pattern: '^\\d{1,12}$' }),
@@ -31,9 +35,9 @@ export const storageRoutes: FastifyPluginAsyncTypebox<{ store: ObjectStore; sign
           { additionalProperties: false },
         ),
         response: {
-          200: Type.Unknown(),
-          206: Type.Unknown(),
-          304: Type.Null(),
+          200: bytesResponse('The object, of the signed `ct` type.', '*/*'),
+          206: bytesResponse('The requested range.', '*/*'),
+          304: Type.Null({ description: 'Not modified (`If-None-Match` matched the ETag).' }),
           ...errors(400, 403, 404, 416),
         },
       },

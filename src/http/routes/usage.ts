@@ -30,9 +30,10 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageRouteDeps> = async (app
   app.get(
     '/users/:userId/usage',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'Your storage use and quota (`me`)',
+        operationId: 'getUserUsage',
         tags: ['media'],
         params: Type.Object({ userId: Type.String({ minLength: 1, maxLength: 200 }) }),
         response: { 200: UsageView, ...errors(400, 401, 404) },
@@ -43,9 +44,10 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageRouteDeps> = async (app
   app.get(
     '/devices/:deviceId/usage',
     {
-      preHandler: auth.required,
+      onRequest: auth.required,
       schema: {
         summary: 'A device’s storage use and quota (the device, or its owner)',
+        operationId: 'getDeviceUsage',
         tags: ['media'],
         params: Type.Object({ deviceId: Uuid }),
         response: { 200: UsageView, ...errors(400, 401, 404) },
