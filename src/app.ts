@@ -54,13 +54,18 @@ export async function openDatabase(
     embedded = mode === 'own' ? await startEmbedded(opts) : await attachOrStartEmbedded(opts);
     url = embedded.url;
   }
-  const pool = createPool(url, logger, 20);
+  const pool = createPool(url, logger, 20, config.databaseTimeouts);
+  // Migrations may legitimately run long (an index on a big table) and wait for another process'
+  // migration lock: their own connection, without the request-path timeouts.
+  const migrations = createPool(url, logger, 1);
   try {
-    await migrate(pool, logger);
+    await migrate(migrations, logger);
   } catch (err) {
     await pool.end();
     await embedded?.stop();
     throw err;
+  } finally {
+    await migrations.end();
   }
   return {
     pool,
@@ -133,7 +138,8 @@ async function startServerParts(
   const store = createStore(config, config.storage.backend, signer);
   if (store instanceof LocalObjectStore) {
     await mkdir(config.storage.dir, { recursive: true });
-    const removed = await store.sweepTemp(24 * 3600 * 1000);
+    // What a killed process of this host was writing goes at once; anything else after 24 h.
+    const removed = (await store.removeOrphanedTemp()) + (await store.sweepTemp(24 * 3600 * 1000));
     if (removed > 0) logger.info({ removed }, 'removed stale temporary upload files');
   }
   const multipart = new MultipartUploads(pool, store, signer, config, logger);

@@ -20,6 +20,7 @@ export interface Config {
    * 1.21 in transaction mode).
    */
   databasePreparedStatements: boolean;
+  databaseTimeouts: DatabaseTimeouts;
   /** `dir` is the local store's root (also the source of `storage migrate --from local`). */
   storage: { backend: 'local' | 's3' | 'gcs'; dir: string };
   /** Set when S3_BUCKET is (required for STORAGE_BACKEND=s3). */
@@ -61,6 +62,8 @@ export interface Config {
     maxImageBytes: number;
     maxVideoBytes: number;
     allowedMimeTypes: readonly string[] | undefined;
+    /** An upload body with no byte for this long is aborted (408); 0 = no limit. */
+    idleTimeoutSeconds: number;
   };
   rateLimit: {
     sessionsPerMinute: number;
@@ -73,6 +76,22 @@ export interface Config {
   grpc: { host: string; port: number; serviceToken: string } | undefined;
   worker: { enabled: boolean };
   processing: ProcessingConfig;
+}
+
+/**
+ * Bounds on waiting for the database, so a hung or overloaded Postgres answers 503 within seconds
+ * instead of holding requests (0 = no bound). Migrations run on their own connection without them.
+ */
+export interface DatabaseTimeouts {
+  /** Opening a connection (TCP + start-up + authentication) or waiting for a free pooled one. */
+  connectMs: number;
+  /**
+   * Server side `statement_timeout`; the client also stops waiting this long + 1 s later (a
+   * server too hung to cancel anything), drops the connection and answers 503.
+   */
+  statementMs: number;
+  /** Server side `idle_in_transaction_session_timeout`: a transaction left open by a stuck process. */
+  idleInTransactionMs: number;
 }
 
 export interface Quotas {
@@ -312,6 +331,11 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     logLevel,
     database,
     databasePreparedStatements: bool(env, 'DATABASE_PREPARED_STATEMENTS', true),
+    databaseTimeouts: {
+      connectMs: int(env, 'DATABASE_CONNECT_TIMEOUT_MS', 3000, 0, 600_000),
+      statementMs: int(env, 'DATABASE_STATEMENT_TIMEOUT_MS', 5000, 0, 3_600_000),
+      idleInTransactionMs: int(env, 'DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS', 60_000, 0, 3_600_000),
+    },
     storage,
     s3,
     gcs,
@@ -343,6 +367,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       maxImageBytes: int(env, 'MAX_IMAGE_BYTES', 50 * MiB, 1, Number.MAX_SAFE_INTEGER),
       maxVideoBytes: int(env, 'MAX_VIDEO_BYTES', 10 * 1024 * MiB, 1, Number.MAX_SAFE_INTEGER),
       allowedMimeTypes: allowed ? allowed.split(',').map((s) => s.trim().toLowerCase()) : undefined,
+      idleTimeoutSeconds: int(env, 'UPLOAD_IDLE_TIMEOUT_SECONDS', 30, 0, 3600),
     },
     rateLimit: {
       sessionsPerMinute: int(env, 'RATE_LIMIT_SESSIONS_PER_MINUTE', 600, 1, 1_000_000),

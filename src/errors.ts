@@ -71,6 +71,10 @@ export const ERRORS = {
     message: 'This upload would exceed your quota (details name the limit and current usage).',
   },
   service_unavailable: { status: 503, message: 'A dependency is unavailable; retry shortly.' },
+  insufficient_storage: {
+    status: 507,
+    message: 'The server has no storage space left for this upload; retry later.',
+  },
   internal: { status: 500, message: 'Internal error.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

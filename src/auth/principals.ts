@@ -1,5 +1,5 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { createRemoteJWKSet, jwtVerify, SignJWT, type JWTVerifyGetKey } from 'jose';
+import { createRemoteJWKSet, errors as joseErrors, jwtVerify, SignJWT, type JWTVerifyGetKey } from 'jose';
 import type { Config } from '../config.ts';
 import type { Queryable } from '../db/pool.ts';
 import { AppError } from '../errors.ts';
@@ -84,6 +84,36 @@ export const ALL_DEVICES = '*';
  * whole cache whenever its LISTEN connection was interrupted. So a revocation takes effect at
  * once on every server; the time limit is only a backstop.
  */
+/**
+ * The identity provider's key set cannot be fetched (unreachable, timed out, a non-200 answer, not
+ * a key set): the token may well be valid, so the caller is told to retry (503), not to log in
+ * again (401). A key set that was fetched but has no key for the token stays a 401.
+ */
+export function isJwksUnavailable(err: unknown): boolean {
+  if (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JWKSInvalid) return true;
+  // jose's own fetch failures are plain JOSEErrors (ERR_JOSE_GENERIC); every other JOSE error is
+  // about the token (no matching key, unsupported algorithm …).
+  if (err instanceof joseErrors.JOSEError) return err.code === 'ERR_JOSE_GENERIC';
+  // fetch's network errors (TypeError "fetch failed": refused, reset, DNS) and aborts.
+  return true;
+}
+
+function unavailableAs503(getKey: JWTVerifyGetKey): JWTVerifyGetKey {
+  return async (header, token) => {
+    try {
+      return await getKey(header, token);
+    } catch (err) {
+      if (!isJwksUnavailable(err)) throw err;
+      throw new AppError(
+        'service_unavailable',
+        "The identity provider's key set (JWT_JWKS_URL) is not reachable; retry shortly.",
+        undefined,
+        { 'retry-after': '5' },
+      );
+    }
+  };
+}
+
 export class Authenticator {
   private readonly jwtKey: Uint8Array | JWTVerifyGetKey | undefined;
   private readonly deviceCache = new Map<string, { principal: DevicePrincipal; until: number }>();
@@ -98,7 +128,7 @@ export class Authenticator {
     private readonly auth: Config['auth'],
     private readonly cacheUsable: () => boolean = () => false,
   ) {
-    if (auth.jwksUrl) this.jwtKey = createRemoteJWKSet(new URL(auth.jwksUrl));
+    if (auth.jwksUrl) this.jwtKey = unavailableAs503(createRemoteJWKSet(new URL(auth.jwksUrl)));
     else if (auth.jwtSecret) this.jwtKey = new TextEncoder().encode(auth.jwtSecret);
   }
 

@@ -31,6 +31,9 @@ interface Binaries {
 }
 
 const DB_NAME = 'mediary';
+/** Backoff between attempts to restart a postmaster that died (doubles up to the maximum). */
+const RESTART_MIN_DELAY_MS = 500;
+const RESTART_MAX_DELAY_MS = 30_000;
 const DB_USER = 'postgres';
 
 async function binaries(): Promise<Binaries> {
@@ -247,44 +250,81 @@ export async function startEmbedded(opts: {
   }
 
   const logFile = `${dir}.log`;
-  const logStart = existsSync(logFile) ? statSync(logFile).size : 0;
-  const logFd = openSync(logFile, 'a');
-  if (owner) await chown(logFile, owner.uid, owner.gid);
-  const child = spawn(
-    bin.postgres,
-    [
-      '-D',
-      dir,
-      '-p',
-      String(port),
-      '-c',
-      'listen_addresses=127.0.0.1',
-      '-c',
-      'unix_socket_directories=',
-      '-c',
-      'max_connections=200',
-    ],
-    { ...owner, stdio: ['ignore', logFd, logFd] },
-  );
-  closeSync(logFd);
   const url = urlFor(port, password);
-  try {
-    await waitReady(url, child, logFile);
-  } catch (err) {
-    // A start that fails stops what it started; a port in use is the operator's to fix.
-    if (child.pid !== undefined && child.exitCode === null && isAlive(child.pid)) {
-      await stopPostmaster(child.pid, logger);
+  const launch = async (): Promise<ChildProcess> => {
+    const logStart = existsSync(logFile) ? statSync(logFile).size : 0;
+    const logFd = openSync(logFile, 'a');
+    if (owner) await chown(logFile, owner.uid, owner.gid);
+    const child = spawn(
+      bin.postgres,
+      [
+        '-D',
+        dir,
+        '-p',
+        String(port),
+        '-c',
+        'listen_addresses=127.0.0.1',
+        '-c',
+        'unix_socket_directories=',
+        '-c',
+        'max_connections=200',
+      ],
+      { ...owner, stdio: ['ignore', logFd, logFd] },
+    );
+    closeSync(logFd);
+    try {
+      await waitReady(url, child, logFile);
+    } catch (err) {
+      // A start that fails stops what it started; a port in use is the operator's to fix.
+      if (child.pid !== undefined && child.exitCode === null && isAlive(child.pid)) {
+        await stopPostmaster(child.pid, logger);
+      }
+      const said = readFileSync(logFile).subarray(logStart).toString('utf8');
+      if (/could not bind .*Address already in use/i.test(said)) {
+        throw new StartupError(
+          `EMBEDDED_PG_PORT ${port} is in use (the embedded PostgreSQL could not listen on 127.0.0.1:${port}); stop what listens there or set EMBEDDED_PG_PORT to a free port`,
+        );
+      }
+      throw err;
     }
-    const said = readFileSync(logFile).subarray(logStart).toString('utf8');
-    if (/could not bind .*Address already in use/i.test(said)) {
-      throw new StartupError(
-        `EMBEDDED_PG_PORT ${port} is in use (the embedded PostgreSQL could not listen on 127.0.0.1:${port}); stop what listens there or set EMBEDDED_PG_PORT to a free port`,
-      );
-    }
-    throw err;
-  }
+    return child;
+  };
+  let child = await launch();
   await writeFile(ownerFile, String(process.pid));
   logger.info({ port, dir }, 'embedded PostgreSQL is up');
+
+  // The postmaster dying under us (OOM killer, a crash, an operator's kill) would leave the API
+  // answering 503 for ever: start it again, backing off while it cannot start (its old backends
+  // may still hold the shared memory for a moment).
+  let stopping = false;
+  let restarting: Promise<void> | undefined;
+  const abort = new AbortController();
+  const watch = (c: ChildProcess) => {
+    c.once('exit', (code, signal) => {
+      if (stopping) return;
+      logger.error({ code, signal, pid: c.pid }, 'embedded PostgreSQL exited; restarting it');
+      restarting = (async () => {
+        for (let attempt = 0, delay = RESTART_MIN_DELAY_MS; !stopping; attempt++) {
+          await sleep(delay, undefined, { signal: abort.signal }).catch(() => undefined);
+          if (stopping) return;
+          try {
+            child = await launch();
+            if (stopping) {
+              await stopPostmaster(child.pid!, logger);
+              return;
+            }
+            logger.warn({ attempt: attempt + 1, pid: child.pid }, 'embedded PostgreSQL restarted');
+            watch(child);
+            return;
+          } catch (err) {
+            logger.error({ err, attempt: attempt + 1 }, 'embedded PostgreSQL could not be restarted yet');
+            delay = Math.min(delay * 2, RESTART_MAX_DELAY_MS);
+          }
+        }
+      })().finally(() => (restarting = undefined));
+    });
+  };
+  watch(child);
 
   let stopped: Promise<void> | undefined;
   return {
@@ -292,6 +332,9 @@ export async function startEmbedded(opts: {
     owned: true,
     stop() {
       stopped ??= (async () => {
+        stopping = true;
+        abort.abort();
+        await restarting;
         if (child.pid !== undefined && isAlive(child.pid)) await stopPostmaster(child.pid, logger);
         await rm(ownerFile, { force: true });
       })();

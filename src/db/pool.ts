@@ -9,16 +9,49 @@ export type Queryable = Pick<pg.Pool, 'query'>;
 // bigint columns (bytes) fit comfortably in a JS number for any real file.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 
-export function createPool(connectionString: string, logger: Logger, max = 10): Pool {
+export interface PoolTimeouts {
+  connectMs: number;
+  statementMs: number;
+  idleInTransactionMs: number;
+}
+
+/** How much longer than `statement_timeout` the client waits before it gives up on the server. */
+const CLIENT_GRACE_MS = 1000;
+
+/**
+ * `timeouts` bound every wait on the database (see Config.databaseTimeouts); without them (the
+ * migration connection) statements may run as long as they need.
+ */
+export function createPool(
+  connectionString: string,
+  logger: Logger,
+  max = 10,
+  timeouts?: PoolTimeouts,
+): Pool {
   const pool = new pg.Pool({
     connectionString,
     max,
-    connectionTimeoutMillis: 5000,
+    connectionTimeoutMillis: timeouts?.connectMs ?? 5000,
     idleTimeoutMillis: 30_000,
+    // Sent as start-up parameters (behind PgBouncer: list them in ignore_startup_parameters, or set
+    // the variables to 0). The server cancels a statement that runs too long (57014, a 503) and
+    // ends a session idle in a transaction; the client-side read timeout catches a server too hung
+    // to do either.
+    ...(timeouts?.statementMs
+      ? { statement_timeout: timeouts.statementMs, query_timeout: timeouts.statementMs + CLIENT_GRACE_MS }
+      : {}),
+    ...(timeouts?.idleInTransactionMs
+      ? { idle_in_transaction_session_timeout: timeouts.idleInTransactionMs }
+      : {}),
   });
   // An idle client losing its connection (database restart) must not crash the process.
   pool.on('error', (err) => logger.warn({ err }, 'idle database connection lost'));
   return pool;
+}
+
+/** pg's client-side read timeout: the statement may still be running, so the connection is unusable. */
+export function isQueryTimeout(err: unknown): boolean {
+  return err instanceof Error && err.message === 'Query read timeout';
 }
 
 export async function withTransaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
@@ -37,7 +70,14 @@ export async function withTransaction<T>(pool: Pool, fn: (client: PoolClient) =>
     await client.query('COMMIT');
     return result;
   } catch (err) {
-    if (!broken) await client.query('ROLLBACK').catch(() => undefined);
+    // After a client-side timeout the connection still waits for the hung statement: drop it (the
+    // server rolls the transaction back when the connection ends) instead of queueing a ROLLBACK.
+    if (!broken && isQueryTimeout(err)) broken = err as Error;
+    if (!broken) {
+      await client.query('ROLLBACK').catch((rollbackErr: unknown) => {
+        broken = rollbackErr instanceof Error ? rollbackErr : new Error('ROLLBACK failed');
+      });
+    }
     throw err;
   } finally {
     client.removeListener('error', onError);
@@ -63,10 +103,13 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string') {
     if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND'].includes(code)) return true;
-    // 08xxx connection exceptions, 57P01-57P03 admin shutdown / cannot connect now, 53300 too many connections.
-    if (/^08/.test(code) || /^57P0[1-3]$/.test(code) || code === '53300') return true;
+    // 08xxx connection exceptions, 57P01-57P03 admin shutdown / cannot connect now, 53300 too many
+    // connections, 57014 a statement cancelled (statement_timeout: the database is overloaded or
+    // stuck on a lock), 25P03 a session ended by idle_in_transaction_session_timeout.
+    if (/^08/.test(code) || /^57P0[1-3]$/.test(code) || ['53300', '57014', '25P03'].includes(code))
+      return true;
   }
-  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(
+  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Query read timeout/i.test(
     err.message,
   );
 }

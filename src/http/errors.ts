@@ -2,7 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isDatabaseUnavailable, isDataException } from '../db/pool.ts';
 import { AppError, ERRORS, type ErrorCode } from '../errors.ts';
-import { isStoreUnavailable } from '../storage/errors.ts';
+import { isStorageFull, isStoreUnavailable } from '../storage/errors.ts';
 
 interface Rendered {
   status: number;
@@ -70,6 +70,14 @@ function render(err: unknown): Rendered {
   if (fe.statusCode === 429) {
     return { status: 429, code: 'rate_limited', message: fe.message ?? ERRORS.rate_limited.message };
   }
+  if (isStorageFull(err)) {
+    return {
+      status: 507,
+      code: 'insufficient_storage',
+      message: ERRORS.insufficient_storage.message,
+      headers: { 'retry-after': '60' },
+    };
+  }
   if (isDatabaseUnavailable(err)) {
     return {
       status: 503,
@@ -99,6 +107,14 @@ function render(err: unknown): Rendered {
     return { status: fe.statusCode, code: 'validation_failed', message: fe.message ?? 'Bad request.' };
   }
   return { status: 500, code: 'internal', message: ERRORS.internal.message };
+}
+
+/**
+ * A failure of ours (full disk, database or store unavailable): when it ends an upload midway,
+ * the request body is destroyed too, which must not be reported as the client going away.
+ */
+export function isServerFault(err: unknown): boolean {
+  return isStorageFull(err) || isDatabaseUnavailable(err) || isStoreUnavailable(err);
 }
 
 /** The one error handler: every failure becomes `{ error: { code, message, details } }`. */

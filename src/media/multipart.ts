@@ -10,6 +10,7 @@ import * as mrepo from './multipart-repo.ts';
 import { assertDeviceActive } from './service.ts';
 import type { MultipartRow } from './multipart-repo.ts';
 import type { MediaRow } from './repo.ts';
+import { StreamingUploads } from './upload-claims.ts';
 
 /** What `POST /media` answers for a file above the multipart threshold. */
 export interface MultipartInstructions {
@@ -44,6 +45,9 @@ const planOf = (row: MultipartRow): PartPlan => ({
  * store when it can presign them; otherwise to the API's own signed part route.
  */
 export class MultipartUploads {
+  /** One upload at a time per part (in this process). */
+  private readonly streaming = new StreamingUploads();
+
   constructor(
     private readonly pool: Pool,
     private readonly store: ObjectStore,
@@ -259,7 +263,12 @@ export class MultipartUploads {
         contentLength,
       });
     }
-    return this.store.putPart(row.storage_key, row.upload_id, partNumber, body, bytes);
+    const release = this.streaming.claim(`${media.id}/${partNumber}`);
+    try {
+      return await this.store.putPart(row.storage_key, row.upload_id, partNumber, body, bytes);
+    } finally {
+      release();
+    }
   }
 
   /**

@@ -17,6 +17,7 @@ import { owningUser } from './privacy.ts';
 import * as repo from './repo.ts';
 import type { MediaRow, MediaStatus } from './repo.ts';
 import { DOWNLOADABLE, MediaLinkSigner, type MediaLinks } from './links.ts';
+import { StreamingUploads } from './upload-claims.ts';
 import type {
   CreateSessionInput,
   DeliveryMode,
@@ -58,6 +59,9 @@ export async function assertDeviceActive(
 
 /** Upload sessions, completion, reads, listing and deletion: the media use cases. */
 export class MediaService {
+  /** One upload at a time per media (in this process). */
+  private readonly streaming = new StreamingUploads();
+
   constructor(
     private readonly pool: Pool,
     private readonly store: ObjectStore,
@@ -405,6 +409,7 @@ export class MediaService {
     if (this.multipart?.applies(media.bytes)) throw new AppError('multipart_required');
     await assertDeviceActive(this.pool, media);
     admitUploadHeaders(media, headers);
+    const release = this.streaming.claim(media.id);
     let result;
     try {
       result = await this.store.put(media.storage_key, body, {
@@ -415,7 +420,9 @@ export class MediaService {
       });
     } catch (err) {
       if (!(err instanceof ObjectExistsError)) throw err;
-      return this.repeatedUpload(principal, media.id, err.sha256);
+      return await this.repeatedUpload(principal, media.id, err.sha256);
+    } finally {
+      release();
     }
     const stat = await this.store.stat(media.storage_key);
     const recorded =

@@ -14,6 +14,10 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { toError } from '../errors.ts';
+import { scratchTag } from '../storage/scratch.ts';
+
+/** Work directories are `<os tmp>/mediary-heif-<owner tag><random>` (../storage/scratch.ts). */
+export const HEIF_WORK_PREFIX = 'mediary-heif-';
 
 export class HeifUnavailableError extends Error {
   constructor() {
@@ -104,7 +108,7 @@ export class HeifConverter {
     if (!(await this.isAvailable())) throw new HeifUnavailableError();
     const limits = heifLimits(opts.maxPixels);
     const limited = await this.canLimit();
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'mediary-heif-'));
+    const dir = await mkdtemp(path.join(os.tmpdir(), HEIF_WORK_PREFIX + scratchTag()));
     try {
       const name = randomUUID();
       const src = path.join(dir, `${randomUUID()}.heic`);

@@ -2,17 +2,19 @@
  * Wires the image and video jobs and the dead-letter handling into a worker (used by serve and
  * `mediary worker`).
  */
+import os from 'node:os';
 import type { Logger } from 'pino';
 import type { ProcessingConfig } from '../config.ts';
 import type { Pool } from '../db/pool.ts';
 import { findMedia } from '../media/repo.ts';
+import { removeOrphans } from '../storage/scratch.ts';
 import type { ObjectStore } from '../storage/types.ts';
-import { HeifConverter } from './heif.ts';
+import { HEIF_WORK_PREFIX, HeifConverter } from './heif.ts';
 import { ImageJob, publicMessage } from './image-job.ts';
 import { MemoryBudget } from './memory-budget.ts';
 import type { JobQueue, ProcessJob } from './queue.ts';
 import * as repo from './repo.ts';
-import { VideoJob } from './video-job.ts';
+import { VIDEO_WORK_PREFIX, VideoJob } from './video-job.ts';
 import { Worker, type JobHandler } from './worker.ts';
 
 export { Worker };
@@ -33,6 +35,11 @@ export async function startWorker({ pool, queue, store, config, logger }: Worker
       'heif-convert not found: HEIC/HEIF uploads will fail (install libheif-examples)',
     );
   }
+  // Work directories of jobs a killed process of this host was running hold whole originals.
+  const orphans =
+    (await removeOrphans(config.video.tmpDir ?? os.tmpdir(), VIDEO_WORK_PREFIX)) +
+    (await removeOrphans(os.tmpdir(), HEIF_WORK_PREFIX));
+  if (orphans > 0) logger.info({ removed: orphans }, 'removed work directories left by a killed worker');
   const budget = new MemoryBudget(config.memoryBudgetBytes);
   const image = new ImageJob({ pool, store, heif, config, budget });
   const video = new VideoJob({ pool, store, config, tmpDir: config.video.tmpDir });

@@ -20,6 +20,7 @@ import type { ProcessingConfig } from '../config.ts';
 import { withTransaction, type Pool } from '../db/pool.ts';
 import { catalogEntry } from '../media/catalog.ts';
 import { hlsObjectKeys, type MediaRecord } from '../media/repo.ts';
+import { scratchTag } from '../storage/scratch.ts';
 import type { ObjectStore } from '../storage/types.ts';
 import { OriginalMissingError, putVariant, VARIANT_SIZES } from './image-job.ts';
 import * as repo from './repo.ts';
@@ -38,6 +39,8 @@ import { planLadder } from './video/ladder.ts';
 import type { JobContext, JobOutcome } from './worker.ts';
 
 export const FFMPEG_MISSING_MESSAGE = 'ffmpeg is not installed';
+/** Work directories are `<VIDEO_TMP_DIR>/mediary-video-<owner tag><random>` (../storage/scratch.ts). */
+export const VIDEO_WORK_PREFIX = 'mediary-video-';
 
 const VIDEO_TYPES = new Set([
   'video/mp4',
@@ -107,7 +110,7 @@ export class VideoJob {
     const { pool, config } = this.deps;
     // Our own deadline fails the job (a retry would time out again); the worker's is a backstop.
     ctx.setTimeLimit(config.video.jobTimeoutSeconds + 60);
-    const work = await mkdtemp(path.join(this.deps.tmpDir ?? os.tmpdir(), 'mediary-video-'));
+    const work = await mkdtemp(path.join(this.deps.tmpDir ?? os.tmpdir(), VIDEO_WORK_PREFIX + scratchTag()));
     try {
       await this.process(media, ctx, work);
       return { status: 'completed' };

@@ -50,3 +50,16 @@ export function isStoreUnavailable(err: unknown): boolean {
   }
   return false;
 }
+
+/**
+ * The disk (or the user's quota) is full: ENOSPC / EDQUOT from a write, anywhere in the cause
+ * chain. The server's problem, not the client's: the HTTP error handler answers
+ * `507 insufficient_storage` with Retry-After and logs it as an error.
+ */
+export function isStorageFull(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') return true;
+  }
+  return false;
+}

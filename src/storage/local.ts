@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AppError } from '../errors.ts';
+import { removeOrphans, scratchTag } from './scratch.ts';
 import type { UrlSigner } from './signing.ts';
 import { checksumMismatch, incomplete, tooLarge } from './verify-errors.ts';
 import {
@@ -66,7 +67,7 @@ export class LocalObjectStore implements ObjectStore {
   async put(key: string, body: Readable, expect: PutExpectation): Promise<PutResult> {
     const final = this.pathFor(key);
     await mkdir(this.tmpDir, { recursive: true });
-    const tmp = path.join(this.tmpDir, randomUUID());
+    const tmp = path.join(this.tmpDir, scratchTag() + randomUUID());
     const hash = createHash('sha256');
     let size = 0;
     const meter = new Transform({
@@ -230,7 +231,7 @@ export class LocalObjectStore implements ObjectStore {
       throw uploadClosed(uploadId);
     }
     const dir = this.uploadDir(uploadId);
-    const tmp = path.join(dir, `.${randomUUID()}`);
+    const tmp = path.join(dir, `.${scratchTag()}${randomUUID()}`);
     const md5 = createHash('md5');
     let size = 0;
     const meter = new Transform({
@@ -313,7 +314,7 @@ export class LocalObjectStore implements ObjectStore {
       throw new AppError('etag_mismatch', undefined, { partNumbers: mismatched.map((r) => r.partNumber) });
     }
     await mkdir(this.tmpDir, { recursive: true });
-    const tmp = path.join(this.tmpDir, randomUUID());
+    const tmp = path.join(this.tmpDir, scratchTag() + randomUUID());
     const hash = createHash('sha256');
     let size = 0;
     const dir = this.uploadDir(uploadId);
@@ -402,6 +403,19 @@ export class LocalObjectStore implements ObjectStore {
   async setup(): Promise<string[]> {
     await mkdir(this.root, { recursive: true });
     return [`local storage directory ready: ${this.root}`];
+  }
+
+  /**
+   * Removes the temp files (uploads, joins, parts being written) that processes of this host no
+   * longer running left behind (killed mid-upload), whatever their age; see ./scratch.ts.
+   */
+  async removeOrphanedTemp(): Promise<number> {
+    let removed = await removeOrphans(this.tmpDir);
+    const uploads = await readdir(this.multipartDir).catch(() => [] as string[]);
+    for (const id of uploads) {
+      if (UPLOAD_ID.test(id)) removed += await removeOrphans(this.uploadDir(id), '.');
+    }
+    return removed;
   }
 
   /** Removes temporary files older than `olderThanMs` (left by a process killed mid-upload). */

@@ -60,6 +60,68 @@ describe('users authenticated through a JWKS endpoint', () => {
   });
 });
 
+describe('a JWKS outage', () => {
+  // The key set is fetched on the first token (and cached), so this server starts with its IdP down.
+  let t: TestServer;
+  let jwksPort: number;
+  let jwks: Server | undefined;
+  let privateKey: CryptoKey;
+  let jwk: Record<string, unknown>;
+  const startJwks = async (status: number) => {
+    jwks = createServer((_req, res) => {
+      res.statusCode = status;
+      res.setHeader('content-type', 'application/json');
+      res.end(status === 200 ? JSON.stringify({ keys: [jwk] }) : '{"error":"down"}');
+    });
+    await new Promise<void>((r) => jwks!.listen(jwksPort, '127.0.0.1', r));
+  };
+  const stopJwks = async () => {
+    await new Promise<void>((r) => (jwks ? jwks.close(() => r()) : r()));
+    jwks = undefined;
+  };
+  before(async () => {
+    const pair = await generateKeyPair('ES256');
+    privateKey = pair.privateKey;
+    jwk = { ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
+    jwksPort = await freePort();
+    t = await startTestServer({ JWT_SECRET: '', JWT_JWKS_URL: `http://127.0.0.1:${jwksPort}/jwks.json` });
+  });
+  after(async () => {
+    await t?.close();
+    await stopJwks();
+  });
+  const sign = (key: CryptoKey = privateKey) =>
+    new SignJWT({})
+      .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+      .setSubject('u')
+      .setExpirationTime('5m')
+      .sign(key);
+  const me = async (token: string) =>
+    call(t.api('/users/me/media'), { headers: { authorization: `Bearer ${token}` } });
+
+  test('an unreachable or failing key set answers 503 with Retry-After, not 401; once it is back, valid tokens pass and forged ones are 401', async () => {
+    const refused = await me(await sign());
+    assert.equal(refused.status, 503, refused.text);
+    assert.equal(refused.body.error.code, 'service_unavailable');
+    assert.ok(Number(refused.headers.get('retry-after')) > 0);
+
+    await startJwks(502);
+    const failing = await me(await sign());
+    assert.equal(failing.status, 503, failing.text);
+    assert.equal(failing.body.error.code, 'service_unavailable');
+    assert.ok(Number(failing.headers.get('retry-after')) > 0);
+    await stopJwks();
+
+    await startJwks(200);
+    const ok = await me(await sign());
+    assert.equal(ok.status, 200, ok.text);
+    const forged = await me(await sign((await generateKeyPair('ES256')).privateKey));
+    assert.equal(forged.status, 401, forged.text);
+    const garbage = await me('not.a.jwt');
+    assert.equal(garbage.status, 401, garbage.text);
+  });
+});
+
 describe('OpenAPI document', () => {
   let t: TestServer;
   before(async () => {

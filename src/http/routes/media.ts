@@ -22,12 +22,14 @@ import {
   DEFAULT_PAGE_SIZE,
 } from '../schemas.ts';
 import { sendObject } from '../send-object.ts';
+import { isServerFault } from '../errors.ts';
+import { withIdleTimeout } from '../idle-body.ts';
 import { acceptRepeatedContentType } from '../upload-content-type.ts';
 
 export interface MediaRouteDeps {
   media: MediaService;
   auth: ReturnType<typeof registerAuth>;
-  config: Pick<Config, 'rateLimit'>;
+  config: Pick<Config, 'rateLimit' | 'uploads'>;
 }
 
 const IdempotencyHeaders = Type.Object({
@@ -254,7 +256,10 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
  * The raw-body upload route lives in its own plugin so that only it accepts arbitrary content
  * types; every other route keeps strict JSON parsing.
  */
-export const uploadRoute: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (app, { media, auth }) => {
+export const uploadRoute: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
+  app,
+  { media, auth, config },
+) => {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
   acceptRepeatedContentType(app);
@@ -286,7 +291,7 @@ export const uploadRoute: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (app
             bytes: Type.Integer(),
             sha256: Type.Union([Type.String(), Type.Null()]),
           }),
-          ...errors(400, 401, 403, 404, 409, 410, 413, 422),
+          ...errors(400, 401, 403, 404, 408, 409, 410, 413, 422, 503, 507),
         },
       },
     },
@@ -301,13 +306,19 @@ export const uploadRoute: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (app
       }
       const lengthHeader = request.headers['content-length'];
       try {
-        const m = await media.receiveUpload(request.principal, id, request.raw, {
+        const body = withIdleTimeout(request.raw, config.uploads.idleTimeoutSeconds * 1000);
+        const m = await media.receiveUpload(request.principal, id, body, {
           contentType: request.headers['content-type'],
           contentLength: lengthHeader !== undefined ? Number(lengthHeader) : undefined,
         });
         return { mediaId: m.id, status: m.status, bytes: m.bytes, sha256: m.content_sha256 };
       } catch (err) {
-        if (!(err instanceof AppError) && (request.raw.destroyed || request.raw.readableAborted)) {
+        // Our own failure (a full disk, the database) may end the body stream too: not the client's fault.
+        if (
+          !(err instanceof AppError) &&
+          !isServerFault(err) &&
+          (request.raw.destroyed || request.raw.readableAborted)
+        ) {
           throw new AppError('upload_aborted');
         }
         throw err;

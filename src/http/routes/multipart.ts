@@ -5,6 +5,8 @@ import { AppError } from '../../errors.ts';
 import type { MultipartUploads } from '../../media/multipart.ts';
 import type { MediaService } from '../../media/service.ts';
 import { perPrincipalRateLimit, principalOf, type registerAuth } from '../auth.ts';
+import { isServerFault } from '../errors.ts';
+import { withIdleTimeout } from '../idle-body.ts';
 import { errors, MediaIdParams, MediaView, PartNumber, PUBLIC, toMediaView } from '../schemas.ts';
 import { acceptRepeatedContentType } from '../upload-content-type.ts';
 
@@ -12,7 +14,7 @@ export interface MultipartRouteDeps {
   media: MediaService;
   multipart: MultipartUploads;
   auth: ReturnType<typeof registerAuth>;
-  config: Pick<Config, 'rateLimit'>;
+  config: Pick<Config, 'rateLimit' | 'uploads'>;
 }
 
 const StoredPart = Type.Object({ partNumber: Type.Integer(), etag: Type.String(), size: Type.Integer() });
@@ -115,7 +117,7 @@ export const multipartRoutes: FastifyPluginAsyncTypebox<MultipartRouteDeps> = as
  */
 export const partUploadRoute: FastifyPluginAsyncTypebox<MultipartRouteDeps> = async (
   app,
-  { media, multipart },
+  { media, multipart, config },
 ) => {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
@@ -142,7 +144,7 @@ export const partUploadRoute: FastifyPluginAsyncTypebox<MultipartRouteDeps> = as
           },
           { additionalProperties: false },
         ),
-        response: { 200: StoredPart, ...errors(400, 403, 404, 409, 410, 413, 422) },
+        response: { 200: StoredPart, ...errors(400, 403, 404, 408, 409, 410, 413, 422, 503, 507) },
       },
     },
     async (request, reply) => {
@@ -157,13 +159,18 @@ export const partUploadRoute: FastifyPluginAsyncTypebox<MultipartRouteDeps> = as
           m,
           partNumber,
           upload,
-          request.raw,
+          withIdleTimeout(request.raw, config.uploads.idleTimeoutSeconds * 1000),
           lengthHeader !== undefined ? Number(lengthHeader) : undefined,
         );
         void reply.header('etag', part.etag);
         return part;
       } catch (err) {
-        if (!(err instanceof AppError) && (request.raw.destroyed || request.raw.readableAborted)) {
+        // Our own failure (a full disk, the database) may end the body stream too: not the client's fault.
+        if (
+          !(err instanceof AppError) &&
+          !isServerFault(err) &&
+          (request.raw.destroyed || request.raw.readableAborted)
+        ) {
           throw new AppError('upload_aborted');
         }
         throw err;
