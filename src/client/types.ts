@@ -23,6 +23,8 @@ export interface MediaView {
   metadata: Record<string, unknown>;
   error: { code: string; message: string } | null;
   storageBackend: string;
+  /** Where the original is stored (gs://, s3:// or the local path); only in the owning user's responses. */
+  storageUri?: string;
   uploadExpiresAt: string | null;
   uploadedAt: string | null;
   createdAt: string;
