@@ -8,7 +8,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Authenticator, DEVICE_CHANGED_CHANNEL } from './auth/principals.ts';
-import type { Config } from './config.ts';
+import { StartupError, type Config } from './config.ts';
 import { attachOrStartEmbedded, startEmbedded, type EmbeddedDatabase } from './db/embedded.ts';
 import { NotificationListener } from './db/listener.ts';
 import { migrate } from './db/migrate.ts';
@@ -102,9 +102,33 @@ export interface Server {
 }
 
 export async function startServer(config: Config, logger: Logger): Promise<Server> {
+  // What has been started, stopped in reverse order by close() or by a start that fails part-way
+  // (a port in use must not leave the embedded Postgres or the worker running).
+  const started: { name: string; stop: () => Promise<void> }[] = [];
+  const stopStarted = async () => {
+    for (const { name, stop } of started.splice(0).reverse()) {
+      await stop().catch((err: unknown) => logger.error({ err }, `stopping ${name} failed`));
+    }
+  };
+  try {
+    return await startServerParts(config, logger, started, stopStarted);
+  } catch (err) {
+    await stopStarted();
+    throw err;
+  }
+}
+
+async function startServerParts(
+  config: Config,
+  logger: Logger,
+  started: { name: string; stop: () => Promise<void> }[],
+  stopStarted: () => Promise<void>,
+): Promise<Server> {
   const database = await openDatabase(config, logger, 'own');
+  started.push({ name: 'database', stop: () => database.close() });
   const { pool } = database;
   const queue = await JobQueue.start(pool, logger, queueOptions(config));
+  started.push({ name: 'queue', stop: () => queue.stop() });
   const signer = new UrlSigner(await signingSecret(config));
   const store = createStore(config, config.storage.backend, signer);
   if (store instanceof LocalObjectStore) {
@@ -114,6 +138,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Serve
   }
   const multipart = new MultipartUploads(pool, store, signer, config, logger);
   const stopSweeper = startSweeper(pool, store, config.sweeper, logger);
+  started.push({ name: 'sweeper', stop: stopSweeper });
 
   // Device changes (revoked, new owner, deleted) are announced by the database; the key cache is
   // only used while that connection is up, and starts empty after every reconnect.
@@ -126,6 +151,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Serve
     },
     logger,
   );
+  started.push({ name: 'device listener', stop: () => deviceChanges.stop() });
   const circles = new CircleService(pool, logger);
   const media = new MediaService(pool, store, queue, signer, config, logger, multipart, circles);
   const processing = new ProcessingService(pool, media, store, queue, config, logger);
@@ -140,9 +166,11 @@ export async function startServer(config: Config, logger: Logger): Promise<Serve
           logger,
         )
       : () => Promise.resolve();
+  started.push({ name: 'post media lifecycle', stop: stopPostLifecycle });
   const worker = config.worker.enabled
     ? await startWorker({ pool, queue, store, config: config.processing, logger })
     : undefined;
+  if (worker) started.push({ name: 'worker', stop: () => worker.stop() });
   const app = await buildHttpServer({
     config,
     logger,
@@ -157,10 +185,28 @@ export async function startServer(config: Config, logger: Logger): Promise<Serve
     store,
     signer,
   });
-  const url = await app.listen({ host: config.host, port: config.port });
+  started.push({
+    name: 'http server',
+    async stop() {
+      // Stop accepting and let in-flight requests finish; connections still busy after the
+      // grace period (a stalled upload) are cut so shutdown cannot hang.
+      const force = setTimeout(() => app.server.closeAllConnections(), 10_000);
+      await app.close();
+      clearTimeout(force);
+    },
+  });
+  const url = await app.listen({ host: config.host, port: config.port }).catch((err: unknown) => {
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      throw new StartupError(
+        `PORT ${config.port} on ${config.host} is in use; stop what listens there or set PORT to a free port`,
+      );
+    }
+    throw err;
+  });
   const grpc = config.grpc
     ? await startGrpcServer({ media, posts, serviceToken: config.grpc.serviceToken, logger }, config.grpc)
     : undefined;
+  if (grpc) started.push({ name: 'grpc server', stop: () => grpc.close() });
   logger.info(
     { url, storage: config.storage.backend, database: config.database.kind },
     'mediary is listening',
@@ -176,20 +222,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Serve
     grpcPort: grpc?.port,
     url,
     close() {
-      closing ??= (async () => {
-        // Stop accepting and let in-flight requests finish; connections still busy after the
-        // grace period (a stalled upload) are cut so shutdown cannot hang.
-        const force = setTimeout(() => app.server.closeAllConnections(), 10_000);
-        await app.close();
-        clearTimeout(force);
-        await grpc?.close();
-        await stopSweeper();
-        await stopPostLifecycle();
-        await deviceChanges.stop();
-        await worker?.stop();
-        await queue.stop();
-        await database.close();
-      })();
+      closing ??= stopStarted();
       return closing;
     },
   };

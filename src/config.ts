@@ -175,6 +175,17 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * A start-up failure the operator fixes in the environment (a port in use): reported in one line,
+ * without a stack trace.
+ */
+export class StartupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StartupError';
+  }
+}
+
 type Env = Record<string, string | undefined>;
 
 function str(env: Env, name: string): string | undefined {

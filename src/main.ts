@@ -4,42 +4,14 @@
  */
 import { parseArgs } from 'node:util';
 import { createDevice, listDevices, mintUserToken, revokeDevice } from './auth/principals.ts';
-import { openDatabase, startServer, startWorkerProcess } from './app.ts';
-import { ConfigError, loadConfig, type Config } from './config.ts';
+import { openDatabase, startServer, startWorkerProcess, type Server } from './app.ts';
+import { ConfigError, StartupError, loadConfig, type Config } from './config.ts';
 import type { Pool } from './db/pool.ts';
 import { createLogger, type Logger } from './log.ts';
-import { STORAGE_USAGE, storageCommand } from './cli/storage.ts';
+import { commandHelp, usage, wantsHelp } from './cli/help.ts';
+import { storageCommand } from './cli/storage.ts';
 
-const CLIENT_USAGE = `  upload <files…> [--wait] [--concurrency N] [--camera ID] [--json]
-  media list|get|download …
-  agent (--capture "COMMAND" --interval 10s | --watch DIR) [--camera ID] [--spool DIR] [--once]`;
-
-const USAGE = `Usage: mediary <command> [options]
-
-Service
-  serve                                   run the API (embedded Postgres + local disk unless configured)
-                                          and, unless WORKER_ENABLED=false, the processing worker
-  worker                                  run a processing worker only (beside a running API; start
-                                          more to scale out)
-  migrate                                 apply database migrations and exit
-  openapi                                 print the OpenAPI document (JSON)
-
-Admin (work while the service runs on the embedded default)
-  devices create --name NAME [--owner USER_ID] [--json]
-                                          register a device; prints its id and API key once
-  devices list [--json]
-  devices revoke DEVICE_ID
-  users token --user USER_ID [--ttl SECONDS] [--issuer ISS] [--audience AUD]
-                                          mint a user JWT with JWT_SECRET (for testing and scripts);
-                                          iss/aud default to JWT_ISSUER / JWT_AUDIENCE
-
-Storage
-${STORAGE_USAGE}
-
-Client (--server URL --key KEY, or MEDIARY_SERVER / MEDIARY_KEY)
-${CLIENT_USAGE}
-
-Configuration comes from the environment; see README.md.`;
+const USAGE = usage();
 
 class UsageError extends Error {}
 
@@ -53,22 +25,28 @@ async function withDatabase<T>(config: Config, logger: Logger, fn: (db: Pool) =>
 }
 
 async function serve(config: Config, logger: Logger) {
-  const server = await startServer(config, logger);
-  let shuttingDown = false;
-  const shutdown = (signal: string) => {
-    if (shuttingDown) return;
-    shuttingDown = true;
-    logger.info({ signal }, 'shutting down');
-    server.close().then(
+  // Signals are handled from the start: one that arrives while the service is still starting
+  // stops it as soon as it is up (a failed start stops what it started by itself).
+  const running: { server?: Server } = {};
+  let signalled = false;
+  const stop = (s: Server) =>
+    s.close().then(
       () => process.exit(0),
       (err: unknown) => {
         logger.error({ err }, 'shutdown failed');
         process.exit(1);
       },
     );
+  const shutdown = (signal: string) => {
+    if (signalled) return;
+    signalled = true;
+    logger.info({ signal }, 'shutting down');
+    if (running.server) void stop(running.server);
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  running.server = await startServer(config, logger);
+  if (signalled) await stop(running.server);
 }
 
 async function worker(config: Config, logger: Logger) {
@@ -185,8 +163,15 @@ async function clientCommand(command: string, rest: string[]): Promise<number | 
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
-  if (!command || command === '--help' || command === 'help') {
-    console.log(USAGE);
+  if (!command || command === '--help' || command === '-h' || command === 'help') {
+    const help = command === 'help' && rest[0] ? commandHelp(rest[0], rest.slice(1)) : undefined;
+    console.log(help ?? USAGE);
+    return;
+  }
+  if (wantsHelp(rest)) {
+    const help = commandHelp(command, rest);
+    if (help === undefined) throw new UsageError(`unknown command: ${command}`);
+    console.log(help);
     return;
   }
   // Client commands talk to a server over HTTP; they need none of the server's configuration.
@@ -234,6 +219,10 @@ main(process.argv.slice(2)).catch((err: unknown) => {
     console.error(`mediary: ${err.message}`);
     if (err instanceof UsageError) console.error(`\n${USAGE}`);
     process.exit(2);
+  }
+  if (err instanceof StartupError) {
+    console.error(`mediary: ${err.message}`);
+    process.exit(1);
   }
   console.error('mediary:', err);
   process.exit(1);

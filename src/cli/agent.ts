@@ -14,11 +14,6 @@ import {
   UsageError,
 } from './common.ts';
 
-export const AGENT_USAGE = `  agent (--capture "COMMAND" [--interval 10s] | --watch DIR) [--camera ID] [--spool DIR]
-        [--max-spool-bytes 1GiB] [--max-spool-files 10000] [--once]
-                                          camera agent: capture or watch, spool, upload
-                                          (needs MEDIA_ENABLED=true; see docs/RUNBOOKS/CAMERA.md)`;
-
 export function defaultSpoolDir(env = process.env): string {
   const base = env.XDG_STATE_HOME || path.join(os.homedir(), '.local', 'state');
   return path.join(base, 'mediary', 'spool');

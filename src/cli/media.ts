@@ -6,11 +6,6 @@ import { parseArgs } from 'node:util';
 import type { ListQuery, MediaView } from '../client/node.ts';
 import { clientFrom, connectionOptions, formatBytes, positiveInt, UsageError } from './common.ts';
 
-export const MEDIA_USAGE = `  media list [--device ID] [--camera ID] [--status S] [--limit N] [--json]
-                                          newest first (devices must pass their --device id)
-  media get MEDIA_ID                      the media record (JSON)
-  media download MEDIA_ID [-o FILE]       the original bytes (to FILE, or stdout)`;
-
 const STATUSES = ['PENDING', 'UPLOADED', 'PROCESSING', 'READY', 'FAILED'] as const;
 
 export async function mediaCommand(args: string[]): Promise<number> {
@@ -42,10 +37,8 @@ export async function mediaCommand(args: string[]): Promise<number> {
         status: status as ListQuery['status'],
         cursor: values.cursor,
       };
-      const device = values.device ?? process.env.MEDIARY_DEVICE;
-      if (!device && client.isDevice) {
-        throw new UsageError('a device key lists its own media: pass --device DEVICE_ID');
-      }
+      // A device key names its device: `me` lists its own media.
+      const device = values.device ?? process.env.MEDIARY_DEVICE ?? (client.isDevice ? 'me' : undefined);
       const page = device
         ? await client.listDeviceMedia(device, query)
         : await client.listUserMedia('me', query);

@@ -2,22 +2,21 @@ import { parseArgs } from 'node:util';
 import { openDatabase, signingSecret } from '../app.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
-import { migrateStorage } from '../media/storage-migration.ts';
+import { migrateStorage, probeWritable, StoreNotWritableError } from '../media/storage-migration.ts';
 import { sweep } from '../media/sweeper.ts';
 import { createStore } from '../storage/factory.ts';
 import { UrlSigner } from '../storage/signing.ts';
 
-export const STORAGE_USAGE = `  storage setup                           create the bucket if missing, apply CORS for S3_CORS_ORIGINS
-                                          (GCS: GCS_CORS_ORIGINS; uniform access, public access prevention)
-  storage sweep                           abort expired uploads, remove objects without a row (once)
-  storage migrate --from local --to s3|gcs [--dry-run] [--recheck]
-                                          copy every object of each media (original, variants, HLS),
-                                          verify size + sha256, then repoint its row; --recheck also
-                                          fills in objects missing for media already on the target`;
-
 const BACKENDS = ['local', 's3', 'gcs'] as const;
 type Backend = (typeof BACKENDS)[number];
 const isBackend = (v: string | undefined): v is Backend => BACKENDS.includes(v as Backend);
+
+/** What a backend needs configured before a store can be made for it (undefined: nothing). */
+function bucketMissing(config: Config, backend: Backend): string | undefined {
+  if (backend === 's3' && !config.s3) return 'S3_BUCKET (and S3_ENDPOINT for non-AWS services)';
+  if (backend === 'gcs' && !config.gcs) return 'GCS_BUCKET';
+  return undefined;
+}
 
 /** `mediary storage …`; returns an error message for bad usage. */
 export async function storageCommand(
@@ -38,10 +37,30 @@ export async function storageCommand(
   const signer = new UrlSigner(await signingSecret(config));
   switch (positionals[0]) {
     case 'setup': {
-      const store = createStore(config, config.storage.backend, signer);
-      const corsOrigins =
-        (config.storage.backend === 'gcs' ? config.gcs?.corsOrigins : config.s3?.corsOrigins) ?? [];
-      for (const line of await store.setup({ corsOrigins })) console.log(line);
+      if (values.to !== undefined && !isBackend(values.to)) {
+        return `storage setup --to needs one of: ${BACKENDS.join(', ')}`;
+      }
+      const target = values.to ?? config.storage.backend;
+      const missing = bucketMissing(config, target);
+      if (missing) return `storage setup --to ${target} needs ${missing}`;
+      const store = createStore(config, target, signer);
+      const corsOrigins = (target === 'gcs' ? config.gcs?.corsOrigins : config.s3?.corsOrigins) ?? [];
+      console.log(`setting up the ${target} store${values.to === undefined ? ' (STORAGE_BACKEND)' : ''}:`);
+      for (const line of await store.setup({ corsOrigins })) console.log(`  ${line}`);
+      await probeWritable(store);
+      console.log(`  writable: a probe object was written and deleted`);
+      if (values.to === undefined && target === 'local') {
+        for (const [other, bucket] of [
+          ['s3', config.s3],
+          ['gcs', config.gcs],
+        ] as const) {
+          if (bucket === undefined) continue;
+          console.log(
+            `${other.toUpperCase()}_BUCKET is set but STORAGE_BACKEND=local: to prepare the bucket ` +
+              `(e.g. before \`storage migrate --to ${other}\`), run \`mediary storage setup --to ${other}\``,
+          );
+        }
+      }
       return;
     }
     case 'sweep': {
@@ -59,6 +78,8 @@ export async function storageCommand(
       if (!isBackend(values.from) || !isBackend(values.to) || values.from === values.to) {
         return 'storage migrate needs --from and --to, two different backends of: local, s3, gcs';
       }
+      const missing = bucketMissing(config, values.to);
+      if (missing) return `storage migrate --to ${values.to} needs ${missing}`;
       const from = createStore(config, values.from, signer);
       const to = createStore(config, values.to, signer);
       const database = await openDatabase(config, logger, 'attach');
@@ -74,19 +95,31 @@ export async function storageCommand(
       process.on('SIGTERM', onSignal);
       try {
         const dryRun = values['dry-run'] ?? false;
-        const report = await migrateStorage(database.pool, from, to, {
-          dryRun,
-          recheck: values.recheck ?? false,
-          signal: stop.signal,
-          progress: (line) => console.log(line),
-        });
+        let report;
+        try {
+          report = await migrateStorage(database.pool, from, to, {
+            dryRun,
+            recheck: values.recheck ?? false,
+            signal: stop.signal,
+            progress: (line) => console.log(line),
+          });
+        } catch (err) {
+          if (!(err instanceof StoreNotWritableError)) throw err;
+          console.error(
+            `${err.message}\nNothing was ${dryRun ? 'checked' : 'copied'}. ` +
+              `Prepare the target first: mediary storage setup --to ${to.backend}`,
+          );
+          process.exitCode = 1;
+          return;
+        }
         const media = dryRun
           ? `${report.total} media to check`
           : `${report.copied} of ${report.total} media switched`;
         console.log(
           `${dryRun ? 'dry run: ' : ''}${media}; ${report.objects} objects ${dryRun ? 'to copy' : 'copied'} ` +
             `(${report.bytes} bytes), ${report.present} already on ${to.backend}; ${report.missing} missing, ` +
-            `${report.failed} failed, ${report.busy} being processed, ${report.pending} pending uploads not moved` +
+            `${report.failed} failed, ${report.busy} being processed, ${report.pending} pending uploads not switched ` +
+            `(${report.pendingCopied} of their originals ${dryRun ? 'to copy' : 'copied'})` +
             (values.recheck ? `; ${report.rechecked} already on ${to.backend} rechecked` : '') +
             (report.interrupted ? '; INTERRUPTED: rerun to finish' : ''),
         );

@@ -1,13 +1,12 @@
-/** `mediary upload <files…> [--wait] [--concurrency N]`: progress per file, then a summary. */
+/**
+ * `mediary upload <files…>`: progress per file, then a summary. The same file sent again by the
+ * same key returns its existing media (the idempotency key is the file's SHA-256) unless `--new`.
+ */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { FileStateStore, uploadFile, type UploadResult } from '../client/node.ts';
+import { FileStateStore, MediaryError, uploadFile, type UploadResult } from '../client/node.ts';
 import { clientFrom, connectionOptions, formatBytes, positiveInt, UsageError } from './common.ts';
 import { ProgressBars, renderProgress } from './progress-bar.ts';
-
-export const UPLOAD_USAGE = `  upload <files…> [--wait] [--concurrency N] [--camera ID] [--json]
-                                          upload files (parts in parallel, retries, resumable:
-                                          run the same command again after an interruption)`;
 
 export async function uploadCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -20,6 +19,7 @@ export async function uploadCommand(args: string[]): Promise<number> {
       camera: { type: 'string' },
       reason: { type: 'string' },
       'state-dir': { type: 'string' },
+      new: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },
   });
@@ -41,6 +41,7 @@ export async function uploadCommand(args: string[]): Promise<number> {
         cameraId: values.camera,
         reason: values.reason,
         stateStore,
+        idempotentByContent: !values.new,
         wait: values.wait,
         onProgress: (p) => {
           const { text, pct } = renderProgress(p);
@@ -50,10 +51,14 @@ export async function uploadCommand(args: string[]): Promise<number> {
       const seconds = (Date.now() - started) / 1000;
       const resumed =
         result.partsSkipped > 0 ? ` (resumed: ${result.partsSkipped} parts already stored)` : '';
-      bars.line(slots[i]!, label, `done ${result.mediaId} ${result.status}${resumed}`);
+      const again = result.created ? '' : ' (uploaded before: the existing media; --new for another)';
+      bars.line(slots[i]!, label, `done ${result.mediaId} ${result.status}${resumed}${again}`);
       rows.push({ file, result, seconds });
     } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
+      let message = err instanceof Error ? err.message : String(err);
+      if (err instanceof MediaryError && err.code === 'invalid_state' && !values.new) {
+        message += ' (an earlier upload of this file was deleted: pass --new to upload it again)';
+      }
       bars.line(slots[i]!, label, `FAILED: ${message}`);
       rows.push({ file, error: message, seconds: (Date.now() - started) / 1000 });
     }
@@ -67,6 +72,7 @@ export async function uploadCommand(args: string[]): Promise<number> {
           file: r.file,
           mediaId: r.result?.mediaId ?? null,
           status: r.result?.status ?? null,
+          created: r.result?.created ?? null,
           bytes: r.result?.bytes ?? null,
           partsSent: r.result?.partsSent ?? null,
           partsSkipped: r.result?.partsSkipped ?? null,

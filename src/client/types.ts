@@ -25,6 +25,9 @@ export interface MediaView {
   storageBackend: string;
   /** Where the original is stored (gs://, s3:// or the local path); only in the owning user's responses. */
   storageUri?: string;
+  /** Signed URL of the original, usable without credentials (img/video/fetch) until `urlsExpireAt`. */
+  downloadUrl?: string | null;
+  urlsExpireAt?: string | null;
   uploadExpiresAt: string | null;
   uploadedAt: string | null;
   createdAt: string;

@@ -50,6 +50,12 @@ export interface UploadOptions {
   reason?: string;
   /** Users: the Idempotency-Key (default: random, kept in the resume state). */
   idempotencyKey?: string;
+  /**
+   * Derive the default `messageId` (devices) and `Idempotency-Key` (users) from the file's
+   * SHA-256, so the same file sent again by the same principal returns its existing media instead
+   * of creating another (`mediary upload` does this unless `--new`). Default: false (random ids).
+   */
+  idempotentByContent?: boolean;
   /** Parts in flight at once (default 4). */
   concurrency?: number;
   retry?: RetryOptions;
@@ -223,9 +229,12 @@ export async function runUpload(
   if (!state || state.sha256 !== sha256 || state.bytes !== size) {
     state = {
       version: 1,
-      idempotencyKey: options.idempotencyKey ?? randomId(),
+      idempotencyKey:
+        options.idempotencyKey ?? (options.idempotentByContent ? `sha256-${sha256}` : randomId()),
       // Devices always send a message id so that a retried creation is a replay, not a duplicate.
-      messageId: who.device ? (options.messageId ?? `u-${randomId()}`) : undefined,
+      messageId: who.device
+        ? (options.messageId ?? (options.idempotentByContent ? `sha256-${sha256}` : `u-${randomId()}`))
+        : undefined,
       sha256,
       bytes: size,
       fileName,

@@ -9,13 +9,14 @@
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, openSync, closeSync, readFileSync } from 'node:fs';
+import { existsSync, openSync, closeSync, readFileSync, statSync } from 'node:fs';
 import { chmod, chown, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { StartupError } from '../config.ts';
 
 export interface EmbeddedDatabase {
   url: string;
@@ -180,7 +181,12 @@ async function waitReady(
       const tail = existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').slice(-15).join('\n') : '';
       throw new Error(`embedded PostgreSQL did not start (${exited ? 'it exited' : 'timed out'}):\n${tail}`);
     }
-    const client = new pg.Client({ connectionString: url.replace(`/${DB_NAME}`, '/postgres') });
+    // A connect that hangs (something else holds the port and says nothing) is retried, so
+    // an exited postmaster is noticed.
+    const client = new pg.Client({
+      connectionString: url.replace(`/${DB_NAME}`, '/postgres'),
+      connectionTimeoutMillis: 2000,
+    });
     try {
       await client.connect();
       const exists = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [DB_NAME]);
@@ -241,6 +247,7 @@ export async function startEmbedded(opts: {
   }
 
   const logFile = `${dir}.log`;
+  const logStart = existsSync(logFile) ? statSync(logFile).size : 0;
   const logFd = openSync(logFile, 'a');
   if (owner) await chown(logFile, owner.uid, owner.gid);
   const child = spawn(
@@ -261,7 +268,21 @@ export async function startEmbedded(opts: {
   );
   closeSync(logFd);
   const url = urlFor(port, password);
-  await waitReady(url, child, logFile);
+  try {
+    await waitReady(url, child, logFile);
+  } catch (err) {
+    // A start that fails stops what it started; a port in use is the operator's to fix.
+    if (child.pid !== undefined && child.exitCode === null && isAlive(child.pid)) {
+      await stopPostmaster(child.pid, logger);
+    }
+    const said = readFileSync(logFile).subarray(logStart).toString('utf8');
+    if (/could not bind .*Address already in use/i.test(said)) {
+      throw new StartupError(
+        `EMBEDDED_PG_PORT ${port} is in use (the embedded PostgreSQL could not listen on 127.0.0.1:${port}); stop what listens there or set EMBEDDED_PG_PORT to a free port`,
+      );
+    }
+    throw err;
+  }
   await writeFile(ownerFile, String(process.pid));
   logger.info({ port, dir }, 'embedded PostgreSQL is up');
 

@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { Principal } from '../auth/principals.ts';
+import type { MediaLinks } from '../media/links.ts';
 import { canSeeLocation, canSeeStoragePointer } from '../media/privacy.ts';
 import { LISTABLE_STATUSES, type MediaRow } from '../media/repo.ts';
 
@@ -100,7 +101,11 @@ export const VariantView = Type.Object(
     ),
     url: Type.String({
       description:
-        'Content-addressed API path that serves the variant: `/api/v1/media/{id}/variants/{name}?v={sha256}` (redirect, or add `mode=proxy`). A new URL whenever the bytes change.',
+        'Content-addressed API path that serves the variant (with credentials): `/api/v1/media/{id}/variants/{name}?v={sha256}` (redirect; add `mode=proxy` for the bytes, `mode=url` for a signed URL as JSON). A new URL whenever the bytes change.',
+    }),
+    downloadUrl: Type.String({
+      description:
+        'A signed URL of the variant bytes that needs no credentials: put it in `<img src>` or `fetch` it from a page (local store: served by the API, CORS_ORIGINS; S3: the bucket, S3_CORS_ORIGINS). Valid until the record `urlsExpireAt`.',
     }),
   },
   { description: 'A resized, upright, metadata-free rendition of an image.' },
@@ -161,6 +166,19 @@ export const MediaView = Type.Object(
       Type.String({
         description:
           'Where the original is stored (gs://bucket/key, s3://bucket/key or the local path); present only in responses to the owning user.',
+      }),
+    ),
+    downloadUrl: Nullable(
+      Type.String({
+        description:
+          'A signed URL of the original that needs no credentials: usable as is in `<img>`/`<video>` or with `fetch` from a page, whatever the store. Null while there is nothing to download. Valid until `urlsExpireAt`.',
+      }),
+    ),
+    urlsExpireAt: Nullable(
+      Type.String({
+        format: 'date-time',
+        description:
+          'When `downloadUrl` and the variants’ `downloadUrl` stop working (at most DOWNLOAD_URL_TTL_SECONDS, at least three quarters of it after the response); fetch the record again for fresh ones. Null when the record carries no signed URL.',
       }),
     ),
     uploadExpiresAt: Type.String({ format: 'date-time' }),
@@ -240,7 +258,11 @@ export const CompleteBody = Type.Object(
   { additionalProperties: false },
 );
 
-export function toMediaView(m: MediaRow, viewer: Principal | null): MediaView {
+/** The record as clients see it; `links` are its signed URLs (MediaService.links). */
+export function toMediaView(m: MediaRow, viewer: Principal | null, links: MediaLinks): MediaView {
+  const expiries = [links.original, ...Object.values(links.variants)]
+    .filter((u) => u !== null)
+    .map((u) => u.expiresAt.getTime());
   const view: MediaView = {
     mediaId: m.id,
     status: m.status,
@@ -264,6 +286,8 @@ export function toMediaView(m: MediaRow, viewer: Principal | null): MediaView {
     metadata: m.metadata,
     error: m.error,
     storageBackend: m.storage_backend,
+    downloadUrl: links.original?.url ?? null,
+    urlsExpireAt: expiries.length > 0 ? new Date(Math.min(...expiries)).toISOString() : null,
     uploadExpiresAt: m.upload_expires_at.toISOString(),
     uploadedAt: m.uploaded_at?.toISOString() ?? null,
     createdAt: m.created_at.toISOString(),
@@ -277,6 +301,7 @@ export function toMediaView(m: MediaRow, viewer: Principal | null): MediaView {
       bytes: v.bytes,
       sha256: v.sha256,
       url: variantUrl(m.id, v.name, v.sha256),
+      downloadUrl: links.variants[v.name]?.url ?? '',
     })),
     placeholder: m.placeholder ?? null,
     hls:
@@ -310,12 +335,16 @@ export const errors = (...codes: number[]) => ({
   default: OtherError,
 });
 
-/** `?mode=redirect|proxy` for routes that deliver stored bytes. */
+/** `?mode=redirect|url|proxy` for routes that deliver stored bytes. */
 export const DeliveryQuery = Type.Object(
   {
     // Optional on the wire (the OpenAPI must not call it required); the default fills it in.
     mode: Type.Optional(
-      Type.Union([Type.Literal('redirect'), Type.Literal('proxy')], { default: 'redirect' }),
+      Type.Union([Type.Literal('redirect'), Type.Literal('url'), Type.Literal('proxy')], {
+        default: 'redirect',
+        description:
+          '`redirect`: 302 to a signed URL (a page on another origin cannot `fetch` through it to an S3 bucket: Chromium sends `Origin: null` after a cross-origin redirect); `url`: that signed URL as JSON `{url, expiresAt}`; `proxy`: the bytes through the API.',
+      }),
     ),
   },
   { additionalProperties: false },
@@ -325,7 +354,7 @@ export const DeliveryQuery = Type.Object(
 export const VariantVersion = Type.String({
   pattern: '^[0-9a-f]{64}$',
   description:
-    'SHA-256 of the variant bytes, as in the media record `url`. With mode=proxy: the current hash → the bytes, cacheable forever (`public, immutable`); a stale one (reprocessed) → `302` to the current URL; none → `private, no-cache` (revalidate with the ETag). Redirect mode: validated, otherwise ignored (the signed URL is for the current bytes). Never grants access.',
+    'SHA-256 of the variant bytes, as in the media record `url`. With mode=proxy: the current hash → the bytes, cacheable forever by the caller (`private, max-age=31536000, immutable`); a stale one (reprocessed) → `302` to the current URL; none → `private, no-cache` (revalidate with the ETag). Redirect mode: validated, otherwise ignored (the signed URL is for the current bytes). Never grants access.',
 });
 
 /** The delivery query of a variant: `mode`, and the content address `v`. */
@@ -342,7 +371,7 @@ export function variantUrl(
   mediaId: string,
   name: string,
   sha256: string | null,
-  mode?: 'redirect' | 'proxy',
+  mode?: 'redirect' | 'url' | 'proxy',
 ): string {
   const query = new URLSearchParams();
   if (sha256 !== null) query.set('v', sha256);
@@ -363,9 +392,26 @@ export const bytesResponse = (description: string, ...contentTypes: string[]) =>
   content: Object.fromEntries(contentTypes.map((ct) => [ct, { schema: Binary }])),
 });
 
-/** Responses of a delivery route: a signed redirect, or the bytes (whole, ranged, not modified). */
+/** `?mode=url`: a signed URL of the bytes that needs no credentials. */
+export const SignedUrlBody = Type.Object({
+  url: Type.String({
+    description: 'Signed URL of the bytes; usable without credentials (img, video, fetch).',
+  }),
+  expiresAt: Type.String({ format: 'date-time', description: 'When the URL stops working.' }),
+});
+
+/**
+ * Responses of a delivery route: a signed redirect, the signed URL as JSON (`mode=url`), or the
+ * bytes (whole, ranged, not modified).
+ */
 export const deliveryResponses = (contentTypes: string[], ...errorCodes: number[]) => ({
-  200: bytesResponse('The bytes (`mode=proxy`).', ...contentTypes),
+  200: {
+    description: 'The bytes (`mode=proxy`), or the signed URL as JSON (`mode=url`).',
+    content: {
+      ...bytesResponse('', ...contentTypes).content,
+      'application/json': { schema: SignedUrlBody },
+    },
+  },
   206: bytesResponse('The requested range (`mode=proxy` with `Range`).', ...contentTypes),
   302: Type.Null({ description: 'Redirect to a short-lived signed URL of the bytes (`Location`).' }),
   304: Type.Null({ description: 'Not modified (`If-None-Match` matched the ETag).' }),

@@ -119,8 +119,8 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
       await api.register(uploadRoute, { media: deps.media, auth, config: deps.config });
       await api.register(processingRoutes, { processing: deps.processing, auth });
       await api.register(hlsRoutes, { playback: deps.playback, auth });
-      await api.register(postRoutes, { posts: deps.posts, auth });
-      await api.register(circleRoutes, { circles: deps.circles, auth });
+      await api.register(postRoutes, { posts: deps.posts, media: deps.media, auth });
+      await api.register(circleRoutes, { circles: deps.circles, media: deps.media, auth });
       await api.register(usageRoutes, { media: deps.media, auth });
       const mp = { media: deps.media, multipart: deps.multipart, auth, config: deps.config };
       await api.register(multipartRoutes, mp);

@@ -275,17 +275,22 @@ export async function recordUploadedContent(
   return rowCount === 1;
 }
 
-/** PENDING → UPLOADED; false when another request already moved it on. */
+/**
+ * PENDING → UPLOADED; false when another request already moved it on. `backend`/`uri` name the
+ * store completion found the bytes in: a session begun before a storage migration and completed
+ * after the switch has its bytes on the new store, and the row says so.
+ */
 export async function markUploaded(
   db: Queryable,
   id: string,
-  content: { sha256: string | null; etag: string; detectedMime: string },
+  content: { sha256: string | null; etag: string; detectedMime: string; backend: string; uri: string },
 ): Promise<boolean> {
   const res = await db.query(
     `UPDATE media SET status = 'UPLOADED', uploaded_at = now(), updated_at = now(),
-       content_sha256 = COALESCE($2, content_sha256), content_etag = $3, detected_mime_type = $4
+       content_sha256 = COALESCE($2, content_sha256), content_etag = $3, detected_mime_type = $4,
+       storage_backend = $5, storage_uri = $6
      WHERE id = $1 AND status = 'PENDING'`,
-    [id, content.sha256, content.etag, content.detectedMime],
+    [id, content.sha256, content.etag, content.detectedMime, content.backend, content.uri],
   );
   return res.rowCount === 1;
 }

@@ -16,8 +16,10 @@ import { deviceMessageKey, ownerKey, sanitizeFileName } from './keys.ts';
 import { owningUser } from './privacy.ts';
 import * as repo from './repo.ts';
 import type { MediaRow, MediaStatus } from './repo.ts';
+import { DOWNLOADABLE, MediaLinkSigner, type MediaLinks } from './links.ts';
 import type {
   CreateSessionInput,
+  DeliveryMode,
   DownloadPlan,
   ProcessingQueue,
   SessionResult,
@@ -26,6 +28,7 @@ import type {
 
 export type {
   CreateSessionInput,
+  DeliveryMode,
   DownloadPlan,
   ProcessingQueue,
   PutInstructions,
@@ -53,8 +56,6 @@ export async function assertDeviceActive(
   }
 }
 
-const DOWNLOADABLE: readonly MediaStatus[] = ['UPLOADED', 'PROCESSING', 'READY'];
-
 /** Upload sessions, completion, reads, listing and deletion: the media use cases. */
 export class MediaService {
   constructor(
@@ -66,7 +67,24 @@ export class MediaService {
     private readonly logger: Logger,
     private readonly multipart?: MultipartUploads,
     private readonly sharing?: ShareLookup & CircleUploads,
-  ) {}
+  ) {
+    this.linkSigner = new MediaLinkSigner(store, config.uploads.downloadUrlTtlSeconds);
+  }
+
+  /** Signs the URLs media records carry (and the download/variant routes hand out). */
+  readonly linkSigner: MediaLinkSigner;
+
+  /**
+   * The signed URLs of a media record for `viewer`: its variants, and its original only when the
+   * viewer may download it (its own media; a circle share only with `originals`).
+   */
+  async links(m: MediaRow, viewer: Principal): Promise<MediaLinks> {
+    let original = MediaService.canAccess(viewer, m);
+    if (!original && viewer.kind === 'user' && this.sharing) {
+      original = (await this.sharing.mediaGrant(viewer.userId, m.id))?.originals === true;
+    }
+    return this.linkSigner.links(m, { original });
+  }
 
   // ---- access ---------------------------------------------------------------------------
 
@@ -500,7 +518,14 @@ export class MediaService {
     }
     // The answer is the state this request committed; a worker may move it on a moment later.
     const completed = await withTransaction(this.pool, async (tx) => {
-      if (await repo.markUploaded(tx, media.id, { sha256, etag: stat.etag, detectedMime: detected })) {
+      const uploaded = await repo.markUploaded(tx, media.id, {
+        sha256,
+        etag: stat.etag,
+        detectedMime: detected,
+        backend: this.store.backend,
+        uri: this.store.uri(media.storage_key),
+      });
+      if (uploaded) {
         await this.queue.enqueueProcessing(tx, media.id);
       }
       return repo.findMedia(tx, media.id);
@@ -532,6 +557,11 @@ export class MediaService {
   ): Promise<{ items: MediaRow[]; nextCursor: string | null }> {
     let repoScope: repo.ListQuery['scope'];
     if ('deviceId' in scope) {
+      // `me`: a device key lists its own media without knowing its id.
+      if (scope.deviceId === 'me') {
+        if (principal.kind !== 'device') throw new AppError('not_found', 'Device not found.');
+        scope = { deviceId: principal.deviceId };
+      }
       const dev = await repo.deviceOwner(this.pool, scope.deviceId);
       const allowed =
         dev !== undefined &&
@@ -566,23 +596,17 @@ export class MediaService {
     return { items, nextCursor };
   }
 
-  /** How to serve the original: a short-lived signed redirect, or a proxied stream. */
-  async download(principal: Principal, mediaId: string, mode: 'redirect' | 'proxy'): Promise<DownloadPlan> {
+  /** How to serve the original: a short-lived signed URL (redirect or JSON), or a proxied stream. */
+  async download(principal: Principal, mediaId: string, mode: DeliveryMode): Promise<DownloadPlan> {
     const media = await this.view(principal, mediaId, 'original');
     if (!DOWNLOADABLE.includes(media.status)) {
       throw new AppError('invalid_state', `The media is ${media.status}; there is nothing to download yet.`, {
         status: media.status,
       });
     }
+    if (mode === 'redirect') return { kind: 'redirect', ...(await this.linkSigner.original(media)) };
+    if (mode === 'url') return { kind: 'url', ...(await this.linkSigner.original(media)) };
     const disposition = originalDisposition(media.mime_type, media.file_name);
-    if (mode === 'redirect') {
-      const url = await this.store.signedGetUrl(media.storage_key, {
-        expiresInSeconds: this.config.uploads.downloadUrlTtlSeconds,
-        contentType: media.mime_type,
-        contentDisposition: disposition,
-      });
-      return { kind: 'redirect', url };
-    }
     const stat = await this.store.stat(media.storage_key);
     if (!stat) throw new AppError('not_found', 'The stored object is missing.');
     return {

@@ -41,8 +41,12 @@ export interface ProcessingQueue {
   enqueueProcessing(tx: Queryable, mediaId: string): Promise<void>;
 }
 
+/** `redirect`: a 302 to the signed URL; `url`: the signed URL as JSON; `proxy`: the bytes. */
+export type DeliveryMode = 'redirect' | 'url' | 'proxy';
+
 export type DownloadPlan =
-  | { kind: 'redirect'; url: string }
+  | { kind: 'redirect'; url: string; expiresAt: Date }
+  | { kind: 'url'; url: string; expiresAt: Date }
   | {
       kind: 'proxy';
       key: string;

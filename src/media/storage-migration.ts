@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { withTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import { AppError } from '../errors.ts';
 import { variantContentType, variantKeySha256 } from '../processing/image-job.ts';
@@ -20,8 +22,14 @@ export interface MigrationReport {
   missing: number;
   /** Media with an object that could not be copied or verified: left on the source. */
   failed: number;
-  /** PENDING rows: their upload is still going to the source backend; rerun after they finish. */
+  /**
+   * PENDING rows (uploads not completed yet): never switched — completion records the store it
+   * finds the bytes in. An original already uploaded whole to the source is copied to the target,
+   * so a session completed after the switch finds its bytes there.
+   */
   pending: number;
+  /** Of those, originals copied to the target (in a dry run: that would be). */
+  pendingCopied: number;
   /** Media a live worker is processing right now: left on the source; rerun after it finishes. */
   busy: number;
   /** Media already on the target that `recheck` looked at (objects it lacked were copied). */
@@ -158,6 +166,8 @@ export async function migrateStorage(
   opts: MigrationOptions,
 ): Promise<MigrationReport> {
   if (from.backend === to.backend) throw new Error(`source and target are both ${from.backend}`);
+  // Dry runs too: "would copy N objects" to a bucket that does not exist helps nobody.
+  await probeWritable(to);
   const parallelism = Math.max(1, opts.parallelism ?? 4);
   const { rows } = await pool.query<MediaRow>(
     `SELECT ${MEDIA_COLUMNS} FROM media
@@ -166,8 +176,8 @@ export async function migrateStorage(
       ORDER BY storage_backend = $3, created_at, id`,
     [from.backend, opts.recheck === true, to.backend],
   );
-  const pending = await pool.query<{ n: number }>(
-    `SELECT count(*)::int AS n FROM media WHERE storage_backend = $1 AND status = 'PENDING'`,
+  const pending = await pool.query<MediaRow>(
+    `SELECT ${MEDIA_COLUMNS} FROM media WHERE storage_backend = $1 AND status = 'PENDING' ORDER BY created_at, id`,
     [from.backend],
   );
   const report: MigrationReport = {
@@ -178,7 +188,8 @@ export async function migrateStorage(
     present: 0,
     missing: 0,
     failed: 0,
-    pending: pending.rows[0]?.n ?? 0,
+    pending: pending.rows.length,
+    pendingCopied: 0,
     busy: 0,
     rechecked: 0,
     interrupted: false,
@@ -337,11 +348,76 @@ export async function migrateStorage(
       opts.progress(`${tag} ${opts.dryRun ? 'would FAIL' : 'FAILED'} (${describe(err)}); ${where}`);
     }
   }
+  // Sessions still PENDING: their row is not switched (a client may still be sending bytes, and
+  // completion records the store it verifies the bytes in). An original already uploaded whole is
+  // copied, so that completing the session after the switch finds it on the target.
+  for (const row of report.interrupted ? [] : pending.rows) {
+    if (opts.signal?.aborted) {
+      report.interrupted = true;
+      break;
+    }
+    const tag = `[pending] ${row.id} ${row.media_type}`;
+    try {
+      const source = await from.stat(row.storage_key);
+      if (source?.size !== row.bytes) {
+        opts.progress(`${tag} upload not complete yet: its bytes will go to the store the server runs with`);
+        continue;
+      }
+      const [original] = await mediaObjects(pool, { ...row, hls_master_key: null });
+      const outcome = await ensure(original!);
+      if (outcome.copied) {
+        report.pendingCopied++;
+        report.objects++;
+        report.bytes += outcome.size;
+      } else {
+        report.present++;
+      }
+      opts.progress(
+        `${tag} upload not completed: original ${
+          outcome.copied ? (opts.dryRun ? 'would be copied' : 'copied') : 'already'
+        } to ${to.backend}; completing it after the switch records ${to.backend}`,
+      );
+    } catch (err) {
+      report.failed++;
+      opts.progress(`${tag} ${opts.dryRun ? 'would FAIL' : 'FAILED'} (${describe(err)})`);
+    }
+  }
   return report;
+}
+
+export class StoreNotWritableError extends Error {
+  override readonly name = 'StoreNotWritableError';
+}
+
+/**
+ * Checks that `store` can be written to: puts a small probe object, reads its size back and
+ * deletes it. Throws a readable error naming what failed (a bucket that does not exist, missing
+ * permissions, an unreachable endpoint).
+ */
+export async function probeWritable(store: ObjectStore): Promise<void> {
+  const key = `mediary-probe-${randomUUID()}`;
+  const body = Buffer.from('mediary storage probe\n');
+  try {
+    await store.put(key, Readable.from([body]), { contentType: 'text/plain', bytes: body.length });
+    const stat = await store.stat(key);
+    if (stat?.size !== body.length) throw new Error('a probe object written could not be read back');
+  } catch (err) {
+    throw new StoreNotWritableError(
+      `the ${store.backend} store (${store.uri('probe')}) is not writable: ${describe(err)}`,
+      { cause: err },
+    );
+  } finally {
+    await store.delete(key).catch(() => undefined);
+  }
 }
 
 function describe(err: unknown): string {
   if (err instanceof AppError) return `${err.code}: ${err.message}`;
-  if (err instanceof Error) return err.message;
+  if (err instanceof Error) {
+    // The AWS SDK names the S3 error code (NoSuchBucket, AccessDenied) in `name`; its message is
+    // sometimes only "UnknownError".
+    const named = err.name !== 'Error' && !err.message.includes(err.name);
+    return named ? `${err.name}: ${err.message}` : err.message;
+  }
   return String(err);
 }

@@ -336,6 +336,7 @@ export class ImageJob {
         `The stored bytes hash to ${actual}, not the expected ${expected}.`,
       );
     }
+    if (media.content_sha256 === null) await repo.recordVerifiedSha256(this.deps.pool, media.id, actual);
     return bytes;
   }
 }

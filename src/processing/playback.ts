@@ -89,7 +89,7 @@ export class HlsPlayback {
     }
     const prefix = hlsPrefixOf(m.hls_master_key);
     const expires = Math.floor(Date.now() / 1000) + this.config.processing.video.tokenTtlSeconds;
-    return this.playlist(m.id, prefix, 'master.m3u8', hlsToken(this.signer, m.id, prefix, expires));
+    return this.playlist(m.id, prefix, 'master.m3u8', hlsToken(this.signer, m.id, prefix, expires), expires);
   }
 
   /**
@@ -120,7 +120,7 @@ export class HlsPlayback {
     );
     if (rowCount !== 1) throw new AppError('not_found', 'No such playlist or segment.');
     if (rel.endsWith('.m3u8'))
-      return { kind: 'playlist', body: await this.playlist(m.id, prefix, rel, token) };
+      return { kind: 'playlist', body: await this.playlist(m.id, prefix, rel, token, expires) };
     const stat = await this.store.stat(key);
     if (!stat) throw new AppError('not_found', 'The stored segment is missing.');
     return {
@@ -138,19 +138,61 @@ export class HlsPlayback {
     return this.store.get(key, range);
   }
 
-  /** Reads a stored playlist and points every URI in it at the token route. */
-  private async playlist(mediaId: string, prefix: string, rel: string, token: string): Promise<string> {
+  /**
+   * Reads a stored playlist and points every URI in it at the token route; on a store whose
+   * signed URLs reach it directly (S3), segments and init segments instead get presigned store
+   * URLs that expire with the token, so video bytes never pass through the API.
+   */
+  private async playlist(
+    mediaId: string,
+    prefix: string,
+    rel: string,
+    token: string,
+    expiresAt: number,
+  ): Promise<string> {
     const stream = await this.store.get(`${prefix}/${rel}`);
     if (!stream) throw new AppError('not_found', 'The stored playlist is missing.');
     const chunks: Buffer[] = [];
     for await (const chunk of stream as AsyncIterable<Buffer>) chunks.push(chunk);
+    const text = Buffer.concat(chunks).toString('utf8');
     const dir = path.posix.dirname(rel);
+    const target = (uri: string) => {
+      if (/^[a-z][a-z0-9+.-]*:/i.test(uri)) return undefined; // absolute: not ours
+      const t = path.posix.normalize(path.posix.join(dir, uri));
+      return isHlsPath(t) ? t : undefined;
+    };
+    const direct = new Map<string, string>();
+    if (this.store.capabilities.presignedGet) {
+      const segments = new Set<string>();
+      rewritePlaylist(text, (uri) => {
+        const t = target(uri);
+        if (t !== undefined && !t.endsWith('.m3u8')) segments.add(t);
+        return uri;
+      });
+      const nowS = Math.floor(Date.now() / 1000);
+      // Signed as of the start of the current minute: the same playlist asked for again within
+      // it reuses the store's signed URLs (S3ObjectStore keeps them).
+      const signedAt = Math.min(nowS - (nowS % 60), expiresAt - 1);
+      await Promise.all(
+        [...segments].map(async (t) => {
+          const url = await this.store.signedGetUrl(`${prefix}/${t}`, {
+            signedAt,
+            expiresInSeconds: expiresAt - signedAt,
+            contentType: hlsContentType(t),
+            contentDisposition: 'inline',
+            // Players fetch segments one way (hls.js: CORS; native players: without), so a
+            // cached segment is not reused across request modes as an <img>'s might be.
+            cacheControl: `private, max-age=${expiresAt - signedAt}`,
+          });
+          direct.set(t, url);
+        }),
+      );
+    }
     const base = `${this.config.publicUrl}/api/v1/media/${mediaId}/hls/`;
-    return rewritePlaylist(Buffer.concat(chunks).toString('utf8'), (uri) => {
-      if (/^[a-z][a-z0-9+.-]*:/i.test(uri)) return uri; // absolute: not ours
-      const target = path.posix.normalize(path.posix.join(dir, uri));
-      if (!isHlsPath(target)) return uri;
-      return `${base}${target}?token=${encodeURIComponent(token)}`;
+    return rewritePlaylist(text, (uri) => {
+      const t = target(uri);
+      if (t === undefined) return uri;
+      return direct.get(t) ?? `${base}${t}?token=${encodeURIComponent(token)}`;
     });
   }
 }

@@ -90,6 +90,18 @@ export async function setProgress(db: Queryable, id: string, progress: number): 
   ]);
 }
 
+/**
+ * The worker hashed the original and it matched what was declared (or nothing was): the bytes are
+ * verified now (`sha256Verified`), for stores that could not check them at completion (S3
+ * multipart, Ceph). A hash already recorded is never replaced.
+ */
+export async function recordVerifiedSha256(db: Queryable, id: string, sha256: string): Promise<void> {
+  await db.query(`UPDATE media SET content_sha256 = $2 WHERE id = $1 AND content_sha256 IS NULL`, [
+    id,
+    sha256,
+  ]);
+}
+
 export async function recordAttemptError(db: Queryable, id: string, error: ProcessingError): Promise<void> {
   await db.query(`UPDATE media SET processing_last_error = $2, updated_at = now() WHERE id = $1`, [
     id,

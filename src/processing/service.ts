@@ -4,9 +4,9 @@ import type { Principal } from '../auth/principals.ts';
 import type { Config } from '../config.ts';
 import { withTransaction, type Pool } from '../db/pool.ts';
 import { AppError } from '../errors.ts';
-import { contentDisposition } from '../media/keys.ts';
 import type { MediaRow } from '../media/repo.ts';
-import type { DownloadPlan, MediaService, ProcessingQueue } from '../media/service.ts';
+import { variantDisposition } from '../media/links.ts';
+import type { DeliveryMode, DownloadPlan, MediaService, ProcessingQueue } from '../media/service.ts';
 import type { ObjectStore } from '../storage/types.ts';
 import { variantContentType } from './image-job.ts';
 import * as repo from './repo.ts';
@@ -74,7 +74,7 @@ export class ProcessingService {
     principal: Principal,
     mediaId: string,
     name: string,
-    opts: { mode: 'redirect' | 'proxy'; version?: string | undefined },
+    opts: { mode: DeliveryMode; version?: string | undefined },
   ): Promise<VariantPlan> {
     const m = await this.media.view(principal, mediaId);
     const v = m.variants.find((x) => x.name === name);
@@ -83,16 +83,10 @@ export class ProcessingService {
         available: m.variants.map((x) => x.name),
       });
     }
+    if (opts.mode === 'redirect') return { kind: 'redirect', ...(await this.media.linkSigner.variant(m, v)) };
+    if (opts.mode === 'url') return { kind: 'url', ...(await this.media.linkSigner.variant(m, v)) };
     const contentType = variantContentType(v.format);
-    const disposition = contentDisposition('inline', `${m.id}-${v.name}.${v.format}`);
-    if (opts.mode === 'redirect') {
-      const url = await this.store.signedGetUrl(v.key, {
-        expiresInSeconds: this.config.uploads.downloadUrlTtlSeconds,
-        contentType,
-        contentDisposition: disposition,
-      });
-      return { kind: 'redirect', url };
-    }
+    const disposition = variantDisposition(m.id, v.name, v.format);
     if (opts.version !== undefined && opts.version !== v.sha256) return { kind: 'moved', sha256: v.sha256 };
     const stat = await this.store.stat(v.key);
     if (!stat) throw new AppError('not_found', 'The variant object is missing.');
@@ -105,6 +99,10 @@ export class ProcessingService {
       size: stat.size,
       lastModified: stat.lastModified,
     };
+  }
+
+  links(m: MediaRow, viewer: Principal) {
+    return this.media.links(m, viewer);
   }
 
   openObject(key: string, range?: { start: number; end: number }) {

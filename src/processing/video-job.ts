@@ -375,6 +375,7 @@ export class VideoJob {
         `The stored bytes hash to ${actual}, not the expected ${expected}.`,
       );
     }
+    if (media.content_sha256 === null) await repo.recordVerifiedSha256(this.deps.pool, media.id, actual);
   }
 }
 

@@ -74,6 +74,7 @@ export class GcsObjectStore implements ObjectStore {
     enforcesContentType: true,
     enforcesChecksum: false,
     presignedParts: true,
+    presignedGet: true,
   };
   readonly storage: Storage;
   readonly auth: GoogleAuth<AuthClient>;
@@ -292,6 +293,8 @@ export class GcsObjectStore implements ObjectStore {
         'response-content-disposition': opts.contentDisposition,
       },
       signingEndpoint: this.opts.signingEndpoint,
+      // Signed as of a window's start, the same URL comes back within it (caches reuse it).
+      now: opts.signedAt !== undefined ? new Date(opts.signedAt * 1000) : undefined,
     });
   }
 

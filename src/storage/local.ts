@@ -41,6 +41,7 @@ export class LocalObjectStore implements ObjectStore {
     enforcesContentType: true,
     enforcesChecksum: true,
     presignedParts: false,
+    presignedGet: false,
   };
   private readonly tmpDir: string;
   /** One directory per multipart upload: `upload.json` plus part files named `NNNNN-<md5>`. */
@@ -171,7 +172,7 @@ export class LocalObjectStore implements ObjectStore {
 
   signedGetUrl(key: string, opts: SignedGetOptions): Promise<string> {
     assertSafeKey(key);
-    const expires = Math.floor(Date.now() / 1000) + opts.expiresInSeconds;
+    const expires = (opts.signedAt ?? Math.floor(Date.now() / 1000)) + opts.expiresInSeconds;
     const params = { ct: opts.contentType, cd: opts.contentDisposition };
     const sig = this.signer.sign('GET', storageResource(key), expires, params);
     const q = new URLSearchParams({ expires: String(expires), ...params, sig });

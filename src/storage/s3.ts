@@ -48,6 +48,9 @@ import {
 /** Hex SHA-256 → the base64 form S3 headers use. */
 const hexToBase64 = (hex: string) => Buffer.from(hex, 'hex').toString('base64');
 
+/** Signed GET URLs kept for reuse (see S3ObjectStore.signedGetUrl): a few MB at most. */
+const SIGNED_URL_CACHE_SIZE = 20_000;
+
 /**
  * Any S3-compatible service through AWS SDK v3. Credentials come from the SDK's default chain
  * (environment, shared config, instance/task roles). Clients upload and download with presigned
@@ -67,6 +70,7 @@ export class S3ObjectStore implements ObjectStore {
       enforcesContentType: true,
       enforcesChecksum: opts.enforcesChecksum,
       presignedParts: true,
+      presignedGet: true,
     };
     this.client = createClient(opts);
     this.operationTimeoutMs = opts.operationTimeoutMs ?? 15_000;
@@ -252,8 +256,36 @@ export class S3ObjectStore implements ObjectStore {
     );
   }
 
+  /**
+   * URLs signed as of a given `signedAt` are the same every time: kept, so that records, listings
+   * and playlists asked for again within a signing window cost no signing (the SDK's presigner
+   * runs its whole middleware stack per URL). Bounded; the oldest entries go first.
+   */
+  private readonly signedUrls = new Map<string, Promise<string>>();
+
   signedGetUrl(key: string, opts: SignedGetOptions): Promise<string> {
     assertSafeKey(key);
+    if (opts.signedAt === undefined) return this.presignGet(key, opts);
+    const id = [
+      key,
+      opts.signedAt,
+      opts.expiresInSeconds,
+      opts.contentType,
+      opts.contentDisposition,
+      opts.cacheControl,
+    ].join('\n');
+    const known = this.signedUrls.get(id);
+    if (known) return known;
+    const url = this.presignGet(key, opts);
+    url.catch(() => this.signedUrls.delete(id));
+    this.signedUrls.set(id, url);
+    if (this.signedUrls.size > SIGNED_URL_CACHE_SIZE) {
+      this.signedUrls.delete(this.signedUrls.keys().next().value!);
+    }
+    return url;
+  }
+
+  private presignGet(key: string, opts: SignedGetOptions): Promise<string> {
     return getSignedUrl(
       this.client,
       new GetObjectCommand({
@@ -261,9 +293,12 @@ export class S3ObjectStore implements ObjectStore {
         Key: key,
         ResponseContentType: opts.contentType,
         ResponseContentDisposition: opts.contentDisposition,
-        ResponseCacheControl: `private, max-age=${opts.expiresInSeconds}`,
+        ResponseCacheControl: opts.cacheControl ?? 'private, no-cache',
       }),
-      { expiresIn: opts.expiresInSeconds },
+      {
+        expiresIn: opts.expiresInSeconds,
+        ...(opts.signedAt !== undefined ? { signingDate: new Date(opts.signedAt * 1000) } : {}),
+      },
     );
   }
 

@@ -15,6 +15,11 @@ export interface StoreCapabilities {
    * API receives them itself (`putPart`) behind URLs it signs.
    */
   presignedParts: boolean;
+  /**
+   * `signedGetUrl` points straight at the store (the bytes never pass through the API); otherwise
+   * it points at the API's own signed `/storage` route.
+   */
+  presignedGet: boolean;
 }
 
 export interface ObjectStat {
@@ -50,10 +55,23 @@ export interface PutResult {
 }
 
 export interface SignedGetOptions {
+  /** Lifetime of the URL, from `signedAt`. */
   expiresInSeconds: number;
+  /**
+   * Epoch seconds the URL is signed as of (default: now; never in the future). The same key,
+   * options and `signedAt` give the same URL, which caches can reuse.
+   */
+  signedAt?: number | undefined;
   contentType: string;
   /** A complete Content-Disposition header value for the response. */
   contentDisposition: string;
+  /**
+   * Cache-Control of the response when the store serves it itself (presigned GET). Default
+   * `private, no-cache`: a browser keeps the bytes but revalidates before each use. Stores do not
+   * send `Vary: Origin`, so a response cached from an `<img>` (no CORS) would otherwise be reused,
+   * without `Access-Control-Allow-Origin`, for a `fetch` of the same URL — which then fails.
+   */
+  cacheControl?: string | undefined;
 }
 
 export interface PresignedPut {

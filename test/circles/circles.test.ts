@@ -132,6 +132,10 @@ describe('circles', () => {
     const circle = await circleOf(alice.auth, [carol.id]);
     await req('POST', `/circles/${circle}/shares`, alice.auth, { mediaId: a });
     assert.equal((await req('GET', `/media/${a}/download`, carol.auth)).status, 404);
+    assert.equal((await req('GET', `/media/${a}/download?mode=url`, carol.auth)).status, 404);
+    // Nor does the record hand the member a signed URL of the original.
+    assert.equal((await req('GET', `/media/${a}`, carol.auth)).body.downloadUrl, null);
+    assert.match((await req('GET', `/media/${a}`, alice.auth)).body.downloadUrl, /^http/);
     const shared = await req('POST', `/circles/${circle}/shares`, alice.auth, {
       mediaId: a,
       originals: true,
@@ -140,6 +144,8 @@ describe('circles', () => {
     const dl = await call(t.api(`/media/${a}/download`), { headers: carol.auth, redirect: 'follow' });
     assert.equal(dl.status, 200);
     assert.equal(dl.text.length > 0, true);
+    const signed = (await req('GET', `/media/${a}`, carol.auth)).body.downloadUrl;
+    assert.equal((await call(signed)).text, dl.text, 'with originals, the record signs the original');
   });
 
   test('removing a member revokes access at once, variants and posts included', async () => {

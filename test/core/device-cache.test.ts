@@ -119,7 +119,9 @@ describe('device-key cache', () => {
     await pool().query('SELECT pg_terminate_backend($1)', [pid]);
     // A change nobody announces while the connection is down (or before it was re-established).
     await silently('UPDATE devices SET revoked_at = now() WHERE id = $1', dev.id);
-    assert.equal((await probe(dev)).status, 401, 'the cached key must not outlive a lost LISTEN connection');
+    // The server learns of the lost connection when its socket closes (moments after the kill, later
+    // on a loaded machine); from then on the cache is bypassed, so the revocation shows.
+    await within(5000, async () => (await probe(dev)).status === 401);
     const again = await listenerPid();
     assert.notEqual(again, pid, 'a new LISTEN connection');
     // Caching works again once reconnected.

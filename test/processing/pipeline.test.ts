@@ -326,7 +326,7 @@ describe('variants', () => {
 });
 
 describe('content-addressed variant URLs', () => {
-  const IMMUTABLE = 'public, max-age=31536000, immutable';
+  const IMMUTABLE = 'private, max-age=31536000, immutable';
 
   test('?v= is the sha256 of the served bytes: immutable only then; stale v → the current URL; never past access', async () => {
     const user = await t.user('varurl-user');

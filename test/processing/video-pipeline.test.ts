@@ -208,7 +208,7 @@ describe('video pipeline', () => {
     const poster = media.variants[1];
     assert.equal(poster.url, `/api/v1/media/${id}/variants/600?v=${poster.sha256}`);
     const served = await fetch(`${t.base}${poster.url}&mode=proxy`, { headers: user.auth });
-    assert.equal(served.headers.get('cache-control'), 'public, max-age=31536000, immutable');
+    assert.equal(served.headers.get('cache-control'), 'private, max-age=31536000, immutable');
     assert.equal(sha256(Buffer.from(await served.arrayBuffer())), poster.sha256);
     // Status moved through PROCESSING with rising progress to READY at 100.
     assert.ok(

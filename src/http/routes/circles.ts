@@ -1,3 +1,4 @@
+import type { MediaService } from '../../media/service.ts';
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { CircleRow, ShareRow } from '../../circles/repo.ts';
@@ -7,6 +8,8 @@ import { errors, ListResponse, Text, toMediaView, Uuid } from '../schemas.ts';
 
 export interface CircleRouteDeps {
   circles: CircleService;
+  /** Signs the URLs of each media record. */
+  media: Pick<MediaService, 'links'>;
   auth: ReturnType<typeof registerAuth>;
 }
 
@@ -50,7 +53,10 @@ const toShareView = (s: ShareRow): Static<typeof ShareView> => ({
 
 const CircleParams = Type.Object({ id: Uuid });
 
-export const circleRoutes: FastifyPluginAsyncTypebox<CircleRouteDeps> = async (app, { circles, auth }) => {
+export const circleRoutes: FastifyPluginAsyncTypebox<CircleRouteDeps> = async (
+  app,
+  { circles, media, auth },
+) => {
   const tags = ['circles'];
 
   app.post(
@@ -222,7 +228,10 @@ export const circleRoutes: FastifyPluginAsyncTypebox<CircleRouteDeps> = async (a
         limit: request.query.limit ?? 50,
         cursor: request.query.cursor,
       });
-      return { items: page.items.map((m) => toMediaView(m, principal)), nextCursor: page.nextCursor };
+      const items = await Promise.all(
+        page.items.map(async (m) => toMediaView(m, principal, await media.links(m, principal))),
+      );
+      return { items, nextCursor: page.nextCursor };
     },
   );
 };

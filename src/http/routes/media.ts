@@ -72,7 +72,7 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
           mediaId: result.media.id,
           status: result.media.status,
           upload: result.upload,
-          media: toMediaView(result.media, principal),
+          media: toMediaView(result.media, principal, await media.links(result.media, principal)),
         };
       },
     );
@@ -92,7 +92,8 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
     },
     async (request) => {
       const principal = principalOf(request);
-      return toMediaView(await media.view(principal, request.params.id), principal);
+      const m = await media.view(principal, request.params.id);
+      return toMediaView(m, principal, await media.links(m, principal));
     },
   );
 
@@ -142,7 +143,8 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
     },
     async (request) => {
       const principal = principalOf(request);
-      return toMediaView(await media.complete(principal, request.params.id, request.body?.parts), principal);
+      const m = await media.complete(principal, request.params.id, request.body?.parts);
+      return toMediaView(m, principal, await media.links(m, principal));
     },
   );
 
@@ -169,7 +171,7 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
     {
       onRequest: auth.required,
       schema: {
-        summary: 'Download the original (302 to a signed URL, or proxied)',
+        summary: 'Download the original (302 to a signed URL, the signed URL as JSON, or proxied)',
         tags: ['media'],
         operationId: 'downloadMedia',
         params: MediaIdParams,
@@ -186,6 +188,11 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
       if (plan.kind === 'redirect') {
         return reply.header('cache-control', 'no-store').redirect(plan.url, 302);
       }
+      if (plan.kind === 'url') {
+        return reply
+          .header('cache-control', 'no-store')
+          .send({ url: plan.url, expiresAt: plan.expiresAt.toISOString() });
+      }
       return sendObject(request, reply, {
         ...plan,
         cacheControl: 'private, max-age=300',
@@ -199,10 +206,10 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
     {
       onRequest: auth.required,
       schema: {
-        summary: 'List a device’s media, newest capture first',
+        summary: 'List a device’s media (`me` for the calling device), newest capture first',
         tags: ['media'],
         operationId: 'listDeviceMedia',
-        params: Type.Object({ deviceId: Uuid }),
+        params: Type.Object({ deviceId: Type.Union([Uuid, Type.Literal('me')]) }),
         querystring: ListQuery,
         response: { 200: ListResponse, ...errors(400, 401, 404) },
       },
@@ -211,7 +218,10 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
       const principal = principalOf(request);
       const query = { ...request.query, limit: request.query.limit ?? DEFAULT_PAGE_SIZE };
       const page = await media.list(principal, { deviceId: request.params.deviceId }, query);
-      return { items: page.items.map((m) => toMediaView(m, principal)), nextCursor: page.nextCursor };
+      const items = await Promise.all(
+        page.items.map(async (m) => toMediaView(m, principal, await media.links(m, principal))),
+      );
+      return { items, nextCursor: page.nextCursor };
     },
   );
 
@@ -232,7 +242,10 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
       const principal = principalOf(request);
       const query = { ...request.query, limit: request.query.limit ?? DEFAULT_PAGE_SIZE };
       const page = await media.list(principal, { userId: request.params.userId }, query);
-      return { items: page.items.map((m) => toMediaView(m, principal)), nextCursor: page.nextCursor };
+      const items = await Promise.all(
+        page.items.map(async (m) => toMediaView(m, principal, await media.links(m, principal))),
+      );
+      return { items, nextCursor: page.nextCursor };
     },
   );
 };

@@ -103,7 +103,8 @@ export const multipartRoutes: FastifyPluginAsyncTypebox<MultipartRouteDeps> = as
     async (request) => {
       const principal = principalOf(request);
       await multipart.cancel(await media.get(principal, request.params.id));
-      return toMediaView(await media.get(principal, request.params.id), principal);
+      const m = await media.get(principal, request.params.id);
+      return toMediaView(m, principal, await media.links(m, principal));
     },
   );
 };

@@ -1,12 +1,15 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Principal } from '../../auth/principals.ts';
+import type { MediaService } from '../../media/service.ts';
 import type { PostService, PostWithMedia } from '../../posts/service.ts';
 import { principalOf, type registerAuth } from '../auth.ts';
 import { errors, MediaView, Text, toMediaView, Uuid } from '../schemas.ts';
 
 export interface PostRouteDeps {
   posts: PostService;
+  /** Signs the URLs of each media record. */
+  media: Pick<MediaService, 'links'>;
   auth: ReturnType<typeof registerAuth>;
 }
 
@@ -34,7 +37,11 @@ const IdempotencyHeaders = Type.Object({
   'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
 });
 
-function toPostView({ post, media }: PostWithMedia, viewer: Principal): PostView {
+async function toPostView(
+  { post, media }: PostWithMedia,
+  viewer: Principal,
+  links: PostRouteDeps['media'],
+): Promise<PostView> {
   return {
     postId: post.id,
     ownerUserId: post.owner_user_id,
@@ -42,11 +49,11 @@ function toPostView({ post, media }: PostWithMedia, viewer: Principal): PostView
     version: post.version,
     createdAt: post.created_at.toISOString(),
     updatedAt: post.updated_at.toISOString(),
-    media: media.map((m) => toMediaView(m, viewer)),
+    media: await Promise.all(media.map(async (m) => toMediaView(m, viewer, await links.links(m, viewer)))),
   };
 }
 
-export const postRoutes: FastifyPluginAsyncTypebox<PostRouteDeps> = async (app, { posts, auth }) => {
+export const postRoutes: FastifyPluginAsyncTypebox<PostRouteDeps> = async (app, { posts, media, auth }) => {
   app.post(
     '/posts',
     {
@@ -67,7 +74,7 @@ export const postRoutes: FastifyPluginAsyncTypebox<PostRouteDeps> = async (app, 
       const principal = principalOf(request);
       const result = await posts.create(principal, request.body, request.headers['idempotency-key']);
       void reply.status(result.created ? 201 : 200);
-      return toPostView(result.post, principal);
+      return toPostView(result.post, principal, media);
     },
   );
 
@@ -85,7 +92,7 @@ export const postRoutes: FastifyPluginAsyncTypebox<PostRouteDeps> = async (app, 
     },
     async (request) => {
       const principal = principalOf(request);
-      return toPostView(await posts.get(principal, request.params.id), principal);
+      return toPostView(await posts.get(principal, request.params.id), principal, media);
     },
   );
 
@@ -111,7 +118,7 @@ export const postRoutes: FastifyPluginAsyncTypebox<PostRouteDeps> = async (app, 
     },
     async (request) => {
       const principal = principalOf(request);
-      return toPostView(await posts.update(principal, request.params.id, request.body), principal);
+      return toPostView(await posts.update(principal, request.params.id, request.body), principal, media);
     },
   );
 
@@ -164,7 +171,8 @@ export const postRoutes: FastifyPluginAsyncTypebox<PostRouteDeps> = async (app, 
         limit: request.query.limit ?? 20,
         cursor: request.query.cursor,
       });
-      return { items: page.items.map((p) => toPostView(p, principal)), nextCursor: page.nextCursor };
+      const items = await Promise.all(page.items.map((p) => toPostView(p, principal, media)));
+      return { items, nextCursor: page.nextCursor };
     },
   );
 };

@@ -15,10 +15,12 @@ import {
 import { sendObject } from '../send-object.ts';
 
 /**
- * A URL with the current `?v=<sha256>` names these very bytes (a new URL whenever they change), and
- * the full hash is not guessable: cacheable forever, by shared caches too, like a capability URL.
+ * A URL with the current `?v=<sha256>` names these very bytes (a new URL whenever they change):
+ * cacheable forever. `private`, because the answer needed credentials: a shared cache keyed on the
+ * URL alone would hand one user's image to whoever asks for that URL, with or without access (and
+ * keep serving it after a delete). Shared caching goes through signed URLs (docs/CONTRACTS.md).
  */
-const CONTENT_ADDRESSED = 'public, max-age=31536000, immutable';
+const CONTENT_ADDRESSED = 'private, max-age=31536000, immutable';
 /** Without `v` the bytes behind the URL change on reprocessing: the caller's cache only, revalidated. */
 const REVALIDATE = 'private, no-cache';
 
@@ -49,7 +51,7 @@ export const processingRoutes: FastifyPluginAsyncTypebox<ProcessingRouteDeps> = 
     async (request, reply) => {
       const principal = principalOf(request);
       const m = await processing.retry(principal, request.params.id);
-      return reply.status(202).send(toMediaView(m, principal));
+      return reply.status(202).send(toMediaView(m, principal, await processing.links(m, principal)));
     },
   );
 
@@ -60,7 +62,7 @@ export const processingRoutes: FastifyPluginAsyncTypebox<ProcessingRouteDeps> = 
       schema: {
         summary: 'Serve one image variant (302 to a signed URL, or proxied)',
         description:
-          'With `mode=proxy` and the current `v` (the media record `url`), the bytes are `public, immutable`; without `v`, `private, no-cache` with the ETag; with a stale `v` (reprocessed), a 302 to the current URL. In redirect mode `v` does not change the answer: a 302 to a signed URL of the current bytes.',
+          'With `mode=proxy` and the current `v` (the media record `url`), the bytes are `private, max-age=31536000, immutable` (they needed credentials: never stored by shared caches); without `v`, `private, no-cache` with the ETag; with a stale `v` (reprocessed), a 302 to the current URL. In redirect mode `v` does not change the answer: a 302 to a signed URL of the current bytes.',
         tags: ['processing'],
         operationId: 'getVariant',
         params: Type.Object({ id: Uuid, name: Type.String({ pattern: '^[a-z0-9]{1,32}$' }) }),
@@ -75,6 +77,11 @@ export const processingRoutes: FastifyPluginAsyncTypebox<ProcessingRouteDeps> = 
       if (plan.kind === 'redirect') {
         // The signed URL expires; only the bytes behind it are immutable, so the 302 is not cached.
         return reply.header('cache-control', 'no-store').redirect(plan.url, 302);
+      }
+      if (plan.kind === 'url') {
+        return reply
+          .header('cache-control', 'no-store')
+          .send({ url: plan.url, expiresAt: plan.expiresAt.toISOString() });
       }
       if (plan.kind === 'moved') {
         // A page rendered before a reprocessing still shows the image: sent on to the current URL
