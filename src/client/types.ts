@@ -23,6 +23,8 @@ export interface MediaView {
   metadata: Record<string, unknown>;
   error: { code: string; message: string } | null;
   storageBackend: string;
+  /** Where the original is stored (gs://, s3:// or the local path); only in the owning user's responses. */
+  storageUri?: string;
   /** Signed URL of the original, usable without credentials (img/video/fetch) until `urlsExpireAt`. */
   downloadUrl?: string | null;
   urlsExpireAt?: string | null;

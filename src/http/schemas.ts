@@ -1,7 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { Principal } from '../auth/principals.ts';
 import type { MediaLinks } from '../media/links.ts';
-import { canSeeLocation } from '../media/privacy.ts';
+import { canSeeLocation, canSeeStoragePointer } from '../media/privacy.ts';
 import { LISTABLE_STATUSES, type MediaRow } from '../media/repo.ts';
 
 export const Uuid = Type.String({ format: 'uuid', description: 'A UUID.' });
@@ -162,6 +162,12 @@ export const MediaView = Type.Object(
     metadata: Type.Record(Type.String(), Type.Unknown()),
     error: Nullable(Type.Object({ code: Type.String(), message: Type.String() })),
     storageBackend: Type.String(),
+    storageUri: Type.Optional(
+      Type.String({
+        description:
+          'Where the original is stored (gs://bucket/key, s3://bucket/key or the local path); present only in responses to the owning user.',
+      }),
+    ),
     downloadUrl: Nullable(
       Type.String({
         description:
@@ -187,7 +193,7 @@ export const MediaView = Type.Object(
     /** EXIF location; present only in responses to the owning user. */
     gps: Type.Optional(Nullable(GpsView)),
   },
-  { description: 'A media record as clients see it (never storage secrets).' },
+  { description: 'A media record as clients see it (never storage secrets or signatures).' },
 );
 export type MediaView = Static<typeof MediaView>;
 
@@ -313,6 +319,7 @@ export function toMediaView(m: MediaRow, viewer: Principal | null, links: MediaL
         : null,
   };
   if (canSeeLocation(viewer, m)) view.gps = m.gps ?? null;
+  if (canSeeStoragePointer(viewer, m)) view.storageUri = m.storage_uri;
   return view;
 }
 

@@ -22,3 +22,11 @@ export function canSeeLocation(
 ): boolean {
   return p !== null && p.kind === 'user' && owningUser(m) === p.userId;
 }
+
+/**
+ * Who may see where a media's original is stored (`storageUri`: `gs://bucket/key`, `s3://bucket/key`
+ * or the local path): the owning user only, as for the location. It names the bucket and the
+ * key layout (or the server's directory) and grants nothing by itself, but devices and the people
+ * it is shared with have no use for it.
+ */
+export const canSeeStoragePointer = canSeeLocation;

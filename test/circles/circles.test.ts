@@ -4,6 +4,7 @@
  * read and on uploads into a circle, and removal taking effect at once.
  */
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { call, startTestServer, type TestServer } from '../helpers/server.ts';
 import { fixture } from '../helpers/files.ts';
@@ -103,6 +104,16 @@ describe('circles', () => {
     const asMember = await req('GET', `/media/${a}`, carol.auth);
     assert.equal('gps' in asMember.body, false);
     assert.ok((await req('GET', `/media/${a}`, alice.auth)).body.gps, 'the owner sees the GPS');
+    // The same for where the original is stored: the local path, for the owner only.
+    assert.equal('storageUri' in asMember.body, false);
+    assert.equal('storageUri' in (await req('GET', `/media/${b}`, carol.auth)).body, false);
+    const { storage_key: key } = (
+      await t.server.database.pool.query('SELECT storage_key FROM media WHERE id = $1', [a])
+    ).rows[0] as { storage_key: string };
+    assert.equal(
+      (await req('GET', `/media/${a}`, alice.auth)).body.storageUri,
+      path.resolve(t.config.storage.dir, key),
+    );
     // What the circle lists: the shared media and the shared post's media, nothing else.
     const listed = (await req('GET', `/circles/${circle}/media`, carol.auth)).body.items.map(
       (m: { mediaId: string }) => m.mediaId,

@@ -147,4 +147,69 @@ describe('single uploads straight to the bucket', () => {
   });
 });
 
+describe('the storage pointer in the media record', () => {
+  test('the owning user sees storageUri gs://bucket/key; the device, a circle member and others do not', async () => {
+    const alice = await t.user('ptr-alice');
+    const carol = await t.user('ptr-carol');
+    const bob = await t.user('ptr-bob');
+    const cam = await t.device('ptr-cam', alice.id);
+    const s = await call(t.api('/media'), {
+      method: 'POST',
+      headers: cam.auth,
+      json: { fileName: 'a.jpg', mimeType: 'image/jpeg', bytes: JPEG.length },
+    });
+    assert.equal(s.status, 201, s.text);
+    assert.equal('storageUri' in s.body.media, false, 'not in the device’s session response');
+    const id = s.body.mediaId as string;
+    assert.equal((await put(s.body.upload.url, JPEG, s.body.upload.headers)).status, 200);
+    const done = await call(t.api(`/media/${id}/complete`), { method: 'POST', headers: cam.auth });
+    assert.equal(done.status, 200, done.text);
+    assert.equal('storageUri' in done.body, false, 'not in the device’s completion response');
+    const { storage_key: key } = (
+      await t.server.database.pool.query('SELECT storage_key FROM media WHERE id = $1', [id])
+    ).rows[0] as { storage_key: string };
+
+    const asOwner = await call(t.api(`/media/${id}`), { headers: alice.auth });
+    assert.equal(asOwner.body.storageUri, `gs://${BUCKET}/${key}`);
+    const ownerList = await call(t.api('/users/me/media?limit=100'), { headers: alice.auth });
+    const listed = ownerList.body.items.find((m: { mediaId: string }) => m.mediaId === id);
+    assert.equal(listed?.storageUri, `gs://${BUCKET}/${key}`, 'in the owner’s listing too');
+
+    const asDevice = await call(t.api(`/media/${id}`), { headers: cam.auth });
+    assert.equal(asDevice.status, 200);
+    assert.equal('storageUri' in asDevice.body, false, 'the device that uploaded it');
+    const devList = await call(t.api(`/devices/${cam.id}/media?limit=100`), { headers: cam.auth });
+    assert.ok(devList.body.items.some((m: { mediaId: string }) => m.mediaId === id));
+    for (const m of devList.body.items) assert.equal('storageUri' in m, false, 'the device’s listing');
+
+    const circle = await call(t.api('/circles'), {
+      method: 'POST',
+      headers: alice.auth,
+      json: { name: 'c' },
+    });
+    const cid = circle.body.circleId as string;
+    const join = await call(t.api(`/circles/${cid}/members`), {
+      method: 'POST',
+      headers: alice.auth,
+      json: { userId: carol.id },
+    });
+    assert.equal(join.status, 200, join.text);
+    const share = await call(t.api(`/circles/${cid}/shares`), {
+      method: 'POST',
+      headers: alice.auth,
+      json: { mediaId: id, originals: true },
+    });
+    assert.equal(share.status, 201, share.text);
+    const asMember = await call(t.api(`/media/${id}`), { headers: carol.auth });
+    assert.equal(asMember.status, 200);
+    assert.equal('storageUri' in asMember.body, false, 'a circle member, even with originals');
+    const memberList = await call(t.api(`/circles/${cid}/media`), { headers: carol.auth });
+    assert.deepEqual(
+      memberList.body.items.map((m: { mediaId: string }) => [m.mediaId, 'storageUri' in m]),
+      [[id, false]],
+    );
+    assert.equal((await call(t.api(`/media/${id}`), { headers: bob.auth })).status, 404, 'a stranger');
+  });
+});
+
 multipartProtocolSuite('gcs', () => t);

@@ -1,6 +1,7 @@
 /**
- * The ObjectStore contract as a suite any backend runs (local disk and S3 on a real Ceph RGW today,
- * test/storage/contract.test.ts; a new store adds one call there). Capability flags decide which
+ * The ObjectStore contract as a suite any backend runs (local disk and S3 on a real Ceph RGW in
+ * test/storage/contract.test.ts; GCS on its stand-in in gcs-contract.test.ts and on a real bucket
+ * in gcs-real.real.ts, under a fresh `prefix`). Capability flags decide which
  * optional parts apply, and a store without one reports those tests as skipped with the reason;
  * nothing else may differ.
  */
@@ -21,6 +22,11 @@ export interface ContractStore {
 export interface ContractOptions {
   /** The signed GET URL's query parameter that names the response's Content-Type (tampered with). */
   typeParam: string;
+  /**
+   * The folder every key of the suite lives under ('c' unless given): a fresh one lets a real
+   * bucket be shared (test/storage/gcs-real.real.ts).
+   */
+  prefix?: string;
 }
 
 /** Runs the contract on the store `setup` makes (once, before the suite's tests). */
@@ -42,6 +48,7 @@ export function storeContractSuite(
       return made.store;
     };
     const data = Buffer.from('contract bytes '.repeat(1000));
+    const prefix = opts.prefix ?? 'c';
 
     test('capabilities are explicit booleans', () => {
       for (const [k, v] of Object.entries(s().capabilities)) assert.equal(typeof v, 'boolean', k);
@@ -50,7 +57,7 @@ export function storeContractSuite(
     });
 
     test('put → stat, get, range, readAll and listObjects serve the object', async () => {
-      const key = 'c/one.bin';
+      const key = `${prefix}/one.bin`;
       const put = await s().put(key, body(data), {
         contentType: 'application/octet-stream',
         bytes: data.length,
@@ -85,7 +92,7 @@ export function storeContractSuite(
     });
 
     test('a deleted object is missing: stat, get and readAll answer undefined; deleting again is fine', async () => {
-      const key = 'c/deleted.bin';
+      const key = `${prefix}/deleted.bin`;
       await s().put(key, body(data), { contentType: 'application/octet-stream', bytes: data.length });
       await s().delete(key);
       assert.equal(await s().stat(key), undefined);
@@ -102,8 +109,8 @@ export function storeContractSuite(
     test('an exclusive put never replaces an object (single and multipart sizes); a plain put does', async () => {
       const big = Buffer.alloc(6 * MiB, 0x5a); // over the S3 store's single-PUT size: its multipart path
       for (const [key, first, other] of [
-        ['c/exclusive.bin', data, Buffer.from('other bytes '.repeat(1250))],
-        ['c/exclusive-big.bin', big, Buffer.alloc(6 * MiB, 0x33)],
+        [`${prefix}/exclusive.bin`, data, Buffer.from('other bytes '.repeat(1250))],
+        [`${prefix}/exclusive-big.bin`, big, Buffer.alloc(6 * MiB, 0x33)],
       ] as const) {
         const expect = { contentType: 'application/octet-stream', bytes: first.length, exclusive: true };
         await s().put(key, body(first), expect);
@@ -124,7 +131,7 @@ export function storeContractSuite(
     });
 
     test('put refuses too many bytes, too few bytes or a wrong sha256, leaving nothing', async () => {
-      const key = 'c/bad.bin';
+      const key = `${prefix}/bad.bin`;
       const expect = { contentType: 'application/octet-stream', bytes: data.length };
       await rejectsWith(
         s().put(key, body(Buffer.concat([data, Buffer.from('x')])), expect),
@@ -137,7 +144,7 @@ export function storeContractSuite(
 
     test('a large put (above the single-put size) is atomic too', async () => {
       const big = Buffer.alloc(11 * MiB, 7);
-      const key = 'c/big.bin';
+      const key = `${prefix}/big.bin`;
       const before = await uploads(s());
       await rejectsWith(
         s().put(key, body(big), { contentType: 'video/mp4', bytes: big.length, sha256: 'b'.repeat(64) }),
@@ -151,7 +158,7 @@ export function storeContractSuite(
     });
 
     test('signed GET URLs serve the bytes with the given type and disposition; tampering fails', async () => {
-      const key = 'c/signed.jpg';
+      const key = `${prefix}/signed.jpg`;
       await s().put(key, body(data), { contentType: 'image/jpeg', bytes: data.length });
       const url = await s().signedGetUrl(key, {
         expiresInSeconds: 60,
@@ -169,8 +176,27 @@ export function storeContractSuite(
       await s().delete(key);
     });
 
+    test('a signed GET URL for one key does not serve another', async () => {
+      const [a, b] = [`${prefix}/a.bin`, `${prefix}/b.bin`];
+      const expect = { contentType: 'application/octet-stream', bytes: data.length };
+      await s().put(a, body(data), expect);
+      await s().put(b, body(data), expect); // b exists: only the signature can refuse it
+      const url = await s().signedGetUrl(a, {
+        expiresInSeconds: 60,
+        contentType: 'application/octet-stream',
+        contentDisposition: 'inline',
+      });
+      assert.equal((await fetch(url)).status, 200);
+      const other = new URL(url);
+      assert.ok(other.pathname.endsWith('a.bin'), other.pathname);
+      other.pathname = other.pathname.replace(/a\.bin$/, 'b.bin');
+      assert.equal((await fetch(other)).status, 403);
+      await s().delete(a);
+      await s().delete(b);
+    });
+
     test('multipart: parts, replace a part, list, wrong ETag refused, complete, abort', async () => {
-      const key = 'c/multi.bin';
+      const key = `${prefix}/multi.bin`;
       const p1 = Buffer.alloc(5 * MiB, 1);
       const p2 = Buffer.alloc(5 * MiB, 2);
       const p3 = Buffer.from('the end');
@@ -219,7 +245,7 @@ export function storeContractSuite(
         t.skip(`${name} has no presigned PUT (capabilities.presignedPut is false)`);
         return;
       }
-      const key = 'c/presigned.jpg';
+      const key = `${prefix}/presigned.jpg`;
       const p = await store.presignPut(key, { contentType: 'image/jpeg', bytes: data.length }, 60);
       const put = (b: Buffer, h: Record<string, string>) =>
         fetch(p.url, { method: 'PUT', headers: h, body: asBody(b) });
@@ -237,7 +263,7 @@ export function storeContractSuite(
         t.skip(`${name} has no presigned part URLs (capabilities.presignedParts is false)`);
         return;
       }
-      const key = 'c/presigned-part.bin';
+      const key = `${prefix}/presigned-part.bin`;
       const id = await store.createMultipart(key, 'video/mp4');
       const p = await store.presignPart(key, id, 1, 100, 60);
       const bad = await fetch(p.url, { method: 'PUT', headers: p.headers, body: new Uint8Array(99) });
