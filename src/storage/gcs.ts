@@ -16,7 +16,7 @@ import {
   type XmlDoc,
   type XmlResponse,
 } from './gcs-xml.ts';
-import { partBytes, planParts } from './parts.ts';
+import { planParts, streamIntoParts } from './parts.ts';
 import { readBody } from './s3-support.ts';
 import { checksumMismatch, incomplete, tooLarge } from './verify-errors.ts';
 import {
@@ -175,48 +175,21 @@ export class GcsObjectStore implements ObjectStore {
   private async putMultipart(key: string, body: Readable, expect: PutExpectation): Promise<PutResult> {
     const plan = planParts(expect.bytes, this.opts.partSize);
     const uploadId = await this.createMultipart(key, expect.contentType);
-    const hash = createHash('sha256');
-    const parts: PartRef[] = [];
-    let size = 0;
-    let pending: Buffer[] = [];
-    let pendingBytes = 0;
-    const flush = async () => {
-      const n = parts.length + 1;
-      const data = Buffer.concat(pending, pendingBytes);
-      pending = [];
-      pendingBytes = 0;
-      const res = await this.xml({
-        method: 'PUT',
-        key,
-        query: { partNumber: String(n), uploadId },
-        body: data,
-        headers: {
-          'Content-Length': String(data.length),
-          'Content-MD5': createHash('md5').update(data).digest('base64'),
-        },
-      });
-      if (res.status >= 300) throw unavailable(xmlError(res)) ?? xmlError(res);
-      parts.push({ partNumber: n, etag: res.headers['etag'] ?? '' });
-    };
     try {
-      for await (const chunk of body) {
-        let buf = chunk as Buffer;
-        size += buf.length;
-        if (size > expect.bytes) throw tooLarge(expect.bytes);
-        hash.update(buf);
-        while (buf.length > 0) {
-          const want = partBytes(plan, parts.length + 1) - pendingBytes;
-          const take = buf.subarray(0, want);
-          pending.push(take);
-          pendingBytes += take.length;
-          buf = buf.subarray(take.length);
-          if (pendingBytes === partBytes(plan, parts.length + 1)) await flush();
-        }
-      }
-      if (size < expect.bytes) throw incomplete(expect.bytes, size);
-      const sha256 = hash.digest('hex');
-      if (expect.sha256 !== undefined && sha256 !== expect.sha256)
-        throw checksumMismatch(expect.sha256, sha256);
+      const { parts, size, sha256 } = await streamIntoParts(body, plan, expect, async (n, data) => {
+        const res = await this.xml({
+          method: 'PUT',
+          key,
+          query: { partNumber: String(n), uploadId },
+          body: data,
+          headers: {
+            'Content-Length': String(data.length),
+            'Content-MD5': createHash('md5').update(data).digest('base64'),
+          },
+        });
+        if (res.status >= 300) throw unavailable(xmlError(res)) ?? xmlError(res);
+        return res.headers['etag'] ?? '';
+      });
       await this.completeMultipart(key, uploadId, parts, { exclusive: expect.exclusive }).catch(
         (err: unknown) => {
           throw err instanceof ObjectExistsError ? new ObjectExistsError(key, sha256) : err;

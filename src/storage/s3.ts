@@ -17,7 +17,7 @@ import {
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { StoreUnavailableError } from './errors.ts';
 import { checksumMismatch, incomplete, tooLarge } from './verify-errors.ts';
-import { partBytes, planParts } from './parts.ts';
+import { planParts, streamIntoParts } from './parts.ts';
 import {
   completionError,
   createClient,
@@ -140,48 +140,21 @@ export class S3ObjectStore implements ObjectStore {
   private async putMultipart(key: string, body: Readable, expect: PutExpectation): Promise<PutResult> {
     const plan = planParts(expect.bytes, this.opts.partSize);
     const uploadId = await this.createMultipart(key, expect.contentType);
-    const hash = createHash('sha256');
-    const parts: PartRef[] = [];
-    let size = 0;
-    let pending: Buffer[] = [];
-    let pendingBytes = 0;
-    const flush = async () => {
-      const n = parts.length + 1;
-      const data = Buffer.concat(pending, pendingBytes);
-      pending = [];
-      pendingBytes = 0;
-      const res = await this.client.send(
-        new UploadPartCommand({
-          Bucket: this.bucket,
-          Key: key,
-          UploadId: uploadId,
-          PartNumber: n,
-          Body: data,
-          ContentLength: data.length,
-          ContentMD5: createHash('md5').update(data).digest('base64'),
-        }),
-      );
-      parts.push({ partNumber: n, etag: res.ETag ?? '' });
-    };
     try {
-      for await (const chunk of body) {
-        let buf = chunk as Buffer;
-        size += buf.length;
-        if (size > expect.bytes) throw tooLarge(expect.bytes);
-        hash.update(buf);
-        while (buf.length > 0) {
-          const want = partBytes(plan, parts.length + 1) - pendingBytes;
-          const take = buf.subarray(0, want);
-          pending.push(take);
-          pendingBytes += take.length;
-          buf = buf.subarray(take.length);
-          if (pendingBytes === partBytes(plan, parts.length + 1)) await flush();
-        }
-      }
-      if (size < expect.bytes) throw incomplete(expect.bytes, size);
-      const sha256 = hash.digest('hex');
-      if (expect.sha256 !== undefined && sha256 !== expect.sha256)
-        throw checksumMismatch(expect.sha256, sha256);
+      const { parts, size, sha256 } = await streamIntoParts(body, plan, expect, async (n, data) => {
+        const res = await this.client.send(
+          new UploadPartCommand({
+            Bucket: this.bucket,
+            Key: key,
+            UploadId: uploadId,
+            PartNumber: n,
+            Body: data,
+            ContentLength: data.length,
+            ContentMD5: createHash('md5').update(data).digest('base64'),
+          }),
+        );
+        return res.ETag ?? '';
+      });
       // If-None-Match on CompleteMultipartUpload is atomic where the store honours it (AWS since
       // 2024); Ceph ignores it, so an exclusive put also looks just before joining.
       if (expect.exclusive && (await this.stat(key))) throw new ObjectExistsError(key, sha256);
