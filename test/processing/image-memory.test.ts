@@ -56,7 +56,7 @@ describe('image decode memory', () => {
     for (let i = 0; i < 2; i++) jpegs.push((await upload(t, user.auth, progressive, 'image/jpeg')).id);
     // The jobs wait in the queue; one worker process with room for all five at once.
     const env = await testEnv(t.dataDir, {
-      DATABASE_URL: t.server.database.embedded!.url,
+      DATABASE_URL: t.databaseUrl,
       PROCESSING_CONCURRENCY: '5',
     });
     const child = spawn(process.execPath, ['bin/mediary.mjs', 'worker'], {
