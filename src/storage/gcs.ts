@@ -16,9 +16,8 @@ import {
   type XmlDoc,
   type XmlResponse,
 } from './gcs-xml.ts';
-import { planParts, streamIntoParts } from './parts.ts';
+import { planParts, readVerified, streamIntoParts } from './parts.ts';
 import { readBody } from './s3-support.ts';
-import { checksumMismatch, incomplete, tooLarge } from './verify-errors.ts';
 import {
   assertSafeKey,
   ObjectExistsError,
@@ -142,19 +141,7 @@ export class GcsObjectStore implements ObjectStore {
     if (expect.bytes > this.opts.singlePutMaxBytes) return this.putMultipart(key, body, expect);
     // Small objects: buffer (bounded by singlePutMaxBytes), check, then one PUT with Content-MD5
     // (GCS verifies it), so nothing is written unless every expectation holds.
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of body) {
-      const buf = chunk as Buffer;
-      size += buf.length;
-      if (size > expect.bytes) throw tooLarge(expect.bytes);
-      chunks.push(buf);
-    }
-    if (size < expect.bytes) throw incomplete(expect.bytes, size);
-    const data = Buffer.concat(chunks);
-    const sha256 = createHash('sha256').update(data).digest('hex');
-    if (expect.sha256 !== undefined && sha256 !== expect.sha256)
-      throw checksumMismatch(expect.sha256, sha256);
+    const { data, size, sha256 } = await readVerified(body, expect);
     const res = await this.xml({
       method: 'PUT',
       key,

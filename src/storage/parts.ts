@@ -75,3 +75,27 @@ export async function streamIntoParts(
   if (expect.sha256 !== undefined && sha256 !== expect.sha256) throw checksumMismatch(expect.sha256, sha256);
   return { parts, size, sha256 };
 }
+
+/**
+ * A store's own single put of a small object (bounded by the caller's single-put limit): reads the
+ * whole body, stopping at the first byte over the declared size, and checks the length and (when
+ * declared) the sha256 before anything is written.
+ */
+export async function readVerified(
+  body: Readable,
+  expect: { bytes: number; sha256?: string | undefined },
+): Promise<{ data: Buffer; size: number; sha256: string }> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    const buf = chunk as Buffer;
+    size += buf.length;
+    if (size > expect.bytes) throw tooLarge(expect.bytes);
+    chunks.push(buf);
+  }
+  if (size < expect.bytes) throw incomplete(expect.bytes, size);
+  const data = Buffer.concat(chunks);
+  const sha256 = createHash('sha256').update(data).digest('hex');
+  if (expect.sha256 !== undefined && sha256 !== expect.sha256) throw checksumMismatch(expect.sha256, sha256);
+  return { data, size, sha256 };
+}

@@ -16,8 +16,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { StoreUnavailableError } from './errors.ts';
-import { checksumMismatch, incomplete, tooLarge } from './verify-errors.ts';
-import { planParts, streamIntoParts } from './parts.ts';
+import { planParts, readVerified, streamIntoParts } from './parts.ts';
 import {
   completionError,
   createClient,
@@ -107,19 +106,7 @@ export class S3ObjectStore implements ObjectStore {
     if (expect.bytes > this.opts.singlePutMaxBytes) return this.putMultipart(key, body, expect);
     // Small objects: buffer (bounded by singlePutMaxBytes), check, then one PutObject with
     // Content-MD5, so nothing is written unless every expectation holds.
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of body) {
-      const buf = chunk as Buffer;
-      size += buf.length;
-      if (size > expect.bytes) throw tooLarge(expect.bytes);
-      chunks.push(buf);
-    }
-    if (size < expect.bytes) throw incomplete(expect.bytes, size);
-    const data = Buffer.concat(chunks);
-    const sha256 = createHash('sha256').update(data).digest('hex');
-    if (expect.sha256 !== undefined && sha256 !== expect.sha256)
-      throw checksumMismatch(expect.sha256, sha256);
+    const { data, size, sha256 } = await readVerified(body, expect);
     await this.client
       .send(
         new PutObjectCommand({
