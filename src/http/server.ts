@@ -30,6 +30,7 @@ import { hlsRoutes } from './routes/hls.ts';
 import { mediaRoutes, uploadRoute } from './routes/media.ts';
 import { circleRoutes } from './routes/circles.ts';
 import { deviceRoutes } from './routes/devices.ts';
+import { formUploadRoute } from './routes/form-upload.ts';
 import { postRoutes } from './routes/posts.ts';
 import { processingRoutes } from './routes/processing.ts';
 import { multipartRoutes, partUploadRoute } from './routes/multipart.ts';
@@ -120,6 +121,12 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     async (api) => {
       await api.register(mediaRoutes, { media: deps.media, auth, config: deps.config });
       await api.register(uploadRoute, { media: deps.media, auth, config: deps.config });
+      await api.register(formUploadRoute, {
+        media: deps.media,
+        multipart: deps.multipart,
+        auth,
+        config: deps.config,
+      });
       await api.register(processingRoutes, { processing: deps.processing, auth });
       await api.register(hlsRoutes, { playback: deps.playback, auth });
       await api.register(postRoutes, { posts: deps.posts, media: deps.media, auth });
