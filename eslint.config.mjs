@@ -53,7 +53,14 @@ export default tseslint.config(
     // composition roots (src/app.ts, src/main.ts, src/cli/, src/processing/runtime.ts) import them.
     // Its own rule name (typescript-eslint's), so this block and the HTTP one above do not replace
     // each other's options.
-    files: ['src/processing/**', 'src/media/**', 'src/posts/**', 'src/circles/**', 'src/operations/**'],
+    files: [
+      'src/processing/**',
+      'src/media/**',
+      'src/posts/**',
+      'src/circles/**',
+      'src/devices/**',
+      'src/operations/**',
+    ],
     ignores: ['src/processing/runtime.ts'],
     rules: {
       '@typescript-eslint/no-restricted-imports': [

@@ -8,6 +8,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Authenticator, DEVICE_CHANGED_CHANNEL } from './auth/principals.ts';
+import { DeviceService } from './devices/service.ts';
 import { StartupError, type Config } from './config.ts';
 import { attachOrStartEmbedded, startEmbedded, type EmbeddedDatabase } from './db/embedded.ts';
 import { NotificationListener } from './db/listener.ts';
@@ -159,6 +160,7 @@ async function startServerParts(
   );
   started.push({ name: 'device listener', stop: () => deviceChanges.stop() });
   const circles = new CircleService(pool, logger);
+  const devices = new DeviceService(pool, config.devices, logger);
   const media = new MediaService(pool, store, queue, signer, config, logger, multipart, circles);
   const processing = new ProcessingService(pool, media, store, queue, config, logger);
   const playback = new HlsPlayback(pool, media, store, signer, config);
@@ -187,6 +189,7 @@ async function startServerParts(
     playback,
     posts,
     circles,
+    devices,
     multipart,
     store,
     signer,
