@@ -39,9 +39,10 @@ import {
 import type { VariantRecord } from './repo.ts';
 import type { JobContext, JobOutcome } from './worker.ts';
 
-// Kept here for their importers until the object layout module is theirs (../media/layout.ts).
+// The object layout lives in ../media/layout.ts; re-exported for the modules that still import
+// these from here.
 export { variantContentType, variantKey, variantKeySha256 } from '../media/layout.ts';
-export { OriginalMissingError, publicMessage, putVariant, VARIANT_SIZES } from './job-kit.ts';
+export { VARIANT_SIZES } from './job-kit.ts';
 
 const IMAGE_TYPES = new Set(['image/jpeg', 'image/png', 'image/webp', 'image/gif', 'image/avif']);
 const HEIF_TYPES = new Set(['image/heic', 'image/heif', 'image/heic-sequence', 'image/heif-sequence']);

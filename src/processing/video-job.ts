@@ -17,6 +17,7 @@ import { fileTypeFromFile } from 'file-type';
 import { rgbaToThumbHash } from 'thumbhash';
 import type { ProcessingConfig } from '../config.ts';
 import { catalogEntry } from '../media/catalog.ts';
+import { hlsContentType } from '../media/layout.ts';
 import type { MediaRecord } from '../media/repo.ts';
 import { scratchTag } from '../storage/scratch.ts';
 import {
@@ -42,9 +43,9 @@ import type { RenditionRecord } from './video-repo.ts';
 import { planLadder } from './video/ladder.ts';
 import type { JobContext, JobOutcome } from './worker.ts';
 
-// Kept here for their importers until the object layout module is theirs (../media/layout.ts).
+// The object layout lives in ../media/layout.ts; re-exported for the modules that still import
+// these from here.
 export { hlsContentType, hlsPrefixOf } from '../media/layout.ts';
-import { hlsContentType } from '../media/layout.ts';
 
 export const FFMPEG_MISSING_MESSAGE = 'ffmpeg is not installed';
 /** Work directories are `<VIDEO_TMP_DIR>/mediary-video-<owner tag><random>` (../storage/scratch.ts). */
