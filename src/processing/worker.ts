@@ -7,9 +7,9 @@
  *   delayed retries, which nobody announces).
  * - Fetch and claim commit together: the claim names this worker's LISTEN connection, so a worker
  *   killed mid-job (SIGKILL, OOM) is noticed by any other worker as soon as its connection is gone,
- *   and the job is failed back into the retry path instead of waiting for pg-boss' expiry.
+ *   and the job is failed back into the retry path instead of waiting for the queue's own expiry.
  * - Handlers return an outcome for expected results (completed, failed for a reason the client
- *   must see); they throw only when a retry can help. After the last attempt pg-boss moves the job
+ *   must see); they throw only when a retry can help. After the last attempt the queue moves the job
  *   to the dead-letter queue, which this runtime consumes to mark the media FAILED.
  * - Graceful stop: no new jobs; in-flight jobs finish within the grace period, or are aborted and
  *   handed back to the queue (without spending an attempt), so a shutdown never loses a job.
@@ -36,7 +36,7 @@ export interface JobContext {
   maxAttempts: number;
   /**
    * Replaces the job's time limit, counted from now (a video job's budget differs from an image's).
-   * pg-boss' expiry must stay above it (see `queueOptions` in app.ts).
+   * The queue's expiry must stay above it (see `queueOptions` in app.ts).
    */
   setTimeLimit(seconds: number): void;
 }
