@@ -12,7 +12,8 @@ import { admitDeclaredFile, admitUploadHeaders, catalogEntry, originalDispositio
 import { decodeCursor, encodeCursor } from './cursor.ts';
 import type { MultipartUploads } from './multipart.ts';
 import type { CircleUploads, ShareLookup } from './shares.ts';
-import { deviceMessageKey, ownerKey, sanitizeFileName } from './keys.ts';
+import { sanitizeFileName } from './keys.ts';
+import { deviceMessageKey, ownerKey } from './layout.ts';
 import { owningUser } from './privacy.ts';
 import * as repo from './repo.ts';
 import type { MediaRow, MediaStatus } from './repo.ts';

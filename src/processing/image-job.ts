@@ -16,6 +16,7 @@ import { rgbaToThumbHash } from 'thumbhash';
 import type { ProcessingConfig } from '../config.ts';
 import type { Pool } from '../db/pool.ts';
 import { catalogEntry } from '../media/catalog.ts';
+import { variantContentType, variantKey } from '../media/layout.ts';
 import type { MediaRecord } from '../media/repo.ts';
 import { ObjectTooLargeError, type ObjectStore } from '../storage/types.ts';
 import { BufferPool, type BufferLease } from './buffer-pool.ts';
@@ -87,17 +88,6 @@ export interface ImageJobStep {
  * subscribes.
  */
 export const IMAGE_JOB_STEPS = diagnostics_channel.channel('mediary:image-job-step');
-
-export const variantKey = (mediaId: string, sha256: string, format: VariantFormat) =>
-  `variants/${mediaId}/${sha256}.${format}`;
-
-/** The sha256 a {@link variantKey} names (null for a key of another shape). */
-export const variantKeySha256 = (key: string): string | null =>
-  /^variants\/[^/]+\/([0-9a-f]{64})\.[a-z0-9]+$/.exec(key)?.[1] ?? null;
-
-export function variantContentType(format: string): string {
-  return format === 'avif' ? 'image/avif' : 'image/webp';
-}
 
 /**
  * Stores one rendered variant under its content-addressed key (skipped when that key already

@@ -7,7 +7,9 @@
 import { performance } from 'node:perf_hooks';
 import sharp, { type Metadata, type OutputInfo } from 'sharp';
 
-export type VariantFormat = 'webp' | 'avif';
+import type { VariantFormat } from '../media/layout.ts';
+
+export type { VariantFormat };
 
 export interface RenderOptions {
   /** Longest-edge sizes, e.g. [1200, 600, 300, 150]. Fit inside, never upscaled. */

@@ -8,7 +8,7 @@
  * throws and the queue retries. The work directory is removed whatever happens; ffmpeg dies with
  * the job (the worker's AbortSignal: cancellation, worker timeout, shutdown).
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
@@ -19,6 +19,7 @@ import { rgbaToThumbHash } from 'thumbhash';
 import type { ProcessingConfig } from '../config.ts';
 import { withTransaction, type Pool } from '../db/pool.ts';
 import { catalogEntry } from '../media/catalog.ts';
+import { hlsContentType, hlsMasterKey, hlsObjectKey, hlsRunPrefix } from '../media/layout.ts';
 import { hlsObjectKeys, type MediaRecord } from '../media/repo.ts';
 import { scratchTag } from '../storage/scratch.ts';
 import type { ObjectStore } from '../storage/types.ts';
@@ -76,14 +77,6 @@ export interface VideoJobDeps {
   config: Pick<ProcessingConfig, 'variantFormat' | 'maxPixels' | 'video'>;
   /** Parent of the per-job work directories (default: the OS temp dir). */
   tmpDir?: string | undefined;
-}
-
-/** The prefix every object of one HLS run lives under; playback tokens are scoped to it. */
-export const hlsPrefixOf = (masterKey: string) => masterKey.slice(0, masterKey.lastIndexOf('/'));
-
-export function hlsContentType(name: string): string {
-  if (name.endsWith('.m3u8')) return 'application/vnd.apple.mpegurl';
-  return 'video/mp4';
 }
 
 const UPLOAD_PARALLELISM = 4;
@@ -199,7 +192,7 @@ export class VideoJob {
       });
       progress(90, true);
 
-      const prefix = `hls/${media.id}/${randomUUID()}`;
+      const prefix = hlsRunPrefix(media.id);
       const hlsObjects = await this.uploadDir(outDir, prefix, written, ctx.signal);
       const renditions: RenditionRecord[] = hls.renditions.map((r) => ({
         name: r.name,
@@ -207,7 +200,7 @@ export class VideoJob {
         height: r.height,
         bitrate: Math.round((r.videoBitrate + (src.audioCodec !== null ? r.audioBitrate : 0)) * 1.1),
         codecs: r.codecs,
-        playlistKey: `${prefix}/${r.playlist}`,
+        playlistKey: hlsObjectKey(prefix, r.playlist),
       }));
       ctx.signal.throwIfAborted();
 
@@ -225,7 +218,7 @@ export class VideoJob {
           placeholder: poster.placeholder,
           detectedMime: detected,
           variants: poster.variants,
-          hlsMasterKey: `${prefix}/master.m3u8`,
+          hlsMasterKey: hlsMasterKey(prefix),
           renditions,
           hlsObjects,
         }),
@@ -317,7 +310,7 @@ export class VideoJob {
         signal.throwIfAborted();
         const rel = files[next++]!;
         const file = path.join(dir, rel);
-        const key = `${prefix}/${rel}`;
+        const key = hlsObjectKey(prefix, rel);
         const bytes = (await stat(file)).size;
         written.push(key);
         await this.deps.store.put(key, createReadStream(file), { contentType: hlsContentType(rel), bytes });

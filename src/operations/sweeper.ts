@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
 import type { Pool } from '../db/pool.ts';
 import type { ObjectStore } from '../storage/types.ts';
-import * as mrepo from './multipart-repo.ts';
+import * as mrepo from '../media/multipart-repo.ts';
+import { startPeriodic } from './periodic.ts';
 
 export interface SweepReport {
   /** PENDING sessions past their expiry, now FAILED (upload_expired). */
@@ -152,22 +153,13 @@ export function startSweeper(
   opts: { intervalSeconds: number; orphanGraceSeconds: number },
   logger: Logger,
 ): () => Promise<void> {
-  if (opts.intervalSeconds <= 0) return () => Promise.resolve();
-  let running: Promise<void> | undefined;
-  const timer = setInterval(() => {
-    if (running) return;
-    running = sweep(pool, store, opts, logger)
-      .then((r) => {
-        if (r.expiredSessions + r.abortedUploads + r.orphansRemoved > 0) logger.info(r, 'storage sweep');
-      })
-      .catch((err: unknown) => logger.warn({ err }, 'storage sweep failed; retrying next interval'))
-      .finally(() => {
-        running = undefined;
-      });
-  }, opts.intervalSeconds * 1000);
-  timer.unref();
-  return async () => {
-    clearInterval(timer);
-    await running;
-  };
+  return startPeriodic(
+    'storage sweep',
+    opts.intervalSeconds,
+    async () => {
+      const r = await sweep(pool, store, opts, logger);
+      if (r.expiredSessions + r.abortedUploads + r.orphansRemoved > 0) logger.info(r, 'storage sweep');
+    },
+    logger,
+  );
 }
