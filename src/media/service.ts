@@ -15,7 +15,9 @@ import type { CircleUploads, ShareLookup } from './shares.ts';
 import { sanitizeFileName } from './keys.ts';
 import { deviceMessageKey, ownerKey } from './layout.ts';
 import { owningUser } from './privacy.ts';
+import { failure } from './lifecycle.ts';
 import * as repo from './repo.ts';
+import * as transitions from './transitions.ts';
 import type { MediaRow, MediaStatus } from './repo.ts';
 import { DOWNLOADABLE, MediaLinkSigner, type MediaLinks } from './links.ts';
 import { StreamingUploads } from './upload-claims.ts';
@@ -505,7 +507,7 @@ export class MediaService {
       await this.store.delete(media.storage_key);
       // A joined multipart upload cannot be re-sent part by part: this session is over.
       if (joined.multipart) {
-        await repo.markFailed(this.pool, media.id, { code: 'checksum_mismatch', message: 'sha256 mismatch' });
+        await transitions.failUpload(this.pool, media.id, failure('checksum_mismatch'));
       }
       throw new AppError(
         'checksum_mismatch',
@@ -521,12 +523,12 @@ export class MediaService {
     if (!entry || detected === undefined || !entry.detects.includes(detected)) {
       const message = `The content is ${detected ?? 'not a recognised media type'}, not ${media.mime_type}.`;
       await this.store.delete(media.storage_key);
-      await repo.markFailed(this.pool, media.id, { code: 'type_mismatch', message });
+      await transitions.failUpload(this.pool, media.id, failure('type_mismatch', message));
       throw new AppError('type_mismatch', message, { declared: media.mime_type, detected: detected ?? null });
     }
     // The answer is the state this request committed; a worker may move it on a moment later.
     const completed = await withTransaction(this.pool, async (tx) => {
-      const uploaded = await repo.markUploaded(tx, media.id, {
+      const uploaded = await transitions.markUploaded(tx, media.id, {
         sha256,
         etag: stat.etag,
         detectedMime: detected,
@@ -632,7 +634,8 @@ export class MediaService {
 
   async delete(principal: Principal, mediaId: string): Promise<void> {
     const media = await this.get(principal, mediaId);
-    if (!(await repo.markDeleted(this.pool, media.id))) throw new AppError('not_found', 'Media not found.');
+    if (!(await transitions.markDeleted(this.pool, media.id)))
+      throw new AppError('not_found', 'Media not found.');
     await this.removeObjects(media);
   }
 
@@ -641,7 +644,7 @@ export class MediaService {
    * {@link removeObjects} for each after the commit. False if it was deleted already.
    */
   static markDeletedWithin(tx: Queryable, mediaId: string): Promise<boolean> {
-    return repo.markDeleted(tx, mediaId);
+    return transitions.markDeleted(tx, mediaId);
   }
 
   /**

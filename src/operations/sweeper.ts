@@ -1,7 +1,9 @@
 import type { Logger } from 'pino';
 import type { Pool } from '../db/pool.ts';
 import type { ObjectStore } from '../storage/types.ts';
+import { failure } from '../media/lifecycle.ts';
 import * as mrepo from '../media/multipart-repo.ts';
+import { failUpload } from '../media/transitions.ts';
 import { startPeriodic } from './periodic.ts';
 
 export interface SweepReport {
@@ -58,10 +60,7 @@ export async function sweep(
     if (rows.length === 0) break;
     for (const r of rows) {
       if (r.upload_id !== null) await mrepo.setState(pool, r.id, ['OPEN', 'COMPLETING'], 'ABORTED');
-      const failed = await mrepo.failPending(pool, r.id, {
-        code: 'upload_expired',
-        message: 'The upload session expired before the upload was completed.',
-      });
+      const failed = await failUpload(pool, r.id, failure('upload_expired'));
       if (!failed) continue; // completed in the meantime
       report.expiredSessions++;
       if (r.upload_id !== null) {

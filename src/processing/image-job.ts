@@ -17,6 +17,7 @@ import type { ProcessingConfig } from '../config.ts';
 import type { Pool } from '../db/pool.ts';
 import { catalogEntry } from '../media/catalog.ts';
 import { variantContentType, variantKey } from '../media/layout.ts';
+import type { ImageFailureCode } from '../media/lifecycle.ts';
 import type { MediaRecord } from '../media/repo.ts';
 import { ObjectTooLargeError, type ObjectStore } from '../storage/types.ts';
 import { BufferPool, type BufferLease } from './buffer-pool.ts';
@@ -43,7 +44,7 @@ const HEIF_TYPES = new Set(['image/heic', 'image/heif', 'image/heic-sequence', '
 /** An outcome the client must see; retrying would not change it. */
 export class ProcessingFailure extends Error {
   constructor(
-    readonly code: 'integrity' | 'type_mismatch' | 'unsupported_type' | 'decode_failed' | 'image_too_large',
+    readonly code: ImageFailureCode,
     message: string,
   ) {
     super(message);

@@ -20,6 +20,7 @@ import type { ProcessingConfig } from '../config.ts';
 import { withTransaction, type Pool } from '../db/pool.ts';
 import { catalogEntry } from '../media/catalog.ts';
 import { hlsContentType, hlsMasterKey, hlsObjectKey, hlsRunPrefix } from '../media/layout.ts';
+import type { VideoFailureCode } from '../media/lifecycle.ts';
 import { hlsObjectKeys, type MediaRecord } from '../media/repo.ts';
 import { scratchTag } from '../storage/scratch.ts';
 import type { ObjectStore } from '../storage/types.ts';
@@ -55,15 +56,7 @@ const VIDEO_TYPES = new Set([
 /** An outcome the client must see; retrying would not change it. */
 export class VideoFailure extends Error {
   constructor(
-    readonly code:
-      | 'ffmpeg_missing'
-      | 'integrity'
-      | 'type_mismatch'
-      | 'decode_failed'
-      | 'no_video'
-      | 'video_too_long'
-      | 'video_too_large'
-      | 'timeout',
+    readonly code: VideoFailureCode,
     message: string,
   ) {
     super(message);
