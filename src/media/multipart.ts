@@ -8,7 +8,7 @@ import type { UrlSigner } from '../storage/signing.ts';
 import { normalizeEtag, type ObjectStore, type PartRef, type StoredPart } from '../storage/types.ts';
 import { failure } from './lifecycle.ts';
 import * as mrepo from './multipart-repo.ts';
-import { assertDeviceActive } from './service.ts';
+import { assertDeviceActive } from './access.ts';
 import type { MultipartRow } from './multipart-repo.ts';
 import type { MediaRow } from './repo.ts';
 import { failUpload } from './transitions.ts';

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { withTransaction, type Pool } from '../db/pool.ts';
 import type { MediaRow } from '../media/repo.ts';
-import { MediaService } from '../media/service.ts';
+import { markDeletedWithin, type MediaService } from '../media/service.ts';
 import * as repo from '../posts/repo.ts';
 import { startPeriodic } from './periodic.ts';
 
@@ -25,7 +25,7 @@ export async function removeUnattachedPostMedia(
     for (const id of ids) {
       const row = await withTransaction(pool, async (tx): Promise<MediaRow | undefined> => {
         if (!(await repo.claimUnattached(tx, id))) return undefined;
-        await MediaService.markDeletedWithin(tx, id);
+        await markDeletedWithin(tx, id);
         return (await media.findManyUnchecked([id]))[0];
       });
       if (!row) continue; // attached or deleted meanwhile

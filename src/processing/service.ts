@@ -60,7 +60,7 @@ export class ProcessingService {
       throw new AppError('invalid_state', 'The media changed state; fetch it again.', { mediaId });
     }
     this.logger.info({ mediaId }, 'processing requeued');
-    return this.media.get(null, m.id);
+    return this.media.loadUnchecked(m.id); // `m` was loaded through get() above
   }
 
   /**
