@@ -29,10 +29,15 @@ export class UploadSessions {
     private readonly sharing?: CircleUploads,
   ) {}
 
+  /**
+   * Opens an upload session. `bytesViaServer`: the bytes come through this API in the same request
+   * (a one-request form upload), so no upload URL or multipart plan is made: `upload` is null.
+   */
   async createSession(
     principal: Principal,
     input: CreateSessionInput,
     idempotencyKey?: string,
+    opts: { bytesViaServer?: boolean } = {},
   ): Promise<SessionResult> {
     const { mimeType, entry } = admitDeclaredFile(input, this.config.uploads);
     // messageId is the device's own idempotency key; a user who could set it could take a camera's
@@ -133,7 +138,8 @@ export class UploadSessions {
       return replayed;
     }
     await this.shareIntoCircle(principal, input.circleId, inserted.id);
-    return { created: true, media: inserted, upload: await this.uploadInstructions(inserted) };
+    const upload = opts.bytesViaServer ? null : await this.uploadInstructions(inserted);
+    return { created: true, media: inserted, upload };
   }
 
   /**

@@ -54,11 +54,14 @@ export class DirectUploads {
     mediaId: string,
     body: Readable,
     headers: { contentType: string | undefined; contentLength: number | undefined },
+    /** The session was opened with `bytesViaServer` (no multipart plan, whatever its size). */
+    opts: { bytesViaServer?: boolean } = {},
   ): Promise<MediaRow> {
     const media = await this.load(principal, mediaId);
     if (media.status !== 'PENDING') return media; // a repeated PUT after completion changes nothing
     if (media.upload_expires_at.getTime() < Date.now()) throw new AppError('upload_expired');
-    if (this.multipart?.applies(media.bytes)) throw new AppError('multipart_required');
+    if (!opts.bytesViaServer && this.multipart?.applies(media.bytes))
+      throw new AppError('multipart_required');
     await assertDeviceActive(this.pool, media);
     admitUploadHeaders(media, headers);
     const release = this.streaming.claim(media.id);
