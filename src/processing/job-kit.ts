@@ -4,12 +4,12 @@
  * writes, and storing variants under their content-addressed keys. Plain code over the
  * `ObjectStore` and the `ProcessingRecords` port.
  */
+import type { ImageFailureCode, VideoFailureCode } from '../media/lifecycle.ts';
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { variantContentType, variantKey, type VariantFormat } from '../media/layout.ts';
-import type { ImageFailureCode, VideoFailureCode } from '../media/lifecycle.ts';
 import type { MediaRecord } from '../media/repo.ts';
 import { ObjectTooLargeError, type Allocate, type ObjectStore } from '../storage/types.ts';
 import type { ProcessingRecords, RenderedVariant } from './ports.ts';
@@ -22,7 +22,7 @@ export const VARIANT_SIZES = [1200, 600, 300, 150] as const;
 /** The store operations the jobs use (an in-memory store in unit tests). */
 export type JobStore = Pick<ObjectStore, 'get' | 'readAll' | 'stat' | 'put' | 'delete'>;
 
-/** Why a job failed for good: the media's `error.code` (the table is ../media/lifecycle.ts). */
+/** Why a job failed for good: the media's `error.code` (one table: src/media/lifecycle.ts). */
 export type FailureCode = ImageFailureCode | VideoFailureCode;
 
 /** An outcome the client must see; retrying would not change it. */
