@@ -58,8 +58,9 @@ export default tseslint.config(
       'media is the core of the domain: processing, posts and circles build on it, never the other way round (shared shapes go into src/media).',
   }),
   layer(['src/posts/**', 'src/circles/**', 'src/auth/**'], HTTP, ADAPTER_LIBS, OPERATIONS),
-  // TODO(issue 14 §3): add ADAPTER_LIBS here once sharp/exifr/pg-boss/child_process live in src/infra.
-  layer(['src/processing/**'], HTTP, OPERATIONS),
+  // src/infra is also off limits here, except to the composition root runtime.ts (the adapters
+  // block below, which has its own rule name).
+  layer(['src/processing/**'], HTTP, ADAPTER_LIBS, OPERATIONS),
   layer(['src/operations/**'], HTTP),
   layer(['src/storage/**', 'src/db/**'], HTTP, OPERATIONS, {
     group: ['**/media/**', '**/processing/**', '**/posts/**', '**/circles/**', '**/auth/**'],
