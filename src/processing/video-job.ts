@@ -42,10 +42,6 @@ import type { RenditionRecord } from './video-repo.ts';
 import { planLadder } from './video/ladder.ts';
 import type { JobContext, JobOutcome } from './worker.ts';
 
-// The object layout lives in ../media/layout.ts; re-exported for the modules that still import
-// these from here.
-export { hlsContentType, hlsPrefixOf } from '../media/layout.ts';
-
 export const FFMPEG_MISSING_MESSAGE = 'ffmpeg is not installed';
 /** Work directories are `<VIDEO_TMP_DIR>/mediary-video-<owner tag><random>` (../storage/scratch.ts). */
 export const VIDEO_WORK_PREFIX = 'mediary-video-';
