@@ -60,6 +60,41 @@ export default tseslint.config(
     },
   },
   {
+    // The wire contract depends on nothing but TypeBox (and itself): server, OpenAPI and SDK share it.
+    files: ['src/contract/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^(?!@sinclair/typebox$|\\./)',
+              message: 'src/contract imports only @sinclair/typebox and its own modules.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // The SDK takes types from the contract, never schemas: TypeBox stays out of its bundles.
+    files: ['src/client/**'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/contract/*', '!**/contract/statuses.ts', '@sinclair/typebox'],
+              allowTypeImports: true,
+              message: 'The SDK imports the contract’s schemas as types only (import type).',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
     languageOptions: { globals: globals.node },

@@ -7,8 +7,9 @@ export type Uploader = 'device' | 'user';
 /** What a media is for (0014_posts.sql); it decides cleanup. */
 export type MediaPurpose = 'library' | 'post';
 
-export type MediaStatus = 'PENDING' | 'UPLOADED' | 'PROCESSING' | 'READY' | 'FAILED' | 'DELETED';
-export const LISTABLE_STATUSES = ['PENDING', 'UPLOADED', 'PROCESSING', 'READY', 'FAILED'] as const;
+// The status list is the wire contract's (declared once, in src/contract).
+import type { MediaStatus } from '../contract/statuses.ts';
+export type { MediaStatus } from '../contract/statuses.ts';
 
 export interface MediaRow {
   id: string;

@@ -1,10 +1,10 @@
-import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { AppError } from '../../errors.ts';
 import { storageResource } from '../../storage/local.ts';
 import type { UrlSigner } from '../../storage/signing.ts';
 import type { ObjectStore } from '../../storage/types.ts';
-import { bytesResponse, errors, PUBLIC } from '../schemas.ts';
+import { StorageObjectQuery } from '../../contract/index.ts';
+import { bytesResponse, errors, NotModified, PUBLIC } from '../schemas.ts';
 import { sendObject } from '../send-object.ts';
 
 /**
@@ -25,19 +25,11 @@ export const storageRoutes: FastifyPluginAsyncTypebox<{ store: ObjectStore; sign
         tags: ['storage'],
         operationId: 'getStorageObject',
         security: PUBLIC,
-        querystring: Type.Object(
-          {
-            expires: Type.String({ pattern: '^\\d{1,12}$' }),
-            ct: Type.String({ maxLength: 255 }),
-            cd: Type.String({ maxLength: 2048 }),
-            sig: Type.String({ maxLength: 128 }),
-          },
-          { additionalProperties: false },
-        ),
+        querystring: StorageObjectQuery,
         response: {
           200: bytesResponse('The object, of the signed `ct` type.', '*/*'),
           206: bytesResponse('The requested range.', '*/*'),
-          304: Type.Null({ description: 'Not modified (`If-None-Match` matched the ETag).' }),
+          304: NotModified,
           ...errors(400, 403, 404, 416),
         },
       },
