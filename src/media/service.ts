@@ -37,8 +37,6 @@ export type {
   UploadInstructions,
 } from './session-types.ts';
 
-export const uploadResource = (mediaId: string) => `media/${mediaId}/upload`;
-
 /**
  * A media its device uploaded itself accepts no more bytes, and is not completed, once that device
  * is revoked (or deleted): signed URLs handed out before the revocation stop working. (A session a
@@ -372,8 +370,7 @@ export class MediaService {
       const signed = await this.store.presignPut(media.storage_key, expect, ttl);
       return { ...signed, expiresAt: new Date(expiresAt * 1000).toISOString() };
     }
-    const sig = this.signer.sign('PUT', uploadResource(media.id), expiresAt);
-    const q = new URLSearchParams({ expires: String(expiresAt), sig });
+    const q = new URLSearchParams(this.signer.sign('upload', { mediaId: media.id }, expiresAt));
     return {
       method: 'PUT',
       url: `${this.config.publicUrl}/api/v1/media/${media.id}/upload?${q.toString()}`,
@@ -386,9 +383,7 @@ export class MediaService {
 
   /** Verifies a signed upload URL for this media; throws 403 when it does not hold. */
   verifyUploadSignature(mediaId: string, expires: string, sig: string): void {
-    const verdict = this.signer.verify('PUT', uploadResource(mediaId), Number(expires), sig);
-    if (verdict === 'expired') throw new AppError('signature_expired');
-    if (verdict === 'invalid') throw new AppError('signature_invalid');
+    this.signer.verify('upload', { mediaId }, { expires, sig });
   }
 
   /**
@@ -617,13 +612,13 @@ export class MediaService {
     const stat = await this.store.stat(media.storage_key);
     if (!stat) throw new AppError('not_found', 'The stored object is missing.');
     return {
-      kind: 'proxy',
-      key: media.storage_key,
+      kind: 'stream',
       contentType: media.mime_type,
       contentDisposition: disposition,
       etag: media.content_sha256 ? `"${media.content_sha256}"` : stat.etag,
       size: stat.size,
       lastModified: stat.lastModified,
+      open: (range) => this.store.get(media.storage_key, range),
     };
   }
 
@@ -664,9 +659,5 @@ export class MediaService {
   /** Media rows by id, unchecked: the caller has already decided the principal may see them. */
   findManyUnchecked(ids: readonly string[]): Promise<MediaRow[]> {
     return repo.findMediaMany(this.pool, ids);
-  }
-
-  openObject(key: string, range?: { start: number; end: number }) {
-    return this.store.get(key, range);
   }
 }

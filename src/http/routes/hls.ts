@@ -25,12 +25,7 @@ export const hlsRoutes: FastifyPluginAsyncTypebox<HlsRouteDeps> = async (app, { 
       // Playlists carry tokens: never stored by shared caches, never reused past them.
       return reply.header('cache-control', 'private, no-store').type(PLAYLIST_TYPE).send(r.body);
     }
-    return sendObject(request, reply, {
-      ...r,
-      contentDisposition: 'inline',
-      cacheControl: `private, max-age=${r.maxAge}`,
-      open: (range) => playback.openObject(r.key, range),
-    });
+    return sendObject(request, reply, { ...r, cacheControl: `private, max-age=${r.maxAge}` });
   };
 
   app.get(

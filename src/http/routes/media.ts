@@ -191,11 +191,7 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
           .header('cache-control', 'no-store')
           .send({ url: plan.url, expiresAt: plan.expiresAt.toISOString() });
       }
-      return sendObject(request, reply, {
-        ...plan,
-        cacheControl: 'private, max-age=300',
-        open: (range) => media.openObject(plan.key, range),
-      });
+      return sendObject(request, reply, { ...plan, cacheControl: 'private, max-age=300' });
     },
   );
 

@@ -133,15 +133,14 @@ export const partUploadRoute: FastifyPluginAsyncTypebox<MultipartRouteDeps> = as
     async (request, reply) => {
       const { id, partNumber } = request.params;
       // The signature first: no row is read for a URL this API did not sign.
-      const { expires, upload = '', sig } = request.query;
-      multipart.verifyPartSignature(id, partNumber, { expires, upload, sig });
+      const { uploadId } = multipart.verifyPartSignature(id, partNumber, request.query);
       const lengthHeader = request.headers['content-length'];
       try {
         const m = await media.get(null, id);
         const part = await multipart.receivePart(
           m,
           partNumber,
-          upload,
+          uploadId,
           withIdleTimeout(request.raw, config.uploads.idleTimeoutSeconds * 1000),
           lengthHeader !== undefined ? Number(lengthHeader) : undefined,
         );

@@ -85,7 +85,6 @@ export const processingRoutes: FastifyPluginAsyncTypebox<ProcessingRouteDeps> = 
         ...plan,
         // The service answers `moved` for any other `v`: here a `v` is the current one.
         cacheControl: v === undefined ? REVALIDATE : CONTENT_ADDRESSED,
-        open: (range) => processing.openObject(plan.key, range),
       });
     },
   );

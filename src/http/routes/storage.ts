@@ -1,6 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { AppError } from '../../errors.ts';
-import { storageResource } from '../../storage/local.ts';
 import type { UrlSigner } from '../../storage/signing.ts';
 import type { ObjectStore } from '../../storage/types.ts';
 import { StorageObjectQuery } from '../../contract/index.ts';
@@ -36,10 +35,8 @@ export const storageRoutes: FastifyPluginAsyncTypebox<{ store: ObjectStore; sign
     },
     async (request, reply) => {
       const key = (request.params as { '*': string })['*'];
-      const { expires, ct, cd, sig } = request.query;
-      const verdict = signer.verify('GET', storageResource(key), Number(expires), sig, { ct, cd });
-      if (verdict === 'invalid') throw new AppError('signature_invalid');
-      if (verdict === 'expired') throw new AppError('signature_expired');
+      const { expires, ct, cd } = request.query;
+      signer.verify('storage', { key }, request.query);
       const stat = await store.stat(key);
       if (!stat) throw new AppError('not_found', 'Object not found.');
       return sendObject(request, reply, {
