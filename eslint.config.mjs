@@ -54,10 +54,10 @@ export default tseslint.config(
     message:
       'media is the core of the domain: processing, posts and circles build on it, never the other way round (shared shapes go into src/media).',
   }),
-  layer(['src/posts/**', 'src/circles/**', 'src/devices/**', 'src/auth/**'], HTTP, ADAPTER_LIBS, OPERATIONS),
+  layer(['src/posts/**', 'src/circles/**', 'src/devices/**', 'src/auth/**'], HTTP, OPERATIONS),
   // src/infra is also off limits here, except to the composition root runtime.ts (the adapters
   // block below, which has its own rule name).
-  layer(['src/processing/**'], HTTP, ADAPTER_LIBS, OPERATIONS),
+  layer(['src/processing/**'], HTTP, OPERATIONS),
   layer(['src/operations/**'], HTTP),
   layer(['src/storage/**', 'src/db/**'], HTTP, OPERATIONS, {
     group: ['**/media/**', '**/processing/**', '**/posts/**', '**/circles/**', '**/devices/**', '**/auth/**'],
@@ -125,6 +125,41 @@ export default tseslint.config(
       '@typescript-eslint/no-unsafe-argument': 'off',
       '@typescript-eslint/no-unsafe-call': 'off',
       '@typescript-eslint/no-unsafe-return': 'off',
+    },
+  },
+  {
+    // The wire contract depends on nothing but TypeBox (and itself): server, OpenAPI and SDK share it.
+    files: ['src/contract/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^(?!@sinclair/typebox$|\\./)',
+              message: 'src/contract imports only @sinclair/typebox and its own modules.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // The SDK takes types from the contract, never schemas: TypeBox stays out of its bundles.
+    files: ['src/client/**'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/contract/*', '!**/contract/statuses.ts', '@sinclair/typebox'],
+              allowTypeImports: true,
+              message: 'The SDK imports the contract’s schemas as types only (import type).',
+            },
+          ],
+        },
+      ],
     },
   },
   {

@@ -225,7 +225,7 @@ export class MediaryClient {
     return this.json('GET', `/media/${mediaId}/parts`, undefined, opts);
   }
 
-  cancel(mediaId: string, opts?: RequestOptions): Promise<unknown> {
+  cancel(mediaId: string, opts?: RequestOptions): Promise<MediaView> {
     return this.json('POST', `/media/${mediaId}/cancel`, {}, opts);
   }
 

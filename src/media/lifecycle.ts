@@ -10,11 +10,10 @@
  *   every state but DELETED ──delete──▶ DELETED (final)
  */
 
-export const MEDIA_STATUSES = ['PENDING', 'UPLOADED', 'PROCESSING', 'READY', 'FAILED', 'DELETED'] as const;
-export type MediaStatus = (typeof MEDIA_STATUSES)[number];
+// The states are the wire contract's (declared once, in src/contract); this module adds the moves.
+import type { MediaStatus } from '../contract/statuses.ts';
 
-/** What listing shows (a DELETED media is gone for every reader). */
-export const LISTABLE_STATUSES = ['PENDING', 'UPLOADED', 'PROCESSING', 'READY', 'FAILED'] as const;
+export { MEDIA_STATUSES, LISTABLE_STATUSES, type MediaStatus } from '../contract/statuses.ts';
 
 export interface Transition {
   readonly from: readonly MediaStatus[];

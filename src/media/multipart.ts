@@ -30,7 +30,6 @@ export interface PartUrl {
   expiresAt: string;
 }
 
-export const partResource = (mediaId: string, partNumber: number) => `media/${mediaId}/parts/${partNumber}`;
 /** A completion claim older than this is taken to be from a process that died mid-way. */
 const STALE_COMPLETION_SECONDS = 600;
 const MAX_PARTS_PER_CALL = 100;
@@ -157,9 +156,13 @@ export class MultipartUploads {
           );
           return { partNumber: n, ...signed, expiresAt };
         }
-        const sig = this.signer.sign('PUT', partResource(media.id, n), expires, { upload: row.upload_id });
         // The upload id travels in the URL so the signature is checked before any row is read.
-        const q = new URLSearchParams({ expires: String(expires), upload: row.upload_id, sig });
+        const signed = this.signer.sign(
+          'part',
+          { mediaId: media.id, partNumber: n, uploadId: row.upload_id },
+          expires,
+        );
+        const q = new URLSearchParams(signed);
         return {
           partNumber: n,
           method: 'PUT',
@@ -217,19 +220,9 @@ export class MultipartUploads {
   verifyPartSignature(
     mediaId: string,
     partNumber: number,
-    auth: { expires: string; upload: string; sig: string },
-  ): void {
-    const verdict = this.signer.verify(
-      'PUT',
-      partResource(mediaId, partNumber),
-      Number(auth.expires),
-      auth.sig,
-      {
-        upload: auth.upload,
-      },
-    );
-    if (verdict === 'expired') throw new AppError('signature_expired');
-    if (verdict === 'invalid') throw new AppError('signature_invalid');
+    auth: { expires: string; upload?: string | undefined; sig: string },
+  ): { uploadId: string } {
+    return this.signer.verify('part', { mediaId, partNumber }, auth).claims;
   }
 
   /**

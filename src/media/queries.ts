@@ -156,17 +156,13 @@ export class MediaQueries {
     const stat = await this.store.stat(media.storage_key);
     if (!stat) throw new AppError('not_found', 'The stored object is missing.');
     return {
-      kind: 'proxy',
-      key: media.storage_key,
+      kind: 'stream',
       contentType: media.mime_type,
       contentDisposition: disposition,
       etag: media.content_sha256 ? `"${media.content_sha256}"` : stat.etag,
       size: stat.size,
       lastModified: stat.lastModified,
+      open: (range) => this.store.get(media.storage_key, range),
     };
-  }
-
-  openObject(key: string, range?: { start: number; end: number }) {
-    return this.store.get(key, range);
   }
 }

@@ -21,7 +21,6 @@ import { DirectUploads } from './upload.ts';
 
 export { assertDeviceActive, canAccess, isReplayOf } from './access.ts';
 export { markDeletedWithin } from './deletion.ts';
-export { uploadResource } from './sessions.ts';
 export type {
   CreateSessionInput,
   DeliveryMode,
@@ -77,7 +76,6 @@ export class MediaService {
   readonly list: MediaQueries['list'] = (...a) => this.queries.list(...a);
   readonly usage: MediaQueries['usage'] = (...a) => this.queries.usage(...a);
   readonly download: MediaQueries['download'] = (...a) => this.queries.download(...a);
-  readonly openObject: MediaQueries['openObject'] = (...a) => this.queries.openObject(...a);
   readonly delete: MediaDeletion['delete'] = (...a) => this.deletion.delete(...a);
   readonly removeObjects: MediaDeletion['removeObjects'] = (...a) => this.deletion.removeObjects(...a);
 }

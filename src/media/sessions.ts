@@ -17,7 +17,6 @@ import type { CreateSessionInput, SessionResult, UploadInstructions } from './se
 import type { CircleUploads } from './shares.ts';
 
 /** The resource a signed single-upload URL names. */
-export const uploadResource = (mediaId: string) => `media/${mediaId}/upload`;
 
 export class UploadSessions {
   constructor(
@@ -239,8 +238,7 @@ export class UploadSessions {
       const signed = await this.store.presignPut(media.storage_key, expect, ttl);
       return { ...signed, expiresAt: new Date(expiresAt * 1000).toISOString() };
     }
-    const sig = this.signer.sign('PUT', uploadResource(media.id), expiresAt);
-    const q = new URLSearchParams({ expires: String(expiresAt), sig });
+    const q = new URLSearchParams(this.signer.sign('upload', { mediaId: media.id }, expiresAt));
     return {
       method: 'PUT',
       url: `${this.config.publicUrl}/api/v1/media/${media.id}/upload?${q.toString()}`,

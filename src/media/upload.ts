@@ -12,7 +12,6 @@ import type { MultipartUploads } from './multipart.ts';
 import type { MediaQueries } from './queries.ts';
 import * as repo from './repo.ts';
 import type { MediaRow } from './repo.ts';
-import { uploadResource } from './sessions.ts';
 import { StreamingUploads } from './upload-claims.ts';
 
 export class DirectUploads {
@@ -38,9 +37,7 @@ export class DirectUploads {
 
   /** Verifies a signed upload URL for this media; throws 403 when it does not hold. */
   verifyUploadSignature(mediaId: string, expires: string, sig: string): void {
-    const verdict = this.signer.verify('PUT', uploadResource(mediaId), Number(expires), sig);
-    if (verdict === 'expired') throw new AppError('signature_expired');
-    if (verdict === 'invalid') throw new AppError('signature_invalid');
+    this.signer.verify('upload', { mediaId }, { expires, sig });
   }
 
   /**

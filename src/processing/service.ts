@@ -91,21 +91,17 @@ export class ProcessingService {
     const stat = await this.store.stat(v.key);
     if (!stat) throw new AppError('not_found', 'The variant object is missing.');
     return {
-      kind: 'proxy',
-      key: v.key,
+      kind: 'stream',
       contentType,
       contentDisposition: disposition,
       etag: v.sha256 !== null ? `"${v.sha256}"` : stat.etag,
       size: stat.size,
       lastModified: stat.lastModified,
+      open: (range) => this.store.get(v.key, range),
     };
   }
 
   links(m: MediaRow, viewer: Principal) {
     return this.media.links(m, viewer);
-  }
-
-  openObject(key: string, range?: { start: number; end: number }) {
-    return this.store.get(key, range);
   }
 }
