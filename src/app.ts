@@ -21,6 +21,9 @@ import { startSweeper } from './media/sweeper.ts';
 import { JobQueue } from './processing/queue.ts';
 import { CircleService } from './circles/service.ts';
 import { startGrpcServer } from './grpc/server.ts';
+import { StreamAccess } from './events/access.ts';
+import { startEventRetention } from './events/retention.ts';
+import { EventHub } from './events/stream.ts';
 import { startPostMediaLifecycle } from './posts/lifecycle.ts';
 import { PostService } from './posts/service.ts';
 import { HlsPlayback } from './processing/playback.ts';
@@ -173,6 +176,7 @@ async function startServerParts(
         )
       : () => Promise.resolve();
   started.push({ name: 'post media lifecycle', stop: stopPostLifecycle });
+  const events = startEvents(pool, signer, config, logger, started);
   const worker = config.worker.enabled
     ? await startWorker({ pool, queue, store, config: config.processing, logger })
     : undefined;
@@ -190,6 +194,7 @@ async function startServerParts(
     multipart,
     store,
     signer,
+    events,
   });
   started.push({
     name: 'http server',
@@ -232,6 +237,25 @@ async function startServerParts(
       return closing;
     },
   };
+}
+
+/** The events outbox's readers in this process: live streams and retention (issue 20). */
+function startEvents(
+  pool: Pool,
+  signer: UrlSigner,
+  config: Config,
+  logger: Logger,
+  started: { name: string; stop: () => Promise<void> }[],
+) {
+  const hub = new EventHub(pool, logger);
+  started.push({ name: 'event listener', stop: () => hub.stop() });
+  const stopRetention = startEventRetention(
+    pool,
+    { intervalSeconds: config.sweeper.intervalSeconds, retentionDays: config.events.retentionDays },
+    logger,
+  );
+  started.push({ name: 'event retention', stop: stopRetention });
+  return { hub, access: new StreamAccess(pool, signer, config.events.tokenTtlSeconds) };
 }
 
 function queueOptions(config: Config) {

@@ -10,6 +10,8 @@ import type { Queryable } from '../db/pool.ts';
 import type { MultipartUploads } from '../media/multipart.ts';
 import type { MediaService } from '../media/service.ts';
 import type { CircleService } from '../circles/service.ts';
+import type { StreamAccess } from '../events/access.ts';
+import type { EventHub } from '../events/stream.ts';
 import type { PostService } from '../posts/service.ts';
 import type { HlsPlayback } from '../processing/playback.ts';
 import type { ProcessingService } from '../processing/service.ts';
@@ -28,6 +30,7 @@ import { healthRoutes } from './routes/health.ts';
 import { hlsRoutes } from './routes/hls.ts';
 import { mediaRoutes, uploadRoute } from './routes/media.ts';
 import { circleRoutes } from './routes/circles.ts';
+import { eventRoutes } from './routes/events.ts';
 import { postRoutes } from './routes/posts.ts';
 import { processingRoutes } from './routes/processing.ts';
 import { multipartRoutes, partUploadRoute } from './routes/multipart.ts';
@@ -47,6 +50,8 @@ export interface HttpDeps {
   multipart: MultipartUploads;
   store: ObjectStore;
   signer: UrlSigner;
+  /** Live event streams (SSE). */
+  events: { hub: EventHub; access: StreamAccess };
 }
 
 export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> {
@@ -122,6 +127,14 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
       await api.register(postRoutes, { posts: deps.posts, media: deps.media, auth });
       await api.register(circleRoutes, { circles: deps.circles, media: deps.media, auth });
       await api.register(usageRoutes, { media: deps.media, auth });
+      await api.register(eventRoutes, {
+        db: deps.db,
+        ...deps.events,
+        media: deps.media,
+        auth,
+        heartbeatSeconds: deps.config.events.heartbeatSeconds,
+        logger: deps.logger,
+      });
       const mp = { media: deps.media, multipart: deps.multipart, auth, config: deps.config };
       await api.register(multipartRoutes, mp);
       await api.register(partUploadRoute, mp);
