@@ -6,7 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import { MediaryClient } from '../../src/client/api.ts';
 import { currentCursor, deleteOlderThan, readAfter } from '../../src/events/repo.ts';
 import { fixture } from '../helpers/files.ts';
 import { call, startTestServer, type TestServer } from '../helpers/server.ts';
@@ -152,6 +154,47 @@ describe('events over SSE', () => {
     } finally {
       await t2.close();
     }
+  });
+});
+
+describe('the SDK', () => {
+  test('waitFor listens to the media’s event stream instead of polling', async () => {
+    const alice = await t.user('sdk-wait');
+    const s = await call(t.api('/media'), {
+      method: 'POST',
+      headers: alice.auth,
+      json: { fileName: 'a.jpg', mimeType: 'image/jpeg', bytes: JPEG.length },
+    });
+    assert.equal(s.status, 201, s.text);
+    const id = s.body.mediaId as string;
+    const put = await call(s.body.upload.url, {
+      method: 'PUT',
+      headers: { 'content-type': 'image/jpeg' },
+      body: JPEG,
+    });
+    assert.equal(put.status, 200, put.text);
+    let statusReads = 0;
+    let streamed = false;
+    const client = new MediaryClient({
+      server: t.base,
+      token: alice.token,
+      fetch: (input, init) => {
+        const url = String(input);
+        if (url.endsWith('/status')) statusReads++;
+        if (url.endsWith('/events')) streamed = true;
+        return fetch(input, init);
+      },
+    });
+    // A polling client would read the status every 20 ms while the media stays PENDING.
+    const waiting = client.waitFor(id, { intervalMs: 20, maxIntervalMs: 20 });
+    await sleep(1000);
+    const whileQuiet = statusReads;
+    const done = await call(t.api(`/media/${id}/complete`), { method: 'POST', headers: alice.auth });
+    assert.equal(done.status, 200, done.text);
+    const final = await waiting;
+    assert.equal(final.status, 'READY');
+    assert.ok(streamed, 'the stream was opened');
+    assert.equal(whileQuiet, 1, 'one read while nothing changed');
   });
 });
 
