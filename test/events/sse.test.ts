@@ -179,7 +179,7 @@ describe('the SDK', () => {
       server: t.base,
       token: alice.token,
       fetch: (input, init) => {
-        const url = String(input);
+        const url = input instanceof Request ? input.url : input.toString();
         if (url.endsWith('/status')) statusReads++;
         if (url.endsWith('/events')) streamed = true;
         return fetch(input, init);
