@@ -24,6 +24,8 @@ import { startGrpcServer } from './grpc/server.ts';
 import { StreamAccess } from './events/access.ts';
 import { startEventRetention } from './events/retention.ts';
 import { EventHub } from './events/stream.ts';
+import { WebhookQueue } from './webhooks/queue.ts';
+import { WebhookService } from './webhooks/service.ts';
 import { startPostMediaLifecycle } from './posts/lifecycle.ts';
 import { PostService } from './posts/service.ts';
 import { HlsPlayback } from './processing/playback.ts';
@@ -177,6 +179,9 @@ async function startServerParts(
       : () => Promise.resolve();
   started.push({ name: 'post media lifecycle', stop: stopPostLifecycle });
   const events = startEvents(pool, signer, config, logger, started);
+  const webhooks = new WebhookService(pool, await WebhookQueue.create(queue.boss), config.webhooks, logger);
+  await webhooks.start(events.hub);
+  started.push({ name: 'webhooks', stop: () => webhooks.stop() });
   const worker = config.worker.enabled
     ? await startWorker({ pool, queue, store, config: config.processing, logger })
     : undefined;
@@ -195,6 +200,7 @@ async function startServerParts(
     store,
     signer,
     events,
+    webhooks,
   });
   started.push({
     name: 'http server',

@@ -12,6 +12,7 @@ import type { MediaService } from '../media/service.ts';
 import type { CircleService } from '../circles/service.ts';
 import type { StreamAccess } from '../events/access.ts';
 import type { EventHub } from '../events/stream.ts';
+import type { WebhookService } from '../webhooks/service.ts';
 import type { PostService } from '../posts/service.ts';
 import type { HlsPlayback } from '../processing/playback.ts';
 import type { ProcessingService } from '../processing/service.ts';
@@ -31,6 +32,7 @@ import { hlsRoutes } from './routes/hls.ts';
 import { mediaRoutes, uploadRoute } from './routes/media.ts';
 import { circleRoutes } from './routes/circles.ts';
 import { eventRoutes } from './routes/events.ts';
+import { webhookRoutes } from './routes/webhooks.ts';
 import { postRoutes } from './routes/posts.ts';
 import { processingRoutes } from './routes/processing.ts';
 import { multipartRoutes, partUploadRoute } from './routes/multipart.ts';
@@ -52,6 +54,7 @@ export interface HttpDeps {
   signer: UrlSigner;
   /** Live event streams (SSE). */
   events: { hub: EventHub; access: StreamAccess };
+  webhooks: WebhookService;
 }
 
 export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> {
@@ -135,6 +138,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
         heartbeatSeconds: deps.config.events.heartbeatSeconds,
         logger: deps.logger,
       });
+      await api.register(webhookRoutes, { webhooks: deps.webhooks, auth });
       const mp = { media: deps.media, multipart: deps.multipart, auth, config: deps.config };
       await api.register(multipartRoutes, mp);
       await api.register(partUploadRoute, mp);

@@ -1,0 +1,50 @@
+/** The `webhook` queue (pg-boss): deliveries travel apart from processing jobs. */
+import type PgBoss from 'pg-boss';
+import type { Queryable } from '../db/pool.ts';
+
+export const WEBHOOK_QUEUE = 'webhook';
+
+export interface WebhookJob {
+  deliveryId: string;
+}
+
+export class WebhookQueue {
+  private workerId: string | undefined;
+
+  private constructor(private readonly boss: PgBoss) {}
+
+  static async create(boss: PgBoss): Promise<WebhookQueue> {
+    // Retries are ours (each attempt is logged and scheduled explicitly), not pg-boss'.
+    await boss.createQueue(WEBHOOK_QUEUE, { name: WEBHOOK_QUEUE, retryLimit: 0 });
+    return new WebhookQueue(boss);
+  }
+
+  /** Enqueues inside the caller's transaction; `delaySeconds` for a retry. */
+  async enqueue(tx: Queryable, deliveryId: string, delaySeconds = 0): Promise<void> {
+    const db = { executeSql: (text: string, values: unknown[]) => tx.query(text, values) };
+    await this.boss.send(WEBHOOK_QUEUE, { deliveryId } satisfies WebhookJob, {
+      db,
+      ...(delaySeconds > 0 ? { startAfter: delaySeconds } : {}),
+    });
+  }
+
+  /** Runs `handler` for queued deliveries, `concurrency` at a time. */
+  async work(concurrency: number, handler: (job: WebhookJob) => Promise<void>): Promise<void> {
+    this.workerId = await this.boss.work<WebhookJob>(
+      WEBHOOK_QUEUE,
+      { batchSize: concurrency, pollingIntervalSeconds: 0.5 },
+      async (jobs) => {
+        await Promise.all(jobs.map((j) => handler(j.data)));
+      },
+    );
+  }
+
+  /** Fetch at once (a delivery was just enqueued by this process). */
+  wake(): void {
+    if (this.workerId !== undefined) this.boss.notifyWorker(this.workerId);
+  }
+
+  async stop(): Promise<void> {
+    await this.boss.offWork(WEBHOOK_QUEUE);
+  }
+}
