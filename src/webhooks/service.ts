@@ -13,7 +13,7 @@ import { withTransaction, type Pool } from '../db/pool.ts';
 import { AppError, toError } from '../errors.ts';
 import type { EventHub } from '../events/stream.ts';
 import * as repo from './repo.ts';
-import type { WebhookQueue } from './queue.ts';
+import type { WebhookDeliveryQueue } from './ports.ts';
 import { sendWebhook } from './sender.ts';
 import { newWebhookSecret, signatureHeaders } from './signing.ts';
 import { isForbiddenAddress } from './ssrf.ts';
@@ -41,7 +41,7 @@ export class WebhookService {
 
   constructor(
     private readonly pool: Pool,
-    private readonly queue: WebhookQueue,
+    private readonly queue: WebhookDeliveryQueue,
     private readonly config: WebhooksConfig,
     private readonly logger: Logger,
   ) {}

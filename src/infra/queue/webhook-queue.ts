@@ -1,25 +1,21 @@
 /** The `webhook` queue (pg-boss): deliveries travel apart from processing jobs. */
 import type PgBoss from 'pg-boss';
-import type { Queryable } from '../db/pool.ts';
+import type { Queryable } from '../../db/pool.ts';
+import type { WebhookDeliveryQueue, WebhookJob } from '../../webhooks/ports.ts';
 
 export const WEBHOOK_QUEUE = 'webhook';
 
-export interface WebhookJob {
-  deliveryId: string;
-}
-
-export class WebhookQueue {
+export class PgBossWebhookQueue implements WebhookDeliveryQueue {
   private workerId: string | undefined;
 
   private constructor(private readonly boss: PgBoss) {}
 
-  static async create(boss: PgBoss): Promise<WebhookQueue> {
+  static async create(boss: PgBoss): Promise<PgBossWebhookQueue> {
     // Retries are ours (each attempt is logged and scheduled explicitly), not pg-boss'.
     await boss.createQueue(WEBHOOK_QUEUE, { name: WEBHOOK_QUEUE, retryLimit: 0 });
-    return new WebhookQueue(boss);
+    return new PgBossWebhookQueue(boss);
   }
 
-  /** Enqueues inside the caller's transaction; `delaySeconds` for a retry. */
   async enqueue(tx: Queryable, deliveryId: string, delaySeconds = 0): Promise<void> {
     const db = { executeSql: (text: string, values: unknown[]) => tx.query(text, values) };
     await this.boss.send(WEBHOOK_QUEUE, { deliveryId } satisfies WebhookJob, {
@@ -28,7 +24,6 @@ export class WebhookQueue {
     });
   }
 
-  /** Runs `handler` for queued deliveries, `concurrency` at a time. */
   async work(concurrency: number, handler: (job: WebhookJob) => Promise<void>): Promise<void> {
     this.workerId = await this.boss.work<WebhookJob>(
       WEBHOOK_QUEUE,
@@ -39,7 +34,6 @@ export class WebhookQueue {
     );
   }
 
-  /** Fetch at once (a delivery was just enqueued by this process). */
   wake(): void {
     if (this.workerId !== undefined) this.boss.notifyWorker(this.workerId);
   }
