@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
 import { Webhook } from 'standardwebhooks';
 import { isForbiddenAddress } from '../../src/webhooks/ssrf.ts';
 import { sendWebhook } from '../../src/webhooks/sender.ts';
@@ -277,6 +278,64 @@ describe('SSRF guard', () => {
       }
     } finally {
       await strict.close();
+    }
+  });
+});
+
+describe('the outbox across a restart', () => {
+  test('an event committed while no server runs is delivered after the start; a rolled-back one never', async () => {
+    const a = await startTestServer({
+      WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true',
+      WEBHOOK_RETRY_DELAY_SECONDS: '0',
+    });
+    const databaseUrl = a.databaseUrl;
+    let kept: string;
+    let dropped: string;
+    let secret: string;
+    try {
+      const gus = await a.user('wh-gus');
+      const sub = await call(a.api('/webhooks'), {
+        method: 'POST',
+        headers: gus.auth,
+        json: { url: `${receiverUrl}/gus`, events: ['media.deleted'] },
+      });
+      assert.equal(sub.status, 201, sub.text);
+      secret = sub.body.secret;
+      kept = (await upload(a, gus.auth, JPEG)).id;
+      dropped = (await upload(a, gus.auth, JPEG)).id;
+    } finally {
+      await a.close();
+    }
+    // No server (no dispatcher, no sender) runs now: the state changes commit on their own.
+    const db = new pg.Client({ connectionString: databaseUrl });
+    await db.connect();
+    try {
+      await db.query(`UPDATE media SET status = 'DELETED', deleted_at = now() WHERE id = $1`, [kept]);
+      await db.query('BEGIN');
+      await db.query(`UPDATE media SET status = 'DELETED', deleted_at = now() WHERE id = $1`, [dropped]);
+      await db.query('ROLLBACK');
+    } finally {
+      await db.end();
+    }
+    const b = await startTestServer({
+      DATABASE_URL: databaseUrl,
+      WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true',
+      WORKER_ENABLED: 'false',
+    });
+    try {
+      const got = await until('the delivery after the restart', async () =>
+        received.find((r) => r.path === '/gus' && JSON.parse(r.body).data.mediaId === kept),
+      );
+      const payload = new Webhook(secret).verify(got.body, got.headers) as { type: string };
+      assert.equal(payload.type, 'media.deleted');
+      // Once the kept one arrived, the dispatcher has passed every committed event.
+      await sleep(300);
+      assert.ok(
+        !received.some((r) => r.path === '/gus' && JSON.parse(r.body).data.mediaId === dropped),
+        'no delivery for the change that rolled back',
+      );
+    } finally {
+      await b.close();
     }
   });
 });
