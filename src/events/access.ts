@@ -10,8 +10,6 @@ import { AppError } from '../errors.ts';
 import type { UrlSigner } from '../storage/signing.ts';
 import { activeDeviceOwner, type EventScope } from './repo.ts';
 
-const TOKEN_RESOURCE = 'events-token:';
-
 interface TokenBody {
   /** 'd' device id, 'u' user id */
   k: 'd' | 'u';
@@ -29,7 +27,7 @@ export class StreamAccess {
     const body: TokenBody = p.kind === 'device' ? { k: 'd', i: p.deviceId } : { k: 'u', i: p.userId };
     const exp = Math.floor(now / 1000) + this.ttlSeconds;
     const payload = Buffer.from(JSON.stringify({ ...body, e: exp })).toString('base64url');
-    const sig = this.signer.sign('GET', TOKEN_RESOURCE + payload, exp);
+    const { sig } = this.signer.sign('stream', { payload }, exp);
     return { token: `${payload}.${sig}`, expiresAt: new Date(exp * 1000).toISOString() };
   }
 
@@ -43,9 +41,7 @@ export class StreamAccess {
     } catch {
       throw new AppError('signature_invalid');
     }
-    const verdict = this.signer.verify('GET', TOKEN_RESOURCE + payload, Number(body.e), sig);
-    if (verdict === 'invalid') throw new AppError('signature_invalid');
-    if (verdict === 'expired') throw new AppError('signature_expired');
+    this.signer.verify('stream', { payload }, { expires: String(body.e), sig });
     if (body.k === 'u') return { kind: 'user', userId: body.i };
     const device = await activeDeviceOwner(this.db, body.i);
     if (!device) throw new AppError('unauthorized', 'The device of this stream token has been revoked.');

@@ -15,6 +15,8 @@ export interface ResourceClaims {
   storage: { key: string; contentType: string; contentDisposition: string };
   /** Everything under one HLS run (`hls/<mediaId>/<runId>/`). */
   hls: { mediaId: string; runId: string };
+  /** An event-stream token (`?token=` of `GET /events`): its payload names the principal. */
+  stream: { payload: string };
 }
 export type SignedResource = keyof ResourceClaims;
 
@@ -25,6 +27,7 @@ export interface SignedParams {
   storage: { expires: string; ct: string; cd: string; sig: string };
   /** `<expires>.<runId>.<signature>`. */
   hls: { token: string };
+  stream: { expires: string; sig: string };
 }
 
 /** What a route knows from the URL's path, before it reads the query. */
@@ -33,6 +36,7 @@ export interface PathClaims {
   part: { mediaId: string; partNumber: number };
   storage: { key: string };
   hls: { mediaId: string };
+  stream: { payload: string };
 }
 
 export interface Verified<R extends SignedResource> {
@@ -71,6 +75,11 @@ const canonical = {
     resource: `hls-token:${c.mediaId}:hls/${c.mediaId}/${c.runId}`,
     params: {},
   }),
+  stream: (c: ResourceClaims['stream']) => ({
+    method: 'GET',
+    resource: `events-token:${c.payload}`,
+    params: {},
+  }),
 } satisfies {
   [R in SignedResource]: (c: ResourceClaims[R]) => {
     method: string;
@@ -97,6 +106,7 @@ export class UrlSigner {
       part: (c) => ({ expires, upload: c.uploadId, sig }),
       storage: (c) => ({ expires, ct: c.contentType, cd: c.contentDisposition, sig }),
       hls: (c) => ({ token: `${expires}.${c.runId}.${sig}` }),
+      stream: () => ({ expires, sig }),
     };
     return (params[resource] as (c: ResourceClaims[R]) => SignedParams[R])(claims);
   }
@@ -145,6 +155,8 @@ export class UrlSigner {
     } else if (resource === 'storage') {
       if (q.ct === undefined || q.cd === undefined) return null;
       claims = { key: (path as PathClaims['storage']).key, contentType: q.ct, contentDisposition: q.cd };
+    } else if (resource === 'stream') {
+      claims = { payload: (path as PathClaims['stream']).payload };
     } else {
       claims = { mediaId: (path as PathClaims['upload']).mediaId };
     }
