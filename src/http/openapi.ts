@@ -21,6 +21,7 @@ export async function openApiDocument(config: Config, logger: Logger): Promise<u
     multipart: unused,
     store: unused,
     signer: unused,
+    rateWindows: unused,
   };
   const app = await buildHttpServer(deps);
   await app.ready();

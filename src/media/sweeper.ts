@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { runOncePerCluster } from '../db/cluster-lock.ts';
 import type { Pool } from '../db/pool.ts';
 import type { ObjectStore } from '../storage/types.ts';
 import * as mrepo from './multipart-repo.ts';
@@ -156,9 +157,13 @@ export function startSweeper(
   let running: Promise<void> | undefined;
   const timer = setInterval(() => {
     if (running) return;
-    running = sweep(pool, store, opts, logger)
-      .then((r) => {
-        if (r.expiredSessions + r.abortedUploads + r.orphansRemoved > 0) logger.info(r, 'storage sweep');
+    // Once per cluster: of all the processes sharing the database, one sweeps per interval.
+    running = runOncePerCluster(pool, { name: 'sweeper', intervalMs: opts.intervalSeconds * 1000 }, () =>
+      sweep(pool, store, opts, logger),
+    )
+      .then((run) => {
+        const r = run.ran ? run.result : undefined;
+        if (r && r.expiredSessions + r.abortedUploads + r.orphansRemoved > 0) logger.info(r, 'storage sweep');
       })
       .catch((err: unknown) => logger.warn({ err }, 'storage sweep failed; retrying next interval'))
       .finally(() => {

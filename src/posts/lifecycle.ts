@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { runOncePerCluster } from '../db/cluster-lock.ts';
 import { withTransaction, type Pool } from '../db/pool.ts';
 import type { MediaRow } from '../media/repo.ts';
 import { MediaService } from '../media/service.ts';
@@ -47,7 +48,12 @@ export function startPostMediaLifecycle(
   if (opts.intervalSeconds <= 0) return () => Promise.resolve();
   let running: Promise<unknown> | undefined;
   const timer = setInterval(() => {
-    running ??= removeUnattachedPostMedia(pool, media, opts, logger)
+    // Once per cluster: of all the processes sharing the database, one runs it per interval.
+    running ??= runOncePerCluster(
+      pool,
+      { name: 'post-media-lifecycle', intervalMs: opts.intervalSeconds * 1000 },
+      () => removeUnattachedPostMedia(pool, media, opts, logger),
+    )
       .catch((err: unknown) => logger.warn({ err }, 'post media lifecycle failed; retrying next interval'))
       .finally(() => {
         running = undefined;

@@ -1,0 +1,46 @@
+/**
+ * Composition of the HTTP rate limits' counters (RATE_LIMIT_STORE): in Postgres, shared by every
+ * API process on the database, with their expired windows deleted once a minute by one process of
+ * the cluster; or in this process' memory.
+ */
+import type { Config } from './config.ts';
+import { runOncePerCluster } from './db/cluster-lock.ts';
+import type { Pool } from './db/pool.ts';
+import { PgRateWindows } from './db/rate-windows.ts';
+import { memoryRateWindows, type RateWindows } from './http/rate-limit-store.ts';
+import type { Logger } from './log.ts';
+
+const CLEANUP_MS = 60_000;
+
+export function httpRateWindows(
+  config: Config,
+  pool: Pool,
+  logger: Logger,
+  started: { name: string; stop: () => Promise<void> }[],
+): { routes: RateWindows; authFailures: RateWindows } {
+  if (config.rateLimit.store === 'memory') {
+    return { routes: memoryRateWindows(), authFailures: memoryRateWindows() };
+  }
+  const windows = new PgRateWindows(pool, config.databasePreparedStatements);
+  let running: Promise<unknown> | undefined;
+  const timer = setInterval(() => {
+    running ??= runOncePerCluster(pool, { name: 'rate-limit-windows', intervalMs: CLEANUP_MS }, () =>
+      windows.deleteExpired(),
+    )
+      .catch((err: unknown) => logger.warn({ err }, 'deleting expired rate-limit windows failed'))
+      .finally(() => {
+        running = undefined;
+      });
+  }, CLEANUP_MS);
+  timer.unref();
+  started.push({
+    name: 'rate-limit window cleanup',
+    async stop() {
+      clearInterval(timer);
+      await running;
+    },
+  });
+  // One table: keys carry their kind (`sessions device:…`, `auth-failures ip:…`), and a table has
+  // no bound for addresses to push principals' windows out of.
+  return { routes: windows, authFailures: windows };
+}
