@@ -177,19 +177,20 @@ async function assertProcessedOnce(deviceId: string, ids: string[]) {
   );
   assert.deepEqual(perMessage, [], 'one media per messageId');
   const { rows: variants } = await db.query<{ media_id: string; names: string[]; keys: string[] }>(
-    `SELECT media_id, array_agg(name ORDER BY name) AS names, array_agg(storage_key ORDER BY storage_key) AS keys
+    `SELECT media_id, array_agg(name ORDER BY name) AS names, array_agg(key ORDER BY key) AS keys
        FROM media_variants WHERE media_id = ANY($1) GROUP BY media_id`,
     [ids],
   );
   assert.equal(variants.length, ids.length, 'every media has variants');
   for (const v of variants) {
     assert.deepEqual(v.names, ['1200', '150', '300', '600'], v.media_id);
-    // What the store holds for the media is exactly what its row names: a second run of the
-    // same job (after a killed worker) produced the same bytes under the same keys.
+    // What the store holds for the media is exactly what its rows name: a second run of the
+    // same job (after a killed worker) produced the same bytes under the same keys. (Variants of
+    // a small photo can be one and the same object: keys are content-addressed.)
     const onDisk = (await readdir(path.join(shared.LOCAL_STORAGE_DIR!, 'variants', v.media_id)))
       .map((f) => `variants/${v.media_id}/${f}`)
       .sort();
-    assert.deepEqual(onDisk, [...v.keys].sort(), `variant objects of ${v.media_id}`);
+    assert.deepEqual(onDisk, [...new Set(v.keys)].sort(), `variant objects of ${v.media_id}`);
   }
 }
 
@@ -250,10 +251,9 @@ describe('two API processes and two workers on one database', () => {
     assert.equal(got.status, 200);
     assert.equal(sha256(Buffer.from(await got.arrayBuffer())), sha256(bytes));
     // A tampered one is refused by either.
-    const forged = via(link.body.url, apis[0]!).replace(
-      /sig=([0-9a-f])/,
-      (_m, c) => `sig=${c === '0' ? '1' : '0'}`,
-    );
+    const forged = new URL(via(link.body.url, apis[0]!));
+    const sig = forged.searchParams.get('sig')!;
+    forged.searchParams.set('sig', sig.slice(0, -1) + (sig.endsWith('A') ? 'B' : 'A'));
     assert.equal((await fetch(forged)).status, 403);
   });
 
