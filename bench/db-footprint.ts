@@ -23,6 +23,13 @@ const sizes = async () => {
   );
   return new Map(rows.map((r) => [r.name, r]));
 };
+const activity = async () =>
+  (
+    await db.query<{ commits: number; ins: number; upd: number; del: number }>(
+      `SELECT xact_commit::bigint AS commits, tup_inserted::bigint AS ins, tup_updated::bigint AS upd,
+              tup_deleted::bigint AS del FROM pg_stat_database WHERE datname = current_database()`,
+    )
+  ).rows[0]!;
 const lsn = async () =>
   Number((await db.query<{ b: string }>(`SELECT pg_current_wal_lsn() - '0/0'::pg_lsn AS b`)).rows[0]!.b);
 
@@ -34,6 +41,7 @@ try {
   await db.query('CHECKPOINT').catch(() => undefined);
   const before = await sizes();
   const wal0 = await lsn();
+  const act0 = await activity();
   const t0 = Date.now();
   const ids: string[] = [];
   for (let i = 0; i < N; i += 10) {
@@ -44,6 +52,8 @@ try {
   }
   for (const id of ids) await waitFor(t, dev.auth, id, ['READY'], 300_000);
   const wal = (await lsn()) - wal0;
+  await new Promise((r) => setTimeout(r, 1000)); // statistics are flushed about every second
+  const act = await activity();
   await db.query('ANALYZE');
   const after = await sizes();
   const rows = [...after.values()]
@@ -56,6 +66,9 @@ try {
   const jobs = await db.query(`SELECT state, count(*)::int AS n FROM pgboss.job GROUP BY state`);
   console.log(`uploads: ${N} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   console.log(`WAL per upload: ${(wal / N).toFixed(0)} bytes`);
+  console.log(
+    `per upload: ${((act.commits - act0.commits) / N).toFixed(1)} commits (all statements, polling included), ${((act.ins - act0.ins) / N).toFixed(1)} rows inserted, ${((act.upd - act0.upd) / N).toFixed(1)} updated, ${((act.del - act0.del) / N).toFixed(1)} deleted`,
+  );
   console.log('table growth per upload (bytes; page-granular, so small tables read 0 or 8192/N):');
   for (const r of rows)
     console.log(
