@@ -12,8 +12,27 @@ import { commandHelp, usage, wantsHelp } from './cli/help.ts';
 // Only what every command needs is imported above (no dependency outside Node itself): the server
 // side (pg, pg-boss, sharp, the store SDKs, Fastify, pino …) is imported by the commands that use
 // it, so `mediary --help` and the client commands (upload, media, agent) start without loading it.
-const server = () => import('./app.ts');
-const principals = () => import('./auth/principals.ts');
+const server = () => serverPart(import('./app.ts'));
+const principals = () => serverPart(import('./auth/principals.ts'));
+
+/**
+ * A server module, which the client package (`npm run pack:client`: SDK, upload, media, agent)
+ * leaves out: there a server command says so instead of failing on a missing file.
+ */
+async function serverPart<T>(loading: Promise<T>): Promise<T> {
+  try {
+    return await loading;
+  } catch (err) {
+    // A file of ours that is not there ("Cannot find module"), not a dependency ("… package").
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'ERR_MODULE_NOT_FOUND' && e.message.startsWith('Cannot find module')) {
+      throw new UsageError(
+        'this is a server command: it needs the mediary package (mediary-client has the client commands: upload, media, agent)',
+      );
+    }
+    throw err;
+  }
+}
 const createLogger = async (level: string, fd?: number) => (await import('./log.ts')).createLogger(level, fd);
 
 const USAGE = usage();
@@ -207,13 +226,13 @@ async function main(argv: string[]): Promise<void> {
     case 'users':
       return users(rest, config);
     case 'storage': {
-      const { storageCommand } = await import('./cli/storage.ts');
+      const { storageCommand } = await serverPart(import('./cli/storage.ts'));
       const problem = await storageCommand(rest, config, logger);
       if (problem !== undefined) throw new UsageError(problem);
       return;
     }
     case 'openapi': {
-      const { openApiDocument } = await import('./http/openapi.ts');
+      const { openApiDocument } = await serverPart(import('./http/openapi.ts'));
       console.log(JSON.stringify(await openApiDocument(config, logger), null, 2));
       return;
     }
