@@ -27,7 +27,7 @@ async function serverPart<T>(loading: Promise<T>): Promise<T> {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'ERR_MODULE_NOT_FOUND' && e.message.startsWith('Cannot find module')) {
       throw new UsageError(
-        'this is a server command: it needs the mediary package (mediary-client has the client commands: upload, media, agent)',
+        'this is a server command: it needs the mediary package (mediary-client has the client commands only)',
       );
     }
     throw err;

@@ -1,5 +1,5 @@
 /**
- * Two API servers on one database (in this process, for speed; test/cluster/processes.test.ts
+ * Two API servers on one database (in this process, for speed; test/faults/cluster.fault.ts
  * runs real `mediary` processes): rate limits and periodic jobs are the cluster's, not each
  * process' (issue 17 §4).
  */

@@ -4,6 +4,10 @@
  * traffic spread across both APIs. Then one API and one worker are SIGKILLed under load: clients
  * go on through the other API, and nothing acknowledged is lost or processed twice into
  * different results.
+ *
+ * In the fault suite (`npm run test:faults`) rather than `npm test`: four spawned processes and
+ * their traffic take one to two minutes on a loaded 2-core machine. The in-process checks of the
+ * same properties (shared rate limits, periodic jobs) are in test/cluster/shared-limits.test.ts.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
