@@ -24,7 +24,7 @@ import { migrate } from '../../src/db/migrate.ts';
 import { createPool } from '../../src/db/pool.ts';
 import { createLogger } from '../../src/log.ts';
 import { fixture, sha256 } from '../helpers/files.ts';
-import { BIN, spawnService, type ServiceProcess } from '../helpers/process.ts';
+import { BIN, recordFaultResults, spawnService, type ServiceProcess } from '../helpers/process.ts';
 import { call, freePort, tempDir, testEnv } from '../helpers/server.ts';
 import { createTestDatabase } from '../helpers/test-postgres.ts';
 
@@ -332,5 +332,13 @@ describe('two API processes and two workers on one database', () => {
       [cam.id],
     );
     assert.equal(rows[0].n, acknowledged.length);
+    await recordFaultResults('cluster', [
+      {
+        scenario: 'SIGKILL of one of two APIs and one of two workers under load',
+        trials: acknowledged.length,
+        survived: rows[0].n,
+        notes: 'acknowledged uploads READY once, with exactly the variant objects their rows name',
+      },
+    ]);
   });
 });
