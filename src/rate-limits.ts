@@ -4,13 +4,13 @@
  * the cluster; or in this process' memory.
  */
 import type { Config } from './config.ts';
-import { runOncePerCluster } from './db/cluster-lock.ts';
 import type { Pool } from './db/pool.ts';
 import { PgRateWindows } from './db/rate-windows.ts';
 import { memoryRateWindows, type RateWindows } from './http/rate-limit-store.ts';
 import type { Logger } from './log.ts';
+import { startPeriodic } from './operations/periodic.ts';
 
-const CLEANUP_MS = 60_000;
+const CLEANUP_SECONDS = 60;
 
 export function httpRateWindows(
   config: Config,
@@ -22,24 +22,14 @@ export function httpRateWindows(
     return { routes: memoryRateWindows(), authFailures: memoryRateWindows() };
   }
   const windows = new PgRateWindows(pool, config.databasePreparedStatements);
-  let running: Promise<unknown> | undefined;
-  const timer = setInterval(() => {
-    running ??= runOncePerCluster(pool, { name: 'rate-limit-windows', intervalMs: CLEANUP_MS }, () =>
-      windows.deleteExpired(),
-    )
-      .catch((err: unknown) => logger.warn({ err }, 'deleting expired rate-limit windows failed'))
-      .finally(() => {
-        running = undefined;
-      });
-  }, CLEANUP_MS);
-  timer.unref();
-  started.push({
-    name: 'rate-limit window cleanup',
-    async stop() {
-      clearInterval(timer);
-      await running;
-    },
-  });
+  const stop = startPeriodic(
+    'rate-limit window cleanup',
+    CLEANUP_SECONDS,
+    async () => void (await windows.deleteExpired()),
+    logger,
+    pool,
+  );
+  started.push({ name: 'rate-limit window cleanup', stop });
   // One table: keys carry their kind (`sessions device:…`, `auth-failures ip:…`), and a table has
   // no bound for addresses to push principals' windows out of.
   return { routes: windows, authFailures: windows };

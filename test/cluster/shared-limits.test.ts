@@ -79,7 +79,7 @@ test('the sweeper runs once per cluster: the processes take turns through period
   const owners = new Set<string>();
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline && owners.size === 0) {
-    const { rows } = await db.query(`SELECT last_owner FROM periodic_runs WHERE name = 'sweeper'`);
+    const { rows } = await db.query(`SELECT last_owner FROM periodic_runs WHERE name = 'storage sweep'`);
     for (const r of rows) owners.add(r.last_owner);
     await sleep(100);
   }
