@@ -18,7 +18,7 @@ const layer = (files, ...patterns) => ({
 });
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'data/**', 'dist/**', '.tmp/**', 'bench/results/**'] },
+  { ignores: ['node_modules/**', 'data/**', 'dist/**', 'lib/**', 'lib.*/**', '.tmp/**', 'bench/results/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -1,6 +1,8 @@
 /**
  * Upload sessions per second: `POST /api/v1/media` under autocannon against raw single-row INSERTs
- * of the same media row into the same Postgres (same pool size, same concurrency).
+ * of the same media row into the same Postgres (same pool size, same concurrency). The service runs
+ * twice side by side on one database, with the rate limits' counters in Postgres (the default,
+ * shared by every API process) and in memory (per process), and each round measures both.
  */
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
@@ -21,13 +23,26 @@ const env = await testEnv(path.join(work.dir, 'mediary'), {
   QUOTA_DEVICE_OPEN_SESSIONS: '100000000',
   QUOTA_USER_OPEN_SESSIONS: '100000000',
 });
-const svc = await spawnService(env);
-const db = poolFor(embeddedUrl(env.DATA_DIR!, env.EMBEDDED_PG_PORT!), 20);
+const svc = await spawnService({ ...env, RATE_LIMIT_STORE: 'postgres' });
+const url = embeddedUrl(env.DATA_DIR!, env.EMBEDDED_PG_PORT!);
+// The same service with per-process counters, on the first one's database (idle while the other runs).
+const memEnv = await testEnv(path.join(work.dir, 'mediary-memory'), {
+  LOG_LEVEL: 'warn',
+  RATE_LIMIT_SESSIONS_PER_MINUTE: '1000000',
+  QUOTA_DEVICE_OPEN_SESSIONS: '100000000',
+  QUOTA_USER_OPEN_SESSIONS: '100000000',
+  RATE_LIMIT_STORE: 'memory',
+  DATABASE_URL: url,
+  WORKER_ENABLED: 'false',
+  SWEEP_INTERVAL_SECONDS: '0',
+});
+const svcMemory = await spawnService(memEnv);
+const db = poolFor(url, 20);
 const [dev] = await makeDevices(db, 1, 'bench');
 
-async function service(): Promise<{ rps: number; p99: number; non2xx: number }> {
+async function service(target = svc): Promise<{ rps: number; p99: number; non2xx: number }> {
   const r = await autocannon({
-    url: svc.api('/media'),
+    url: target.api('/media'),
     method: 'POST',
     headers: { ...dev!.auth, 'content-type': 'application/json' },
     body: JSON.stringify({ fileName: 'p.jpg', mimeType: 'image/jpeg', bytes: 123456 }),
@@ -79,6 +94,7 @@ async function raw(prepared = false): Promise<number> {
 }
 
 const svcRps: number[] = [];
+const memoryRps: number[] = [];
 const rawRps: number[] = [];
 const preparedRps: number[] = [];
 const p99: number[] = [];
@@ -89,16 +105,25 @@ try {
     rawRps.push(r);
     const rp = await raw(true);
     preparedRps.push(rp);
-    const s = await service();
+    // Alternate which store goes first, so neither always runs on the warmer database.
+    const order = round % 2 ? (['memory', 'postgres'] as const) : (['postgres', 'memory'] as const);
+    let s = { rps: 0, p99: 0, non2xx: 0 };
+    let m = { rps: 0, p99: 0, non2xx: 0 };
+    for (const which of order) {
+      if (which === 'postgres') s = await service(svc);
+      else m = await service(svcMemory);
+    }
     svcRps.push(s.rps);
+    memoryRps.push(m.rps);
     p99.push(s.p99);
-    errors += s.non2xx;
+    errors += s.non2xx + m.non2xx;
     log(
-      `sessions round ${round + 1}/${ROUNDS}: service ${fmt(s.rps)}/s (p99 ${s.p99} ms), raw INSERT ${fmt(r)}/s, prepared ${fmt(rp)}/s`,
+      `sessions round ${round + 1}/${ROUNDS}: service ${fmt(s.rps)}/s (p99 ${s.p99} ms), memory rate limits ${fmt(m.rps)}/s (p99 ${m.p99} ms), raw INSERT ${fmt(r)}/s, prepared ${fmt(rp)}/s`,
     );
   }
 } finally {
   await db.end();
+  await svcMemory.kill('SIGTERM');
   await svc.kill('SIGTERM');
   await work.cleanup();
 }
@@ -106,6 +131,7 @@ try {
 const s = stat(svcRps);
 const r = stat(rawRps);
 const rp = stat(preparedRps);
+const mem = stat(memoryRps);
 await report({
   name: 'sessions',
   rows: [
@@ -131,6 +157,18 @@ await report({
       ratio: s.median / rp.median,
       ratioMeaning: 'service / prepared raw',
       goal: '— (stricter baseline)',
+      met: null,
+    },
+    {
+      bench: 'POST /media sessions/s',
+      figure: `rate limits in Postgres (shared), ${CONNECTIONS} conns`,
+      unit: 'req/s',
+      value: s,
+      baselineName: 'same service, rate limits in memory (per process)',
+      baseline: mem,
+      ratio: s.median / mem.median,
+      ratioMeaning: 'postgres / memory counters',
+      goal: '— (cost of shared limits)',
       met: null,
     },
   ],

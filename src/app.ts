@@ -15,6 +15,7 @@ import { NotificationListener } from './db/listener.ts';
 import { migrate } from './db/migrate.ts';
 import { createPool, type Pool } from './db/pool.ts';
 import { buildHttpServer } from './http/server.ts';
+import { httpRateWindows } from './rate-limits.ts';
 import type { Logger } from './log.ts';
 import { MultipartUploads } from './media/multipart.ts';
 import { MediaService } from './media/service.ts';
@@ -203,6 +204,7 @@ async function startServerParts(
     signer,
     events,
     webhooks,
+    rateWindows: httpRateWindows(config, pool, logger, started),
   });
   started.push({
     name: 'http server',

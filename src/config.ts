@@ -69,6 +69,11 @@ export interface Config {
     idleTimeoutSeconds: number;
   };
   rateLimit: {
+    /**
+     * Where the fixed-window counters live: `postgres` (one budget across every API process
+     * sharing the database) or `memory` (per process: N processes allow N times the limit).
+     */
+    store: 'postgres' | 'memory';
     sessionsPerMinute: number;
     /** Failed authentications per client IP per minute before that IP gets 429s (0 = off). */
     authFailuresPerMinute: number;
@@ -267,6 +272,14 @@ function bool(env: Env, name: string, fallback: boolean): boolean {
   throw new ConfigError(name, `must be true or false, got "${raw}"`);
 }
 
+function rateLimitStore(env: Env): 'postgres' | 'memory' {
+  const raw = str(env, 'RATE_LIMIT_STORE') ?? 'postgres';
+  if (raw !== 'postgres' && raw !== 'memory') {
+    throw new ConfigError('RATE_LIMIT_STORE', `must be "postgres" or "memory", got "${raw}"`);
+  }
+  return raw;
+}
+
 function url(env: Env, name: string): string | undefined {
   const raw = str(env, name);
   if (raw === undefined) return undefined;
@@ -408,6 +421,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       idleTimeoutSeconds: int(env, 'UPLOAD_IDLE_TIMEOUT_SECONDS', 30, 0, 3600),
     },
     rateLimit: {
+      store: rateLimitStore(env),
       sessionsPerMinute: int(env, 'RATE_LIMIT_SESSIONS_PER_MINUTE', 600, 1, 1_000_000),
       authFailuresPerMinute: int(env, 'RATE_LIMIT_AUTH_FAILURES_PER_MINUTE', 60, 0, 1_000_000),
       deviceClaimsPerMinute: int(env, 'RATE_LIMIT_DEVICE_CLAIMS_PER_MINUTE', 10, 1, 1_000_000),

@@ -3,20 +3,44 @@
  * commands upload | media … | agent (in src/cli/, loaded only when used).
  */
 import { parseArgs } from 'node:util';
-import { createDevice, listDevices, mintUserToken, revokeDevice } from './auth/principals.ts';
-import { openDatabase, startServer, startWorkerProcess, type Server } from './app.ts';
+import type { Server } from './app.ts';
 import { ConfigError, StartupError, loadConfig, type Config } from './config.ts';
 import type { Pool } from './db/pool.ts';
-import { createLogger, type Logger } from './log.ts';
+import type { Logger } from './log.ts';
 import { commandHelp, usage, wantsHelp } from './cli/help.ts';
-import { storageCommand } from './cli/storage.ts';
+
+// Only what every command needs is imported above (no dependency outside Node itself): the server
+// side (pg, pg-boss, sharp, the store SDKs, Fastify, pino …) is imported by the commands that use
+// it, so `mediary --help` and the client commands (upload, media, agent) start without loading it.
+const server = () => serverPart(import('./app.ts'));
+const principals = () => serverPart(import('./auth/principals.ts'));
+
+/**
+ * A server module, which the client package (`npm run pack:client`: SDK, upload, media, agent)
+ * leaves out: there a server command says so instead of failing on a missing file.
+ */
+async function serverPart<T>(loading: Promise<T>): Promise<T> {
+  try {
+    return await loading;
+  } catch (err) {
+    // A file of ours that is not there ("Cannot find module"), not a dependency ("… package").
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'ERR_MODULE_NOT_FOUND' && e.message.startsWith('Cannot find module')) {
+      throw new UsageError(
+        'this is a server command: it needs the mediary package (mediary-client has the client commands only)',
+      );
+    }
+    throw err;
+  }
+}
+const createLogger = async (level: string, fd?: number) => (await import('./log.ts')).createLogger(level, fd);
 
 const USAGE = usage();
 
 class UsageError extends Error {}
 
 async function withDatabase<T>(config: Config, logger: Logger, fn: (db: Pool) => Promise<T>) {
-  const database = await openDatabase(config, logger, 'attach');
+  const database = await (await server()).openDatabase(config, logger, 'attach');
   try {
     return await fn(database.pool);
   } finally {
@@ -45,12 +69,12 @@ async function serve(config: Config, logger: Logger) {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
-  running.server = await startServer(config, logger);
+  running.server = await (await server()).startServer(config, logger);
   if (signalled) await stop(running.server);
 }
 
 async function worker(config: Config, logger: Logger) {
-  const proc = await startWorkerProcess(config, logger);
+  const proc = await (await server()).startWorkerProcess(config, logger);
   let shuttingDown = false;
   const shutdown = (signal: string) => {
     if (shuttingDown) return;
@@ -69,6 +93,7 @@ async function worker(config: Config, logger: Logger) {
 }
 
 async function devices(args: string[], config: Config, logger: Logger) {
+  const { createDevice, listDevices, revokeDevice } = await principals();
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
@@ -134,6 +159,7 @@ async function users(args: string[], config: Config) {
     issuer: values.issuer ?? config.auth.issuer,
     audience: values.audience ?? config.auth.audience,
   };
+  const { mintUserToken } = await principals();
   console.log(await mintUserToken(config.auth.jwtSecret, values.user, Number(values.ttl), claims));
 }
 
@@ -186,8 +212,8 @@ async function main(argv: string[]): Promise<void> {
   // Admin commands keep stdout for their answer; logs go to stderr.
   const logger =
     command === 'serve' || command === 'worker'
-      ? createLogger(config.logLevel)
-      : createLogger(process.env.LOG_LEVEL ?? 'warn', 2);
+      ? await createLogger(config.logLevel)
+      : await createLogger(process.env.LOG_LEVEL ?? 'warn', 2);
   switch (command) {
     case 'serve':
       return serve(config, logger);
@@ -202,12 +228,13 @@ async function main(argv: string[]): Promise<void> {
     case 'users':
       return users(rest, config);
     case 'storage': {
+      const { storageCommand } = await serverPart(import('./cli/storage.ts'));
       const problem = await storageCommand(rest, config, logger);
       if (problem !== undefined) throw new UsageError(problem);
       return;
     }
     case 'openapi': {
-      const { openApiDocument } = await import('./http/openapi.ts');
+      const { openApiDocument } = await serverPart(import('./http/openapi.ts'));
       console.log(JSON.stringify(await openApiDocument(config, logger), null, 2));
       return;
     }

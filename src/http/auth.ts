@@ -51,7 +51,13 @@ export function registerAuth(
     try {
       return await authenticator.authenticate(header);
     } catch (err) {
-      if (err instanceof AppError && err.code === 'unauthorized') throttle.limits.hit(key, MINUTE_MS);
+      if (err instanceof AppError && err.code === 'unauthorized') {
+        // Counted before the 401 goes out (in the shared store every process then sees it at its
+        // next hit); a store that cannot count does not turn the 401 into something else.
+        await throttle.limits
+          .hit(key, MINUTE_MS)
+          .catch((hitErr: unknown) => request.log.warn({ err: hitErr }, 'failed-auth count failed'));
+      }
       throw err;
     }
   };

@@ -24,6 +24,7 @@ export async function openApiDocument(config: Config, logger: Logger): Promise<u
     signer: unused,
     events: unused,
     webhooks: unused,
+    rateWindows: unused,
   };
   const app = await buildHttpServer(deps);
   await app.ready();

@@ -7,9 +7,13 @@
  * through a database restart comes back to 429s for up to a minute. The route's rate-limit key is
  * remembered on the request; `onResponse` refunds it when the status is 5xx.
  *
- * Fixed windows per key, as the plugin's own in-memory store; one map shared by every route (keys
- * carry the bucket, so each limited kind of request still has its own budget).
+ * Fixed windows per key; one set of windows shared by every route (keys carry the bucket, so each
+ * limited kind of request still has its own budget). Where the windows live is the caller's
+ * choice (`RateWindows`): in Postgres (`src/db/rate-windows.ts`, the default: every API process
+ * sharing the database spends one budget) or in this process' memory (`memoryRateWindows`).
  */
+import type { WindowHit } from '../db/rate-windows.ts';
+
 declare module 'fastify' {
   interface FastifyRequest {
     /** The rate-limit key this request was counted under, if a limit applied. */
@@ -17,10 +21,13 @@ declare module 'fastify' {
   }
 }
 
-interface Window {
-  count: number;
-  start: number;
-  length: number;
+export type { WindowHit };
+
+/** Fixed-window counters: `hit` counts one more (a window of `windowMs` starts if none is open). */
+export interface RateWindows {
+  hit(key: string, windowMs: number): Promise<WindowHit>;
+  /** Gives back one request counted under `key` in its current window. */
+  refund(key: string): Promise<void>;
 }
 
 /** Bound on remembered keys; past it, the oldest window is dropped. */
@@ -30,13 +37,15 @@ export interface RefundableRateLimit {
   /** The `store` option for @fastify/rate-limit. */
   Store: new (options: unknown) => RateLimitStore;
   /** Gives back one request counted under `key` in its current window. */
-  refund(key: string): void;
-  /** The count under `key` in its current window (tests). */
-  count(key: string): number;
+  refund(key: string): Promise<void>;
   /** Counts one more under `key` (a window of `windowMs` starts if none is open). */
-  hit(key: string, windowMs: number): { count: number; ttl: number };
-  /** The count under `key` and the milliseconds left in its window, without counting. */
-  peek(key: string): { count: number; ttl: number };
+  hit(key: string, windowMs: number): Promise<WindowHit>;
+  /**
+   * The count under `key` as this process last saw it (its own hits' answers) and the time left
+   * in that window, without a round trip. With shared windows it can be behind by what other
+   * processes counted since; their next hit brings it up to date.
+   */
+  peek(key: string): WindowHit;
 }
 
 interface RateLimitStore {
@@ -48,26 +57,53 @@ interface RateLimitStore {
   child(routeOptions: unknown): RateLimitStore;
 }
 
-export function refundableRateLimit(now: () => number = Date.now): RefundableRateLimit {
-  const windows = new Map<string, Window>();
-
-  /** Makes room: insertion order is window-start order (a new window re-inserts its key). */
-  function evictOldest(): void {
-    const oldest = windows.keys().next();
-    if (!oldest.done) windows.delete(oldest.value);
+/** Insertion-ordered map bounded to MAX_KEYS: a full map drops its oldest entry. */
+function boundedSet<V>(map: Map<string, V>, key: string, value: V): void {
+  map.delete(key);
+  if (map.size >= MAX_KEYS) {
+    const oldest = map.keys().next();
+    if (!oldest.done) map.delete(oldest.value);
   }
+  map.set(key, value);
+}
 
-  function hit(key: string, timeWindow: number): { count: number; ttl: number } {
-    const at = now();
-    let w = windows.get(key);
-    if (!w || w.start + w.length <= at) {
-      if (w) windows.delete(key);
-      else if (windows.size >= MAX_KEYS) evictOldest();
-      w = { count: 0, start: at, length: timeWindow };
-      windows.set(key, w);
-    }
-    w.count++;
-    return { count: w.count, ttl: w.start + w.length - at };
+/** Windows in this process' memory: limits hold per process (RATE_LIMIT_STORE=memory). */
+export function memoryRateWindows(
+  now: () => number = Date.now,
+): RateWindows & { count(key: string): number } {
+  const windows = new Map<string, { count: number; end: number }>();
+  return {
+    hit(key, windowMs) {
+      const at = now();
+      let w = windows.get(key);
+      if (!w || w.end <= at) {
+        // A new window re-inserts its key, so insertion order is window-start order.
+        w = { count: 0, end: at + windowMs };
+        boundedSet(windows, key, w);
+      }
+      w.count++;
+      return Promise.resolve({ count: w.count, ttl: w.end - at });
+    },
+    refund(key) {
+      const w = windows.get(key);
+      if (w && w.count > 0 && w.end > now()) w.count--;
+      return Promise.resolve();
+    },
+    count(key) {
+      const w = windows.get(key);
+      return w && w.end > now() ? w.count : 0;
+    },
+  };
+}
+
+export function refundableRateLimit(windows: RateWindows, now: () => number = Date.now): RefundableRateLimit {
+  // What this process last learnt of each key's window (for `peek`).
+  const seen = new Map<string, { count: number; end: number }>();
+
+  async function hit(key: string, windowMs: number): Promise<WindowHit> {
+    const r = await windows.hit(key, windowMs);
+    boundedSet(seen, key, { count: r.count, end: now() + r.ttl });
+    return r;
   }
 
   class Store implements RateLimitStore {
@@ -76,8 +112,10 @@ export function refundableRateLimit(now: () => number = Date.now): RefundableRat
       callback: (error: Error | null, result?: { current: number; ttl: number }) => void,
       timeWindow: number,
     ): void {
-      const { count, ttl } = hit(key, timeWindow);
-      callback(null, { current: count, ttl });
+      hit(key, timeWindow).then(
+        ({ count, ttl }) => callback(null, { current: count, ttl }),
+        (err: unknown) => callback(err instanceof Error ? err : new Error(String(err))),
+      );
     }
 
     child(): RateLimitStore {
@@ -87,21 +125,16 @@ export function refundableRateLimit(now: () => number = Date.now): RefundableRat
 
   return {
     Store,
-    refund(key) {
-      const w = windows.get(key);
-      if (w && w.count > 0 && w.start + w.length > now()) w.count--;
-    },
-    count(key) {
-      const w = windows.get(key);
-      return w && w.start + w.length > now() ? w.count : 0;
-    },
     hit,
+    async refund(key) {
+      const s = seen.get(key);
+      if (s && s.count > 0) s.count--;
+      await windows.refund(key);
+    },
     peek(key) {
       const at = now();
-      const w = windows.get(key);
-      return w && w.start + w.length > at
-        ? { count: w.count, ttl: w.start + w.length - at }
-        : { count: 0, ttl: 0 };
+      const s = seen.get(key);
+      return s && s.end > at ? { count: s.count, ttl: s.end - at } : { count: 0, ttl: 0 };
     },
   };
 }

@@ -26,7 +26,7 @@ import { strictFormats } from './formats.ts';
 import { registerJsonParser } from './json-body.ts';
 import { swaggerOptions } from './openapi-doc.ts';
 import { clientErrorHandler, installLingeringClose } from './linger.ts';
-import { refundableRateLimit } from './rate-limit-store.ts';
+import { refundableRateLimit, type RateWindows } from './rate-limit-store.ts';
 import { PUBLIC } from './schemas.ts';
 import { healthRoutes } from './routes/health.ts';
 import { hlsRoutes } from './routes/hls.ts';
@@ -59,6 +59,11 @@ export interface HttpDeps {
   /** Live event streams (SSE). */
   events: { hub: EventHub; access: StreamAccess };
   webhooks: WebhookService;
+  /**
+   * Rate-limit counters: per-principal route limits, and failed authentications per IP (apart,
+   * so addresses cannot push principals' windows out of a bounded in-memory store).
+   */
+  rateWindows: { routes: RateWindows; authFailures: RateWindows };
 }
 
 export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> {
@@ -92,9 +97,14 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   });
 
   await app.register(swagger, swaggerOptions(deps.config));
-  const limits = refundableRateLimit();
+  const limits = refundableRateLimit(deps.rateWindows.routes);
   app.addHook('onResponse', async (request, reply) => {
-    if (reply.statusCode >= 500 && request.rateLimitKey !== undefined) limits.refund(request.rateLimitKey);
+    if (reply.statusCode >= 500 && request.rateLimitKey !== undefined) {
+      // The store may be what failed (the database is down): then there is nothing to give back.
+      await limits
+        .refund(request.rateLimitKey)
+        .catch((err: unknown) => request.log.warn({ err }, 'rate limit refund failed'));
+    }
   });
   await app.register(rateLimit, {
     global: false,
@@ -121,7 +131,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   // Its own counters: keys made by unauthenticated callers (one per address) cannot push the
   // per-principal windows out of a shared map.
   const auth = registerAuth(app, deps.authenticator, {
-    limits: refundableRateLimit(),
+    limits: refundableRateLimit(deps.rateWindows.authFailures),
     maxPerMinute: deps.config.rateLimit.authFailuresPerMinute,
   });
   await app.register(healthRoutes, { db: deps.db });

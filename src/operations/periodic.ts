@@ -1,4 +1,6 @@
 import type { Logger } from 'pino';
+import { runOncePerCluster } from '../db/cluster-lock.ts';
+import type { Pool } from '../db/pool.ts';
 
 /** One run of a periodic job. */
 export type PeriodicTask = () => Promise<void>;
@@ -8,9 +10,17 @@ export type PeriodicTask = () => Promise<void>;
  * this is the one place where a run can be wrapped (a cluster-wide lock so that only one
  * instance runs it at a time, metrics). A failed run is logged and left to the next interval.
  */
-export async function runPeriodic(name: string, task: PeriodicTask, logger: Logger): Promise<void> {
+export async function runPeriodic(
+  name: string,
+  task: PeriodicTask,
+  logger: Logger,
+  cluster?: { pool: Pool; intervalMs: number },
+): Promise<void> {
   try {
-    await task();
+    // Once per cluster (src/db/cluster-lock.ts): of all the processes sharing the database, the
+    // one that takes the job's advisory lock and finds it due runs it; the others skip this tick.
+    if (cluster) await runOncePerCluster(cluster.pool, { name, intervalMs: cluster.intervalMs }, task);
+    else await task();
   } catch (err: unknown) {
     logger.warn({ err, job: name }, `${name} failed; retrying next interval`);
   }
@@ -18,19 +28,22 @@ export async function runPeriodic(name: string, task: PeriodicTask, logger: Logg
 
 /**
  * Runs `task` every `intervalSeconds` through {@link runPeriodic}, never two runs of it at once
- * (a tick while one runs is skipped); 0 or less never runs it. Returns a stop function that
- * clears the timer and waits for a run in progress.
+ * (a tick while one runs is skipped); 0 or less never runs it. With `pool`, once per cluster:
+ * one process of all those sharing that database runs it per interval. Returns a stop function
+ * that clears the timer and waits for a run in progress.
  */
 export function startPeriodic(
   name: string,
   intervalSeconds: number,
   task: PeriodicTask,
   logger: Logger,
+  pool?: Pool,
 ): () => Promise<void> {
   if (intervalSeconds <= 0) return () => Promise.resolve();
   let running: Promise<void> | undefined;
   const timer = setInterval(() => {
-    running ??= runPeriodic(name, task, logger).finally(() => {
+    const cluster = pool ? { pool, intervalMs: intervalSeconds * 1000 } : undefined;
+    running ??= runPeriodic(name, task, logger, cluster).finally(() => {
       running = undefined;
     });
   }, intervalSeconds * 1000);

@@ -52,5 +52,6 @@ export function startPostMediaLifecycle(
       await removeUnattachedPostMedia(pool, media, opts, logger);
     },
     logger,
+    pool,
   );
 }

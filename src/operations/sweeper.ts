@@ -160,5 +160,6 @@ export function startSweeper(
       if (r.expiredSessions + r.abortedUploads + r.orphansRemoved > 0) logger.info(r, 'storage sweep');
     },
     logger,
+    pool,
   );
 }

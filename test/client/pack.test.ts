@@ -52,7 +52,7 @@ after(async () => {
 });
 
 describe('the packed tarball', () => {
-  test('holds the built client and the sources the mediary command runs', () => {
+  test('holds the built client and the compiled code the mediary command runs', () => {
     for (const f of [
       'dist/client/index.js',
       'dist/client/index.d.ts',
@@ -62,14 +62,25 @@ describe('the packed tarball', () => {
       // The SDK's types are the contract's Static types.
       'dist/contract/index.d.ts',
       'bin/mediary.mjs',
-      'src/main.ts',
+      'lib/main.js',
+      'lib/.build-stamp',
       // Read at run time: the migrations and the gRPC API's proto.
-      'src/db/migrations/0001_init.sql',
+      'lib/db/migrations/0001_init.sql',
       'proto/mediary/v1/media.proto',
     ]) {
       assert.ok(files.includes(f), `${f} is in the tarball`);
     }
     assert.ok(!files.some((f) => f.startsWith('test/')), 'no tests');
+    assert.ok(!files.some((f) => f.startsWith('src/')), 'no TypeScript sources: the package runs lib/');
+  });
+
+  test('the packed mediary command runs from its compiled code, without tsx', async () => {
+    const { stdout } = await run(process.execPath, [path.join(pkgDir, 'bin', 'mediary.mjs'), '--help'], {
+      cwd: scratch,
+    });
+    assert.match(stdout, /mediary serve/);
+    const pkg = JSON.parse(await readFile(path.join(pkgDir, 'package.json'), 'utf8'));
+    assert.equal(pkg.dependencies.tsx, undefined, 'tsx is not a production dependency');
   });
 
   test('mediary/client/node and mediary/client/browser import from Node', async () => {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { revokeDevice } from '../../src/auth/principals.ts';
-import { refundableRateLimit } from '../../src/http/rate-limit-store.ts';
+import { memoryRateWindows, refundableRateLimit } from '../../src/http/rate-limit-store.ts';
 import { call, startTestServer, type TestServer } from '../helpers/server.ts';
 
 let t: TestServer;
@@ -146,25 +146,27 @@ describe('device-key cache', () => {
 });
 
 describe('rate limit refunds', () => {
-  test('the store counts per key and window and gives requests back', () => {
+  test('the store counts per key and window and gives requests back', async () => {
     let now = 1_000;
-    const limits = refundableRateLimit(() => now);
+    const windows = memoryRateWindows(() => now);
+    const limits = refundableRateLimit(windows, () => now);
     const store = new limits.Store({});
-    const incr = (key: string) => {
-      let current = -1;
-      store.incr(key, (_err, res) => (current = res!.current), 60_000);
-      return current;
-    };
-    assert.equal(incr('a'), 1);
-    assert.equal(incr('a'), 2);
-    assert.equal(incr('b'), 1);
-    limits.refund('a');
-    assert.equal(limits.count('a'), 1);
-    assert.equal(incr('a'), 2);
+    const incr = (key: string) =>
+      new Promise<number>((resolve, reject) =>
+        store.incr(key, (err, res) => (err ? reject(err) : resolve(res!.current)), 60_000),
+      );
+    assert.equal(await incr('a'), 1);
+    assert.equal(await incr('a'), 2);
+    assert.equal(await incr('b'), 1);
+    await limits.refund('a');
+    assert.equal(windows.count('a'), 1);
+    assert.equal(limits.peek('a').count, 1);
+    assert.equal(await incr('a'), 2);
     now += 60_000; // a new window
-    assert.equal(limits.count('a'), 0);
-    limits.refund('a'); // nothing to give back in a window that has not started
-    assert.equal(incr('a'), 1);
+    assert.equal(windows.count('a'), 0);
+    assert.equal(limits.peek('a').count, 0);
+    await limits.refund('a'); // nothing to give back in a window that has not started
+    assert.equal(await incr('a'), 1);
     assert.equal(store.child({}), store, 'routes share the map; keys carry the route');
   });
 
