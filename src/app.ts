@@ -17,6 +17,7 @@ import { buildHttpServer } from './http/server.ts';
 import type { Logger } from './log.ts';
 import { MultipartUploads } from './media/multipart.ts';
 import { MediaService } from './media/service.ts';
+import { startTusSweep, TusUploads } from './media/tus.ts';
 import { startSweeper } from './media/sweeper.ts';
 import { JobQueue } from './processing/queue.ts';
 import { CircleService } from './circles/service.ts';
@@ -160,6 +161,8 @@ async function startServerParts(
   started.push({ name: 'device listener', stop: () => deviceChanges.stop() });
   const circles = new CircleService(pool, logger);
   const media = new MediaService(pool, store, queue, signer, config, logger, multipart, circles);
+  const tus = new TusUploads(pool, store, media, multipart, config, logger);
+  started.push({ name: 'tus sweep', stop: startTusSweep(tus, config.sweeper.intervalSeconds, logger) });
   const processing = new ProcessingService(pool, media, store, queue, config, logger);
   const playback = new HlsPlayback(pool, media, store, signer, config);
   const posts = new PostService(pool, media, config.posts, logger, circles);
@@ -188,6 +191,7 @@ async function startServerParts(
     posts,
     circles,
     multipart,
+    tus,
     store,
     signer,
   });

@@ -19,6 +19,7 @@ export async function openApiDocument(config: Config, logger: Logger): Promise<u
     posts: unused,
     circles: unused,
     multipart: unused,
+    tus: unused,
     store: unused,
     signer: unused,
   };

@@ -144,11 +144,17 @@ export class MediaService {
 
   // ---- sessions -------------------------------------------------------------------------
 
+  /**
+   * `opts.instructions: false`: the caller carries the bytes itself (the tus endpoint), so no
+   * upload URL is signed and no multipart upload begun; `upload` is null.
+   */
   async createSession(
     principal: Principal,
     input: CreateSessionInput,
     idempotencyKey?: string,
+    opts: { instructions?: boolean } = {},
   ): Promise<SessionResult> {
+    const instructions = opts.instructions ?? true;
     const { mimeType, entry } = admitDeclaredFile(input, this.config.uploads);
     // messageId is the device's own idempotency key; a user who could set it could take a camera's
     // future message ids (found by a security review). Users send an Idempotency-Key header.
@@ -207,7 +213,7 @@ export class MediaService {
       // A replay creates nothing: it is answered even at the limit.
       const existing = await this.findReplay(deviceId, cameraId, messageId, ownerUserId, userKey);
       if (!existing) throw overQuota;
-      return this.replay(principal, existing, { mimeType, bytes: input.bytes, sha256 });
+      return this.replay(principal, existing, { mimeType, bytes: input.bytes, sha256 }, instructions);
     }
     const id = randomUUID();
     const inserted = await repo.insertMedia(
@@ -243,12 +249,21 @@ export class MediaService {
       const winner = await this.findReplay(deviceId, cameraId, messageId, ownerUserId, userKey);
       if (!winner)
         throw new Error(`media insert conflicted without an idempotency match (key ${storageKey})`);
-      const replayed = await this.replay(principal, winner, { mimeType, bytes: input.bytes, sha256 });
+      const replayed = await this.replay(
+        principal,
+        winner,
+        { mimeType, bytes: input.bytes, sha256 },
+        instructions,
+      );
       await this.shareIntoCircle(principal, input.circleId, replayed.media.id);
       return replayed;
     }
     await this.shareIntoCircle(principal, input.circleId, inserted.id);
-    return { created: true, media: inserted, upload: await this.uploadInstructions(inserted) };
+    return {
+      created: true,
+      media: inserted,
+      upload: instructions ? await this.uploadInstructions(inserted) : null,
+    };
   }
 
   /**
@@ -326,6 +341,7 @@ export class MediaService {
     principal: Principal,
     existing: MediaRow,
     declared: { mimeType: string; bytes: number; sha256: string | null },
+    instructions = true,
   ): Promise<SessionResult> {
     if (!MediaService.isReplayOf(principal, existing)) {
       // Someone else's record under this key (made before the device changed hands, or by an
@@ -350,7 +366,8 @@ export class MediaService {
         status: existing.status,
       });
     }
-    const upload = existing.status === 'PENDING' ? await this.uploadInstructions(existing) : null;
+    const upload =
+      instructions && existing.status === 'PENDING' ? await this.uploadInstructions(existing) : null;
     return { created: false, media: existing, upload };
   }
 
