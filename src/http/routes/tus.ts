@@ -52,7 +52,7 @@ export const TUS_RESPONSE_HEADERS = [
   'Upload-Expires',
 ];
 
-const headerDoc = (description: string) => ({ schema: { type: 'string' }, description });
+const headerDoc = (description: string) => ({ type: 'string', description });
 const STATE_HEADERS = {
   'Tus-Resumable': headerDoc('1.0.0'),
   'Upload-Offset': headerDoc('Bytes received and made durable.'),
@@ -216,6 +216,8 @@ export const tusRoutes: FastifyPluginAsyncTypebox<TusRouteDeps> = async (app, { 
           operationId:
             url === '/tus/:id' ? 'tusUploadOptions' : url === '/tus' ? 'tusOptions' : 'tusOptionsSlash',
           security: PUBLIC,
+          // `/tus/` (clients are often given the endpoint with a slash) is the same route: one entry.
+          hide: url === '/tus/',
           ...(url === '/tus/:id' ? { params: MediaIdParams } : {}),
           response: {
             204: noBody('Capabilities, in headers.', {
@@ -248,6 +250,7 @@ export const tusRoutes: FastifyPluginAsyncTypebox<TusRouteDeps> = async (app, { 
             'Headers: `Upload-Length` (bytes; required: deferred lengths are not supported), `Upload-Metadata` (`filename`, `filetype` — required — and any session field: `sha256`, `capturedAt`, `cameraId`, `deviceId`, `messageId`, `reason`, `purpose`, `circleId`, `mediaType`; other keys are ignored), `Idempotency-Key` (users). A body (`application/offset+octet-stream`) is the first bytes. Limits, quotas and idempotency are those of `POST /media`.',
           tags: ['tus'],
           operationId: url === '/tus' ? 'tusCreate' : 'tusCreateSlash',
+          hide: url === '/tus/',
           headers: Type.Object({
             'tus-resumable': TusResumable,
             'upload-length': Type.Optional(Digits),
