@@ -37,6 +37,7 @@ export const ERRORS = {
     status: 410,
     message: 'The upload session is closed (cancelled or failed); create a new one.',
   },
+  claim_expired: { status: 410, message: 'This device claim has expired or was completed already.' },
   idempotency_conflict: {
     status: 409,
     message: 'A request with this idempotency key declared a different file.',

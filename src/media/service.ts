@@ -145,16 +145,15 @@ export class MediaService {
   // ---- sessions -------------------------------------------------------------------------
 
   /**
-   * `opts.instructions: false`: the caller carries the bytes itself (the tus endpoint), so no
-   * upload URL is signed and no multipart upload begun; `upload` is null.
+   * Opens an upload session. `bytesViaServer`: the bytes come through this API in the same request
+   * (a one-request form upload), so no upload URL or multipart plan is made: `upload` is null.
    */
   async createSession(
     principal: Principal,
     input: CreateSessionInput,
     idempotencyKey?: string,
-    opts: { instructions?: boolean } = {},
+    opts: { bytesViaServer?: boolean } = {},
   ): Promise<SessionResult> {
-    const instructions = opts.instructions ?? true;
     const { mimeType, entry } = admitDeclaredFile(input, this.config.uploads);
     // messageId is the device's own idempotency key; a user who could set it could take a camera's
     // future message ids (found by a security review). Users send an Idempotency-Key header.
@@ -213,7 +212,7 @@ export class MediaService {
       // A replay creates nothing: it is answered even at the limit.
       const existing = await this.findReplay(deviceId, cameraId, messageId, ownerUserId, userKey);
       if (!existing) throw overQuota;
-      return this.replay(principal, existing, { mimeType, bytes: input.bytes, sha256 }, instructions);
+      return this.replay(principal, existing, { mimeType, bytes: input.bytes, sha256 });
     }
     const id = randomUUID();
     const inserted = await repo.insertMedia(
@@ -249,21 +248,13 @@ export class MediaService {
       const winner = await this.findReplay(deviceId, cameraId, messageId, ownerUserId, userKey);
       if (!winner)
         throw new Error(`media insert conflicted without an idempotency match (key ${storageKey})`);
-      const replayed = await this.replay(
-        principal,
-        winner,
-        { mimeType, bytes: input.bytes, sha256 },
-        instructions,
-      );
+      const replayed = await this.replay(principal, winner, { mimeType, bytes: input.bytes, sha256 });
       await this.shareIntoCircle(principal, input.circleId, replayed.media.id);
       return replayed;
     }
     await this.shareIntoCircle(principal, input.circleId, inserted.id);
-    return {
-      created: true,
-      media: inserted,
-      upload: instructions ? await this.uploadInstructions(inserted) : null,
-    };
+    const upload = opts.bytesViaServer ? null : await this.uploadInstructions(inserted);
+    return { created: true, media: inserted, upload };
   }
 
   /**
@@ -341,7 +332,6 @@ export class MediaService {
     principal: Principal,
     existing: MediaRow,
     declared: { mimeType: string; bytes: number; sha256: string | null },
-    instructions = true,
   ): Promise<SessionResult> {
     if (!MediaService.isReplayOf(principal, existing)) {
       // Someone else's record under this key (made before the device changed hands, or by an
@@ -366,8 +356,7 @@ export class MediaService {
         status: existing.status,
       });
     }
-    const upload =
-      instructions && existing.status === 'PENDING' ? await this.uploadInstructions(existing) : null;
+    const upload = existing.status === 'PENDING' ? await this.uploadInstructions(existing) : null;
     return { created: false, media: existing, upload };
   }
 
@@ -419,11 +408,14 @@ export class MediaService {
     mediaId: string,
     body: Readable,
     headers: { contentType: string | undefined; contentLength: number | undefined },
+    /** The session was opened with `bytesViaServer` (no multipart plan, whatever its size). */
+    opts: { bytesViaServer?: boolean } = {},
   ): Promise<MediaRow> {
     const media = await this.get(principal, mediaId);
     if (media.status !== 'PENDING') return media; // a repeated PUT after completion changes nothing
     if (media.upload_expires_at.getTime() < Date.now()) throw new AppError('upload_expired');
-    if (this.multipart?.applies(media.bytes)) throw new AppError('multipart_required');
+    if (!opts.bytesViaServer && this.multipart?.applies(media.bytes))
+      throw new AppError('multipart_required');
     await assertDeviceActive(this.pool, media);
     admitUploadHeaders(media, headers);
     const release = this.streaming.claim(media.id);

@@ -91,7 +91,9 @@ export class TusUploads {
     idempotencyKey: string | undefined,
     metadata: string | null,
   ): Promise<TusState> {
-    const session = await this.media.createSession(principal, input, idempotencyKey, { instructions: false });
+    const session = await this.media.createSession(principal, input, idempotencyKey, {
+      bytesViaServer: true,
+    });
     const m = session.media;
     if (m.status === 'PENDING') {
       if (await findMultipart(this.pool, m.id)) {
