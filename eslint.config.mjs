@@ -2,6 +2,21 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import globals from 'globals';
 
+const HTTP = {
+  group: ['**/http/**', '**/grpc/**', 'fastify', '@fastify/*', '@grpc/*'],
+  message: 'Domain, operations and infrastructure must not depend on the HTTP or gRPC layer.',
+};
+const OPERATIONS = {
+  group: ['**/operations/**'],
+  message:
+    'src/operations (sweeper, storage migration, timers) sits above the domain; only entry points import it.',
+};
+/** One `no-restricted-imports` rule for `files`, naming every pattern they must not import. */
+const layer = (files, ...patterns) => ({
+  files,
+  rules: { 'no-restricted-imports': ['error', { patterns }] },
+});
+
 export default tseslint.config(
   { ignores: ['node_modules/**', 'data/**', 'dist/**', '.tmp/**', 'bench/results/**'] },
   js.configs.recommended,
@@ -30,23 +45,24 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
     },
   },
-  {
-    // Layering: the domain and infrastructure never import the HTTP layer.
-    files: ['src/media/**', 'src/processing/**', 'src/storage/**', 'src/db/**', 'src/auth/**'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          patterns: [
-            {
-              group: ['**/http/**', 'fastify', '@fastify/*'],
-              message: 'Domain and infrastructure code must not depend on the HTTP layer.',
-            },
-          ],
-        },
-      ],
-    },
-  },
+  // Layering (docs/ARCHITECTURE.md "Layers"): entry → http/grpc → operations → domain → infrastructure.
+  // Each folder lists everything it must not import (one rule per file set: a later entry would
+  // replace, not extend, an earlier one).
+  // (sharp, exifr, pg-boss, child processes and src/infra: the adapter block below.)
+  layer(['src/media/**'], HTTP, OPERATIONS, {
+    group: ['**/processing/**', '**/posts/**', '**/circles/**', '**/infra/**'],
+    message:
+      'media is the core of the domain: processing, posts and circles build on it, never the other way round (shared shapes go into src/media).',
+  }),
+  layer(['src/posts/**', 'src/circles/**', 'src/devices/**', 'src/auth/**'], HTTP, OPERATIONS),
+  // src/infra is also off limits here, except to the composition root runtime.ts (the adapters
+  // block below, which has its own rule name).
+  layer(['src/processing/**'], HTTP, OPERATIONS),
+  layer(['src/operations/**'], HTTP),
+  layer(['src/storage/**', 'src/db/**'], HTTP, OPERATIONS, {
+    group: ['**/media/**', '**/processing/**', '**/posts/**', '**/circles/**', '**/devices/**', '**/auth/**'],
+    message: 'Infrastructure must not depend on the domain.',
+  }),
   {
     // Layering (issue 14 §3): the domain reaches sharp, libheif, exifr, ffmpeg and pg-boss only
     // through the ports of src/processing/ports.ts; the adapters live in src/infra/. Only the
@@ -109,6 +125,41 @@ export default tseslint.config(
       '@typescript-eslint/no-unsafe-argument': 'off',
       '@typescript-eslint/no-unsafe-call': 'off',
       '@typescript-eslint/no-unsafe-return': 'off',
+    },
+  },
+  {
+    // The wire contract depends on nothing but TypeBox (and itself): server, OpenAPI and SDK share it.
+    files: ['src/contract/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^(?!@sinclair/typebox$|\\./)',
+              message: 'src/contract imports only @sinclair/typebox and its own modules.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // The SDK takes types from the contract, never schemas: TypeBox stays out of its bundles.
+    files: ['src/client/**'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/contract/*', '!**/contract/statuses.ts', '@sinclair/typebox'],
+              allowTypeImports: true,
+              message: 'The SDK imports the contract’s schemas as types only (import type).',
+            },
+          ],
+        },
+      ],
     },
   },
   {

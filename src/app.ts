@@ -19,11 +19,15 @@ import type { Logger } from './log.ts';
 import { MultipartUploads } from './media/multipart.ts';
 import { MediaService } from './media/service.ts';
 import { startTusSweep, TusUploads } from './media/tus.ts';
-import { startSweeper } from './media/sweeper.ts';
+import { startSweeper } from './operations/sweeper.ts';
 import { PgBossQueue } from './infra/queue/pg-boss.ts';
 import { CircleService } from './circles/service.ts';
 import { startGrpcServer } from './grpc/server.ts';
-import { startPostMediaLifecycle } from './posts/lifecycle.ts';
+import { StreamAccess } from './events/access.ts';
+import { startEventRetention } from './events/retention.ts';
+import { EventHub } from './events/stream.ts';
+import { WebhookService } from './webhooks/service.ts';
+import { startPostMediaLifecycle } from './operations/post-media.ts';
 import { PostService } from './posts/service.ts';
 import { HlsPlayback } from './processing/playback.ts';
 import { ProcessingService } from './processing/service.ts';
@@ -178,6 +182,10 @@ async function startServerParts(
         )
       : () => Promise.resolve();
   started.push({ name: 'post media lifecycle', stop: stopPostLifecycle });
+  const events = startEvents(pool, signer, config, logger, started);
+  const webhooks = new WebhookService(pool, await queue.webhookQueue(), config.webhooks, logger);
+  await webhooks.start(events.hub);
+  started.push({ name: 'webhooks', stop: () => webhooks.stop() });
   const worker = config.worker.enabled
     ? await startWorker({ pool, queue, store, config: config.processing, logger })
     : undefined;
@@ -197,6 +205,8 @@ async function startServerParts(
     tus,
     store,
     signer,
+    events,
+    webhooks,
   });
   started.push({
     name: 'http server',
@@ -239,6 +249,25 @@ async function startServerParts(
       return closing;
     },
   };
+}
+
+/** The events outbox's readers in this process: live streams and retention (issue 20). */
+function startEvents(
+  pool: Pool,
+  signer: UrlSigner,
+  config: Config,
+  logger: Logger,
+  started: { name: string; stop: () => Promise<void> }[],
+) {
+  const hub = new EventHub(pool, logger);
+  started.push({ name: 'event listener', stop: () => hub.stop() });
+  const stopRetention = startEventRetention(
+    pool,
+    { intervalSeconds: config.sweeper.intervalSeconds, retentionDays: config.events.retentionDays },
+    logger,
+  );
+  started.push({ name: 'event retention', stop: stopRetention });
+  return { hub, access: new StreamAccess(pool, signer, config.events.tokenTtlSeconds) };
 }
 
 function queueOptions(config: Config) {

@@ -27,6 +27,10 @@ export const ERRORS = {
   checksum_mismatch: { status: 422, message: 'The bytes do not match the declared sha256.' },
   content_type_mismatch: { status: 400, message: 'Content-Type does not match the declared mimeType.' },
   type_mismatch: { status: 422, message: 'The file content does not match the declared type.' },
+  webhook_target_refused: {
+    status: 422,
+    message: 'Webhooks are not sent to private, loopback or link-local addresses.',
+  },
   object_missing: { status: 409, message: 'No uploaded object was found for this media yet.' },
   object_exists: {
     status: 409,

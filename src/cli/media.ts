@@ -4,9 +4,8 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import type { ListQuery, MediaView } from '../client/node.ts';
+import { LISTABLE_STATUSES as STATUSES } from '../contract/statuses.ts';
 import { clientFrom, connectionOptions, formatBytes, positiveInt, UsageError } from './common.ts';
-
-const STATUSES = ['PENDING', 'UPLOADED', 'PROCESSING', 'READY', 'FAILED'] as const;
 
 export async function mediaCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({

@@ -50,7 +50,16 @@ export interface WaitOptions {
   /** First poll delay (default 500 ms), grows ×1.5 up to `maxIntervalMs` (default 5 s). */
   intervalMs?: number;
   maxIntervalMs?: number;
+  /**
+   * Listen to the media's event stream (`GET /media/{id}/events`, SSE) and read the status only
+   * when it announces a change (default true). Falls back to polling when the stream cannot be
+   * opened (an older server, a proxy that buffers) or breaks.
+   */
+  events?: boolean;
 }
+
+/** While the event stream is open, the status is still read this often (a safety net). */
+const STREAM_BACKSTOP_MS = 30_000;
 
 /**
  * A stable name for whoever a key or token authenticates: a JWT's `iss` and `sub` (read, not
@@ -225,7 +234,7 @@ export class MediaryClient {
     return this.json('GET', `/media/${mediaId}/parts`, undefined, opts);
   }
 
-  cancel(mediaId: string, opts?: RequestOptions): Promise<unknown> {
+  cancel(mediaId: string, opts?: RequestOptions): Promise<MediaView> {
     return this.json('POST', `/media/${mediaId}/cancel`, {}, opts);
   }
 
@@ -257,20 +266,118 @@ export class MediaryClient {
     const until = opts.until ?? ['READY', 'FAILED'];
     const deadline = opts.timeoutMs !== undefined ? Date.now() + opts.timeoutMs : Infinity;
     let interval = opts.intervalMs ?? 500;
-    for (;;) {
-      const s = await this.status(mediaId, { signal: opts.signal });
-      if (until.includes(s.status)) return s;
-      if (s.status === 'FAILED' || s.status === 'DELETED') {
-        throw new MediaryError(409, 'invalid_state', `media ${mediaId} is ${s.status}`, { status: s });
+    // Subscribed before the first read, so a change between the read and the wait is not missed.
+    const watch = opts.events === false ? undefined : await this.watchMedia(mediaId, opts.signal);
+    try {
+      for (;;) {
+        const s = await this.status(mediaId, { signal: opts.signal });
+        if (until.includes(s.status)) return s;
+        if (s.status === 'FAILED' || s.status === 'DELETED') {
+          throw new MediaryError(409, 'invalid_state', `media ${mediaId} is ${s.status}`, { status: s });
+        }
+        const left = deadline - Date.now();
+        if (left <= 0) {
+          throw new MediaryError(0, 'wait_timeout', `media ${mediaId} is still ${s.status}`, { status: s });
+        }
+        if (watch?.live) {
+          await watch.next(Math.min(STREAM_BACKSTOP_MS, left), opts.signal);
+        } else {
+          await sleep(Math.min(interval, left), opts.signal);
+          interval = Math.min(interval * 1.5, opts.maxIntervalMs ?? 5000);
+        }
       }
-      const left = deadline - Date.now();
-      if (left <= 0) {
-        throw new MediaryError(0, 'wait_timeout', `media ${mediaId} is still ${s.status}`, { status: s });
-      }
-      await sleep(Math.min(interval, left), opts.signal);
-      interval = Math.min(interval * 1.5, opts.maxIntervalMs ?? 5000);
+    } finally {
+      watch?.close();
     }
   }
+
+  /**
+   * Opens the media's event stream; `next()` resolves at the next event (or after `ms`). `live`
+   * turns false when the stream could not be opened or ended (then the caller polls).
+   */
+  private async watchMedia(mediaId: string, signal: AbortSignal | undefined): Promise<MediaWatch> {
+    const halt = new AbortController();
+    const onAbort = () => halt.abort();
+    signal?.addEventListener('abort', onAbort);
+    let pending = false;
+    let wake: (() => void) | undefined;
+    const watch: MediaWatch = {
+      live: false,
+      next: (ms, sig) => {
+        if (pending || !watch.live) {
+          pending = false;
+          return Promise.resolve();
+        }
+        return new Promise<void>((resolve) => {
+          const done = () => {
+            clearTimeout(timer);
+            sig?.removeEventListener('abort', done);
+            wake = undefined;
+            pending = false;
+            resolve();
+          };
+          const timer = setTimeout(done, ms);
+          sig?.addEventListener('abort', done);
+          wake = done;
+        });
+      },
+      close: () => {
+        signal?.removeEventListener('abort', onAbort);
+        halt.abort();
+      },
+    };
+    const changed = () => {
+      pending = true;
+      wake?.();
+    };
+    try {
+      const key = await this.currentKey();
+      const res = await this.fetchImpl(this.url(`/media/${mediaId}/events`), {
+        headers: { authorization: `Bearer ${key}`, accept: 'text/event-stream' },
+        signal: halt.signal,
+      });
+      if (
+        res.status !== 200 ||
+        !res.body ||
+        !/^text\/event-stream/.test(res.headers.get('content-type') ?? '')
+      ) {
+        await res.body?.cancel().catch(() => undefined);
+        return watch;
+      }
+      watch.live = true;
+      void (async () => {
+        const reader = res.body!.getReader();
+        const decoder = new TextDecoder();
+        let buf = '';
+        try {
+          for (;;) {
+            const { done, value } = await reader.read();
+            if (done) break;
+            buf += decoder.decode(value, { stream: true });
+            const end = buf.lastIndexOf('\n\n');
+            if (end < 0) continue;
+            // Any message with an id is a change (the first, id-less one is the current status).
+            if (/^id:/m.test(buf.slice(0, end))) changed();
+            buf = buf.slice(end + 2);
+          }
+        } catch {
+          // aborted or broken: poll from here on
+        } finally {
+          watch.live = false;
+          changed();
+        }
+      })();
+    } catch {
+      // no stream: poll
+    }
+    return watch;
+  }
+}
+
+interface MediaWatch {
+  live: boolean;
+  next(ms: number, signal?: AbortSignal): Promise<void>;
+  close(): void;
 }
 
 function qs(query: ListQuery): string {

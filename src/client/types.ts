@@ -1,110 +1,52 @@
-/** Wire types of the Mediary API (see docs/CONTRACTS.md). Plain types: the SDK has no runtime schema. */
+/**
+ * Wire types of the Mediary API (see docs/CONTRACTS.md), derived from the server's own schemas in
+ * src/contract: `Static<typeof Schema>` of the very schemas the server validates with and the
+ * OpenAPI document is generated from, so they cannot drift. Type-only imports: no schema and no
+ * TypeBox code reaches the SDK's bundles (test/client/bundle.test.ts checks).
+ */
+import type { Static } from '@sinclair/typebox';
+import type * as C from '../contract/index.ts';
 
-export type MediaStatus = 'PENDING' | 'UPLOADED' | 'PROCESSING' | 'READY' | 'FAILED' | 'DELETED';
+export type { MediaStatus } from '../contract/statuses.ts';
 
-export interface MediaView {
-  mediaId: string;
-  status: MediaStatus;
-  mediaType: string;
-  mimeType: string;
-  detectedMimeType: string | null;
-  fileName: string;
-  bytes: number;
-  sha256: string | null;
-  ownerUserId: string | null;
-  deviceId: string | null;
-  cameraId: string | null;
-  messageId: string | null;
-  capturedAt: string;
-  reason: string | null;
-  width: number | null;
-  height: number | null;
-  durationMs: number | null;
-  metadata: Record<string, unknown>;
-  error: { code: string; message: string } | null;
-  storageBackend: string;
-  /** Where the original is stored (gs://, s3:// or the local path); only in the owning user's responses. */
-  storageUri?: string;
-  /** Signed URL of the original, usable without credentials (img/video/fetch) until `urlsExpireAt`. */
-  downloadUrl?: string | null;
-  urlsExpireAt?: string | null;
-  uploadExpiresAt: string | null;
-  uploadedAt: string | null;
-  createdAt: string;
-  updatedAt: string;
-}
+/** A media record as the caller may see it (`gps` and `storageUri` only for the owning user). */
+export type MediaView = Static<typeof C.MediaView>;
+export type VariantView = Static<typeof C.VariantView>;
+export type RenditionView = Static<typeof C.RenditionView>;
+export type HlsView = Static<typeof C.HlsView>;
+export type GpsView = Static<typeof C.GpsView>;
+export type MediaPurpose = Static<typeof C.MediaPurposeSchema>;
 
-export interface SingleUpload {
-  method: 'PUT';
-  url: string;
-  headers: Record<string, string>;
-  expiresAt: string;
-}
+/** `upload` of a session for a single PUT. */
+export type SingleUpload = Static<typeof C.PutInstructions>;
+/** `upload` of a session above the multipart threshold: ask for part URLs. */
+export type MultipartUpload = Static<typeof C.MultipartInstructions>;
+export type SessionResponse = Static<typeof C.SessionResponse>;
+/** The body of `POST /media`. */
+export type CreateSessionInput = Static<typeof C.CreateSessionBody>;
+/** The answer of `PUT /media/{id}/upload` (local store). */
+export type UploadBytesResponse = Static<typeof C.UploadResponse>;
 
-export interface MultipartUpload {
-  method: 'MULTIPART';
-  partSize: number;
-  partCount: number;
-  expiresAt: string;
-}
+export type PartUrl = Static<typeof C.PartUrl>;
+export type StoredPart = Static<typeof C.StoredPart>;
+export type PartListing = Static<typeof C.PartListing>;
+export type CompleteInput = Static<typeof C.CompleteBody>;
 
-export interface SessionResponse {
-  mediaId: string;
-  status: MediaStatus;
-  upload: SingleUpload | MultipartUpload | null;
-  media: MediaView;
-}
+export type StatusView = Static<typeof C.StatusResponse>;
+export type MediaPage = Static<typeof C.ListResponse>;
+export type ListQuery = Static<typeof C.ListQuery>;
+/** `?mode=url` of a download or variant: a signed URL as JSON. */
+export type SignedUrl = Static<typeof C.SignedUrlBody>;
+export type UsageView = Static<typeof C.UsageView>;
 
-export interface CreateSessionInput {
-  fileName: string;
-  mimeType: string;
-  bytes: number;
-  sha256?: string;
-  mediaType?: 'image' | 'video';
-  deviceId?: string;
-  cameraId?: string;
-  capturedAt?: string;
-  reason?: string;
-  messageId?: string;
-}
+export type PostView = Static<typeof C.PostView>;
+export type PostPage = Static<typeof C.PostPage>;
+export type CreatePostInput = Static<typeof C.CreatePostBody>;
+export type UpdatePostInput = Static<typeof C.UpdatePostBody>;
 
-export interface PartUrl {
-  partNumber: number;
-  method: 'PUT';
-  url: string;
-  headers: Record<string, string>;
-  expiresAt: string;
-}
+export type CircleView = Static<typeof C.CircleView>;
+export type ShareView = Static<typeof C.ShareView>;
+export type ShareInput = Static<typeof C.ShareBody>;
 
-export interface StoredPart {
-  partNumber: number;
-  etag: string;
-  size: number;
-}
-
-export interface PartListing {
-  partSize: number;
-  partCount: number;
-  parts: StoredPart[];
-}
-
-export interface StatusView {
-  mediaId: string;
-  status: MediaStatus;
-  error: { code: string; message: string } | null;
-  updatedAt: string;
-}
-
-export interface MediaPage {
-  items: MediaView[];
-  nextCursor: string | null;
-}
-
-export interface ListQuery {
-  limit?: number;
-  cursor?: string;
-  cameraId?: string;
-  status?: Exclude<MediaStatus, 'DELETED'>;
-  since?: string;
-  until?: string;
-}
+/** Every error response: `{error: {code, message, details?, requestId}}`. */
+export type ErrorBody = Static<typeof C.ErrorBody>;

@@ -4,9 +4,10 @@
  * for the two wildcard routes, the raw bodies of the upload routes, and the optional JSON bodies.
  */
 import type { SwaggerOptions } from '@fastify/swagger';
-import { Type, type TSchema } from '@sinclair/typebox';
+import type { TSchema } from '@sinclair/typebox';
 import type { Config } from '../config.ts';
-import { Binary, Uuid } from './schemas.ts';
+import { HlsObjectPath, StorageObjectPath } from '../contract/index.ts';
+import { Binary } from './schemas.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -18,23 +19,6 @@ declare module 'fastify' {
 }
 
 const OPTIONAL_BODY = 'x-mediary-optional-body';
-
-/** `/hls/*`: only `<rendition>/<file>` ever answers (the master playlist has its own route). */
-const HlsObjectParams = Type.Object({
-  id: Uuid,
-  rendition: Type.Union(['360p', '720p', '1080p', '2160p'].map((r) => Type.Literal(r))),
-  file: Type.String({
-    pattern: '^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$',
-    description: 'A media playlist (`index.m3u8`) or segment, as named in the playlists.',
-  }),
-});
-
-const StorageParams = Type.Object({
-  key: Type.String({
-    minLength: 1,
-    description: 'The object key, `/` encoded as `%2F` (as in the signed URLs the API hands out).',
-  }),
-});
 
 /** The non-null member of an optional body's `null | {…}` schema. */
 function presentBody(body: unknown): unknown {
@@ -62,10 +46,10 @@ export function swaggerOptions(config: Pick<Config, 'publicUrl'>): SwaggerOption
       let path = url;
       if (url.endsWith('/hls/*')) {
         path = `${url.slice(0, -1)}:rendition/:file`;
-        doc.params = HlsObjectParams;
+        doc.params = HlsObjectPath;
       } else if (url.endsWith('/storage/*')) {
         path = `${url.slice(0, -1)}:key`;
-        doc.params = StorageParams;
+        doc.params = StorageObjectPath;
       }
       if (route.config?.rawBody === true) {
         doc.body = Binary;

@@ -23,6 +23,8 @@ export async function openApiDocument(config: Config, logger: Logger): Promise<u
     tus: unused,
     store: unused,
     signer: unused,
+    events: unused,
+    webhooks: unused,
   };
   const app = await buildHttpServer(deps);
   await app.ready();

@@ -1,15 +1,10 @@
-import type { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../errors.ts';
+import type { OpenableObject } from '../storage/types.ts';
 
-export interface ServedObject {
-  size: number;
-  etag: string;
-  lastModified: Date;
-  contentType: string;
-  contentDisposition: string;
+/** Stored bytes (a delivery plan's `stream`) with the caching the route chose. */
+export interface ServedObject extends OpenableObject {
   cacheControl: string;
-  open(range?: { start: number; end: number }): Promise<Readable | undefined>;
 }
 
 /** Parses a single `bytes=` range (RFC 9110). Undefined → serve the whole object; 'unsatisfiable' → 416. */

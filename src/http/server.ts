@@ -12,6 +12,9 @@ import type { MultipartUploads } from '../media/multipart.ts';
 import type { MediaService } from '../media/service.ts';
 import type { TusUploads } from '../media/tus.ts';
 import type { CircleService } from '../circles/service.ts';
+import type { StreamAccess } from '../events/access.ts';
+import type { EventHub } from '../events/stream.ts';
+import type { WebhookService } from '../webhooks/service.ts';
 import type { PostService } from '../posts/service.ts';
 import type { HlsPlayback } from '../processing/playback.ts';
 import type { ProcessingService } from '../processing/service.ts';
@@ -32,6 +35,8 @@ import { mediaRoutes, uploadRoute } from './routes/media.ts';
 import { circleRoutes } from './routes/circles.ts';
 import { deviceRoutes } from './routes/devices.ts';
 import { formUploadRoute } from './routes/form-upload.ts';
+import { eventRoutes } from './routes/events.ts';
+import { webhookRoutes } from './routes/webhooks.ts';
 import { postRoutes } from './routes/posts.ts';
 import { processingRoutes } from './routes/processing.ts';
 import { multipartRoutes, partUploadRoute } from './routes/multipart.ts';
@@ -54,6 +59,9 @@ export interface HttpDeps {
   tus: TusUploads;
   store: ObjectStore;
   signer: UrlSigner;
+  /** Live event streams (SSE). */
+  events: { hub: EventHub; access: StreamAccess };
+  webhooks: WebhookService;
 }
 
 export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> {
@@ -136,6 +144,15 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
       await api.register(circleRoutes, { circles: deps.circles, media: deps.media, auth });
       await api.register(usageRoutes, { media: deps.media, auth });
       await api.register(deviceRoutes, { devices: deps.devices, auth, config: deps.config });
+      await api.register(eventRoutes, {
+        db: deps.db,
+        ...deps.events,
+        media: deps.media,
+        auth,
+        heartbeatSeconds: deps.config.events.heartbeatSeconds,
+        logger: deps.logger,
+      });
+      await api.register(webhookRoutes, { webhooks: deps.webhooks, auth });
       const mp = { media: deps.media, multipart: deps.multipart, auth, config: deps.config };
       await api.register(multipartRoutes, mp);
       await api.register(partUploadRoute, mp);

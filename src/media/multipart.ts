@@ -6,10 +6,12 @@ import { AppError } from '../errors.ts';
 import { partBytes, planParts, type PartPlan } from '../storage/parts.ts';
 import type { UrlSigner } from '../storage/signing.ts';
 import { normalizeEtag, type ObjectStore, type PartRef, type StoredPart } from '../storage/types.ts';
+import { failure } from './lifecycle.ts';
 import * as mrepo from './multipart-repo.ts';
-import { assertDeviceActive } from './service.ts';
+import { assertDeviceActive } from './access.ts';
 import type { MultipartRow } from './multipart-repo.ts';
 import type { MediaRow } from './repo.ts';
+import { failUpload } from './transitions.ts';
 import { StreamingUploads } from './upload-claims.ts';
 
 /** What `POST /media` answers for a file above the multipart threshold. */
@@ -28,7 +30,6 @@ export interface PartUrl {
   expiresAt: string;
 }
 
-export const partResource = (mediaId: string, partNumber: number) => `media/${mediaId}/parts/${partNumber}`;
 /** A completion claim older than this is taken to be from a process that died mid-way. */
 const STALE_COMPLETION_SECONDS = 600;
 const MAX_PARTS_PER_CALL = 100;
@@ -155,9 +156,13 @@ export class MultipartUploads {
           );
           return { partNumber: n, ...signed, expiresAt };
         }
-        const sig = this.signer.sign('PUT', partResource(media.id, n), expires, { upload: row.upload_id });
         // The upload id travels in the URL so the signature is checked before any row is read.
-        const q = new URLSearchParams({ expires: String(expires), upload: row.upload_id, sig });
+        const signed = this.signer.sign(
+          'part',
+          { mediaId: media.id, partNumber: n, uploadId: row.upload_id },
+          expires,
+        );
+        const q = new URLSearchParams(signed);
         return {
           partNumber: n,
           method: 'PUT',
@@ -215,19 +220,9 @@ export class MultipartUploads {
   verifyPartSignature(
     mediaId: string,
     partNumber: number,
-    auth: { expires: string; upload: string; sig: string },
-  ): void {
-    const verdict = this.signer.verify(
-      'PUT',
-      partResource(mediaId, partNumber),
-      Number(auth.expires),
-      auth.sig,
-      {
-        upload: auth.upload,
-      },
-    );
-    if (verdict === 'expired') throw new AppError('signature_expired');
-    if (verdict === 'invalid') throw new AppError('signature_invalid');
+    auth: { expires: string; upload?: string | undefined; sig: string },
+  ): { uploadId: string } {
+    return this.signer.verify('part', { mediaId, partNumber }, auth).claims;
   }
 
   /**
@@ -405,10 +400,7 @@ export class MultipartUploads {
         'The upload is being completed; it can no longer be cancelled.',
       );
     }
-    const failed = await mrepo.failPending(this.pool, media.id, {
-      code: 'cancelled',
-      message: 'The upload was cancelled.',
-    });
+    const failed = await failUpload(this.pool, media.id, failure('cancelled'));
     if (!failed) throw new AppError('invalid_state', 'The upload completed before it could be cancelled.');
     // Nothing of it is wanted now: the store's parts, or a single upload's object.
     if (row) await this.store.abortMultipart(row.storage_key, row.upload_id);

@@ -1,5 +1,6 @@
 /** The shapes the media use cases take and give (see service.ts). */
 import type { Queryable } from '../db/pool.ts';
+import type { OpenableObject } from '../storage/types.ts';
 import type { MediaType } from './catalog.ts';
 import type { MultipartInstructions } from './multipart.ts';
 import type { MediaPurpose, MediaRow } from './repo.ts';
@@ -44,15 +45,8 @@ export interface ProcessingQueue {
 /** `redirect`: a 302 to the signed URL; `url`: the signed URL as JSON; `proxy`: the bytes. */
 export type DeliveryMode = 'redirect' | 'url' | 'proxy';
 
+/** How to deliver stored bytes: a signed URL (as a 302 or as JSON), or the bytes to stream. */
 export type DownloadPlan =
   | { kind: 'redirect'; url: string; expiresAt: Date }
   | { kind: 'url'; url: string; expiresAt: Date }
-  | {
-      kind: 'proxy';
-      key: string;
-      contentType: string;
-      contentDisposition: string;
-      etag: string;
-      size: number;
-      lastModified: Date;
-    };
+  | ({ kind: 'stream' } & OpenableObject);

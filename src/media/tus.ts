@@ -11,7 +11,9 @@ import { StagingFiles } from '../storage/staging.ts';
 import { ObjectExistsError, type ObjectStore } from '../storage/types.ts';
 import type { MultipartUploads } from './multipart.ts';
 import { findMultipart } from './multipart-repo.ts';
+import { failure } from './lifecycle.ts';
 import * as repo from './repo.ts';
+import { failUpload } from './transitions.ts';
 import type { MediaRow } from './repo.ts';
 import { assertDeviceActive, type CreateSessionInput, type MediaService } from './service.ts';
 import * as trepo from './tus-repo.ts';
@@ -395,7 +397,7 @@ export class TusUploads {
     if (sha256 === undefined || !stat) throw new Error(`tus upload ${m.id}: the published object is missing`);
     if (m.sha256 !== null && sha256 !== m.sha256) {
       await this.store.delete(m.storage_key);
-      await repo.markFailed(this.pool, m.id, { code: 'checksum_mismatch', message: 'sha256 mismatch' });
+      await failUpload(this.pool, m.id, failure('checksum_mismatch'));
       await this.cleanup(row);
       throw new AppError('checksum_mismatch', `Expected sha256 ${m.sha256}, the upload has ${sha256}.`, {
         expectedSha256: m.sha256,

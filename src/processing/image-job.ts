@@ -39,9 +39,6 @@ import {
 import type { VariantRecord } from './repo.ts';
 import type { JobContext, JobOutcome } from './worker.ts';
 
-// The object layout lives in ../media/layout.ts; re-exported for the modules that still import
-// these from here.
-export { variantContentType, variantKey, variantKeySha256 } from '../media/layout.ts';
 export { VARIANT_SIZES } from './job-kit.ts';
 
 const IMAGE_TYPES = new Set(['image/jpeg', 'image/png', 'image/webp', 'image/gif', 'image/avif']);

@@ -11,10 +11,10 @@ import type { Config } from '../config.ts';
 import type { Pool } from '../db/pool.ts';
 import { AppError } from '../errors.ts';
 import type { MediaService } from '../media/service.ts';
+import { hlsContentType, hlsPrefixOf } from '../media/layout.ts';
 import { findMedia } from '../media/repo.ts';
 import type { UrlSigner } from '../storage/signing.ts';
-import type { ObjectStore } from '../storage/types.ts';
-import { hlsContentType, hlsPrefixOf } from './video-job.ts';
+import type { ObjectStore, OpenableObject } from '../storage/types.ts';
 
 /** Relative paths inside a run's prefix: `master.m3u8` or `<rendition>/<file>`, no dot segments. */
 const HLS_PATH = /^(?:master\.m3u8|(?:360p|720p|1080p|2160p)\/[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63})$/;
@@ -22,45 +22,20 @@ const HLS_PATH = /^(?:master\.m3u8|(?:360p|720p|1080p|2160p)\/[A-Za-z0-9_-][A-Za
 export const isHlsPath = (p: string) => HLS_PATH.test(p);
 
 /**
- * `<expires>.<runId>.<signature>`; the signature covers the media id, the run's prefix
- * (`hls/<mediaId>/<runId>`) and the expiry. The run id travels in the token so that the token is
- * checked before any row is read: a forged token gets the same 403 for a media that exists and
- * one that does not.
+ * The playback token (UrlSigner 'hls'): `<expires>.<runId>.<signature>` over the media id, the
+ * run's prefix (`hls/<mediaId>/<runId>`) and the expiry. The run id travels in the token so that
+ * the token is checked before any row is read: a forged token gets the same 403 for a media that
+ * exists and one that does not.
  */
-export function hlsToken(signer: UrlSigner, mediaId: string, prefix: string, expiresAt: number): string {
-  const runId = prefix.slice(prefix.lastIndexOf('/') + 1);
-  return `${expiresAt}.${runId}.${signer.sign('GET', `hls-token:${mediaId}:${prefix}`, expiresAt)}`;
-}
-
-const TOKEN = /^(\d{1,12})\.([A-Za-z0-9_-]{1,64})\.([A-Za-z0-9_-]{1,128})$/;
-
-/** Checks a token against the media id alone; when it holds, the run prefix it was signed for. */
-export function verifyHlsToken(
-  signer: UrlSigner,
-  mediaId: string,
-  token: string,
-  now = Date.now(),
-): { verdict: 'ok'; prefix: string; expires: number } | { verdict: 'invalid' | 'expired' } {
-  const m = TOKEN.exec(token);
-  if (!m) return { verdict: 'invalid' };
-  const prefix = `hls/${mediaId}/${m[2]!}`;
-  const expires = Number(m[1]);
-  const verdict = signer.verify('GET', `hls-token:${mediaId}:${prefix}`, expires, m[3]!, {}, now);
-  return verdict === 'ok' ? { verdict, prefix, expires } : { verdict };
-}
+const runIdOf = (prefix: string) => prefix.slice(prefix.lastIndexOf('/') + 1);
 
 export type HlsResponse =
   | { kind: 'playlist'; body: string }
-  | {
+  | ({
       kind: 'object';
-      key: string;
-      contentType: string;
-      etag: string;
-      size: number;
-      lastModified: Date;
       /** Seconds the token has left: how long a browser may reuse the response. */
       maxAge: number;
-    };
+    } & OpenableObject);
 
 export class HlsPlayback {
   constructor(
@@ -89,7 +64,8 @@ export class HlsPlayback {
     }
     const prefix = hlsPrefixOf(m.hls_master_key);
     const expires = Math.floor(Date.now() / 1000) + this.config.processing.video.tokenTtlSeconds;
-    return this.playlist(m.id, prefix, 'master.m3u8', hlsToken(this.signer, m.id, prefix, expires), expires);
+    const { token } = this.signer.sign('hls', { mediaId: m.id, runId: runIdOf(prefix) }, expires);
+    return this.playlist(m.id, prefix, 'master.m3u8', token, expires);
   }
 
   /**
@@ -97,13 +73,11 @@ export class HlsPlayback {
    * token is checked first, from the URL alone; only a token this API signed leads to a row.
    */
   async object(mediaId: string, rel: string, token: string): Promise<HlsResponse> {
-    const checked = verifyHlsToken(this.signer, mediaId, token);
-    if (checked.verdict !== 'ok') {
-      throw checked.verdict === 'expired'
-        ? new AppError('signature_expired', 'The playback token has expired.')
-        : new AppError('signature_invalid', 'The playback token is invalid.');
-    }
-    const { prefix, expires } = checked;
+    const { claims, expiresAt: expires } = this.signer.verify('hls', { mediaId }, { token }, Date.now(), {
+      expired: 'The playback token has expired.',
+      invalid: 'The playback token is invalid.',
+    });
+    const prefix = `hls/${mediaId}/${claims.runId}`;
     if (!isHlsPath(rel)) throw new AppError('not_found', 'No such playlist or segment.');
     const m = await findMedia(this.pool, mediaId);
     if (!m || m.status !== 'READY' || m.hls_master_key === null) {
@@ -125,17 +99,14 @@ export class HlsPlayback {
     if (!stat) throw new AppError('not_found', 'The stored segment is missing.');
     return {
       kind: 'object',
-      key,
       contentType: hlsContentType(rel),
+      contentDisposition: 'inline',
       etag: stat.etag,
       size: stat.size,
       lastModified: stat.lastModified,
       maxAge: Math.max(0, expires - Math.floor(Date.now() / 1000)),
+      open: (range) => this.store.get(key, range),
     };
-  }
-
-  openObject(key: string, range?: { start: number; end: number }) {
-    return this.store.get(key, range);
   }
 
   /**

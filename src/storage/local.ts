@@ -26,9 +26,6 @@ import {
   type SignedGetOptions,
 } from './types.ts';
 
-/** Resource name a signed local-store download URL covers. */
-export const storageResource = (key: string) => `storage/${key}`;
-
 /**
  * Objects as files under one directory. Writes go to `.tmp/` and are renamed into place only
  * after the length and hash check out (and after fsync), so a reader never sees a partial object.
@@ -192,9 +189,12 @@ export class LocalObjectStore implements ObjectStore {
   signedGetUrl(key: string, opts: SignedGetOptions): Promise<string> {
     assertSafeKey(key);
     const expires = (opts.signedAt ?? Math.floor(Date.now() / 1000)) + opts.expiresInSeconds;
-    const params = { ct: opts.contentType, cd: opts.contentDisposition };
-    const sig = this.signer.sign('GET', storageResource(key), expires, params);
-    const q = new URLSearchParams({ expires: String(expires), ...params, sig });
+    const signed = this.signer.sign(
+      'storage',
+      { key, contentType: opts.contentType, contentDisposition: opts.contentDisposition },
+      expires,
+    );
+    const q = new URLSearchParams(signed);
     // One path segment (`/` as %2F), so the URL fits the OpenAPI template /storage/{key}; the route
     // decodes it to the same key (and still takes the key's slashes unencoded).
     return Promise.resolve(`${this.publicUrl}/api/v1/storage/${encodeURIComponent(key)}?${q.toString()}`);

@@ -226,3 +226,16 @@ export function assertSafeKey(key: string): void {
     throw new Error(`unsafe storage key: ${JSON.stringify(key)}`);
   }
 }
+
+/**
+ * Stored bytes a route can serve as they are: validators, the headers they are served with, and
+ * how to read them (whole or one byte range; undefined when the object has gone).
+ */
+export interface OpenableObject {
+  contentType: string;
+  contentDisposition: string;
+  etag: string;
+  size: number;
+  lastModified: Date;
+  open(range?: ByteRange): Promise<Readable | undefined>;
+}

@@ -47,15 +47,32 @@ function assertNoNodeBuiltins(result: Awaited<ReturnType<typeof bundleForBrowser
   assert.match(code, /sha256|SHA256/i, 'the WASM hasher is in the bundle');
 }
 
+/** The SDK takes only types from the contract: no TypeBox and no schema object in a bundle. */
+function assertNoSchemas(result: Awaited<ReturnType<typeof bundleForBrowser>>) {
+  const inputs = Object.keys(result.metafile.inputs);
+  assert.deepEqual(
+    inputs.filter((p) => p.includes('@sinclair/typebox') || p.includes('contract/')),
+    [],
+    'no TypeBox or contract module is bundled',
+  );
+  assert.doesNotMatch(result.outputFiles[0]!.text, /TypeBox|\[Kind\]|Symbol\.for\("TypeBox/);
+}
+
 describe('the browser build', () => {
   test('src/client/index.ts bundles for the browser without Node built-ins', async () => {
     const result = await bundleForBrowser('src/client/index.ts');
     assert.equal(result.errors.length, 0);
     assertNoNodeBuiltins(result);
+    assertNoSchemas(result);
   });
 
   test('the check can fail: the Node entry does not bundle for the browser', async () => {
     await assert.rejects(bundleForBrowser('src/client/node.ts'), /node:|Could not resolve/);
+  });
+
+  test('the check can fail: a module that uses the contract’s schemas at run time bundles TypeBox', async () => {
+    const result = await bundleForBrowser('src/contract/index.ts');
+    assert.throws(() => assertNoSchemas(result), /TypeBox|contract/);
   });
 
   test('build:client emits JavaScript and declarations for every export path; the emitted browser entry bundles too', async () => {
@@ -76,14 +93,21 @@ describe('the browser build', () => {
     ];
     for (const t of targets) {
       for (const f of [t.types, t.default]) {
-        const emitted = path.join(out, path.relative('./dist/client', f));
+        const emitted = path.join(out, path.relative('./dist', f));
         assert.ok(existsSync(emitted), `${f} is produced by the build`);
       }
     }
-    const dts = readFileSync(path.join(out, 'index.d.ts'), 'utf8');
+    const dts = readFileSync(path.join(out, 'client/index.d.ts'), 'utf8');
     assert.match(dts, /export declare function uploadFile/);
-    assert.match(readFileSync(path.join(out, 'upload.d.ts'), 'utf8'), /onProgress\?: ProgressListener/);
-    const result = await bundleForBrowser(path.join(out, 'index.js'));
+    assert.match(
+      readFileSync(path.join(out, 'client/upload.d.ts'), 'utf8'),
+      /onProgress\?: ProgressListener/,
+    );
+    // The wire types are the contract's, which the build emits beside the client.
+    assert.match(readFileSync(path.join(out, 'client/types.d.ts'), 'utf8'), /Static<typeof C\.MediaView>/);
+    assert.ok(existsSync(path.join(out, 'contract/index.d.ts')), 'the contract’s declarations are emitted');
+    const result = await bundleForBrowser(path.join(out, 'client/index.js'));
     assertNoNodeBuiltins(result);
+    assertNoSchemas(result);
   });
 });

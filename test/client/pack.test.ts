@@ -59,6 +59,8 @@ describe('the packed tarball', () => {
       'dist/client/node.js',
       'dist/client/node.d.ts',
       'dist/client/mediary.browser.js',
+      // The SDK's types are the contract's Static types.
+      'dist/contract/index.d.ts',
       'bin/mediary.mjs',
       'src/main.ts',
       // Read at run time: the migrations and the gRPC API's proto.
@@ -85,7 +87,11 @@ describe('the packed tarball', () => {
   test('mediary/client/browser bundles for the browser, and the types check with tsc', async () => {
     await writeFile(
       path.join(scratch, 'app.ts'),
-      `import { uploadFile, type UploadResult } from 'mediary/client/browser';
+      `import { uploadFile, type MediaView, type UploadResult } from 'mediary/client/browser';
+// The wire types come from the contract: fields the server sends are there, typed.
+export const firstVariantUrl = (m: MediaView): string | undefined => m.variants[0]?.downloadUrl;
+// @ts-expect-error a status the server never sends
+export const bad: MediaView['status'] = 'DONE';
 export async function send(file: File): Promise<string> {
   const r: UploadResult = await uploadFile(file, { server: 'https://media.example', key: 'k' });
   return r.mediaId;

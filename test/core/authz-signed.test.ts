@@ -15,7 +15,6 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { mintUserToken, revokeDevice } from '../../src/auth/principals.ts';
-import { hlsToken } from '../../src/processing/playback.ts';
 import { UrlSigner } from '../../src/storage/signing.ts';
 import { fixture, sha256 } from '../helpers/files.ts';
 import { call, JWT_SECRET, startTestServer, type TestServer } from '../helpers/server.ts';
@@ -173,11 +172,12 @@ describe('signed routes check the signature before reading a row', () => {
 
     // The checks above refuse for the right reason: properly signed URLs still get through.
     const signer = new UrlSigner(SECRET);
-    const token = hlsToken(signer, video.mediaId, prefix, future);
+    const runId = prefix.slice(prefix.lastIndexOf('/') + 1);
+    const { token } = signer.sign('hls', { mediaId: video.mediaId, runId }, future);
     const segment = await call(t.api(`/media/${video.mediaId}/hls/360p/seg_0.m4s?token=${token}`));
     assert.equal(segment.status, 404, 'a valid token reaches the row (no such segment recorded)');
     assert.equal(segment.body.error.code, 'not_found');
-    const ghostToken = hlsToken(signer, GHOST, `hls/${GHOST}/${randomUUID()}`, future);
+    const ghostToken = signer.sign('hls', { mediaId: GHOST, runId: randomUUID() }, future).token;
     assert.equal((await call(t.api(`/media/${GHOST}/hls/360p/seg_0.m4s?token=${ghostToken}`))).status, 404);
     const part = await call(partUrl.href, { method: 'PUT', body: new Uint8Array(5 * MiB) });
     assert.equal(part.status, 200, part.text);

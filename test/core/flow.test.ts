@@ -406,7 +406,7 @@ describe('signed upload URLs', () => {
     const { readFileSync } = await import('node:fs');
     const signer = new UrlSigner(readFileSync(path.join(t.dataDir, 'signing.secret'), 'utf8').trim());
     const expired = t.api(
-      `/media/${a.body.mediaId}/upload?expires=${expires}&sig=${signer.sign('PUT', `media/${a.body.mediaId}/upload`, expires)}`,
+      `/media/${a.body.mediaId}/upload?expires=${expires}&sig=${signer.sign('upload', { mediaId: a.body.mediaId }, expires).sig}`,
     );
     const res = await put(expired, JPEG);
     assert.equal(res.status, 403);

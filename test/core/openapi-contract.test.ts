@@ -4,6 +4,9 @@
  * against the document the server generates (test/helpers/openapi-proxy.ts); the server's
  * PUBLIC_URL is the proxy, so signed upload, part and storage URLs pass through it too. The
  * document is linted with Redocly's recommended rules (offline: no telemetry, no update check).
+ * Every JSON answer is also checked against the contract schema (src/contract) that the SDK's type
+ * for it is the `Static` of, with no field beyond it (test/client/sdk-types.test.ts checks the
+ * types themselves).
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -12,7 +15,11 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import type { TSchema } from '@sinclair/typebox';
+import { Ajv, type ValidateFunction } from 'ajv';
+import addFormatsModule from 'ajv-formats';
 import sharp from 'sharp';
+import * as C from '../../src/contract/index.ts';
 import { MediaryClient, MediaryError, uploadFile } from '../../src/client/node.ts';
 import { sha256 } from '../helpers/files.ts';
 import { MiB, videoBytes } from '../helpers/multipart-suite.ts';
@@ -24,6 +31,44 @@ import {
 import { call, startTestServer, tempDir, type TestServer } from '../helpers/server.ts';
 
 const run = promisify(execFile);
+const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
+
+/**
+ * The contract schema of each operation's JSON success answer: the schemas whose `Static` types
+ * the SDK returns (test/client/types/sdk-contract.ts). Error answers are `C.ErrorBody`.
+ */
+const ANSWERS: Record<string, TSchema> = {
+  createUploadSession: C.SessionResponse,
+  createUploadSessionAlias: C.SessionResponse,
+  uploadBytes: C.UploadResponse,
+  completeUpload: C.MediaView,
+  getMedia: C.MediaView,
+  cancelUpload: C.MediaView,
+  retryProcessing: C.MediaView,
+  getMediaStatus: C.StatusResponse,
+  listDeviceMedia: C.ListResponse,
+  listUserMedia: C.ListResponse,
+  signParts: C.SignPartsResponse,
+  listParts: C.PartListing,
+  uploadPart: C.StoredPart,
+  downloadMedia: C.SignedUrlBody,
+  getVariant: C.SignedUrlBody,
+  getUserUsage: C.UsageView,
+  getDeviceUsage: C.UsageView,
+  liveness: C.Liveness,
+  readiness: C.Readiness,
+};
+
+/** A copy of `schema` whose objects admit no property they do not declare (records excepted). */
+function closed(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(closed);
+  if (typeof schema !== 'object' || schema === null) return schema;
+  const copy = Object.fromEntries(Object.entries(schema).map(([k, v]) => [k, closed(v)]));
+  if (copy.type === 'object' && copy.properties && copy.additionalProperties === undefined) {
+    copy.additionalProperties = false;
+  }
+  return copy;
+}
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const BIN = path.join(ROOT, 'bin/mediary.mjs');
 
@@ -177,7 +222,7 @@ net.Socket.prototype.connect = function (...args) {
     assert.equal(single.multipart, false);
     const ready = await client.waitFor(single.mediaId, { intervalMs: 50, timeoutMs: 60_000 });
     assert.equal(ready.status, 'READY');
-    const media = (await client.get(single.mediaId)) as unknown as { variants: { url: string }[] };
+    const media = await client.get(single.mediaId);
     assert.equal(media.variants.length, 4);
     const page = await client.listDeviceMedia(device.id, { limit: 1 });
     assert.equal(page.items[0]?.mediaId, single.mediaId);
@@ -324,5 +369,48 @@ net.Socket.prototype.connect = function (...args) {
     const ops = proxy.exchanges.slice(from).map((e) => `${e.operationId} ${e.status}`);
     assert.deepEqual(ops, ['getHlsMasterPlaylist 200', 'getHlsObject 200', 'getHlsObject 206']);
     assert.deepEqual(proxy.problems, []);
+  });
+
+  test('every JSON answer is exactly the contract schema the SDK’s type derives from', () => {
+    const ajv = new Ajv({ strict: false, allErrors: true });
+    addFormats(ajv);
+    const problems: string[] = [];
+    const checked = new Set<string>();
+    const validators = new Map<TSchema, ValidateFunction>();
+    for (const e of proxy.exchanges) {
+      // The OpenAPI document itself is not a wire type of the contract.
+      if (e.json === undefined || e.operationId === undefined || e.operationId === 'getOpenApiDocument') {
+        continue;
+      }
+      const schema = e.status >= 400 ? C.ErrorBody : ANSWERS[e.operationId];
+      if (!schema) {
+        problems.push(`${e.operationId} ${e.status}: no contract schema for this JSON answer`);
+        continue;
+      }
+      let validate = validators.get(schema);
+      if (!validate) validators.set(schema, (validate = ajv.compile(closed(schema) as object)));
+      if (!validate(e.json)) {
+        problems.push(`${e.operationId} ${e.status}: ${ajv.errorsText(validate.errors)}`);
+      }
+      checked.add(`${e.operationId} ${e.status >= 400 ? 'error' : e.status}`);
+    }
+    assert.deepEqual(problems, []);
+    for (const op of [
+      'createUploadSession 201',
+      'uploadBytes 200',
+      'completeUpload 200',
+      'getMedia 200',
+      'getMediaStatus 200',
+      'listDeviceMedia 200',
+      'listUserMedia 200',
+      'signParts 200',
+      'listParts 200',
+      'uploadPart 200',
+      'cancelUpload 200',
+      'retryProcessing 202',
+      'getMedia error',
+    ]) {
+      assert.ok(checked.has(op), `${op} was checked (${[...checked].join(', ')})`);
+    }
   });
 });

@@ -2,16 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ConfigError, loadConfig } from '../../src/config.ts';
 import { decodeCursor, encodeCursor } from '../../src/media/cursor.ts';
-import {
-  contentDisposition,
-  downloadName,
-  deviceMessageKey,
-  keySegment,
-  ownerKey,
-  sanitizeFileName,
-} from '../../src/media/keys.ts';
+import { contentDisposition, downloadName, sanitizeFileName } from '../../src/media/keys.ts';
+import { deviceMessageKey, keySegment, ownerKey } from '../../src/media/layout.ts';
 import { parseRange } from '../../src/http/send-object.ts';
-import { UrlSigner } from '../../src/storage/signing.ts';
 import { assertSafeKey } from '../../src/storage/types.ts';
 
 describe('config', () => {
@@ -110,21 +103,5 @@ describe('ranges, cursors, signatures', () => {
     ]) {
       assert.throws(() => decodeCursor(bad), /cursor/);
     }
-  });
-  test('signatures bind method, resource, expiry and parameters', () => {
-    const s = new UrlSigner('k'.repeat(32));
-    const exp = Math.floor(Date.now() / 1000) + 60;
-    const sig = s.sign('GET', 'storage/a', exp, { ct: 'image/jpeg' });
-    assert.equal(s.verify('GET', 'storage/a', exp, sig, { ct: 'image/jpeg' }), 'ok');
-    assert.equal(s.verify('PUT', 'storage/a', exp, sig, { ct: 'image/jpeg' }), 'invalid');
-    assert.equal(s.verify('GET', 'storage/b', exp, sig, { ct: 'image/jpeg' }), 'invalid');
-    assert.equal(s.verify('GET', 'storage/a', exp + 1, sig, { ct: 'image/jpeg' }), 'invalid');
-    assert.equal(s.verify('GET', 'storage/a', exp, sig, { ct: 'text/html' }), 'invalid');
-    assert.equal(
-      new UrlSigner('j'.repeat(32)).verify('GET', 'storage/a', exp, sig, { ct: 'image/jpeg' }),
-      'invalid',
-    );
-    const old = s.sign('GET', 'storage/a', 1000);
-    assert.equal(s.verify('GET', 'storage/a', 1000, old), 'expired');
   });
 });

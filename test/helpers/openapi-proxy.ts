@@ -39,6 +39,8 @@ export interface Exchange {
   url: string;
   operationId: string | undefined;
   status: number;
+  /** The answer's body, when it was JSON. */
+  json?: unknown;
 }
 
 /** `image/*` covers `image/png`; `*\/*` covers everything. */
@@ -224,6 +226,19 @@ export class OpenApiChecker {
   }
 }
 
+function jsonOf(res: IncomingMessage, body: Buffer): unknown {
+  const type = String(res.headers['content-type'] ?? '')
+    .split(';')[0]!
+    .trim()
+    .toLowerCase();
+  if (!isJson(type) || body.length === 0) return undefined;
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
 function readAll(stream: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -286,7 +301,13 @@ export async function startValidatingProxy(port = 0): Promise<ValidatingProxy> {
           }),
         );
       const status = upstream.statusCode ?? 502;
-      proxy.exchanges.push({ method, url, operationId: op?.operationId, status });
+      proxy.exchanges.push({
+        method,
+        url,
+        operationId: op?.operationId,
+        status,
+        json: jsonOf(upstream, answer),
+      });
       for (const p of problems)
         proxy.problems.push(`${method} ${url.split('?')[0]} (${op?.operationId ?? '?'}) → ${status}: ${p}`);
       res.writeHead(status, upstream.headers);

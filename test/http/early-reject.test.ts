@@ -9,7 +9,6 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, test } from 'node:test';
 import { signingSecret } from '../../src/app.ts';
-import { uploadResource } from '../../src/media/service.ts';
 import { UrlSigner } from '../../src/storage/signing.ts';
 import { call, startTestServer, type TestServer } from '../helpers/server.ts';
 
@@ -71,7 +70,7 @@ test('refused uploads answer with their JSON error, not a reset, even mid-body',
   const past = Math.floor(Date.now() / 1000) - 60;
   const expired = new URL(good);
   expired.searchParams.set('expires', String(past));
-  expired.searchParams.set('sig', signer.sign('PUT', uploadResource(s.body.mediaId as string), past));
+  expired.searchParams.set('sig', signer.sign('upload', { mediaId: s.body.mediaId as string }, past).sig);
   const cases = [
     { url: forged.toString(), code: 'signature_invalid' },
     { url: expired.toString(), code: 'signature_expired' },

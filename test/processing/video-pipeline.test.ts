@@ -10,7 +10,6 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
-import { hlsToken } from '../../src/processing/playback.ts';
 import { UrlSigner } from '../../src/storage/signing.ts';
 import { sha256 } from '../helpers/files.ts';
 import { call, startTestServer, tempDir, type TestServer } from '../helpers/server.ts';
@@ -329,12 +328,13 @@ describe('video pipeline', () => {
     );
     const prefix = row.rows[0]!.hls_master_key.replace(/\/master\.m3u8$/, '');
     const signer = new UrlSigner(SECRET);
-    const expired = hlsToken(signer, id, prefix, Math.floor(Date.now() / 1000) - 5);
+    const runId = prefix.slice(prefix.lastIndexOf('/') + 1);
+    const expired = signer.sign('hls', { mediaId: id, runId }, Math.floor(Date.now() / 1000) - 5).token;
     const old = await call(variant.replace(encodeURIComponent(token), encodeURIComponent(expired)));
     assert.equal(old.status, 403);
     assert.equal(old.body.error.code, 'signature_expired');
     // ...and a fresh one made the same way works: the check above fails for the right reason.
-    const fresh = hlsToken(signer, id, prefix, Math.floor(Date.now() / 1000) + 60);
+    const fresh = signer.sign('hls', { mediaId: id, runId }, Math.floor(Date.now() / 1000) + 60).token;
     assert.equal(
       (await call(variant.replace(encodeURIComponent(token), encodeURIComponent(fresh)))).status,
       200,

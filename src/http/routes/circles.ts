@@ -1,10 +1,24 @@
 import type { MediaService } from '../../media/service.ts';
-import { Type, type Static } from '@sinclair/typebox';
+import type { Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { CircleRow, ShareRow } from '../../circles/repo.ts';
 import type { CircleService } from '../../circles/service.ts';
 import { principalOf, type registerAuth } from '../auth.ts';
-import { errors, ListResponse, Text, toMediaView, Uuid } from '../schemas.ts';
+import {
+  AddMemberBody,
+  CircleList,
+  CircleMediaQuery,
+  CircleMemberParams,
+  CircleParams,
+  CircleShareParams,
+  CircleView,
+  CreateCircleBody,
+  DEFAULT_CIRCLE_PAGE_SIZE,
+  ListResponse,
+  ShareBody,
+  ShareView,
+} from '../../contract/index.ts';
+import { errors, NoContent, toMediaView } from '../schemas.ts';
 
 export interface CircleRouteDeps {
   circles: CircleService;
@@ -12,26 +26,6 @@ export interface CircleRouteDeps {
   media: Pick<MediaService, 'links'>;
   auth: ReturnType<typeof registerAuth>;
 }
-
-const UserId = Type.String({ minLength: 1, maxLength: 200, pattern: '^[^\\u0000]*$' });
-
-export const CircleView = Type.Object({
-  circleId: Uuid,
-  name: Type.String(),
-  ownerUserId: Type.String(),
-  members: Type.Array(Type.String(), { description: 'Members besides the owner, in the order added.' }),
-  createdAt: Type.String({ format: 'date-time' }),
-});
-
-export const ShareView = Type.Object({
-  shareId: Uuid,
-  circleId: Uuid,
-  sharedBy: Type.String(),
-  mediaId: Type.Union([Uuid, Type.Null()]),
-  postId: Type.Union([Uuid, Type.Null()]),
-  originals: Type.Boolean({ description: 'Members may download the original as uploaded (EXIF included).' }),
-  sharedAt: Type.String({ format: 'date-time' }),
-});
 
 const toCircleView = (c: CircleRow): Static<typeof CircleView> => ({
   circleId: c.id,
@@ -51,8 +45,6 @@ const toShareView = (s: ShareRow): Static<typeof ShareView> => ({
   sharedAt: s.shared_at.toISOString(),
 });
 
-const CircleParams = Type.Object({ id: Uuid });
-
 export const circleRoutes: FastifyPluginAsyncTypebox<CircleRouteDeps> = async (
   app,
   { circles, media, auth },
@@ -67,7 +59,7 @@ export const circleRoutes: FastifyPluginAsyncTypebox<CircleRouteDeps> = async (
         summary: 'Create a circle (you are its owner)',
         operationId: 'createCircle',
         tags,
-        body: Type.Object({ name: Text({ minLength: 1, maxLength: 200 }) }, { additionalProperties: false }),
+        body: CreateCircleBody,
         response: { 201: CircleView, ...errors(400, 401, 403) },
       },
     },
@@ -85,7 +77,7 @@ export const circleRoutes: FastifyPluginAsyncTypebox<CircleRouteDeps> = async (
         summary: 'Circles you own or belong to',
         operationId: 'listCircles',
         tags,
-        response: { 200: Type.Object({ items: Type.Array(CircleView) }), ...errors(401, 403) },
+        response: { 200: CircleList, ...errors(401, 403) },
       },
     },
     async (request) => ({ items: (await circles.list(principalOf(request))).map(toCircleView) }),
@@ -115,7 +107,7 @@ export const circleRoutes: FastifyPluginAsyncTypebox<CircleRouteDeps> = async (
         operationId: 'deleteCircle',
         tags,
         params: CircleParams,
-        response: { 204: Type.Null(), ...errors(400, 401, 403, 404) },
+        response: { 204: NoContent, ...errors(400, 401, 403, 404) },
       },
     },
     async (request, reply) => {
@@ -133,7 +125,7 @@ export const circleRoutes: FastifyPluginAsyncTypebox<CircleRouteDeps> = async (
         operationId: 'addCircleMember',
         tags,
         params: CircleParams,
-        body: Type.Object({ userId: UserId }, { additionalProperties: false }),
+        body: AddMemberBody,
         response: { 200: CircleView, ...errors(400, 401, 403, 404) },
       },
     },
@@ -149,8 +141,8 @@ export const circleRoutes: FastifyPluginAsyncTypebox<CircleRouteDeps> = async (
         summary: 'Remove a member (owner), or leave (yourself); what they shared leaves with them',
         operationId: 'removeCircleMember',
         tags,
-        params: Type.Object({ id: Uuid, userId: UserId }),
-        response: { 204: Type.Null(), ...errors(400, 401, 403, 404) },
+        params: CircleMemberParams,
+        response: { 204: NoContent, ...errors(400, 401, 403, 404) },
       },
     },
     async (request, reply) => {
@@ -168,14 +160,7 @@ export const circleRoutes: FastifyPluginAsyncTypebox<CircleRouteDeps> = async (
         operationId: 'shareWithCircle',
         tags,
         params: CircleParams,
-        body: Type.Object(
-          {
-            mediaId: Type.Optional(Uuid),
-            postId: Type.Optional(Uuid),
-            originals: Type.Optional(Type.Boolean({ default: false })),
-          },
-          { additionalProperties: false },
-        ),
+        body: ShareBody,
         response: { 201: ShareView, ...errors(400, 401, 403, 404) },
       },
     },
@@ -193,8 +178,8 @@ export const circleRoutes: FastifyPluginAsyncTypebox<CircleRouteDeps> = async (
         summary: 'Take a share back (who shared it, or the owner)',
         operationId: 'unshareFromCircle',
         tags,
-        params: Type.Object({ id: Uuid, shareId: Uuid }),
-        response: { 204: Type.Null(), ...errors(400, 401, 403, 404) },
+        params: CircleShareParams,
+        response: { 204: NoContent, ...errors(400, 401, 403, 404) },
       },
     },
     async (request, reply) => {
@@ -212,20 +197,14 @@ export const circleRoutes: FastifyPluginAsyncTypebox<CircleRouteDeps> = async (
         operationId: 'listCircleMedia',
         tags,
         params: CircleParams,
-        querystring: Type.Object(
-          {
-            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 50 })),
-            cursor: Type.Optional(Type.String({ maxLength: 512 })),
-          },
-          { additionalProperties: false },
-        ),
+        querystring: CircleMediaQuery,
         response: { 200: ListResponse, ...errors(400, 401, 403, 404) },
       },
     },
     async (request) => {
       const principal = principalOf(request);
       const page = await circles.media(principal, request.params.id, {
-        limit: request.query.limit ?? 50,
+        limit: request.query.limit ?? DEFAULT_CIRCLE_PAGE_SIZE,
         cursor: request.query.cursor,
       });
       const items = await Promise.all(

@@ -1,7 +1,7 @@
-import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Queryable } from '../../db/pool.ts';
 import { AppError } from '../../errors.ts';
+import { Liveness, Readiness } from '../../contract/index.ts';
 import { errors, PUBLIC } from '../schemas.ts';
 
 /** /readyz answers 503 when `SELECT 1` takes longer than this. */
@@ -16,7 +16,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ db: Queryable }> = async 
         tags: ['health'],
         operationId: 'liveness',
         security: PUBLIC,
-        response: { 200: Type.Object({ status: Type.Literal('ok') }), ...errors() },
+        response: { 200: Liveness, ...errors() },
       },
     },
     () => ({ status: 'ok' as const }),
@@ -29,7 +29,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ db: Queryable }> = async 
         tags: ['health'],
         operationId: 'readiness',
         security: PUBLIC,
-        response: { 200: Type.Object({ status: Type.Literal('ready') }), ...errors(503) },
+        response: { 200: Readiness, ...errors(503) },
       },
     },
     async () => {

@@ -1,9 +1,9 @@
-import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
 import type { HlsPlayback, HlsResponse } from '../../processing/playback.ts';
 import { principalOf, type registerAuth } from '../auth.ts';
-import { BEARER_OR_SIGNED, bytesResponse, errors, MediaIdParams, PUBLIC, Uuid } from '../schemas.ts';
+import { HlsMasterQuery, HlsObjectParams, HlsObjectQuery, MediaIdParams } from '../../contract/index.ts';
+import { BEARER_OR_SIGNED, bytesResponse, errors, NotModified, PUBLIC } from '../schemas.ts';
 import { sendObject } from '../send-object.ts';
 
 export interface HlsRouteDeps {
@@ -12,11 +12,6 @@ export interface HlsRouteDeps {
 }
 
 const PLAYLIST_TYPE = 'application/vnd.apple.mpegurl';
-const Token = Type.String({
-  minLength: 3,
-  maxLength: 200,
-  description: 'Playback token from a playlist URI.',
-});
 
 /**
  * HLS playback: the master playlist (credentials, or a token) and everything it points to (token
@@ -30,12 +25,7 @@ export const hlsRoutes: FastifyPluginAsyncTypebox<HlsRouteDeps> = async (app, { 
       // Playlists carry tokens: never stored by shared caches, never reused past them.
       return reply.header('cache-control', 'private, no-store').type(PLAYLIST_TYPE).send(r.body);
     }
-    return sendObject(request, reply, {
-      ...r,
-      contentDisposition: 'inline',
-      cacheControl: `private, max-age=${r.maxAge}`,
-      open: (range) => playback.openObject(r.key, range),
-    });
+    return sendObject(request, reply, { ...r, cacheControl: `private, max-age=${r.maxAge}` });
   };
 
   app.get(
@@ -49,7 +39,7 @@ export const hlsRoutes: FastifyPluginAsyncTypebox<HlsRouteDeps> = async (app, { 
         operationId: 'getHlsMasterPlaylist',
         security: BEARER_OR_SIGNED,
         params: MediaIdParams,
-        querystring: Type.Object({ token: Type.Optional(Token) }, { additionalProperties: false }),
+        querystring: HlsMasterQuery,
         response: {
           200: bytesResponse('The master playlist.', PLAYLIST_TYPE),
           ...errors(400, 401, 403, 404, 409),
@@ -75,12 +65,12 @@ export const hlsRoutes: FastifyPluginAsyncTypebox<HlsRouteDeps> = async (app, { 
         tags: ['video'],
         operationId: 'getHlsObject',
         security: PUBLIC,
-        params: Type.Object({ id: Uuid, '*': Type.String({ maxLength: 200 }) }),
-        querystring: Type.Object({ token: Token }, { additionalProperties: false }),
+        params: HlsObjectParams,
+        querystring: HlsObjectQuery,
         response: {
           200: bytesResponse('A media playlist or a segment.', PLAYLIST_TYPE, 'video/mp4'),
           206: bytesResponse('The requested range of a segment.', 'video/mp4'),
-          304: Type.Null({ description: 'Not modified (`If-None-Match` matched the ETag).' }),
+          304: NotModified,
           ...errors(400, 403, 404, 416),
         },
       },

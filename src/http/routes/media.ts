@@ -1,26 +1,26 @@
-import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Config } from '../../config.ts';
 import { AppError } from '../../errors.ts';
 import type { MediaService } from '../../media/service.ts';
 import { perPrincipalRateLimit, principalOf, type registerAuth } from '../auth.ts';
 import {
-  CompleteBody,
   CreateSessionBody,
-  errors,
+  DEFAULT_PAGE_SIZE,
+  DeliveryQuery,
+  DeviceListParams,
+  IdempotencyHeaders,
   ListQuery,
   ListResponse,
   MediaIdParams,
   MediaView,
+  OptionalCompleteBody,
   SessionResponse,
   StatusResponse,
-  toMediaView,
-  Uuid,
-  DeliveryQuery,
-  deliveryResponses,
-  BEARER_OR_SIGNED,
-  DEFAULT_PAGE_SIZE,
-} from '../schemas.ts';
+  UploadQuery,
+  UploadResponse,
+  UserParams,
+} from '../../contract/index.ts';
+import { BEARER_OR_SIGNED, deliveryResponses, errors, NoContent, toMediaView } from '../schemas.ts';
 import { sendObject } from '../send-object.ts';
 import { isServerFault } from '../errors.ts';
 import { withIdleTimeout } from '../idle-body.ts';
@@ -31,10 +31,6 @@ export interface MediaRouteDeps {
   auth: ReturnType<typeof registerAuth>;
   config: Pick<Config, 'rateLimit' | 'uploads'>;
 }
-
-const IdempotencyHeaders = Type.Object({
-  'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
-});
 
 export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
   app,
@@ -139,7 +135,7 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
         tags: ['media'],
         operationId: 'completeUpload',
         params: MediaIdParams,
-        body: Type.Union([Type.Null(), CompleteBody]),
+        body: OptionalCompleteBody,
         response: { 200: MediaView, ...errors(400, 401, 404, 409, 413, 422) },
       },
     },
@@ -159,7 +155,7 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
         tags: ['media'],
         operationId: 'deleteMedia',
         params: MediaIdParams,
-        response: { 204: Type.Null(), ...errors(400, 401, 404) },
+        response: { 204: NoContent, ...errors(400, 401, 404) },
       },
     },
     async (request, reply) => {
@@ -195,11 +191,7 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
           .header('cache-control', 'no-store')
           .send({ url: plan.url, expiresAt: plan.expiresAt.toISOString() });
       }
-      return sendObject(request, reply, {
-        ...plan,
-        cacheControl: 'private, max-age=300',
-        open: (range) => media.openObject(plan.key, range),
-      });
+      return sendObject(request, reply, { ...plan, cacheControl: 'private, max-age=300' });
     },
   );
 
@@ -211,7 +203,7 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
         summary: 'List a device’s media (`me` for the calling device), newest capture first',
         tags: ['media'],
         operationId: 'listDeviceMedia',
-        params: Type.Object({ deviceId: Type.Union([Uuid, Type.Literal('me')]) }),
+        params: DeviceListParams,
         querystring: ListQuery,
         response: { 200: ListResponse, ...errors(400, 401, 404) },
       },
@@ -235,7 +227,7 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
         summary: 'List a user’s media (`me` for yourself), newest capture first',
         tags: ['media'],
         operationId: 'listUserMedia',
-        params: Type.Object({ userId: Type.String({ minLength: 1, maxLength: 200 }) }),
+        params: UserParams,
         querystring: ListQuery,
         response: { 200: ListResponse, ...errors(400, 401, 404) },
       },
@@ -277,20 +269,9 @@ export const uploadRoute: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
         operationId: 'uploadBytes',
         security: BEARER_OR_SIGNED,
         params: MediaIdParams,
-        querystring: Type.Object(
-          {
-            expires: Type.Optional(Type.String({ pattern: '^\\d{1,12}$' })),
-            sig: Type.Optional(Type.String({ maxLength: 128 })),
-          },
-          { additionalProperties: false },
-        ),
+        querystring: UploadQuery,
         response: {
-          200: Type.Object({
-            mediaId: Uuid,
-            status: Type.String(),
-            bytes: Type.Integer(),
-            sha256: Type.Union([Type.String(), Type.Null()]),
-          }),
+          200: UploadResponse,
           ...errors(400, 401, 403, 404, 408, 409, 410, 413, 422, 503, 507),
         },
       },

@@ -1,4 +1,3 @@
-import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Config } from '../../config.ts';
 import { AppError } from '../../errors.ts';
@@ -7,7 +6,18 @@ import type { MediaService } from '../../media/service.ts';
 import { perPrincipalRateLimit, principalOf, type registerAuth } from '../auth.ts';
 import { isServerFault } from '../errors.ts';
 import { withIdleTimeout } from '../idle-body.ts';
-import { errors, MediaIdParams, MediaView, PartNumber, PUBLIC, toMediaView } from '../schemas.ts';
+import {
+  EmptyBody,
+  MediaIdParams,
+  MediaView,
+  PartListing,
+  PartParams,
+  PartUploadQuery,
+  SignPartsBody,
+  SignPartsResponse,
+  StoredPart,
+} from '../../contract/index.ts';
+import { errors, PUBLIC, toMediaView } from '../schemas.ts';
 import { acceptRepeatedContentType } from '../upload-content-type.ts';
 
 export interface MultipartRouteDeps {
@@ -16,8 +26,6 @@ export interface MultipartRouteDeps {
   auth: ReturnType<typeof registerAuth>;
   config: Pick<Config, 'rateLimit' | 'uploads'>;
 }
-
-const StoredPart = Type.Object({ partNumber: Type.Integer(), etag: Type.String(), size: Type.Integer() });
 
 /** The multipart protocol: part URLs on demand, stored parts for resume, cancel. */
 export const multipartRoutes: FastifyPluginAsyncTypebox<MultipartRouteDeps> = async (
@@ -36,22 +44,9 @@ export const multipartRoutes: FastifyPluginAsyncTypebox<MultipartRouteDeps> = as
         tags: ['media', 'multipart'],
         operationId: 'signParts',
         params: MediaIdParams,
-        body: Type.Object(
-          { partNumbers: Type.Array(PartNumber, { minItems: 1, maxItems: 100 }) },
-          { additionalProperties: false },
-        ),
+        body: SignPartsBody,
         response: {
-          200: Type.Object({
-            parts: Type.Array(
-              Type.Object({
-                partNumber: Type.Integer(),
-                method: Type.Literal('PUT'),
-                url: Type.String(),
-                headers: Type.Record(Type.String(), Type.String()),
-                expiresAt: Type.String({ format: 'date-time' }),
-              }),
-            ),
-          }),
+          200: SignPartsResponse,
           ...errors(400, 401, 404, 409, 410, 429),
         },
       },
@@ -72,11 +67,7 @@ export const multipartRoutes: FastifyPluginAsyncTypebox<MultipartRouteDeps> = as
         operationId: 'listParts',
         params: MediaIdParams,
         response: {
-          200: Type.Object({
-            partSize: Type.Integer(),
-            partCount: Type.Integer(),
-            parts: Type.Array(StoredPart),
-          }),
+          200: PartListing,
           ...errors(400, 401, 404, 409, 410),
         },
       },
@@ -98,7 +89,7 @@ export const multipartRoutes: FastifyPluginAsyncTypebox<MultipartRouteDeps> = as
         tags: ['media', 'multipart'],
         operationId: 'cancelUpload',
         params: MediaIdParams,
-        body: Type.Union([Type.Null(), Type.Object({}, { additionalProperties: false })]),
+        body: EmptyBody,
         response: { 200: MediaView, ...errors(400, 401, 404, 409) },
       },
     },
@@ -134,31 +125,23 @@ export const partUploadRoute: FastifyPluginAsyncTypebox<MultipartRouteDeps> = as
         tags: ['multipart'],
         operationId: 'uploadPart',
         security: PUBLIC,
-        params: Type.Object({ id: MediaIdParams.properties.id, partNumber: PartNumber }),
-        querystring: Type.Object(
-          {
-            expires: Type.String({ pattern: '^\\d{1,12}$' }),
-            // Optional in the schema: a URL without it is a tampered URL (403), not a malformed one.
-            upload: Type.Optional(Type.String({ maxLength: 1024 })),
-            sig: Type.String({ maxLength: 128 }),
-          },
-          { additionalProperties: false },
-        ),
+        params: PartParams,
+        querystring: PartUploadQuery,
         response: { 200: StoredPart, ...errors(400, 403, 404, 408, 409, 410, 413, 422, 503, 507) },
       },
     },
     async (request, reply) => {
       const { id, partNumber } = request.params;
       // The signature first: no row is read for a URL this API did not sign.
-      const { expires, upload = '', sig } = request.query;
-      multipart.verifyPartSignature(id, partNumber, { expires, upload, sig });
+      const { uploadId } = multipart.verifyPartSignature(id, partNumber, request.query);
       const lengthHeader = request.headers['content-length'];
       try {
-        const m = await media.get(null, id);
+        // The part URL's signature (verified above) is the authorisation.
+        const m = await media.loadUnchecked(id);
         const part = await multipart.receivePart(
           m,
           partNumber,
-          upload,
+          uploadId,
           withIdleTimeout(request.raw, config.uploads.idleTimeoutSeconds * 1000),
           lengthHeader !== undefined ? Number(lengthHeader) : undefined,
         );

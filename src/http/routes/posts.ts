@@ -1,10 +1,21 @@
-import { Type, type Static } from '@sinclair/typebox';
+import type { Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Principal } from '../../auth/principals.ts';
 import type { MediaService } from '../../media/service.ts';
 import type { PostService, PostWithMedia } from '../../posts/service.ts';
 import { principalOf, type registerAuth } from '../auth.ts';
-import { errors, MediaView, Text, toMediaView, Uuid } from '../schemas.ts';
+import {
+  CreatePostBody,
+  DEFAULT_POST_PAGE_SIZE,
+  IdempotencyHeaders,
+  PostIdParams,
+  PostListQuery,
+  PostPage,
+  PostView,
+  UpdatePostBody,
+  UserParams,
+} from '../../contract/index.ts';
+import { errors, NoContent, toMediaView } from '../schemas.ts';
 
 export interface PostRouteDeps {
   posts: PostService;
@@ -13,29 +24,7 @@ export interface PostRouteDeps {
   auth: ReturnType<typeof registerAuth>;
 }
 
-const MediaIds = Type.Array(Uuid, {
-  maxItems: 100,
-  description: 'The post’s media in display order (at most POST_MAX_MEDIA, default 20).',
-});
-const Caption = Text({ maxLength: 2200, description: 'Free text; no U+0000.' });
-
-export const PostView = Type.Object({
-  postId: Uuid,
-  ownerUserId: Type.String(),
-  caption: Type.String(),
-  version: Type.Integer({
-    description: 'Bumped by every edit; send it back with PATCH to refuse stale edits.',
-  }),
-  createdAt: Type.String({ format: 'date-time' }),
-  updatedAt: Type.String({ format: 'date-time' }),
-  media: Type.Array(MediaView, { description: 'In the post’s order, each ready to render.' }),
-});
 type PostView = Static<typeof PostView>;
-
-const PostIdParams = Type.Object({ id: Uuid });
-const IdempotencyHeaders = Type.Object({
-  'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
-});
 
 async function toPostView(
   { post, media }: PostWithMedia,
@@ -63,10 +52,7 @@ export const postRoutes: FastifyPluginAsyncTypebox<PostRouteDeps> = async (app, 
         operationId: 'createPost',
         tags: ['posts'],
         headers: IdempotencyHeaders,
-        body: Type.Object(
-          { caption: Type.Optional(Caption), mediaIds: MediaIds },
-          { additionalProperties: false },
-        ),
+        body: CreatePostBody,
         response: { 200: PostView, 201: PostView, ...errors(400, 401, 403, 409) },
       },
     },
@@ -105,14 +91,7 @@ export const postRoutes: FastifyPluginAsyncTypebox<PostRouteDeps> = async (app, 
         operationId: 'updatePost',
         tags: ['posts'],
         params: PostIdParams,
-        body: Type.Object(
-          {
-            caption: Type.Optional(Caption),
-            mediaIds: Type.Optional(MediaIds),
-            version: Type.Optional(Type.Integer({ minimum: 1, maximum: 2147483647 })),
-          },
-          { additionalProperties: false },
-        ),
+        body: UpdatePostBody,
         response: { 200: PostView, ...errors(400, 401, 403, 404, 409) },
       },
     },
@@ -131,7 +110,7 @@ export const postRoutes: FastifyPluginAsyncTypebox<PostRouteDeps> = async (app, 
         operationId: 'deletePost',
         tags: ['posts'],
         params: PostIdParams,
-        response: { 204: Type.Null(), ...errors(400, 401, 403, 404) },
+        response: { 204: NoContent, ...errors(400, 401, 403, 404) },
       },
     },
     async (request, reply) => {
@@ -148,19 +127,10 @@ export const postRoutes: FastifyPluginAsyncTypebox<PostRouteDeps> = async (app, 
         summary: 'List a user’s posts (`me` for yourself), newest first',
         operationId: 'listUserPosts',
         tags: ['posts'],
-        params: Type.Object({ userId: Type.String({ minLength: 1, maxLength: 200 }) }),
-        querystring: Type.Object(
-          {
-            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
-            cursor: Type.Optional(Type.String({ maxLength: 512 })),
-          },
-          { additionalProperties: false },
-        ),
+        params: UserParams,
+        querystring: PostListQuery,
         response: {
-          200: Type.Object({
-            items: Type.Array(PostView),
-            nextCursor: Type.Union([Type.String(), Type.Null()]),
-          }),
+          200: PostPage,
           ...errors(400, 401, 403, 404),
         },
       },
@@ -168,7 +138,7 @@ export const postRoutes: FastifyPluginAsyncTypebox<PostRouteDeps> = async (app, 
     async (request) => {
       const principal = principalOf(request);
       const page = await posts.list(principal, request.params.userId, {
-        limit: request.query.limit ?? 20,
+        limit: request.query.limit ?? DEFAULT_POST_PAGE_SIZE,
         cursor: request.query.cursor,
       });
       const items = await Promise.all(page.items.map((p) => toPostView(p, principal, media)));

@@ -1,17 +1,8 @@
-import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { ProcessingService } from '../../processing/service.ts';
 import { principalOf, type registerAuth } from '../auth.ts';
-import {
-  errors,
-  MediaIdParams,
-  MediaView,
-  toMediaView,
-  Uuid,
-  VariantQuery,
-  deliveryResponses,
-  variantUrl,
-} from '../schemas.ts';
+import { EmptyBody, MediaIdParams, MediaView, VariantParams, VariantQuery } from '../../contract/index.ts';
+import { deliveryResponses, errors, toMediaView, variantUrl } from '../schemas.ts';
 import { sendObject } from '../send-object.ts';
 
 /**
@@ -44,7 +35,7 @@ export const processingRoutes: FastifyPluginAsyncTypebox<ProcessingRouteDeps> = 
         tags: ['processing'],
         operationId: 'retryProcessing',
         params: MediaIdParams,
-        body: Type.Union([Type.Null(), Type.Object({}, { additionalProperties: false })]),
+        body: EmptyBody,
         response: { 202: MediaView, ...errors(400, 401, 404, 409) },
       },
     },
@@ -65,7 +56,7 @@ export const processingRoutes: FastifyPluginAsyncTypebox<ProcessingRouteDeps> = 
           'With `mode=proxy` and the current `v` (the media record `url`), the bytes are `private, max-age=31536000, immutable` (they needed credentials: never stored by shared caches); without `v`, `private, no-cache` with the ETag; with a stale `v` (reprocessed), a 302 to the current URL. In redirect mode `v` does not change the answer: a 302 to a signed URL of the current bytes.',
         tags: ['processing'],
         operationId: 'getVariant',
-        params: Type.Object({ id: Uuid, name: Type.String({ pattern: '^[a-z0-9]{1,32}$' }) }),
+        params: VariantParams,
         querystring: VariantQuery,
         response: deliveryResponses(['image/webp', 'image/avif'], 400, 401, 404, 416),
       },
@@ -94,7 +85,6 @@ export const processingRoutes: FastifyPluginAsyncTypebox<ProcessingRouteDeps> = 
         ...plan,
         // The service answers `moved` for any other `v`: here a `v` is the current one.
         cacheControl: v === undefined ? REVALIDATE : CONTENT_ADDRESSED,
-        open: (range) => processing.openObject(plan.key, range),
       });
     },
   );

@@ -1,10 +1,9 @@
-import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { AppError } from '../../errors.ts';
-import { storageResource } from '../../storage/local.ts';
 import type { UrlSigner } from '../../storage/signing.ts';
 import type { ObjectStore } from '../../storage/types.ts';
-import { bytesResponse, errors, PUBLIC } from '../schemas.ts';
+import { StorageObjectQuery } from '../../contract/index.ts';
+import { bytesResponse, errors, NotModified, PUBLIC } from '../schemas.ts';
 import { sendObject } from '../send-object.ts';
 
 /**
@@ -25,29 +24,19 @@ export const storageRoutes: FastifyPluginAsyncTypebox<{ store: ObjectStore; sign
         tags: ['storage'],
         operationId: 'getStorageObject',
         security: PUBLIC,
-        querystring: Type.Object(
-          {
-            expires: Type.String({ pattern: '^\\d{1,12}$' }),
-            ct: Type.String({ maxLength: 255 }),
-            cd: Type.String({ maxLength: 2048 }),
-            sig: Type.String({ maxLength: 128 }),
-          },
-          { additionalProperties: false },
-        ),
+        querystring: StorageObjectQuery,
         response: {
           200: bytesResponse('The object, of the signed `ct` type.', '*/*'),
           206: bytesResponse('The requested range.', '*/*'),
-          304: Type.Null({ description: 'Not modified (`If-None-Match` matched the ETag).' }),
+          304: NotModified,
           ...errors(400, 403, 404, 416),
         },
       },
     },
     async (request, reply) => {
       const key = (request.params as { '*': string })['*'];
-      const { expires, ct, cd, sig } = request.query;
-      const verdict = signer.verify('GET', storageResource(key), Number(expires), sig, { ct, cd });
-      if (verdict === 'invalid') throw new AppError('signature_invalid');
-      if (verdict === 'expired') throw new AppError('signature_expired');
+      const { expires, ct, cd } = request.query;
+      signer.verify('storage', { key }, request.query);
       const stat = await store.stat(key);
       if (!stat) throw new AppError('not_found', 'Object not found.');
       return sendObject(request, reply, {

@@ -11,6 +11,7 @@ import PgBoss from 'pg-boss';
 import type { Logger } from 'pino';
 import type { Pool, Queryable } from '../../db/pool.ts';
 import type { DeadJob, JobQueue, ProcessJob, QueuedJob } from '../../processing/ports.ts';
+import { PgBossWebhookQueue } from './webhook-queue.ts';
 
 export type { ProcessJob };
 
@@ -42,6 +43,11 @@ export class PgBossQueue implements JobQueue {
     private readonly boss: PgBoss,
     private readonly pool: Pool,
   ) {}
+
+  /** The webhook deliveries' queue (issue 20), on this same pg-boss instance. */
+  webhookQueue(): Promise<PgBossWebhookQueue> {
+    return PgBossWebhookQueue.create(this.boss);
+  }
 
   /**
    * `owner`: this process owns the queue's retry policy (the API server, which also enqueues and

@@ -1,0 +1,90 @@
+/**
+ * Type-level proof that the SDK speaks the server's contract: every wire type the SDK exports, and
+ * what its methods take and return, is exactly the `Static` type of the schema the server
+ * declares for that route (src/contract). Checked by `tsc` (npm run lint, and
+ * test/client/sdk-types.test.ts, which also shows that a drifted type fails).
+ */
+import type { Static, TSchema } from '@sinclair/typebox';
+import type * as SDK from '../../../src/client/index.ts';
+import type * as C from '../../../src/contract/index.ts';
+
+/** True only when A and B are the same type (not merely assignable either way). */
+export type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+/** The SDK type `A` is the wire type of `S`. */
+export type Is<A, S extends TSchema> = Equal<A, Static<S>>;
+
+type Client = SDK.MediaryClient;
+type Returns<K extends keyof Client> = Client[K] extends (...args: never[]) => Promise<infer R> ? R : never;
+
+export const exportedTypes = {
+  MediaView: true,
+  VariantView: true,
+  HlsView: true,
+  GpsView: true,
+  MediaStatus: true,
+  SingleUpload: true,
+  MultipartUpload: true,
+  SessionResponse: true,
+  CreateSessionInput: true,
+  PartUrl: true,
+  StoredPart: true,
+  PartListing: true,
+  StatusView: true,
+  MediaPage: true,
+  ListQuery: true,
+  SignedUrl: true,
+  UsageView: true,
+  PostView: true,
+  CircleView: true,
+  ShareView: true,
+  ErrorBody: true,
+} as const satisfies {
+  MediaView: Is<SDK.MediaView, typeof C.MediaView>;
+  VariantView: Is<SDK.VariantView, typeof C.VariantView>;
+  HlsView: Is<SDK.HlsView, typeof C.HlsView>;
+  GpsView: Is<SDK.GpsView, typeof C.GpsView>;
+  MediaStatus: Is<SDK.MediaStatus, typeof C.MediaStatusSchema>;
+  SingleUpload: Is<SDK.SingleUpload, typeof C.PutInstructions>;
+  MultipartUpload: Is<SDK.MultipartUpload, typeof C.MultipartInstructions>;
+  SessionResponse: Is<SDK.SessionResponse, typeof C.SessionResponse>;
+  CreateSessionInput: Is<SDK.CreateSessionInput, typeof C.CreateSessionBody>;
+  PartUrl: Is<SDK.PartUrl, typeof C.PartUrl>;
+  StoredPart: Is<SDK.StoredPart, typeof C.StoredPart>;
+  PartListing: Is<SDK.PartListing, typeof C.PartListing>;
+  StatusView: Is<SDK.StatusView, typeof C.StatusResponse>;
+  MediaPage: Is<SDK.MediaPage, typeof C.ListResponse>;
+  ListQuery: Is<SDK.ListQuery, typeof C.ListQuery>;
+  SignedUrl: Is<SDK.SignedUrl, typeof C.SignedUrlBody>;
+  UsageView: Is<SDK.UsageView, typeof C.UsageView>;
+  PostView: Is<SDK.PostView, typeof C.PostView>;
+  CircleView: Is<SDK.CircleView, typeof C.CircleView>;
+  ShareView: Is<SDK.ShareView, typeof C.ShareView>;
+  ErrorBody: Is<SDK.ErrorBody, typeof C.ErrorBody>;
+};
+
+/** What the client's methods return is what the server's routes declare (the 2xx JSON schema). */
+export const methods = {
+  createSession: true,
+  createSessionInput: true,
+  get: true,
+  status: true,
+  complete: true,
+  signParts: true,
+  listParts: true,
+  cancel: true,
+  listDeviceMedia: true,
+  listUserMedia: true,
+  listQuery: true,
+} as const satisfies {
+  createSession: Equal<Returns<'createSession'>, Static<typeof C.SessionResponse> & { created: boolean }>;
+  createSessionInput: Is<Parameters<Client['createSession']>[0], typeof C.CreateSessionBody>;
+  get: Is<Returns<'get'>, typeof C.MediaView>;
+  status: Is<Returns<'status'>, typeof C.StatusResponse>;
+  complete: Is<Returns<'complete'>, typeof C.MediaView>;
+  signParts: Is<Returns<'signParts'>, typeof C.SignPartsResponse>;
+  listParts: Is<Returns<'listParts'>, typeof C.PartListing>;
+  cancel: Is<Returns<'cancel'>, typeof C.MediaView>;
+  listDeviceMedia: Is<Returns<'listDeviceMedia'>, typeof C.ListResponse>;
+  listUserMedia: Is<Returns<'listUserMedia'>, typeof C.ListResponse>;
+  listQuery: Is<NonNullable<Parameters<Client['listDeviceMedia']>[1]>, typeof C.ListQuery>;
+};
