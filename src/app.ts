@@ -19,6 +19,7 @@ import { httpRateWindows } from './rate-limits.ts';
 import type { Logger } from './log.ts';
 import { MultipartUploads } from './media/multipart.ts';
 import { MediaService } from './media/service.ts';
+import { startTusSweep, TusUploads } from './media/tus.ts';
 import { startSweeper } from './operations/sweeper.ts';
 import { PgBossQueue } from './infra/queue/pg-boss.ts';
 import { CircleService } from './circles/service.ts';
@@ -167,6 +168,8 @@ async function startServerParts(
   const circles = new CircleService(pool, logger);
   const devices = new DeviceService(pool, config.devices, logger);
   const media = new MediaService(pool, store, queue, signer, config, logger, multipart, circles);
+  const tus = new TusUploads(pool, store, media, multipart, config, logger);
+  started.push({ name: 'tus sweep', stop: startTusSweep(tus, config.sweeper.intervalSeconds, logger) });
   const processing = new ProcessingService(pool, media, store, queue, config, logger);
   const playback = new HlsPlayback(pool, media, store, signer, config);
   const posts = new PostService(pool, media, config.posts, logger, circles);
@@ -200,6 +203,7 @@ async function startServerParts(
     circles,
     devices,
     multipart,
+    tus,
     store,
     signer,
     events,

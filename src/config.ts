@@ -38,6 +38,16 @@ export interface Config {
     partUrlTtlSeconds: number;
   };
   sweeper: { intervalSeconds: number; orphanGraceSeconds: number };
+  /** The tus 1.0 endpoint (`/api/v1/tus/`, src/media/tus.ts). */
+  tus: {
+    /**
+     * Where tus uploads are staged on stores that are not local files (S3, GCS): at most one part
+     * per upload waits here. On the local store uploads are staged under its own `.tus/`.
+     */
+    stagingDir: string;
+    /** A PATCH without Upload-Checksum makes what it received durable (fsync + offset) this often. */
+    checkpointBytes: number;
+  };
   posts: {
     /** Media on one post. */
     maxMedia: number;
@@ -394,6 +404,10 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       thresholdBytes: int(env, 'MULTIPART_THRESHOLD_BYTES', 16 * MiB, 5 * MiB, 5 * 1024 * MiB),
       partSizeBytes: int(env, 'MULTIPART_PART_SIZE_BYTES', 16 * MiB, 5 * MiB, 5 * 1024 * MiB),
       partUrlTtlSeconds: int(env, 'PART_URL_TTL_SECONDS', 15 * 60, 10, 7 * 24 * 3600),
+    },
+    tus: {
+      stagingDir: path.resolve(cwd, str(env, 'TUS_STAGING_DIR') ?? path.join(dataDir, 'tus')),
+      checkpointBytes: int(env, 'TUS_CHECKPOINT_BYTES', 16 * MiB, 64 * 1024, 1024 * MiB),
     },
     sweeper: {
       intervalSeconds: int(env, 'SWEEP_INTERVAL_SECONDS', 300, 0, 7 * 24 * 3600),

@@ -37,6 +37,10 @@ export const ERRORS = {
     message: 'Other bytes were already uploaded for this media; they are never replaced.',
   },
   upload_expired: { status: 410, message: 'The upload session has expired.' },
+  upload_closed: {
+    status: 410,
+    message: 'The upload session is closed (cancelled or failed); create a new one.',
+  },
   claim_expired: { status: 410, message: 'This device claim has expired or was completed already.' },
   idempotency_conflict: {
     status: 409,
@@ -59,6 +63,20 @@ export const ERRORS = {
   etag_mismatch: { status: 409, message: 'An ETag does not match the stored part.' },
   part_size_mismatch: { status: 422, message: 'A stored part does not have the size the plan requires.' },
   upload_in_progress: { status: 409, message: 'Another request is completing this upload; retry shortly.' },
+  upload_offset_mismatch: {
+    status: 409,
+    message: 'Upload-Offset is not the offset of the upload; ask HEAD for it and resume from there.',
+  },
+  upload_locked: { status: 423, message: 'Another request is writing to this upload; retry shortly.' },
+  tus_version_unsupported: { status: 412, message: 'Send Tus-Resumable: 1.0.0 (the tus version served).' },
+  tus_checksum_mismatch: {
+    status: 460,
+    message: 'The request body does not match its Upload-Checksum; nothing of it was kept.',
+  },
+  checksum_algorithm_unsupported: {
+    status: 400,
+    message: 'The Upload-Checksum algorithm is not supported (see Tus-Checksum-Algorithm).',
+  },
   unauthorized: { status: 401, message: 'Missing or invalid credentials.' },
   signature_invalid: { status: 403, message: 'The URL signature is invalid.' },
   signature_expired: { status: 403, message: 'The signed URL has expired.' },

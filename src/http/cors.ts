@@ -1,5 +1,6 @@
 import cors, { type FastifyCorsOptions } from '@fastify/cors';
 import type { FastifyInstance } from 'fastify';
+import { TUS_REQUEST_HEADERS, TUS_RESPONSE_HEADERS } from './routes/tus.ts';
 
 /** Every method a route uses (HEAD comes with each GET). */
 export const CORS_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
@@ -11,6 +12,7 @@ export const CORS_ALLOWED_HEADERS = [
   'Range',
   'If-None-Match',
   'If-Range',
+  ...TUS_REQUEST_HEADERS,
 ];
 /** Response headers a page may read beyond the CORS-safelisted ones. */
 export const CORS_EXPOSED_HEADERS = [
@@ -23,6 +25,7 @@ export const CORS_EXPOSED_HEADERS = [
   'X-RateLimit-Limit',
   'X-RateLimit-Remaining',
   'X-RateLimit-Reset',
+  ...TUS_RESPONSE_HEADERS,
 ];
 /** Seconds a browser may reuse a preflight answer. */
 export const CORS_MAX_AGE = 600;

@@ -13,6 +13,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** The route reads the request body itself (any content type): documented as bytes. */
     rawBody?: boolean;
+    /** A tus body (`application/offset+octet-stream`), read by the handler: documented as bytes. */
+    tusBody?: boolean;
   }
 }
 
@@ -52,6 +54,10 @@ export function swaggerOptions(config: Pick<Config, 'publicUrl'>): SwaggerOption
       if (route.config?.rawBody === true) {
         doc.body = Binary;
         doc.consumes = ['*/*'];
+      }
+      if (route.config?.tusBody === true) {
+        doc.body = Binary;
+        doc.consumes = ['application/offset+octet-stream'];
       }
       if (route.config?.optionalBody === true && doc.body !== undefined) {
         doc.body = presentBody(doc.body);

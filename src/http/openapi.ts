@@ -20,6 +20,7 @@ export async function openApiDocument(config: Config, logger: Logger): Promise<u
     circles: unused,
     devices: unused,
     multipart: unused,
+    tus: unused,
     store: unused,
     signer: unused,
     events: unused,

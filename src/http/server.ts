@@ -10,6 +10,7 @@ import type { Config } from '../config.ts';
 import type { Queryable } from '../db/pool.ts';
 import type { MultipartUploads } from '../media/multipart.ts';
 import type { MediaService } from '../media/service.ts';
+import type { TusUploads } from '../media/tus.ts';
 import type { CircleService } from '../circles/service.ts';
 import type { StreamAccess } from '../events/access.ts';
 import type { EventHub } from '../events/stream.ts';
@@ -40,6 +41,7 @@ import { postRoutes } from './routes/posts.ts';
 import { processingRoutes } from './routes/processing.ts';
 import { multipartRoutes, partUploadRoute } from './routes/multipart.ts';
 import { storageRoutes } from './routes/storage.ts';
+import { tusRoutes } from './routes/tus.ts';
 import { usageRoutes } from './routes/usage.ts';
 
 export interface HttpDeps {
@@ -54,6 +56,7 @@ export interface HttpDeps {
   circles: CircleService;
   devices: DeviceService;
   multipart: MultipartUploads;
+  tus: TusUploads;
   store: ObjectStore;
   signer: UrlSigner;
   /** Live event streams (SSE). */
@@ -164,6 +167,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
       await api.register(multipartRoutes, mp);
       await api.register(partUploadRoute, mp);
       await api.register(storageRoutes, { store: deps.store, signer: deps.signer });
+      await api.register(tusRoutes, { tus: deps.tus, auth, config: deps.config });
       api.get(
         '/openapi.json',
         {

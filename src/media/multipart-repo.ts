@@ -83,7 +83,8 @@ export async function replaceUploadId(
 
 export async function liveUploadIds(db: Queryable, uploadIds: string[]): Promise<Set<string>> {
   const { rows } = await db.query<{ upload_id: string }>(
-    `SELECT upload_id FROM multipart_uploads WHERE upload_id = ANY($1) AND state IN ('OPEN', 'COMPLETING')`,
+    `SELECT upload_id FROM multipart_uploads WHERE upload_id = ANY($1) AND state IN ('OPEN', 'COMPLETING')
+     UNION ALL SELECT store_upload_id FROM tus_uploads WHERE store_upload_id = ANY($1)`,
     [uploadIds],
   );
   return new Set(rows.map((r) => r.upload_id));

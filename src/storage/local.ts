@@ -42,6 +42,8 @@ export class LocalObjectStore implements ObjectStore {
     presignedGet: false,
   };
   private readonly tmpDir: string;
+  /** tus uploads being appended to (src/media/tus.ts); kept across restarts, unlike `.tmp/`. */
+  readonly stagingDir: string;
   /** One directory per multipart upload: `upload.json` plus part files named `NNNNN-<md5>`. */
   private readonly multipartDir: string;
 
@@ -51,6 +53,7 @@ export class LocalObjectStore implements ObjectStore {
     private readonly publicUrl: string,
   ) {
     this.tmpDir = path.join(root, '.tmp');
+    this.stagingDir = path.join(root, '.tus');
     this.multipartDir = path.join(root, '.multipart');
   }
 
@@ -107,6 +110,21 @@ export class LocalObjectStore implements ObjectStore {
       await rm(tmp, { force: true });
       throw err;
     }
+  }
+
+  async adoptFile(key: string, file: string, sha256: string): Promise<void> {
+    const final = this.pathFor(key);
+    if (path.dirname(path.resolve(file)) !== this.stagingDir) throw new Error(`not a staged file: ${file}`);
+    await fsync(file);
+    await mkdir(path.dirname(final), { recursive: true });
+    try {
+      await link(file, final);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new ObjectExistsError(key, sha256);
+      throw err;
+    }
+    await fsync(path.dirname(final));
+    await rm(file, { force: true });
   }
 
   async get(key: string, range?: ByteRange): Promise<Readable | undefined> {

@@ -111,6 +111,19 @@ export interface ObjectStore {
   /** A pointer for operators: a local path or an s3:// / gs:// URI. */
   uri(key: string): string;
 
+  // ---- stores whose objects are files on this host (local) --------------------------------
+  /**
+   * A directory on the store's own filesystem where a file can be built up (tus uploads append
+   * to one) and then published by {@link adoptFile} without copying its bytes.
+   */
+  readonly stagingDir?: string;
+  /**
+   * Publishes a file under {@link stagingDir} as the object `key`, create-only (an object already
+   * there: {@link ObjectExistsError}, with `sha256` as the refused bytes' hash), after fsync; the
+   * staging file is gone afterwards. The caller has checked length and hash.
+   */
+  adoptFile?(key: string, file: string, sha256: string): Promise<void>;
+
   // ---- multipart: every backend speaks it, so clients have one protocol ----------------
   /** Starts a multipart upload for `key`; returns the store's upload id. */
   createMultipart(key: string, contentType: string): Promise<string>;

@@ -1,0 +1,166 @@
+/**
+ * `npm run bench:tus`: a 1 GiB upload through Mediary's tus endpoint (POST + one PATCH; the last
+ * byte publishes the object and completes the session: sha256 computed as the bytes pass, fsync,
+ * hard link, type sniffed, UPLOADED) against @tus/server with its FileStore (POST + one PATCH; no
+ * hash, no fsync), in the same run, alternating which goes first. Also Mediary with the client's
+ * tus-js-client-style 64 MiB PATCHes. `BENCH_TUS_BYTES` sets the size, `BENCH_REPS` the rounds.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fakeMp4 } from '../test/helpers/process.ts';
+import { freePort } from '../test/helpers/server.ts';
+import {
+  GiB,
+  MiB,
+  fmt,
+  log,
+  report,
+  reps,
+  scratch,
+  startHelper,
+  startSinglePutService,
+  stat,
+  streamUpload,
+  syncDisks,
+} from './lib/common.ts';
+
+const SIZE = Number(process.env.BENCH_TUS_BYTES ?? GiB);
+const CHUNK = 64 * MiB;
+const ROUNDS = reps(3);
+const pattern = fakeMp4(16 * MiB);
+const hash = createHash('sha256');
+for (let sent = 0; sent < SIZE; sent += pattern.length)
+  hash.update(pattern.subarray(0, Math.min(pattern.length, SIZE - sent)));
+const SHA = hash.digest('hex');
+const b64 = (s: string) => Buffer.from(s).toString('base64');
+
+const work = await scratch('tus');
+const tusDir = path.join(work.dir, 'tus-server');
+await mkdir(tusDir);
+const { svc, dev } = await startSinglePutService(path.join(work.dir, 'mediary'));
+const tusPort = await freePort();
+const tus = await startHelper('tus.ts', [String(tusPort), tusDir]);
+const TUS = { 'tus-resumable': '1.0.0' };
+const OCTETS = { ...TUS, 'content-type': 'application/offset+octet-stream' };
+
+async function mediaryTus(chunk: number): Promise<number> {
+  const t0 = performance.now();
+  const c = await fetch(svc.api('/tus/'), {
+    method: 'POST',
+    headers: {
+      ...dev.auth,
+      ...TUS,
+      'upload-length': String(SIZE),
+      'upload-metadata': `filename ${b64('big.mp4')},filetype ${b64('video/mp4')},sha256 ${b64(SHA)}`,
+    },
+  });
+  if (c.status !== 201) throw new Error(`mediary tus create: ${c.status} ${await c.text()}`);
+  const location = c.headers.get('location')!;
+  for (let offset = 0; offset < SIZE; offset += chunk) {
+    const n = Math.min(chunk, SIZE - offset);
+    const r = await streamUpload(location, {
+      method: 'PATCH',
+      headers: { ...dev.auth, ...OCTETS, 'upload-offset': String(offset) },
+      pattern: pattern.subarray(0, Math.min(pattern.length, n)),
+      total: n,
+    });
+    if (r.status !== 204) throw new Error(`mediary tus PATCH: ${r.status} ${r.body}`);
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const id = location.split('/').pop()!;
+  const m = (await (await fetch(svc.api(`/media/${id}`), { headers: dev.auth })).json()) as {
+    status: string;
+    sha256: string | null;
+  };
+  if (m.status !== 'UPLOADED') throw new Error(`mediary tus: ${JSON.stringify(m)}`);
+  await fetch(svc.api(`/media/${id}`), { method: 'DELETE', headers: dev.auth });
+  return seconds;
+}
+
+const contenders = {
+  mediary: () => mediaryTus(SIZE),
+  mediaryChunked: () => mediaryTus(CHUNK),
+  async tusServer() {
+    const t0 = performance.now();
+    const c = await fetch(`http://127.0.0.1:${tusPort}/files`, {
+      method: 'POST',
+      headers: { ...TUS, 'upload-length': String(SIZE) },
+    });
+    if (c.status !== 201) throw new Error(`tus create: ${c.status}`);
+    const location = new URL(c.headers.get('location')!, `http://127.0.0.1:${tusPort}`).toString();
+    const r = await streamUpload(location, {
+      method: 'PATCH',
+      headers: { ...OCTETS, 'upload-offset': '0' },
+      pattern,
+      total: SIZE,
+    });
+    if (r.status !== 204) throw new Error(`tus PATCH: ${r.status} ${r.body}`);
+    const seconds = (performance.now() - t0) / 1000;
+    for (const f of await readdir(tusDir)) await rm(path.join(tusDir, f), { force: true });
+    return seconds;
+  },
+};
+type Name = keyof typeof contenders;
+const order: Name[] = ['mediary', 'tusServer', 'mediaryChunked'];
+const seconds: Record<Name, number[]> = { mediary: [], tusServer: [], mediaryChunked: [] };
+const load: number[] = [];
+try {
+  for (let round = 0; round < ROUNDS; round++) {
+    for (let i = 0; i < order.length; i++) {
+      const name = order[(i + round) % order.length]!;
+      syncDisks();
+      load.push(os.loadavg()[0]!);
+      const s = await contenders[name]();
+      seconds[name].push(s);
+      log(
+        `tus round ${round + 1}/${ROUNDS} ${name}: ${fmt(SIZE / MiB / s)} MiB/s (load ${fmt(load.at(-1)!)})`,
+      );
+    }
+  }
+} finally {
+  await tus.stop();
+  await svc.kill('SIGTERM');
+  await work.cleanup();
+}
+
+const mibps = (name: Name) => stat(seconds[name].map((s) => SIZE / MiB / s));
+const m = mibps('mediary');
+const mc = mibps('mediaryChunked');
+const tu = mibps('tusServer');
+const sizeLabel = SIZE >= GiB ? `${SIZE / GiB} GiB` : `${SIZE / MiB} MiB`;
+const baselineName = '@tus/server + FileStore (POST + one PATCH)';
+await report({
+  name: 'tus',
+  rows: [
+    {
+      bench: `tus ${sizeLabel}, one PATCH`,
+      figure: 'Mediary /api/v1/tus (POST + PATCH, completes)',
+      unit: 'MiB/s',
+      value: m,
+      baselineName,
+      baseline: tu,
+      ratio: m.median / tu.median,
+      ratioMeaning: 'Mediary / @tus/server',
+      goal: '≥ 1× (not slower)',
+      met: m.median / tu.median >= 1,
+    },
+    {
+      bench: `tus ${sizeLabel}, 64 MiB PATCHes`,
+      figure: 'Mediary /api/v1/tus (POST + PATCH × n, completes)',
+      unit: 'MiB/s',
+      value: mc,
+      baselineName,
+      baseline: tu,
+      ratio: mc.median / tu.median,
+      ratioMeaning: 'Mediary chunked / @tus/server one PATCH',
+      goal: 'report',
+      met: null,
+    },
+  ],
+  notes: [
+    `${ROUNDS} rounds, order rotated; \`sync\` before each upload. 1-minute load average at the starts: ${load.map((l) => fmt(l)).join(', ')} (${os.cpus().length} CPUs).`,
+    'Mediary hashes (sha256) every byte, fsyncs before committing offsets (every TUS_CHECKPOINT_BYTES) and before publishing, checks the declared sha256 and sniffs the type; @tus/file-store neither hashes nor fsyncs.',
+  ],
+});

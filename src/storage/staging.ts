@@ -1,0 +1,145 @@
+import { createHash, type Hash } from 'node:crypto';
+import { constants, createReadStream } from 'node:fs';
+import { mkdir, open, readdir, rm, stat, truncate, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+
+/** Bytes gathered before one write(2): fewer, larger writes for the 64 KiB chunks of a body. */
+const WRITE_BATCH = 1024 * 1024;
+
+/**
+ * The staging files of one upload that arrives in pieces (a tus upload): byte `pos` of the upload
+ * lives in part file `partOf(pos)` at `pos - partStart(n)`. `partSize` 0 means one file for the
+ * whole upload (the local store publishes it by a hard link); otherwise one file per store part,
+ * removed once the part is stored. Writes are positional, so repeating a range rewrites it.
+ */
+export class StagingFiles {
+  private readonly open = new Map<number, FileHandle>();
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private pendingPos = 0;
+
+  constructor(
+    private readonly dir: string,
+    private readonly id: string,
+    private readonly partSize: number,
+  ) {}
+
+  partOf(pos: number): number {
+    return this.partSize === 0 ? 1 : Math.floor(pos / this.partSize) + 1;
+  }
+
+  partStart(n: number): number {
+    return this.partSize === 0 ? 0 : (n - 1) * this.partSize;
+  }
+
+  file(n: number): string {
+    return path.join(this.dir, this.partSize === 0 ? this.id : `${this.id}.${n}`);
+  }
+
+  /** Queues `chunk` as the bytes at `pos` (contiguous with the previous call), writing in batches. */
+  async write(pos: number, chunk: Buffer): Promise<void> {
+    if (this.pendingBytes === 0) this.pendingPos = pos;
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    if (this.pendingBytes >= WRITE_BATCH) await this.drain();
+  }
+
+  /** Writes what is queued and fsyncs every file written since the last sync. */
+  async sync(): Promise<void> {
+    await this.drain();
+    for (const fh of this.open.values()) await fh.datasync();
+  }
+
+  async close(): Promise<void> {
+    this.pending = [];
+    this.pendingBytes = 0;
+    const handles = [...this.open.values()];
+    this.open.clear();
+    await Promise.all(handles.map((fh) => fh.close().catch(() => undefined)));
+  }
+
+  private async drain(): Promise<void> {
+    if (this.pendingBytes === 0) return;
+    let buf = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
+    let pos = this.pendingPos;
+    this.pending = [];
+    this.pendingBytes = 0;
+    while (buf.length > 0) {
+      const n = this.partOf(pos);
+      const room = this.partSize === 0 ? buf.length : this.partStart(n + 1) - pos;
+      const piece = buf.subarray(0, Math.min(room, buf.length));
+      const fh = await this.handle(n);
+      let done = 0;
+      while (done < piece.length) {
+        const { bytesWritten } = await fh.write(
+          piece,
+          done,
+          piece.length - done,
+          pos - this.partStart(n) + done,
+        );
+        done += bytesWritten;
+      }
+      pos += piece.length;
+      buf = buf.subarray(piece.length);
+    }
+  }
+
+  private async handle(n: number): Promise<FileHandle> {
+    let fh = this.open.get(n);
+    if (!fh) {
+      await mkdir(this.dir, { recursive: true });
+      // Read-write, created when missing, never truncated, not O_APPEND (writes are positional).
+      fh = await open(this.file(n), constants.O_RDWR | constants.O_CREAT, 0o640);
+      this.open.set(n, fh);
+    }
+    return fh;
+  }
+
+  /** Size of part file `n`; undefined when it does not exist. */
+  async size(n: number): Promise<number | undefined> {
+    const s = await stat(this.file(n)).catch(() => undefined);
+    return s?.size;
+  }
+
+  async truncate(n: number, length: number): Promise<void> {
+    await truncate(this.file(n), length);
+  }
+
+  read(n: number): Readable {
+    return createReadStream(this.file(n));
+  }
+
+  /** SHA-256 state over the first `bytes` of part file `n` (rebuilding a hash lost in a restart). */
+  async hashPrefix(n: number, bytes: number): Promise<Hash> {
+    const hash = createHash('sha256');
+    if (bytes > 0)
+      for await (const chunk of createReadStream(this.file(n), { end: bytes - 1 }))
+        hash.update(chunk as Buffer);
+    return hash;
+  }
+
+  async remove(n: number): Promise<void> {
+    await rm(this.file(n), { force: true });
+  }
+
+  /** Removes every staging file of this upload. */
+  async removeAll(): Promise<void> {
+    const names = await readdir(this.dir).catch(() => [] as string[]);
+    await Promise.all(
+      names
+        .filter((name) => name === this.id || name.startsWith(`${this.id}.`))
+        .map((name) => rm(path.join(this.dir, name), { force: true })),
+    );
+  }
+
+  /** Part numbers above `n` that have a file (leftovers of a PATCH that was not committed). */
+  async partsAbove(n: number): Promise<number[]> {
+    if (this.partSize === 0) return [];
+    const names = await readdir(this.dir).catch(() => [] as string[]);
+    return names
+      .filter((name) => name.startsWith(`${this.id}.`))
+      .map((name) => Number(name.slice(this.id.length + 1)))
+      .filter((k) => Number.isInteger(k) && k > n);
+  }
+}
