@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /** Every setting Mediary reads, parsed once at start-up and passed down. */
 export interface Config {
@@ -75,6 +76,8 @@ export interface Config {
   /** The internal gRPC API (proto/mediary/v1/media.proto); undefined when GRPC_PORT is unset. */
   grpc: { host: string; port: number; serviceToken: string } | undefined;
   worker: { enabled: boolean };
+  /** The web app `mediary serve` serves at `/`: the folder built by `npm run build:client`. */
+  web: { dir: string };
   processing: ProcessingConfig;
 }
 
@@ -374,6 +377,12 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       authFailuresPerMinute: int(env, 'RATE_LIMIT_AUTH_FAILURES_PER_MINUTE', 60, 0, 1_000_000),
     },
     grpc: grpcConfig(env),
+    web: {
+      dir: path.resolve(
+        cwd,
+        str(env, 'WEB_DIR') ?? path.join(path.dirname(fileURLToPath(import.meta.url)), '../dist/web/app'),
+      ),
+    },
     quotas: {
       user: {
         storedBytes: int(env, 'QUOTA_USER_BYTES', 0, 0, Number.MAX_SAFE_INTEGER),

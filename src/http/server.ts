@@ -33,6 +33,8 @@ import { processingRoutes } from './routes/processing.ts';
 import { multipartRoutes, partUploadRoute } from './routes/multipart.ts';
 import { storageRoutes } from './routes/storage.ts';
 import { usageRoutes } from './routes/usage.ts';
+import { deviceRoutes } from './routes/devices.ts';
+import { webRoutes } from './routes/web.ts';
 
 export interface HttpDeps {
   config: Config;
@@ -113,6 +115,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     maxPerMinute: deps.config.rateLimit.authFailuresPerMinute,
   });
   await app.register(healthRoutes, { db: deps.db });
+  await app.register(webRoutes, { config: deps.config });
   await app.register(
     async (api) => {
       await api.register(mediaRoutes, { media: deps.media, auth, config: deps.config });
@@ -122,6 +125,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
       await api.register(postRoutes, { posts: deps.posts, media: deps.media, auth });
       await api.register(circleRoutes, { circles: deps.circles, media: deps.media, auth });
       await api.register(usageRoutes, { media: deps.media, auth });
+      await api.register(deviceRoutes, { db: deps.db, config: deps.config, auth });
       const mp = { media: deps.media, multipart: deps.multipart, auth, config: deps.config };
       await api.register(multipartRoutes, mp);
       await api.register(partUploadRoute, mp);
