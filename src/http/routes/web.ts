@@ -61,7 +61,8 @@ export function appCsp(config: Config): string {
   const media = ["'self'", ...storeOrigins(config)].join(' ');
   return [
     "default-src 'none'",
-    "script-src 'self'",
+    // The SDK hashes files in WebAssembly: compiling it is allowed, JavaScript eval is not.
+    "script-src 'self' 'wasm-unsafe-eval'",
     "style-src 'self'",
     `img-src ${media} data: blob:`,
     `media-src ${media} blob:`,

@@ -5,8 +5,9 @@ const UNITS = ['B', 'KB', 'MB', 'GB', 'TB'];
 export function formatBytes(n: number): string {
   let i = 0;
   let v = n;
-  while (v >= 1000 && i < UNITS.length - 1) {
-    v /= 1000;
+  // Binary multiples, as the limits are configured (50 MiB shows as "50 MB").
+  while (v >= 1024 && i < UNITS.length - 1) {
+    v /= 1024;
     i++;
   }
   return `${i === 0 ? v : v.toFixed(v >= 100 ? 0 : 1)} ${UNITS[i]}`;

@@ -76,6 +76,9 @@ export class MediaryImage extends LitElement {
     img.loaded {
       opacity: 1;
     }
+    img.ph.hidden {
+      display: none;
+    }
   `;
 
   protected override willUpdate(changed: PropertyValues): void {
@@ -105,7 +108,12 @@ export class MediaryImage extends LitElement {
     const fallback = variants.find((v) => v.width >= 600) ?? variants.at(-1);
     return html`${
       this.placeholder
-        ? html`<img class="ph loaded" src=${this.placeholder} alt="" aria-hidden="true" />`
+        ? html`<img
+            class="ph loaded ${this.loaded ? 'hidden' : ''}"
+            src=${this.placeholder}
+            alt=""
+            aria-hidden="true"
+          />`
         : nothing
     }
     ${

@@ -163,7 +163,7 @@ class AdminPage extends Page {
                             <div class="muted small mono">${d.id}</div>
                           </td>
                           <td>${when(d.createdAt)}</td>
-                          <td>${when(d.lastSeenAt)}</td>
+                          <td>${d.lastSeenAt ? when(d.lastSeenAt) : 'never'}</td>
                           <td>
                             <button
                               type="button"

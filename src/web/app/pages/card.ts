@@ -6,8 +6,9 @@ import { statusLabel } from '../base.ts';
 /** One media tile: its placeholder and image (or poster), a link to the detail page, its status. */
 export const mediaCard = (m: RenderableMedia, sizes = '(max-width: 600px) 50vw, 220px') =>
   html`<li class="tile" data-media-id=${m.mediaId} data-status=${m.status}>
-    <a href="#/media/${m.mediaId}" aria-label=${`${m.fileName} (${statusLabel[m.status] ?? m.status})`}>
+    <a href="#/media/${m.mediaId}">
       <mediary-image .media=${m} sizes=${sizes} alt=""></mediary-image>
+      <span class="visually-hidden">${m.fileName}</span>
       ${
         m.mediaType === 'video'
           ? html`<span class="badge play"

@@ -114,7 +114,8 @@ class DetailPage extends Page {
     const e = (m.metadata as { exif?: Exif | null }).exif;
     if (!e) return [];
     const rows: [string, string][] = [];
-    const camera = [e.make, e.model].filter(Boolean).join(' ');
+    const camera =
+      e.model && e.make && e.model.startsWith(e.make) ? e.model : [e.make, e.model].filter(Boolean).join(' ');
     if (camera) rows.push(['Camera', camera]);
     if (e.lens) rows.push(['Lens', e.lens]);
     const shot = [

@@ -1,5 +1,4 @@
 import { html, nothing } from 'lit';
-import type { MediaPage } from '../../../client/index.ts';
 import type { RenderableMedia } from '../../elements/media-types.ts';
 import { Page, when } from '../base.ts';
 import { api, errorText } from '../session.ts';
@@ -52,7 +51,7 @@ class DevicesPage extends Page {
         items.flatMap((d) =>
           d.cameras.map(async (c) => {
             const page = await api.listDeviceMedia(d.id, { cameraId: c.cameraId, limit: LATEST });
-            captures.set(`${d.id}/${c.cameraId}`, (page).items);
+            captures.set(`${d.id}/${c.cameraId}`, page.items);
           }),
         ),
       );
@@ -90,7 +89,8 @@ class DevicesPage extends Page {
                 html`<h3>
                     ${c.cameraId}
                     <span class="muted small"
-                      >· ${c.mediaCount} captures, latest ${when(c.latestCaptureAt)}</span
+                      >· ${c.mediaCount} ${c.mediaCount === 1 ? 'capture' : 'captures'}, latest
+                      ${when(c.latestCaptureAt)}</span
                     >
                   </h3>
                   <ul class="grid small-tiles" aria-label=${`Latest captures of ${d.name} ${c.cameraId}`}>
