@@ -175,28 +175,33 @@ describe('the web app (local store)', () => {
       const big = path.join(dir, 'big-40mb.jpg');
       await writeFile(big, Buffer.concat([fixture('gps/DSCN0010.jpg'), Buffer.alloc(40 * 1000 * 1000, 7)]));
       await page.goto(`${t.base}/#/upload`);
-      // Parts after the second hang, so the reload lands mid-upload whatever the machine's speed.
-      let held = 0;
-      await page.route(/\/api\/v1\/media\/[^/]+\/parts\/\d+\?/, async (route) => {
-        const n = Number(/\/parts\/(\d+)\?/.exec(route.request().url())![1]);
-        if (n <= 2) return route.continue();
-        held++;
-        // Never answered: the reload drops it.
-      });
+      // Uploads throttled to 4 MiB/s, so the reload lands mid-upload whatever the machine's speed.
+      const cdp = await page.context().newCDPSession(page);
+      await cdp.send('Network.enable');
+      const throttle = (uploadThroughput: number) =>
+        cdp.send('Network.emulateNetworkConditions', {
+          offline: false,
+          latency: 0,
+          downloadThroughput: -1,
+          uploadThroughput,
+        });
+      await throttle(4 * MiB);
       await dropFiles(page, [big]);
-      // Both allowed parts are stored before the reload.
+      // At least two parts are stored, and the upload is not finished, when the page reloads.
+      let id: string | undefined;
       for (;;) {
         const sessions = await call(t.api('/users/me/media?status=PENDING'), { headers: user.auth });
-        const id = sessions.body.items[0]?.mediaId;
+        id = sessions.body.items.find((m: any) => m.fileName === 'big-40mb.jpg')?.mediaId;
         if (id) {
           const parts = await call(t.api(`/media/${id}/parts`), { headers: user.auth });
           if (parts.body.parts?.length >= 2) break;
         }
         await new Promise((r) => setTimeout(r, 100));
       }
-      assert.ok(held > 0);
       await page.reload();
-      await page.unrouteAll({ behavior: 'ignoreErrors' });
+      await throttle(-1);
+      await cdp.detach();
+      assert.equal((await call(t.api(`/media/${id}`), { headers: user.auth })).body.status, 'PENDING');
       await page.getByRole('heading', { name: 'Upload' }).waitFor();
       const result = nextUpload();
       await dropFiles(page, [big]);

@@ -92,12 +92,19 @@ test(
     const media = await ready(id);
     assert.equal(media.storageBackend, 's3');
     await page.goto(`${t.base}/#/media/${id}`);
-    await page.waitForFunction(() => {
-      const el = document
-        .querySelector('mediary-detail-page mediary-image')
-        ?.shadowRoot?.querySelector('img:not(.ph)');
-      return el instanceof HTMLImageElement && el.complete && el.naturalWidth > 0;
-    });
+    await page
+      .waitForFunction(() => {
+        const el = document
+          .querySelector('mediary-detail-page mediary-image')
+          ?.shadowRoot?.querySelector('img:not(.ph)');
+        return el instanceof HTMLImageElement && el.complete && el.naturalWidth > 0;
+      })
+      .catch(async (err: unknown) => {
+        const img = await page
+          .locator('mediary-detail-page mediary-image')
+          .evaluate((el) => el.shadowRoot?.innerHTML ?? '');
+        throw new Error(`the variant did not render: ${problems.join(' | ')} ${img}`, { cause: err });
+      });
     const src = await page
       .locator('mediary-detail-page mediary-image img:not(.ph)')
       .evaluate((el: HTMLImageElement) => el.currentSrc);

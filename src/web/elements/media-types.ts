@@ -23,5 +23,5 @@ export interface RenderableMedia extends MediaView {
   variants?: VariantView[];
   placeholder?: string | null;
   hls?: HlsView | null;
-  gps?: { latitude: number; longitude: number; altitude: number | null } | null;
+  gps?: { latitude: number; longitude: number; altitude?: number } | null;
 }

@@ -197,7 +197,7 @@ class DetailPage extends Page {
               ? this.table('Location (only you see this)', [
                   ['Latitude', m.gps.latitude.toFixed(5)],
                   ['Longitude', m.gps.longitude.toFixed(5)],
-                  ...(m.gps.altitude !== null
+                  ...(typeof m.gps.altitude === 'number'
                     ? [['Altitude', `${m.gps.altitude.toFixed(0)} m`] as [string, string]]
                     : []),
                 ])

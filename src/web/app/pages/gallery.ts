@@ -47,6 +47,9 @@ class GalleryPage extends Page {
     } finally {
       this.loading = false;
     }
+    // The sentinel may still be in view after a short page: the observer reports only changes.
+    await this.updateComplete;
+    this.recheck();
   }
 
   override updated() {
@@ -54,7 +57,7 @@ class GalleryPage extends Page {
     if (!sentinel || this.observer) return;
     this.observer = new IntersectionObserver(
       (entries) => {
-        if (entries.some((e) => e.isIntersecting)) void this.more().then(() => this.recheck());
+        if (entries.some((e) => e.isIntersecting)) void this.more();
       },
       { rootMargin: '600px' },
     );
