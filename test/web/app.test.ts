@@ -356,46 +356,27 @@ describe('the web app (local store)', () => {
   });
 });
 
-describe('device and queue endpoints', () => {
-  test(
-    'only the owner sees, creates and revokes their devices; devices themselves cannot',
-    { timeout: 120_000 },
-    async () => {
-      const bob = await t.user('bob');
-      const own = await call(t.api('/devices'), {
-        method: 'POST',
-        headers: bob.auth,
-        json: { name: 'porch' },
-      });
-      assert.equal(own.status, 201);
-      assert.equal(
-        (await call(t.api('/devices'), { headers: user.auth })).body.items.some(
-          (d: any) => d.id === own.body.device.id,
-        ),
-        false,
-      );
-      const steal = await call(t.api(`/devices/${own.body.device.id}`), {
-        method: 'DELETE',
-        headers: user.auth,
-      });
-      assert.equal(steal.status, 404);
-      const asDevice = await call(t.api('/devices'), {
-        headers: { authorization: `Bearer ${own.body.apiKey}` },
-      });
-      assert.equal(asDevice.status, 404);
-      const bad = await call(t.api('/devices'), {
-        method: 'POST',
-        headers: bob.auth,
-        json: { name: '', extra: 1 },
-      });
-      assert.equal(bad.status, 400);
-      assert.equal(bad.body.error.code, 'validation_failed');
-      const q = await call(t.api('/users/me/queue'), { headers: bob.auth });
-      assert.deepEqual(q.body, { waiting: 0, active: 0, failed: 0, deadLettered: 0 });
-      assert.equal((await call(t.api('/users/alice/queue'), { headers: bob.auth })).status, 404);
-      const limits = await call(t.api('/limits'), { headers: bob.auth });
-      assert.ok(limits.body.allowedMimeTypes.includes('image/jpeg'));
-      assert.equal((await call(t.api('/limits'))).status, 401);
-    },
-  );
+describe('the endpoints the app adds', () => {
+  test("cameras, queue and limits: the caller's own only; devices and strangers get 404", async () => {
+    const bob = await t.user('bob');
+    const own = await call(t.api('/devices'), { method: 'POST', headers: bob.auth, json: { name: 'porch' } });
+    assert.equal(own.status, 201);
+    const deviceId = own.body.device.deviceId;
+    const cams = await call(t.api(`/devices/${deviceId}/cameras`), { headers: bob.auth });
+    assert.deepEqual(cams.body, { items: [] });
+    assert.equal((await call(t.api(`/devices/${deviceId}/cameras`), { headers: user.auth })).status, 404);
+    const asDevice = await call(t.api(`/devices/${deviceId}/cameras`), {
+      headers: { authorization: `Bearer ${own.body.apiKey}` },
+    });
+    assert.equal(asDevice.status, 404);
+    const bad = await call(t.api('/devices/not-a-uuid/cameras'), { headers: bob.auth });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.error.code, 'validation_failed');
+    const q = await call(t.api('/users/me/queue'), { headers: bob.auth });
+    assert.deepEqual(q.body, { waiting: 0, active: 0, failed: 0, deadLettered: 0 });
+    assert.equal((await call(t.api('/users/alice/queue'), { headers: bob.auth })).status, 404);
+    const limits = await call(t.api('/limits'), { headers: bob.auth });
+    assert.ok(limits.body.allowedMimeTypes.includes('image/jpeg'));
+    assert.equal((await call(t.api('/limits'))).status, 401);
+  });
 });

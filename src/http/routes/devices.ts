@@ -1,58 +1,102 @@
-/**
- * What the web app's device and admin pages need beyond the media API: a user's own devices
- * (list with cameras and last seen, create, revoke), their processing queue counts, and the
- * upload limits a client checks files against before sending them.
- */
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { createOwnedDevice, listOwnedDevices, queueCounts, revokeOwnedDevice } from '../../auth/devices.ts';
-import type { Config } from '../../config.ts';
-import type { Queryable } from '../../db/pool.ts';
-import { MIME_CATALOG } from '../../media/catalog.ts';
-import { principalOf, type registerAuth } from '../auth.ts';
-import { errors, Nullable, Text, Uuid } from '../schemas.ts';
+import { MAX_KEY_OVERLAP_SECONDS, type Config } from '../../config.ts';
+import type { DeviceRow } from '../../devices/repo.ts';
+import type { DeviceService } from '../../devices/service.ts';
+import { perPrincipalRateLimit, principalOf, type registerAuth } from '../auth.ts';
+import { errors, Text, Uuid } from '../schemas.ts';
 
 export interface DeviceRouteDeps {
-  db: Queryable;
-  config: Config;
+  devices: DeviceService;
   auth: ReturnType<typeof registerAuth>;
+  config: Pick<Config, 'rateLimit'>;
 }
 
 const DateTime = Type.String({ format: 'date-time' });
-const DeviceView = Type.Object({
-  id: Uuid,
-  name: Type.String(),
-  ownerUserId: Nullable(Type.String()),
-  createdAt: DateTime,
-});
-const OwnedDeviceView = Type.Object({
-  ...DeviceView.properties,
-  lastSeenAt: Nullable(
-    Type.String({ format: 'date-time', description: 'When the device last opened an upload session.' }),
-  ),
-  cameras: Type.Array(
-    Type.Object({
-      cameraId: Type.String(),
-      latestCaptureAt: DateTime,
-      mediaCount: Type.Integer(),
-    }),
-    { description: 'Cameras with media of this owner, newest capture first.' },
-  ),
+const UserId = Type.String({ minLength: 1, maxLength: 200, pattern: '^[^\\u0000]*$' });
+const DeviceName = Text({ minLength: 1, maxLength: 200 });
+const ApiKey = Type.String({
+  description: 'The device API key (`mdk_…`), shown this once: only its hash is stored.',
 });
 
-export const deviceRoutes: FastifyPluginAsyncTypebox<DeviceRouteDeps> = async (app, { db, config, auth }) => {
+export const DeviceView = Type.Object({
+  deviceId: Uuid,
+  name: Type.String(),
+  ownerUserId: Type.Union([Type.String(), Type.Null()]),
+  createdAt: DateTime,
+  revokedAt: Type.Union([DateTime, Type.Null()]),
+  lastSeenAt: Type.Union([DateTime, Type.Null()], {
+    description: 'Last authenticated request (to the minute); null if never seen.',
+  }),
+  keyRotatedAt: Type.Union([DateTime, Type.Null()]),
+  previousKeyExpiresAt: Type.Union([DateTime, Type.Null()], {
+    description: 'While a rotation’s overlap lasts, the replaced key still works until then.',
+  }),
+  usage: Type.Object({
+    storedBytes: Type.Integer({ description: 'Declared bytes of its media not DELETED or FAILED.' }),
+    openSessions: Type.Integer({ description: 'PENDING upload sessions.' }),
+  }),
+});
+
+const iso = (d: Date | null) => (d ? d.toISOString() : null);
+const toDeviceView = (d: DeviceRow): Static<typeof DeviceView> => ({
+  deviceId: d.id,
+  name: d.name,
+  ownerUserId: d.owner_user_id,
+  createdAt: d.created_at.toISOString(),
+  revokedAt: iso(d.revoked_at),
+  lastSeenAt: iso(d.last_seen_at),
+  keyRotatedAt: iso(d.key_rotated_at),
+  previousKeyExpiresAt: iso(d.previous_key_expires_at),
+  usage: { storedBytes: Number(d.stored_bytes ?? 0), openSessions: d.open_sessions ?? 0 },
+});
+
+const WithKey = Type.Object({ device: DeviceView, apiKey: ApiKey });
+const DeviceParams = Type.Object({
+  id: Type.Union([Uuid, Type.Literal('me')], { description: 'A device id, or `me` for the calling device.' }),
+});
+const OwnedParams = Type.Object({ id: Uuid });
+const RotateBody = Type.Object(
+  {
+    overlapSeconds: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: MAX_KEY_OVERLAP_SECONDS,
+        description: 'How long the replaced key keeps working (default DEVICE_KEY_OVERLAP_SECONDS).',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+/** RFC 8628's user code: 8 letters shown as XXXX-XXXX (any case, dashes and spaces ignored when typed). */
+const UserCode = Type.String({ minLength: 1, maxLength: 32, pattern: '^[A-Za-z \\-]+$' });
+
+export const deviceRoutes: FastifyPluginAsyncTypebox<DeviceRouteDeps> = async (
+  app,
+  { devices, auth, config },
+) => {
+  const tags = ['devices'];
+  const claimLimit = (bucket: string) =>
+    perPrincipalRateLimit(bucket, config.rateLimit.deviceClaimsPerMinute);
+
   app.get(
     '/devices',
     {
       onRequest: auth.required,
       schema: {
-        summary: 'Your devices, with their cameras and when each was last seen (users)',
-        tags: ['devices'],
+        summary: 'Your devices, with last-seen time and usage',
         operationId: 'listDevices',
-        response: { 200: Type.Object({ items: Type.Array(OwnedDeviceView) }), ...errors(401, 404) },
+        tags,
+        querystring: Type.Object(
+          { includeRevoked: Type.Boolean({ default: false }) },
+          { additionalProperties: false },
+        ),
+        response: { 200: Type.Object({ items: Type.Array(DeviceView) }), ...errors(400, 401, 403) },
       },
     },
-    async (request) => ({ items: await listOwnedDevices(db, principalOf(request)) }),
+    async (request) => ({
+      items: (await devices.list(principalOf(request), request.query.includeRevoked)).map(toDeviceView),
+    }),
   );
 
   app.post(
@@ -60,89 +104,186 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<DeviceRouteDeps> = async (a
     {
       onRequest: auth.required,
       schema: {
-        summary: 'Register a device you own; its API key is in this answer only',
-        tags: ['devices'],
+        summary: 'Create a device you own; its key is in the answer, once',
         operationId: 'createDevice',
-        body: Type.Object({ name: Text({ minLength: 1, maxLength: 200 }) }, { additionalProperties: false }),
-        response: {
-          201: Type.Object({
-            device: DeviceView,
-            apiKey: Type.String({ description: 'Shown once: only its SHA-256 is stored.' }),
-          }),
-          ...errors(400, 401, 404),
-        },
+        tags,
+        body: Type.Object({ name: DeviceName }, { additionalProperties: false }),
+        response: { 201: WithKey, ...errors(400, 401, 403) },
       },
     },
-    async (request, reply) =>
-      reply.status(201).send(await createOwnedDevice(db, principalOf(request), request.body.name)),
+    async (request, reply) => {
+      const { device, apiKey } = await devices.create(principalOf(request), request.body.name);
+      void reply.status(201).header('cache-control', 'no-store');
+      return { device: toDeviceView(device), apiKey };
+    },
   );
 
-  app.delete(
+  app.get(
     '/devices/:id',
     {
       onRequest: auth.required,
       schema: {
-        summary: 'Revoke a device you own (its key stops working at once)',
-        tags: ['devices'],
-        operationId: 'revokeDevice',
-        params: Type.Object({ id: Uuid }),
-        response: { 204: Type.Null(), ...errors(400, 401, 404) },
+        summary: 'One device (its owner, or the device itself as `me`)',
+        operationId: 'getDevice',
+        tags,
+        params: DeviceParams,
+        response: { 200: DeviceView, ...errors(400, 401, 404) },
       },
+    },
+    async (request) => toDeviceView(await devices.get(principalOf(request), request.params.id)),
+  );
+
+  app.patch(
+    '/devices/:id',
+    {
+      onRequest: auth.required,
+      schema: {
+        summary: 'Rename a device or hand it over to another user (its owner)',
+        description:
+          'Handing over takes effect at once; captures uploaded before stay with the previous owner.',
+        operationId: 'updateDevice',
+        tags,
+        params: OwnedParams,
+        body: Type.Object(
+          { name: Type.Optional(DeviceName), ownerUserId: Type.Optional(UserId) },
+          { additionalProperties: false, minProperties: 1 },
+        ),
+        response: { 200: DeviceView, ...errors(400, 401, 404, 409) },
+      },
+    },
+    async (request) =>
+      toDeviceView(await devices.update(principalOf(request), request.params.id, request.body)),
+  );
+
+  app.post(
+    '/devices/:id/revoke',
+    {
+      onRequest: auth.required,
+      schema: {
+        summary: 'Revoke a device: its keys stop working on every server at once (its owner)',
+        operationId: 'revokeDevice',
+        tags,
+        params: OwnedParams,
+        response: { 200: DeviceView, ...errors(400, 401, 404) },
+      },
+      config: { optionalBody: true },
+    },
+    async (request) => toDeviceView(await devices.revoke(principalOf(request), request.params.id)),
+  );
+
+  app.post(
+    '/devices/:id/rotate-key',
+    {
+      onRequest: auth.required,
+      schema: {
+        summary: 'A new key for a device; the old one keeps working for the overlap (owner or the device)',
+        operationId: 'rotateDeviceKey',
+        tags,
+        params: DeviceParams,
+        body: Type.Union([Type.Null(), RotateBody]),
+        response: { 200: WithKey, ...errors(400, 401, 404, 409) },
+      },
+      config: { optionalBody: true },
     },
     async (request, reply) => {
-      await revokeOwnedDevice(db, principalOf(request), request.params.id);
-      return reply.status(204).send(null);
+      const { device, apiKey } = await devices.rotateKey(
+        principalOf(request),
+        request.params.id,
+        request.body?.overlapSeconds,
+      );
+      void reply.header('cache-control', 'no-store');
+      return { device: toDeviceView(device), apiKey };
     },
   );
 
-  app.get(
-    '/users/:userId/queue',
+  app.post(
+    '/devices/claim',
     {
       onRequest: auth.required,
       schema: {
-        summary: 'Your media in the processing queue (`me`): waiting, active, failed, dead-lettered',
-        tags: ['processing'],
-        operationId: 'getUserQueue',
-        params: Type.Object({ userId: Type.String({ minLength: 1, maxLength: 200 }) }),
-        response: {
-          200: Type.Object({
-            waiting: Type.Integer({ description: 'UPLOADED: queued for processing.' }),
-            active: Type.Integer({ description: 'PROCESSING.' }),
-            failed: Type.Integer({ description: 'FAILED after upload (retry with retry-processing).' }),
-            deadLettered: Type.Integer({
-              description:
-                'FAILED with `processing_failed`: every retry failed; the job is in the dead-letter queue.',
-            }),
-          }),
-          ...errors(400, 401, 404),
-        },
+        summary: 'Claim a device by the code it shows; it becomes yours and fetches its own key',
+        operationId: 'claimDevice',
+        tags,
+        body: Type.Object(
+          { userCode: UserCode, name: Type.Optional(DeviceName) },
+          { additionalProperties: false },
+        ),
+        response: { 201: DeviceView, ...errors(400, 401, 403, 404, 429) },
       },
+      config: { rateLimit: claimLimit('device-claim-enter') },
     },
-    async (request) => queueCounts(db, principalOf(request), request.params.userId),
+    async (request, reply) => {
+      void reply.status(201);
+      return toDeviceView(
+        await devices.claim(principalOf(request), request.body.userCode, request.body.name),
+      );
+    },
   );
 
-  app.get(
-    '/limits',
+  app.post(
+    '/device-claims',
     {
-      onRequest: auth.required,
       schema: {
-        summary: 'What this server accepts: MIME types and size limits (for client-side checks)',
-        tags: ['media'],
-        operationId: 'getUploadLimits',
+        summary: 'A device starts a claim: it shows `userCode` and polls with `deviceCode` (no credentials)',
+        operationId: 'startDeviceClaim',
+        tags,
+        body: Type.Object({ name: DeviceName }, { additionalProperties: false }),
         response: {
-          200: Type.Object({
-            allowedMimeTypes: Type.Array(Type.String()),
-            maxImageBytes: Type.Integer(),
-            maxVideoBytes: Type.Integer(),
+          201: Type.Object({
+            deviceCode: Type.String({ description: 'Secret: the device polls with it; never show it.' }),
+            userCode: Type.String({ description: 'Show this (XXXX-XXXX); the owner types it in.' }),
+            expiresAt: DateTime,
+            intervalSeconds: Type.Integer({ description: 'Poll no more often than this.' }),
           }),
-          ...errors(401),
+          ...errors(400, 429),
         },
       },
+      config: { rateLimit: claimLimit('device-claim-start') },
     },
-    async () => ({
-      allowedMimeTypes: [...(config.uploads.allowedMimeTypes ?? Object.keys(MIME_CATALOG))],
-      maxImageBytes: config.uploads.maxImageBytes,
-      maxVideoBytes: config.uploads.maxVideoBytes,
-    }),
+    async (request, reply) => {
+      const started = await devices.startClaim(request.body.name);
+      void reply.status(201).header('cache-control', 'no-store');
+      return { ...started, expiresAt: started.expiresAt.toISOString(), intervalSeconds: 5 };
+    },
+  );
+
+  app.post(
+    '/device-claims/token',
+    {
+      schema: {
+        summary: 'The device polls: 202 while nobody has entered its code, then 200 with its key, once',
+        operationId: 'pollDeviceClaim',
+        tags,
+        body: Type.Object(
+          { deviceCode: Type.String({ minLength: 1, maxLength: 100 }) },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({
+            status: Type.Literal('claimed'),
+            deviceId: Uuid,
+            name: Type.String(),
+            ownerUserId: Type.String(),
+            apiKey: ApiKey,
+          }),
+          202: Type.Object({
+            status: Type.Literal('pending'),
+            intervalSeconds: Type.Integer(),
+            expiresAt: DateTime,
+          }),
+          ...errors(400, 404, 410, 429),
+        },
+      },
+      config: { rateLimit: perPrincipalRateLimit('device-claim-poll', 60) },
+    },
+    async (request, reply) => {
+      const poll = await devices.pollClaim(request.body.deviceCode);
+      void reply.header('cache-control', 'no-store');
+      if (poll.status === 'pending') {
+        void reply.status(202).header('retry-after', String(poll.intervalSeconds));
+        return { ...poll, expiresAt: poll.expiresAt.toISOString() };
+      }
+      return poll;
+    },
   );
 };

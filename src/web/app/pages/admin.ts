@@ -98,7 +98,7 @@ class AdminPage extends Page {
   private async revoke(d: OwnedDevice) {
     if (!confirm(`Revoke ${d.name}? Its key stops working at once.`)) return;
     await this.guard(async () => {
-      await api.raw('DELETE', `/devices/${d.id}`);
+      await api.json('POST', `/devices/${d.deviceId}/revoke`, {});
       await this.loadDevices();
     });
   }
@@ -157,10 +157,10 @@ class AdminPage extends Page {
                   <tbody>
                     ${this.devices.map(
                       (d) =>
-                        html`<tr data-device-id=${d.id}>
+                        html`<tr data-device-id=${d.deviceId}>
                           <td>
                             ${d.name}
-                            <div class="muted small mono">${d.id}</div>
+                            <div class="muted small mono">${d.deviceId}</div>
                           </td>
                           <td>${when(d.createdAt)}</td>
                           <td>${d.lastSeenAt ? when(d.lastSeenAt) : 'never'}</td>

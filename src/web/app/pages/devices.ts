@@ -5,11 +5,15 @@ import { api, errorText } from '../session.ts';
 import { mediaCard } from './card.ts';
 
 export interface OwnedDevice {
-  id: string;
+  deviceId: string;
   name: string;
   createdAt: string;
   lastSeenAt: string | null;
-  cameras: { cameraId: string; latestCaptureAt: string; mediaCount: number }[];
+}
+interface Camera {
+  cameraId: string;
+  latestCaptureAt: string;
+  mediaCount: number;
 }
 
 const LATEST = 6;
@@ -21,7 +25,7 @@ class DevicesPage extends Page {
     captures: { state: true },
     error: { state: true },
   };
-  declare devices: OwnedDevice[] | undefined;
+  declare devices: (OwnedDevice & { cameras: Camera[] })[] | undefined;
   declare captures: Map<string, RenderableMedia[]>;
   declare error: string | undefined;
   private timer: ReturnType<typeof setInterval> | undefined;
@@ -45,13 +49,19 @@ class DevicesPage extends Page {
 
   private async load() {
     try {
-      const { items } = await api.json<{ items: OwnedDevice[] }>('GET', '/devices');
+      const list = await api.json<{ items: OwnedDevice[] }>('GET', '/devices');
+      const items = await Promise.all(
+        list.items.map(async (d) => ({
+          ...d,
+          cameras: (await api.json<{ items: Camera[] }>('GET', `/devices/${d.deviceId}/cameras`)).items,
+        })),
+      );
       const captures = new Map<string, RenderableMedia[]>();
       await Promise.all(
         items.flatMap((d) =>
           d.cameras.map(async (c) => {
-            const page = await api.listDeviceMedia(d.id, { cameraId: c.cameraId, limit: LATEST });
-            captures.set(`${d.id}/${c.cameraId}`, page.items);
+            const page = await api.listDeviceMedia(d.deviceId, { cameraId: c.cameraId, limit: LATEST });
+            captures.set(`${d.deviceId}/${c.cameraId}`, page.items);
           }),
         ),
       );
@@ -80,7 +90,7 @@ class DevicesPage extends Page {
       }
       ${this.devices.map(
         (d) =>
-          html`<section class="card device" data-device-id=${d.id}>
+          html`<section class="card device" data-device-id=${d.deviceId}>
             <h2>${d.name}</h2>
             <p class="muted small">Last seen ${when(d.lastSeenAt)}</p>
             ${d.cameras.length === 0 ? html`<p class="muted">No captures yet.</p>` : nothing}
@@ -94,7 +104,7 @@ class DevicesPage extends Page {
                     >
                   </h3>
                   <ul class="grid small-tiles" aria-label=${`Latest captures of ${d.name} ${c.cameraId}`}>
-                    ${(this.captures.get(`${d.id}/${c.cameraId}`) ?? []).map((m) => mediaCard(m, '160px'))}
+                    ${(this.captures.get(`${d.deviceId}/${c.cameraId}`) ?? []).map((m) => mediaCard(m, '160px'))}
                   </ul>`,
             )}
           </section>`,
