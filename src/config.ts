@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /** The longest overlap a device key rotation may ask for (30 days). */
 export const MAX_KEY_OVERLAP_SECONDS = 30 * 24 * 3600;
@@ -102,6 +103,8 @@ export interface Config {
   /** The internal gRPC API (proto/mediary/v1/media.proto); undefined when GRPC_PORT is unset. */
   grpc: { host: string; port: number; serviceToken: string } | undefined;
   worker: { enabled: boolean };
+  /** The web app `mediary serve` serves at `/`: the folder built by `npm run build:client`. */
+  web: { dir: string };
   processing: ProcessingConfig;
   events: EventsConfig;
   webhooks: WebhooksConfig;
@@ -445,6 +448,12 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       keyOverlapSeconds: int(env, 'DEVICE_KEY_OVERLAP_SECONDS', 3600, 0, MAX_KEY_OVERLAP_SECONDS),
     },
     grpc: grpcConfig(env),
+    web: {
+      dir: path.resolve(
+        cwd,
+        str(env, 'WEB_DIR') ?? path.join(path.dirname(fileURLToPath(import.meta.url)), '../dist/web/app'),
+      ),
+    },
     quotas: {
       user: {
         storedBytes: int(env, 'QUOTA_USER_BYTES', 0, 0, Number.MAX_SAFE_INTEGER),

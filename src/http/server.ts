@@ -43,6 +43,8 @@ import { multipartRoutes, partUploadRoute } from './routes/multipart.ts';
 import { storageRoutes } from './routes/storage.ts';
 import { tusRoutes } from './routes/tus.ts';
 import { usageRoutes } from './routes/usage.ts';
+import { webRoutes } from './routes/web.ts';
+import { webApiRoutes } from './routes/web-api.ts';
 
 export interface HttpDeps {
   config: Config;
@@ -138,6 +140,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     maxPerMinute: deps.config.rateLimit.authFailuresPerMinute,
   });
   await app.register(healthRoutes, { db: deps.db });
+  await app.register(webRoutes, { config: deps.config });
   await app.register(
     async (api) => {
       await api.register(mediaRoutes, { media: deps.media, auth, config: deps.config });
@@ -163,6 +166,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
         logger: deps.logger,
       });
       await api.register(webhookRoutes, { webhooks: deps.webhooks, auth });
+      await api.register(webApiRoutes, { db: deps.db, config: deps.config, auth });
       const mp = { media: deps.media, multipart: deps.multipart, auth, config: deps.config };
       await api.register(multipartRoutes, mp);
       await api.register(partUploadRoute, mp);
