@@ -21,7 +21,8 @@ import { ObjectTooLargeError, type ObjectStore } from '../storage/types.ts';
 import { BufferPool, type BufferLease } from './buffer-pool.ts';
 import { readExifOf } from './exif.ts';
 import type { MemoryBudget } from './memory-budget.ts';
-import { HeifDecodeError, HeifUnavailableError, type HeifConverter } from './heif.ts';
+import { HeifDecodeError, HeifUnavailableError } from './heif.ts';
+import type { HeifDecoder } from './tools.ts';
 import * as repo from './repo.ts';
 import {
   exifBlock,
@@ -65,7 +66,7 @@ export function publicMessage(err: Error): string {
 export interface ImageJobDeps {
   pool: Pool;
   store: ObjectStore;
-  heif: HeifConverter;
+  heif: HeifDecoder;
   config: Pick<ProcessingConfig, 'variantFormat' | 'maxPixels' | 'maxDecodeBytes' | 'concurrency'>;
   /** The worker's decode-memory budget (shared by its image jobs); none: no waiting. */
   budget?: MemoryBudget;

@@ -1,0 +1,119 @@
+/**
+ * HEIC/HEIF → JPEG with libheif compiled to WebAssembly (npm `libheif-js`): the fallback when
+ * Debian's heif-convert is not installed (tools.ts chooses). Same contract as heif.ts: only for
+ * an image whose header passed `probeHeif`, the primary image with its transforms (irot/imir)
+ * applied, the Exif block carried into the JPEG.
+ *
+ * The decode runs in a worker thread of its own (heif-wasm-worker.ts), so a cancel or the time
+ * budget stops it at once (the thread is terminated, its wasm memory freed). Limits: the pixel
+ * limit is checked again on the decoded size before any pixel is decoded; the RGBA buffer is
+ * 4 bytes a pixel of an image within that limit. Unlike heif-convert, only the primary image
+ * is decoded.
+ */
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+import sharp from 'sharp';
+import { HeifDecodeError, HeifUnavailableError, type HeifConvertOptions } from './heif.ts';
+import type { WasmDecodeReply, WasmDecodeRequest } from './heif-wasm-worker.ts';
+
+/** The JPEG quality heif-convert is run with (heif.ts). */
+const JPEG_QUALITY = 92;
+/** An APP1 segment holds at most 65,535 bytes, its length field and "Exif\0\0" included. */
+const MAX_EXIF_BYTES = 65_535 - 2 - 6;
+
+// Worker threads do not inherit the tsx loader the `mediary` command registers: when this file
+// runs as TypeScript, the thread registers tsx before it imports the worker module.
+const BOOT = `const { workerData } = require('node:worker_threads');
+(async () => {
+  if (workerData.tsx) (await import(workerData.tsx)).register();
+  await import(workerData.entry);
+})().catch((err) => { throw err; });`;
+
+function workerEntry(): { entry: string; tsx: string | undefined } {
+  const self = import.meta.url;
+  const ts = self.endsWith('.ts');
+  return {
+    entry: new URL(ts ? './heif-wasm-worker.ts' : './heif-wasm-worker.js', self).href,
+    tsx: ts ? import.meta.resolve('tsx/esm/api') : undefined,
+  };
+}
+
+/** A JPEG with the Exif block (TIFF header first) inserted as APP1 right after SOI. */
+export function withExif(jpeg: Buffer, tiff: Uint8Array | null): Buffer {
+  if (!tiff || tiff.length === 0 || tiff.length > MAX_EXIF_BYTES) return jpeg;
+  const header = Buffer.alloc(10);
+  header.writeUInt16BE(0xffe1, 0);
+  header.writeUInt16BE(2 + 6 + tiff.length, 2);
+  header.write('Exif\0\0', 4, 'latin1');
+  return Buffer.concat([jpeg.subarray(0, 2), header, tiff, jpeg.subarray(2)]);
+}
+
+export class WasmHeifDecoder {
+  private available: boolean | undefined;
+
+  constructor(private readonly timeoutMs = 120_000) {}
+
+  /** Whether libheif-js is installed (checked once: it cannot appear without a restart anyway). */
+  async isAvailable(): Promise<boolean> {
+    if (this.available === undefined) {
+      try {
+        createRequire(import.meta.url).resolve('libheif-js/package.json');
+        this.available = true;
+      } catch {
+        this.available = false;
+      }
+    }
+    return this.available;
+  }
+
+  async toJpeg(input: Buffer, signal: AbortSignal, opts: HeifConvertOptions): Promise<Buffer> {
+    if (!(await this.isAvailable())) throw new HeifUnavailableError();
+    signal.throwIfAborted();
+    const reply = await this.decode(input, signal, opts.maxPixels);
+    if (!reply.ok) {
+      throw new HeifDecodeError(`The HEIC image cannot be decoded: ${reply.reason.slice(0, 200)}`);
+    }
+    const jpeg = await sharp(reply.rgba, {
+      raw: { width: reply.width, height: reply.height, channels: 4 },
+      limitInputPixels: opts.maxPixels,
+    })
+      .removeAlpha()
+      .jpeg({ quality: JPEG_QUALITY })
+      .toBuffer();
+    signal.throwIfAborted();
+    return withExif(jpeg, reply.exif);
+  }
+
+  private decode(input: Buffer, signal: AbortSignal, maxPixels: number): Promise<WasmDecodeReply> {
+    const { entry, tsx } = workerEntry();
+    const request: WasmDecodeRequest = { input: new Uint8Array(input), maxPixels };
+    return new Promise<WasmDecodeReply>((resolve, reject) => {
+      const worker = new Worker(BOOT, { eval: true, workerData: { ...request, entry, tsx } });
+      let settled = false;
+      const finish = (fn: () => void) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        void worker.terminate();
+        fn();
+      };
+      const timer = setTimeout(
+        () =>
+          finish(() =>
+            reject(new HeifDecodeError(`The HEIC image cannot be decoded within ${this.timeoutMs} ms.`)),
+          ),
+        this.timeoutMs,
+      );
+      const onAbort = () => finish(() => reject(signal.reason as Error));
+      signal.addEventListener('abort', onAbort, { once: true });
+      worker.once('message', (reply: WasmDecodeReply) => finish(() => resolve(reply)));
+      worker.once('error', (err) =>
+        finish(() => reject(new HeifDecodeError(`The HEIC image cannot be decoded: ${err.message}`))),
+      );
+      worker.once('exit', (code) =>
+        finish(() => reject(new HeifDecodeError(`The HEIC decoder stopped (exit code ${code}).`))),
+      );
+    });
+  }
+}
