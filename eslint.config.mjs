@@ -9,7 +9,9 @@ export default tseslint.config(
   {
     languageOptions: {
       parserOptions: {
-        projectService: { allowDefaultProject: ['*.mjs', 'bin/*.mjs', 'scripts/*.mjs'] },
+        projectService: {
+          allowDefaultProject: ['*.mjs', 'bin/*.mjs', 'scripts/*.mjs', 'src/processing/*.mjs'],
+        },
         tsconfigRootDir: import.meta.dirname,
       },
     },

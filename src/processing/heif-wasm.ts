@@ -4,7 +4,7 @@
  * an image whose header passed `probeHeif`, the primary image with its transforms (irot/imir)
  * applied, the Exif block carried into the JPEG.
  *
- * The decode runs in a worker thread of its own (heif-wasm-worker.ts), so a cancel or the time
+ * The decode runs in a worker thread of its own (heif-wasm-worker.mjs), so a cancel or the time
  * budget stops it at once (the thread is terminated, its wasm memory freed). Limits: the pixel
  * limit is checked again on the decoded size before any pixel is decoded; the RGBA buffer is
  * 4 bytes a pixel of an image within that limit. Unlike heif-convert, only the primary image
@@ -14,29 +14,25 @@ import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import sharp from 'sharp';
 import { HeifDecodeError, HeifUnavailableError, type HeifConvertOptions } from './heif.ts';
-import type { WasmDecodeReply, WasmDecodeRequest } from './heif-wasm-worker.ts';
 
 /** The JPEG quality heif-convert is run with (heif.ts). */
 const JPEG_QUALITY = 92;
 /** An APP1 segment holds at most 65,535 bytes, its length field and "Exif\0\0" included. */
 const MAX_EXIF_BYTES = 65_535 - 2 - 6;
 
-// Worker threads do not inherit the tsx loader the `mediary` command registers: when this file
-// runs as TypeScript, the thread registers tsx before it imports the worker module.
-const BOOT = `const { workerData } = require('node:worker_threads');
-(async () => {
-  if (workerData.tsx) (await import(workerData.tsx)).register();
-  await import(workerData.entry);
-})().catch((err) => { throw err; });`;
+/** Plain JavaScript, so the thread needs no loader (see the file). */
+const WORKER = new URL('./heif-wasm-worker.mjs', import.meta.url);
 
-function workerEntry(): { entry: string; tsx: string | undefined } {
-  const self = import.meta.url;
-  const ts = self.endsWith('.ts');
-  return {
-    entry: new URL(ts ? './heif-wasm-worker.ts' : './heif-wasm-worker.js', self).href,
-    tsx: ts ? import.meta.resolve('tsx/esm/api') : undefined,
-  };
+/** What the worker thread is given. */
+interface WasmDecodeRequest {
+  input: Uint8Array;
+  maxPixels: number;
 }
+
+/** What the worker thread answers. */
+type WasmDecodeReply =
+  | { ok: true; width: number; height: number; rgba: Uint8Array; exif: Uint8Array | null }
+  | { ok: false; reason: string };
 
 /** A JPEG with the Exif block (TIFF header first) inserted as APP1 right after SOI. */
 export function withExif(jpeg: Buffer, tiff: Uint8Array | null): Buffer {
@@ -85,10 +81,9 @@ export class WasmHeifDecoder {
   }
 
   private decode(input: Buffer, signal: AbortSignal, maxPixels: number): Promise<WasmDecodeReply> {
-    const { entry, tsx } = workerEntry();
     const request: WasmDecodeRequest = { input: new Uint8Array(input), maxPixels };
     return new Promise<WasmDecodeReply>((resolve, reject) => {
-      const worker = new Worker(BOOT, { eval: true, workerData: { ...request, entry, tsx } });
+      const worker = new Worker(WORKER, { workerData: request });
       let settled = false;
       const finish = (fn: () => void) => {
         if (settled) return;

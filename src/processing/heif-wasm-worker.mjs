@@ -2,68 +2,35 @@
  * Worker thread of the WebAssembly HEIC decoder (heif-wasm.ts): decodes the primary image of one
  * HEIF file with libheif-js to RGBA and reads its Exif block, then posts both back. The thread
  * lives for one decode; the parent terminates it on cancel or timeout, which stops the wasm.
+ *
+ * Plain JavaScript on purpose: a worker thread does not inherit the tsx loader, and registering
+ * tsx in each thread costs seconds (it starts an esbuild service). Message shapes: WasmDecodeRequest
+ * in, WasmDecodeReply out (heif-wasm.ts).
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 
-export interface WasmDecodeRequest {
-  input: Uint8Array;
-  maxPixels: number;
-}
-
-export type WasmDecodeReply =
-  | { ok: true; width: number; height: number; rgba: Uint8Array; exif: Uint8Array | null }
-  | { ok: false; reason: string };
-
-interface HeifImage {
-  /** An embind object; its raw `heif_image_handle*` is `$$.ptr`. */
-  handle: { $$?: { ptr?: number } };
-  get_width(): number;
-  get_height(): number;
-  is_primary(): boolean;
-  display(
-    target: { data: Uint8ClampedArray; width: number; height: number },
-    done: (r: unknown) => void,
-  ): void;
-  free(): void;
-}
-
-interface LibHeif {
-  HeifDecoder: new () => { decode(input: Uint8Array): HeifImage[] };
-  HEAPU8: Uint8Array;
-  HEAP32: Int32Array;
-  HEAPU32: Uint32Array;
-  _malloc(n: number): number;
-  _free(p: number): void;
-  _heif_image_handle_get_number_of_metadata_blocks(h: number, filter: number): number;
-  _heif_image_handle_get_list_of_metadata_block_IDs(
-    h: number,
-    filter: number,
-    ids: number,
-    n: number,
-  ): number;
-  _heif_image_handle_get_metadata_size(h: number, id: number): number;
-  _heif_image_handle_get_metadata(err: number, h: number, id: number, out: number): void;
-}
-
 // libheif-js reports failures with console.log: keep the last line as the reason, print nothing.
 let lastMessage = '';
-console.log = (...args: unknown[]) => {
+console.log = (...args) => {
   lastMessage = args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' ');
 };
 
-function load(): LibHeif {
+function load() {
   const require = createRequire(import.meta.url);
   const dir = path.join(path.dirname(require.resolve('libheif-js/package.json')), 'libheif-wasm');
-  const factory = require(path.join(dir, 'libheif.js')) as (m: { wasmBinary: Uint8Array }) => LibHeif;
+  const factory = require(path.join(dir, 'libheif.js'));
   return factory({ wasmBinary: readFileSync(path.join(dir, 'libheif.wasm')) });
 }
 
-/** The raw Exif block of an image (TIFF header first), as libheif stores it; null if none. */
-function exifOf(lib: LibHeif, image: HeifImage): Uint8Array | null {
-  const handle = image.handle.$$?.ptr;
+/**
+ * The raw Exif block of an image (TIFF header first), as libheif stores it; null if none. The
+ * image's handle is an embind object whose raw `heif_image_handle*` is `$$.ptr`.
+ */
+function exifOf(lib, image) {
+  const handle = image.handle?.$$?.ptr;
   if (typeof handle !== 'number') return null;
   const filter = lib._malloc(5);
   lib.HEAPU8.set([0x45, 0x78, 0x69, 0x66, 0], filter); // "Exif"
@@ -73,7 +40,7 @@ function exifOf(lib: LibHeif, image: HeifImage): Uint8Array | null {
     const ids = lib._malloc(4 * n);
     try {
       lib._heif_image_handle_get_list_of_metadata_block_IDs(handle, filter, ids, n);
-      const id = lib.HEAPU32[ids >> 2]!;
+      const id = lib.HEAPU32[ids >> 2];
       const size = lib._heif_image_handle_get_metadata_size(handle, id);
       if (size <= 4 || size > 1024 * 1024) return null;
       const out = lib._malloc(size);
@@ -97,20 +64,21 @@ function exifOf(lib: LibHeif, image: HeifImage): Uint8Array | null {
   }
 }
 
-async function decode({ input, maxPixels }: WasmDecodeRequest): Promise<WasmDecodeReply> {
+async function decode({ input, maxPixels }) {
   const lib = load();
   const images = new lib.HeifDecoder().decode(input);
   const primary = images.find((i) => i.is_primary()) ?? images[0];
   if (!primary) return { ok: false, reason: lastMessage || 'no image in the file' };
+  // The size as displayed (transforms applied), checked before any pixel is decoded.
   const width = primary.get_width();
   const height = primary.get_height();
   if (!(width > 0 && height > 0) || width * height > maxPixels) {
     return { ok: false, reason: `${width}×${height} is over the pixel limit` };
   }
   const target = { data: new Uint8ClampedArray(width * height * 4), width, height };
-  const decoded = await new Promise<unknown>((resolve) => primary.display(target, resolve));
+  const decoded = await new Promise((resolve) => primary.display(target, resolve));
   if (!decoded) return { ok: false, reason: lastMessage || 'the bitstream does not decode' };
-  let exif: Uint8Array | null = null;
+  let exif = null;
   try {
     exif = exifOf(lib, primary);
   } catch {
@@ -120,12 +88,7 @@ async function decode({ input, maxPixels }: WasmDecodeRequest): Promise<WasmDeco
   return { ok: true, width, height, rgba, exif };
 }
 
-const port = parentPort!;
-decode(workerData as WasmDecodeRequest).then(
-  (reply) => port.postMessage(reply, reply.ok ? [reply.rgba.buffer as ArrayBuffer] : []),
-  (err: unknown) =>
-    port.postMessage({
-      ok: false,
-      reason: err instanceof Error ? err.message : String(err),
-    } satisfies WasmDecodeReply),
+decode(workerData).then(
+  (reply) => parentPort.postMessage(reply, reply.ok ? [reply.rgba.buffer] : []),
+  (err) => parentPort.postMessage({ ok: false, reason: err instanceof Error ? err.message : String(err) }),
 );
