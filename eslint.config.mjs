@@ -10,7 +10,7 @@ export default tseslint.config(
     languageOptions: {
       parserOptions: {
         projectService: {
-          allowDefaultProject: ['*.mjs', 'bin/*.mjs', 'scripts/*.mjs', 'src/processing/*.mjs'],
+          allowDefaultProject: ['*.mjs', 'bin/*.mjs', 'scripts/*.mjs', 'src/infra/imaging/*.mjs'],
         },
         tsconfigRootDir: import.meta.dirname,
       },
@@ -43,6 +43,58 @@ export default tseslint.config(
             {
               group: ['**/http/**', 'fastify', '@fastify/*'],
               message: 'Domain and infrastructure code must not depend on the HTTP layer.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // Layering (issue 14 §3): the domain reaches sharp, libheif, exifr, ffmpeg and pg-boss only
+    // through the ports of src/processing/ports.ts; the adapters live in src/infra/. Only the
+    // composition roots (src/app.ts, src/main.ts, src/cli/, src/processing/runtime.ts) import them.
+    // Its own rule name (typescript-eslint's), so this block and the HTTP one above do not replace
+    // each other's options.
+    files: [
+      'src/processing/**',
+      'src/media/**',
+      'src/posts/**',
+      'src/circles/**',
+      'src/devices/**',
+      'src/operations/**',
+    ],
+    ignores: ['src/processing/runtime.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          paths: ['sharp', 'exifr', 'pg-boss', 'libheif-js', 'node:child_process', 'child_process'].map(
+            (name) => ({
+              name,
+              message: 'Domain code uses the ports of src/processing/ports.ts; adapters live in src/infra/.',
+            }),
+          ),
+          patterns: [
+            {
+              group: ['**/infra/**', 'libheif-js/*'],
+              message: 'Domain code must not import src/infra/ (only the composition roots wire adapters).',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // Adapters are infrastructure: they never depend on the HTTP layer either.
+    files: ['src/infra/**'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/http/**', 'fastify', '@fastify/*'],
+              message: 'Infrastructure code must not depend on the HTTP layer.',
             },
           ],
         },

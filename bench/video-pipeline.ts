@@ -21,7 +21,7 @@ import { startServer } from '../src/app.ts';
 import { mintUserToken } from '../src/auth/principals.ts';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/log.ts';
-import { hlsArguments } from '../src/processing/video/ffmpeg.ts';
+import { hlsArguments } from '../src/infra/video/ffmpeg.ts';
 import { planLadder } from '../src/processing/video/ladder.ts';
 import { JWT_SECRET, tempDir, testEnv } from '../test/helpers/server.ts';
 import { upload, waitFor } from '../test/processing/helpers.ts';

@@ -8,6 +8,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Authenticator, DEVICE_CHANGED_CHANNEL } from './auth/principals.ts';
+import { DeviceService } from './devices/service.ts';
 import { StartupError, type Config } from './config.ts';
 import { attachOrStartEmbedded, startEmbedded, type EmbeddedDatabase } from './db/embedded.ts';
 import { NotificationListener } from './db/listener.ts';
@@ -18,7 +19,7 @@ import type { Logger } from './log.ts';
 import { MultipartUploads } from './media/multipart.ts';
 import { MediaService } from './media/service.ts';
 import { startSweeper } from './media/sweeper.ts';
-import { JobQueue } from './processing/queue.ts';
+import { PgBossQueue } from './infra/queue/pg-boss.ts';
 import { CircleService } from './circles/service.ts';
 import { startGrpcServer } from './grpc/server.ts';
 import { startPostMediaLifecycle } from './posts/lifecycle.ts';
@@ -95,7 +96,7 @@ export async function signingSecret(config: Config): Promise<string> {
 export interface Server {
   app: FastifyInstance;
   database: Database;
-  queue: JobQueue;
+  queue: PgBossQueue;
   /** The in-process worker (WORKER_ENABLED), if any. */
   worker: Worker | undefined;
   /** The media use cases (for admin commands and tests beside the HTTP API). */
@@ -132,7 +133,7 @@ async function startServerParts(
   const database = await openDatabase(config, logger, 'own');
   started.push({ name: 'database', stop: () => database.close() });
   const { pool } = database;
-  const queue = await JobQueue.start(pool, logger, queueOptions(config));
+  const queue = await PgBossQueue.start(pool, logger, queueOptions(config));
   started.push({ name: 'queue', stop: () => queue.stop() });
   const signer = new UrlSigner(await signingSecret(config));
   const store = createStore(config, config.storage.backend, signer);
@@ -159,6 +160,7 @@ async function startServerParts(
   );
   started.push({ name: 'device listener', stop: () => deviceChanges.stop() });
   const circles = new CircleService(pool, logger);
+  const devices = new DeviceService(pool, config.devices, logger);
   const media = new MediaService(pool, store, queue, signer, config, logger, multipart, circles);
   const processing = new ProcessingService(pool, media, store, queue, config, logger);
   const playback = new HlsPlayback(pool, media, store, signer, config);
@@ -187,6 +189,7 @@ async function startServerParts(
     playback,
     posts,
     circles,
+    devices,
     multipart,
     store,
     signer,
@@ -254,7 +257,7 @@ export interface WorkerProcess {
 export async function startWorkerProcess(config: Config, logger: Logger): Promise<WorkerProcess> {
   const database = await openDatabase(config, logger, 'attach');
   const { pool } = database;
-  const queue = await JobQueue.start(pool, logger, queueOptions(config), { owner: false });
+  const queue = await PgBossQueue.start(pool, logger, queueOptions(config), { owner: false });
   const signer = new UrlSigner(await signingSecret(config));
   const store = createStore(config, config.storage.backend, signer);
   const worker = await startWorker({ pool, queue, store, config: config.processing, logger });

@@ -1,5 +1,8 @@
 import path from 'node:path';
 
+/** The longest overlap a device key rotation may ask for (30 days). */
+export const MAX_KEY_OVERLAP_SECONDS = 30 * 24 * 3600;
+
 /** Every setting Mediary reads, parsed once at start-up and passed down. */
 export interface Config {
   host: string;
@@ -69,6 +72,15 @@ export interface Config {
     sessionsPerMinute: number;
     /** Failed authentications per client IP per minute before that IP gets 429s (0 = off). */
     authFailuresPerMinute: number;
+    /** Device claims started per client IP, and claim codes entered per user, per minute. */
+    deviceClaimsPerMinute: number;
+  };
+  /** Devices that owners manage (claim codes, key rotation). */
+  devices: {
+    /** How long a claim code stays usable. */
+    claimTtlSeconds: number;
+    /** The default overlap of a key rotation: the replaced key keeps working this long. */
+    keyOverlapSeconds: number;
   };
   /** Per-uploader limits checked when a session is created; 0 = no limit. */
   quotas: Quotas;
@@ -372,6 +384,11 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     rateLimit: {
       sessionsPerMinute: int(env, 'RATE_LIMIT_SESSIONS_PER_MINUTE', 600, 1, 1_000_000),
       authFailuresPerMinute: int(env, 'RATE_LIMIT_AUTH_FAILURES_PER_MINUTE', 60, 0, 1_000_000),
+      deviceClaimsPerMinute: int(env, 'RATE_LIMIT_DEVICE_CLAIMS_PER_MINUTE', 10, 1, 1_000_000),
+    },
+    devices: {
+      claimTtlSeconds: int(env, 'DEVICE_CLAIM_TTL_SECONDS', 600, 60, 3600),
+      keyOverlapSeconds: int(env, 'DEVICE_KEY_OVERLAP_SECONDS', 3600, 0, MAX_KEY_OVERLAP_SECONDS),
     },
     grpc: grpcConfig(env),
     quotas: {

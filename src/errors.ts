@@ -33,6 +33,7 @@ export const ERRORS = {
     message: 'Other bytes were already uploaded for this media; they are never replaced.',
   },
   upload_expired: { status: 410, message: 'The upload session has expired.' },
+  claim_expired: { status: 410, message: 'This device claim has expired or was completed already.' },
   idempotency_conflict: {
     status: 409,
     message: 'A request with this idempotency key declared a different file.',

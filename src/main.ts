@@ -146,6 +146,8 @@ async function clientCommand(command: string, rest: string[]): Promise<number | 
         return await (await import('./cli/media.ts')).mediaCommand(rest);
       case 'agent':
         return await (await import('./cli/agent.ts')).agentCommand(rest);
+      case 'claim':
+        return await (await import('./cli/claim.ts')).claimCommand(rest);
       default:
         return undefined;
     }

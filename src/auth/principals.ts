@@ -19,11 +19,14 @@ export interface Device {
   createdAt: string;
 }
 
+/** A new device API key (256 random bits); only its hash is stored. */
+export const newApiKey = () => DEVICE_KEY_PREFIX + randomBytes(32).toString('base64url');
+
 export async function createDevice(
   db: Queryable,
   input: { name: string; ownerUserId?: string | undefined },
 ): Promise<{ device: Device; apiKey: string }> {
-  const apiKey = DEVICE_KEY_PREFIX + randomBytes(32).toString('base64url');
+  const apiKey = newApiKey();
   const { rows } = await db.query<{
     id: string;
     name: string;
@@ -65,6 +68,8 @@ export async function revokeDevice(db: Queryable, id: string): Promise<boolean> 
 
 /** Bound on cached device keys; past it the oldest entries go first (Map keeps insertion order). */
 const DEVICE_CACHE_MAX = 10_000;
+/** A device's `last_seen_at` is written at most this often (one UPDATE per device per minute). */
+export const LAST_SEEN_RESOLUTION_MS = 60_000;
 
 /**
  * The channel on which the database announces a changed device: its id (migration 0005's row
@@ -122,6 +127,8 @@ export class Authenticator {
    * read the old row, so its result is used but not cached.
    */
   private forgets = 0;
+  /** When this process last wrote each device's `last_seen_at` (bounded like the cache). */
+  private readonly lastSeenWritten = new Map<string, number>();
 
   constructor(
     private readonly db: Queryable,
@@ -162,6 +169,16 @@ export class Authenticator {
   }
 
   private async device(key: string): Promise<Principal> {
+    const principal = await this.deviceByKey(key);
+    this.seen(principal.deviceId);
+    return principal;
+  }
+
+  /**
+   * The device a key belongs to: its current key, or the key a rotation replaced while its overlap
+   * window lasts (a cached previous key is kept no longer than that window).
+   */
+  private async deviceByKey(key: string): Promise<DevicePrincipal> {
     const hash = hashApiKey(key);
     const ttlMs = this.cacheUsable() ? this.auth.deviceKeyCacheSeconds * 1000 : 0;
     const now = Date.now();
@@ -169,23 +186,52 @@ export class Authenticator {
     if (hit && hit.until > now) return hit.principal;
     if (hit) this.deviceCache.delete(hash);
     const forgets = this.forgets;
-    const { rows } = await this.db.query<{ id: string; owner_user_id: string | null }>(
-      'SELECT id, owner_user_id FROM devices WHERE key_hash = $1 AND revoked_at IS NULL',
+    const { rows } = await this.db.query<{
+      id: string;
+      owner_user_id: string | null;
+      previous_ms_left: number | null;
+    }>(
+      `SELECT id, owner_user_id,
+              CASE WHEN key_hash = $1 THEN NULL
+                   ELSE extract(epoch FROM previous_key_expires_at - now()) * 1000 END AS previous_ms_left
+         FROM devices
+        WHERE (key_hash = $1 OR (previous_key_hash = $1 AND previous_key_expires_at > now()))
+          AND revoked_at IS NULL`,
       [hash],
     );
     const row = rows[0];
     if (!row) throw new AppError('unauthorized', 'Unknown or revoked device key.');
     const principal: DevicePrincipal = { kind: 'device', deviceId: row.id, ownerUserId: row.owner_user_id };
-    if (ttlMs > 0 && forgets === this.forgets) {
+    const keepMs = row.previous_ms_left === null ? ttlMs : Math.min(ttlMs, Number(row.previous_ms_left));
+    if (keepMs > 0 && forgets === this.forgets) {
       if (this.deviceCache.size >= DEVICE_CACHE_MAX) {
         for (const [k, v] of this.deviceCache) {
           if (v.until <= now || this.deviceCache.size >= DEVICE_CACHE_MAX) this.deviceCache.delete(k);
           else break;
         }
       }
-      this.deviceCache.set(hash, { principal, until: now + ttlMs });
+      this.deviceCache.set(hash, { principal, until: now + keepMs });
     }
     return principal;
+  }
+
+  /**
+   * Records that a device was seen, at most once per {@link LAST_SEEN_RESOLUTION_MS} per process,
+   * without holding up its request: a failed write is only a late last-seen time.
+   */
+  private seen(deviceId: string): void {
+    const now = Date.now();
+    const last = this.lastSeenWritten.get(deviceId);
+    if (last !== undefined && now - last < LAST_SEEN_RESOLUTION_MS) return;
+    if (this.lastSeenWritten.size >= DEVICE_CACHE_MAX) this.lastSeenWritten.clear();
+    this.lastSeenWritten.set(deviceId, now);
+    this.db
+      .query(
+        `UPDATE devices SET last_seen_at = now()
+          WHERE id = $1 AND (last_seen_at IS NULL OR last_seen_at < now() - interval '1 second')`,
+        [deviceId],
+      )
+      .catch(() => this.lastSeenWritten.delete(deviceId));
   }
 
   private async user(token: string): Promise<Principal> {

@@ -1,4 +1,5 @@
 /** Shared bits of the client commands: connection flags, usage errors, human-readable sizes. */
+import { readFileSync } from 'node:fs';
 import { MediaryClient } from '../client/node.ts';
 
 export class UsageError extends Error {}
@@ -6,19 +7,36 @@ export class UsageError extends Error {}
 export const connectionOptions = {
   server: { type: 'string' },
   key: { type: 'string' },
+  'key-file': { type: 'string' },
 } as const;
 
-export function clientFrom(values: { server?: string; key?: string }, env = process.env): MediaryClient {
+export function clientFrom(
+  values: { server?: string; key?: string; 'key-file'?: string },
+  env = process.env,
+): MediaryClient {
   const server = values.server ?? env.MEDIARY_SERVER;
-  const key = values.key ?? env.MEDIARY_KEY;
+  const keyFile = values['key-file'] ?? env.MEDIARY_KEY_FILE;
+  const key = values.key ?? env.MEDIARY_KEY ?? (keyFile ? readKeyFile(keyFile) : undefined);
   if (!server) throw new UsageError('no server: pass --server URL or set MEDIARY_SERVER');
-  if (!key) throw new UsageError('no key: pass --key KEY or set MEDIARY_KEY');
+  if (!key) throw new UsageError('no key: pass --key KEY, --key-file PATH, or set MEDIARY_KEY');
   try {
     new URL(server);
   } catch {
     throw new UsageError(`--server must be a URL, got "${server}"`);
   }
   return new MediaryClient({ server, key });
+}
+
+/** The key in a file written by `mediary claim` (trailing whitespace ignored). */
+function readKeyFile(file: string): string {
+  try {
+    const key = readFileSync(file, 'utf8').trim();
+    if (!key) throw new UsageError(`the key file ${file} is empty`);
+    return key;
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(`cannot read the key file ${file}: ${(err as Error).message}`);
+  }
 }
 
 export function positiveInt(raw: string | undefined, name: string, fallback: number): number {

@@ -15,6 +15,10 @@ interface CommandHelp {
 const CONNECTION: [string, string][] = [
   ['--server URL', 'the Mediary API (default: $MEDIARY_SERVER)'],
   ['--key KEY', 'a device API key or a user JWT (default: $MEDIARY_KEY)'],
+  [
+    '--key-file PATH',
+    'read the key from this file, e.g. one `mediary claim` wrote (default: $MEDIARY_KEY_FILE)',
+  ],
 ];
 
 const COMMANDS: Record<string, CommandHelp> = {
@@ -38,6 +42,17 @@ const COMMANDS: Record<string, CommandHelp> = {
     usage: 'openapi',
     summary: 'print the OpenAPI document (JSON)',
     example: 'mediary openapi > openapi.json',
+  },
+  claim: {
+    usage: 'claim --server URL --name NAME --key-file PATH',
+    summary:
+      'a device claims itself: prints a short code, waits until its owner enters it in Mediary (Devices → Claim a device), then saves its key (mode 0600)',
+    options: [
+      ['--server URL', 'the Mediary API (default: $MEDIARY_SERVER)'],
+      ['--name NAME', 'how the device is listed (its owner can rename it)'],
+      ['--key-file PATH', 'where the key is saved (default: $MEDIARY_KEY_FILE)'],
+    ],
+    example: 'mediary claim --server https://media.example.com --name porch-cam --key-file /etc/mediary/key',
   },
   'devices create': {
     usage: 'devices create --name NAME [--owner USER_ID] [--json]',

@@ -40,3 +40,4 @@ export {
   type UploadTask,
 } from './upload.ts';
 export type * from './types.ts';
+export { claimDevice, type ClaimOptions, type ClaimedDevice } from './claim.ts';

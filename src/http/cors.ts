@@ -2,7 +2,7 @@ import cors, { type FastifyCorsOptions } from '@fastify/cors';
 import type { FastifyInstance } from 'fastify';
 
 /** Every method a route uses (HEAD comes with each GET). */
-export const CORS_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS'];
+export const CORS_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
 /** Request headers the routes read and the SDK sends (Content-Length is set by the browser). */
 export const CORS_ALLOWED_HEADERS = [
   'Authorization',

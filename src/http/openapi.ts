@@ -18,6 +18,7 @@ export async function openApiDocument(config: Config, logger: Logger): Promise<u
     playback: unused,
     posts: unused,
     circles: unused,
+    devices: unused,
     multipart: unused,
     store: unused,
     signer: unused,

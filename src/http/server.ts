@@ -5,6 +5,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Authenticator } from '../auth/principals.ts';
+import type { DeviceService } from '../devices/service.ts';
 import type { Config } from '../config.ts';
 import type { Queryable } from '../db/pool.ts';
 import type { MultipartUploads } from '../media/multipart.ts';
@@ -28,6 +29,8 @@ import { healthRoutes } from './routes/health.ts';
 import { hlsRoutes } from './routes/hls.ts';
 import { mediaRoutes, uploadRoute } from './routes/media.ts';
 import { circleRoutes } from './routes/circles.ts';
+import { deviceRoutes } from './routes/devices.ts';
+import { formUploadRoute } from './routes/form-upload.ts';
 import { postRoutes } from './routes/posts.ts';
 import { processingRoutes } from './routes/processing.ts';
 import { multipartRoutes, partUploadRoute } from './routes/multipart.ts';
@@ -44,6 +47,7 @@ export interface HttpDeps {
   playback: HlsPlayback;
   posts: PostService;
   circles: CircleService;
+  devices: DeviceService;
   multipart: MultipartUploads;
   store: ObjectStore;
   signer: UrlSigner;
@@ -117,11 +121,18 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     async (api) => {
       await api.register(mediaRoutes, { media: deps.media, auth, config: deps.config });
       await api.register(uploadRoute, { media: deps.media, auth, config: deps.config });
+      await api.register(formUploadRoute, {
+        media: deps.media,
+        multipart: deps.multipart,
+        auth,
+        config: deps.config,
+      });
       await api.register(processingRoutes, { processing: deps.processing, auth });
       await api.register(hlsRoutes, { playback: deps.playback, auth });
       await api.register(postRoutes, { posts: deps.posts, media: deps.media, auth });
       await api.register(circleRoutes, { circles: deps.circles, media: deps.media, auth });
       await api.register(usageRoutes, { media: deps.media, auth });
+      await api.register(deviceRoutes, { devices: deps.devices, auth, config: deps.config });
       const mp = { media: deps.media, multipart: deps.multipart, auth, config: deps.config };
       await api.register(multipartRoutes, mp);
       await api.register(partUploadRoute, mp);

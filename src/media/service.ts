@@ -144,10 +144,15 @@ export class MediaService {
 
   // ---- sessions -------------------------------------------------------------------------
 
+  /**
+   * Opens an upload session. `bytesViaServer`: the bytes come through this API in the same request
+   * (a one-request form upload), so no upload URL or multipart plan is made: `upload` is null.
+   */
   async createSession(
     principal: Principal,
     input: CreateSessionInput,
     idempotencyKey?: string,
+    opts: { bytesViaServer?: boolean } = {},
   ): Promise<SessionResult> {
     const { mimeType, entry } = admitDeclaredFile(input, this.config.uploads);
     // messageId is the device's own idempotency key; a user who could set it could take a camera's
@@ -248,7 +253,8 @@ export class MediaService {
       return replayed;
     }
     await this.shareIntoCircle(principal, input.circleId, inserted.id);
-    return { created: true, media: inserted, upload: await this.uploadInstructions(inserted) };
+    const upload = opts.bytesViaServer ? null : await this.uploadInstructions(inserted);
+    return { created: true, media: inserted, upload };
   }
 
   /**
@@ -402,11 +408,14 @@ export class MediaService {
     mediaId: string,
     body: Readable,
     headers: { contentType: string | undefined; contentLength: number | undefined },
+    /** The session was opened with `bytesViaServer` (no multipart plan, whatever its size). */
+    opts: { bytesViaServer?: boolean } = {},
   ): Promise<MediaRow> {
     const media = await this.get(principal, mediaId);
     if (media.status !== 'PENDING') return media; // a repeated PUT after completion changes nothing
     if (media.upload_expires_at.getTime() < Date.now()) throw new AppError('upload_expired');
-    if (this.multipart?.applies(media.bytes)) throw new AppError('multipart_required');
+    if (!opts.bytesViaServer && this.multipart?.applies(media.bytes))
+      throw new AppError('multipart_required');
     await assertDeviceActive(this.pool, media);
     admitUploadHeaders(media, headers);
     const release = this.streaming.claim(media.id);

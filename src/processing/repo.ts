@@ -41,21 +41,6 @@ export async function takeOrphanedClaims(db: Queryable): Promise<string[]> {
   return rows.map((r) => r.job_id);
 }
 
-/**
- * Hands an active job back to the queue without spending an attempt (worker shutdown): the next
- * fetch increments retry_count again, so it is taken back here.
- */
-export async function releaseJob(db: Queryable, queue: string, jobId: string): Promise<void> {
-  await db.query(
-    `UPDATE pgboss.job SET state = 'retry', start_after = now(),
-       started_on = CASE WHEN retry_count = 0 THEN NULL ELSE started_on END,
-       retry_count = GREATEST(retry_count - 1, 0)
-     WHERE name = $1 AND id = $2 AND state = 'active'`,
-    [queue, jobId],
-  );
-  await db.query('SELECT pg_notify($1, $2)', ['mediary_jobs', queue]);
-}
-
 // ---- the media row ----------------------------------------------------------------------------
 
 export interface ProcessingError {

@@ -1,6 +1,7 @@
 /**
  * Wires the image and video jobs and the dead-letter handling into a worker (used by serve and
- * `mediary worker`).
+ * `mediary worker`). The composition root of processing: the one module here that imports the
+ * adapters (src/infra/) and hands them to the jobs as their ports.
  */
 import os from 'node:os';
 import type { Logger } from 'pino';
@@ -9,12 +10,17 @@ import type { Pool } from '../db/pool.ts';
 import { findMedia } from '../media/repo.ts';
 import { removeOrphans } from '../storage/scratch.ts';
 import type { ObjectStore } from '../storage/types.ts';
-import { HEIF_WORK_PREFIX, HeifConverter } from './heif.ts';
-import { ImageJob, publicMessage } from './image-job.ts';
+import { exifrReader } from '../infra/imaging/exif.ts';
+import { HEIF_WORK_PREFIX, HeifConverter } from '../infra/imaging/heif.ts';
+import { sharpImaging } from '../infra/imaging/sharp-imaging.ts';
+import { logTools, resolveProcessingTools, withTools } from '../infra/tools.ts';
+import { FfmpegTranscoder } from '../infra/video/ffmpeg.ts';
+import { ImageJob } from './image-job.ts';
+import { publicMessage } from './job-kit.ts';
 import { MemoryBudget } from './memory-budget.ts';
-import type { JobQueue, ProcessJob } from './queue.ts';
+import type { JobQueue, ProcessJob } from './ports.ts';
+import { pgRecords } from './records.ts';
 import * as repo from './repo.ts';
-import { logTools, resolveProcessingTools, withTools } from './tools.ts';
 import { VIDEO_WORK_PREFIX, VideoJob } from './video-job.ts';
 import { Worker, type JobHandler } from './worker.ts';
 
@@ -41,8 +47,28 @@ export async function startWorker(setup: WorkerSetup): Promise<Worker> {
     (await removeOrphans(os.tmpdir(), HEIF_WORK_PREFIX));
   if (orphans > 0) logger.info({ removed: orphans }, 'removed work directories left by a killed worker');
   const budget = new MemoryBudget(config.memoryBudgetBytes);
-  const image = new ImageJob({ pool, store, heif, config, budget });
-  const video = new VideoJob({ pool, store, config, tmpDir: config.video.tmpDir });
+  const records = pgRecords(pool);
+  const image = new ImageJob({
+    store,
+    records,
+    imaging: sharpImaging,
+    heif,
+    exif: exifrReader,
+    config,
+    budget,
+  });
+  const transcoder = new FfmpegTranscoder({
+    ffmpeg: config.video.ffmpegPath,
+    ffprobe: config.video.ffprobePath,
+  });
+  const video = new VideoJob({
+    store,
+    records,
+    imaging: sharpImaging,
+    transcoder,
+    config,
+    tmpDir: config.video.tmpDir,
+  });
   // One queue. One statement starts the attempt and loads the row; the media type picks the job.
   const handler: JobHandler<ProcessJob> = async (payload, ctx) => {
     const media = await repo.startProcessing(pool, payload.mediaId, ctx.attempt);

@@ -8,35 +8,44 @@
  * throws and the queue retries. The work directory is removed whatever happens; ffmpeg dies with
  * the job (the worker's AbortSignal: cancellation, worker timeout, shutdown).
  */
-import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { finished } from 'node:stream/promises';
 import { fileTypeFromFile } from 'file-type';
 import { rgbaToThumbHash } from 'thumbhash';
 import type { ProcessingConfig } from '../config.ts';
-import { withTransaction, type Pool } from '../db/pool.ts';
 import { catalogEntry } from '../media/catalog.ts';
-import { hlsObjectKeys, type MediaRecord } from '../media/repo.ts';
+import { hlsContentType } from '../media/layout.ts';
+import type { MediaRecord } from '../media/repo.ts';
 import { scratchTag } from '../storage/scratch.ts';
-import type { ObjectStore } from '../storage/types.ts';
-import { OriginalMissingError, putVariant, VARIANT_SIZES } from './image-job.ts';
-import * as repo from './repo.ts';
-import { ImageDecodeError, renderVariants } from './sharp-imaging.ts';
-import { markVideoReady, type RenditionRecord } from './video-repo.ts';
 import {
-  ffmpegAvailable,
-  extractPoster,
-  probe,
-  transcodeHls,
+  copyOriginal,
+  dropUnreferenced,
+  endWithFailure,
+  JobFailure,
+  ProgressReporter,
+  putVariant,
+  type JobStore,
+  VARIANT_SIZES,
+} from './job-kit.ts';
+import {
+  ImageDecodeError,
   VideoError,
-  type FfmpegBinaries,
+  type Imaging,
+  type ProcessingRecords,
   type VideoProbe,
-} from './video/ffmpeg.ts';
+  type VideoTranscoder,
+} from './ports.ts';
+import type { VariantRecord } from './repo.ts';
+import type { RenditionRecord } from './video-repo.ts';
 import { planLadder } from './video/ladder.ts';
 import type { JobContext, JobOutcome } from './worker.ts';
+
+// The object layout lives in ../media/layout.ts; re-exported for the modules that still import
+// these from here.
+export { hlsContentType, hlsPrefixOf } from '../media/layout.ts';
 
 export const FFMPEG_MISSING_MESSAGE = 'ffmpeg is not installed';
 /** Work directories are `<VIDEO_TMP_DIR>/mediary-video-<owner tag><random>` (../storage/scratch.ts). */
@@ -51,63 +60,31 @@ const VIDEO_TYPES = new Set([
   'video/x-matroska',
 ]);
 
-/** An outcome the client must see; retrying would not change it. */
-export class VideoFailure extends Error {
-  constructor(
-    readonly code:
-      | 'ffmpeg_missing'
-      | 'integrity'
-      | 'type_mismatch'
-      | 'decode_failed'
-      | 'no_video'
-      | 'video_too_long'
-      | 'video_too_large'
-      | 'timeout',
-    message: string,
-  ) {
-    super(message);
-    this.name = 'VideoFailure';
-  }
-}
-
 export interface VideoJobDeps {
-  pool: Pool;
-  store: ObjectStore;
+  store: JobStore;
+  records: ProcessingRecords;
+  imaging: Imaging;
+  transcoder: VideoTranscoder;
   config: Pick<ProcessingConfig, 'variantFormat' | 'maxPixels' | 'video'>;
   /** Parent of the per-job work directories (default: the OS temp dir). */
   tmpDir?: string | undefined;
 }
 
-/** The prefix every object of one HLS run lives under; playback tokens are scoped to it. */
-export const hlsPrefixOf = (masterKey: string) => masterKey.slice(0, masterKey.lastIndexOf('/'));
-
-export function hlsContentType(name: string): string {
-  if (name.endsWith('.m3u8')) return 'application/vnd.apple.mpegurl';
-  return 'video/mp4';
-}
-
 const UPLOAD_PARALLELISM = 4;
-/** Progress is written at most this often (ffmpeg reports several times a second). */
-const PROGRESS_EVERY_MS = 250;
+/** Progress is written at most every 250 ms (ffmpeg reports several times a second). */
+const PROGRESS = { everyMs: 250, firstAfterMs: 0 };
 
 export class VideoJob {
-  private ffmpegSeen = false;
-
   constructor(private readonly deps: VideoJobDeps) {}
 
-  private get bin(): FfmpegBinaries {
-    return { ffmpeg: this.deps.config.video.ffmpegPath, ffprobe: this.deps.config.video.ffprobePath };
-  }
-
   /** Checked per job until found once, so installing ffmpeg needs no restart. */
-  async ffmpegAvailable(): Promise<boolean> {
-    if (!this.ffmpegSeen) this.ffmpegSeen = await ffmpegAvailable(this.bin);
-    return this.ffmpegSeen;
+  ffmpegAvailable(): Promise<boolean> {
+    return this.deps.transcoder.available();
   }
 
   /** The queue handler, for a video whose attempt has started (repo.startProcessing). */
   readonly handle = async (media: MediaRecord, ctx: JobContext): Promise<JobOutcome> => {
-    const { pool, config } = this.deps;
+    const { records, config } = this.deps;
     // Our own deadline fails the job (a retry would time out again); the worker's is a backstop.
     ctx.setTimeLimit(config.video.jobTimeoutSeconds + 60);
     const work = await mkdtemp(path.join(this.deps.tmpDir ?? os.tmpdir(), VIDEO_WORK_PREFIX + scratchTag()));
@@ -116,11 +93,7 @@ export class VideoJob {
       return { status: 'completed' };
     } catch (err) {
       const failure = asFailure(err, work, config.video.jobTimeoutSeconds);
-      if (failure) {
-        ctx.logger.warn({ code: failure.code, reason: failure.message, err }, 'video processing failed');
-        await repo.markProcessingFailed(pool, media.id, { code: failure.code, message: failure.message });
-        return { status: 'failed', code: failure.code, message: failure.message };
-      }
+      if (failure) return endWithFailure(records, media, ctx, failure, err);
       throw err;
     } finally {
       await rm(work, { recursive: true, force: true });
@@ -128,7 +101,7 @@ export class VideoJob {
   };
 
   private async process(media: MediaRecord, ctx: JobContext, work: string): Promise<void> {
-    const { pool, store, config } = this.deps;
+    const { records, config } = this.deps;
     const video = config.video;
     const deadline = Date.now() + video.jobTimeoutSeconds * 1000;
     const remaining = () => {
@@ -136,46 +109,51 @@ export class VideoJob {
       if (ms <= 0) throw new VideoError('timeout', 'over budget');
       return ms;
     };
-    let lastWrite = 0;
-    let lastValue = -1;
-    const progress = (p: number, force = false) => {
-      const value = Math.round(p);
-      const now = Date.now();
-      if (value === lastValue || (!force && now - lastWrite < PROGRESS_EVERY_MS)) return;
-      lastValue = value;
-      lastWrite = now;
-      void repo
-        .setProgress(pool, media.id, value)
-        .catch((err: unknown) => ctx.logger.debug({ err }, 'progress'));
-    };
+    const reporter = ProgressReporter.of(records, media.id, ctx, PROGRESS);
+    const progress = (p: number, milestone = false) => reporter.report(p, milestone);
+    try {
+      await this.run(media, ctx, work, remaining, progress);
+    } finally {
+      reporter.close();
+    }
+  }
 
-    if (!(await this.ffmpegAvailable())) throw new VideoFailure('ffmpeg_missing', FFMPEG_MISSING_MESSAGE);
+  private async run(
+    media: MediaRecord,
+    ctx: JobContext,
+    work: string,
+    remaining: () => number,
+    progress: (p: number, milestone?: boolean) => void,
+  ): Promise<void> {
+    const { records, store, config, transcoder } = this.deps;
+    const video = config.video;
+    if (!(await this.ffmpegAvailable())) throw new JobFailure('ffmpeg_missing', FFMPEG_MISSING_MESSAGE);
 
     const input = path.join(work, 'original');
-    await this.readOriginal(media, input);
+    await copyOriginal(store, records, media, input);
     ctx.signal.throwIfAborted();
     const detected = (await fileTypeFromFile(input))?.mime;
     const entry = catalogEntry(media.mime_type);
     if (!entry || detected === undefined || !VIDEO_TYPES.has(detected) || !entry.detects.includes(detected)) {
-      throw new VideoFailure(
+      throw new JobFailure(
         'type_mismatch',
         `The content is ${detected ?? 'not a recognised video type'}, not ${media.mime_type}.`,
       );
     }
     progress(5, true);
 
-    const src = await probe(input, Math.min(60_000, remaining()), {
-      ffprobePath: video.ffprobePath,
+    const src = await transcoder.probe(input, {
+      timeoutMs: Math.min(60_000, remaining()),
       signal: ctx.signal,
     });
     if (src.durationMs > video.maxDurationSeconds * 1000) {
-      throw new VideoFailure(
+      throw new JobFailure(
         'video_too_long',
         `The video lasts ${Math.round(src.durationMs / 1000)} s, more than the ${video.maxDurationSeconds} s allowed.`,
       );
     }
     if (src.width * src.height > video.maxPixels) {
-      throw new VideoFailure(
+      throw new JobFailure(
         'video_too_large',
         `The video is ${src.width}×${src.height}, more than the ${video.maxPixels} pixels per frame allowed.`,
       );
@@ -189,10 +167,9 @@ export class VideoJob {
 
       const ladder = limitLadder(planLadder(src.width, src.height), video.maxRendition);
       const outDir = path.join(work, 'hls');
-      const hls = await transcodeHls(input, outDir, ladder, src.audioCodec !== null, {
+      const hls = await transcoder.transcodeHls(input, outDir, ladder, src.audioCodec !== null, {
         timeoutMs: remaining(),
         signal: ctx.signal,
-        ffmpegPath: video.ffmpegPath,
         preset: video.preset,
         segmentSeconds: video.segmentSeconds,
         onProgress: (us) => progress(15 + 75 * Math.min(1, us / 1000 / src.durationMs)),
@@ -211,40 +188,31 @@ export class VideoJob {
       }));
       ctx.signal.throwIfAborted();
 
-      const previous = [
-        ...(await repo.variantKeys(pool, media.id)),
-        ...(await hlsObjectKeys(pool, media.id)),
-      ];
-      const ready = await withTransaction(pool, (tx) =>
-        markVideoReady(tx, media.id, {
-          width: src.width,
-          height: src.height,
-          durationMs: src.durationMs,
-          metadata: { video: videoMetadata(src) },
-          gps: null,
-          placeholder: poster.placeholder,
-          detectedMime: detected,
-          variants: poster.variants,
-          hlsMasterKey: `${prefix}/master.m3u8`,
-          renditions,
-          hlsObjects,
-        }),
+      const previous = await records.referencedKeys(media.id);
+      const ready = await records.markVideoReady(media.id, {
+        width: src.width,
+        height: src.height,
+        durationMs: src.durationMs,
+        metadata: { video: videoMetadata(src) },
+        gps: null,
+        placeholder: poster.placeholder,
+        detectedMime: detected,
+        variants: poster.variants,
+        hlsMasterKey: `${prefix}/master.m3u8`,
+        renditions,
+        hlsObjects,
+      });
+      await dropUnreferenced(
+        store,
+        records,
+        media.id,
+        ready ? { ready: true, previous, current: written } : { ready: false, written },
       );
-      if (ready) {
-        const current = new Set(written);
-        for (const key of previous) if (!current.has(key)) await store.delete(key);
-      } else {
-        const referenced = new Set([
-          ...(await repo.variantKeys(pool, media.id)),
-          ...(await hlsObjectKeys(pool, media.id)),
-        ]);
-        for (const key of written) if (!referenced.has(key)) await store.delete(key);
-        ctx.logger.info('media changed state while processing; results discarded');
-      }
+      if (!ready) ctx.logger.info('media changed state while processing; results discarded');
       written.length = 0;
     } finally {
       // A failed run leaves nothing in the store (variants are shared only with an identical run).
-      const referenced = written.length > 0 ? new Set(await repo.variantKeys(pool, media.id)) : new Set();
+      const referenced = written.length > 0 ? new Set(await records.referencedKeys(media.id)) : new Set();
       for (const key of written) {
         if (referenced.has(key)) continue;
         await store.delete(key).catch((err: unknown) => ctx.logger.warn({ err, key }, 'cleanup failed'));
@@ -262,21 +230,23 @@ export class VideoJob {
     remaining: () => number,
     written: string[],
   ) {
-    const { store, config } = this.deps;
+    const { store, config, imaging, transcoder } = this.deps;
     const file = path.join(work, 'poster.png');
-    const opts = { timeoutMs: 0, signal: ctx.signal, ffmpegPath: config.video.ffmpegPath };
     let png: Buffer | undefined;
     for (const at of [src.durationMs / 10_000, 0]) {
-      await extractPoster(input, at, file, { ...opts, timeoutMs: Math.min(120_000, remaining()) });
+      await transcoder.extractPoster(input, at, file, {
+        timeoutMs: Math.min(120_000, remaining()),
+        signal: ctx.signal,
+      });
       png = await readFile(file).catch(() => undefined);
       if (png && png.length > 0) break;
     }
     if (!png || png.length === 0)
-      throw new VideoFailure('decode_failed', 'No frame of the video can be decoded.');
+      throw new JobFailure('decode_failed', 'No frame of the video can be decoded.');
     let rendered;
     try {
       // ffmpeg already applied the rotation; a PNG carries no orientation of its own.
-      rendered = await renderVariants(png, {
+      rendered = await imaging.render(png, {
         sizes: VARIANT_SIZES,
         format: config.variantFormat,
         maxPixels: config.maxPixels,
@@ -284,11 +254,11 @@ export class VideoJob {
       });
     } catch (err) {
       if (err instanceof ImageDecodeError)
-        throw new VideoFailure('decode_failed', `The poster frame: ${err.message}`);
+        throw new JobFailure('decode_failed', `The poster frame: ${err.message}`);
       throw err;
     }
     const format = config.variantFormat;
-    const variants: repo.VariantRecord[] = [];
+    const variants: VariantRecord[] = [];
     for (const v of rendered.variants) {
       const { record, written: isNew } = await putVariant(store, media.id, format, v);
       if (isNew) written.push(record.key);
@@ -338,48 +308,6 @@ export class VideoJob {
     if (rejected) throw rejected.reason;
     return out;
   }
-
-  /** Streams the original to `file`, hashing as it goes; size and hash are checked like images'. */
-  private async readOriginal(media: MediaRecord, file: string): Promise<void> {
-    const stream = await this.deps.store.get(media.storage_key);
-    if (!stream) throw new OriginalMissingError('The original object is missing from the store.');
-    const hash = createHash('sha256');
-    const out = createWriteStream(file);
-    let size = 0;
-    try {
-      for await (const chunk of stream as AsyncIterable<Buffer>) {
-        size += chunk.length;
-        if (size > media.bytes) {
-          throw new VideoFailure(
-            'integrity',
-            `The stored object is larger than the declared ${media.bytes} bytes.`,
-          );
-        }
-        hash.update(chunk);
-        if (!out.write(chunk)) await new Promise<void>((resolve) => out.once('drain', resolve));
-      }
-      out.end();
-      await finished(out);
-    } finally {
-      stream.destroy();
-      out.destroy();
-    }
-    if (size !== media.bytes) {
-      throw new VideoFailure(
-        'integrity',
-        `The stored object has ${size} bytes, ${media.bytes} were declared.`,
-      );
-    }
-    const actual = hash.digest('hex');
-    const expected = media.sha256 ?? media.content_sha256;
-    if (expected !== null && actual !== expected) {
-      throw new VideoFailure(
-        'integrity',
-        `The stored bytes hash to ${actual}, not the expected ${expected}.`,
-      );
-    }
-    if (media.content_sha256 === null) await repo.recordVerifiedSha256(this.deps.pool, media.id, actual);
-  }
 }
 
 const RUNG_ORDER = ['360p', '720p', '1080p', '2160p'] as const;
@@ -408,26 +336,23 @@ function videoMetadata(p: VideoProbe) {
 }
 
 /** Maps what went wrong to a client-visible failure; undefined when a retry may help. */
-function asFailure(err: unknown, work: string, budgetSeconds: number): VideoFailure | undefined {
-  if (err instanceof VideoFailure) return err;
+function asFailure(err: unknown, work: string, budgetSeconds: number): JobFailure | undefined {
+  if (err instanceof JobFailure) return err;
   if (!(err instanceof VideoError)) return undefined;
   switch (err.code) {
     case 'ffmpeg_missing':
-      return new VideoFailure('ffmpeg_missing', FFMPEG_MISSING_MESSAGE);
+      return new JobFailure('ffmpeg_missing', FFMPEG_MISSING_MESSAGE);
     case 'unreadable':
-      return new VideoFailure('decode_failed', err.message);
+      return new JobFailure('decode_failed', err.message);
     case 'no_video':
-      return new VideoFailure(
-        'no_video',
-        'The file has no video stream (audio-only files are not processed).',
-      );
+      return new JobFailure('no_video', 'The file has no video stream (audio-only files are not processed).');
     case 'too_long':
-      return new VideoFailure('video_too_long', err.message);
+      return new JobFailure('video_too_long', err.message);
     case 'timeout':
-      return new VideoFailure('timeout', `Video processing did not finish within ${budgetSeconds} s.`);
+      return new JobFailure('timeout', `Video processing did not finish within ${budgetSeconds} s.`);
     case 'ffmpeg_failed':
       // ffmpeg's last lines say what is wrong; our temporary paths are nobody's business.
-      return new VideoFailure(
+      return new JobFailure(
         'decode_failed',
         `The video cannot be transcoded: ${err.message.replaceAll(work + path.sep, '').replaceAll(work, '.')}`.slice(
           0,

@@ -1,15 +1,15 @@
 /**
- * The worker runtime: pulls `media-process` jobs from pg-boss and runs the handler with a logger
- * and an abort signal.
+ * The worker runtime: pulls processing jobs from the queue (the `JobQueue` port; pg-boss in
+ * production) and runs the handler with a logger and an abort signal.
  *
  * - Pickup without polling: one dedicated connection LISTENs on `mediary_jobs`; an enqueue NOTIFYs
- *   it in the enqueuing transaction, and idle slots fetch at once. The poll is only a fallback (for
+ *   it (the queue's `wakeChannel`) in the enqueuing transaction, and idle slots fetch at once. The poll is only a fallback (for
  *   delayed retries, which nobody announces).
  * - Fetch and claim commit together: the claim names this worker's LISTEN connection, so a worker
  *   killed mid-job (SIGKILL, OOM) is noticed by any other worker as soon as its connection is gone,
- *   and the job is failed back into the retry path instead of waiting for pg-boss' expiry.
+ *   and the job is failed back into the retry path instead of waiting for the queue's own expiry.
  * - Handlers return an outcome for expected results (completed, failed for a reason the client
- *   must see); they throw only when a retry can help. After the last attempt pg-boss moves the job
+ *   must see); they throw only when a retry can help. After the last attempt the queue moves the job
  *   to the dead-letter queue, which this runtime consumes to mark the media FAILED.
  * - Graceful stop: no new jobs; in-flight jobs finish within the grace period, or are aborted and
  *   handed back to the queue (without spending an attempt), so a shutdown never loses a job.
@@ -19,13 +19,12 @@
  *   it uploaded) before the job is handed back or failed, and before stop() returns.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type PgBoss from 'pg-boss';
 import type { Logger } from 'pino';
 import type { ProcessingConfig } from '../config.ts';
 import { withTransaction, type Pool, type PoolClient } from '../db/pool.ts';
 import { toError } from '../errors.ts';
 import { MEDIA_DELETED_CHANNEL } from '../media/repo.ts';
-import { DEAD_LETTER_QUEUE, PROCESS_QUEUE, WAKE_CHANNEL, type JobQueue, type ProcessJob } from './queue.ts';
+import type { DeadJob, JobQueue, ProcessJob, QueuedJob } from './ports.ts';
 import * as repo from './repo.ts';
 
 export interface JobContext {
@@ -37,7 +36,7 @@ export interface JobContext {
   maxAttempts: number;
   /**
    * Replaces the job's time limit, counted from now (a video job's budget differs from an image's).
-   * pg-boss' expiry must stay above it (see `queueOptions` in app.ts).
+   * The queue's expiry must stay above it (see `queueOptions` in app.ts).
    */
   setTimeLimit(seconds: number): void;
 }
@@ -115,14 +114,12 @@ export class Worker {
   private readonly sleepers = new Set<() => void>();
   private readonly inFlight = new Map<string, InFlight>();
   private readonly loops: Promise<void>[] = [];
-  private readonly boss: PgBoss;
   private readonly log: Logger;
   private deadWake = 0;
   private stopped: Promise<void> | undefined;
   private readonly halt = new AbortController();
 
   private constructor(private readonly deps: WorkerDeps) {
-    this.boss = deps.queue.boss;
     this.log = deps.logger.child({ component: 'worker' });
   }
 
@@ -172,14 +169,14 @@ export class Worker {
     const client = await this.deps.pool.connect();
     try {
       client.on('notification', (msg) => {
-        if (msg.channel === WAKE_CHANNEL) this.wake();
+        if (msg.channel === this.deps.queue.wakeChannel) this.wake();
         else if (msg.channel === MEDIA_DELETED_CHANNEL && msg.payload) this.cancelMedia(msg.payload);
       });
       client.on('error', (err) => {
         this.log.warn({ err }, 'worker LISTEN connection lost; reconnecting');
         this.dropListener(client, err);
       });
-      await client.query(`LISTEN ${WAKE_CHANNEL}`);
+      await client.query(`LISTEN ${this.deps.queue.wakeChannel}`);
       await client.query(`LISTEN ${MEDIA_DELETED_CHANNEL}`);
       // backend_start as text: a JS Date would drop the microseconds the reaper compares.
       const { rows } = await client.query<{ pid: number; backend_start: string }>(
@@ -224,7 +221,7 @@ export class Worker {
   private async slot(index: number): Promise<void> {
     while (!this.stopping) {
       const seen = this.generation;
-      let job: PgBoss.JobWithMetadata<ProcessJob> | undefined;
+      let job: QueuedJob | undefined;
       try {
         job = await this.claimNext();
       } catch (err) {
@@ -241,21 +238,17 @@ export class Worker {
   }
 
   /** Fetches one job and records our claim on it in the same transaction. */
-  private async claimNext(): Promise<PgBoss.JobWithMetadata<ProcessJob> | undefined> {
+  private async claimNext(): Promise<QueuedJob | undefined> {
     const backend = this.backend;
     if (!backend || this.stopping) return undefined;
     return withTransaction(this.deps.pool, async (tx) => {
-      const [job] = await this.boss.fetch<ProcessJob>(PROCESS_QUEUE, {
-        batchSize: 1,
-        includeMetadata: true,
-        db: bossDb(tx),
-      });
+      const job = await this.deps.queue.fetchProcessing(tx);
       if (job) await repo.insertClaim(tx, job.id, job.data.mediaId, backend);
       return job;
     });
   }
 
-  private async run(job: PgBoss.JobWithMetadata<ProcessJob>): Promise<void> {
+  private async run(job: QueuedJob): Promise<void> {
     const abort = new AbortController();
     const limit = (seconds: number) =>
       setTimeout(
@@ -264,11 +257,11 @@ export class Worker {
       );
     let timeout = limit(this.deps.config.jobTimeoutSeconds);
     const ctx: JobContext = {
-      logger: this.log.child({ jobId: job.id, mediaId: job.data.mediaId, attempt: job.retryCount + 1 }),
+      logger: this.log.child({ jobId: job.id, mediaId: job.data.mediaId, attempt: job.attempt }),
       signal: abort.signal,
       jobId: job.id,
-      attempt: job.retryCount + 1,
-      maxAttempts: job.retryLimit + 1,
+      attempt: job.attempt,
+      maxAttempts: job.maxAttempts,
       setTimeLimit: (seconds) => {
         clearTimeout(timeout);
         if (!abort.signal.aborted) timeout = limit(seconds);
@@ -285,7 +278,7 @@ export class Worker {
       const outcome = await untilAborted(work, abort.signal);
       // The job's end and our claim's end commit together: one transaction, one WAL flush.
       await withTransaction(this.deps.pool, async (tx) => {
-        await this.boss.complete(PROCESS_QUEUE, job.id, outcome, { db: bossDb(tx) });
+        await this.deps.queue.complete(job.id, outcome, tx);
         await repo.deleteClaim(tx, job.id);
       });
       claimed = false;
@@ -307,22 +300,17 @@ export class Worker {
     }
   }
 
-  private async afterError(
-    job: PgBoss.JobWithMetadata<ProcessJob>,
-    ctx: JobContext,
-    err: Error,
-    signal: AbortSignal,
-  ): Promise<void> {
+  private async afterError(job: QueuedJob, ctx: JobContext, err: Error, signal: AbortSignal): Promise<void> {
     try {
       if (signal.aborted && signal.reason instanceof ShutdownAbort) {
         // Not the job's fault: hand it back untouched for the next worker.
-        await repo.releaseJob(this.deps.pool, PROCESS_QUEUE, job.id);
+        await this.deps.queue.release(job.id);
         ctx.logger.warn('job handed back to the queue at shutdown');
         return;
       }
       if (signal.aborted && signal.reason instanceof JobCancelledError) {
         const outcome: JobOutcome = { status: 'skipped', reason: signal.reason.message };
-        await this.boss.complete(PROCESS_QUEUE, job.id, outcome);
+        await this.deps.queue.complete(job.id, outcome);
         ctx.logger.info('job cancelled');
         return;
       }
@@ -330,7 +318,7 @@ export class Worker {
       const last = ctx.attempt >= ctx.maxAttempts;
       ctx.logger[last ? 'error' : 'warn']({ err: error, last }, 'job attempt failed');
       await this.deps.onAttemptError?.(job.data, error, ctx);
-      await this.boss.fail(PROCESS_QUEUE, job.id, { message: error.message, name: error.name });
+      await this.deps.queue.fail(job.id, { message: error.message, name: error.name });
       if (last) this.wakeDeadLetters();
     } catch (failErr) {
       // The claim stays; the reaper fails the job once this connection is replaced.
@@ -350,17 +338,14 @@ export class Worker {
       const seen = this.generation;
       const wakes = this.deadWake;
       try {
-        const jobs = await this.boss.fetch<ProcessJob>(DEAD_LETTER_QUEUE, {
-          batchSize: DEAD_BATCH,
-          includeMetadata: true,
-        });
+        const jobs = await this.deps.queue.fetchDead(DEAD_BATCH);
         for (const job of jobs) {
           try {
-            await this.deps.onDead(job.data, deadError(job.output));
-            await this.boss.complete(DEAD_LETTER_QUEUE, job.id);
+            await this.deps.onDead(job.data, deadError(job.failure));
+            await this.deps.queue.completeDead(job.id);
           } catch (err) {
             this.log.error({ err, jobId: job.id }, 'could not handle a dead-lettered job');
-            await this.boss.fail(DEAD_LETTER_QUEUE, job.id, { message: toError(err).message });
+            await this.deps.queue.failDead(job.id, { message: toError(err).message });
           }
         }
         if (jobs.length === DEAD_BATCH) continue;
@@ -413,7 +398,7 @@ export class Worker {
         for (const jobId of orphans) {
           this.log.warn({ jobId }, 'the worker running this job is gone; handing it back for a retry');
           const lost = new WorkerLostError('The worker processing this job stopped unexpectedly.');
-          await this.boss.fail(PROCESS_QUEUE, jobId, { message: lost.message, name: lost.name });
+          await this.deps.queue.fail(jobId, { message: lost.message, name: lost.name });
         }
         if (orphans.length > 0) this.wakeDeadLetters();
       } catch (err) {
@@ -448,11 +433,6 @@ export class Worker {
   }
 }
 
-/** pg-boss statements on our transaction's connection. */
-function bossDb(tx: PoolClient): PgBoss.Db {
-  return { executeSql: (text: string, values: unknown[]) => tx.query(text, values) };
-}
-
 /**
  * Settles with `work`, or rejects as soon as `signal` aborts (sharp cannot be interrupted; its
  * late result is dropped).
@@ -480,16 +460,11 @@ async function settled(work: Promise<unknown>, ms: number, logger: Logger): Prom
   if (late) logger.warn({ ms }, 'the aborted job did not finish cleaning up in time; moving on');
 }
 
-/** The last attempt's error, rebuilt from the job output (our fail data, or pg-boss' own expiry). */
-function deadError(output: unknown): Error {
-  const o = output as { message?: unknown; name?: unknown; value?: { message?: unknown } } | null | undefined;
-  if (typeof o?.message === 'string') {
-    const err = new Error(o.message);
-    if (typeof o.name === 'string') err.name = o.name;
-    return err;
-  }
-  if (typeof o?.value?.message === 'string' && /timeout/i.test(o.value.message)) {
-    return new JobTimeoutError('The job did not finish within its time limit.');
-  }
-  return new Error('Processing failed.');
+/** The last attempt's error, rebuilt from what the queue kept of it. */
+function deadError(failure: DeadJob['failure']): Error {
+  if (failure === 'expired') return new JobTimeoutError('The job did not finish within its time limit.');
+  if (failure === undefined) return new Error('Processing failed.');
+  const err = new Error(failure.message);
+  if (failure.name !== undefined) err.name = failure.name;
+  return err;
 }

@@ -15,8 +15,8 @@ import exifr from 'exifr';
 import type pg from 'pg';
 import sharp from 'sharp';
 import { mintUserToken } from '../../src/auth/principals.ts';
-import { HeifConverter, HeifDecodeError } from '../../src/processing/heif.ts';
-import { WasmHeifDecoder } from '../../src/processing/heif-wasm.ts';
+import { HeifConverter, HeifDecodeError } from '../../src/infra/imaging/heif.ts';
+import { WasmHeifDecoder } from '../../src/infra/imaging/heif-wasm.ts';
 import { FIXTURES, sha256 } from '../helpers/files.ts';
 import {
   embeddedUrl,

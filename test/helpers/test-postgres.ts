@@ -15,7 +15,7 @@ import { startEmbedded } from '../../src/db/embedded.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { createPool } from '../../src/db/pool.ts';
 import { createLogger } from '../../src/log.ts';
-import { JobQueue } from '../../src/processing/queue.ts';
+import { PgBossQueue } from '../../src/infra/queue/pg-boss.ts';
 import { freePort } from './server.ts';
 
 /** The environment variables the runner passes to the test processes. */
@@ -56,7 +56,7 @@ export async function startTemplatePostgres(dir: string): Promise<TemplatePostgr
     try {
       await migrate(pool, logger);
       // pg-boss's schema too; each server applies its own queue policy when it starts.
-      const queue = await JobQueue.start(pool, logger, { retryLimit: 0, retryDelaySeconds: 1 });
+      const queue = await PgBossQueue.start(pool, logger, { retryLimit: 0, retryDelaySeconds: 1 });
       await queue.stop();
     } finally {
       await pool.end();

@@ -19,7 +19,7 @@ const DEV = 'http://localhost:5173';
 const EVIL = 'https://evil.example';
 const JPEG = fixture('cameras/Canon_40D.jpg');
 
-const METHODS = ['DELETE', 'GET', 'HEAD', 'OPTIONS', 'POST', 'PUT'];
+const METHODS = ['DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT'];
 const ALLOWED_HEADERS = [
   'authorization',
   'content-type',

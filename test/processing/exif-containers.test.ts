@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import sharp, { type Exif } from 'sharp';
-import { readExifBlock } from '../../src/processing/exif.ts';
+import { readExifBlock } from '../../src/infra/imaging/exif.ts';
 import { call, startTestServer, type TestServer } from '../helpers/server.ts';
 import { upload, waitFor } from './helpers.ts';
 

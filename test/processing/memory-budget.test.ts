@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { MemoryBudget } from '../../src/processing/memory-budget.ts';
-import { estimateDecodeBytes } from '../../src/processing/sharp-imaging.ts';
+import { estimateDecodeBytes } from '../../src/infra/imaging/sharp-imaging.ts';
 
 const tick = () => new Promise((r) => setImmediate(r));
 

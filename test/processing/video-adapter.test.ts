@@ -8,7 +8,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
-import { extractPoster, probe, transcodeHls, VideoError } from '../../src/processing/video/ffmpeg.ts';
+import { extractPoster, probe, transcodeHls, VideoError } from '../../src/infra/video/ffmpeg.ts';
 import { planLadder } from '../../src/processing/video/ladder.ts';
 import { tempDir } from '../helpers/server.ts';
 

@@ -1,36 +1,11 @@
 /**
- * EXIF summary and GPS (exifr). Everything here comes from the client's file: values are checked
+ * EXIF summary and GPS (exifr; implements `ExifReader`, src/processing/ports.ts). Everything here comes from the client's file: values are checked
  * and capped, and a broken EXIF block yields a warning, never an exception.
  */
 import exifr from 'exifr';
+import type { ExifReader, ExifResult } from '../../processing/ports.ts';
 
-export interface ExifSummary {
-  make?: string;
-  model?: string;
-  lens?: string;
-  /** Seconds. */
-  exposureTime?: number;
-  fNumber?: number;
-  iso?: number;
-  /** Millimetres. */
-  focalLength?: number;
-  /** As written by the camera, `YYYY-MM-DDTHH:MM:SS` (local time of the camera, no zone). */
-  dateTimeOriginal?: string;
-  /** `+HH:MM` when the camera recorded it. */
-  offsetTimeOriginal?: string;
-}
-
-export interface GpsPosition {
-  latitude: number;
-  longitude: number;
-  altitude?: number;
-}
-
-export interface ExifResult {
-  exif: ExifSummary | null;
-  gps: GpsPosition | null;
-  warning?: string;
-}
+export type { ExifResult };
 
 const OPTIONS = {
   tiff: true,
@@ -152,7 +127,7 @@ export async function readExif(input: Buffer): Promise<ExifResult> {
   }
   if (!tags) return { exif: null, gps: null };
 
-  const summary: ExifSummary = {
+  const summary: NonNullable<ExifResult['exif']> = {
     make: text(tags.Make),
     model: text(tags.Model),
     lens: text(tags.LensModel) ?? text(tags.LensMake),
@@ -163,9 +138,11 @@ export async function readExif(input: Buffer): Promise<ExifResult> {
     dateTimeOriginal: dateTime(tags.DateTimeOriginal),
     offsetTimeOriginal: offset(tags.OffsetTimeOriginal),
   };
-  const exif = Object.fromEntries(Object.entries(summary).filter(([, v]) => v !== undefined)) as ExifSummary;
+  const exif = Object.fromEntries(Object.entries(summary).filter(([, v]) => v !== undefined)) as NonNullable<
+    ExifResult['exif']
+  >;
 
-  let gps: GpsPosition | null = null;
+  let gps: ExifResult['gps'] = null;
   const latitude = dms(tags.GPSLatitude, tags.GPSLatitudeRef, 'S');
   const longitude = dms(tags.GPSLongitude, tags.GPSLongitudeRef, 'W');
   if (
@@ -181,3 +158,6 @@ export async function readExif(input: Buffer): Promise<ExifResult> {
   }
   return { exif: Object.keys(exif).length > 0 ? exif : null, gps };
 }
+
+/** The {@link ExifReader} port over exifr. */
+export const exifrReader: ExifReader = { read: readExifOf };

@@ -1,27 +1,26 @@
 /**
- * Thin adapter over Debian's ffmpeg/ffprobe: probe, poster frame, and the whole HLS ladder from
- * one decode (split filter). Every run has a timeout, honours an AbortSignal (ffmpeg is killed),
+ * Thin adapter over Debian's ffmpeg/ffprobe (implements `VideoTranscoder`, src/processing/ports.ts):
+ * probe, poster frame, and the whole HLS ladder from one decode (split filter). Every run has a timeout, honours an AbortSignal (ffmpeg is killed),
  * and reports progress from `-progress`. Job logic calls this; it never spawns ffmpeg itself.
  */
 import { execFile, spawn } from 'node:child_process';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { masterPlaylist, type Rendition } from './ladder.ts';
+import {
+  VideoError,
+  type HlsEncodeOptions,
+  type HlsOutput,
+  type TranscodeRunOptions,
+  type VideoProbe,
+  type VideoTranscoder,
+} from '../../processing/ports.ts';
+import { masterPlaylist, type Rendition } from '../../processing/video/ladder.ts';
+
+export { VideoError };
+export type { HlsOutput, VideoProbe };
 
 const run = promisify(execFile);
-
-export class VideoError extends Error {
-  constructor(
-    readonly code:
-      'ffmpeg_missing' | 'unreadable' | 'no_video' | 'too_long' | 'timeout' | 'cancelled' | 'ffmpeg_failed',
-    message: string,
-    options?: ErrorOptions,
-  ) {
-    super(message, options);
-    this.name = 'VideoError';
-  }
-}
 
 /** Where the binaries are (config: FFMPEG_PATH, FFPROBE_PATH); PATH lookup by default. */
 export interface FfmpegBinaries {
@@ -39,23 +38,6 @@ export async function ffmpegAvailable(bin: FfmpegBinaries = DEFAULT_BINARIES): P
   } catch {
     return false;
   }
-}
-
-export interface VideoProbe {
-  durationMs: number;
-  container: string;
-  videoCodec: string;
-  audioCodec: string | null;
-  frameRate: number | null;
-  bitRate: number | null;
-  /** Coded size. */
-  codedWidth: number;
-  codedHeight: number;
-  /** Clockwise degrees the player must rotate (from the display matrix or the rotate tag). */
-  rotation: number;
-  /** Size as displayed, rotation applied. */
-  width: number;
-  height: number;
 }
 
 interface FfprobeStream {
@@ -123,11 +105,7 @@ export async function probe(
   };
 }
 
-interface RunOptions {
-  timeoutMs: number;
-  signal?: AbortSignal | undefined;
-  /** Microseconds of output written so far, from `-progress`. */
-  onProgress?: ((outTimeUs: number) => void) | undefined;
+interface RunOptions extends TranscodeRunOptions {
   /** Defaults to `ffmpeg` on PATH. */
   ffmpegPath?: string | undefined;
 }
@@ -217,11 +195,6 @@ export async function extractPoster(
   );
 }
 
-export interface HlsOutput {
-  master: string;
-  renditions: (Rendition & { playlist: string; codecs: string; dir: string })[];
-}
-
 const H264_CODECS: Record<Rendition['name'], string> = {
   // High profile; level by size.
   '360p': 'avc1.64001e',
@@ -229,11 +202,6 @@ const H264_CODECS: Record<Rendition['name'], string> = {
   '1080p': 'avc1.640028',
   '2160p': 'avc1.640033',
 };
-
-export interface HlsEncodeOptions {
-  segmentSeconds?: number | undefined;
-  preset?: string | undefined;
-}
 
 /** The ffmpeg arguments of one ladder run (exported so benchmarks can run the same command by hand). */
 export function hlsArguments(
@@ -326,4 +294,38 @@ export async function transcodeHls(
   const master = masterPlaylist(renditions, hasAudio);
   await writeFile(path.join(outDir, 'master.m3u8'), master);
   return { master, renditions };
+}
+
+/**
+ * The {@link VideoTranscoder} port over ffmpeg/ffprobe. The binaries' paths are plain constructor
+ * parameters (config: FFMPEG_PATH, FFPROBE_PATH); how they are found is the caller's business.
+ */
+export class FfmpegTranscoder implements VideoTranscoder {
+  private seen = false;
+
+  constructor(readonly bin: FfmpegBinaries = DEFAULT_BINARIES) {}
+
+  /** Checked per job until found once, so installing ffmpeg needs no restart. */
+  async available(): Promise<boolean> {
+    if (!this.seen) this.seen = await ffmpegAvailable(this.bin);
+    return this.seen;
+  }
+
+  probe(file: string, opts: { timeoutMs: number; signal?: AbortSignal | undefined }): Promise<VideoProbe> {
+    return probe(file, opts.timeoutMs, { ffprobePath: this.bin.ffprobe, signal: opts.signal });
+  }
+
+  extractPoster(input: string, atSeconds: number, outFile: string, opts: TranscodeRunOptions): Promise<void> {
+    return extractPoster(input, atSeconds, outFile, { ...opts, ffmpegPath: this.bin.ffmpeg });
+  }
+
+  transcodeHls(
+    input: string,
+    outDir: string,
+    ladder: readonly Rendition[],
+    hasAudio: boolean,
+    opts: TranscodeRunOptions & HlsEncodeOptions,
+  ): Promise<HlsOutput> {
+    return transcodeHls(input, outDir, ladder, hasAudio, { ...opts, ffmpegPath: this.bin.ffmpeg });
+  }
 }

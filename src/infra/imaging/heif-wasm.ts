@@ -1,6 +1,6 @@
 /**
  * HEIC/HEIF → JPEG with libheif compiled to WebAssembly (npm `libheif-js`): the fallback when
- * Debian's heif-convert is not installed (tools.ts chooses). Same contract as heif.ts: only for
+ * Debian's heif-convert is not installed (tools.ts chooses). Same port (HeifDecoder) as heif.ts: only for
  * an image whose header passed `probeHeif`, the primary image with its transforms (irot/imir)
  * applied, the Exif block carried into the JPEG.
  *
@@ -13,7 +13,12 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import sharp from 'sharp';
-import { HeifDecodeError, HeifUnavailableError, type HeifConvertOptions } from './heif.ts';
+import {
+  HeifDecodeError,
+  HeifUnavailableError,
+  type HeifConvertOptions,
+  type HeifDecoder,
+} from '../../processing/ports.ts';
 
 /** The JPEG quality heif-convert is run with (heif.ts). */
 const JPEG_QUALITY = 92;
@@ -44,7 +49,7 @@ export function withExif(jpeg: Buffer, tiff: Uint8Array | null): Buffer {
   return Buffer.concat([jpeg.subarray(0, 2), header, tiff, jpeg.subarray(2)]);
 }
 
-export class WasmHeifDecoder {
+export class WasmHeifDecoder implements HeifDecoder {
   private available: boolean | undefined;
 
   constructor(private readonly timeoutMs = 120_000) {}

@@ -1,5 +1,7 @@
 /**
  * HEIC/HEIF through Debian's `heif-convert` (libheif-examples): prebuilt sharp cannot decode HEVC.
+ * Implements `HeifDecoder` (src/processing/ports.ts); the converter's path is a constructor
+ * parameter (config: HEIF_CONVERT).
  * libheif applies the HEIF transforms (irot/imir), so the JPEG it writes is already upright.
  *
  * The caller checks the pixel limit from the header first (`probeHeif`), so heif-convert only
@@ -13,35 +15,19 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { toError } from '../errors.ts';
-import { scratchTag } from '../storage/scratch.ts';
+import { toError } from '../../errors.ts';
+import {
+  HeifDecodeError,
+  HeifUnavailableError,
+  type HeifConvertOptions,
+  type HeifDecoder,
+} from '../../processing/ports.ts';
+import { scratchTag } from '../../storage/scratch.ts';
 
-/** Work directories are `<os tmp>/mediary-heif-<owner tag><random>` (../storage/scratch.ts). */
+export { HeifDecodeError, HeifUnavailableError };
+
+/** Work directories are `<os tmp>/mediary-heif-<owner tag><random>` (src/storage/scratch.ts). */
 export const HEIF_WORK_PREFIX = 'mediary-heif-';
-
-export class HeifUnavailableError extends Error {
-  constructor() {
-    super('HEIC is not supported on this installation.');
-    this.name = 'HeifUnavailableError';
-  }
-}
-
-export class HeifDecodeError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = 'HeifDecodeError';
-  }
-}
-
-/** What the converter may do, and which of its outputs is wanted (from `probeHeif`). */
-export interface HeifConvertOptions {
-  /** The pixel limit the header was checked against: the resource caps scale with it. */
-  maxPixels: number;
-  /** Number of top-level images (heif-convert writes one JPEG for each, numbered from 1 when > 1). */
-  images: number;
-  /** Index of the primary image among them. */
-  primary: number;
-}
 
 // Measured with Debian's heif-convert 1.15 (8-bit 4:2:0): ~36 MiB of address space to start,
 // then 5–7 bytes a pixel; 10-bit or alpha costs more. These caps leave a wide margin: they stop a
@@ -60,7 +46,7 @@ export function heifLimits(maxPixels: number): { addressSpace: number; outputByt
   };
 }
 
-export class HeifConverter {
+export class HeifConverter implements HeifDecoder {
   /** Set once the converter has been seen to run; an absence is never cached (see isAvailable). */
   private seen = false;
   private limiter: Promise<boolean> | undefined;

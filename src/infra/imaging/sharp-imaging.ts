@@ -1,68 +1,21 @@
 /**
- * The sharp adapter: the only module that imports sharp. It decodes an image once (with a pixel
- * limit), applies the EXIF orientation, resizes to the largest size needed into a raw pixel
+ * The sharp adapter, the only module that imports sharp; implements `Imaging`
+ * (src/processing/ports.ts). It decodes an image once (with a pixel limit), applies the EXIF orientation, resizes to the largest size needed into a raw pixel
  * buffer, and derives every variant and the placeholder pixels from that buffer. Outputs carry no
  * metadata (sharp strips it unless asked to keep it).
  */
 import { performance } from 'node:perf_hooks';
 import sharp, { type Metadata, type OutputInfo } from 'sharp';
+import {
+  ImageDecodeError,
+  type HeifLayout,
+  type Imaging,
+  type RenderedVariant,
+  type RenderOptions,
+  type RenderResult,
+} from '../../processing/ports.ts';
 
-export type VariantFormat = 'webp' | 'avif';
-
-export interface RenderOptions {
-  /** Longest-edge sizes, e.g. [1200, 600, 300, 150]. Fit inside, never upscaled. */
-  sizes: readonly number[];
-  format: VariantFormat;
-  maxPixels: number;
-  /** Images whose decode would take more bytes than this (see `estimateDecodeBytes`) fail. */
-  maxDecodeBytes?: number;
-  /**
-   * Reserves the decode estimate before decoding (the worker's memory budget; may wait) and
-   * returns its release, called once every step that holds pixels has settled.
-   */
-  reserve?: (bytes: number) => Promise<() => void>;
-  /** False when the decoder upstream already applied the orientation (HEIF irot/imir). */
-  autoOrient: boolean;
-  /** Called after each step with a 0..1 fraction. */
-  onProgress?: (fraction: number) => void;
-  /**
-   * Called with each variant as soon as it is encoded (largest first to start, smallest usually
-   * first to finish), while the others are still encoding; awaited before the render returns.
-   */
-  onVariant?: (variant: RenderedVariant) => Promise<void>;
-  /** Called with the placeholder pixels as soon as they exist (while variants still encode). */
-  onPreview?: (preview: RenderResult['preview']) => void;
-  /** Called when a step ends, with its name and its start (`performance.now()`): timings. */
-  trace?: (step: string, start: number) => void;
-}
-
-export interface RenderedVariant {
-  size: number;
-  width: number;
-  height: number;
-  data: Buffer;
-}
-
-export interface RenderResult {
-  /** As displayed (after orientation). */
-  width: number;
-  height: number;
-  variants: RenderedVariant[];
-  /** Small RGBA image (≤ 64×64) for the placeholder hash. */
-  preview: { width: number; height: number; rgba: Uint8Array };
-}
-
-/** The bytes are not an image we can decode (corrupt, unsupported, or over the pixel limit). */
-export class ImageDecodeError extends Error {
-  constructor(
-    readonly reason: 'corrupt' | 'too_large',
-    message: string,
-    options?: ErrorOptions,
-  ) {
-    super(message, options);
-    this.name = 'ImageDecodeError';
-  }
-}
+export { ImageDecodeError };
 
 // ThumbHash keeps only low frequencies: 64 px gives the same hash as 100 px (checked on camera
 // photos) for a third of the work.
@@ -231,17 +184,6 @@ async function decodeAndEncode(
   };
 }
 
-/** What heif-convert would decode, read from the HEIF container's header (no pixel decoded). */
-export interface HeifLayout {
-  /** The primary image as displayed (libheif applies irot/imir; a grid's size is the whole grid). */
-  width: number;
-  height: number;
-  /** Index of the primary among the top-level images (heif-convert numbers its outputs in this order). */
-  primary: number;
-  /** Number of top-level images: heif-convert decodes every one of them. */
-  images: number;
-}
-
 /** More top-level images than any camera writes; heif-convert would decode each one. */
 export const HEIF_MAX_IMAGES = 16;
 
@@ -323,3 +265,6 @@ export async function probeImage(input: Buffer): Promise<{
     hasExif: m.exif !== undefined,
   };
 }
+
+/** The {@link Imaging} port over sharp. */
+export const sharpImaging: Imaging = { render: renderVariants, probeHeif, exifBlock };

@@ -12,18 +12,12 @@ import { createRequire } from 'node:module';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import type { ProcessingConfig } from '../config.ts';
-import { HeifConverter, type HeifConvertOptions } from './heif.ts';
-import { WasmHeifDecoder } from './heif-wasm.ts';
+import type { HeifDecoder } from '../processing/ports.ts';
+import { HeifConverter } from './imaging/heif.ts';
+import { WasmHeifDecoder } from './imaging/heif-wasm.ts';
 
 const run = promisify(execFile);
 const require = createRequire(import.meta.url);
-
-/** Turns HEIC/HEIF bytes into JPEG bytes (primary image, transforms applied); see heif.ts. */
-export interface HeifDecoder {
-  /** False when the decoder cannot run here (then HEIC uploads fail as unsupported). */
-  isAvailable(): Promise<boolean>;
-  toJpeg(input: Buffer, signal: AbortSignal, opts: HeifConvertOptions): Promise<Buffer>;
-}
 
 /** Where a tool comes from: set in the configuration, found on PATH, or shipped in an npm package. */
 export type ToolSource = 'config' | 'system' | 'npm';

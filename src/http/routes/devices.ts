@@ -1,0 +1,289 @@
+import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { MAX_KEY_OVERLAP_SECONDS, type Config } from '../../config.ts';
+import type { DeviceRow } from '../../devices/repo.ts';
+import type { DeviceService } from '../../devices/service.ts';
+import { perPrincipalRateLimit, principalOf, type registerAuth } from '../auth.ts';
+import { errors, Text, Uuid } from '../schemas.ts';
+
+export interface DeviceRouteDeps {
+  devices: DeviceService;
+  auth: ReturnType<typeof registerAuth>;
+  config: Pick<Config, 'rateLimit'>;
+}
+
+const DateTime = Type.String({ format: 'date-time' });
+const UserId = Type.String({ minLength: 1, maxLength: 200, pattern: '^[^\\u0000]*$' });
+const DeviceName = Text({ minLength: 1, maxLength: 200 });
+const ApiKey = Type.String({
+  description: 'The device API key (`mdk_…`), shown this once: only its hash is stored.',
+});
+
+export const DeviceView = Type.Object({
+  deviceId: Uuid,
+  name: Type.String(),
+  ownerUserId: Type.Union([Type.String(), Type.Null()]),
+  createdAt: DateTime,
+  revokedAt: Type.Union([DateTime, Type.Null()]),
+  lastSeenAt: Type.Union([DateTime, Type.Null()], {
+    description: 'Last authenticated request (to the minute); null if never seen.',
+  }),
+  keyRotatedAt: Type.Union([DateTime, Type.Null()]),
+  previousKeyExpiresAt: Type.Union([DateTime, Type.Null()], {
+    description: 'While a rotation’s overlap lasts, the replaced key still works until then.',
+  }),
+  usage: Type.Object({
+    storedBytes: Type.Integer({ description: 'Declared bytes of its media not DELETED or FAILED.' }),
+    openSessions: Type.Integer({ description: 'PENDING upload sessions.' }),
+  }),
+});
+
+const iso = (d: Date | null) => (d ? d.toISOString() : null);
+const toDeviceView = (d: DeviceRow): Static<typeof DeviceView> => ({
+  deviceId: d.id,
+  name: d.name,
+  ownerUserId: d.owner_user_id,
+  createdAt: d.created_at.toISOString(),
+  revokedAt: iso(d.revoked_at),
+  lastSeenAt: iso(d.last_seen_at),
+  keyRotatedAt: iso(d.key_rotated_at),
+  previousKeyExpiresAt: iso(d.previous_key_expires_at),
+  usage: { storedBytes: Number(d.stored_bytes ?? 0), openSessions: d.open_sessions ?? 0 },
+});
+
+const WithKey = Type.Object({ device: DeviceView, apiKey: ApiKey });
+const DeviceParams = Type.Object({
+  id: Type.Union([Uuid, Type.Literal('me')], { description: 'A device id, or `me` for the calling device.' }),
+});
+const OwnedParams = Type.Object({ id: Uuid });
+const RotateBody = Type.Object(
+  {
+    overlapSeconds: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: MAX_KEY_OVERLAP_SECONDS,
+        description: 'How long the replaced key keeps working (default DEVICE_KEY_OVERLAP_SECONDS).',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+/** RFC 8628's user code: 8 letters shown as XXXX-XXXX (any case, dashes and spaces ignored when typed). */
+const UserCode = Type.String({ minLength: 1, maxLength: 32, pattern: '^[A-Za-z \\-]+$' });
+
+export const deviceRoutes: FastifyPluginAsyncTypebox<DeviceRouteDeps> = async (
+  app,
+  { devices, auth, config },
+) => {
+  const tags = ['devices'];
+  const claimLimit = (bucket: string) =>
+    perPrincipalRateLimit(bucket, config.rateLimit.deviceClaimsPerMinute);
+
+  app.get(
+    '/devices',
+    {
+      onRequest: auth.required,
+      schema: {
+        summary: 'Your devices, with last-seen time and usage',
+        operationId: 'listDevices',
+        tags,
+        querystring: Type.Object(
+          { includeRevoked: Type.Boolean({ default: false }) },
+          { additionalProperties: false },
+        ),
+        response: { 200: Type.Object({ items: Type.Array(DeviceView) }), ...errors(400, 401, 403) },
+      },
+    },
+    async (request) => ({
+      items: (await devices.list(principalOf(request), request.query.includeRevoked)).map(toDeviceView),
+    }),
+  );
+
+  app.post(
+    '/devices',
+    {
+      onRequest: auth.required,
+      schema: {
+        summary: 'Create a device you own; its key is in the answer, once',
+        operationId: 'createDevice',
+        tags,
+        body: Type.Object({ name: DeviceName }, { additionalProperties: false }),
+        response: { 201: WithKey, ...errors(400, 401, 403) },
+      },
+    },
+    async (request, reply) => {
+      const { device, apiKey } = await devices.create(principalOf(request), request.body.name);
+      void reply.status(201).header('cache-control', 'no-store');
+      return { device: toDeviceView(device), apiKey };
+    },
+  );
+
+  app.get(
+    '/devices/:id',
+    {
+      onRequest: auth.required,
+      schema: {
+        summary: 'One device (its owner, or the device itself as `me`)',
+        operationId: 'getDevice',
+        tags,
+        params: DeviceParams,
+        response: { 200: DeviceView, ...errors(400, 401, 404) },
+      },
+    },
+    async (request) => toDeviceView(await devices.get(principalOf(request), request.params.id)),
+  );
+
+  app.patch(
+    '/devices/:id',
+    {
+      onRequest: auth.required,
+      schema: {
+        summary: 'Rename a device or hand it over to another user (its owner)',
+        description:
+          'Handing over takes effect at once; captures uploaded before stay with the previous owner.',
+        operationId: 'updateDevice',
+        tags,
+        params: OwnedParams,
+        body: Type.Object(
+          { name: Type.Optional(DeviceName), ownerUserId: Type.Optional(UserId) },
+          { additionalProperties: false, minProperties: 1 },
+        ),
+        response: { 200: DeviceView, ...errors(400, 401, 404, 409) },
+      },
+    },
+    async (request) =>
+      toDeviceView(await devices.update(principalOf(request), request.params.id, request.body)),
+  );
+
+  app.post(
+    '/devices/:id/revoke',
+    {
+      onRequest: auth.required,
+      schema: {
+        summary: 'Revoke a device: its keys stop working on every server at once (its owner)',
+        operationId: 'revokeDevice',
+        tags,
+        params: OwnedParams,
+        response: { 200: DeviceView, ...errors(400, 401, 404) },
+      },
+      config: { optionalBody: true },
+    },
+    async (request) => toDeviceView(await devices.revoke(principalOf(request), request.params.id)),
+  );
+
+  app.post(
+    '/devices/:id/rotate-key',
+    {
+      onRequest: auth.required,
+      schema: {
+        summary: 'A new key for a device; the old one keeps working for the overlap (owner or the device)',
+        operationId: 'rotateDeviceKey',
+        tags,
+        params: DeviceParams,
+        body: Type.Union([Type.Null(), RotateBody]),
+        response: { 200: WithKey, ...errors(400, 401, 404, 409) },
+      },
+      config: { optionalBody: true },
+    },
+    async (request, reply) => {
+      const { device, apiKey } = await devices.rotateKey(
+        principalOf(request),
+        request.params.id,
+        request.body?.overlapSeconds,
+      );
+      void reply.header('cache-control', 'no-store');
+      return { device: toDeviceView(device), apiKey };
+    },
+  );
+
+  app.post(
+    '/devices/claim',
+    {
+      onRequest: auth.required,
+      schema: {
+        summary: 'Claim a device by the code it shows; it becomes yours and fetches its own key',
+        operationId: 'claimDevice',
+        tags,
+        body: Type.Object(
+          { userCode: UserCode, name: Type.Optional(DeviceName) },
+          { additionalProperties: false },
+        ),
+        response: { 201: DeviceView, ...errors(400, 401, 403, 404, 429) },
+      },
+      config: { rateLimit: claimLimit('device-claim-enter') },
+    },
+    async (request, reply) => {
+      void reply.status(201);
+      return toDeviceView(
+        await devices.claim(principalOf(request), request.body.userCode, request.body.name),
+      );
+    },
+  );
+
+  app.post(
+    '/device-claims',
+    {
+      schema: {
+        summary: 'A device starts a claim: it shows `userCode` and polls with `deviceCode` (no credentials)',
+        operationId: 'startDeviceClaim',
+        tags,
+        body: Type.Object({ name: DeviceName }, { additionalProperties: false }),
+        response: {
+          201: Type.Object({
+            deviceCode: Type.String({ description: 'Secret: the device polls with it; never show it.' }),
+            userCode: Type.String({ description: 'Show this (XXXX-XXXX); the owner types it in.' }),
+            expiresAt: DateTime,
+            intervalSeconds: Type.Integer({ description: 'Poll no more often than this.' }),
+          }),
+          ...errors(400, 429),
+        },
+      },
+      config: { rateLimit: claimLimit('device-claim-start') },
+    },
+    async (request, reply) => {
+      const started = await devices.startClaim(request.body.name);
+      void reply.status(201).header('cache-control', 'no-store');
+      return { ...started, expiresAt: started.expiresAt.toISOString(), intervalSeconds: 5 };
+    },
+  );
+
+  app.post(
+    '/device-claims/token',
+    {
+      schema: {
+        summary: 'The device polls: 202 while nobody has entered its code, then 200 with its key, once',
+        operationId: 'pollDeviceClaim',
+        tags,
+        body: Type.Object(
+          { deviceCode: Type.String({ minLength: 1, maxLength: 100 }) },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({
+            status: Type.Literal('claimed'),
+            deviceId: Uuid,
+            name: Type.String(),
+            ownerUserId: Type.String(),
+            apiKey: ApiKey,
+          }),
+          202: Type.Object({
+            status: Type.Literal('pending'),
+            intervalSeconds: Type.Integer(),
+            expiresAt: DateTime,
+          }),
+          ...errors(400, 404, 410, 429),
+        },
+      },
+      config: { rateLimit: perPrincipalRateLimit('device-claim-poll', 60) },
+    },
+    async (request, reply) => {
+      const poll = await devices.pollClaim(request.body.deviceCode);
+      void reply.header('cache-control', 'no-store');
+      if (poll.status === 'pending') {
+        void reply.status(202).header('retry-after', String(poll.intervalSeconds));
+        return { ...poll, expiresAt: poll.expiresAt.toISOString() };
+      }
+      return poll;
+    },
+  );
+};

@@ -1,0 +1,160 @@
+/**
+ * The job queue adapter: pg-boss in the application's own Postgres (implements `JobQueue`,
+ * src/processing/ports.ts). The only module that imports pg-boss or touches its tables.
+ *
+ * Relies on pg-boss 10.4.x (package-lock.json): its `pgboss.job` table and column names (`state`,
+ * `start_after`, `started_on`, `retry_count`), the `retry` state, and the output pg-boss writes
+ * when it expires an active job (`{ value: { message: "...timeout..." } }`). An upgrade must
+ * re-check `release` and `deadFailure` below; test/processing/worker.test.ts covers both.
+ */
+import PgBoss from 'pg-boss';
+import type { Logger } from 'pino';
+import type { Pool, Queryable } from '../../db/pool.ts';
+import type { DeadJob, JobQueue, ProcessJob, QueuedJob } from '../../processing/ports.ts';
+
+export type { ProcessJob };
+
+export const PROCESS_QUEUE = 'media-process';
+export const DEAD_LETTER_QUEUE = 'media-process-dead';
+/** NOTIFY channel: an enqueue wakes idle workers at once instead of waiting for their next poll. */
+export const WAKE_CHANNEL = 'mediary_jobs';
+
+export interface QueueOptions {
+  retryLimit: number;
+  retryDelaySeconds: number;
+  /** pg-boss fails an active job after this long (a backstop; workers time their jobs out first). */
+  expireInSeconds?: number;
+}
+
+/** pg-boss statements on the given connection (the caller's transaction). */
+function on(db: Queryable): PgBoss.Db {
+  return { executeSql: (text: string, values: unknown[]) => db.query(text, values) };
+}
+
+/**
+ * Enqueueing takes the caller's transaction client, so "UPLOADED but no job" cannot happen: both
+ * commit or neither does.
+ */
+export class PgBossQueue implements JobQueue {
+  readonly wakeChannel = WAKE_CHANNEL;
+
+  private constructor(
+    private readonly boss: PgBoss,
+    private readonly pool: Pool,
+  ) {}
+
+  /**
+   * `owner`: this process owns the queue's retry policy (the API server, which also enqueues and
+   * migrates). Other processes (`mediary worker`) only make sure the queues exist: a worker started
+   * with different settings must not silently rewrite the policy every other process relies on.
+   */
+  static async start(
+    pool: Pool,
+    logger: Logger,
+    opts: QueueOptions,
+    { owner = true }: { owner?: boolean } = {},
+  ): Promise<PgBossQueue> {
+    const boss = new PgBoss({
+      db: on(pool),
+      supervise: true,
+      schedule: false,
+    });
+    boss.on('error', (err) => logger.error({ err }, 'job queue error'));
+    await boss.start();
+    await boss.createQueue(DEAD_LETTER_QUEUE);
+    const policy = {
+      name: PROCESS_QUEUE,
+      retryLimit: opts.retryLimit,
+      retryDelay: opts.retryDelaySeconds,
+      retryBackoff: true,
+      deadLetter: DEAD_LETTER_QUEUE,
+      ...(opts.expireInSeconds !== undefined ? { expireInSeconds: opts.expireInSeconds } : {}),
+    };
+    await boss.createQueue(PROCESS_QUEUE, policy);
+    if (owner) {
+      // createQueue keeps an existing queue as it was: apply the configured policy to new jobs.
+      await boss.updateQueue(PROCESS_QUEUE, policy);
+    } else {
+      const current = await boss.getQueue(PROCESS_QUEUE);
+      if (current && (current.retryLimit !== policy.retryLimit || current.retryDelay !== policy.retryDelay)) {
+        logger.warn(
+          {
+            queue: { retryLimit: current.retryLimit, retryDelay: current.retryDelay },
+            configured: { retryLimit: policy.retryLimit, retryDelay: policy.retryDelay },
+          },
+          'this worker’s retry settings differ from the queue’s; the API server’s settings apply',
+        );
+      }
+    }
+    return new PgBossQueue(boss, pool);
+  }
+
+  async enqueueProcessing(tx: Queryable, mediaId: string): Promise<void> {
+    await this.boss.send(PROCESS_QUEUE, { mediaId } satisfies ProcessJob, { db: on(tx) });
+    await tx.query('SELECT pg_notify($1, $2)', [WAKE_CHANNEL, PROCESS_QUEUE]);
+  }
+
+  async fetchProcessing(tx: Queryable): Promise<QueuedJob | undefined> {
+    const [job] = await this.boss.fetch<ProcessJob>(PROCESS_QUEUE, {
+      batchSize: 1,
+      includeMetadata: true,
+      db: on(tx),
+    });
+    if (!job) return undefined;
+    return { id: job.id, data: job.data, attempt: job.retryCount + 1, maxAttempts: job.retryLimit + 1 };
+  }
+
+  async complete(jobId: string, output: object, tx?: Queryable): Promise<void> {
+    await this.boss.complete(PROCESS_QUEUE, jobId, output, tx ? { db: on(tx) } : undefined);
+  }
+
+  async fail(jobId: string, error: { message: string; name: string }): Promise<void> {
+    await this.boss.fail(PROCESS_QUEUE, jobId, error);
+  }
+
+  /**
+   * Hands an active job back to the queue without spending an attempt (worker shutdown): the next
+   * fetch increments retry_count again, so it is taken back here. pg-boss has no API for this, so
+   * it is one UPDATE of its job table (see the version note at the top).
+   */
+  async release(jobId: string): Promise<void> {
+    await this.pool.query(
+      `UPDATE pgboss.job SET state = 'retry', start_after = now(),
+         started_on = CASE WHEN retry_count = 0 THEN NULL ELSE started_on END,
+         retry_count = GREATEST(retry_count - 1, 0)
+       WHERE name = $1 AND id = $2 AND state = 'active'`,
+      [PROCESS_QUEUE, jobId],
+    );
+    await this.pool.query('SELECT pg_notify($1, $2)', [WAKE_CHANNEL, PROCESS_QUEUE]);
+  }
+
+  async fetchDead(limit: number): Promise<DeadJob[]> {
+    const jobs = await this.boss.fetch<ProcessJob>(DEAD_LETTER_QUEUE, {
+      batchSize: limit,
+      includeMetadata: true,
+    });
+    return jobs.map((job) => ({ id: job.id, data: job.data, failure: deadFailure(job.output) }));
+  }
+
+  async completeDead(jobId: string): Promise<void> {
+    await this.boss.complete(DEAD_LETTER_QUEUE, jobId);
+  }
+
+  async failDead(jobId: string, error: { message: string }): Promise<void> {
+    await this.boss.fail(DEAD_LETTER_QUEUE, jobId, error);
+  }
+
+  async stop(): Promise<void> {
+    await this.boss.stop({ graceful: true, close: false, wait: true });
+  }
+}
+
+/** The last attempt's failure, from the job output: our fail data, or pg-boss' own expiry. */
+function deadFailure(output: unknown): DeadJob['failure'] {
+  const o = output as { message?: unknown; name?: unknown; value?: { message?: unknown } } | null | undefined;
+  if (typeof o?.message === 'string') {
+    return typeof o.name === 'string' ? { message: o.message, name: o.name } : { message: o.message };
+  }
+  if (typeof o?.value?.message === 'string' && /timeout/i.test(o.value.message)) return 'expired';
+  return undefined;
+}
