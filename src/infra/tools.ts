@@ -5,7 +5,8 @@
  * `@ffprobe-installer/ffprobe`: static binaries inside the package tarballs; `libheif-js`:
  * libheif compiled to WebAssembly, run in a worker thread). So `npm ci && npm start` processes
  * videos and HEIC photos on a machine without Debian's ffmpeg or libheif-examples, and a machine
- * that has them keeps using them (faster, and patched by the system's updates).
+ * that has them keeps using them (faster, and patched by the system's updates). A command set
+ * explicitly (not the default name) is used as is: when it does not run there is no fallback.
  */
 import { execFile } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -66,6 +67,8 @@ async function resolveBinary(
   pkg: '@ffmpeg-installer/ffmpeg' | '@ffprobe-installer/ffprobe',
 ): Promise<ResolvedTool | undefined> {
   if (await runs(configured)) return { path: configured, source: sourceOf(configured) };
+  // A path the operator set is theirs to fix: no silent fallback (the start-up log warns).
+  if (sourceOf(configured) === 'config') return undefined;
   const shipped = npmBinary(pkg);
   if (shipped !== undefined && (await runs(shipped))) return { path: shipped, source: 'npm' };
   return undefined;
@@ -82,7 +85,7 @@ export async function resolveProcessingTools(config: ProcessingConfig): Promise<
   let heif: ProcessingTools['heif'];
   if (await converter.isAvailable()) {
     heif = { decoder: converter, kind: 'heif-convert', source: sourceOf(config.heifConvert) };
-  } else {
+  } else if (sourceOf(config.heifConvert) === 'system') {
     const wasm = new WasmHeifDecoder(timeoutMs);
     if (await wasm.isAvailable()) heif = { decoder: wasm, kind: 'libheif-wasm', source: 'npm' };
   }
