@@ -2,6 +2,25 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import globals from 'globals';
 
+const HTTP = {
+  group: ['**/http/**', '**/grpc/**', 'fastify', '@fastify/*', '@grpc/*'],
+  message: 'Domain, operations and infrastructure must not depend on the HTTP or gRPC layer.',
+};
+const OPERATIONS = {
+  group: ['**/operations/**'],
+  message:
+    'src/operations (sweeper, storage migration, timers) sits above the domain; only entry points import it.',
+};
+const ADAPTER_LIBS = {
+  group: ['sharp', 'exifr', 'pg-boss', 'child_process', 'node:child_process'],
+  message: 'The domain reaches sharp, exifr, pg-boss and child processes only through adapters in src/infra.',
+};
+/** One `no-restricted-imports` rule for `files`, naming every pattern they must not import. */
+const layer = (files, ...patterns) => ({
+  files,
+  rules: { 'no-restricted-imports': ['error', { patterns }] },
+});
+
 export default tseslint.config(
   { ignores: ['node_modules/**', 'data/**', 'dist/**', '.tmp/**', 'bench/results/**'] },
   js.configs.recommended,
@@ -32,23 +51,22 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
     },
   },
-  {
-    // Layering: the domain and infrastructure never import the HTTP layer.
-    files: ['src/media/**', 'src/processing/**', 'src/storage/**', 'src/db/**', 'src/auth/**'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          patterns: [
-            {
-              group: ['**/http/**', 'fastify', '@fastify/*'],
-              message: 'Domain and infrastructure code must not depend on the HTTP layer.',
-            },
-          ],
-        },
-      ],
-    },
-  },
+  // Layering (docs/ARCHITECTURE.md "Layers"): entry → http/grpc → operations → domain → infrastructure.
+  // Each folder lists everything it must not import (one rule per file set: a later entry would
+  // replace, not extend, an earlier one).
+  layer(['src/media/**'], HTTP, ADAPTER_LIBS, OPERATIONS, {
+    group: ['**/processing/**', '**/posts/**', '**/circles/**', '**/infra/**'],
+    message:
+      'media is the core of the domain: processing, posts and circles build on it, never the other way round (shared shapes go into src/media).',
+  }),
+  layer(['src/posts/**', 'src/circles/**', 'src/auth/**'], HTTP, ADAPTER_LIBS, OPERATIONS),
+  // TODO(issue 14 §3): add ADAPTER_LIBS here once sharp/exifr/pg-boss/child_process live in src/infra.
+  layer(['src/processing/**'], HTTP, OPERATIONS),
+  layer(['src/operations/**'], HTTP),
+  layer(['src/storage/**', 'src/db/**'], HTTP, OPERATIONS, {
+    group: ['**/media/**', '**/processing/**', '**/posts/**', '**/circles/**', '**/auth/**'],
+    message: 'Infrastructure must not depend on the domain.',
+  }),
   {
     // Layering (issue 14 §3): the domain reaches sharp, libheif, exifr, ffmpeg and pg-boss only
     // through the ports of src/processing/ports.ts; the adapters live in src/infra/. Only the

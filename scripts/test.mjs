@@ -114,7 +114,17 @@ try {
   // Fault files kill processes, restart databases and load the machine: one at a time.
   child = spawn(
     process.execPath,
-    ['--import', 'tsx', '--test', `--test-concurrency=${faults ? 1 : 2}`, '--test-reporter=spec', ...files],
+    [
+      '--import',
+      'tsx',
+      '--test',
+      `--test-concurrency=${faults ? 1 : 2}`,
+      // A file whose setup failed half-way (one of two servers started) must end, reported as failed,
+      // not keep the run waiting on the handles it could not close.
+      '--test-force-exit',
+      '--test-reporter=spec',
+      ...files,
+    ],
     {
       stdio: 'inherit',
       env: { ...process.env, ...env, ...(faults ? { FAULT_RESULTS_DIR: resultsDir() } : {}) },

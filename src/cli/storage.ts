@@ -2,8 +2,8 @@ import { parseArgs } from 'node:util';
 import { openDatabase, signingSecret } from '../app.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
-import { migrateStorage, probeWritable, StoreNotWritableError } from '../media/storage-migration.ts';
-import { sweep } from '../media/sweeper.ts';
+import { migrateStorage, probeWritable, StoreNotWritableError } from '../operations/storage-migration.ts';
+import { sweep } from '../operations/sweeper.ts';
 import { createStore } from '../storage/factory.ts';
 import { UrlSigner } from '../storage/signing.ts';
 

@@ -1,4 +1,3 @@
-import { createHash, randomUUID } from 'node:crypto';
 import path from 'node:path';
 
 /**
@@ -15,30 +14,6 @@ export function sanitizeFileName(name: string): string {
     .replace(/^\.+/, '');
   const capped = [...cleaned].slice(0, 200).join('');
   return capped.length > 0 ? capped : 'file';
-}
-
-/** A key segment from an identifier we do not control (a JWT `sub`, say): kept if plain, hashed if not. */
-export function keySegment(value: string): string {
-  return /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(value)
-    ? value
-    : 'h' + createHash('sha256').update(value).digest('hex').slice(0, 32);
-}
-
-/** `<device_id>/<camera_id>/<YYYY-MM-DD>/<message_id>.<ext>` — deterministic, so replays land on the same object. */
-export function deviceMessageKey(
-  deviceId: string,
-  cameraId: string,
-  capturedAt: Date,
-  messageId: string,
-  ext: string,
-) {
-  const day = capturedAt.toISOString().slice(0, 10);
-  return `${deviceId}/${keySegment(cameraId)}/${day}/${keySegment(messageId)}.${ext}`;
-}
-
-/** `<mediaType>/<ownerId>/<timestamp>-<uuid>.<ext>` for uploads without a message id. */
-export function ownerKey(mediaType: string, ownerId: string, now: Date, ext: string) {
-  return `${mediaType}/${keySegment(ownerId)}/${now.getTime()}-${randomUUID()}.${ext}`;
 }
 
 /** Extensions that name the same type as a catalog extension. */

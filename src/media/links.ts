@@ -8,7 +8,7 @@
  * instead of downloading them again whenever the record is fetched again.
  */
 import type { ObjectStore } from '../storage/types.ts';
-import { variantContentType } from '../processing/image-job.ts';
+import { variantContentType } from './layout.ts';
 import { originalDisposition } from './catalog.ts';
 import { contentDisposition } from './keys.ts';
 import type { MediaRow, MediaStatus } from './repo.ts';

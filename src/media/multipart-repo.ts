@@ -88,16 +88,3 @@ export async function liveUploadIds(db: Queryable, uploadIds: string[]): Promise
   );
   return new Set(rows.map((r) => r.upload_id));
 }
-
-/** PENDING → FAILED only: never overrides a completion that won a race. */
-export async function failPending(
-  db: Queryable,
-  mediaId: string,
-  error: { code: string; message: string },
-): Promise<boolean> {
-  const res = await db.query(
-    `UPDATE media SET status = 'FAILED', error = $2, updated_at = now() WHERE id = $1 AND status = 'PENDING'`,
-    [mediaId, JSON.stringify(error)],
-  );
-  return res.rowCount === 1;
-}

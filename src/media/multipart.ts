@@ -6,10 +6,12 @@ import { AppError } from '../errors.ts';
 import { partBytes, planParts, type PartPlan } from '../storage/parts.ts';
 import type { UrlSigner } from '../storage/signing.ts';
 import { normalizeEtag, type ObjectStore, type PartRef, type StoredPart } from '../storage/types.ts';
+import { failure } from './lifecycle.ts';
 import * as mrepo from './multipart-repo.ts';
-import { assertDeviceActive } from './service.ts';
+import { assertDeviceActive } from './access.ts';
 import type { MultipartRow } from './multipart-repo.ts';
 import type { MediaRow } from './repo.ts';
+import { failUpload } from './transitions.ts';
 import { StreamingUploads } from './upload-claims.ts';
 
 /** What `POST /media` answers for a file above the multipart threshold. */
@@ -405,10 +407,7 @@ export class MultipartUploads {
         'The upload is being completed; it can no longer be cancelled.',
       );
     }
-    const failed = await mrepo.failPending(this.pool, media.id, {
-      code: 'cancelled',
-      message: 'The upload was cancelled.',
-    });
+    const failed = await failUpload(this.pool, media.id, failure('cancelled'));
     if (!failed) throw new AppError('invalid_state', 'The upload completed before it could be cancelled.');
     // Nothing of it is wanted now: the store's parts, or a single upload's object.
     if (row) await this.store.abortMultipart(row.storage_key, row.upload_id);

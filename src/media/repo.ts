@@ -1,5 +1,6 @@
 import type { Queryable } from '../db/pool.ts';
 import type { MediaType } from './catalog.ts';
+import type { MediaStatus } from './lifecycle.ts';
 
 /** Who created an upload session (0007_uploaded_by.sql). */
 export type Uploader = 'device' | 'user';
@@ -7,8 +8,7 @@ export type Uploader = 'device' | 'user';
 /** What a media is for (0014_posts.sql); it decides cleanup. */
 export type MediaPurpose = 'library' | 'post';
 
-export type MediaStatus = 'PENDING' | 'UPLOADED' | 'PROCESSING' | 'READY' | 'FAILED' | 'DELETED';
-export const LISTABLE_STATUSES = ['PENDING', 'UPLOADED', 'PROCESSING', 'READY', 'FAILED'] as const;
+export { LISTABLE_STATUSES, type MediaStatus } from './lifecycle.ts';
 
 export interface MediaRow {
   id: string;
@@ -86,7 +86,7 @@ export interface VariantRow {
   key: string;
   /**
    * Lower-case hex SHA-256 of the variant's bytes, read from its content-addressed key
-   * (`variants/<mediaId>/<sha256>.<fmt>`, image-job `variantKey`); null only for a key of another
+   * (`variants/<mediaId>/<sha256>.<fmt>`, layout `variantKey`); null only for a key of another
    * shape, which Mediary never writes.
    */
   sha256: string | null;
@@ -275,53 +275,8 @@ export async function recordUploadedContent(
   return rowCount === 1;
 }
 
-/**
- * PENDING → UPLOADED; false when another request already moved it on. `backend`/`uri` name the
- * store completion found the bytes in: a session begun before a storage migration and completed
- * after the switch has its bytes on the new store, and the row says so.
- */
-export async function markUploaded(
-  db: Queryable,
-  id: string,
-  content: { sha256: string | null; etag: string; detectedMime: string; backend: string; uri: string },
-): Promise<boolean> {
-  const res = await db.query(
-    `UPDATE media SET status = 'UPLOADED', uploaded_at = now(), updated_at = now(),
-       content_sha256 = COALESCE($2, content_sha256), content_etag = $3, detected_mime_type = $4,
-       storage_backend = $5, storage_uri = $6
-     WHERE id = $1 AND status = 'PENDING'`,
-    [id, content.sha256, content.etag, content.detectedMime, content.backend, content.uri],
-  );
-  return res.rowCount === 1;
-}
-
-export async function markFailed(
-  db: Queryable,
-  id: string,
-  error: { code: string; message: string },
-): Promise<void> {
-  await db.query(
-    `UPDATE media SET status = 'FAILED', error = $2, updated_at = now() WHERE id = $1 AND status <> 'DELETED'`,
-    [id, JSON.stringify(error)],
-  );
-}
-
 /** NOTIFY channel (payload: the media id): a worker processing that media cancels the job. */
 export const MEDIA_DELETED_CHANNEL = 'mediary_media_deleted';
-
-/** Marks the media DELETED and tells the workers (a running job for it is cancelled). */
-export async function markDeleted(db: Queryable, id: string): Promise<boolean> {
-  const res = await db.query(
-    `WITH d AS (
-       UPDATE media SET status = 'DELETED', deleted_at = now(), updated_at = now()
-       WHERE id = $1 AND status <> 'DELETED'
-       RETURNING id
-     )
-     SELECT pg_notify('${MEDIA_DELETED_CHANNEL}', id::text) FROM d`,
-    [id],
-  );
-  return res.rowCount === 1;
-}
 
 export interface ListQuery {
   /**

@@ -6,7 +6,7 @@ import { AppError } from '../errors.ts';
 import { decodeCursor, encodeCursor } from '../media/cursor.ts';
 import { owningUser } from '../media/privacy.ts';
 import type { MediaRow } from '../media/repo.ts';
-import { MediaService } from '../media/service.ts';
+import { markDeletedWithin, type MediaService } from '../media/service.ts';
 import type { ShareLookup } from '../media/shares.ts';
 import * as repo from './repo.ts';
 import type { PostRow } from './repo.ts';
@@ -181,7 +181,7 @@ export class PostService {
       const post = await repo.lockPost(tx, id);
       if (!post || post.owner_user_id !== userId) throw new AppError('not_found', 'Post not found.');
       const media = await this.media.findManyUnchecked(post.media_ids);
-      for (const m of media) await MediaService.markDeletedWithin(tx, m.id);
+      for (const m of media) await markDeletedWithin(tx, m.id);
       await repo.deletePost(tx, id);
       return media;
     });

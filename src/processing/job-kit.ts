@@ -4,6 +4,7 @@
  * writes, and storing variants under their content-addressed keys. Plain code over the
  * `ObjectStore` and the `ProcessingRecords` port.
  */
+import type { ImageFailureCode, VideoFailureCode } from '../media/lifecycle.ts';
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { Readable } from 'node:stream';
@@ -21,18 +22,8 @@ export const VARIANT_SIZES = [1200, 600, 300, 150] as const;
 /** The store operations the jobs use (an in-memory store in unit tests). */
 export type JobStore = Pick<ObjectStore, 'get' | 'readAll' | 'stat' | 'put' | 'delete'>;
 
-/** Why a job failed for good: the media's `error.code`. */
-export type FailureCode =
-  | 'integrity'
-  | 'type_mismatch'
-  | 'unsupported_type'
-  | 'decode_failed'
-  | 'image_too_large'
-  | 'ffmpeg_missing'
-  | 'no_video'
-  | 'video_too_long'
-  | 'video_too_large'
-  | 'timeout';
+/** Why a job failed for good: the media's `error.code` (one table: src/media/lifecycle.ts). */
+export type FailureCode = ImageFailureCode | VideoFailureCode;
 
 /** An outcome the client must see; retrying would not change it. */
 export class JobFailure extends Error {

@@ -11,10 +11,10 @@ import type { Config } from '../config.ts';
 import type { Pool } from '../db/pool.ts';
 import { AppError } from '../errors.ts';
 import type { MediaService } from '../media/service.ts';
+import { hlsContentType, hlsPrefixOf } from '../media/layout.ts';
 import { findMedia } from '../media/repo.ts';
 import type { UrlSigner } from '../storage/signing.ts';
 import type { ObjectStore } from '../storage/types.ts';
-import { hlsContentType, hlsPrefixOf } from './video-job.ts';
 
 /** Relative paths inside a run's prefix: `master.m3u8` or `<rendition>/<file>`, no dot segments. */
 const HLS_PATH = /^(?:master\.m3u8|(?:360p|720p|1080p|2160p)\/[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63})$/;

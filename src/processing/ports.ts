@@ -7,6 +7,7 @@
  */
 import type { Queryable } from '../db/pool.ts';
 import type { VariantFormat } from '../media/layout.ts';
+import type { MediaFailure } from '../media/lifecycle.ts';
 import type { ReadyResult } from './repo.ts';
 import type { VideoReadyResult } from './video-repo.ts';
 import type { Rendition } from './video/ladder.ts';
@@ -280,7 +281,7 @@ export interface ProcessingRecords {
   /** The original hashed to what was declared: its sha256 is verified now (kept if already set). */
   recordVerifiedSha256(mediaId: string, sha256: string): Promise<void>;
   /** PROCESSING → FAILED with a reason the client can read; false when it is not PROCESSING any more. */
-  markFailed(mediaId: string, error: { code: string; message: string }): Promise<boolean>;
+  markFailed(mediaId: string, error: MediaFailure): Promise<boolean>;
   /** READY with the variants replaced; the keys they replaced, or undefined when nothing changed. */
   markImageReady(mediaId: string, result: ReadyResult): Promise<string[] | undefined>;
   /** READY with poster variants, renditions and HLS objects replaced (atomically); false when not PROCESSING. */

@@ -4,11 +4,11 @@ import type { Principal } from '../auth/principals.ts';
 import type { Config } from '../config.ts';
 import { withTransaction, type Pool } from '../db/pool.ts';
 import { AppError } from '../errors.ts';
+import { variantContentType } from '../media/layout.ts';
 import type { MediaRow } from '../media/repo.ts';
 import { variantDisposition } from '../media/links.ts';
 import type { DeliveryMode, DownloadPlan, MediaService, ProcessingQueue } from '../media/service.ts';
 import type { ObjectStore } from '../storage/types.ts';
-import { variantContentType } from './image-job.ts';
 import * as repo from './repo.ts';
 
 /**
@@ -60,7 +60,7 @@ export class ProcessingService {
       throw new AppError('invalid_state', 'The media changed state; fetch it again.', { mediaId });
     }
     this.logger.info({ mediaId }, 'processing requeued');
-    return this.media.get(null, m.id);
+    return this.media.loadUnchecked(m.id); // `m` was loaded through get() above
   }
 
   /**

@@ -8,7 +8,6 @@
  * throws and the queue retries. The work directory is removed whatever happens; ffmpeg dies with
  * the job (the worker's AbortSignal: cancellation, worker timeout, shutdown).
  */
-import { randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
@@ -17,7 +16,7 @@ import { fileTypeFromFile } from 'file-type';
 import { rgbaToThumbHash } from 'thumbhash';
 import type { ProcessingConfig } from '../config.ts';
 import { catalogEntry } from '../media/catalog.ts';
-import { hlsContentType } from '../media/layout.ts';
+import { hlsContentType, hlsMasterKey, hlsObjectKey, hlsRunPrefix } from '../media/layout.ts';
 import type { MediaRecord } from '../media/repo.ts';
 import { scratchTag } from '../storage/scratch.ts';
 import {
@@ -176,7 +175,7 @@ export class VideoJob {
       });
       progress(90, true);
 
-      const prefix = `hls/${media.id}/${randomUUID()}`;
+      const prefix = hlsRunPrefix(media.id);
       const hlsObjects = await this.uploadDir(outDir, prefix, written, ctx.signal);
       const renditions: RenditionRecord[] = hls.renditions.map((r) => ({
         name: r.name,
@@ -184,7 +183,7 @@ export class VideoJob {
         height: r.height,
         bitrate: Math.round((r.videoBitrate + (src.audioCodec !== null ? r.audioBitrate : 0)) * 1.1),
         codecs: r.codecs,
-        playlistKey: `${prefix}/${r.playlist}`,
+        playlistKey: hlsObjectKey(prefix, r.playlist),
       }));
       ctx.signal.throwIfAborted();
 
@@ -198,7 +197,7 @@ export class VideoJob {
         placeholder: poster.placeholder,
         detectedMime: detected,
         variants: poster.variants,
-        hlsMasterKey: `${prefix}/master.m3u8`,
+        hlsMasterKey: hlsMasterKey(prefix),
         renditions,
         hlsObjects,
       });
@@ -287,7 +286,7 @@ export class VideoJob {
         signal.throwIfAborted();
         const rel = files[next++]!;
         const file = path.join(dir, rel);
-        const key = `${prefix}/${rel}`;
+        const key = hlsObjectKey(prefix, rel);
         const bytes = (await stat(file)).size;
         written.push(key);
         await this.deps.store.put(key, createReadStream(file), { contentType: hlsContentType(rel), bytes });

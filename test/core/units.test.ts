@@ -2,14 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ConfigError, loadConfig } from '../../src/config.ts';
 import { decodeCursor, encodeCursor } from '../../src/media/cursor.ts';
-import {
-  contentDisposition,
-  downloadName,
-  deviceMessageKey,
-  keySegment,
-  ownerKey,
-  sanitizeFileName,
-} from '../../src/media/keys.ts';
+import { contentDisposition, downloadName, sanitizeFileName } from '../../src/media/keys.ts';
+import { deviceMessageKey, keySegment, ownerKey } from '../../src/media/layout.ts';
 import { parseRange } from '../../src/http/send-object.ts';
 import { UrlSigner } from '../../src/storage/signing.ts';
 import { assertSafeKey } from '../../src/storage/types.ts';

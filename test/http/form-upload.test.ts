@@ -18,10 +18,12 @@ let ceph: Ceph;
 let s3: TestServer;
 before(async () => {
   ceph = await startCeph();
-  [local, s3] = await Promise.all([
-    startTestServer({ MAX_IMAGE_BYTES: String(8 * 1024 * 1024), MAX_VIDEO_BYTES: String(40 * 1024 * 1024) }),
-    startTestServer(ceph.serverEnv('mediary-form-test', { WORKER_ENABLED: 'false' })),
-  ]);
+  // One at a time, each assigned as soon as it runs: after() closes whatever started.
+  local = await startTestServer({
+    MAX_IMAGE_BYTES: String(8 * 1024 * 1024),
+    MAX_VIDEO_BYTES: String(40 * 1024 * 1024),
+  });
+  s3 = await startTestServer(ceph.serverEnv('mediary-form-test', { WORKER_ENABLED: 'false' }));
   const setup = await mediary(['storage', 'setup'], s3.env);
   assert.equal(setup.code, 0, setup.stderr);
 });

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { removeUnattachedPostMedia } from '../../src/posts/lifecycle.ts';
+import { removeUnattachedPostMedia } from '../../src/operations/post-media.ts';
 import { call, startTestServer, type TestServer } from '../helpers/server.ts';
 import { fixture } from '../helpers/files.ts';
 import { upload as uploadBytes, waitFor } from '../processing/helpers.ts';

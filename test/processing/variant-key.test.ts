@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { variantKey, variantKeySha256 } from '../../src/processing/image-job.ts';
+import { variantKey, variantKeySha256 } from '../../src/media/layout.ts';
 
 test('a variant key names the sha256 of its bytes, and only a key of that shape does', () => {
   const sha = 'ab'.repeat(32);

@@ -355,13 +355,15 @@ describe('video jobs: shutdown, cancellation, timeout, audio-only', () => {
   test('VIDEO_JOB_TIMEOUT_SECONDS: a clip over budget FAILS with a timeout reason, and the worker goes on', async () => {
     const user = await t.user('video-timeout');
     const id = await uploadVideo(user.auth, clips.long!);
-    const worker = await inProcessWorker({}, { preset: 'slow', jobTimeoutSeconds: 5 });
+    // Room for probe and poster on a loaded machine (the budget must not run out before the
+    // transcode starts), yet far below what the `slow` preset needs for the whole clip.
+    const worker = await inProcessWorker({}, { preset: 'slow', jobTimeoutSeconds: 15 });
     try {
       const ffmpegPid = await transcodeStarted(process.pid);
       const st = await waitFor(t, user.auth, id, ['READY', 'FAILED'], 60_000);
       assert.equal(st.status, 'FAILED');
       assert.equal(st.error.code, 'timeout');
-      assert.equal(st.error.message, 'Video processing did not finish within 5 s.');
+      assert.equal(st.error.message, 'Video processing did not finish within 15 s.');
       assert.equal(st.attempts, 1, 'over budget is not retried: it would run out again');
       await until('the worker is idle', async () => worker.busy === 0);
       await assertCleanedUp(id, ffmpegPid);

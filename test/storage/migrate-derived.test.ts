@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { startServer, type Server } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/log.ts';
-import { migrateStorage } from '../../src/media/storage-migration.ts';
+import { migrateStorage } from '../../src/operations/storage-migration.ts';
 import { createStore } from '../../src/storage/factory.ts';
 import { UrlSigner } from '../../src/storage/signing.ts';
 import type { ObjectStore } from '../../src/storage/types.ts';

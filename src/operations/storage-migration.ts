@@ -2,8 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { withTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import { AppError } from '../errors.ts';
-import { variantContentType, variantKeySha256 } from '../processing/image-job.ts';
-import { hlsContentType } from '../processing/video-job.ts';
+import { hlsContentType, variantContentType, variantKeySha256 } from '../media/layout.ts';
 import { hashStoredObject } from '../storage/inspect.ts';
 import type { ObjectStore } from '../storage/types.ts';
 

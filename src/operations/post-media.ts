@@ -1,8 +1,9 @@
 import type { Logger } from 'pino';
 import { withTransaction, type Pool } from '../db/pool.ts';
 import type { MediaRow } from '../media/repo.ts';
-import { MediaService } from '../media/service.ts';
-import * as repo from './repo.ts';
+import { markDeletedWithin, type MediaService } from '../media/service.ts';
+import * as repo from '../posts/repo.ts';
+import { startPeriodic } from './periodic.ts';
 
 const BATCH = 100;
 
@@ -24,7 +25,7 @@ export async function removeUnattachedPostMedia(
     for (const id of ids) {
       const row = await withTransaction(pool, async (tx): Promise<MediaRow | undefined> => {
         if (!(await repo.claimUnattached(tx, id))) return undefined;
-        await MediaService.markDeletedWithin(tx, id);
+        await markDeletedWithin(tx, id);
         return (await media.findManyUnchecked([id]))[0];
       });
       if (!row) continue; // attached or deleted meanwhile
@@ -44,18 +45,12 @@ export function startPostMediaLifecycle(
   opts: { intervalSeconds: number; graceSeconds: number },
   logger: Logger,
 ): () => Promise<void> {
-  if (opts.intervalSeconds <= 0) return () => Promise.resolve();
-  let running: Promise<unknown> | undefined;
-  const timer = setInterval(() => {
-    running ??= removeUnattachedPostMedia(pool, media, opts, logger)
-      .catch((err: unknown) => logger.warn({ err }, 'post media lifecycle failed; retrying next interval'))
-      .finally(() => {
-        running = undefined;
-      });
-  }, opts.intervalSeconds * 1000);
-  timer.unref();
-  return async () => {
-    clearInterval(timer);
-    await running;
-  };
+  return startPeriodic(
+    'post media lifecycle',
+    opts.intervalSeconds,
+    async () => {
+      await removeUnattachedPostMedia(pool, media, opts, logger);
+    },
+    logger,
+  );
 }

@@ -1,7 +1,10 @@
 import type { Logger } from 'pino';
 import type { Pool } from '../db/pool.ts';
 import type { ObjectStore } from '../storage/types.ts';
-import * as mrepo from './multipart-repo.ts';
+import { failure } from '../media/lifecycle.ts';
+import * as mrepo from '../media/multipart-repo.ts';
+import { failUpload } from '../media/transitions.ts';
+import { startPeriodic } from './periodic.ts';
 
 export interface SweepReport {
   /** PENDING sessions past their expiry, now FAILED (upload_expired). */
@@ -57,10 +60,7 @@ export async function sweep(
     if (rows.length === 0) break;
     for (const r of rows) {
       if (r.upload_id !== null) await mrepo.setState(pool, r.id, ['OPEN', 'COMPLETING'], 'ABORTED');
-      const failed = await mrepo.failPending(pool, r.id, {
-        code: 'upload_expired',
-        message: 'The upload session expired before the upload was completed.',
-      });
+      const failed = await failUpload(pool, r.id, failure('upload_expired'));
       if (!failed) continue; // completed in the meantime
       report.expiredSessions++;
       if (r.upload_id !== null) {
@@ -152,22 +152,13 @@ export function startSweeper(
   opts: { intervalSeconds: number; orphanGraceSeconds: number },
   logger: Logger,
 ): () => Promise<void> {
-  if (opts.intervalSeconds <= 0) return () => Promise.resolve();
-  let running: Promise<void> | undefined;
-  const timer = setInterval(() => {
-    if (running) return;
-    running = sweep(pool, store, opts, logger)
-      .then((r) => {
-        if (r.expiredSessions + r.abortedUploads + r.orphansRemoved > 0) logger.info(r, 'storage sweep');
-      })
-      .catch((err: unknown) => logger.warn({ err }, 'storage sweep failed; retrying next interval'))
-      .finally(() => {
-        running = undefined;
-      });
-  }, opts.intervalSeconds * 1000);
-  timer.unref();
-  return async () => {
-    clearInterval(timer);
-    await running;
-  };
+  return startPeriodic(
+    'storage sweep',
+    opts.intervalSeconds,
+    async () => {
+      const r = await sweep(pool, store, opts, logger);
+      if (r.expiredSessions + r.abortedUploads + r.orphansRemoved > 0) logger.info(r, 'storage sweep');
+    },
+    logger,
+  );
 }
