@@ -24,7 +24,9 @@ export default tseslint.config(
   {
     languageOptions: {
       parserOptions: {
-        projectService: { allowDefaultProject: ['*.mjs', 'bin/*.mjs', 'scripts/*.mjs'] },
+        projectService: {
+          allowDefaultProject: ['*.mjs', 'bin/*.mjs', 'scripts/*.mjs', 'src/infra/imaging/*.mjs'],
+        },
         tsconfigRootDir: import.meta.dirname,
       },
     },

@@ -62,7 +62,7 @@ async function main() {
 
   // Hand-run: the exact arguments the pipeline's adapter uses, minus progress reporting.
   const handDir = path.join(dir, 'hand');
-  await Promise.all(ladder.map((r) => mkdir(path.join(handDir, r.name), { recursive: true })));
+  await Promise.all(ladder.map((_, i) => mkdir(path.join(handDir, String(i)), { recursive: true })));
   const hand = await timed(() =>
     ffmpeg(hlsArguments(clip, handDir, ladder, true, { preset: PRESET, segmentSeconds: SEGMENT })),
   );
@@ -72,7 +72,7 @@ async function main() {
   const perRendition = await timed(async () => {
     for (const r of ladder) {
       const out = path.join(perDir, r.name);
-      await mkdir(path.join(out, r.name), { recursive: true });
+      await mkdir(path.join(out, '0'), { recursive: true });
       await ffmpeg(hlsArguments(clip, out, [r], true, { preset: PRESET, segmentSeconds: SEGMENT }));
     }
   });

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The whole test suite: `npm test`; `--faults` runs the fault-injection suite instead
-// (`npm run test:faults`, files test/faults/**/*.fault.ts, which `npm test` never picks up). Installs the Debian packages the suites need when it can
+// (`npm run test:faults`, files test/**/*.fault.ts, which `npm test` never picks up). Installs the Debian packages the suites need when it can
 // (root + apt-get), printing their names first; otherwise fails naming the package. Never skips a suite silently.
 //
 // One Ceph RADOS Gateway (scripts/ceph-rgw.sh) and one PostgreSQL with a migrated template database
@@ -26,6 +26,11 @@ const SYSTEM_DEPS = [
   { cmd: 'heif-enc', packages: ['libheif-examples'] },
   // The browser SDK runs in Debian's Chromium, driven by playwright-core (which never downloads one).
   { cmd: 'chromium', packages: ['chromium'] },
+  // The container image and Compose file (test/deploy/): Docker's engine run by the test itself,
+  // Debian root filesystems for the base image, and Compose's validator.
+  { cmd: 'dockerd', packages: ['docker.io'] },
+  { cmd: 'debootstrap', packages: ['debootstrap'] },
+  { cmd: 'docker-compose', packages: ['docker-compose'] },
 ];
 
 function have(cmd) {
@@ -69,7 +74,7 @@ ensureSystemDeps();
 const args = process.argv.slice(2);
 const faults = args.includes('--faults');
 const filter = args.filter((a) => a !== '--faults');
-const files = findTests(faults ? 'test/faults' : 'test', faults ? '.fault.ts' : '.test.ts').filter(
+const files = findTests('test', faults ? '.fault.ts' : '.test.ts').filter(
   (f) => filter.length === 0 || filter.some((x) => f.includes(x)),
 );
 if (files.length === 0) {

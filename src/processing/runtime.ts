@@ -13,6 +13,7 @@ import type { ObjectStore } from '../storage/types.ts';
 import { exifrReader } from '../infra/imaging/exif.ts';
 import { HEIF_WORK_PREFIX, HeifConverter } from '../infra/imaging/heif.ts';
 import { sharpImaging } from '../infra/imaging/sharp-imaging.ts';
+import { logTools, resolveProcessingTools, withTools } from '../infra/tools.ts';
 import { FfmpegTranscoder } from '../infra/video/ffmpeg.ts';
 import { ImageJob } from './image-job.ts';
 import { publicMessage } from './job-kit.ts';
@@ -33,14 +34,13 @@ export interface WorkerSetup {
   logger: Logger;
 }
 
-export async function startWorker({ pool, queue, store, config, logger }: WorkerSetup): Promise<Worker> {
-  const heif = new HeifConverter(config.heifConvert, config.jobTimeoutSeconds * 1000);
-  if (!(await heif.isAvailable())) {
-    logger.warn(
-      { command: config.heifConvert },
-      'heif-convert not found: HEIC/HEIF uploads will fail (install libheif-examples)',
-    );
-  }
+export async function startWorker(setup: WorkerSetup): Promise<Worker> {
+  const { pool, queue, store, logger } = setup;
+  const tools = await resolveProcessingTools(setup.config);
+  logTools(logger, tools);
+  // The jobs run the tools chosen here (the configured/system ones, else the npm-shipped ones).
+  const config = withTools(setup.config, tools);
+  const heif = tools.heif?.decoder ?? new HeifConverter(config.heifConvert, config.jobTimeoutSeconds * 1000);
   // Work directories of jobs a killed process of this host was running hold whole originals.
   const orphans =
     (await removeOrphans(config.video.tmpDir ?? os.tmpdir(), VIDEO_WORK_PREFIX)) +
@@ -69,12 +69,6 @@ export async function startWorker({ pool, queue, store, config, logger }: Worker
     config,
     tmpDir: config.video.tmpDir,
   });
-  if (!(await video.ffmpegAvailable())) {
-    logger.warn(
-      { ffmpeg: config.video.ffmpegPath, ffprobe: config.video.ffprobePath },
-      'ffmpeg/ffprobe not found: video processing is OFF, video uploads will fail with "ffmpeg is not installed" (apt-get install ffmpeg)',
-    );
-  }
   // One queue. One statement starts the attempt and loads the row; the media type picks the job.
   const handler: JobHandler<ProcessJob> = async (payload, ctx) => {
     const media = await repo.startProcessing(pool, payload.mediaId, ctx.attempt);

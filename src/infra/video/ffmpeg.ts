@@ -4,7 +4,7 @@
  * and reports progress from `-progress`. Job logic calls this; it never spawns ffmpeg itself.
  */
 import { execFile, spawn } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import {
@@ -258,7 +258,9 @@ export function hlsArguments(
     '-hls_segment_filename',
     path.join(outDir, '%v', 'seg_%05d.m4s'),
     '-var_stream_map',
-    ladder.map((r, i) => (hasAudio ? `v:${i},a:${i},name:${r.name}` : `v:${i},name:${r.name}`)).join(' '),
+    // No `name:` key (ffmpeg 4.1, the npm-shipped fallback, lacks it): `%v` is the rendition's
+    // index, and transcodeHls renames each index directory to the rendition's name afterwards.
+    ladder.map((_, i) => (hasAudio ? `v:${i},a:${i}` : `v:${i}`)).join(' '),
     path.join(outDir, '%v', 'index.m3u8'),
   );
   return args;
@@ -278,8 +280,11 @@ export async function transcodeHls(
 ): Promise<HlsOutput> {
   await mkdir(outDir, { recursive: true });
   const args = hlsArguments(input, outDir, ladder, hasAudio, opts);
-  await Promise.all(ladder.map((r) => mkdir(path.join(outDir, r.name), { recursive: true })));
+  await Promise.all(ladder.map((_, i) => mkdir(path.join(outDir, String(i)), { recursive: true })));
   await ffmpeg(args, opts);
+  // Playlists name their init segment and segments relative to their own directory.
+  for (const [i, r] of ladder.entries())
+    await rename(path.join(outDir, String(i)), path.join(outDir, r.name));
   const renditions = ladder.map((r) => ({
     ...r,
     dir: r.name,

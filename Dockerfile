@@ -1,0 +1,54 @@
+# The Mediary image: one image for `mediary serve`, `mediary worker` and one-off admin commands
+# (`docker run --rm IMAGE migrate`, `… storage setup`, `… devices create NAME`). See docs/DEPLOY-DOCKER.md.
+#
+#   docker build -t mediary .
+#   docker build --build-arg BASE=mediary-base:bookworm-node20 -t mediary .   (a locally made base:
+#                                                      deploy/docker/base-image.sh, no registry needed)
+#
+# BASE must be Debian bookworm with Node.js 20 and npm on PATH (node:20-bookworm-slim is).
+ARG BASE=node:20-bookworm-slim
+
+# ---- build: every dependency (the client bundle is built with tsc + esbuild), then prune ----
+FROM ${BASE} AS build
+WORKDIR /app
+ENV npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
+COPY package.json package-lock.json tsconfig.json tsconfig.client.json ./
+COPY bin ./bin
+COPY src ./src
+COPY proto ./proto
+# Install scripts run (embedded-postgres links its libraries); build:client makes dist/client.
+# The runtime has Debian's ffmpeg: the npm-shipped static builds (~150 MB) are removed.
+RUN npm ci --no-progress \
+  && npm run build:client \
+  && npm prune --omit=dev --ignore-scripts \
+  && rm -rf node_modules/@ffmpeg-installer/*-* node_modules/@ffprobe-installer/*-* \
+  && npm cache clean --force
+
+# ---- runtime: Node 20 + Debian's ffmpeg and libheif, no dev dependencies, non-root ----
+FROM ${BASE} AS runtime
+RUN apt-get update \
+  && apt-get install -y --no-install-recommends ffmpeg libheif-examples tini ca-certificates \
+  && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb \
+  && groupadd --system --gid 10001 mediary \
+  && useradd --system --uid 10001 --gid mediary --home-dir /data --shell /usr/sbin/nologin mediary \
+  && mkdir -p /data && chown mediary:mediary /data
+WORKDIR /app
+# Owned by root, read-only for the service: only /data (and the temp dir) are writable.
+COPY --from=build /app/package.json /app/package-lock.json ./
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/bin ./bin
+COPY --from=build /app/src ./src
+COPY --from=build /app/proto ./proto
+COPY --from=build /app/dist ./dist
+ENV NODE_ENV=production \
+  DATA_DIR=/data \
+  HOST=0.0.0.0 \
+  PORT=8080
+USER mediary
+VOLUME ["/data"]
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+# tini is PID 1: it forwards SIGTERM/SIGINT to mediary (graceful shutdown) and reaps ffmpeg children.
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "/app/bin/mediary.mjs"]
+CMD ["serve"]
