@@ -8,18 +8,20 @@
 # BASE must be Debian bookworm with Node.js 20 and npm on PATH (node:20-bookworm-slim is).
 ARG BASE=node:20-bookworm-slim
 
-# ---- build: every dependency (the client bundle is built with tsc + esbuild), then prune ----
+# ---- build: every dependency; `npm ci` runs `prepare` = `npm run build` (the SDK bundle, the web
+# app and the server compiled to lib/), then the dev dependencies go ----
 FROM ${BASE} AS build
 WORKDIR /app
 ENV npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
-COPY package.json package-lock.json tsconfig.json tsconfig.client.json ./
+COPY package.json package-lock.json tsconfig.json tsconfig.client.json tsconfig.build.json tsconfig.web.json ./
+COPY scripts/build-server.mjs scripts/build-web.mjs ./scripts/
 COPY bin ./bin
 COPY src ./src
 COPY proto ./proto
-# Install scripts run (embedded-postgres links its libraries); build:client makes dist/client.
+# Install scripts run (embedded-postgres links its libraries; `prepare` builds dist/ and lib/).
 # The runtime has Debian's ffmpeg: the npm-shipped static builds (~150 MB) are removed.
 RUN npm ci --no-progress \
-  && npm run build:client \
+  && test -f lib/.build-stamp && test -f dist/web/app/index.html \
   && npm prune --omit=dev --ignore-scripts \
   && rm -rf node_modules/@ffmpeg-installer/*-* node_modules/@ffprobe-installer/*-* \
   && npm cache clean --force
@@ -40,6 +42,7 @@ COPY --from=build /app/bin ./bin
 COPY --from=build /app/src ./src
 COPY --from=build /app/proto ./proto
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/lib ./lib
 ENV NODE_ENV=production \
   DATA_DIR=/data \
   HOST=0.0.0.0 \
