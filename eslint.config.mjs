@@ -172,6 +172,11 @@ export default tseslint.config(
   {
     files: ['**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
-    languageOptions: { globals: globals.node },
+    // Plain JavaScript: no type information, so no TypeScript project is needed to parse it.
+    languageOptions: {
+      ...tseslint.configs.disableTypeChecked.languageOptions,
+      globals: globals.node,
+      parserOptions: { project: false, program: null, projectService: false },
+    },
   },
 );

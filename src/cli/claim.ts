@@ -1,6 +1,6 @@
 /**
  * `mediary claim`: a device claims itself. It prints a short code, waits until its owner types the
- * code into Mediary (`POST /devices/claim`, the web app's Devices page), and stores the key it then
+ * code into Mediary (`POST /devices/claim`, the web app's Admin page), and stores the key it then
  * receives in a file only its user can read — so no key is ever typed or copied by hand.
  */
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
@@ -30,7 +30,7 @@ export async function claimCommand(args: string[], env = process.env): Promise<n
     onCode: ({ userCode, expiresAt }) => {
       const minutes = Math.max(1, Math.round((expiresAt.getTime() - Date.now()) / 60_000));
       console.log(`Claim code: ${userCode}`);
-      console.log(`Enter it in Mediary (Devices → Claim a device) within ${minutes} minutes. Waiting…`);
+      console.log(`Enter it in Mediary (web app: Admin → Claim a device) within ${minutes} minutes. Waiting…`);
     },
   });
   await mkdir(path.dirname(path.resolve(keyFile)), { recursive: true });

@@ -46,7 +46,7 @@ const COMMANDS: Record<string, CommandHelp> = {
   claim: {
     usage: 'claim --server URL --name NAME --key-file PATH',
     summary:
-      'a device claims itself: prints a short code, waits until its owner enters it in Mediary (Devices → Claim a device), then saves its key (mode 0600)',
+      'a device claims itself: prints a short code, waits until its owner enters it in Mediary (web app: Admin → Claim a device), then saves its key (mode 0600)',
     options: [
       ['--server URL', 'the Mediary API (default: $MEDIARY_SERVER)'],
       ['--name NAME', 'how the device is listed (its owner can rename it)'],

@@ -339,6 +339,27 @@ describe('the web app (local store)', () => {
     },
   );
 
+  test(
+    'admin: claim a device by the code it shows; the device fetches its key',
+    { timeout: 120_000 },
+    async () => {
+      const start = await call(t.api('/device-claims'), { method: 'POST', json: { name: 'porch cam' } });
+      assert.equal(start.status, 201, start.text);
+      await page.goto(`${t.base}/#/admin`);
+      await page.getByLabel('Claim a device').fill(start.body.userCode.toLowerCase());
+      await page.getByRole('button', { name: 'Claim', exact: true }).click();
+      await page.locator('text=porch cam is yours now').waitFor();
+      await page.locator('mediary-admin-page td', { hasText: 'porch cam' }).waitFor();
+      await assertAccessible(page, 'admin-claim');
+      const poll = await call(t.api('/device-claims/token'), {
+        method: 'POST',
+        json: { deviceCode: start.body.deviceCode },
+      });
+      assert.equal(poll.status, 200, poll.text);
+      assert.match(poll.body.apiKey, /^mdk_/);
+    },
+  );
+
   test('posts: a post made through the API shows with its media', { timeout: 120_000 }, async () => {
     const list = await call(t.api('/users/me/media?status=READY'), { headers: user.auth });
     const image = list.body.items.find((m: any) => m.mediaType === 'image');

@@ -26,6 +26,7 @@ class AdminPage extends Page {
     failed: { state: true },
     usage: { state: true },
     newKey: { state: true },
+    claimed: { state: true },
     error: { state: true },
   };
   declare devices: OwnedDevice[] | undefined;
@@ -33,6 +34,7 @@ class AdminPage extends Page {
   declare failed: RenderableMedia[];
   declare usage: Usage | undefined;
   declare newKey: { name: string; apiKey: string } | undefined;
+  declare claimed: string | undefined;
   declare error: string | undefined;
   private timer: ReturnType<typeof setInterval> | undefined;
 
@@ -79,7 +81,7 @@ class AdminPage extends Page {
       this.queue = await api.json<Queue>('GET', '/users/me/queue');
       const page = await api.json<MediaPage>('GET', '/users/me/media?status=FAILED&limit=50');
       // Sessions that expired before their bytes arrived are FAILED too, but never were queued.
-      this.failed = (page.items as RenderableMedia[]).filter((m) => m.uploadedAt !== null);
+      this.failed = page.items.filter((m) => m.uploadedAt !== null);
     });
 
   private async create(e: SubmitEvent) {
@@ -90,6 +92,18 @@ class AdminPage extends Page {
         name: field.value.trim(),
       });
       this.newKey = { name: r.device.name, apiKey: r.apiKey };
+      field.value = '';
+      await this.loadDevices();
+    });
+  }
+
+  /** The code a device shows (`mediary claim`): it becomes the caller's and fetches its own key. */
+  private async claim(e: SubmitEvent) {
+    e.preventDefault();
+    const field = this.querySelector<HTMLInputElement>('#claim-code')!;
+    await this.guard(async () => {
+      const d = await api.json<{ name: string }>('POST', '/devices/claim', { userCode: field.value.trim() });
+      this.claimed = d.name;
       field.value = '';
       await this.loadDevices();
     });
@@ -133,6 +147,26 @@ class AdminPage extends Page {
           <input id="device-name" required maxlength="200" placeholder="front-door camera" />
           <button class="primary" type="submit">Register</button>
         </form>
+        <form class="inline" @submit=${this.claim}>
+          <label for="claim-code">Claim a device</label>
+          <input
+            id="claim-code"
+            required
+            maxlength="32"
+            placeholder="code it shows, e.g. WDJB-MJHT"
+            autocomplete="off"
+            autocapitalize="characters"
+          />
+          <button class="primary" type="submit">Claim</button>
+        </form>
+        ${
+          this.claimed
+            ? html`<div class="notice" role="status">
+                <p><strong>${this.claimed}</strong> is yours now; it fetches its key by itself.</p>
+                <button type="button" @click=${() => (this.claimed = undefined)}>Done</button>
+              </div>`
+            : nothing
+        }
         ${
           this.newKey
             ? html`<div class="notice" role="status">

@@ -40,7 +40,7 @@ class GalleryPage extends Page {
         'GET',
         `/users/me/media?limit=${PAGE}${this.cursor ? `&cursor=${encodeURIComponent(this.cursor)}` : ''}`,
       );
-      this.items = [...this.items, ...(page.items as RenderableMedia[])];
+      this.items = [...this.items, ...page.items];
       this.cursor = page.nextCursor;
     } catch (err) {
       this.error = errorText(err);
