@@ -30,7 +30,9 @@ export async function claimCommand(args: string[], env = process.env): Promise<n
     onCode: ({ userCode, expiresAt }) => {
       const minutes = Math.max(1, Math.round((expiresAt.getTime() - Date.now()) / 60_000));
       console.log(`Claim code: ${userCode}`);
-      console.log(`Enter it in Mediary (web app: Admin → Claim a device) within ${minutes} minutes. Waiting…`);
+      console.log(
+        `Enter it in Mediary (web app: Admin → Claim a device) within ${minutes} minutes. Waiting…`,
+      );
     },
   });
   await mkdir(path.dirname(path.resolve(keyFile)), { recursive: true });
