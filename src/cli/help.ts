@@ -186,7 +186,7 @@ const GROUPS: [string, string[]][] = [
   ['Storage', ['storage setup', 'storage sweep', 'storage migrate']],
   [
     'Client (--server URL --key KEY, or MEDIARY_SERVER / MEDIARY_KEY)',
-    ['upload', 'media list', 'media get', 'media download', 'agent'],
+    ['upload', 'media list', 'media get', 'media download', 'agent', 'claim'],
   ],
 ];
 

@@ -33,10 +33,14 @@ export function isAbort(err: unknown, signal?: AbortSignal): boolean {
   return err instanceof Error && err.name === 'AbortError';
 }
 
-/** Network failures, 408, 429 and 5xx are worth retrying; other HTTP answers are final. */
+/**
+ * Network failures, 408, 429 and 5xx are worth retrying, and so is `409 upload_in_progress`: the
+ * server is still reading an earlier request to the same URL (a connection that dropped mid-body
+ * is noticed only when its idle timeout or end arrives). Other HTTP answers are final.
+ */
 export function isRetryable(err: unknown): boolean {
   if (err instanceof MediaryError) {
-    return err.status === 408 || err.status === 429 || err.status >= 500;
+    return err.status === 408 || err.status === 429 || err.status >= 500 || err.code === 'upload_in_progress';
   }
   return !(err instanceof Error && err.name === 'AbortError');
 }
