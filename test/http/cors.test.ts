@@ -27,6 +27,13 @@ const ALLOWED_HEADERS = [
   'if-none-match',
   'if-range',
   'range',
+  // tus 1.0 (src/http/routes/tus.ts)
+  'tus-resumable',
+  'upload-checksum',
+  'upload-defer-length',
+  'upload-length',
+  'upload-metadata',
+  'upload-offset',
 ];
 const EXPOSED = [
   'accept-ranges',
@@ -35,6 +42,16 @@ const EXPOSED = [
   'etag',
   'location',
   'retry-after',
+  // tus 1.0 (src/http/routes/tus.ts)
+  'tus-checksum-algorithm',
+  'tus-extension',
+  'tus-max-size',
+  'tus-resumable',
+  'tus-version',
+  'upload-expires',
+  'upload-length',
+  'upload-metadata',
+  'upload-offset',
   'x-ratelimit-limit',
   'x-ratelimit-remaining',
   'x-ratelimit-reset',
