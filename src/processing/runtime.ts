@@ -38,8 +38,10 @@ export async function startWorker(setup: WorkerSetup): Promise<Worker> {
   const { pool, queue, store, logger } = setup;
   const tools = await resolveProcessingTools(setup.config);
   logTools(logger, tools);
-  // The jobs run the tools chosen here (the configured/system ones, else the npm-shipped ones).
-  const config = withTools(setup.config, tools);
+  // The jobs read the config object they were given (not a copy: what it says at each job holds);
+  // the transcoder runs the tools chosen here (the configured/system ones, else the npm-shipped ones).
+  const config = setup.config;
+  const chosen = withTools(setup.config, tools).video;
   const heif = tools.heif?.decoder ?? new HeifConverter(config.heifConvert, config.jobTimeoutSeconds * 1000);
   // Work directories of jobs a killed process of this host was running hold whole originals.
   const orphans =
@@ -58,8 +60,8 @@ export async function startWorker(setup: WorkerSetup): Promise<Worker> {
     budget,
   });
   const transcoder = new FfmpegTranscoder({
-    ffmpeg: config.video.ffmpegPath,
-    ffprobe: config.video.ffprobePath,
+    ffmpeg: chosen.ffmpegPath,
+    ffprobe: chosen.ffprobePath,
   });
   const video = new VideoJob({
     store,
