@@ -355,13 +355,21 @@ export function tusProtocolSuite(name: string, ctx: () => TestServer): void {
         body,
         duplex: 'half',
       } as RequestInit);
-      // The first PATCH holds the upload once its bytes start arriving.
-      // Empty: should it get in before the first, it changes nothing.
+      let settled: string | undefined;
+      void first.then(
+        (r) => (settled = `the first PATCH ended early: ${r.status}`),
+        (e: unknown) => (settled = `the first PATCH failed: ${String(e)}`),
+      );
+      // The first PATCH holds the upload once its handler runs, which on a loaded machine can take
+      // a while: the loop ends when the first PATCH ends (it cannot: its body waits on the gate) or
+      // after a minute, not after a count. Empty: a second that gets in first changes nothing.
+      const deadline = Date.now() + 60_000;
       let second = await patch(url, u.auth, 0, Buffer.alloc(0));
-      for (let i = 0; i < 100 && second.status !== 423; i++) {
+      while (second.status !== 423 && settled === undefined && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 50));
         second = await patch(url, u.auth, 0, Buffer.alloc(0));
       }
+      assert.equal(settled, undefined);
       assert.equal(second.status, 423, second.text);
       assertErrorShape(second, 'upload_locked');
       release();

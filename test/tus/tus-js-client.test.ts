@@ -58,7 +58,10 @@ for (const backend of ['local', 's3'] as const) {
       const token = await mintUserToken(JWT_SECRET, `tus-client-${backend}`);
       const offsetsAfterRestart: number[] = [];
       let killed: Promise<void> | undefined;
-      let restarted = false;
+      // Set in the same tick as the SIGKILL: any HEAD answered after it is the new process's (the
+      // old one cannot answer). Waiting for start() to return instead would miss a HEAD that the
+      // client's retry sends between the new process listening and its /readyz being polled.
+      let killSent = false;
       let uploadUrl = '';
 
       await new Promise<void>((resolve, reject) => {
@@ -72,15 +75,15 @@ for (const backend of ['local', 's3'] as const) {
           retryDelays: Array.from({ length: 2400 }, () => 250),
           onProgress(sent) {
             if (killed === undefined && sent >= 10 * MiB) {
+              killSent = true;
               killed = (async () => {
                 await svc.kill('SIGKILL');
                 svc = await start(env);
-                restarted = true;
               })();
             }
           },
           onAfterResponse(req, res) {
-            if (restarted && req.getMethod() === 'HEAD') {
+            if (killSent && req.getMethod() === 'HEAD') {
               offsetsAfterRestart.push(Number(res.getHeader('Upload-Offset')));
             }
           },
