@@ -38,9 +38,7 @@ after(async () => {
 storeContractSuite(
   'gcs (on the stand-in)',
   () => Promise.resolve({ store, close: () => Promise.resolve() }),
-  {
-    typeParam: 'response-content-type',
-  },
+  { typeParam: 'response-content-type', presigned: { put: true, parts: true } },
 );
 gcsSpecificSuite('gcs (on the stand-in)', () => store);
 

@@ -24,6 +24,7 @@ storeContractSuite(
   () => Promise.resolve({ store, close: () => Promise.resolve() }),
   {
     typeParam: 'response-content-type',
+    presigned: { put: true, parts: true },
     prefix,
   },
 );
