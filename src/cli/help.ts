@@ -87,10 +87,16 @@ const COMMANDS: Record<string, CommandHelp> = {
     example: 'JWT_SECRET=… mediary users token --user alice',
   },
   'storage setup': {
-    usage: 'storage setup [--to local|s3|gcs]',
+    usage: 'storage setup [--to local|s3|gcs] [--tag-existing]',
     summary:
-      'prepare a store (default: STORAGE_BACKEND): create the bucket if missing, apply CORS for S3_CORS_ORIGINS (GCS: GCS_CORS_ORIGINS; uniform access, public access prevention), check it is writable',
-    options: [['--to local|s3|gcs', 'the store to prepare (default: STORAGE_BACKEND)']],
+      'prepare a store (default: STORAGE_BACKEND): create the bucket if missing, apply CORS for S3_CORS_ORIGINS (GCS: GCS_CORS_ORIGINS; uniform access, public access prevention), S3: the archive lifecycle rule for S3_ARCHIVE_AFTER_DAYS (other rules kept), check it is writable',
+    options: [
+      ['--to local|s3|gcs', 'the store to prepare (default: STORAGE_BACKEND)'],
+      [
+        '--tag-existing',
+        'S3 with S3_ARCHIVE_AFTER_DAYS: also tag the originals of existing media for the rule',
+      ],
+    ],
     example: 'S3_BUCKET=media S3_ENDPOINT=http://127.0.0.1:7480 mediary storage setup --to s3',
   },
   'storage sweep': {

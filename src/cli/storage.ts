@@ -4,6 +4,7 @@ import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import { migrateStorage, probeWritable, StoreNotWritableError } from '../operations/storage-migration.ts';
 import { sweep } from '../operations/sweeper.ts';
+import { tagExistingOriginals } from '../operations/tag-originals.ts';
 import { createStore } from '../storage/factory.ts';
 import { UrlSigner } from '../storage/signing.ts';
 
@@ -32,6 +33,7 @@ export async function storageCommand(
       to: { type: 'string' },
       'dry-run': { type: 'boolean', default: false },
       recheck: { type: 'boolean', default: false },
+      'tag-existing': { type: 'boolean', default: false },
     },
   });
   const signer = new UrlSigner(await signingSecret(config));
@@ -49,6 +51,17 @@ export async function storageCommand(
       for (const line of await store.setup({ corsOrigins })) console.log(`  ${line}`);
       await probeWritable(store);
       console.log(`  writable: a probe object was written and deleted`);
+      if (values['tag-existing']) {
+        if (target !== 's3' || !config.s3?.archive)
+          return 'storage setup --tag-existing needs S3 with S3_ARCHIVE_AFTER_DAYS';
+        const database = await openDatabase(config, logger, 'attach');
+        try {
+          const n = await tagExistingOriginals(database.pool, store);
+          console.log(`  tagged ${n} existing original(s) for the archive rule`);
+        } finally {
+          await database.close();
+        }
+      }
       if (values.to === undefined && target === 'local') {
         for (const [other, bucket] of [
           ['s3', config.s3],

@@ -11,3 +11,4 @@ export * from './circles.ts';
 export * from './devices.ts';
 export * from './delivery.ts';
 export * from './health.ts';
+export * from './archive.ts';

@@ -39,6 +39,7 @@ import { eventRoutes } from './routes/events.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
 import { postRoutes } from './routes/posts.ts';
 import { processingRoutes } from './routes/processing.ts';
+import { restoreRoutes } from './routes/restore.ts';
 import { multipartRoutes, partUploadRoute } from './routes/multipart.ts';
 import { storageRoutes } from './routes/storage.ts';
 import { tusRoutes } from './routes/tus.ts';
@@ -152,6 +153,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
         config: deps.config,
       });
       await api.register(processingRoutes, { processing: deps.processing, auth });
+      await api.register(restoreRoutes, { media: deps.media, auth });
       await api.register(hlsRoutes, { playback: deps.playback, auth });
       await api.register(postRoutes, { posts: deps.posts, media: deps.media, auth });
       await api.register(circleRoutes, { circles: deps.circles, media: deps.media, auth });
