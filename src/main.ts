@@ -1,5 +1,5 @@
 /**
- * The `mediary` command line: serve | migrate | devices … | users token | openapi, and the client
+ * The `mediary` command line: serve | migrate | devices … | users token | audit | openapi, and the client
  * commands upload | media … | agent (in src/cli/, loaded only when used).
  */
 import { parseArgs } from 'node:util';
@@ -240,6 +240,12 @@ async function main(argv: string[]): Promise<void> {
     case 'storage': {
       const { storageCommand } = await serverPart(import('./cli/storage.ts'));
       const problem = await storageCommand(rest, config, logger);
+      if (problem !== undefined) throw new UsageError(problem);
+      return;
+    }
+    case 'audit': {
+      const { auditCommand } = await serverPart(import('./cli/audit.ts'));
+      const problem = await auditCommand(rest, config, logger);
       if (problem !== undefined) throw new UsageError(problem);
       return;
     }

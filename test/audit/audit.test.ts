@@ -5,12 +5,17 @@
  * rows, and a failing or locked audit table never failing or holding up a download.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { fixture } from '../helpers/files.ts';
 import { call, startTestServer, type TestServer } from '../helpers/server.ts';
+import { BIN } from '../helpers/process.ts';
 import { upload } from '../processing/helpers.ts';
+
+const run = promisify(execFile);
 
 const JPEG = fixture('gps/DSCN0010.jpg');
 const ADMIN = 'audit-admin';
@@ -281,5 +286,23 @@ describe('audit log', () => {
     await eventually(alice.auth, { resourceId: id }, (items) =>
       items.some((r) => r.userAgent === 'while-locked'),
     );
+  });
+
+  test('admin commands: `mediary devices create` is recorded as the operator, `mediary audit` reads it', async () => {
+    const env = { ...process.env, ...t.env };
+    const created = await run(process.execPath, [BIN, 'devices', 'create', '--name', 'cli-cam', '--json'], {
+      env,
+    });
+    const deviceId = JSON.parse(created.stdout).id as string;
+    const read = await run(process.execPath, [BIN, 'audit', '--resource', deviceId, '--json'], { env });
+    const rows = read.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      rows.map((r) => [r.action, r.actor_kind]),
+      [['device.created', 'cli']],
+    );
+    assert.match(rows[0].actor_id, /@/);
   });
 });
