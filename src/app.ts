@@ -21,6 +21,9 @@ import { MultipartUploads } from './media/multipart.ts';
 import { MediaService } from './media/service.ts';
 import { startTusSweep, TusUploads } from './media/tus.ts';
 import { startSweeper } from './operations/sweeper.ts';
+import { startAuditRetention } from './operations/audit-retention.ts';
+import { AuditQueries } from './audit/service.ts';
+import { AuditWriter } from './audit/writer.ts';
 import { PgBossQueue } from './infra/queue/pg-boss.ts';
 import { CircleService } from './circles/service.ts';
 import { startGrpcServer } from './grpc/server.ts';
@@ -215,6 +218,7 @@ async function startServerParts(
     ? await startWorker({ pool, queue, store, config: config.processing, logger })
     : undefined;
   if (worker) started.push({ name: 'worker', stop: () => worker.stop() });
+  const audit = startAudit(pool, config, logger, started);
   const app = await buildHttpServer({
     config,
     logger,
@@ -232,6 +236,7 @@ async function startServerParts(
     signer,
     events,
     webhooks,
+    audit,
     rateWindows: httpRateWindows(config, pool, logger, started),
   });
   started.push({
@@ -294,6 +299,25 @@ function startEvents(
   );
   started.push({ name: 'event retention', stop: stopRetention });
   return { hub, access: new StreamAccess(pool, signer, config.events.tokenTtlSeconds) };
+}
+
+/** The audit log (issue 21): its reader, the writer of read records, and retention. */
+function startAudit(
+  pool: Pool,
+  config: Config,
+  logger: Logger,
+  started: { name: string; stop: () => Promise<void> }[],
+) {
+  const writer = new AuditWriter(pool, logger);
+  // Stopped after the HTTP server (pushed before it): the last requests' rows are written.
+  started.push({ name: 'audit writer', stop: () => writer.close() });
+  const stopRetention = startAuditRetention(
+    pool,
+    { intervalSeconds: config.sweeper.intervalSeconds, retentionDays: config.audit.retentionDays },
+    logger,
+  );
+  started.push({ name: 'audit retention', stop: stopRetention });
+  return { writer, queries: new AuditQueries(pool, config.auth.adminUserIds) };
 }
 
 function queueOptions(config: Config) {

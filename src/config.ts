@@ -66,6 +66,13 @@ export interface Config {
      * connection is down), so this is only a backstop.
      */
     deviceKeyCacheSeconds: number;
+    /** Users (JWT `sub`) who administer this service: they read the whole audit log (ADMIN_USER_IDS). */
+    adminUserIds: readonly string[];
+  };
+  /** The audit log (migration 0027). */
+  audit: {
+    /** Rows older than this are purged (periodically, once per cluster); 0 = kept forever. */
+    retentionDays: number;
   };
   uploads: {
     sessionTtlSeconds: number;
@@ -435,6 +442,10 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       issuer: str(env, 'JWT_ISSUER'),
       audience: str(env, 'JWT_AUDIENCE'),
       deviceKeyCacheSeconds: int(env, 'DEVICE_KEY_CACHE_SECONDS', 30, 0, 300),
+      adminUserIds: list(str(env, 'ADMIN_USER_IDS')),
+    },
+    audit: {
+      retentionDays: int(env, 'AUDIT_RETENTION_DAYS', 365, 0, 36_500),
     },
     uploads: {
       sessionTtlSeconds: int(env, 'UPLOAD_SESSION_TTL_SECONDS', 24 * 3600, 60, 30 * 24 * 3600),

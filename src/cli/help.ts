@@ -86,6 +86,20 @@ const COMMANDS: Record<string, CommandHelp> = {
     ],
     example: 'JWT_SECRET=… mediary users token --user alice',
   },
+  audit: {
+    usage:
+      'audit [--action A] [--resource ID] [--owner USER_ID] [--since T] [--until T] [--limit N] [--json]',
+    summary: 'read the audit log (read-only; newest first): who did what to which resource, when, from where',
+    options: [
+      ['--action A', 'one action, e.g. media.deleted, device.revoked, media.downloaded'],
+      ['--resource ID', 'a media, device, post or circle id'],
+      ['--owner USER_ID', 'only rows about this user’s resources'],
+      ['--since T, --until T', 'an ISO 8601 time range'],
+      ['--limit N', 'rows (default 50, at most 10000)'],
+      ['--json', 'one JSON object per line'],
+    ],
+    example: 'mediary audit --resource 5b0c… --action media.deleted',
+  },
   'storage setup': {
     usage: 'storage setup [--to local|s3|gcs] [--tag-existing]',
     summary:
@@ -187,7 +201,7 @@ const GROUPS: [string, string[]][] = [
   ['Service', ['serve', 'worker', 'migrate', 'openapi']],
   [
     'Admin (work while the service runs on the embedded default)',
-    ['devices create', 'devices list', 'devices revoke', 'users token'],
+    ['devices create', 'devices list', 'devices revoke', 'users token', 'audit'],
   ],
   ['Storage', ['storage setup', 'storage sweep', 'storage migrate']],
   [

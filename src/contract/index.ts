@@ -12,3 +12,4 @@ export * from './devices.ts';
 export * from './delivery.ts';
 export * from './health.ts';
 export * from './archive.ts';
+export * from './audit.ts';
