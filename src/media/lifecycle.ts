@@ -91,6 +91,15 @@ export const FAILURES = {
   video_too_long: { retryable: false, message: 'The video is longer than allowed.' },
   video_too_large: { retryable: false, message: 'The video has more pixels per frame than allowed.' },
   timeout: { retryable: false, message: 'Video processing did not finish in time.' },
+  // ---- malware scanning (MALWARE_SCAN=clamd) ----
+  malware_detected: {
+    retryable: false,
+    message: 'The file was identified as malware and quarantined; it is not served.',
+  },
+  too_large_to_scan: {
+    retryable: false,
+    message: 'The file is larger than the malware scanner accepts, so it is not served.',
+  },
   processing_error: { retryable: true, message: 'A temporary error interrupted processing.' },
   processing_failed: { retryable: false, message: 'Processing failed after every attempt.' },
 } as const satisfies Record<string, FailureSpec>;
@@ -119,6 +128,9 @@ export type VideoFailureCode = Extract<
   | 'video_too_large'
   | 'timeout'
 >;
+
+/** The malware scan's final outcomes (src/processing/malware-scan.ts). */
+export type ScanFailureCode = Extract<FailureCode, 'malware_detected' | 'too_large_to_scan'>;
 
 /** A media's `error` as stored and served. */
 export interface MediaFailure<C extends FailureCode = FailureCode> {
