@@ -113,6 +113,10 @@ function malwareScan({ config, store, pool, logger }: WorkerSetup): MalwareScanS
   if (scan.kind === 'off') return undefined;
   const client = new ClamdClient(scan);
   logger.info({ clamd: client.describe(), maxBytes: scan.maxBytes }, 'malware scanning is ON (clamd)');
+  // Not a start-up condition (jobs wait for clamd, fail closed), but worth saying at once.
+  void client.ping().then((up) => {
+    if (!up) logger.warn({ clamd: client.describe() }, 'clamd does not answer; jobs wait until it does');
+  });
   return new MalwareScanStep({
     scanner: client,
     store,
