@@ -37,7 +37,7 @@ export interface Clamd {
  */
 export async function makeClamd(
   dir: string,
-  opts: { tcpPort: number; streamMaxBytes: number },
+  opts: { tcpPort: number; streamMaxBytes: number; maxFileBytes: number },
 ): Promise<Clamd> {
   const db = path.join(dir, 'db');
   await mkdir(db, { recursive: true });
@@ -54,6 +54,9 @@ export async function makeClamd(
       `TemporaryDirectory ${dir}`,
       `PidFile ${path.join(dir, 'clamd.pid')}`,
       `StreamMaxLength ${opts.streamMaxBytes}`,
+      // Files over MaxFileSize are reported (not silently passed) as Heuristics.Limits.Exceeded.*.
+      `MaxFileSize ${opts.maxFileBytes}`,
+      'AlertExceedsMax yes',
       'Foreground yes',
       'LogTime yes',
       '',
