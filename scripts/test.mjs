@@ -31,6 +31,8 @@ const SYSTEM_DEPS = [
   { cmd: 'dockerd', packages: ['docker.io'] },
   { cmd: 'debootstrap', packages: ['debootstrap'] },
   { cmd: 'docker-compose', packages: ['docker-compose'] },
+  // Malware scanning (test/scan/): ClamAV's daemon, run by the test with its own signatures.
+  { cmd: 'clamd', packages: ['clamav-daemon'] },
 ];
 
 function have(cmd) {

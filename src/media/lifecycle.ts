@@ -96,6 +96,15 @@ export const FAILURES = {
     message:
       'The original is in archive storage: restore it (POST /api/v1/media/{id}/restore), then retry processing.',
   },
+  // ---- malware scanning (MALWARE_SCAN=clamd) ----
+  malware_detected: {
+    retryable: false,
+    message: 'The file was identified as malware and quarantined; it is not served.',
+  },
+  too_large_to_scan: {
+    retryable: false,
+    message: 'The file is larger than the malware scanner accepts, so it is not served.',
+  },
   processing_error: { retryable: true, message: 'A temporary error interrupted processing.' },
   processing_failed: { retryable: false, message: 'Processing failed after every attempt.' },
 } as const satisfies Record<string, FailureSpec>;
@@ -130,6 +139,9 @@ export type VideoFailureCode = Extract<
   | 'timeout'
   | 'original_archived'
 >;
+
+/** The malware scan's final outcomes (src/processing/malware-scan.ts). */
+export type ScanFailureCode = Extract<FailureCode, 'malware_detected' | 'too_large_to_scan'>;
 
 /** A media's `error` as stored and served. */
 export interface MediaFailure<C extends FailureCode = FailureCode> {

@@ -9,7 +9,7 @@ import { archivedAs, assertOriginalReadable } from './archive.ts';
 import { originalDisposition } from './catalog.ts';
 import { decodeCursor, encodeCursor } from './cursor.ts';
 import type { MediaStatus } from './lifecycle.ts';
-import { DOWNLOADABLE, type MediaLinks, type MediaLinkSigner } from './links.ts';
+import type { MediaLinks, MediaLinkSigner } from './links.ts';
 import * as repo from './repo.ts';
 import type { MediaRow } from './repo.ts';
 import type { DeliveryMode, DownloadPlan } from './session-types.ts';
@@ -146,7 +146,7 @@ export class MediaQueries {
   /** How to serve the original: a short-lived signed URL (redirect or JSON), or a proxied stream. */
   async download(principal: Principal, mediaId: string, mode: DeliveryMode): Promise<DownloadPlan> {
     const media = await this.view(principal, mediaId, 'original');
-    if (!DOWNLOADABLE.includes(media.status)) {
+    if (!this.linkSigner.originalServed(media.status)) {
       throw new AppError('invalid_state', `The media is ${media.status}; there is nothing to download yet.`, {
         status: media.status,
       });

@@ -46,12 +46,16 @@ export class MediaService {
     store: ObjectStore,
     queue: ProcessingQueue,
     signer: UrlSigner,
-    config: Pick<Config, 'publicUrl' | 'uploads' | 'databasePreparedStatements' | 'quotas'>,
+    config: Pick<Config, 'publicUrl' | 'uploads' | 'databasePreparedStatements' | 'quotas'> & {
+      processing?: Pick<Config['processing'], 'malwareScan'>;
+    },
     logger: Logger,
     multipart?: MultipartUploads,
     sharing?: ShareLookup & CircleUploads,
   ) {
-    const linkSigner = new MediaLinkSigner(store, config.uploads.downloadUrlTtlSeconds);
+    const linkSigner = new MediaLinkSigner(store, config.uploads.downloadUrlTtlSeconds, {
+      scanned: (config.processing?.malwareScan.kind ?? 'off') !== 'off',
+    });
     this.queries = new MediaQueries(pool, store, config, linkSigner, sharing);
     this.sessions = new UploadSessions(pool, store, signer, config, multipart, sharing);
     this.uploads = new DirectUploads(pool, store, signer, this.queries, multipart);
