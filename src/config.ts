@@ -39,6 +39,14 @@ export interface Config {
     partUrlTtlSeconds: number;
   };
   sweeper: { intervalSeconds: number; orphanGraceSeconds: number };
+  /** Load diagnostics: event-loop delay and Postgres pool waits logged every interval (0 = off). */
+  diagnostics: { intervalSeconds: number };
+  /**
+   * Admission control (issue 22): new upload sessions are refused with 503 + Retry-After while the
+   * oldest processing job waiting in the queue is older than `maxBacklogSeconds` (0 = never), so
+   * processing keeps up with uploads instead of starving behind them.
+   */
+  admission: { maxBacklogSeconds: number };
   /** The tus 1.0 endpoint (`/api/v1/tus/`, src/media/tus.ts). */
   tus: {
     /**
@@ -412,6 +420,8 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       stagingDir: path.resolve(cwd, str(env, 'TUS_STAGING_DIR') ?? path.join(dataDir, 'tus')),
       checkpointBytes: int(env, 'TUS_CHECKPOINT_BYTES', 16 * MiB, 64 * 1024, 1024 * MiB),
     },
+    diagnostics: { intervalSeconds: int(env, 'DIAGNOSTICS_INTERVAL_SECONDS', 0, 0, 3600) },
+    admission: { maxBacklogSeconds: int(env, 'ADMISSION_MAX_BACKLOG_SECONDS', 0, 0, 7 * 24 * 3600) },
     sweeper: {
       intervalSeconds: int(env, 'SWEEP_INTERVAL_SECONDS', 300, 0, 7 * 24 * 3600),
       orphanGraceSeconds: int(env, 'ORPHAN_GRACE_SECONDS', 24 * 3600, 0, 30 * 24 * 3600),

@@ -45,6 +45,7 @@ import { tusRoutes } from './routes/tus.ts';
 import { usageRoutes } from './routes/usage.ts';
 import { webRoutes } from './routes/web.ts';
 import { webApiRoutes } from './routes/web-api.ts';
+import type { Admission } from '../processing/admission.ts';
 
 export interface HttpDeps {
   config: Config;
@@ -64,6 +65,8 @@ export interface HttpDeps {
   /** Live event streams (SSE). */
   events: { hub: EventHub; access: StreamAccess };
   webhooks: WebhookService;
+  /** Admission control of new upload sessions (ADMISSION_MAX_BACKLOG_SECONDS); none: all admitted. */
+  admission?: Admission | undefined;
   /**
    * Rate-limit counters: per-principal route limits, and failed authentications per IP (apart,
    * so addresses cannot push principals' windows out of a bounded in-memory store).
@@ -143,7 +146,12 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   await app.register(webRoutes, { config: deps.config });
   await app.register(
     async (api) => {
-      await api.register(mediaRoutes, { media: deps.media, auth, config: deps.config });
+      await api.register(mediaRoutes, {
+        media: deps.media,
+        auth,
+        config: deps.config,
+        admission: deps.admission,
+      });
       await api.register(uploadRoute, { media: deps.media, auth, config: deps.config });
       await api.register(formUploadRoute, {
         media: deps.media,

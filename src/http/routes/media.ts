@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Config } from '../../config.ts';
 import { AppError } from '../../errors.ts';
 import type { MediaService } from '../../media/service.ts';
+import type { Admission } from '../../processing/admission.ts';
 import { perPrincipalRateLimit, principalOf, type registerAuth } from '../auth.ts';
 import {
   CreateSessionBody,
@@ -30,14 +31,18 @@ export interface MediaRouteDeps {
   media: MediaService;
   auth: ReturnType<typeof registerAuth>;
   config: Pick<Config, 'rateLimit' | 'uploads'>;
+  admission?: Admission | undefined;
 }
 
 export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
   app,
-  { media, auth, config },
+  { media, auth, config, admission },
 ) => {
   const createSession = {
     onRequest: auth.required,
+    // After authentication and the rate limit: a refused session (503 processing_backlog) costs
+    // one cached comparison, no statement.
+    ...(admission ? { preHandler: async () => admission.check() } : {}),
     config: {
       // One bucket for both URLs (the alias must not double the limit).
       rateLimit: perPrincipalRateLimit('sessions', config.rateLimit.sessionsPerMinute),
