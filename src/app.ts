@@ -65,7 +65,7 @@ export async function openDatabase(
     embedded = mode === 'own' ? await startEmbedded(opts) : await attachOrStartEmbedded(opts);
     url = embedded.url;
   }
-  const pool = createPool(url, logger, 20, config.databaseTimeouts);
+  const pool = createPool(url, logger, config.databasePoolSize, config.databaseTimeouts);
   // Migrations may legitimately run long (an index on a big table) and wait for another process'
   // migration lock: their own connection, without the request-path timeouts.
   const migrations = createPool(url, logger, 1);

@@ -25,6 +25,8 @@ export interface Config {
    */
   databasePreparedStatements: boolean;
   databaseTimeouts: DatabaseTimeouts;
+  /** Connections of the request pool of each `serve` process (DATABASE_POOL_SIZE). */
+  databasePoolSize: number;
   /** `dir` is the local store's root (also the source of `storage migrate --from local`). */
   storage: { backend: 'local' | 's3' | 'gcs'; dir: string };
   /** Set when S3_BUCKET is (required for STORAGE_BACKEND=s3). */
@@ -403,6 +405,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     logLevel,
     database,
     databasePreparedStatements: bool(env, 'DATABASE_PREPARED_STATEMENTS', true),
+    databasePoolSize: int(env, 'DATABASE_POOL_SIZE', 20, 1, 1000),
     databaseTimeouts: {
       connectMs: int(env, 'DATABASE_CONNECT_TIMEOUT_MS', 3000, 0, 600_000),
       statementMs: int(env, 'DATABASE_STATEMENT_TIMEOUT_MS', 5000, 0, 3_600_000),
