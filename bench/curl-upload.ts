@@ -43,6 +43,8 @@ const run = promisify(execFile);
 const SIZE = Number(process.env.BENCH_CURL_BYTES ?? GiB);
 const HISTORY = Number(process.env.BENCH_CURL_HISTORY_BYTES ?? 8 * GiB);
 const ROUNDS = reps(5);
+/** BENCH_CURL_RESTART=1: a fourth phase, the long-running service restarted on its data directory. */
+const RESTART = process.env.BENCH_CURL_RESTART === '1';
 
 const work = await scratch('curl');
 const source = path.join(work.dir, 'source.mp4');
@@ -188,10 +190,14 @@ const samples = {
   afterSink: [] as number[],
   afterLong: [] as number[],
   afterFresh: [] as number[],
+  restartSink: [] as number[],
+  restarted: [] as number[],
+  restartFresh: [] as number[],
 };
 const state: Record<string, unknown> = {};
 const long = await startService('long');
 let fresh: Service | undefined;
+let restarted: Service | undefined;
 try {
   log(`curl upload: ${SIZE / MiB} MiB per upload, ${ROUNDS} rounds, load average ${loadAvg()}`);
   for (let round = 0; round < ROUNDS; round++) {
@@ -243,8 +249,33 @@ try {
     }
   }
   state.end = { memory: long.memory, rss: memoryOf(long.svc.pid), leftovers: await leftovers(long.dataDir) };
+  if (RESTART) {
+    // The long-running service restarted on its own data directory: a new process (memory,
+    // sockets, caches) on the same files and the same Postgres data. Still slow → on-disk state.
+    await long.svc.kill('SIGTERM');
+    restarted = await startService('long');
+    for (let round = 0; round < ROUNDS; round++) {
+      const names = ['sink', 'restarted', 'fresh'];
+      for (let i = 0; i < names.length; i++) {
+        const name = names[(i + round) % names.length]!;
+        syncDisks();
+        const s =
+          name === 'sink'
+            ? await sinkUpload()
+            : await mediaryUpload(name === 'restarted' ? restarted : fresh);
+        (name === 'sink'
+          ? samples.restartSink
+          : name === 'restarted'
+            ? samples.restarted
+            : samples.restartFresh
+        ).push(s);
+        log(`after restart ${round + 1}/${ROUNDS} ${name}: ${fmt(SIZE / MiB / s)} MiB/s`);
+      }
+    }
+  }
 } finally {
   await sink.stop();
+  await restarted?.svc.kill('SIGTERM');
   await long.svc.kill('SIGTERM');
   await fresh?.svc.kill('SIGTERM');
   await work.cleanup();
@@ -318,6 +349,37 @@ const rows: BenchRow[] = [
     met: null,
   },
 ];
+if (RESTART) {
+  const rs = mibps(samples.restartSink);
+  const rr = mibps(samples.restarted);
+  const rf = mibps(samples.restartFresh);
+  rows.push(
+    {
+      bench: 'after restarting the long-running service on its data directory',
+      figure: 'restarted Mediary PUT + complete',
+      unit: 'MiB/s',
+      value: rr,
+      baselineName: 'fresh Mediary, same rounds',
+      baseline: rf,
+      ratio: rr.median / rf.median,
+      ratioMeaning: `restarted / fresh (per round ${perRound(samples.restarted, samples.restartFresh)}): below 1 → on-disk state`,
+      goal: '≈ 1',
+      met: null,
+    },
+    {
+      bench: 'after restarting',
+      figure: 'restarted Mediary PUT + complete',
+      unit: 'MiB/s',
+      value: rr,
+      baselineName: 'raw durable sink, same rounds',
+      baseline: rs,
+      ratio: rr.median / rs.median,
+      ratioMeaning: `restarted / sink (per round ${perRound(samples.restarted, samples.restartSink)})`,
+      goal: '≥ 0.95×',
+      met: rr.median / rs.median >= 0.95,
+    },
+  );
+}
 for (const r of rows) {
   process.stderr.write(
     `[curl] ${r.bench} | ${r.figure}: ${fmt(r.value.median)} [${fmt(r.value.min)}–${fmt(r.value.max)}] | ${r.baselineName}: ${fmt(r.baseline!.median)} [${fmt(r.baseline!.min)}–${fmt(r.baseline!.max)}] | ${fmt(r.ratio!, 2)}× ${r.ratioMeaning}\n`,

@@ -135,6 +135,10 @@ describe('POST /media under a backlog older than the bound', () => {
     assert.equal(refused.body.error.details.maxBacklogSeconds, 60);
     assert.ok(refused.body.error.details.backlogSeconds >= 3600);
     assert.deepEqual(await rowsFor(refusedId), [], 'a refused session leaves no row');
+    // Checked before authentication: a refusal costs no statement (documented: 503 before 401).
+    const anonymous = await session({}, 'anonymous');
+    assert.equal(anonymous.status, 503, anonymous.text);
+    assert.equal(anonymous.body.error.code, 'processing_backlog');
 
     // What was accepted before stays accepted, its job still queued.
     const { rows: jobs } = await t.server.database.pool.query(

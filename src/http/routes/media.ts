@@ -39,10 +39,10 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
   { media, auth, config, admission },
 ) => {
   const createSession = {
-    onRequest: auth.required,
-    // After authentication and the rate limit: a refused session (503 processing_backlog) costs
-    // one cached comparison, no statement.
-    ...(admission ? { preHandler: async () => admission.check() } : {}),
+    // Admission control first: a refused session (503 processing_backlog) costs one cached
+    // comparison and no statement. After authentication, a refusal under overload waited for the
+    // key lookup's connection (measured: 31 s p50 at 200 clients on a saturated machine).
+    onRequest: admission ? [async () => admission.check(), auth.required] : auth.required,
     config: {
       // One bucket for both URLs (the alias must not double the limit).
       rateLimit: perPrincipalRateLimit('sessions', config.rateLimit.sessionsPerMinute),
