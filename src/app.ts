@@ -47,6 +47,30 @@ export interface Database {
   close(): Promise<void>;
 }
 
+/** A database that cannot be reached or refuses the login: a StartupError naming it, not a stack. */
+function unreachable(url: string, err: unknown): StartupError | undefined {
+  const code = (err as { code?: unknown }).code;
+  const why: Record<string, string> = {
+    ECONNREFUSED: 'nothing listens there',
+    ENOTFOUND: 'the host name does not resolve',
+    EAI_AGAIN: 'the host name does not resolve (yet)',
+    ETIMEDOUT: 'the connection timed out',
+    EHOSTUNREACH: 'the host is unreachable',
+    '28P01': 'the password was refused',
+    '28000': 'the login was refused',
+    '3D000': 'the database does not exist',
+  };
+  if (typeof code !== 'string' || !(code in why)) return undefined;
+  let where = 'DATABASE_URL';
+  try {
+    const u = new URL(url);
+    where = `DATABASE_URL (${u.hostname}:${u.port || 5432}${u.pathname})`;
+  } catch {
+    // not a URL pg could parse either; name the variable only
+  }
+  return new StartupError(`cannot use the database at ${where}: ${why[code]} (${code})`);
+}
+
 /**
  * `own`: this process runs the embedded database (serve). `attach`: admin commands use the
  * postmaster a running server owns, or start one just for the command.
@@ -74,7 +98,7 @@ export async function openDatabase(
   } catch (err) {
     await pool.end();
     await embedded?.stop();
-    throw err;
+    throw config.database.kind === 'external' ? (unreachable(url, err) ?? err) : err;
   } finally {
     await migrations.end();
   }
