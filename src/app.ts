@@ -20,6 +20,7 @@ import type { Logger } from './log.ts';
 import { MultipartUploads } from './media/multipart.ts';
 import { MediaService } from './media/service.ts';
 import { startTusSweep, TusUploads } from './media/tus.ts';
+import { startDiagnostics } from './operations/diagnostics.ts';
 import { startSweeper } from './operations/sweeper.ts';
 import { startAuditRetention } from './operations/audit-retention.ts';
 import { AuditQueries } from './audit/service.ts';
@@ -34,6 +35,7 @@ import { WebhookService } from './webhooks/service.ts';
 import { startPostMediaLifecycle } from './operations/post-media.ts';
 import { PostService } from './posts/service.ts';
 import { HlsPlayback } from './processing/playback.ts';
+import { Admission } from './processing/admission.ts';
 import { ProcessingService } from './processing/service.ts';
 import { startWorker, type Worker } from './processing/runtime.ts';
 import { createStore } from './storage/factory.ts';
@@ -42,6 +44,8 @@ import { UrlSigner } from './storage/signing.ts';
 
 export interface Database {
   pool: Pool;
+  /** Where `pool` connects (for further pools of this process, e.g. the in-process worker's). */
+  url: string;
   embedded: EmbeddedDatabase | undefined;
   close(): Promise<void>;
 }
@@ -88,7 +92,7 @@ export async function openDatabase(
     embedded = mode === 'own' ? await startEmbedded(opts) : await attachOrStartEmbedded(opts);
     url = embedded.url;
   }
-  const pool = createPool(url, logger, 20, config.databaseTimeouts);
+  const pool = createPool(url, logger, config.databasePoolSize, config.databaseTimeouts);
   // Migrations may legitimately run long (an index on a big table) and wait for another process'
   // migration lock: their own connection, without the request-path timeouts.
   const migrations = createPool(url, logger, 1);
@@ -103,6 +107,7 @@ export async function openDatabase(
   }
   return {
     pool,
+    url,
     embedded,
     async close() {
       await pool.end();
@@ -179,6 +184,10 @@ async function startServerParts(
   const multipart = new MultipartUploads(pool, store, signer, config, logger);
   const stopSweeper = startSweeper(pool, store, config.sweeper, logger);
   started.push({ name: 'sweeper', stop: stopSweeper });
+  started.push({
+    name: 'diagnostics',
+    stop: startDiagnostics(pool, config.diagnostics.intervalSeconds, logger),
+  });
 
   // Device changes (revoked, new owner, deleted) are announced by the database; the key cache is
   // only used while that connection is up, and starts empty after every reconnect.
@@ -214,10 +223,24 @@ async function startServerParts(
   const webhooks = new WebhookService(pool, await queue.webhookQueue(), config.webhooks, logger);
   await webhooks.start(events.hub);
   started.push({ name: 'webhooks', stop: () => webhooks.stop() });
-  const worker = config.worker.enabled
-    ? await startWorker({ pool, queue, store, config: config.processing, logger })
-    : undefined;
-  if (worker) started.push({ name: 'worker', stop: () => worker.stop() });
+  let worker: Worker | undefined;
+  if (config.worker.enabled) {
+    // The worker inside `serve` gets its own connection pool: on the shared one its statements
+    // (claim, progress, READY) queued behind every HTTP request's, and under upload load
+    // processing starved (issue 22: 0.08× its idle rate at 200 clients, with up to 245 requests
+    // waiting for a connection). Sized for its slots (a claim transaction and the job's own
+    // statements each), its LISTEN connection and the reaper.
+    const workerPool = createPool(
+      database.url,
+      logger,
+      config.processing.concurrency * 2 + 2,
+      config.databaseTimeouts,
+    );
+    started.push({ name: 'worker pool', stop: () => workerPool.end() });
+    const w = await startWorker({ pool: workerPool, queue, store, config: config.processing, logger });
+    started.push({ name: 'worker', stop: () => w.stop() });
+    worker = w;
+  }
   const audit = startAudit(pool, config, logger, started);
   const app = await buildHttpServer({
     config,
@@ -237,6 +260,7 @@ async function startServerParts(
     events,
     webhooks,
     audit,
+    admission: new Admission(() => queue.oldestWaitingSeconds(), config.admission.maxBacklogSeconds, logger),
     rateWindows: httpRateWindows(config, pool, logger, started),
   });
   started.push({

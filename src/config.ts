@@ -23,6 +23,8 @@ export interface Config {
    */
   databasePreparedStatements: boolean;
   databaseTimeouts: DatabaseTimeouts;
+  /** Connections of the request pool of each `serve` process (DATABASE_POOL_SIZE). */
+  databasePoolSize: number;
   /** `dir` is the local store's root (also the source of `storage migrate --from local`). */
   storage: { backend: 'local' | 's3' | 'gcs'; dir: string };
   /** Set when S3_BUCKET is (required for STORAGE_BACKEND=s3). */
@@ -37,6 +39,14 @@ export interface Config {
     partUrlTtlSeconds: number;
   };
   sweeper: { intervalSeconds: number; orphanGraceSeconds: number };
+  /** Load diagnostics: event-loop delay and Postgres pool waits logged every interval (0 = off). */
+  diagnostics: { intervalSeconds: number };
+  /**
+   * Admission control (issue 22): new upload sessions are refused with 503 + Retry-After while the
+   * oldest processing job waiting in the queue is older than `maxBacklogSeconds` (0 = never), so
+   * processing keeps up with uploads instead of starving behind them.
+   */
+  admission: { maxBacklogSeconds: number };
   /** The tus 1.0 endpoint (`/api/v1/tus/`, src/media/tus.ts). */
   tus: {
     /**
@@ -428,6 +438,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     logLevel,
     database,
     databasePreparedStatements: bool(env, 'DATABASE_PREPARED_STATEMENTS', true),
+    databasePoolSize: int(env, 'DATABASE_POOL_SIZE', 20, 1, 1000),
     databaseTimeouts: {
       connectMs: int(env, 'DATABASE_CONNECT_TIMEOUT_MS', 3000, 0, 600_000),
       statementMs: int(env, 'DATABASE_STATEMENT_TIMEOUT_MS', 5000, 0, 3_600_000),
@@ -445,6 +456,8 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       stagingDir: path.resolve(cwd, str(env, 'TUS_STAGING_DIR') ?? path.join(dataDir, 'tus')),
       checkpointBytes: int(env, 'TUS_CHECKPOINT_BYTES', 16 * MiB, 64 * 1024, 1024 * MiB),
     },
+    diagnostics: { intervalSeconds: int(env, 'DIAGNOSTICS_INTERVAL_SECONDS', 0, 0, 3600) },
+    admission: { maxBacklogSeconds: int(env, 'ADMISSION_MAX_BACKLOG_SECONDS', 0, 0, 7 * 24 * 3600) },
     sweeper: {
       intervalSeconds: int(env, 'SWEEP_INTERVAL_SECONDS', 300, 0, 7 * 24 * 3600),
       orphanGraceSeconds: int(env, 'ORPHAN_GRACE_SECONDS', 24 * 3600, 0, 30 * 24 * 3600),

@@ -98,6 +98,10 @@ export const ERRORS = {
     status: 403,
     message: 'This upload would exceed your quota (details name the limit and current usage).',
   },
+  processing_backlog: {
+    status: 503,
+    message: 'Processing is behind; new uploads are refused for now (retry after Retry-After).',
+  },
   service_unavailable: { status: 503, message: 'A dependency is unavailable; retry shortly.' },
   insufficient_storage: {
     status: 507,

@@ -49,6 +49,7 @@ import { tusRoutes } from './routes/tus.ts';
 import { usageRoutes } from './routes/usage.ts';
 import { webRoutes } from './routes/web.ts';
 import { webApiRoutes } from './routes/web-api.ts';
+import type { Admission } from '../processing/admission.ts';
 
 export interface HttpDeps {
   config: Config;
@@ -70,6 +71,8 @@ export interface HttpDeps {
   webhooks: WebhookService;
   /** The audit log: its reader, and the writer of read records (downloads, signed URLs). */
   audit: { queries: AuditQueries; writer: AuditWriter };
+  /** Admission control of new upload sessions (ADMISSION_MAX_BACKLOG_SECONDS); none: all admitted. */
+  admission?: Admission | undefined;
   /**
    * Rate-limit counters: per-principal route limits, and failed authentications per IP (apart,
    * so addresses cannot push principals' windows out of a bounded in-memory store).
@@ -155,6 +158,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
         auth,
         config: deps.config,
         audit: deps.audit.writer,
+        admission: deps.admission,
       });
       await api.register(uploadRoute, {
         media: deps.media,

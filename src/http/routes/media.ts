@@ -3,6 +3,7 @@ import type { AuditWriter } from '../../audit/writer.ts';
 import type { Config } from '../../config.ts';
 import { AppError } from '../../errors.ts';
 import type { MediaService } from '../../media/service.ts';
+import type { Admission } from '../../processing/admission.ts';
 import { perPrincipalRateLimit, principalOf, type registerAuth } from '../auth.ts';
 import {
   CreateSessionBody,
@@ -33,14 +34,18 @@ export interface MediaRouteDeps {
   config: Pick<Config, 'rateLimit' | 'uploads'>;
   /** Records downloads and the signed URLs handed out (asynchronously: never fails the answer). */
   audit: AuditWriter;
+  admission?: Admission | undefined;
 }
 
 export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
   app,
-  { media, auth, config, audit },
+  { media, auth, config, audit, admission },
 ) => {
   const createSession = {
-    onRequest: auth.required,
+    // Admission control first: a refused session (503 processing_backlog) costs one cached
+    // comparison and no statement. After authentication, a refusal under overload waited for the
+    // key lookup's connection (measured: 31 s p50 at 200 clients on a saturated machine).
+    onRequest: admission ? [async () => admission.check(), auth.required] : auth.required,
     config: {
       // One bucket for both URLs (the alias must not double the limit).
       rateLimit: perPrincipalRateLimit('sessions', config.rateLimit.sessionsPerMinute),

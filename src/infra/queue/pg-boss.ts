@@ -100,6 +100,19 @@ export class PgBossQueue implements JobQueue {
     await tx.query('SELECT pg_notify($1, $2)', [WAKE_CHANNEL, PROCESS_QUEUE]);
   }
 
+  /**
+   * Seconds the oldest due processing job has waited (0 when none waits): one lookup at the head
+   * of pg-boss' `job_i5` index (name, start_after) of jobs not yet active.
+   */
+  async oldestWaitingSeconds(): Promise<number> {
+    const { rows } = await this.pool.query<{ age: number | null }>(
+      `SELECT EXTRACT(EPOCH FROM now() - start_after)::float8 AS age FROM pgboss.job
+        WHERE name = $1 AND state < 'active' ORDER BY start_after LIMIT 1`,
+      [PROCESS_QUEUE],
+    );
+    return Math.max(0, rows[0]?.age ?? 0);
+  }
+
   async fetchProcessing(tx: Queryable): Promise<QueuedJob | undefined> {
     const [job] = await this.boss.fetch<ProcessJob>(PROCESS_QUEUE, {
       batchSize: 1,
