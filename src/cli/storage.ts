@@ -3,6 +3,7 @@ import { openDatabase, signingSecret } from '../app.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import { migrateStorage, probeWritable, StoreNotWritableError } from '../operations/storage-migration.ts';
+import { formatReport, reconcile } from '../operations/reconcile.ts';
 import { sweep } from '../operations/sweeper.ts';
 import { createStore } from '../storage/factory.ts';
 import { UrlSigner } from '../storage/signing.ts';
@@ -32,6 +33,9 @@ export async function storageCommand(
       to: { type: 'string' },
       'dry-run': { type: 'boolean', default: false },
       recheck: { type: 'boolean', default: false },
+      apply: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      'grace-seconds': { type: 'string' },
     },
   });
   const signer = new UrlSigner(await signingSecret(config));
@@ -69,6 +73,25 @@ export async function storageCommand(
       try {
         const report = await sweep(database.pool, store, config.sweeper, logger);
         console.log(JSON.stringify(report));
+      } finally {
+        await database.close();
+      }
+      return;
+    }
+    case 'reconcile': {
+      const rawGrace = values['grace-seconds'];
+      const grace = rawGrace === undefined ? config.sweeper.orphanGraceSeconds : Number(rawGrace);
+      if (!Number.isInteger(grace) || grace < 0)
+        return 'storage reconcile --grace-seconds needs a whole number ≥ 0';
+      const store = createStore(config, config.storage.backend, signer);
+      const database = await openDatabase(config, logger, 'attach');
+      try {
+        const report = await reconcile(database.pool, store, {
+          apply: values.apply ?? false,
+          graceSeconds: grace,
+        });
+        console.log(values.json ? JSON.stringify(report) : formatReport(report));
+        if (report.errors > 0) process.exitCode = 1;
       } finally {
         await database.close();
       }

@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { MAX_KEY_OVERLAP_SECONDS, type Config } from '../../config.ts';
+import { RetentionDays, RetentionPreviewQuery, RetentionPreviewView } from '../../contract/retention.ts';
 import type { DeviceRow } from '../../devices/repo.ts';
 import type { DeviceService } from '../../devices/service.ts';
 import { perPrincipalRateLimit, principalOf, type registerAuth } from '../auth.ts';
@@ -36,6 +37,9 @@ export const DeviceView = Type.Object({
     storedBytes: Type.Integer({ description: 'Declared bytes of its media not DELETED or FAILED.' }),
     openSessions: Type.Integer({ description: 'PENDING upload sessions.' }),
   }),
+  retentionDays: Type.Union([Type.Integer(), Type.Null()], {
+    description: 'Captures are kept this many days (see PATCH); null = forever.',
+  }),
 });
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
@@ -49,6 +53,7 @@ const toDeviceView = (d: DeviceRow): Static<typeof DeviceView> => ({
   keyRotatedAt: iso(d.key_rotated_at),
   previousKeyExpiresAt: iso(d.previous_key_expires_at),
   usage: { storedBytes: Number(d.stored_bytes ?? 0), openSessions: d.open_sessions ?? 0 },
+  retentionDays: d.retention_days,
 });
 
 const WithKey = Type.Object({ device: DeviceView, apiKey: ApiKey });
@@ -138,14 +143,20 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<DeviceRouteDeps> = async (
     {
       onRequest: auth.required,
       schema: {
-        summary: 'Rename a device or hand it over to another user (its owner)',
+        summary: 'Rename a device, hand it over to another user, or set its retention (its owner)',
         description:
-          'Handing over takes effect at once; captures uploaded before stay with the previous owner.',
+          'Handing over takes effect at once; captures uploaded before stay with the previous owner. ' +
+          '`retentionDays` (null: keep forever) applies at the next retention run; preview it first ' +
+          'with GET /devices/{id}/retention/preview.',
         operationId: 'updateDevice',
         tags,
         params: OwnedParams,
         body: Type.Object(
-          { name: Type.Optional(DeviceName), ownerUserId: Type.Optional(UserId) },
+          {
+            name: Type.Optional(DeviceName),
+            ownerUserId: Type.Optional(UserId),
+            retentionDays: Type.Optional(Type.Union([RetentionDays, Type.Null()])),
+          },
           { additionalProperties: false, minProperties: 1 },
         ),
         response: { 200: DeviceView, ...errors(400, 401, 404, 409) },
@@ -153,6 +164,43 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<DeviceRouteDeps> = async (
     },
     async (request) =>
       toDeviceView(await devices.update(principalOf(request), request.params.id, request.body)),
+  );
+
+  app.get(
+    '/devices/:id/retention/preview',
+    {
+      onRequest: auth.required,
+      schema: {
+        summary: 'Dry run of the device’s retention: the captures the next run would delete (its owner)',
+        operationId: 'previewDeviceRetention',
+        tags,
+        params: OwnedParams,
+        querystring: RetentionPreviewQuery,
+        response: { 200: RetentionPreviewView, ...errors(400, 401, 404) },
+      },
+    },
+    async (request) => {
+      const { device, days, preview } = await devices.retentionPreview(
+        principalOf(request),
+        request.params.id,
+        request.query.retentionDays,
+      );
+      return {
+        deviceId: device.id,
+        retentionDays: days,
+        cutoff: preview ? preview.cutoff.toISOString() : null,
+        count: preview?.count ?? 0,
+        bytes: preview?.bytes ?? 0,
+        kept: preview?.kept ?? 0,
+        items: (preview?.items ?? []).map((m) => ({
+          mediaId: m.id,
+          capturedAt: m.captured_at.toISOString(),
+          receivedAt: m.created_at.toISOString(),
+          bytes: m.bytes,
+          status: m.status,
+        })),
+      };
+    },
   );
 
   app.post(
