@@ -14,6 +14,17 @@ export const RetentionDays = Type.Integer({
     'Keep the device’s captures this many days: older ones (by capture time and arrival) are deleted by the retention job, except media on a post or attached elsewhere.',
 });
 
+/**
+ * What PATCH /devices/{id} takes: days, or 0 for no retention (not a nullable integer: the validator coerces
+ * `0`, `false` and `""` to null, so a nullable integer would read a mistyped 0 as "keep forever").
+ */
+export const RetentionDaysSetting = Type.Integer({
+  minimum: 0,
+  maximum: MAX_RETENTION_DAYS,
+  description:
+    'Keep the device’s captures this many days (0: forever). Older ones (by capture time and arrival) are deleted by the retention job, except media on a post or attached elsewhere.',
+});
+
 export const RetentionPreviewQuery = Type.Object(
   {
     retentionDays: Type.Optional({

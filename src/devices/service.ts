@@ -69,7 +69,7 @@ export class DeviceService {
 
   /**
    * Rename and/or hand over (`ownerUserId`): the owner only; revoked devices cannot change. The
-   * capture retention (`retentionDays`, null = keep forever) may be set on a revoked device too.
+   * capture retention (`retentionDays`, 0 = keep forever) may be set on a revoked device too.
    */
   async update(
     principal: Principal,
@@ -77,7 +77,8 @@ export class DeviceService {
     change: {
       name?: string | undefined;
       ownerUserId?: string | undefined;
-      retentionDays?: number | null | undefined;
+      /** Days; 0 = no retention. */
+      retentionDays?: number | undefined;
     },
   ): Promise<DeviceRow> {
     await this.owned(principal, id);
@@ -89,7 +90,7 @@ export class DeviceService {
       throw new AppError('invalid_state', 'A revoked device cannot be renamed or handed over.');
     }
     if (retentionDays !== undefined) {
-      await repo.setRetention(this.pool, id, retentionDays);
+      await repo.setRetention(this.pool, id, retentionDays === 0 ? null : retentionDays);
       this.logger.info({ deviceId: id, retentionDays }, 'device retention set');
     }
     if (change.ownerUserId !== undefined) {

@@ -180,7 +180,11 @@ export async function reconcile(
       found({ kind: 'missing-original', key: m.storage_key, mediaId: m.id, status: m.status, action });
     }
     const statusOf = new Map(rows.map((r) => [r.id, r.status]));
+    const seen = new Set<string>();
     for (const d of derived) {
+      // Variant rows of one media may share a key (content-addressed: equal renditions).
+      if (seen.has(`${d.media} ${d.k}`)) continue;
+      seen.add(`${d.media} ${d.k}`);
       if (listed.has(d.k) || (await store.stat(d.k))) continue;
       found({
         kind: 'missing-derived',

@@ -1,7 +1,11 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { MAX_KEY_OVERLAP_SECONDS, type Config } from '../../config.ts';
-import { RetentionDays, RetentionPreviewQuery, RetentionPreviewView } from '../../contract/retention.ts';
+import {
+  RetentionDaysSetting,
+  RetentionPreviewQuery,
+  RetentionPreviewView,
+} from '../../contract/retention.ts';
 import type { DeviceRow } from '../../devices/repo.ts';
 import type { DeviceService } from '../../devices/service.ts';
 import { perPrincipalRateLimit, principalOf, type registerAuth } from '../auth.ts';
@@ -155,7 +159,7 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<DeviceRouteDeps> = async (
           {
             name: Type.Optional(DeviceName),
             ownerUserId: Type.Optional(UserId),
-            retentionDays: Type.Optional(Type.Union([RetentionDays, Type.Null()])),
+            retentionDays: Type.Optional(RetentionDaysSetting),
           },
           { additionalProperties: false, minProperties: 1 },
         ),
