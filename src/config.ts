@@ -66,6 +66,13 @@ export interface Config {
      * connection is down), so this is only a backstop.
      */
     deviceKeyCacheSeconds: number;
+    /** Users (JWT `sub`) who administer this service: they read the whole audit log (ADMIN_USER_IDS). */
+    adminUserIds: readonly string[];
+  };
+  /** The audit log (migration 0027). */
+  audit: {
+    /** Rows older than this are purged (periodically, once per cluster); 0 = kept forever. */
+    retentionDays: number;
   };
   uploads: {
     sessionTtlSeconds: number;
@@ -250,6 +257,16 @@ export interface S3Config {
   operationTimeoutMs: number;
   /** Attempts per call, first included (SDK standard retry: backoff + retry quota). */
   maxAttempts: number;
+  /** Tiered storage of originals (docs/DEPLOY-TIERING.md); undefined = off. */
+  archive: S3ArchiveConfig | undefined;
+  /** How `POST /media/{id}/restore` asks the store to bring an archived original back. */
+  restore: { days: number; tier: 'Standard' | 'Bulk' | 'Expedited' };
+}
+
+export interface S3ArchiveConfig {
+  /** Originals move to `storageClass` this many days after they were written (lifecycle rule). */
+  afterDays: number;
+  storageClass: string;
 }
 
 export interface GcsConfig {
@@ -456,6 +473,10 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       issuer: str(env, 'JWT_ISSUER'),
       audience: str(env, 'JWT_AUDIENCE'),
       deviceKeyCacheSeconds: int(env, 'DEVICE_KEY_CACHE_SECONDS', 30, 0, 300),
+      adminUserIds: list(str(env, 'ADMIN_USER_IDS')),
+    },
+    audit: {
+      retentionDays: int(env, 'AUDIT_RETENTION_DAYS', 365, 0, 36_500),
     },
     uploads: {
       sessionTtlSeconds: int(env, 'UPLOAD_SESSION_TTL_SECONDS', 24 * 3600, 60, 30 * 24 * 3600),
@@ -636,6 +657,11 @@ function s3Config(env: Env): S3Config | undefined {
     socketTimeoutMs: int(env, 'S3_SOCKET_TIMEOUT_MS', 20_000, 100, 600_000),
     operationTimeoutMs: int(env, 'S3_OPERATION_TIMEOUT_MS', 15_000, 100, 600_000),
     maxAttempts: int(env, 'S3_MAX_ATTEMPTS', 3, 1, 10),
+    archive: s3Archive(env),
+    restore: {
+      days: int(env, 'S3_RESTORE_DAYS', 7, 1, 365),
+      tier: oneOf(env, 'S3_RESTORE_TIER', ['Standard', 'Bulk', 'Expedited'] as const, 'Standard'),
+    },
     corsOrigins: origins
       ? origins
           .split(',')
@@ -643,6 +669,24 @@ function s3Config(env: Env): S3Config | undefined {
           .filter((o) => o.length > 0)
       : [],
   };
+}
+
+/** S3_ARCHIVE_AFTER_DAYS (0 or unset = off) and S3_ARCHIVE_STORAGE_CLASS. */
+function s3Archive(env: Env): S3ArchiveConfig | undefined {
+  const afterDays = int(env, 'S3_ARCHIVE_AFTER_DAYS', 0, 0, 36_500);
+  const storageClass = str(env, 'S3_ARCHIVE_STORAGE_CLASS') ?? 'GLACIER_IR';
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(storageClass)) {
+    throw new ConfigError('S3_ARCHIVE_STORAGE_CLASS', `must be a storage class name, got "${storageClass}"`);
+  }
+  return afterDays > 0 ? { afterDays, storageClass } : undefined;
+}
+
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = str(env, name);
+  if (raw === undefined) return fallback;
+  const found = allowed.find((a) => a.toLowerCase() === raw.toLowerCase());
+  if (found === undefined) throw new ConfigError(name, `must be one of ${allowed.join(', ')}, got "${raw}"`);
+  return found;
 }
 
 function list(raw: string | undefined): string[] {

@@ -97,6 +97,11 @@ export const FAILURES = {
   video_too_long: { retryable: false, message: 'The video is longer than allowed.' },
   video_too_large: { retryable: false, message: 'The video has more pixels per frame than allowed.' },
   timeout: { retryable: false, message: 'Video processing did not finish in time.' },
+  original_archived: {
+    retryable: false,
+    message:
+      'The original is in archive storage: restore it (POST /api/v1/media/{id}/restore), then retry processing.',
+  },
   processing_error: { retryable: true, message: 'A temporary error interrupted processing.' },
   processing_failed: { retryable: false, message: 'Processing failed after every attempt.' },
   // ---- found later ----
@@ -113,7 +118,12 @@ export type UploadFailureCode = Extract<
 /** The image job's final outcomes. */
 export type ImageFailureCode = Extract<
   FailureCode,
-  'integrity' | 'type_mismatch' | 'unsupported_type' | 'decode_failed' | 'image_too_large'
+  | 'integrity'
+  | 'type_mismatch'
+  | 'unsupported_type'
+  | 'decode_failed'
+  | 'image_too_large'
+  | 'original_archived'
 >;
 /** The video job's final outcomes. */
 export type VideoFailureCode = Extract<
@@ -126,6 +136,7 @@ export type VideoFailureCode = Extract<
   | 'video_too_long'
   | 'video_too_large'
   | 'timeout'
+  | 'original_archived'
 >;
 
 /** A media's `error` as stored and served. */

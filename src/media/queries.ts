@@ -5,6 +5,7 @@ import type { Pool } from '../db/pool.ts';
 import { AppError } from '../errors.ts';
 import type { ObjectStore } from '../storage/types.ts';
 import { assertDeviceScope, canAccess } from './access.ts';
+import { archivedAs, assertOriginalReadable } from './archive.ts';
 import { originalDisposition } from './catalog.ts';
 import { decodeCursor, encodeCursor } from './cursor.ts';
 import type { MediaStatus } from './lifecycle.ts';
@@ -150,6 +151,7 @@ export class MediaQueries {
         status: media.status,
       });
     }
+    if (mode !== 'proxy') await assertOriginalReadable(this.store, media);
     if (mode === 'redirect') return { kind: 'redirect', ...(await this.linkSigner.original(media)) };
     if (mode === 'url') return { kind: 'url', ...(await this.linkSigner.original(media)) };
     const disposition = originalDisposition(media.mime_type, media.file_name);
@@ -162,7 +164,7 @@ export class MediaQueries {
       etag: media.content_sha256 ? `"${media.content_sha256}"` : stat.etag,
       size: stat.size,
       lastModified: stat.lastModified,
-      open: (range) => this.store.get(media.storage_key, range),
+      open: (range) => this.store.get(media.storage_key, range).catch(archivedAs(media.id)),
     };
   }
 }
