@@ -22,6 +22,9 @@ import { MediaService } from './media/service.ts';
 import { startTusSweep, TusUploads } from './media/tus.ts';
 import { startDiagnostics } from './operations/diagnostics.ts';
 import { startSweeper } from './operations/sweeper.ts';
+import { HttpCdnPurge } from './operations/cdn-purge.ts';
+import { startDeletionDrain } from './operations/deletion-drain.ts';
+import { startDeviceRetention } from './operations/device-retention.ts';
 import { startAuditRetention } from './operations/audit-retention.ts';
 import { AuditQueries } from './audit/service.ts';
 import { AuditWriter } from './audit/writer.ts';
@@ -204,6 +207,7 @@ async function startServerParts(
   const circles = new CircleService(pool, logger);
   const devices = new DeviceService(pool, config.devices, logger);
   const media = new MediaService(pool, store, queue, signer, config, logger, multipart, circles);
+  startDeletion(pool, media, config, logger, started);
   const tus = new TusUploads(pool, store, media, multipart, config, logger);
   started.push({ name: 'tus sweep', stop: startTusSweep(tus, config.sweeper.intervalSeconds, logger) });
   const processing = new ProcessingService(pool, media, store, queue, config, logger);
@@ -304,6 +308,27 @@ async function startServerParts(
       return closing;
     },
   };
+}
+
+/** The deletion outbox's drain, the CDN purge and device retention (issue 18). */
+function startDeletion(
+  pool: Pool,
+  media: MediaService,
+  config: Config,
+  logger: Logger,
+  started: { name: string; stop: () => Promise<void> }[],
+) {
+  const { outbox } = media.deletion;
+  const { drainIntervalSeconds, retentionIntervalSeconds, cdnPurge } = config.deletion;
+  if (cdnPurge) outbox.usePurge(new HttpCdnPurge(cdnPurge));
+  started.push({
+    name: 'deletion outbox',
+    stop: startDeletionDrain(pool, outbox, drainIntervalSeconds, logger),
+  });
+  started.push({
+    name: 'device retention',
+    stop: startDeviceRetention(pool, media, retentionIntervalSeconds, logger),
+  });
 }
 
 /** The events outbox's readers in this process: live streams and retention (issue 20). */

@@ -118,6 +118,23 @@ const COMMANDS: Record<string, CommandHelp> = {
     summary: 'abort expired uploads, remove objects without a row (once)',
     example: 'mediary storage sweep',
   },
+  'storage reconcile': {
+    usage: 'storage reconcile [--apply] [--grace-seconds N] [--json]',
+    summary:
+      'compare the store with the database: objects without a row, objects only deleted media hold, media whose objects are missing (dry run unless --apply)',
+    options: [
+      [
+        '--apply',
+        'remove orphans and deleted media’s leftovers; mark media without their original FAILED (storage_missing)',
+      ],
+      [
+        '--grace-seconds N',
+        'leave unreferenced objects younger than this alone (default ORPHAN_GRACE_SECONDS)',
+      ],
+      ['--json', 'print the report as JSON instead of a table'],
+    ],
+    example: 'mediary storage reconcile',
+  },
   'storage migrate': {
     usage: 'storage migrate --from local --to s3|gcs [--dry-run] [--recheck]',
     summary:
@@ -203,7 +220,7 @@ const GROUPS: [string, string[]][] = [
     'Admin (work while the service runs on the embedded default)',
     ['devices create', 'devices list', 'devices revoke', 'users token', 'audit'],
   ],
-  ['Storage', ['storage setup', 'storage sweep', 'storage migrate']],
+  ['Storage', ['storage setup', 'storage sweep', 'storage reconcile', 'storage migrate']],
   [
     'Client (--server URL --key KEY, or MEDIARY_SERVER / MEDIARY_KEY)',
     ['upload', 'media list', 'media get', 'media download', 'agent', 'claim'],

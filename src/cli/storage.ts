@@ -5,6 +5,7 @@ import { insertAdminAction } from '../audit/repo.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import { migrateStorage, probeWritable, StoreNotWritableError } from '../operations/storage-migration.ts';
+import { formatReport, reconcile } from '../operations/reconcile.ts';
 import { sweep } from '../operations/sweeper.ts';
 import { tagExistingOriginals } from '../operations/tag-originals.ts';
 import { createStore } from '../storage/factory.ts';
@@ -35,6 +36,9 @@ export async function storageCommand(
       to: { type: 'string' },
       'dry-run': { type: 'boolean', default: false },
       recheck: { type: 'boolean', default: false },
+      apply: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      'grace-seconds': { type: 'string' },
       'tag-existing': { type: 'boolean', default: false },
     },
   });
@@ -91,6 +95,25 @@ export async function storageCommand(
           details: { report },
         });
         console.log(JSON.stringify(report));
+      } finally {
+        await database.close();
+      }
+      return;
+    }
+    case 'reconcile': {
+      const rawGrace = values['grace-seconds'];
+      const grace = rawGrace === undefined ? config.sweeper.orphanGraceSeconds : Number(rawGrace);
+      if (!Number.isInteger(grace) || grace < 0)
+        return 'storage reconcile --grace-seconds needs a whole number ≥ 0';
+      const store = createStore(config, config.storage.backend, signer);
+      const database = await openDatabase(config, logger, 'attach');
+      try {
+        const report = await reconcile(database.pool, store, {
+          apply: values.apply ?? false,
+          graceSeconds: grace,
+        });
+        console.log(values.json ? JSON.stringify(report) : formatReport(report));
+        if (report.errors > 0) process.exitCode = 1;
       } finally {
         await database.close();
       }

@@ -1,6 +1,7 @@
 /** Devices their owners manage (list, create, rename, hand over, revoke, rotate keys) and claim codes. */
 import { Type } from '@sinclair/typebox';
 import { Text, Uuid } from './common.ts';
+import { RetentionDaysSetting } from './retention.ts';
 
 /** The longest overlap a key rotation may ask for (30 days): the replaced key works until then. */
 export const MAX_KEY_OVERLAP_SECONDS = 30 * 24 * 3600;
@@ -31,6 +32,9 @@ export const DeviceView = Type.Object({
     storedBytes: Type.Integer({ description: 'Declared bytes of its media not DELETED or FAILED.' }),
     openSessions: Type.Integer({ description: 'PENDING upload sessions.' }),
   }),
+  retentionDays: Type.Union([Type.Integer(), Type.Null()], {
+    description: 'Captures are kept this many days (see PATCH); null = forever.',
+  }),
 });
 
 export const DeviceList = Type.Object({ items: Type.Array(DeviceView) });
@@ -47,7 +51,11 @@ export const ListDevicesQuery = Type.Object(
 );
 export const CreateDeviceBody = Type.Object({ name: DeviceName }, { additionalProperties: false });
 export const UpdateDeviceBody = Type.Object(
-  { name: Type.Optional(DeviceName), ownerUserId: Type.Optional(UserId) },
+  {
+    name: Type.Optional(DeviceName),
+    ownerUserId: Type.Optional(UserId),
+    retentionDays: Type.Optional(RetentionDaysSetting),
+  },
   { additionalProperties: false, minProperties: 1 },
 );
 export const RotateKeyBody = Type.Object(

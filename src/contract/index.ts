@@ -11,5 +11,6 @@ export * from './circles.ts';
 export * from './devices.ts';
 export * from './delivery.ts';
 export * from './health.ts';
+export * from './retention.ts';
 export * from './archive.ts';
 export * from './audit.ts';

@@ -15,10 +15,12 @@ export interface DeviceRow {
   previous_key_expires_at: Date | null;
   stored_bytes: string | null;
   open_sessions: number | null;
+  retention_days: number | null;
 }
 
 const SELECT_DEVICE = `
   SELECT d.id, d.name, d.owner_user_id, d.created_at, d.revoked_at, d.last_seen_at, d.key_rotated_at,
+         d.retention_days,
          CASE WHEN d.previous_key_expires_at > now() THEN d.previous_key_expires_at END AS previous_key_expires_at,
          u.stored_bytes, u.open_sessions
     FROM devices d LEFT JOIN principal_usage u ON u.principal = 'device:' || d.id`;
@@ -52,6 +54,11 @@ export async function updateDevice(
     [id, change.name ?? null, change.ownerUserId ?? null],
   );
   return res.rowCount === 1;
+}
+
+/** Sets (days) or clears (null) the device's capture retention (migration 0031); revoked devices too. */
+export async function setRetention(db: Queryable, id: string, days: number | null): Promise<void> {
+  await db.query('UPDATE devices SET retention_days = $2 WHERE id = $1', [id, days]);
 }
 
 /**

@@ -16,6 +16,7 @@ import { withTransaction, type Pool } from '../db/pool.ts';
 import { AppError } from '../errors.ts';
 import * as repo from './repo.ts';
 import type { DeviceRow } from './repo.ts';
+import { previewRetention, type RetentionPreview } from './retention.ts';
 
 export type DeviceSettings = Config['devices'];
 
@@ -70,19 +71,34 @@ export class DeviceService {
     return { device: (await repo.deviceById(this.pool, device.id))!, apiKey };
   }
 
-  /** Rename and/or hand over (`ownerUserId`): the owner only; revoked devices cannot change. */
+  /**
+   * Rename and/or hand over (`ownerUserId`): the owner only; revoked devices cannot change. The
+   * capture retention (`retentionDays`, 0 = keep forever) may be set on a revoked device too.
+   */
   async update(
     principal: Principal,
     id: string,
-    change: { name?: string | undefined; ownerUserId?: string | undefined },
+    change: {
+      name?: string | undefined;
+      ownerUserId?: string | undefined;
+      /** Days; 0 = no retention. */
+      retentionDays?: number | undefined;
+    },
   ): Promise<DeviceRow> {
     await this.owned(principal, id);
-    const updated = await withTransaction(this.pool, async (tx) => {
+    const { retentionDays, ...rest } = change;
+    await withTransaction(this.pool, async (tx) => {
       await setAuditContext(tx, principal);
-      return repo.updateDevice(tx, id, change);
+      if (retentionDays !== undefined) {
+        await repo.setRetention(tx, id, retentionDays === 0 ? null : retentionDays);
+      }
+      if (rest.name === undefined && rest.ownerUserId === undefined) return;
+      if (!(await repo.updateDevice(tx, id, rest))) {
+        throw new AppError('invalid_state', 'A revoked device cannot be renamed or handed over.');
+      }
     });
-    if (!updated) {
-      throw new AppError('invalid_state', 'A revoked device cannot be renamed or handed over.');
+    if (retentionDays !== undefined) {
+      this.logger.info({ deviceId: id, retentionDays }, 'device retention set');
     }
     if (change.ownerUserId !== undefined) {
       this.logger.info(
@@ -91,6 +107,21 @@ export class DeviceService {
       );
     }
     return (await repo.deviceById(this.pool, id))!;
+  }
+
+  /**
+   * What the retention job would delete now (a dry run): with the device's own retention, or with
+   * `days` to try a value before setting it. The owner only.
+   */
+  async retentionPreview(
+    principal: Principal,
+    id: string,
+    days: number | undefined,
+  ): Promise<{ device: DeviceRow; days: number | null; preview: RetentionPreview | undefined }> {
+    const device = await this.owned(principal, id);
+    const effective = days ?? device.retention_days;
+    if (effective === null) return { device, days: null, preview: undefined };
+    return { device, days: effective, preview: await previewRetention(this.pool, id, effective, new Date()) };
   }
 
   /** Revokes the device's keys at once on every server (idempotent): the owner only. */

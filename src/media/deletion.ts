@@ -1,12 +1,16 @@
-/** Deleting media: the row first (DELETED, workers told), then its objects, best effort. */
+/**
+ * Deleting media: the row first (DELETED, workers told; a trigger queues the deletion in the outbox,
+ * migration 0031, in the same transaction), then its objects through the outbox
+ * ({@link DeletionOutbox}): what fails or is cut short by a crash, the outbox drain finishes.
+ */
 import type { Logger } from 'pino';
 import { setAuditContext } from '../audit/context.ts';
 import type { Principal } from '../auth/principals.ts';
 import { withTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import { AppError } from '../errors.ts';
 import type { ObjectStore } from '../storage/types.ts';
+import { DeletionOutbox } from './deletion-outbox.ts';
 import type { MediaQueries } from './queries.ts';
-import * as repo from './repo.ts';
 import type { MediaRow } from './repo.ts';
 import * as transitions from './transitions.ts';
 
@@ -19,12 +23,16 @@ export function markDeletedWithin(tx: Queryable, mediaId: string): Promise<boole
 }
 
 export class MediaDeletion {
+  readonly outbox: DeletionOutbox;
+
   constructor(
     private readonly pool: Pool,
-    private readonly store: ObjectStore,
+    store: ObjectStore,
     private readonly queries: MediaQueries,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.outbox = new DeletionOutbox(pool, store, logger);
+  }
 
   async delete(principal: Principal, mediaId: string): Promise<void> {
     const media = await this.queries.get(principal, mediaId);
@@ -38,19 +46,16 @@ export class MediaDeletion {
   }
 
   /**
-   * Removes a DELETED media's objects: the original and everything derived from it. Best effort:
-   * what fails now, the orphan sweeper removes later (a DELETED row references nothing).
+   * Removes a DELETED media's objects: the original and everything derived from it, through the
+   * outbox row its deletion queued. What fails now (or a crash cuts short), the drain finishes.
    */
-  async removeObjects(media: Pick<MediaRow, 'id' | 'storage_key'>): Promise<void> {
+  async removeObjects(media: Pick<MediaRow, 'id'>): Promise<void> {
     try {
-      await this.store.delete(media.storage_key);
-      // Read after the row is DELETED: a job that finished in between has written its variants
-      // by now (no job can add any later), so none is missed.
-      for (const key of await repo.derivedObjectKeys(this.pool, media.id)) await this.store.delete(key);
+      await this.outbox.afterDelete(media.id);
     } catch (err) {
       this.logger.warn(
         { err, mediaId: media.id },
-        'could not remove the deleted object now; left for the sweeper',
+        'could not remove the deleted objects now; left to the drain',
       );
     }
   }

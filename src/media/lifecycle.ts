@@ -7,6 +7,7 @@
  *      │                     │  ▲                          │  (startProcessing again: a retried attempt)
  *      └──failUpload──▶ FAILED ◀──────failProcessing───────┘
  *                            └──retryProcessing──▶ UPLOADED
+ *   UPLOADED, PROCESSING, READY ──loseBytes──▶ FAILED (storage_missing: `storage reconcile --apply`)
  *   every state but DELETED ──delete──▶ DELETED (final)
  */
 
@@ -34,6 +35,11 @@ export const TRANSITIONS = {
   failProcessing: { from: ['UPLOADED', 'PROCESSING'], to: 'FAILED' },
   /** The client asked for another run (POST retry-processing). */
   retryProcessing: { from: ['FAILED'], to: 'UPLOADED' },
+  /**
+   * The original is gone from the store (found by `mediary storage reconcile --apply`): the record
+   * must not promise bytes it cannot serve. The only way a READY media fails.
+   */
+  loseBytes: { from: ['UPLOADED', 'PROCESSING', 'READY'], to: 'FAILED' },
   /** Deleted by its owner, with its post, or by the post-media lifecycle. */
   delete: { from: ['PENDING', 'UPLOADED', 'PROCESSING', 'READY', 'FAILED'], to: 'DELETED' },
 } as const satisfies Record<string, Transition>;
@@ -107,6 +113,8 @@ export const FAILURES = {
   },
   processing_error: { retryable: true, message: 'A temporary error interrupted processing.' },
   processing_failed: { retryable: false, message: 'Processing failed after every attempt.' },
+  // ---- found later ----
+  storage_missing: { retryable: false, message: 'The stored original is missing; upload it again.' },
 } as const satisfies Record<string, FailureSpec>;
 
 export type FailureCode = keyof typeof FAILURES;

@@ -6,6 +6,7 @@
  */
 import type { Queryable } from '../db/pool.ts';
 import {
+  failure,
   statusGuard,
   TRANSITIONS,
   type FailureCode,
@@ -122,6 +123,20 @@ export async function markQuarantined(
      WHERE id = $1 AND ${statusGuard('failProcessing')} AND storage_key = $3
      RETURNING id`,
     [id, json, move.from, move.to, move.uri],
+  );
+  return res.rowCount === 1;
+}
+
+/**
+ * The original is missing from the store ({@link TRANSITIONS.loseBytes}): → FAILED
+ * `storage_missing`. Only `storage reconcile --apply` calls it, after seeing the object gone.
+ */
+export async function markBytesLost(db: Queryable, id: string): Promise<boolean> {
+  const res = await db.query(
+    `UPDATE media SET status = '${T.loseBytes.to}', error = $2, updated_at = now()
+     WHERE id = $1 AND ${statusGuard('loseBytes')}
+     RETURNING id`,
+    [id, JSON.stringify(failure('storage_missing'))],
   );
   return res.rowCount === 1;
 }

@@ -130,7 +130,7 @@ export async function sweep(
  * (media.storage_key, media_variants.key, media_renditions.playlist_key, media_hls_objects.storage_key …).
  * Deliberately broad: a false match only keeps an object, a missed column would delete live ones.
  */
-async function keyColumns(pool: Pool): Promise<{ table: string; column: string; mediaId: boolean }[]> {
+export async function keyColumns(pool: Pool): Promise<{ table: string; column: string; mediaId: boolean }[]> {
   const { rows } = await pool.query<{ table_name: string; column_name: string; media_id: boolean }>(
     `SELECT c.table_name, c.column_name,
             EXISTS (SELECT 1 FROM information_schema.columns m

@@ -85,6 +85,7 @@ const run: Record<TransitionName, (id: string) => Promise<boolean>> = {
   failProcessing: (id) => transitions.markProcessingFailed(pool, id, failure('decode_failed')),
   retryProcessing: (id) => transitions.resetForRetry(pool, id),
   delete: (id) => transitions.markDeleted(pool, id),
+  loseBytes: (id) => transitions.markBytesLost(pool, id),
 };
 
 for (const name of Object.keys(TRANSITIONS) as TransitionName[]) {

@@ -371,15 +371,16 @@ describe('authorization matrix: device routes × owner, other user, the device, 
       ['POST', `/devices/${id}/rotate-key`, { overlapSeconds: 600 }],
       ['GET', '/devices'],
       ['POST', '/devices', { name: 'new' }],
+      ['GET', `/devices/${id}/retention/preview`],
       ['POST', `/devices/${id}/revoke`],
     ];
     const expected: Record<string, number[]> = {
-      //      get  patch rotate list create revoke
-      other: [404, 404, 404, 200, 201, 404],
-      devB: [404, 404, 404, 403, 403, 404],
-      anon: [401, 401, 401, 401, 401, 401],
-      self: [200, 404, 200, 403, 403, 404],
-      owner: [200, 200, 200, 200, 201, 200],
+      //      get  patch rotate list create preview revoke
+      other: [404, 404, 404, 200, 201, 404, 404],
+      devB: [404, 404, 404, 403, 403, 404, 404],
+      anon: [401, 401, 401, 401, 401, 401, 401],
+      self: [200, 404, 200, 403, 403, 404, 404],
+      owner: [200, 200, 200, 200, 201, 200, 200],
     };
     let selfAuth = self;
     for (const who of ['other', 'devB', 'anon', 'self', 'owner']) {

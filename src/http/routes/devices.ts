@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Config } from '../../config.ts';
+import { RetentionPreviewQuery, RetentionPreviewView } from '../../contract/retention.ts';
 import type { DeviceRow } from '../../devices/repo.ts';
 import type { DeviceService } from '../../devices/service.ts';
 import { perPrincipalRateLimit, principalOf, type registerAuth } from '../auth.ts';
@@ -40,6 +41,7 @@ const toDeviceView = (d: DeviceRow): Static<typeof DeviceView> => ({
   keyRotatedAt: iso(d.key_rotated_at),
   previousKeyExpiresAt: iso(d.previous_key_expires_at),
   usage: { storedBytes: Number(d.stored_bytes ?? 0), openSessions: d.open_sessions ?? 0 },
+  retentionDays: d.retention_days,
 });
 
 export const deviceRoutes: FastifyPluginAsyncTypebox<DeviceRouteDeps> = async (
@@ -106,9 +108,11 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<DeviceRouteDeps> = async (
     {
       onRequest: auth.required,
       schema: {
-        summary: 'Rename a device or hand it over to another user (its owner)',
+        summary: 'Rename a device, hand it over to another user, or set its retention (its owner)',
         description:
-          'Handing over takes effect at once; captures uploaded before stay with the previous owner.',
+          'Handing over takes effect at once; captures uploaded before stay with the previous owner. ' +
+          '`retentionDays` (0: keep forever) applies at the next retention run; preview it first ' +
+          'with GET /devices/{id}/retention/preview.',
         operationId: 'updateDevice',
         tags,
         params: OwnedDeviceParams,
@@ -118,6 +122,43 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<DeviceRouteDeps> = async (
     },
     async (request) =>
       toDeviceView(await devices.update(principalOf(request), request.params.id, request.body)),
+  );
+
+  app.get(
+    '/devices/:id/retention/preview',
+    {
+      onRequest: auth.required,
+      schema: {
+        summary: 'Dry run of the device’s retention: the captures the next run would delete (its owner)',
+        operationId: 'previewDeviceRetention',
+        tags,
+        params: OwnedDeviceParams,
+        querystring: RetentionPreviewQuery,
+        response: { 200: RetentionPreviewView, ...errors(400, 401, 404) },
+      },
+    },
+    async (request) => {
+      const { device, days, preview } = await devices.retentionPreview(
+        principalOf(request),
+        request.params.id,
+        request.query.retentionDays,
+      );
+      return {
+        deviceId: device.id,
+        retentionDays: days,
+        cutoff: preview ? preview.cutoff.toISOString() : null,
+        count: preview?.count ?? 0,
+        bytes: preview?.bytes ?? 0,
+        kept: preview?.kept ?? 0,
+        items: (preview?.items ?? []).map((m) => ({
+          mediaId: m.id,
+          capturedAt: m.captured_at.toISOString(),
+          receivedAt: m.created_at.toISOString(),
+          bytes: m.bytes,
+          status: m.status,
+        })),
+      };
+    },
   );
 
   app.post(
