@@ -8,5 +8,6 @@ export * from './media.ts';
 export * from './multipart.ts';
 export * from './posts.ts';
 export * from './circles.ts';
+export * from './profiles.ts';
 export * from './delivery.ts';
 export * from './health.ts';

@@ -16,6 +16,7 @@ import type { StreamAccess } from '../events/access.ts';
 import type { EventHub } from '../events/stream.ts';
 import type { WebhookService } from '../webhooks/service.ts';
 import type { PostService } from '../posts/service.ts';
+import type { ProfileService } from '../profiles/service.ts';
 import type { HlsPlayback } from '../processing/playback.ts';
 import type { ProcessingService } from '../processing/service.ts';
 import type { UrlSigner } from '../storage/signing.ts';
@@ -38,6 +39,7 @@ import { formUploadRoute } from './routes/form-upload.ts';
 import { eventRoutes } from './routes/events.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
 import { postRoutes } from './routes/posts.ts';
+import { profileRoutes } from './routes/profiles.ts';
 import { processingRoutes } from './routes/processing.ts';
 import { multipartRoutes, partUploadRoute } from './routes/multipart.ts';
 import { storageRoutes } from './routes/storage.ts';
@@ -55,6 +57,7 @@ export interface HttpDeps {
   processing: ProcessingService;
   playback: HlsPlayback;
   posts: PostService;
+  profiles: ProfileService;
   circles: CircleService;
   devices: DeviceService;
   multipart: MultipartUploads;
@@ -155,6 +158,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
       await api.register(hlsRoutes, { playback: deps.playback, auth });
       await api.register(postRoutes, { posts: deps.posts, media: deps.media, auth });
       await api.register(circleRoutes, { circles: deps.circles, media: deps.media, auth });
+      await api.register(profileRoutes, { profiles: deps.profiles, media: deps.media, auth });
       await api.register(usageRoutes, { media: deps.media, auth });
       await api.register(deviceRoutes, { devices: deps.devices, auth, config: deps.config });
       await api.register(eventRoutes, {
