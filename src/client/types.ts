@@ -43,10 +43,20 @@ export type PostView = Static<typeof C.PostView>;
 export type PostPage = Static<typeof C.PostPage>;
 export type CreatePostInput = Static<typeof C.CreatePostBody>;
 export type UpdatePostInput = Static<typeof C.UpdatePostBody>;
+export type PostListQuery = Static<typeof C.PostListQuery>;
 
 export type CircleView = Static<typeof C.CircleView>;
 export type ShareView = Static<typeof C.ShareView>;
 export type ShareInput = Static<typeof C.ShareBody>;
+export type CircleList = Static<typeof C.CircleList>;
+export type CreateCircleInput = Static<typeof C.CreateCircleBody>;
+export type CircleMediaQuery = Static<typeof C.CircleMediaQuery>;
+
+export type ProfileImageView = Static<typeof C.ProfileImageView>;
+export type ProfileImageVariant = Static<typeof C.ProfileImageVariant>;
+export type SetProfileImageInput = Static<typeof C.SetProfileImageBody>;
+/** Side of a profile image square in pixels. */
+export type ProfileImageSize = NonNullable<Static<typeof C.ProfileImageQuery>['size']>;
 
 /** Every error response: `{error: {code, message, details?, requestId}}`. */
 export type ErrorBody = Static<typeof C.ErrorBody>;
