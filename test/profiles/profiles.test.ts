@@ -10,6 +10,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
+import { removeUnattachedPostMedia } from '../../src/operations/post-media.ts';
 import { call, startTestServer, type TestServer } from '../helpers/server.ts';
 import { fixture, sha256 } from '../helpers/files.ts';
 import { bigJpeg, waitFor } from '../processing/helpers.ts';
@@ -354,5 +355,40 @@ describe('profile images', () => {
     const body = await viaForm.json();
     assert.equal(viaForm.status, 422, JSON.stringify(body));
     assert.equal(body.error.code, 'purpose_not_allowed');
+  });
+
+  test('profile uploads never set are cleaned up after the grace; shown and waiting ones never; none goes on a post', async () => {
+    const alice = await t.user('pr-alice-9');
+    const shown = await readyImage(alice.auth);
+    assert.equal((await setImage(alice.auth, shown)).status, 200);
+    const waiting = await session(alice.auth);
+    assert.equal((await setImage(alice.auth, waiting.id)).status, 202);
+    const stray = await readyImage(alice.auth);
+    const onPost = await call(t.api('/posts'), {
+      method: 'POST',
+      headers: alice.auth,
+      json: { mediaIds: [stray] },
+    });
+    assert.equal(onPost.status, 409, onPost.text);
+    assert.deepEqual(onPost.body.error.details.problems, [{ mediaId: stray, problem: 'wrong_purpose' }]);
+    const strayObjects = await objectsOf(stray);
+    const lifecycle = (now: Date) =>
+      removeUnattachedPostMedia(
+        t.server.database.pool,
+        t.server.media,
+        { graceSeconds: 3600, now },
+        t.server.app.log as never,
+      );
+    await lifecycle(new Date());
+    assert.equal(await status(stray), 'READY', 'kept within the grace');
+    await lifecycle(new Date(Date.now() + 2 * 3600 * 1000));
+    assert.equal(await status(stray), 'DELETED');
+    assert.deepEqual(
+      strayObjects.filter((k) => existsSync(k)),
+      [],
+    );
+    assert.equal(await status(shown), 'READY');
+    assert.equal(await status(waiting.id), 'PENDING');
+    assert.equal((await profile(alice.auth)).body.mediaId, shown);
   });
 });
