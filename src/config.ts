@@ -1,8 +1,6 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-
-/** The longest overlap a device key rotation may ask for (30 days). */
-export const MAX_KEY_OVERLAP_SECONDS = 30 * 24 * 3600;
+import { MAX_KEY_OVERLAP_SECONDS } from './contract/devices.ts';
 
 /** Every setting Mediary reads, parsed once at start-up and passed down. */
 export interface Config {
