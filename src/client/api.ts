@@ -1,6 +1,6 @@
 /** A typed client for the Mediary HTTP API: JSON calls with retries, over the platform's fetch. */
 import { errorFromResponse, MediaryError, UploadAbortedError } from './errors.ts';
-import { CirclesApi, PostsApi, ProfileApi, UsageApi } from './resources.ts';
+import { CirclesApi, DevicesApi, PostsApi, ProfileApi, UsageApi } from './resources.ts';
 import { sleep, withRetry, type RetryOptions } from './retry.ts';
 import type {
   CreateSessionInput,
@@ -106,6 +106,8 @@ export class MediaryClient {
   readonly usage = new UsageApi(this);
   /** Your profile image, and others' you may see. */
   readonly profile = new ProfileApi(this);
+  /** Your devices: list, add, rename, hand over, revoke, rotate keys, claim by code. */
+  readonly devices = new DevicesApi(this);
 
   constructor(opts: ClientOptions) {
     if (!opts.server) throw new TypeError('MediaryClient needs a server URL');

@@ -5,6 +5,12 @@
  */
 import type { MediaryClient, RequestOptions } from './api.ts';
 import type {
+  ClaimDeviceInput,
+  DeviceList,
+  DeviceView,
+  DeviceWithKey,
+  RotateKeyInput,
+  UpdateDeviceInput,
   CircleList,
   CircleMediaQuery,
   CircleView,
@@ -166,5 +172,43 @@ export class ProfileApi {
   /** Removes your profile image (its media are deleted). */
   async remove(opts?: RequestOptions): Promise<void> {
     await this.c.json('DELETE', '/profile/image', undefined, opts);
+  }
+}
+
+/** Your devices (users): list, add, rename, hand over, revoke, rotate keys, claim by code. */
+export class DevicesApi {
+  constructor(private readonly c: MediaryClient) {}
+
+  list(q: { includeRevoked?: boolean } = {}, opts?: RequestOptions): Promise<DeviceList> {
+    return this.c.json('GET', `/devices${query(q)}`, undefined, opts);
+  }
+
+  /** A new device of yours; its `apiKey` is shown this once. */
+  create(name: string, opts?: RequestOptions): Promise<DeviceWithKey> {
+    return this.c.json('POST', '/devices', { name }, opts);
+  }
+
+  /** A device of yours, or (with a device key) `me`: the calling device. */
+  get(deviceId: string, opts?: RequestOptions): Promise<DeviceView> {
+    return this.c.json('GET', `/devices/${seg(deviceId)}`, undefined, opts);
+  }
+
+  /** Renames it and/or hands it over to another user (`ownerUserId`). */
+  update(deviceId: string, change: UpdateDeviceInput, opts?: RequestOptions): Promise<DeviceView> {
+    return this.c.json('PATCH', `/devices/${seg(deviceId)}`, change, opts);
+  }
+
+  revoke(deviceId: string, opts?: RequestOptions): Promise<DeviceView> {
+    return this.c.json('POST', `/devices/${seg(deviceId)}/revoke`, {}, opts);
+  }
+
+  /** A new key (shown this once); the replaced one keeps working for `overlapSeconds`. */
+  rotateKey(deviceId: string, input: RotateKeyInput = {}, opts?: RequestOptions): Promise<DeviceWithKey> {
+    return this.c.json('POST', `/devices/${seg(deviceId)}/rotate-key`, input, opts);
+  }
+
+  /** Claims the device showing `userCode` (see `claimDevice` for the device's side). */
+  claim(input: ClaimDeviceInput, opts?: RequestOptions): Promise<DeviceView> {
+    return this.c.json('POST', '/devices/claim', input, opts);
   }
 }

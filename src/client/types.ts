@@ -63,6 +63,10 @@ export type ErrorBody = Static<typeof C.ErrorBody>;
 
 /** A device as its owner sees it (`GET /devices`). */
 export type DeviceView = Static<typeof C.DeviceView>;
+export type DeviceList = Static<typeof C.DeviceList>;
+export type UpdateDeviceInput = Static<typeof C.UpdateDeviceBody>;
+export type RotateKeyInput = Static<typeof C.RotateKeyBody>;
+export type ClaimDeviceInput = Static<typeof C.ClaimDeviceBody>;
 /** A new device or a rotated key: the key is shown this once. */
 export type DeviceWithKey = Static<typeof C.DeviceWithKey>;
 /** `POST /device-claims`: the codes a claiming device shows and polls with. */

@@ -146,4 +146,29 @@ describe('SDK resources', () => {
     assert.deepEqual([none.mediaId, none.variants], [null, []]);
     await refused(alice.profile.imageUrl(), 404, 'not_found');
   });
+
+  test('devices: add, list, rename, rotate the key (the old one works during the overlap), revoke', async () => {
+    const alice = await clientOf('sdk-alice-5');
+    const { device, apiKey } = await alice.devices.create('porch');
+    assert.equal(device.ownerUserId, 'sdk-alice-5');
+    const cam = new MediaryClient({ server: t.base, key: apiKey, retry: FAST_RETRY });
+    assert.equal((await cam.devices.get('me')).deviceId, device.deviceId);
+    assert.equal((await alice.devices.update(device.deviceId, { name: 'garden' })).name, 'garden');
+    assert.deepEqual(
+      (await alice.devices.list()).items.map((d) => d.name),
+      ['garden'],
+    );
+    const rotated = await alice.devices.rotateKey(device.deviceId, { overlapSeconds: 600 });
+    assert.notEqual(rotated.apiKey, apiKey);
+    assert.ok(rotated.device.previousKeyExpiresAt);
+    const fresh = new MediaryClient({ server: t.base, key: rotated.apiKey, retry: FAST_RETRY });
+    assert.equal((await fresh.usage.device(device.deviceId)).storedBytes, 0);
+    assert.equal((await cam.usage.device(device.deviceId)).storedBytes, 0, 'the old key, within the overlap');
+    const revoked = await alice.devices.revoke(device.deviceId);
+    assert.ok(revoked.revokedAt);
+    assert.deepEqual((await alice.devices.list()).items, []);
+    assert.equal((await alice.devices.list({ includeRevoked: true })).items.length, 1);
+    await refused((await clientOf('sdk-eve-5')).devices.get(device.deviceId), 404, 'not_found');
+    await refused(alice.devices.claim({ userCode: 'ABCD-EFGH' }), 404, 'not_found');
+  });
 });

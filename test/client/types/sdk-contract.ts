@@ -106,6 +106,7 @@ type Posts = Client['posts'];
 type Circles = Client['circles'];
 type Usage = Client['usage'];
 type Profile = Client['profile'];
+type Devices = Client['devices'];
 
 export const resourceMethods = {
   postsCreate: true,
@@ -130,6 +131,16 @@ export const resourceMethods = {
   profileGet: true,
   profileImageUrl: true,
   profileImageSize: true,
+  devicesList: true,
+  devicesCreate: true,
+  devicesGet: true,
+  devicesUpdate: true,
+  devicesUpdateInput: true,
+  devicesRevoke: true,
+  devicesRotateKey: true,
+  devicesRotateKeyInput: true,
+  devicesClaim: true,
+  devicesClaimInput: true,
 } as const satisfies {
   postsCreate: Equal<Of<Posts, 'create'>, Static<typeof C.PostView> & { created: boolean }>;
   postsCreateInput: Is<Args<Posts, 'create'>[0], typeof C.CreatePostBody>;
@@ -156,4 +167,14 @@ export const resourceMethods = {
     NonNullable<Args<Profile, 'imageUrl'>[1]>,
     NonNullable<Static<typeof C.ProfileImageQuery>['size']>
   >;
+  devicesList: Is<Of<Devices, 'list'>, typeof C.DeviceList>;
+  devicesCreate: Is<Of<Devices, 'create'>, typeof C.DeviceWithKey>;
+  devicesGet: Is<Of<Devices, 'get'>, typeof C.DeviceView>;
+  devicesUpdate: Is<Of<Devices, 'update'>, typeof C.DeviceView>;
+  devicesUpdateInput: Is<Args<Devices, 'update'>[1], typeof C.UpdateDeviceBody>;
+  devicesRevoke: Is<Of<Devices, 'revoke'>, typeof C.DeviceView>;
+  devicesRotateKey: Is<Of<Devices, 'rotateKey'>, typeof C.DeviceWithKey>;
+  devicesRotateKeyInput: Is<NonNullable<Args<Devices, 'rotateKey'>[1]>, typeof C.RotateKeyBody>;
+  devicesClaim: Is<Of<Devices, 'claim'>, typeof C.DeviceView>;
+  devicesClaimInput: Is<Args<Devices, 'claim'>[0], typeof C.ClaimDeviceBody>;
 };
