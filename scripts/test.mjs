@@ -31,6 +31,8 @@ const SYSTEM_DEPS = [
   { cmd: 'dockerd', packages: ['docker.io'] },
   { cmd: 'debootstrap', packages: ['debootstrap'] },
   { cmd: 'docker-compose', packages: ['docker-compose'] },
+  // Malware scanning (test/scan/): ClamAV's daemon, run by the test with its own signatures.
+  { cmd: 'clamd', packages: ['clamav-daemon'] },
 ];
 
 function have(cmd) {
@@ -141,7 +143,8 @@ try {
   if (skips !== '') {
     console.error(`\nSkipped or todo tests fail the run (every test must run):\n${skips}`);
     status ||= 1;
-  }  if (faults) printFaultTable();
+  }
+  if (faults) printFaultTable();
 } catch (err) {
   console.error(err);
 } finally {

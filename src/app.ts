@@ -21,6 +21,9 @@ import { MultipartUploads } from './media/multipart.ts';
 import { MediaService } from './media/service.ts';
 import { startTusSweep, TusUploads } from './media/tus.ts';
 import { startSweeper } from './operations/sweeper.ts';
+import { startAuditRetention } from './operations/audit-retention.ts';
+import { AuditQueries } from './audit/service.ts';
+import { AuditWriter } from './audit/writer.ts';
 import { PgBossQueue } from './infra/queue/pg-boss.ts';
 import { CircleService } from './circles/service.ts';
 import { startGrpcServer } from './grpc/server.ts';
@@ -42,6 +45,30 @@ export interface Database {
   pool: Pool;
   embedded: EmbeddedDatabase | undefined;
   close(): Promise<void>;
+}
+
+/** A database that cannot be reached or refuses the login: a StartupError naming it, not a stack. */
+function unreachable(url: string, err: unknown): StartupError | undefined {
+  const code = (err as { code?: unknown }).code;
+  const why: Record<string, string> = {
+    ECONNREFUSED: 'nothing listens there',
+    ENOTFOUND: 'the host name does not resolve',
+    EAI_AGAIN: 'the host name does not resolve (yet)',
+    ETIMEDOUT: 'the connection timed out',
+    EHOSTUNREACH: 'the host is unreachable',
+    '28P01': 'the password was refused',
+    '28000': 'the login was refused',
+    '3D000': 'the database does not exist',
+  };
+  if (typeof code !== 'string' || !(code in why)) return undefined;
+  let where = 'DATABASE_URL';
+  try {
+    const u = new URL(url);
+    where = `DATABASE_URL (${u.hostname}:${u.port || 5432}${u.pathname})`;
+  } catch {
+    // not a URL pg could parse either; name the variable only
+  }
+  return new StartupError(`cannot use the database at ${where}: ${why[code]} (${code})`);
 }
 
 /**
@@ -71,7 +98,7 @@ export async function openDatabase(
   } catch (err) {
     await pool.end();
     await embedded?.stop();
-    throw err;
+    throw config.database.kind === 'external' ? (unreachable(url, err) ?? err) : err;
   } finally {
     await migrations.end();
   }
@@ -193,6 +220,7 @@ async function startServerParts(
     ? await startWorker({ pool, queue, store, config: config.processing, logger })
     : undefined;
   if (worker) started.push({ name: 'worker', stop: () => worker.stop() });
+  const audit = startAudit(pool, config, logger, started);
   const app = await buildHttpServer({
     config,
     logger,
@@ -211,6 +239,7 @@ async function startServerParts(
     signer,
     events,
     webhooks,
+    audit,
     rateWindows: httpRateWindows(config, pool, logger, started),
   });
   started.push({
@@ -303,6 +332,25 @@ function startEvents(
   );
   started.push({ name: 'event retention', stop: stopRetention });
   return { hub, access: new StreamAccess(pool, signer, config.events.tokenTtlSeconds) };
+}
+
+/** The audit log (issue 21): its reader, the writer of read records, and retention. */
+function startAudit(
+  pool: Pool,
+  config: Config,
+  logger: Logger,
+  started: { name: string; stop: () => Promise<void> }[],
+) {
+  const writer = new AuditWriter(pool, logger);
+  // Stopped after the HTTP server (pushed before it): the last requests' rows are written.
+  started.push({ name: 'audit writer', stop: () => writer.close() });
+  const stopRetention = startAuditRetention(
+    pool,
+    { intervalSeconds: config.sweeper.intervalSeconds, retentionDays: config.audit.retentionDays },
+    logger,
+  );
+  started.push({ name: 'audit retention', stop: stopRetention });
+  return { writer, queries: new AuditQueries(pool, config.auth.adminUserIds) };
 }
 
 function queueOptions(config: Config) {

@@ -12,3 +12,5 @@ export * from './profiles.ts';
 export * from './devices.ts';
 export * from './delivery.ts';
 export * from './health.ts';
+export * from './archive.ts';
+export * from './audit.ts';

@@ -9,6 +9,7 @@ import type { Config } from '../config.ts';
 import type { Pool } from '../db/pool.ts';
 import type { UrlSigner } from '../storage/signing.ts';
 import type { ObjectStore } from '../storage/types.ts';
+import { MediaRestores } from './archive.ts';
 import { UploadCompletion } from './completion.ts';
 import { MediaDeletion } from './deletion.ts';
 import { MediaLinkSigner } from './links.ts';
@@ -37,23 +38,30 @@ export class MediaService {
   readonly uploads: DirectUploads;
   readonly completion: UploadCompletion;
   readonly deletion: MediaDeletion;
+  /** Originals in archive storage: their status and restore (./archive.ts). */
+  readonly restores: MediaRestores;
 
   constructor(
     pool: Pool,
     store: ObjectStore,
     queue: ProcessingQueue,
     signer: UrlSigner,
-    config: Pick<Config, 'publicUrl' | 'uploads' | 'databasePreparedStatements' | 'quotas'>,
+    config: Pick<Config, 'publicUrl' | 'uploads' | 'databasePreparedStatements' | 'quotas'> & {
+      processing?: Pick<Config['processing'], 'malwareScan'>;
+    },
     logger: Logger,
     multipart?: MultipartUploads,
     sharing?: ShareLookup & CircleUploads,
   ) {
-    const linkSigner = new MediaLinkSigner(store, config.uploads.downloadUrlTtlSeconds);
+    const linkSigner = new MediaLinkSigner(store, config.uploads.downloadUrlTtlSeconds, {
+      scanned: (config.processing?.malwareScan.kind ?? 'off') !== 'off',
+    });
     this.queries = new MediaQueries(pool, store, config, linkSigner, sharing);
     this.sessions = new UploadSessions(pool, store, signer, config, multipart, sharing);
     this.uploads = new DirectUploads(pool, store, signer, this.queries, multipart);
     this.completion = new UploadCompletion(pool, store, queue, this.queries, logger, multipart);
     this.deletion = new MediaDeletion(pool, store, this.queries, logger);
+    this.restores = new MediaRestores(this.queries, store);
   }
 
   /** Signs the URLs media records carry (and the download/variant routes hand out). */

@@ -15,11 +15,13 @@ import { HEIF_WORK_PREFIX, HeifConverter } from '../infra/imaging/heif.ts';
 import { sharpImaging } from '../infra/imaging/sharp-imaging.ts';
 import { logTools, resolveProcessingTools, withTools } from '../infra/tools.ts';
 import { FfmpegTranscoder } from '../infra/video/ffmpeg.ts';
+import { ClamdClient } from '../infra/clamav.ts';
 import { ImageJob } from './image-job.ts';
 import { publicMessage } from './job-kit.ts';
+import { MalwareScanStep } from './malware-scan.ts';
 import { MemoryBudget } from './memory-budget.ts';
 import type { JobQueue, ProcessJob } from './ports.ts';
-import { pgRecords } from './records.ts';
+import { pgQuarantineRecords, pgRecords } from './records.ts';
 import * as repo from './repo.ts';
 import { VIDEO_WORK_PREFIX, VideoJob } from './video-job.ts';
 import { Worker, type JobHandler } from './worker.ts';
@@ -71,6 +73,7 @@ export async function startWorker(setup: WorkerSetup): Promise<Worker> {
     config,
     tmpDir: config.video.tmpDir,
   });
+  const scan = malwareScan(setup);
   // One queue. One statement starts the attempt and loads the row; the media type picks the job.
   const handler: JobHandler<ProcessJob> = async (payload, ctx) => {
     const media = await repo.startProcessing(pool, payload.mediaId, ctx.attempt);
@@ -78,6 +81,9 @@ export async function startWorker(setup: WorkerSetup): Promise<Worker> {
       const now = await findMedia(pool, payload.mediaId);
       return { status: 'skipped', reason: `media is ${now?.status ?? 'gone'}` };
     }
+    // Scanned before the job reads it (MALWARE_SCAN): infected or unscannable ends here.
+    const refused = await scan?.check(media, ctx);
+    if (refused) return refused;
     return media.media_type === 'video' ? video.handle(media, ctx) : image.handle(media, ctx);
   };
   return Worker.start({
@@ -98,5 +104,23 @@ export async function startWorker(setup: WorkerSetup): Promise<Worker> {
       });
       if (failed) logger.error({ mediaId: payload.mediaId }, 'processing gave up; media marked FAILED');
     },
+  });
+}
+
+/** The malware scan step when MALWARE_SCAN=clamd (src/processing/malware-scan.ts), else none. */
+function malwareScan({ config, store, pool, logger }: WorkerSetup): MalwareScanStep | undefined {
+  const scan = config.malwareScan;
+  if (scan.kind === 'off') return undefined;
+  const client = new ClamdClient(scan);
+  logger.info({ clamd: client.describe(), maxBytes: scan.maxBytes }, 'malware scanning is ON (clamd)');
+  // Not a start-up condition (jobs wait for clamd, fail closed), but worth saying at once.
+  void client.ping().then((up) => {
+    if (!up) logger.warn({ clamd: client.describe() }, 'clamd does not answer; jobs wait until it does');
+  });
+  return new MalwareScanStep({
+    scanner: client,
+    store,
+    records: pgQuarantineRecords(pool),
+    maxBytes: scan.maxBytes,
   });
 }
