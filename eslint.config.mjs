@@ -52,11 +52,15 @@ export default tseslint.config(
   // replace, not extend, an earlier one).
   // (sharp, exifr, pg-boss, child processes and src/infra: the adapter block below.)
   layer(['src/media/**'], HTTP, OPERATIONS, {
-    group: ['**/processing/**', '**/posts/**', '**/circles/**', '**/infra/**'],
+    group: ['**/processing/**', '**/posts/**', '**/circles/**', '**/profiles/**', '**/infra/**'],
     message:
       'media is the core of the domain: processing, posts and circles build on it, never the other way round (shared shapes go into src/media).',
   }),
-  layer(['src/posts/**', 'src/circles/**', 'src/devices/**', 'src/auth/**'], HTTP, OPERATIONS),
+  layer(
+    ['src/posts/**', 'src/circles/**', 'src/profiles/**', 'src/devices/**', 'src/auth/**'],
+    HTTP,
+    OPERATIONS,
+  ),
   // src/infra is also off limits here, except to the composition root runtime.ts (the adapters
   // block below, which has its own rule name).
   layer(['src/processing/**'], HTTP, OPERATIONS),
@@ -75,7 +79,15 @@ export default tseslint.config(
   }),
   layer(['src/operations/**'], HTTP),
   layer(['src/storage/**', 'src/db/**'], HTTP, OPERATIONS, {
-    group: ['**/media/**', '**/processing/**', '**/posts/**', '**/circles/**', '**/devices/**', '**/auth/**'],
+    group: [
+      '**/media/**',
+      '**/processing/**',
+      '**/posts/**',
+      '**/circles/**',
+      '**/profiles/**',
+      '**/devices/**',
+      '**/auth/**',
+    ],
     message: 'Infrastructure must not depend on the domain.',
   }),
   {
@@ -89,6 +101,7 @@ export default tseslint.config(
       'src/media/**',
       'src/posts/**',
       'src/circles/**',
+      'src/profiles/**',
       'src/devices/**',
       'src/operations/**',
     ],

@@ -37,6 +37,7 @@ import { EventHub } from './events/stream.ts';
 import { WebhookService } from './webhooks/service.ts';
 import { startPostMediaLifecycle } from './operations/post-media.ts';
 import { PostService } from './posts/service.ts';
+import { PROFILE_CHANNEL, ProfileService } from './profiles/service.ts';
 import { HlsPlayback } from './processing/playback.ts';
 import { Admission } from './processing/admission.ts';
 import { ProcessingService } from './processing/service.ts';
@@ -223,6 +224,7 @@ async function startServerParts(
         )
       : () => Promise.resolve();
   started.push({ name: 'post media lifecycle', stop: stopPostLifecycle });
+  const profiles = startProfiles(pool, media, circles, logger, started);
   const events = startEvents(pool, signer, config, logger, started);
   const webhooks = new WebhookService(pool, await queue.webhookQueue(), config.webhooks, logger);
   await webhooks.start(events.hub);
@@ -255,6 +257,7 @@ async function startServerParts(
     processing,
     playback,
     posts,
+    profiles,
     circles,
     devices,
     multipart,
@@ -329,6 +332,36 @@ function startDeletion(
     name: 'device retention',
     stop: startDeviceRetention(pool, media, retentionIntervalSeconds, logger),
   });
+}
+
+/**
+ * Profile images, and the listener that swaps a waiting image in as soon as the database says it
+ * is READY (or drops it when it FAILED); every (re)connect settles what was missed meanwhile.
+ */
+function startProfiles(
+  pool: Pool,
+  media: MediaService,
+  circles: CircleService,
+  logger: Logger,
+  started: { name: string; stop: () => Promise<void> }[],
+): ProfileService {
+  const profiles = new ProfileService(pool, media, logger, circles);
+  const log = logger.child({ component: 'profiles' });
+  const settle = (what: Promise<unknown>) => {
+    what.catch((err: unknown) =>
+      log.warn({ err }, 'could not settle a profile image now; the next read will'),
+    );
+  };
+  const listener = NotificationListener.start(
+    pool,
+    {
+      channels: { [PROFILE_CHANNEL]: (userId) => settle(profiles.settle(userId)) },
+      onConnect: () => settle(profiles.settleAll()),
+    },
+    log,
+  );
+  started.push({ name: 'profile listener', stop: () => listener.stop() });
+  return profiles;
 }
 
 /** The events outbox's readers in this process: live streams and retention (issue 20). */

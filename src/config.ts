@@ -90,6 +90,8 @@ export interface Config {
     downloadUrlTtlSeconds: number;
     maxImageBytes: number;
     maxVideoBytes: number;
+    /** Uploads for purpose `profile` (images only) may be at most this large. */
+    maxProfileImageBytes: number;
     allowedMimeTypes: readonly string[] | undefined;
     /** An upload body with no byte for this long is aborted (408); 0 = no limit. */
     idleTimeoutSeconds: number;
@@ -515,6 +517,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       downloadUrlTtlSeconds: int(env, 'DOWNLOAD_URL_TTL_SECONDS', 5 * 60, 10, 7 * 24 * 3600),
       maxImageBytes: int(env, 'MAX_IMAGE_BYTES', 50 * MiB, 1, Number.MAX_SAFE_INTEGER),
       maxVideoBytes: int(env, 'MAX_VIDEO_BYTES', 10 * 1024 * MiB, 1, Number.MAX_SAFE_INTEGER),
+      maxProfileImageBytes: int(env, 'MAX_PROFILE_IMAGE_BYTES', 10 * MiB, 1, Number.MAX_SAFE_INTEGER),
       allowedMimeTypes: allowed ? allowed.split(',').map((s) => s.trim().toLowerCase()) : undefined,
       idleTimeoutSeconds: int(env, 'UPLOAD_IDLE_TIMEOUT_SECONDS', 30, 0, 3600),
     },

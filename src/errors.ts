@@ -19,6 +19,10 @@ export const ERRORS = {
   unsupported_media_type: { status: 415, message: 'This content type is not accepted here.' },
   mime_type_not_allowed: { status: 422, message: 'This file type is not allowed.' },
   media_type_mismatch: { status: 422, message: 'mediaType does not match mimeType.' },
+  purpose_not_allowed: {
+    status: 422,
+    message: 'This purpose does not take this type of file (details name the allowed media types).',
+  },
   file_too_large: { status: 413, message: 'The file is larger than allowed.' },
   body_too_large: { status: 413, message: 'The request body is larger than allowed.' },
   upload_too_large: { status: 413, message: 'More bytes were sent than were declared.' },
@@ -55,6 +59,10 @@ export const ERRORS = {
   media_not_attachable: {
     status: 409,
     message: 'Some media cannot go on this post (details.problems names each and why).',
+  },
+  profile_image_refused: {
+    status: 409,
+    message: 'This media cannot become a profile image (details.reason says why).',
   },
   version_conflict: { status: 409, message: 'The post changed since that version; read it again.' },
   not_multipart: { status: 409, message: 'This media is not a multipart upload.' },

@@ -155,6 +155,18 @@ export async function postGrant(
   return o === null || o === undefined ? undefined : { originals: o };
 }
 
+/** Whether users $1 and $2 are in one circle (as its owner or a member): they see each other's profile images. */
+export async function shareACircle(db: Queryable, a: string, b: string): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `WITH people AS (
+       SELECT id AS circle_id, owner_user_id AS user_id FROM circles WHERE owner_user_id IN ($1, $2)
+       UNION SELECT circle_id, user_id FROM circle_members WHERE user_id IN ($1, $2))
+     SELECT 1 FROM people x JOIN people y USING (circle_id) WHERE x.user_id = $1 AND y.user_id = $2 LIMIT 1`,
+    [a, b],
+  );
+  return rowCount === 1;
+}
+
 /** Media ids shared with the circle (directly or on a shared post), newest shared first, paged. */
 export async function sharedMediaIds(
   db: Queryable,

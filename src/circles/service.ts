@@ -179,6 +179,11 @@ export class CircleService implements ShareLookup, CircleUploads {
     return repo.postGrant(this.pool, userId, postId);
   }
 
+  /** Whether two users are in one circle (src/profiles: who sees whose profile image). */
+  shareACircle(a: string, b: string): Promise<boolean> {
+    return repo.shareACircle(this.pool, a, b);
+  }
+
   async admitUpload(userId: string, circleId: string): Promise<void> {
     const circle = await repo.findCircle(this.pool, circleId);
     if (!circle || !isMember(circle, userId)) throw new AppError('not_found', 'Circle not found.');

@@ -1,5 +1,6 @@
 /** A typed client for the Mediary HTTP API: JSON calls with retries, over the platform's fetch. */
 import { errorFromResponse, MediaryError, UploadAbortedError } from './errors.ts';
+import { CirclesApi, DevicesApi, PostsApi, ProfileApi, UsageApi } from './resources.ts';
 import { sleep, withRetry, type RetryOptions } from './retry.ts';
 import type {
   CreateSessionInput,
@@ -97,6 +98,16 @@ export class MediaryClient {
   private readonly principalOption: string | undefined;
   private lastKey: string | undefined;
   private readonly fetchImpl: typeof fetch;
+  /** Posts (users): create, read, edit, delete, list (src/client/resources.ts). */
+  readonly posts = new PostsApi(this);
+  /** Circles: members and shares. */
+  readonly circles = new CirclesApi(this);
+  /** Storage use and quotas. */
+  readonly usage = new UsageApi(this);
+  /** Your profile image, and others' you may see. */
+  readonly profile = new ProfileApi(this);
+  /** Your devices: list, add, rename, hand over, revoke, rotate keys, claim by code. */
+  readonly devices = new DevicesApi(this);
 
   constructor(opts: ClientOptions) {
     if (!opts.server) throw new TypeError('MediaryClient needs a server URL');

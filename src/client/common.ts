@@ -41,3 +41,4 @@ export {
 } from './upload.ts';
 export type * from './types.ts';
 export { claimDevice, type ClaimOptions, type ClaimedDevice } from './claim.ts';
+export { CirclesApi, DevicesApi, PostsApi, ProfileApi, UsageApi } from './resources.ts';

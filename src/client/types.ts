@@ -43,16 +43,30 @@ export type PostView = Static<typeof C.PostView>;
 export type PostPage = Static<typeof C.PostPage>;
 export type CreatePostInput = Static<typeof C.CreatePostBody>;
 export type UpdatePostInput = Static<typeof C.UpdatePostBody>;
+export type PostListQuery = Static<typeof C.PostListQuery>;
 
 export type CircleView = Static<typeof C.CircleView>;
 export type ShareView = Static<typeof C.ShareView>;
 export type ShareInput = Static<typeof C.ShareBody>;
+export type CircleList = Static<typeof C.CircleList>;
+export type CreateCircleInput = Static<typeof C.CreateCircleBody>;
+export type CircleMediaQuery = Static<typeof C.CircleMediaQuery>;
+
+export type ProfileImageView = Static<typeof C.ProfileImageView>;
+export type ProfileImageVariant = Static<typeof C.ProfileImageVariant>;
+export type SetProfileImageInput = Static<typeof C.SetProfileImageBody>;
+/** Side of a profile image square in pixels. */
+export type ProfileImageSize = NonNullable<Static<typeof C.ProfileImageQuery>['size']>;
 
 /** Every error response: `{error: {code, message, details?, requestId}}`. */
 export type ErrorBody = Static<typeof C.ErrorBody>;
 
 /** A device as its owner sees it (`GET /devices`). */
 export type DeviceView = Static<typeof C.DeviceView>;
+export type DeviceList = Static<typeof C.DeviceList>;
+export type UpdateDeviceInput = Static<typeof C.UpdateDeviceBody>;
+export type RotateKeyInput = Static<typeof C.RotateKeyBody>;
+export type ClaimDeviceInput = Static<typeof C.ClaimDeviceBody>;
 /** A new device or a rotated key: the key is shown this once. */
 export type DeviceWithKey = Static<typeof C.DeviceWithKey>;
 /** `POST /device-claims`: the codes a claiming device shows and polls with. */

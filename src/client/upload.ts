@@ -25,7 +25,15 @@ import {
 } from './source.ts';
 import { MemoryStateStore, type StateStore, type UploadState } from './state.ts';
 import type { Transport } from './transport.ts';
-import type { MediaStatus, MediaView, MultipartUpload, PartListing, PartUrl, SingleUpload } from './types.ts';
+import type {
+  MediaPurpose,
+  MediaStatus,
+  MediaView,
+  MultipartUpload,
+  PartListing,
+  PartUrl,
+  SingleUpload,
+} from './types.ts';
 
 export interface UploadOptions {
   /** Server base URL and key (or token, or a provider of one: see `Credential`), or a ready `client`. */
@@ -48,6 +56,10 @@ export interface UploadOptions {
   messageId?: string;
   capturedAt?: string | Date;
   reason?: string;
+  /** What the media is for (`post`, `profile`: users only); it decides types, size and variants. */
+  purpose?: MediaPurpose;
+  /** Users: share the new media with this circle of theirs at once. */
+  circleId?: string;
   /** Users: the Idempotency-Key (default: random, kept in the resume state). */
   idempotencyKey?: string;
   /**
@@ -269,6 +281,8 @@ export async function runUpload(
         capturedAt,
         reason: options.reason,
         messageId: st.messageId,
+        purpose: options.purpose,
+        circleId: options.circleId,
       },
       { signal, idempotencyKey: st.idempotencyKey },
     );

@@ -8,6 +8,7 @@ export * from './media.ts';
 export * from './multipart.ts';
 export * from './posts.ts';
 export * from './circles.ts';
+export * from './profiles.ts';
 export * from './devices.ts';
 export * from './delivery.ts';
 export * from './health.ts';

@@ -8,10 +8,13 @@ export * from './statuses.ts';
 export const MediaStatusSchema = Type.Union(MEDIA_STATUSES.map((s) => Type.Literal(s)));
 export const ListableStatus = Type.Union(LISTABLE_STATUSES.map((s) => Type.Literal(s)));
 
-export const MediaPurposeSchema = Type.Union([Type.Literal('library'), Type.Literal('post')], {
-  description:
-    'What the media is for. `post` (users only): removed if no post takes it within POST_MEDIA_GRACE_SECONDS. `library` (default): kept until deleted.',
-});
+export const MediaPurposeSchema = Type.Union(
+  [Type.Literal('library'), Type.Literal('post'), Type.Literal('profile')],
+  {
+    description:
+      'What the media is for; it decides the allowed types, the size limit, the variants and cleanup. `library` (default): images and videos, kept until deleted. `post` (users only): removed if no post takes it within POST_MEDIA_GRACE_SECONDS. `profile` (users only): images up to MAX_PROFILE_IMAGE_BYTES, square variants 600/300/150; set with PUT /profile/image.',
+  },
+);
 
 export const CreateSessionBody = Type.Object(
   {

@@ -17,6 +17,7 @@ export async function openApiDocument(config: Config, logger: Logger): Promise<u
     processing: unused,
     playback: unused,
     posts: unused,
+    profiles: unused,
     circles: unused,
     devices: unused,
     multipart: unused,

@@ -18,6 +18,7 @@ import type { StreamAccess } from '../events/access.ts';
 import type { EventHub } from '../events/stream.ts';
 import type { WebhookService } from '../webhooks/service.ts';
 import type { PostService } from '../posts/service.ts';
+import type { ProfileService } from '../profiles/service.ts';
 import type { HlsPlayback } from '../processing/playback.ts';
 import type { ProcessingService } from '../processing/service.ts';
 import type { UrlSigner } from '../storage/signing.ts';
@@ -41,6 +42,7 @@ import { formUploadRoute } from './routes/form-upload.ts';
 import { eventRoutes } from './routes/events.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
 import { postRoutes } from './routes/posts.ts';
+import { profileRoutes } from './routes/profiles.ts';
 import { processingRoutes } from './routes/processing.ts';
 import { restoreRoutes } from './routes/restore.ts';
 import { multipartRoutes, partUploadRoute } from './routes/multipart.ts';
@@ -60,6 +62,7 @@ export interface HttpDeps {
   processing: ProcessingService;
   playback: HlsPlayback;
   posts: PostService;
+  profiles: ProfileService;
   circles: CircleService;
   devices: DeviceService;
   multipart: MultipartUploads;
@@ -178,6 +181,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
       await api.register(auditRoutes, { audit: deps.audit.queries, auth });
       await api.register(postRoutes, { posts: deps.posts, media: deps.media, auth });
       await api.register(circleRoutes, { circles: deps.circles, media: deps.media, auth });
+      await api.register(profileRoutes, { profiles: deps.profiles, media: deps.media, auth });
       await api.register(usageRoutes, { media: deps.media, auth });
       await api.register(deviceRoutes, { devices: deps.devices, auth, config: deps.config });
       await api.register(eventRoutes, {

@@ -5,8 +5,9 @@ import type { MediaStatus } from './lifecycle.ts';
 /** Who created an upload session (0007_uploaded_by.sql). */
 export type Uploader = 'device' | 'user';
 
-/** What a media is for (0014_posts.sql); it decides cleanup. */
-export type MediaPurpose = 'library' | 'post';
+/** What a media is for (0014_posts.sql, 0030_profiles.sql); the table is src/media/purposes.ts. */
+export type { MediaPurpose } from './purposes.ts';
+import type { MediaPurpose } from './purposes.ts';
 
 export { LISTABLE_STATUSES, type MediaStatus } from './lifecycle.ts';
 

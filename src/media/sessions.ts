@@ -9,6 +9,7 @@ import type { ObjectStore } from '../storage/types.ts';
 import { isReplayOf } from './access.ts';
 import { admitDeclaredFile } from './catalog.ts';
 import { sanitizeFileName } from './keys.ts';
+import { admitPurpose } from './purposes.ts';
 import { deviceMessageKey, ownerKey } from './layout.ts';
 import type { MultipartUploads } from './multipart.ts';
 import * as repo from './repo.ts';
@@ -70,11 +71,11 @@ export class UploadSessions {
         deviceOwnerUserId = dev.ownerUserId;
       }
     }
-    if (principal.kind === 'device' && input.purpose === 'post') {
-      throw new AppError('validation_failed', 'Posts are made by users; a device uploads captures.', {
-        field: 'purpose',
-      });
-    }
+    admitPurpose(
+      input.purpose ?? 'library',
+      { mediaType: entry.mediaType, mimeType, bytes: input.bytes, uploader: principal.kind },
+      this.config.uploads,
+    );
     if (input.circleId !== undefined) {
       if (principal.kind !== 'user' || !this.sharing)
         throw new AppError('validation_failed', 'Only users upload into a circle.', { field: 'circleId' });

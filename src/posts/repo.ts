@@ -64,6 +64,8 @@ export interface AttachCandidate {
   device_id: string | null;
   status: string;
   media_type: string;
+  /** What it was uploaded for: `profile` images never go on a post (src/media/purposes.ts). */
+  purpose: string;
   /** The post it is on now, if any. */
   post_id: string | null;
   /** The external entity it is attached to (gRPC AttachMedia), if any. */
@@ -77,7 +79,7 @@ export interface AttachCandidate {
 export async function lockMediaForAttach(db: Queryable, ids: string[]): Promise<AttachCandidate[]> {
   const { rows } = await db.query<AttachCandidate>(
     `SELECT m.id, m.owner_user_id, d.owner_user_id AS device_owner_user_id, m.uploaded_by, m.device_id,
-            m.status, m.media_type, pm.post_id, ma.entity
+            m.status, m.media_type, m.purpose, pm.post_id, ma.entity
        FROM media m
        LEFT JOIN devices d ON d.id = m.device_id
        LEFT JOIN post_media pm ON pm.media_id = m.id
@@ -135,8 +137,9 @@ export async function listPosts(
 }
 
 /**
- * `purpose = 'post'` media that no post took within the grace period, oldest first (the lifecycle
- * job removes them). Never device captures, never media on a post.
+ * `purpose = 'post'` media that no post took, and `profile` images never set as (or waiting to
+ * become) a profile image, within the grace period, oldest first (the lifecycle job removes them).
+ * Never device captures, never media on a post or a profile.
  */
 export async function unattachedPostMedia(
   db: Queryable,
@@ -145,9 +148,11 @@ export async function unattachedPostMedia(
 ): Promise<string[]> {
   const { rows } = await db.query<{ id: string }>(
     `SELECT m.id FROM media m
-      WHERE m.purpose = 'post' AND m.status <> 'DELETED' AND m.uploaded_by = 'user' AND m.created_at < $1
+      WHERE m.purpose IN ('post', 'profile') AND m.status <> 'DELETED' AND m.uploaded_by = 'user'
+        AND m.created_at < $1
         AND NOT EXISTS (SELECT 1 FROM post_media pm WHERE pm.media_id = m.id)
         AND NOT EXISTS (SELECT 1 FROM media_attachments ma WHERE ma.media_id = m.id)
+        AND NOT EXISTS (SELECT 1 FROM profile_images p WHERE m.id IN (p.media_id, p.pending_media_id))
       ORDER BY m.created_at LIMIT $2`,
     [createdBefore, limit],
   );
@@ -161,13 +166,14 @@ export async function unattachedPostMedia(
  */
 export async function claimUnattached(tx: Queryable, mediaId: string): Promise<boolean> {
   const locked = await tx.query(
-    `SELECT 1 FROM media WHERE id = $1 AND purpose = 'post' AND status <> 'DELETED' FOR UPDATE`,
+    `SELECT 1 FROM media WHERE id = $1 AND purpose IN ('post', 'profile') AND status <> 'DELETED' FOR UPDATE`,
     [mediaId],
   );
   if (locked.rowCount !== 1) return false;
   const { rows } = await tx.query<{ free: boolean }>(
     `SELECT NOT EXISTS (SELECT 1 FROM post_media WHERE media_id = $1)
-        AND NOT EXISTS (SELECT 1 FROM media_attachments WHERE media_id = $1) AS free`,
+        AND NOT EXISTS (SELECT 1 FROM media_attachments WHERE media_id = $1)
+        AND NOT EXISTS (SELECT 1 FROM profile_images WHERE $1 IN (media_id, pending_media_id)) AS free`,
     [mediaId],
   );
   return rows[0]?.free === true;

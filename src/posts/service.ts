@@ -25,7 +25,7 @@ export interface PostWithMedia {
 
 /** Why a media cannot go on a post (named per id in the 409's details). */
 export type AttachProblem =
-  'not_found' | 'not_uploaded' | 'failed' | 'on_another_post' | 'attached' | 'duplicate';
+  'not_found' | 'not_uploaded' | 'failed' | 'on_another_post' | 'attached' | 'duplicate' | 'wrong_purpose';
 export interface AttachProblemEntry {
   mediaId: string;
   problem: AttachProblem;
@@ -51,6 +51,8 @@ export function attachProblems(
     else if (!m || m.status === 'DELETED' || owningUser(m) !== userId) problem = 'not_found';
     else if (m.status === 'PENDING') problem = 'not_uploaded';
     else if (m.status === 'FAILED') problem = 'failed';
+    // A profile image is replaced (and deleted) with the profile: it cannot also be on a post.
+    else if (m.purpose === 'profile') problem = 'wrong_purpose';
     else if (m.post_id !== null && m.post_id !== target.postId) problem = 'on_another_post';
     else if (m.entity !== null && m.entity !== target.entity) problem = 'attached';
     seen.add(mediaId);

@@ -13,6 +13,7 @@ import { fileTypeFromBuffer } from 'file-type';
 import { rgbaToThumbHash } from 'thumbhash';
 import type { ProcessingConfig } from '../config.ts';
 import { catalogEntry } from '../media/catalog.ts';
+import { PROFILE_VARIANT_SIZES, variantStyle } from '../media/purposes.ts';
 import type { MediaRecord } from '../media/repo.ts';
 import { BufferPool, type BufferLease } from './buffer-pool.ts';
 import {
@@ -197,7 +198,10 @@ export class ImageJob {
     t = performance.now();
     const rendered = await imaging
       .render(decodable, {
-        sizes: VARIANT_SIZES,
+        // The purpose decides the variants: profile images get centre-cropped squares.
+        ...(variantStyle(media.purpose) === 'square'
+          ? { sizes: PROFILE_VARIANT_SIZES, crop: 'square' as const }
+          : { sizes: VARIANT_SIZES }),
         format,
         maxPixels: config.maxPixels,
         maxDecodeBytes: config.maxDecodeBytes,

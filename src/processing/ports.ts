@@ -19,6 +19,11 @@ export type { VariantFormat };
 export interface RenderOptions {
   /** Longest-edge sizes, e.g. [1200, 600, 300, 150]. Fit inside, never upscaled. */
   sizes: readonly number[];
+  /**
+   * `square`: each variant is the centre square of the image, `size` on a side (the shorter
+   * edge when that is smaller: never upscaled). Profile images (src/media/purposes.ts).
+   */
+  crop?: 'square' | undefined;
   format: VariantFormat;
   maxPixels: number;
   /** Images whose decode would take more bytes than this (the adapter's estimate) fail. */

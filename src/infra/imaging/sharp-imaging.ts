@@ -122,7 +122,11 @@ async function decodeAndEncode(
     let pipeline = sharp(input, { ...limits, sequentialRead: true });
     if (opts.autoOrient) pipeline = pipeline.autoOrient();
     base = await pipeline
-      .resize(largest, largest, { fit: 'inside', withoutEnlargement: true })
+      // A square crop needs the shorter edge at the largest size; anything else the longer one.
+      .resize(largest, largest, {
+        fit: opts.crop === 'square' ? 'outside' : 'inside',
+        withoutEnlargement: true,
+      })
       .toColourspace('srgb')
       .raw()
       .toBuffer({ resolveWithObject: true });
@@ -151,7 +155,11 @@ async function decodeAndEncode(
   let done = 0;
   const encodes = sizes.map(async (size): Promise<RenderedVariant> => {
     const start = performance.now();
-    const img = sharp(base.data, raw).resize(size, size, { fit: 'inside', withoutEnlargement: true });
+    const side = Math.min(size, base.info.width, base.info.height);
+    const img =
+      opts.crop === 'square'
+        ? sharp(base.data, raw).resize(side, side, { fit: 'cover', position: 'centre' })
+        : sharp(base.data, raw).resize(size, size, { fit: 'inside', withoutEnlargement: true });
     const encoded =
       opts.format === 'avif' ? img.avif({ quality: 55, effort: 2 }) : img.webp({ quality: 80, effort: 4 });
     const { data, info } = await encoded.toBuffer({ resolveWithObject: true });
