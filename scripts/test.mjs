@@ -143,7 +143,8 @@ try {
   if (skips !== '') {
     console.error(`\nSkipped or todo tests fail the run (every test must run):\n${skips}`);
     status ||= 1;
-  }  if (faults) printFaultTable();
+  }
+  if (faults) printFaultTable();
 } catch (err) {
   console.error(err);
 } finally {

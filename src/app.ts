@@ -21,7 +21,9 @@ import { MultipartUploads } from './media/multipart.ts';
 import { MediaService } from './media/service.ts';
 import { startTusSweep, TusUploads } from './media/tus.ts';
 import { startSweeper } from './operations/sweeper.ts';
-import { PgBossQueue } from './infra/queue/pg-boss.ts';
+import { PgBossQueue, queueStats } from './infra/queue/pg-boss.ts';
+import { processMetrics, startMetricsListener, type ProcessMetrics } from './metrics/endpoint.ts';
+import { instrumentStore } from './metrics/store.ts';
 import { CircleService } from './circles/service.ts';
 import { startGrpcServer } from './grpc/server.ts';
 import { StreamAccess } from './events/access.ts';
@@ -36,6 +38,7 @@ import { startWorker, type Worker } from './processing/runtime.ts';
 import { createStore } from './storage/factory.ts';
 import { LocalObjectStore } from './storage/local.ts';
 import { UrlSigner } from './storage/signing.ts';
+import type { ObjectStore } from './storage/types.ts';
 
 export interface Database {
   pool: Pool;
@@ -109,6 +112,8 @@ export interface Server {
   media: MediaService;
   /** The port of the internal gRPC API (GRPC_PORT), if it runs. */
   grpcPort: number | undefined;
+  /** http://host:port of the metrics listener (METRICS_PORT), if it runs. */
+  metricsUrl: string | undefined;
   url: string;
   close(): Promise<void>;
 }
@@ -141,16 +146,21 @@ async function startServerParts(
   const { pool } = database;
   const queue = await PgBossQueue.start(pool, logger, queueOptions(config));
   started.push({ name: 'queue', stop: () => queue.stop() });
+  const metrics = processMetrics(config.metrics, {
+    logger,
+    pool,
+    sampleQueues: () => queueStats(pool),
+  });
   const signer = new UrlSigner(await signingSecret(config));
-  const store = createStore(config, config.storage.backend, signer);
+  const store = metricStore(createStore(config, config.storage.backend, signer), metrics);
   if (store instanceof LocalObjectStore) {
     await mkdir(config.storage.dir, { recursive: true });
     // What a killed process of this host was writing goes at once; anything else after 24 h.
     const removed = (await store.removeOrphanedTemp()) + (await store.sweepTemp(24 * 3600 * 1000));
     if (removed > 0) logger.info({ removed }, 'removed stale temporary upload files');
   }
-  const multipart = new MultipartUploads(pool, store, signer, config, logger);
-  const stopSweeper = startSweeper(pool, store, config.sweeper, logger);
+  const multipart = new MultipartUploads(pool, store, signer, config, logger, metrics.recorder);
+  const stopSweeper = startSweeper(pool, store, config.sweeper, logger, metrics.recorder);
   started.push({ name: 'sweeper', stop: stopSweeper });
 
   // Device changes (revoked, new owner, deleted) are announced by the database; the key cache is
@@ -167,7 +177,17 @@ async function startServerParts(
   started.push({ name: 'device listener', stop: () => deviceChanges.stop() });
   const circles = new CircleService(pool, logger);
   const devices = new DeviceService(pool, config.devices, logger);
-  const media = new MediaService(pool, store, queue, signer, config, logger, multipart, circles);
+  const media = new MediaService(
+    pool,
+    store,
+    queue,
+    signer,
+    config,
+    logger,
+    multipart,
+    circles,
+    metrics.recorder,
+  );
   const tus = new TusUploads(pool, store, media, multipart, config, logger);
   started.push({ name: 'tus sweep', stop: startTusSweep(tus, config.sweeper.intervalSeconds, logger) });
   const processing = new ProcessingService(pool, media, store, queue, config, logger);
@@ -184,13 +204,20 @@ async function startServerParts(
       : () => Promise.resolve();
   started.push({ name: 'post media lifecycle', stop: stopPostLifecycle });
   const events = startEvents(pool, signer, config, logger, started);
-  const webhooks = new WebhookService(pool, await queue.webhookQueue(), config.webhooks, logger);
+  const webhooks = new WebhookService(
+    pool,
+    await queue.webhookQueue(),
+    config.webhooks,
+    logger,
+    metrics.recorder,
+  );
   await webhooks.start(events.hub);
   started.push({ name: 'webhooks', stop: () => webhooks.stop() });
   const worker = config.worker.enabled
-    ? await startWorker({ pool, queue, store, config: config.processing, logger })
+    ? await startWorker({ pool, queue, store, config: config.processing, logger, metrics: metrics.recorder })
     : undefined;
   if (worker) started.push({ name: 'worker', stop: () => worker.stop() });
+  const metricsUrl = await listenForMetrics(config, metrics, logger, started);
   const app = await buildHttpServer({
     config,
     logger,
@@ -209,6 +236,7 @@ async function startServerParts(
     events,
     webhooks,
     rateWindows: httpRateWindows(config, pool, logger, started),
+    metrics,
   });
   started.push({
     name: 'http server',
@@ -245,6 +273,7 @@ async function startServerParts(
     worker,
     media,
     grpcPort: grpc?.port,
+    metricsUrl,
     url,
     close() {
       closing ??= stopStarted();
@@ -272,6 +301,24 @@ function startEvents(
   return { hub, access: new StreamAccess(pool, signer, config.events.tokenTtlSeconds) };
 }
 
+/** The store, timed per operation when metrics are on. */
+function metricStore<S extends ObjectStore>(store: S, metrics: ProcessMetrics): S {
+  return metrics.prometheus ? instrumentStore(store, metrics.recorder) : store;
+}
+
+/** The metrics listener of its own (METRICS_PORT), if configured; its URL. */
+async function listenForMetrics(
+  config: Config,
+  metrics: ProcessMetrics,
+  logger: Logger,
+  started: { name: string; stop: () => Promise<void> }[],
+): Promise<string | undefined> {
+  if (!config.metrics.listener) return undefined;
+  const listener = await startMetricsListener(config.metrics.listener, metrics, logger);
+  started.push({ name: 'metrics listener', stop: () => listener.close() });
+  return listener.url;
+}
+
 function queueOptions(config: Config) {
   const p = config.processing;
   return {
@@ -285,6 +332,8 @@ function queueOptions(config: Config) {
 
 export interface WorkerProcess {
   worker: Worker;
+  /** http://host:port of the metrics listener (METRICS_PORT), if it runs. */
+  metricsUrl: string | undefined;
   close(): Promise<void>;
 }
 
@@ -293,14 +342,39 @@ export async function startWorkerProcess(config: Config, logger: Logger): Promis
   const database = await openDatabase(config, logger, 'attach');
   const { pool } = database;
   const queue = await PgBossQueue.start(pool, logger, queueOptions(config), { owner: false });
+  // The worker has no HTTP API: its metrics are served only by a listener of their own.
+  const metrics = processMetrics(
+    { ...config.metrics, token: config.metrics.listener ? config.metrics.token : undefined },
+    { logger, pool, sampleQueues: () => queueStats(pool) },
+  );
   const signer = new UrlSigner(await signingSecret(config));
-  const store = createStore(config, config.storage.backend, signer);
-  const worker = await startWorker({ pool, queue, store, config: config.processing, logger });
+  const store = metricStore(createStore(config, config.storage.backend, signer), metrics);
+  const started: { name: string; stop: () => Promise<void> }[] = [];
+  let worker: Worker;
+  let metricsUrl: string | undefined;
+  try {
+    metricsUrl = await listenForMetrics(config, metrics, logger, started);
+    worker = await startWorker({
+      pool,
+      queue,
+      store,
+      config: config.processing,
+      logger,
+      metrics: metrics.recorder,
+    });
+  } catch (err) {
+    for (const { stop } of started.splice(0).reverse()) await stop();
+    await queue.stop();
+    await database.close();
+    throw err;
+  }
   let closing: Promise<void> | undefined;
   return {
     worker,
+    metricsUrl,
     close() {
       closing ??= (async () => {
+        for (const { stop } of started.splice(0).reverse()) await stop();
         await worker.stop();
         await queue.stop();
         await database.close();

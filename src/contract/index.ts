@@ -10,3 +10,4 @@ export * from './posts.ts';
 export * from './circles.ts';
 export * from './delivery.ts';
 export * from './health.ts';
+export * from './metrics.ts';

@@ -1,0 +1,65 @@
+/**
+ * A small parser of Prometheus' text exposition format (what /metrics answers), strict enough to
+ * fail on a malformed line: `# HELP` / `# TYPE` comments and `name{label="value",…} value` samples.
+ */
+import assert from 'node:assert/strict';
+
+export interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+export interface Exposition {
+  samples: Sample[];
+  /** Metric family → type (counter, gauge, histogram, summary, untyped). */
+  types: Map<string, string>;
+}
+
+const SAMPLE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+-?\d+)?$/;
+const LABEL = /\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*(?:,|$)/y;
+
+function parseLabels(text: string, line: string): Record<string, string> {
+  const labels: Record<string, string> = {};
+  LABEL.lastIndex = 0;
+  while (LABEL.lastIndex < text.length) {
+    const start = LABEL.lastIndex;
+    const m = LABEL.exec(text);
+    assert.ok(m && m.index === start, `malformed labels in: ${line}`);
+    labels[m[1]!] = m[2]!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
+  }
+  return labels;
+}
+
+export function parseExposition(text: string): Exposition {
+  const samples: Sample[] = [];
+  const types = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue;
+    if (line.startsWith('#')) {
+      const t = /^# TYPE (\S+) (counter|gauge|histogram|summary|untyped)$/.exec(line);
+      if (t) types.set(t[1]!, t[2]!);
+      else assert.match(line, /^# HELP \S+ /, `unexpected comment: ${line}`);
+      continue;
+    }
+    const m = SAMPLE.exec(line);
+    assert.ok(m, `malformed sample: ${line}`);
+    const raw = m[3]!;
+    const value = raw === '+Inf' ? Infinity : raw === '-Inf' ? -Infinity : Number(raw);
+    assert.ok(raw === 'NaN' || !Number.isNaN(value), `bad value in: ${line}`);
+    samples.push({ name: m[1]!, labels: m[2] ? parseLabels(m[2], line) : {}, value });
+  }
+  return { samples, types };
+}
+
+/** Sum of the samples named `name` whose labels include `match`. */
+export function total(e: Exposition, name: string, match: Record<string, string> = {}): number {
+  return e.samples
+    .filter((s) => s.name === name && Object.entries(match).every(([k, v]) => s.labels[k] === v))
+    .reduce((sum, s) => sum + s.value, 0);
+}
+
+/** Whether some sample `name` has labels including `match`. */
+export function has(e: Exposition, name: string, match: Record<string, string> = {}): boolean {
+  return e.samples.some((s) => s.name === name && Object.entries(match).every(([k, v]) => s.labels[k] === v));
+}
