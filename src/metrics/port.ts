@@ -78,8 +78,11 @@ export interface Metrics {
     seconds: number,
     failure?: string,
   ): void;
-  /** A job used up its attempts and was read from the dead-letter queue. */
-  jobDeadLettered(queue: string): void;
+  /**
+   * `count` jobs (1 unless said) used up their attempts and were read from the dead-letter queue.
+   * A worker reports 0 at start, so the series exists before the first one (for `increase()`).
+   */
+  jobDeadLettered(queue: string, count?: number): void;
   /** One ObjectStore call. */
   storeOperation(
     backend: StoreBackend,

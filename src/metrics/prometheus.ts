@@ -275,8 +275,8 @@ export class PrometheusMetrics implements Metrics {
     if (outcome === 'failed') this.processingFailures.inc({ kind: k, code: failure ?? 'unknown' });
   }
 
-  jobDeadLettered(queue: string): void {
-    this.deadLettered.inc({ queue });
+  jobDeadLettered(queue: string, count = 1): void {
+    this.deadLettered.inc({ queue }, count);
   }
 
   storeOperation(

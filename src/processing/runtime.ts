@@ -77,6 +77,7 @@ export async function startWorker(setup: WorkerSetup): Promise<Worker> {
   });
   // One queue. One statement starts the attempt and loads the row; the media type picks the job.
   const metrics = setup.metrics ?? NO_METRICS;
+  metrics.jobDeadLettered(PROCESS_QUEUE, 0);
   const handler: JobHandler<ProcessJob> = async (payload, ctx) => {
     const started = performance.now();
     let kind: MediaKind | undefined;

@@ -63,3 +63,47 @@ export function total(e: Exposition, name: string, match: Record<string, string>
 export function has(e: Exposition, name: string, match: Record<string, string> = {}): boolean {
   return e.samples.some((s) => s.name === name && Object.entries(match).every(([k, v]) => s.labels[k] === v));
 }
+
+const PROMQL_WORDS = new Set([
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'and',
+  'or',
+  'unless',
+  'bool',
+  'offset',
+  'inf',
+  'nan',
+]);
+
+/** The metric names a PromQL expression reads (not functions, label names, keywords or variables). */
+export function metricNames(expr: string): string[] {
+  const stripped = expr
+    .replace(/"(?:[^"\\]|\\.)*"/g, '""') // label values
+    .replace(/\{[^}]*\}/g, ' ') // label matchers
+    .replace(/\[[^\]]*\]/g, ' ') // ranges and subqueries
+    .replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, ' ') // label lists
+    .replace(/\$\w+/g, ' '); // dashboard variables
+  const names = new Set<string>();
+  for (const m of stripped.matchAll(/([a-zA-Z_:][a-zA-Z0-9_:]*)(\s*\()?/g)) {
+    if (m[2] !== undefined) continue; // a function call
+    if (PROMQL_WORDS.has(m[1]!.toLowerCase()) || /^\d/.test(m[1]!)) continue;
+    names.add(m[1]!);
+  }
+  return [...names];
+}
+
+/** Every series name an exposition can produce: its families, plus a histogram's _bucket/_count/_sum. */
+export function exportedNames(e: Exposition): Set<string> {
+  const names = new Set(e.samples.map((s) => s.name));
+  for (const [family, type] of e.types) {
+    names.add(family);
+    if (type === 'histogram') for (const suffix of ['_bucket', '_count', '_sum']) names.add(family + suffix);
+    if (type === 'summary') for (const suffix of ['_count', '_sum']) names.add(family + suffix);
+  }
+  return names;
+}

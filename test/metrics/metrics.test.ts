@@ -5,7 +5,10 @@
  * and /metrics must refuse who has no token, and not exist on the public port without one.
  */
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { startWorkerProcess, type WorkerProcess } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
@@ -13,7 +16,9 @@ import { createLogger } from '../../src/log.ts';
 import { sha256 } from '../helpers/files.ts';
 import { call, startTestServer, type TestServer } from '../helpers/server.ts';
 import { upload, waitFor } from '../processing/helpers.ts';
-import { has, parseExposition, total, type Exposition } from './exposition.ts';
+import { exportedNames, has, metricNames, parseExposition, total, type Exposition } from './exposition.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 const TOKEN = 'metrics-token-metrics-token-0123456789';
 const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/i;
@@ -173,4 +178,50 @@ test('completing before any bytes arrived counts one object_missing verification
     total(m, 'mediary_upload_verification_failures_total', { kind: 'object_missing' }),
     before + 1,
   );
+});
+
+test('every expression of the Grafana dashboard and of the alert rules reads metrics the processes export', async () => {
+  const names = new Set([
+    ...exportedNames(await scrape(t.server.metricsUrl!, TOKEN)),
+    ...exportedNames(await scrape(worker.metricsUrl!)),
+    'up', // Prometheus' own, per target
+  ]);
+  const dashboard = JSON.parse(await readFile(path.join(ROOT, 'deploy/grafana/mediary.json'), 'utf8'));
+  const exprs: string[] = [];
+  const walk = (panels: any[]) => {
+    for (const p of panels) {
+      for (const target of p.targets ?? []) exprs.push(target.expr);
+      walk(p.panels ?? []);
+    }
+  };
+  walk(dashboard.panels);
+  assert.ok(exprs.length >= 20, `the dashboard has ${exprs.length} queries`);
+  const rules = await readFile(path.join(ROOT, 'deploy/prometheus/alerts.yml'), 'utf8');
+  const ruleExprs = [...rules.matchAll(/expr: (?:\|\n((?: {10}.*\n)+)|(.*)\n)/g)].map((m) => m[1] ?? m[2]!);
+  assert.equal(ruleExprs.length, 8, 'every alert rule’s expression was read');
+  const read = new Set<string>();
+  for (const expr of [...exprs, ...ruleExprs]) {
+    for (const name of metricNames(expr)) {
+      read.add(name);
+      assert.ok(names.has(name), `${name} (in ${expr.trim()}) is not exported`);
+    }
+  }
+  // The panels cover what issue 21 asks for.
+  for (const name of [
+    'mediary_http_request_duration_seconds_bucket',
+    'mediary_upload_sessions_created_total',
+    'mediary_uploads_completed_total',
+    'mediary_uploads_failed_total',
+    'mediary_upload_received_bytes_total',
+    'mediary_upload_verification_failures_total',
+    'mediary_processing_duration_seconds_bucket',
+    'mediary_queue_jobs',
+    'mediary_queue_oldest_job_age_seconds',
+    'mediary_jobs_dead_lettered_total',
+    'mediary_store_operation_duration_seconds_bucket',
+    'mediary_store_operation_errors_total',
+    'mediary_webhook_delivery_attempts_total',
+    'mediary_db_pool_waiting_clients',
+  ])
+    assert.ok(read.has(name), `no panel or rule reads ${name}`);
 });
