@@ -46,7 +46,8 @@ export function parseExposition(text: string): Exposition {
     assert.ok(m, `malformed sample: ${line}`);
     const raw = m[3]!;
     const value = raw === '+Inf' ? Infinity : raw === '-Inf' ? -Infinity : Number(raw);
-    assert.ok(raw === 'NaN' || !Number.isNaN(value), `bad value in: ${line}`);
+    // Prometheus parses values as Go's ParseFloat does: NaN in any case (prom-client writes "Nan").
+    assert.ok(/^nan$/i.test(raw) || !Number.isNaN(value), `bad value in: ${line}`);
     samples.push({ name: m[1]!, labels: m[2] ? parseLabels(m[2], line) : {}, value });
   }
   return { samples, types };

@@ -8,11 +8,12 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import pino from 'pino';
 import sharp from 'sharp';
 import { startWorkerProcess, type WorkerProcess } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
-import { createLogger } from '../../src/log.ts';
 import { sha256 } from '../helpers/files.ts';
 import { call, startTestServer, type TestServer } from '../helpers/server.ts';
 import { upload, waitFor } from '../processing/helpers.ts';
@@ -28,6 +29,20 @@ let worker: WorkerProcess;
 let device: { id: string; key: string; auth: Record<string, string> };
 let okId: string;
 let jpeg: Buffer;
+/** Every log line of the API server and of the worker (JSON, as pino writes them). */
+const apiLines: Record<string, unknown>[] = [];
+const workerLines: Record<string, unknown>[] = [];
+
+function capture(lines: Record<string, unknown>[]) {
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const l of chunk.toString().split('\n'))
+        if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
+      done();
+    },
+  });
+  return pino({ level: 'info' }, sink);
+}
 
 async function scrape(url: string, token?: string): Promise<Exposition> {
   const res = await call(`${url}/metrics`, token ? { headers: { authorization: `Bearer ${token}` } } : {});
@@ -38,9 +53,12 @@ async function scrape(url: string, token?: string): Promise<Exposition> {
 
 before(async () => {
   // The API without its own worker: processing happens in the standalone worker below.
-  t = await startTestServer({ METRICS_TOKEN: TOKEN, METRICS_PORT: '0', WORKER_ENABLED: 'false' });
+  t = await startTestServer(
+    { METRICS_TOKEN: TOKEN, METRICS_PORT: '0', WORKER_ENABLED: 'false' },
+    { logger: capture(apiLines) },
+  );
   const workerConfig = loadConfig({ ...t.env, METRICS_PORT: '0', METRICS_TOKEN: '' });
-  worker = await startWorkerProcess(workerConfig, createLogger('silent', 2));
+  worker = await startWorkerProcess(workerConfig, capture(workerLines));
   device = await t.device('metrics-cam');
   jpeg = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#c84' } })
     .jpeg()
@@ -224,4 +242,30 @@ test('every expression of the Grafana dashboard and of the alert rules reads met
     'mediary_db_pool_waiting_clients',
   ])
     assert.ok(read.has(name), `no panel or rule reads ${name}`);
+});
+
+test('one upload can be followed across the API and the worker by its mediaId; API lines carry a request id', async () => {
+  const api = apiLines.filter((l) => l.mediaId === okId);
+  const requests = new Map<string, string>();
+  for (const l of api) {
+    if (l.msg !== 'request completed') continue;
+    assert.match(String(l.reqId), UUID, 'request ids are UUIDs');
+    requests.set(String(l.reqId), String((l.req as { url?: string } | undefined)?.url ?? ''));
+  }
+  // Opening the session (its id known only from the answer), the PUT and the completion.
+  const completed = [...apiLines].filter((l) => l.msg === 'request completed' && l.mediaId === okId);
+  assert.ok(completed.length >= 3, `request lines naming the media: ${completed.length}`);
+  assert.ok(
+    [...apiLines].some(
+      (l) =>
+        l.msg === 'incoming request' &&
+        requests.has(String(l.reqId)) &&
+        (l.req as { url?: string }).url === '/api/v1/media',
+    ),
+    'the session was opened by a request whose lines name the media',
+  );
+  const job = workerLines.filter((l) => l.mediaId === okId).map((l) => l.msg);
+  assert.ok(job.includes('job started') && job.includes('job finished'), `worker lines: ${job.join(', ')}`);
+  // Every request line has a request id.
+  for (const l of apiLines) if (l.msg === 'request completed') assert.ok(typeof l.reqId === 'string');
 });
