@@ -38,8 +38,9 @@ WORKDIR /app
 # Owned by root, read-only for the service: only /data (and the temp dir) are writable.
 COPY --from=build /app/package.json /app/package-lock.json ./
 COPY --from=build /app/node_modules ./node_modules
+# The compiled server (lib/) runs; no src/ in the image: bin/mediary.mjs would take a src/ newer
+# than the build for a checkout being edited and run it through tsx, which is not installed here.
 COPY --from=build /app/bin ./bin
-COPY --from=build /app/src ./src
 COPY --from=build /app/proto ./proto
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/lib ./lib

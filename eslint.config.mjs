@@ -66,6 +66,19 @@ export default tseslint.config(
   // src/infra is also off limits here, except to the composition root runtime.ts (the adapters
   // block below, which has its own rule name).
   layer(['src/processing/**'], HTTP, OPERATIONS, METRICS),
+  // The audit log sits under the domain folders that record into it (migration 0027's triggers
+  // do the recording; they only name the actor): it reads principals, nothing else of the domain.
+  layer(['src/audit/**'], HTTP, OPERATIONS, METRICS, {
+    group: [
+      '**/media/**',
+      '**/processing/**',
+      '**/posts/**',
+      '**/circles/**',
+      '**/devices/**',
+      '**/infra/**',
+    ],
+    message: 'src/audit is below the domain folders that record into it; it must not import them.',
+  }),
   layer(['src/operations/**'], HTTP, METRICS),
   layer(['src/storage/**', 'src/db/**'], HTTP, OPERATIONS, METRICS, {
     group: ['**/media/**', '**/processing/**', '**/posts/**', '**/circles/**', '**/devices/**', '**/auth/**'],

@@ -31,6 +31,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { constants as perfConstants, performance, PerformanceObserver } from 'node:perf_hooks';
+import { Session } from 'node:inspector/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import sharp from 'sharp';
 import { startServer } from '../src/app.ts';
@@ -53,6 +54,12 @@ const REPS = Number(process.env.BENCH_REPS ?? 5);
  */
 const BATCH = Number(process.env.BENCH_BATCH ?? 24);
 const PICKUPS = 20;
+/**
+ * BENCH_CPU_PROFILE=file.cpuprofile: a V8 CPU profile of the JavaScript thread during the
+ * whole-pipeline batches only (not the uploads that prepare them, nor (a) and (b)); open it in
+ * Chrome DevTools or summarise it with `node bench/lib/profile-summary.mjs file`.
+ */
+const CPU_PROFILE = process.env.BENCH_CPU_PROFILE;
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -281,6 +288,12 @@ async function main() {
     return rows[0]!.s;
   }
 
+  const profiler = CPU_PROFILE ? new Session() : undefined;
+  if (profiler) {
+    profiler.connect();
+    await profiler.post('Profiler.enable');
+    await profiler.post('Profiler.setSamplingInterval', { interval: 200 });
+  }
   const results: Record<string, unknown> = {};
   try {
     // Warm-up (sharp, the JIT, the database, the worker), and a like-for-like check of the outputs.
@@ -319,13 +332,16 @@ async function main() {
     const outsideHandlerMs: number[] = [];
     const a: Measured[] = [];
     const b: Measured[] = [];
+    const profiles: unknown[] = [];
     for (let rep = 0; rep < REPS; rep++) {
       const ids = await prepare(BATCH);
       const runs = [
         async () => {
           recording = true;
           handlerSeconds = 0;
+          if (profiler) await profiler.post('Profiler.start');
           const m = await cpuTimed(() => pipelineBatch(ids));
+          if (profiler) await profiler.post('Profiler.stop').then((r) => profiles.push(r.profile));
           recording = false;
           full.push(m);
           outsideHandlerMs.push(((parallel * m.seconds - handlerSeconds) / BATCH) * 1000);
@@ -336,6 +352,12 @@ async function main() {
       for (let i = 0; i < runs.length; i++) await runs[(rep + i) % runs.length]!();
     }
     unsubscribe(IMAGE_JOB_STEPS.name, onStep);
+    if (CPU_PROFILE) {
+      // One profile per batch; the summary script adds them up.
+      for (const [i, p] of profiles.entries())
+        await writeFile(CPU_PROFILE.replace(/(\.cpuprofile)?$/, `.${i}.cpuprofile`), JSON.stringify(p));
+      profiler?.disconnect();
+    }
 
     // Pickup latency: the idle worker, one small job at a time.
     const small = fixture('cameras/Canon_40D.jpg');

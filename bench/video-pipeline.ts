@@ -9,7 +9,9 @@
  *     (VIDEO_MAX_RENDITION=720p so the ladder is 360p + 720p);
  *   - the same ffmpeg command run by hand (the adapter's `hlsArguments`, spawned directly);
  *   - one ffmpeg run per rendition (each decodes the source again).
- * Goal: the pipeline takes ≤ 1.1× the hand-run command.
+ * Goal: the pipeline takes ≤ 1.1× the hand-run command. `BENCH_REPS` rounds (default 5), each
+ * running the hand command and the pipeline once, alternating which goes first; medians and the
+ * per-round ratios are reported with the load average at each round's start.
  */
 import { execFile } from 'node:child_process';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -29,6 +31,14 @@ import { upload, waitFor } from '../test/processing/helpers.ts';
 const run = promisify(execFile);
 const PRESET = 'veryfast';
 const SEGMENT = 4;
+/** Rounds; each runs the hand command and the pipeline once, alternating which goes first. */
+const REPS = Number(process.env.BENCH_REPS ?? 5);
+
+const median = (xs: number[]) => {
+  const v = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(v.length / 2);
+  return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
+};
 
 async function ffmpeg(args: string[]): Promise<void> {
   await run('ffmpeg', ['-hide_banner', '-nostdin', '-y', '-v', 'error', ...args], {
@@ -62,12 +72,15 @@ async function main() {
 
   // Hand-run: the exact arguments the pipeline's adapter uses, minus progress reporting.
   const handDir = path.join(dir, 'hand');
-  await Promise.all(ladder.map((_, i) => mkdir(path.join(handDir, String(i)), { recursive: true })));
-  const hand = await timed(() =>
-    ffmpeg(hlsArguments(clip, handDir, ladder, true, { preset: PRESET, segmentSeconds: SEGMENT })),
-  );
+  const handRun = async () => {
+    await rm(handDir, { recursive: true, force: true });
+    await Promise.all(ladder.map((_, i) => mkdir(path.join(handDir, String(i)), { recursive: true })));
+    return timed(() =>
+      ffmpeg(hlsArguments(clip, handDir, ladder, true, { preset: PRESET, segmentSeconds: SEGMENT })),
+    );
+  };
 
-  // One ffmpeg per rendition (sequential: each has both cores to itself, like the single run).
+  // One ffmpeg per rendition (sequential: each has both cores to itself, like the single run); once.
   const perDir = path.join(dir, 'per');
   const perRendition = await timed(async () => {
     for (const r of ladder) {
@@ -96,17 +109,9 @@ async function main() {
     api: (p: string) => `${config.publicUrl}/api/v1${p}`,
   } as unknown as Parameters<typeof upload>[0];
   const auth = { authorization: `Bearer ${await mintUserToken(JWT_SECRET, 'bench')}` };
-  let pipeline = 0;
-  let enqueueToStart = 0;
-  let renditions: unknown;
-  try {
-    const session = await upload(t, auth, Buffer.from(bytes), 'video/mp4');
-    // The upload above already ran through the pipeline once (warm-up: JIT, first sharp load,
-    // database); the measured run is the second upload.
-    await waitFor(t, auth, session.id, ['READY', 'FAILED'], 600_000);
-    const t0 = performance.now();
-    const { id } = await upload(t, auth, Buffer.from(bytes), 'video/mp4', { fileName: 'second' });
-    const uploadSeconds = (performance.now() - t0) / 1000;
+  /** Enqueue → READY of one upload on the database clock (the upload itself is not counted). */
+  const pipelineRun = async (round: number) => {
+    const { id } = await upload(t, auth, Buffer.from(bytes), 'video/mp4', { fileName: `round-${round}` });
     const st = await waitFor(t, auth, id, ['READY', 'FAILED'], 600_000);
     if (st.status !== 'READY') throw new Error(`bench media ended ${st.status}: ${JSON.stringify(st.error)}`);
     const { rows } = await server.database.pool.query<{ total: string; pickup: string }>(
@@ -116,17 +121,46 @@ async function main() {
         WHERE m.id = $1`,
       [id],
     );
-    pipeline = Number(rows[0]!.total);
-    enqueueToStart = Number(rows[0]!.pickup);
-    const media = await fetch(t.api(`/media/${id}`), { headers: auth }).then((r) => r.json());
-    renditions = media.hls.renditions;
-    console.log(`(upload of the measured copy took ${uploadSeconds.toFixed(2)} s, not counted)`);
+    return { id, total: Number(rows[0]!.total), pickup: Number(rows[0]!.pickup) };
+  };
+  const hands: number[] = [];
+  const pipelines: number[] = [];
+  const pickups: number[] = [];
+  const loads: number[] = [];
+  let renditions: unknown;
+  try {
+    // Warm-up (JIT, first sharp load, database): one pipeline run, not counted.
+    await pipelineRun(-1);
+    // Rounds alternate which goes first, so both see the same load on average.
+    for (let round = 0; round < REPS; round++) {
+      loads.push(os.loadavg()[0]!);
+      const order = round % 2 === 0 ? (['hand', 'pipeline'] as const) : (['pipeline', 'hand'] as const);
+      for (const which of order) {
+        if (which === 'hand') hands.push(await handRun());
+        else {
+          const r = await pipelineRun(round);
+          pipelines.push(r.total);
+          pickups.push(r.pickup);
+          if (round === REPS - 1) {
+            const media = await fetch(t.api(`/media/${r.id}`), { headers: auth }).then((x) => x.json());
+            renditions = media.hls.renditions;
+          }
+        }
+      }
+      console.log(
+        `round ${round + 1}/${REPS}: pipeline ${pipelines.at(-1)!.toFixed(2)} s, hand ${hands.at(-1)!.toFixed(2)} s, ` +
+          `ratio ${(pipelines.at(-1)! / hands.at(-1)!).toFixed(3)} (load ${loads.at(-1)!.toFixed(1)})`,
+      );
+    }
   } finally {
     await server.close();
     await rm(dataDir, { recursive: true, force: true });
     await rm(dir, { recursive: true, force: true });
   }
 
+  const perRound = pipelines.map((p, i) => p / hands[i]!);
+  const pipeline = median(pipelines);
+  const hand = median(hands);
   const ratio = pipeline / hand;
   const results = {
     input: { width: 1920, height: 1080, fps: 30, seconds: 10, bytes: bytes.length },
@@ -134,16 +168,19 @@ async function main() {
     preset: PRESET,
     cpus: os.cpus().length,
     // Other suites share this machine: a load far above the CPU count makes one run noisy.
+    loadAverageAtRoundStarts: loads,
     loadAverageAtEnd: os.loadavg(),
-    runs: 1,
+    rounds: REPS,
     seconds: {
-      pipelineEnqueueToReady: pipeline,
-      pipelinePickup: enqueueToStart,
-      handRunCommand: hand,
+      pipelineEnqueueToReady: { median: pipeline, samples: pipelines },
+      pipelinePickup: { median: median(pickups), samples: pickups },
+      handRunCommand: { median: hand, samples: hands },
       oneRunPerRendition: perRendition,
     },
     ratios: {
       pipelineVsHand: ratio,
+      pipelineVsHandPerRound: perRound,
+      pipelineVsHandMedianPerRound: median(perRound),
       perRenditionVsHand: perRendition / hand,
       goal: { pipelineVsHand: 1.1 },
     },
@@ -151,10 +188,16 @@ async function main() {
   };
   const row = (k: string, v: string, note = '') => console.log(`${k.padEnd(48)}${v.padStart(10)}  ${note}`);
   console.log('');
-  row('pipeline: enqueue → READY (s)', pipeline.toFixed(2), 'probe + poster/variants + ladder + store + db');
-  row('same ffmpeg command by hand (s)', hand.toFixed(2));
+  const range = (xs: number[]) => `[${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)}]`;
+  row(
+    `pipeline: enqueue → READY (s), median of ${REPS}`,
+    pipeline.toFixed(2),
+    `${range(pipelines)} probe + poster/variants + ladder + store + db`,
+  );
+  row(`same ffmpeg command by hand (s), median of ${REPS}`, hand.toFixed(2), range(hands));
   row('one ffmpeg run per rendition (s)', perRendition.toFixed(2));
   row('ratio pipeline / hand', ratio.toFixed(3), `goal ≤ 1.1 ${ratio <= 1.1 ? 'met' : 'NOT met'}`);
+  row('ratio per round, median', median(perRound).toFixed(3), range(perRound));
   row('ratio per-rendition / hand', (perRendition / hand).toFixed(3));
   console.log(
     `load average (1/5/15 min): ${os

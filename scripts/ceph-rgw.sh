@@ -11,7 +11,10 @@
 #
 # DIR must be empty, absent, or an earlier DIR of this script (reused after stopping it).
 # Environment: MON_PORT (default: a free port chosen by the kernel), S3_REGION (us-east-1),
-# S3_ACCESS_KEY_ID / S3_SECRET_ACCESS_KEY (random), CEPH_START_TIMEOUT (seconds, 120).
+# S3_ACCESS_KEY_ID / S3_SECRET_ACCESS_KEY (random), CEPH_START_TIMEOUT (seconds, 120),
+# RGW_STORAGE_CLASSES (space-separated, default none: storage classes besides STANDARD, each with a
+# data pool of its own, added to the default placement before the gateway starts, which is when
+# radosgw reads them; test/storage/tiering-ceph.test.ts).
 # Debian packages: ceph-mon ceph-osd radosgw ceph-common curl (scripts/test.mjs installs them).
 #
 # DIR/pids lists "PID NAME" for each daemon; the gateway may be restarted by the tests
@@ -67,6 +70,28 @@ fail() {
   say "ERROR: $*; logs in $DIR/log"
   stop_daemons "$DIR"
   exit 1
+}
+
+# Adds RGW_STORAGE_CLASSES to the default placement (the gateway made the default zone and
+# zonegroup when it first started) and restarts the gateway, which reads placement at start only.
+add_storage_classes() {
+  local port=$1 class gw
+  for class in $RGW_STORAGE_CLASSES; do
+    say "storage class $class"
+    radosgw-admin -c "$conf" zonegroup placement add --rgw-zonegroup default --placement-id default-placement \
+      --storage-class "$class" >>"$DIR/log/placement.out" 2>&1 || fail "adding storage class $class failed"
+    radosgw-admin -c "$conf" zone placement add --rgw-zone default --placement-id default-placement \
+      --storage-class "$class" --data-pool "default.rgw.${class,,}.data" >>"$DIR/log/placement.out" 2>&1 ||
+      fail "adding storage class $class to the zone failed"
+  done
+  gw=$(awk '$2 == "radosgw" { print $1 }' "$DIR/pids")
+  kill -TERM "$gw"
+  while is_ours "$gw" radosgw "$DIR"; do sleep 0.1; done
+  sed -i '/ radosgw$/d' "$DIR/pids"
+  radosgw -c "$conf" -f -n client.rgw.a >>"$DIR/log/rgw.out" 2>&1 &
+  echo "$! radosgw" >>"$DIR/pids"
+  wait_until "the gateway did not answer on port $port after adding storage classes" \
+    curl -fsS -o /dev/null "http://127.0.0.1:$port/"
 }
 
 start() {
@@ -168,6 +193,7 @@ EOF
   radosgw-admin -c "$conf" user create --uid=mediary-test --display-name='Mediary tests' \
     --access-key="$access" --secret-key="$secret" >"$DIR/log/user.json" 2>"$DIR/log/user.err" ||
     fail "radosgw-admin user create failed"
+  [[ -n ${RGW_STORAGE_CLASSES:-} ]] && add_storage_classes "$port"
 
   cat >"$DIR/env" <<EOF
 S3_ENDPOINT=http://127.0.0.1:$port

@@ -21,6 +21,9 @@ import { MultipartUploads } from './media/multipart.ts';
 import { MediaService } from './media/service.ts';
 import { startTusSweep, TusUploads } from './media/tus.ts';
 import { startSweeper } from './operations/sweeper.ts';
+import { startAuditRetention } from './operations/audit-retention.ts';
+import { AuditQueries } from './audit/service.ts';
+import { AuditWriter } from './audit/writer.ts';
 import { PgBossQueue, queueStats } from './infra/queue/pg-boss.ts';
 import { processMetrics, startMetricsListener, type ProcessMetrics } from './metrics/endpoint.ts';
 import { instrumentStore } from './metrics/store.ts';
@@ -44,6 +47,30 @@ export interface Database {
   pool: Pool;
   embedded: EmbeddedDatabase | undefined;
   close(): Promise<void>;
+}
+
+/** A database that cannot be reached or refuses the login: a StartupError naming it, not a stack. */
+function unreachable(url: string, err: unknown): StartupError | undefined {
+  const code = (err as { code?: unknown }).code;
+  const why: Record<string, string> = {
+    ECONNREFUSED: 'nothing listens there',
+    ENOTFOUND: 'the host name does not resolve',
+    EAI_AGAIN: 'the host name does not resolve (yet)',
+    ETIMEDOUT: 'the connection timed out',
+    EHOSTUNREACH: 'the host is unreachable',
+    '28P01': 'the password was refused',
+    '28000': 'the login was refused',
+    '3D000': 'the database does not exist',
+  };
+  if (typeof code !== 'string' || !(code in why)) return undefined;
+  let where = 'DATABASE_URL';
+  try {
+    const u = new URL(url);
+    where = `DATABASE_URL (${u.hostname}:${u.port || 5432}${u.pathname})`;
+  } catch {
+    // not a URL pg could parse either; name the variable only
+  }
+  return new StartupError(`cannot use the database at ${where}: ${why[code]} (${code})`);
 }
 
 /**
@@ -73,7 +100,7 @@ export async function openDatabase(
   } catch (err) {
     await pool.end();
     await embedded?.stop();
-    throw err;
+    throw config.database.kind === 'external' ? (unreachable(url, err) ?? err) : err;
   } finally {
     await migrations.end();
   }
@@ -218,6 +245,7 @@ async function startServerParts(
     : undefined;
   if (worker) started.push({ name: 'worker', stop: () => worker.stop() });
   const metricsUrl = await listenForMetrics(config, metrics, logger, started);
+  const audit = startAudit(pool, config, logger, started);
   const app = await buildHttpServer({
     config,
     logger,
@@ -235,6 +263,7 @@ async function startServerParts(
     signer,
     events,
     webhooks,
+    audit,
     rateWindows: httpRateWindows(config, pool, logger, started),
     metrics,
   });
@@ -317,6 +346,25 @@ async function listenForMetrics(
   const listener = await startMetricsListener(config.metrics.listener, metrics, logger);
   started.push({ name: 'metrics listener', stop: () => listener.close() });
   return listener.url;
+}
+
+/** The audit log (issue 21): its reader, the writer of read records, and retention. */
+function startAudit(
+  pool: Pool,
+  config: Config,
+  logger: Logger,
+  started: { name: string; stop: () => Promise<void> }[],
+) {
+  const writer = new AuditWriter(pool, logger);
+  // Stopped after the HTTP server (pushed before it): the last requests' rows are written.
+  started.push({ name: 'audit writer', stop: () => writer.close() });
+  const stopRetention = startAuditRetention(
+    pool,
+    { intervalSeconds: config.sweeper.intervalSeconds, retentionDays: config.audit.retentionDays },
+    logger,
+  );
+  started.push({ name: 'audit retention', stop: stopRetention });
+  return { writer, queries: new AuditQueries(pool, config.auth.adminUserIds) };
 }
 
 function queueOptions(config: Config) {

@@ -1,8 +1,6 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-
-/** The longest overlap a device key rotation may ask for (30 days). */
-export const MAX_KEY_OVERLAP_SECONDS = 30 * 24 * 3600;
+import { MAX_KEY_OVERLAP_SECONDS } from './contract/devices.ts';
 
 /** Every setting Mediary reads, parsed once at start-up and passed down. */
 export interface Config {
@@ -68,6 +66,13 @@ export interface Config {
      * connection is down), so this is only a backstop.
      */
     deviceKeyCacheSeconds: number;
+    /** Users (JWT `sub`) who administer this service: they read the whole audit log (ADMIN_USER_IDS). */
+    adminUserIds: readonly string[];
+  };
+  /** The audit log (migration 0027). */
+  audit: {
+    /** Rows older than this are purged (periodically, once per cluster); 0 = kept forever. */
+    retentionDays: number;
   };
   uploads: {
     sessionTtlSeconds: number;
@@ -202,7 +207,25 @@ export interface ProcessingConfig {
   /** Command that converts HEIC/HEIF to JPEG (Debian: libheif-examples). */
   heifConvert: string;
   video: VideoConfig;
+  /** Scanning originals for malware before they become READY (off by default). */
+  malwareScan: MalwareScanConfig;
 }
+
+/**
+ * ClamAV's daemon scans every original (INSTREAM over its socket) before the job makes variants;
+ * `off`: nothing is scanned. See README "Malware scanning" and docs/RUNBOOKS/MALWARE.md.
+ */
+export type MalwareScanConfig =
+  | { kind: 'off' }
+  | {
+      kind: 'clamd';
+      /** clamd's `LocalSocket`, or its `TCPSocket` (+ `TCPAddr`). */
+      address: { socket: string } | { host: string; port: number };
+      /** One scan (connect + stream + verdict); past it the attempt fails and is retried. */
+      timeoutMs: number;
+      /** Larger originals are not sent (FAILED `too_large_to_scan`); keep ≤ clamd's `StreamMaxLength`. */
+      maxBytes: number;
+    };
 
 /** The video pipeline (Debian's ffmpeg/ffprobe) and HLS playback. */
 export interface VideoConfig {
@@ -241,6 +264,16 @@ export interface S3Config {
   operationTimeoutMs: number;
   /** Attempts per call, first included (SDK standard retry: backoff + retry quota). */
   maxAttempts: number;
+  /** Tiered storage of originals (docs/DEPLOY-TIERING.md); undefined = off. */
+  archive: S3ArchiveConfig | undefined;
+  /** How `POST /media/{id}/restore` asks the store to bring an archived original back. */
+  restore: { days: number; tier: 'Standard' | 'Bulk' | 'Expedited' };
+}
+
+export interface S3ArchiveConfig {
+  /** Originals move to `storageClass` this many days after they were written (lifecycle rule). */
+  afterDays: number;
+  storageClass: string;
 }
 
 export interface GcsConfig {
@@ -447,6 +480,10 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       issuer: str(env, 'JWT_ISSUER'),
       audience: str(env, 'JWT_AUDIENCE'),
       deviceKeyCacheSeconds: int(env, 'DEVICE_KEY_CACHE_SECONDS', 30, 0, 300),
+      adminUserIds: list(str(env, 'ADMIN_USER_IDS')),
+    },
+    audit: {
+      retentionDays: int(env, 'AUDIT_RETENTION_DAYS', 365, 0, 36_500),
     },
     uploads: {
       sessionTtlSeconds: int(env, 'UPLOAD_SESSION_TTL_SECONDS', 24 * 3600, 60, 30 * 24 * 3600),
@@ -550,6 +587,37 @@ function processingConfig(env: Env): ProcessingConfig {
     memoryBudgetBytes: int(env, 'WORKER_MEMORY_BUDGET_BYTES', 1024 * MiB, 1, Number.MAX_SAFE_INTEGER),
     heifConvert: str(env, 'HEIF_CONVERT_PATH') ?? 'heif-convert',
     video: videoConfig(env),
+    malwareScan: malwareScanConfig(env),
+  };
+}
+
+function malwareScanConfig(env: Env): MalwareScanConfig {
+  const kind = str(env, 'MALWARE_SCAN') ?? 'off';
+  if (kind === 'off') return { kind };
+  if (kind !== 'clamd') throw new ConfigError('MALWARE_SCAN', `must be "off" or "clamd", got "${kind}"`);
+  const socket = str(env, 'CLAMD_SOCKET');
+  const host = str(env, 'CLAMD_HOST');
+  if (socket !== undefined && host !== undefined) {
+    throw new ConfigError('CLAMD_SOCKET', 'and CLAMD_HOST are both set; give one');
+  }
+  if (socket === undefined && host === undefined) {
+    throw new ConfigError('CLAMD_SOCKET', 'or CLAMD_HOST is required when MALWARE_SCAN=clamd');
+  }
+  const timeoutSeconds = int(env, 'MALWARE_SCAN_TIMEOUT_SECONDS', 60, 1, 24 * 3600);
+  const jobTimeout = int(env, 'PROCESSING_JOB_TIMEOUT_SECONDS', 300, 5, 24 * 3600);
+  if (timeoutSeconds >= jobTimeout) {
+    throw new ConfigError(
+      'MALWARE_SCAN_TIMEOUT_SECONDS',
+      `must be below PROCESSING_JOB_TIMEOUT_SECONDS (${jobTimeout}): the scan runs inside the job`,
+    );
+  }
+  return {
+    kind,
+    address:
+      socket !== undefined ? { socket } : { host: host!, port: int(env, 'CLAMD_PORT', 3310, 1, 65535) },
+    timeoutMs: timeoutSeconds * 1000,
+    // clamd's own default StreamMaxLength is 25 MiB; it refuses a longer stream.
+    maxBytes: int(env, 'MALWARE_SCAN_MAX_BYTES', 25 * MiB, 1, 4 * 1024 * MiB - 1),
   };
 }
 
@@ -603,6 +671,11 @@ function s3Config(env: Env): S3Config | undefined {
     socketTimeoutMs: int(env, 'S3_SOCKET_TIMEOUT_MS', 20_000, 100, 600_000),
     operationTimeoutMs: int(env, 'S3_OPERATION_TIMEOUT_MS', 15_000, 100, 600_000),
     maxAttempts: int(env, 'S3_MAX_ATTEMPTS', 3, 1, 10),
+    archive: s3Archive(env),
+    restore: {
+      days: int(env, 'S3_RESTORE_DAYS', 7, 1, 365),
+      tier: oneOf(env, 'S3_RESTORE_TIER', ['Standard', 'Bulk', 'Expedited'] as const, 'Standard'),
+    },
     corsOrigins: origins
       ? origins
           .split(',')
@@ -610,6 +683,24 @@ function s3Config(env: Env): S3Config | undefined {
           .filter((o) => o.length > 0)
       : [],
   };
+}
+
+/** S3_ARCHIVE_AFTER_DAYS (0 or unset = off) and S3_ARCHIVE_STORAGE_CLASS. */
+function s3Archive(env: Env): S3ArchiveConfig | undefined {
+  const afterDays = int(env, 'S3_ARCHIVE_AFTER_DAYS', 0, 0, 36_500);
+  const storageClass = str(env, 'S3_ARCHIVE_STORAGE_CLASS') ?? 'GLACIER_IR';
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(storageClass)) {
+    throw new ConfigError('S3_ARCHIVE_STORAGE_CLASS', `must be a storage class name, got "${storageClass}"`);
+  }
+  return afterDays > 0 ? { afterDays, storageClass } : undefined;
+}
+
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = str(env, name);
+  if (raw === undefined) return fallback;
+  const found = allowed.find((a) => a.toLowerCase() === raw.toLowerCase());
+  if (found === undefined) throw new ConfigError(name, `must be one of ${allowed.join(', ')}, got "${raw}"`);
+  return found;
 }
 
 function list(raw: string | undefined): string[] {

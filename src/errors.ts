@@ -36,6 +36,11 @@ export const ERRORS = {
     status: 409,
     message: 'Other bytes were already uploaded for this media; they are never replaced.',
   },
+  archived: {
+    status: 409,
+    message:
+      'The original is in archive storage; restore it first (details.restore names the request), then retry.',
+  },
   upload_expired: { status: 410, message: 'The upload session has expired.' },
   upload_closed: {
     status: 410,

@@ -1,11 +1,11 @@
 /**
- * The `mediary` command line: serve | migrate | devices … | users token | openapi, and the client
+ * The `mediary` command line: serve | migrate | devices … | users token | audit | openapi, and the client
  * commands upload | media … | agent (in src/cli/, loaded only when used).
  */
 import { parseArgs } from 'node:util';
 import type { Server } from './app.ts';
 import { ConfigError, StartupError, loadConfig, type Config } from './config.ts';
-import type { Pool } from './db/pool.ts';
+import type { Pool, Queryable } from './db/pool.ts';
 import type { Logger } from './log.ts';
 import { commandHelp, usage, wantsHelp } from './cli/help.ts';
 
@@ -92,6 +92,16 @@ async function worker(config: Config, logger: Logger) {
   process.on('SIGINT', () => shutdown('SIGINT'));
 }
 
+/** Runs `fn` in a transaction whose audit rows name the operator (migration 0027's triggers). */
+async function asOperator<T>(db: Pool, fn: (tx: Queryable) => Promise<T>): Promise<T> {
+  const { withTransaction } = await serverPart(import('./db/pool.ts'));
+  const { cliActor, setAuditContext } = await serverPart(import('./audit/context.ts'));
+  return withTransaction(db, async (tx) => {
+    await setAuditContext(tx, cliActor());
+    return fn(tx);
+  });
+}
+
 async function devices(args: string[], config: Config, logger: Logger) {
   const { createDevice, listDevices, revokeDevice } = await principals();
   const { values, positionals } = parseArgs({
@@ -108,7 +118,7 @@ async function devices(args: string[], config: Config, logger: Logger) {
     case 'create': {
       if (!values.name) throw new UsageError('devices create needs --name NAME');
       const { device, apiKey } = await withDatabase(config, logger, (db) =>
-        createDevice(db, { name: values.name!, ownerUserId: values.owner }),
+        asOperator(db, (tx) => createDevice(tx, { name: values.name!, ownerUserId: values.owner })),
       );
       if (values.json) console.log(JSON.stringify({ ...device, apiKey }));
       else {
@@ -128,7 +138,7 @@ async function devices(args: string[], config: Config, logger: Logger) {
     }
     case 'revoke': {
       if (!id) throw new UsageError('devices revoke needs a DEVICE_ID');
-      const ok = await withDatabase(config, logger, (db) => revokeDevice(db, id));
+      const ok = await withDatabase(config, logger, (db) => asOperator(db, (tx) => revokeDevice(tx, id)));
       if (!ok) throw new UsageError(`no active device ${id}`);
       console.log(`revoked ${id}`);
       return;
@@ -230,6 +240,12 @@ async function main(argv: string[]): Promise<void> {
     case 'storage': {
       const { storageCommand } = await serverPart(import('./cli/storage.ts'));
       const problem = await storageCommand(rest, config, logger);
+      if (problem !== undefined) throw new UsageError(problem);
+      return;
+    }
+    case 'audit': {
+      const { auditCommand } = await serverPart(import('./cli/audit.ts'));
+      const problem = await auditCommand(rest, config, logger);
       if (problem !== undefined) throw new UsageError(problem);
       return;
     }

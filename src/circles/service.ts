@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
+import { setAuditContext } from '../audit/context.ts';
 import type { Principal } from '../auth/principals.ts';
 import { withTransaction, type Pool } from '../db/pool.ts';
 import { AppError } from '../errors.ts';
@@ -49,6 +50,7 @@ export class CircleService implements ShareLookup, CircleUploads {
   async addMember(principal: Principal, id: string, memberId: string): Promise<CircleRow> {
     const userId = userOf(principal);
     await withTransaction(this.pool, async (tx) => {
+      await setAuditContext(tx, principal);
       const circle = ownedForChange(await repo.lockCircle(tx, id), userId);
       if (memberId === circle.owner_user_id) return; // the owner is a member already
       if (circle.members.length >= MAX_MEMBERS && !circle.members.includes(memberId)) {
@@ -70,6 +72,7 @@ export class CircleService implements ShareLookup, CircleUploads {
   async removeMember(principal: Principal, id: string, memberId: string): Promise<void> {
     const userId = userOf(principal);
     await withTransaction(this.pool, async (tx) => {
+      await setAuditContext(tx, principal);
       const circle = await repo.lockCircle(tx, id);
       if (!circle || !isMember(circle, userId)) throw new AppError('not_found', 'Circle not found.');
       if (userId !== circle.owner_user_id && userId !== memberId) {
@@ -83,6 +86,7 @@ export class CircleService implements ShareLookup, CircleUploads {
   async delete(principal: Principal, id: string): Promise<void> {
     const userId = userOf(principal);
     await withTransaction(this.pool, async (tx) => {
+      await setAuditContext(tx, principal);
       ownedForChange(await repo.lockCircle(tx, id), userId);
       await repo.deleteCircle(tx, id);
     });
@@ -109,12 +113,15 @@ export class CircleService implements ShareLookup, CircleUploads {
       const p = await postRepo.findPost(this.pool, what.postId!);
       if (!p || p.owner_user_id !== userId) throw new AppError('not_found', 'Post not found.');
     }
-    return repo.upsertShare(this.pool, {
-      id: randomUUID(),
-      circleId: id,
-      sharedBy: userId,
-      ...(what.mediaId !== undefined ? { mediaId: what.mediaId } : { postId: what.postId! }),
-      originals: what.originals ?? false,
+    return withTransaction(this.pool, async (tx) => {
+      await setAuditContext(tx, principal);
+      return repo.upsertShare(tx, {
+        id: randomUUID(),
+        circleId: id,
+        sharedBy: userId,
+        ...(what.mediaId !== undefined ? { mediaId: what.mediaId } : { postId: what.postId! }),
+        originals: what.originals ?? false,
+      });
     });
   }
 
@@ -127,7 +134,10 @@ export class CircleService implements ShareLookup, CircleUploads {
     if (share.shared_by !== userId && circle.owner_user_id !== userId) {
       throw new AppError('forbidden', 'Only who shared it, or the circle’s owner, takes a share back.');
     }
-    await repo.deleteShare(this.pool, shareId);
+    await withTransaction(this.pool, async (tx) => {
+      await setAuditContext(tx, principal);
+      await repo.deleteShare(tx, shareId);
+    });
   }
 
   /** What is shared with the circle, newest share first, for its members. */
@@ -175,12 +185,9 @@ export class CircleService implements ShareLookup, CircleUploads {
   }
 
   async shareUpload(userId: string, circleId: string, mediaId: string): Promise<void> {
-    await repo.upsertShare(this.pool, {
-      id: randomUUID(),
-      circleId,
-      sharedBy: userId,
-      mediaId,
-      originals: false,
+    await withTransaction(this.pool, async (tx) => {
+      await setAuditContext(tx, { kind: 'user', userId });
+      await repo.upsertShare(tx, { id: randomUUID(), circleId, sharedBy: userId, mediaId, originals: false });
     });
   }
 }

@@ -86,11 +86,31 @@ const COMMANDS: Record<string, CommandHelp> = {
     ],
     example: 'JWT_SECRET=… mediary users token --user alice',
   },
+  audit: {
+    usage:
+      'audit [--action A] [--resource ID] [--owner USER_ID] [--since T] [--until T] [--limit N] [--json]',
+    summary: 'read the audit log (read-only; newest first): who did what to which resource, when, from where',
+    options: [
+      ['--action A', 'one action, e.g. media.deleted, device.revoked, media.downloaded'],
+      ['--resource ID', 'a media, device, post or circle id'],
+      ['--owner USER_ID', 'only rows about this user’s resources'],
+      ['--since T, --until T', 'an ISO 8601 time range'],
+      ['--limit N', 'rows (default 50, at most 10000)'],
+      ['--json', 'one JSON object per line'],
+    ],
+    example: 'mediary audit --resource 5b0c… --action media.deleted',
+  },
   'storage setup': {
-    usage: 'storage setup [--to local|s3|gcs]',
+    usage: 'storage setup [--to local|s3|gcs] [--tag-existing]',
     summary:
-      'prepare a store (default: STORAGE_BACKEND): create the bucket if missing, apply CORS for S3_CORS_ORIGINS (GCS: GCS_CORS_ORIGINS; uniform access, public access prevention), check it is writable',
-    options: [['--to local|s3|gcs', 'the store to prepare (default: STORAGE_BACKEND)']],
+      'prepare a store (default: STORAGE_BACKEND): create the bucket if missing, apply CORS for S3_CORS_ORIGINS (GCS: GCS_CORS_ORIGINS; uniform access, public access prevention), S3: the archive lifecycle rule for S3_ARCHIVE_AFTER_DAYS (other rules kept), check it is writable',
+    options: [
+      ['--to local|s3|gcs', 'the store to prepare (default: STORAGE_BACKEND)'],
+      [
+        '--tag-existing',
+        'S3 with S3_ARCHIVE_AFTER_DAYS: also tag the originals of existing media for the rule',
+      ],
+    ],
     example: 'S3_BUCKET=media S3_ENDPOINT=http://127.0.0.1:7480 mediary storage setup --to s3',
   },
   'storage sweep': {
@@ -181,7 +201,7 @@ const GROUPS: [string, string[]][] = [
   ['Service', ['serve', 'worker', 'migrate', 'openapi']],
   [
     'Admin (work while the service runs on the embedded default)',
-    ['devices create', 'devices list', 'devices revoke', 'users token'],
+    ['devices create', 'devices list', 'devices revoke', 'users token', 'audit'],
   ],
   ['Storage', ['storage setup', 'storage sweep', 'storage migrate']],
   [

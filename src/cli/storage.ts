@@ -1,9 +1,12 @@
 import { parseArgs } from 'node:util';
 import { openDatabase, signingSecret } from '../app.ts';
+import { actorOf, cliActor } from '../audit/context.ts';
+import { insertAdminAction } from '../audit/repo.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import { migrateStorage, probeWritable, StoreNotWritableError } from '../operations/storage-migration.ts';
 import { sweep } from '../operations/sweeper.ts';
+import { tagExistingOriginals } from '../operations/tag-originals.ts';
 import { createStore } from '../storage/factory.ts';
 import { UrlSigner } from '../storage/signing.ts';
 
@@ -32,6 +35,7 @@ export async function storageCommand(
       to: { type: 'string' },
       'dry-run': { type: 'boolean', default: false },
       recheck: { type: 'boolean', default: false },
+      'tag-existing': { type: 'boolean', default: false },
     },
   });
   const signer = new UrlSigner(await signingSecret(config));
@@ -49,6 +53,17 @@ export async function storageCommand(
       for (const line of await store.setup({ corsOrigins })) console.log(`  ${line}`);
       await probeWritable(store);
       console.log(`  writable: a probe object was written and deleted`);
+      if (values['tag-existing']) {
+        if (target !== 's3' || !config.s3?.archive)
+          return 'storage setup --tag-existing needs S3 with S3_ARCHIVE_AFTER_DAYS';
+        const database = await openDatabase(config, logger, 'attach');
+        try {
+          const n = await tagExistingOriginals(database.pool, store);
+          console.log(`  tagged ${n} existing original(s) for the archive rule`);
+        } finally {
+          await database.close();
+        }
+      }
       if (values.to === undefined && target === 'local') {
         for (const [other, bucket] of [
           ['s3', config.s3],
@@ -68,6 +83,13 @@ export async function storageCommand(
       const database = await openDatabase(config, logger, 'attach');
       try {
         const report = await sweep(database.pool, store, config.sweeper, logger);
+        await insertAdminAction(database.pool, {
+          action: 'admin.storage_sweep',
+          actorId: actorOf(cliActor()).id,
+          resourceType: 'storage',
+          resourceId: config.storage.backend,
+          details: { report },
+        });
         console.log(JSON.stringify(report));
       } finally {
         await database.close();
@@ -95,6 +117,16 @@ export async function storageCommand(
       process.on('SIGTERM', onSignal);
       try {
         const dryRun = values['dry-run'] ?? false;
+        const recorded = (details: object) =>
+          insertAdminAction(database.pool, {
+            action: 'admin.storage_migrate',
+            actorId: actorOf(cliActor()).id,
+            resourceType: 'storage',
+            resourceId: `${from.backend}->${to.backend}`,
+            details: { dryRun, recheck: values.recheck ?? false, ...details },
+          });
+        // Recorded before it starts (a crash still leaves the row), and again with its report.
+        await recorded({ phase: 'started' });
         let report;
         try {
           report = await migrateStorage(database.pool, from, to, {
@@ -123,6 +155,7 @@ export async function storageCommand(
             (values.recheck ? `; ${report.rechecked} already on ${to.backend} rechecked` : '') +
             (report.interrupted ? '; INTERRUPTED: rerun to finish' : ''),
         );
+        await recorded({ phase: 'finished', report });
         console.log(JSON.stringify(report));
         if (report.interrupted) process.exitCode = 130;
         else if (report.failed > 0 || report.busy > 0) process.exitCode = 1;

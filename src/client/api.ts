@@ -60,6 +60,11 @@ export interface WaitOptions {
 
 /** While the event stream is open, the status is still read this often (a safety net). */
 const STREAM_BACKSTOP_MS = 30_000;
+/**
+ * How long a wait lets the event stream open before its first read. A proxy that buffers answers
+ * never hands the stream over: the wait polls meanwhile, and uses the stream if it opens later.
+ */
+const STREAM_OPEN_WAIT_MS = 2_000;
 
 /**
  * A stable name for whoever a key or token authenticates: a JWT's `iss` and `sub` (read, not
@@ -330,7 +335,10 @@ export class MediaryClient {
       pending = true;
       wake?.();
     };
-    try {
+    let waited = false;
+    let settled!: () => void;
+    const opened = new Promise<void>((r) => (settled = r));
+    void (async () => {
       const key = await this.currentKey();
       const res = await this.fetchImpl(this.url(`/media/${mediaId}/events`), {
         headers: { authorization: `Bearer ${key}`, accept: 'text/event-stream' },
@@ -342,34 +350,37 @@ export class MediaryClient {
         !/^text\/event-stream/.test(res.headers.get('content-type') ?? '')
       ) {
         await res.body?.cancel().catch(() => undefined);
-        return watch;
+        return;
       }
       watch.live = true;
-      void (async () => {
-        const reader = res.body!.getReader();
-        const decoder = new TextDecoder();
-        let buf = '';
-        try {
-          for (;;) {
-            const { done, value } = await reader.read();
-            if (done) break;
-            buf += decoder.decode(value, { stream: true });
-            const end = buf.lastIndexOf('\n\n');
-            if (end < 0) continue;
-            // Any message with an id is a change (the first, id-less one is the current status).
-            if (/^id:/m.test(buf.slice(0, end))) changed();
-            buf = buf.slice(end + 2);
-          }
-        } catch {
-          // aborted or broken: poll from here on
-        } finally {
-          watch.live = false;
-          changed();
+      settled();
+      // Opened after the wait's first read: read once more, a change in between was not seen.
+      if (waited) changed();
+      const reader = res.body.getReader();
+      const decoder = new TextDecoder();
+      let buf = '';
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          buf += decoder.decode(value, { stream: true });
+          const end = buf.lastIndexOf('\n\n');
+          if (end < 0) continue;
+          // Any message with an id is a change (the first, id-less one is the current status).
+          if (/^id:/m.test(buf.slice(0, end))) changed();
+          buf = buf.slice(end + 2);
         }
-      })();
-    } catch {
-      // no stream: poll
-    }
+      } finally {
+        watch.live = false;
+        changed();
+      }
+    })()
+      .catch(() => undefined) // no stream, aborted or broken: poll from here on
+      .finally(settled);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([opened, new Promise<void>((r) => (timer = setTimeout(r, STREAM_OPEN_WAIT_MS)))]);
+    clearTimeout(timer);
+    waited = true;
     return watch;
   }
 }

@@ -5,6 +5,9 @@
  */
 import { errorFromResponse, isRetryable } from './errors.ts';
 import { sleep } from './retry.ts';
+import type { ClaimedDevice, ClaimPending, ClaimStarted } from './types.ts';
+
+export type { ClaimedDevice } from './types.ts';
 
 export interface ClaimOptions {
   /** The Mediary server, e.g. `https://media.example.com` (the API is under `/api/v1`). */
@@ -17,18 +20,10 @@ export interface ClaimOptions {
   fetch?: typeof fetch;
 }
 
-export interface ClaimedDevice {
-  deviceId: string;
-  name: string;
-  ownerUserId: string;
-  /** The device's API key (`mdk_…`): store it where only the device reads it. */
-  apiKey: string;
-}
-
 export async function claimDevice(opts: ClaimOptions): Promise<ClaimedDevice> {
   const doFetch = opts.fetch ?? ((input, init) => globalThis.fetch(input, init));
   const url = (p: string) => new URL(`/api/v1${p}`, opts.server).toString();
-  const post = async (path: string, body: unknown) => {
+  const post = async <T>(path: string, body: unknown) => {
     const res = await doFetch(url(path), {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -37,33 +32,25 @@ export async function claimDevice(opts: ClaimOptions): Promise<ClaimedDevice> {
     });
     const text = await res.text();
     if (res.status >= 400) throw errorFromResponse(res.status, text, res.headers.get('retry-after'), path);
-    return { status: res.status, body: JSON.parse(text) as Record<string, unknown> };
+    return { status: res.status, body: JSON.parse(text) as T };
   };
 
-  const started = await post('/device-claims', { name: opts.name });
-  const deviceCode = String(started.body.deviceCode);
-  const expiresAt = new Date(String(started.body.expiresAt));
-  let intervalMs = Number(started.body.intervalSeconds ?? 5) * 1000;
-  opts.onCode({ userCode: String(started.body.userCode), expiresAt });
+  const started = (await post<ClaimStarted>('/device-claims', { name: opts.name })).body;
+  const expiresAt = new Date(started.expiresAt);
+  let intervalMs = started.intervalSeconds * 1000;
+  opts.onCode({ userCode: started.userCode, expiresAt });
   for (;;) {
     await sleep(intervalMs, opts.signal);
-    let answer: Awaited<ReturnType<typeof post>>;
+    let answer: { status: number; body: ClaimedDevice | ClaimPending };
     try {
-      answer = await post('/device-claims/token', { deviceCode });
+      answer = await post('/device-claims/token', { deviceCode: started.deviceCode });
     } catch (err) {
       // A network blip or a busy server: keep polling until the code expires (a 410 ends it).
       if (isRetryable(err) && Date.now() < expiresAt.getTime()) continue;
       throw err;
     }
-    if (answer.status === 200) {
-      const b = answer.body;
-      return {
-        deviceId: String(b.deviceId),
-        name: String(b.name),
-        ownerUserId: String(b.ownerUserId),
-        apiKey: String(b.apiKey),
-      };
-    }
-    intervalMs = Number(answer.body.intervalSeconds ?? 5) * 1000;
+    const b = answer.body;
+    if (b.status === 'claimed') return b;
+    intervalMs = b.intervalSeconds * 1000;
   }
 }

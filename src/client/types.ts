@@ -50,3 +50,14 @@ export type ShareInput = Static<typeof C.ShareBody>;
 
 /** Every error response: `{error: {code, message, details?, requestId}}`. */
 export type ErrorBody = Static<typeof C.ErrorBody>;
+
+/** A device as its owner sees it (`GET /devices`). */
+export type DeviceView = Static<typeof C.DeviceView>;
+/** A new device or a rotated key: the key is shown this once. */
+export type DeviceWithKey = Static<typeof C.DeviceWithKey>;
+/** `POST /device-claims`: the codes a claiming device shows and polls with. */
+export type ClaimStarted = Static<typeof C.ClaimStarted>;
+/** `POST /device-claims/token` once the owner entered the code: the device's key, once. */
+export type ClaimedDevice = Static<typeof C.ClaimDone>;
+/** `POST /device-claims/token` while nobody has entered the code yet. */
+export type ClaimPending = Static<typeof C.ClaimPending>;

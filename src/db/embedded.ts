@@ -221,6 +221,11 @@ export async function startEmbedded(opts: {
   dir: string;
   port: number;
   logger: Logger;
+  /**
+   * Start the postmaster again when it dies (the default). False: whoever called manages it, as an
+   * operator manages an external database (the fault suite kills and restarts it itself).
+   */
+  restartOnExit?: boolean;
 }): Promise<EmbeddedDatabase> {
   const { dir, port, logger } = opts;
   const ownerFile = `${dir}.owner`;
@@ -324,7 +329,7 @@ export async function startEmbedded(opts: {
       })().finally(() => (restarting = undefined));
     });
   };
-  watch(child);
+  if (opts.restartOnExit !== false) watch(child);
 
   let stopped: Promise<void> | undefined;
   return {

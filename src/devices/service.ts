@@ -9,6 +9,7 @@
  */
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
+import { setAuditContext } from '../audit/context.ts';
 import { createDevice, hashApiKey, newApiKey, type Principal } from '../auth/principals.ts';
 import type { Config } from '../config.ts';
 import { withTransaction, type Pool } from '../db/pool.ts';
@@ -61,7 +62,10 @@ export class DeviceService {
 
   async create(principal: Principal, name: string): Promise<{ device: DeviceRow; apiKey: string }> {
     const ownerUserId = userOf(principal);
-    const { device, apiKey } = await createDevice(this.pool, { name, ownerUserId });
+    const { device, apiKey } = await withTransaction(this.pool, async (tx) => {
+      await setAuditContext(tx, principal);
+      return createDevice(tx, { name, ownerUserId });
+    });
     this.logger.info({ deviceId: device.id, ownerUserId }, 'device created');
     return { device: (await repo.deviceById(this.pool, device.id))!, apiKey };
   }
@@ -73,7 +77,11 @@ export class DeviceService {
     change: { name?: string | undefined; ownerUserId?: string | undefined },
   ): Promise<DeviceRow> {
     await this.owned(principal, id);
-    if (!(await repo.updateDevice(this.pool, id, change))) {
+    const updated = await withTransaction(this.pool, async (tx) => {
+      await setAuditContext(tx, principal);
+      return repo.updateDevice(tx, id, change);
+    });
+    if (!updated) {
       throw new AppError('invalid_state', 'A revoked device cannot be renamed or handed over.');
     }
     if (change.ownerUserId !== undefined) {
@@ -89,9 +97,10 @@ export class DeviceService {
   async revoke(principal: Principal, id: string): Promise<DeviceRow> {
     const device = await this.owned(principal, id);
     if (!device.revoked_at) {
-      await this.pool.query('UPDATE devices SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL', [
-        id,
-      ]);
+      await withTransaction(this.pool, async (tx) => {
+        await setAuditContext(tx, principal);
+        await tx.query('UPDATE devices SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL', [id]);
+      });
       this.logger.info({ deviceId: id }, 'device revoked');
     }
     return (await repo.deviceById(this.pool, id))!;
@@ -112,7 +121,11 @@ export class DeviceService {
     if (device.revoked_at) throw new AppError('invalid_state', 'A revoked device has no key to rotate.');
     const apiKey = newApiKey();
     const overlap = overlapSeconds ?? this.settings.keyOverlapSeconds;
-    if (!(await repo.rotateKey(this.pool, deviceId, hashApiKey(apiKey), overlap))) {
+    const rotated = await withTransaction(this.pool, async (tx) => {
+      await setAuditContext(tx, principal);
+      return repo.rotateKey(tx, deviceId, hashApiKey(apiKey), overlap);
+    });
+    if (!rotated) {
       throw new AppError('invalid_state', 'A revoked device has no key to rotate.');
     }
     this.logger.info({ deviceId, overlapSeconds: overlap, by: principal.kind }, 'device key rotated');
@@ -152,6 +165,7 @@ export class DeviceService {
       );
     if (!code) throw notFound();
     const deviceId = await withTransaction(this.pool, async (tx) => {
+      await setAuditContext(tx, principal);
       const claim = await repo.openClaimForUpdate(tx, code);
       if (!claim) throw notFound();
       // Created with a key nobody holds; the device gets its real key when it polls.
@@ -183,6 +197,8 @@ export class DeviceService {
         throw new AppError('claim_expired', 'The claimed device was revoked before it fetched its key.');
       }
       const apiKey = newApiKey();
+      // The device fetches its first real key: the device itself acts.
+      await setAuditContext(tx, { kind: 'device', deviceId: device.id, ownerUserId: device.owner_user_id });
       await repo.rotateKey(tx, device.id, hashApiKey(apiKey), 0);
       await repo.markDelivered(tx, hash);
       return {

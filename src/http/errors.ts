@@ -2,6 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isDatabaseUnavailable, isDataException } from '../db/pool.ts';
 import { AppError, ERRORS, type ErrorCode } from '../errors.ts';
+import { ObjectArchivedError } from '../storage/archive.ts';
 import { isStorageFull, isStoreUnavailable } from '../storage/errors.ts';
 
 interface Rendered {
@@ -69,6 +70,11 @@ function render(err: unknown): Rendered {
   }
   if (fe.statusCode === 429) {
     return { status: 429, code: 'rate_limited', message: fe.message ?? ERRORS.rate_limited.message };
+  }
+  // An archived object the use case did not name (a rule of the operator's archived a variant,
+  // say): still the client's 409, not a 500. Originals get their restore action (media/archive.ts).
+  if (err instanceof ObjectArchivedError) {
+    return { status: 409, code: 'archived', message: 'The object is in archive storage.' };
   }
   if (isStorageFull(err)) {
     return {

@@ -25,6 +25,7 @@ export async function openApiDocument(config: Config, logger: Logger): Promise<u
     signer: unused,
     events: unused,
     webhooks: unused,
+    audit: { queries: unused, writer: unused },
     rateWindows: unused,
   };
   const app = await buildHttpServer(deps);

@@ -4,6 +4,8 @@ import { Type } from '@sinclair/typebox';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import type { AuditQueries } from '../audit/service.ts';
+import type { AuditWriter } from '../audit/writer.ts';
 import type { Authenticator } from '../auth/principals.ts';
 import type { DeviceService } from '../devices/service.ts';
 import type { Config } from '../config.ts';
@@ -32,6 +34,7 @@ import { swaggerOptions } from './openapi-doc.ts';
 import { clientErrorHandler, installLingeringClose } from './linger.ts';
 import { refundableRateLimit, type RateWindows } from './rate-limit-store.ts';
 import { PUBLIC } from './schemas.ts';
+import { auditRoutes, registerAuditOrigin } from './routes/audit.ts';
 import { healthRoutes } from './routes/health.ts';
 import { hlsRoutes } from './routes/hls.ts';
 import { mediaRoutes, uploadRoute } from './routes/media.ts';
@@ -42,6 +45,7 @@ import { eventRoutes } from './routes/events.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
 import { postRoutes } from './routes/posts.ts';
 import { processingRoutes } from './routes/processing.ts';
+import { restoreRoutes } from './routes/restore.ts';
 import { multipartRoutes, partUploadRoute } from './routes/multipart.ts';
 import { storageRoutes } from './routes/storage.ts';
 import { tusRoutes } from './routes/tus.ts';
@@ -67,6 +71,8 @@ export interface HttpDeps {
   /** Live event streams (SSE). */
   events: { hub: EventHub; access: StreamAccess };
   webhooks: WebhookService;
+  /** The audit log: its reader, and the writer of read records (downloads, signed URLs). */
+  audit: { queries: AuditQueries; writer: AuditWriter };
   /**
    * Rate-limit counters: per-principal route limits, and failed authentications per IP (apart,
    * so addresses cannot push principals' windows out of a bounded in-memory store).
@@ -142,6 +148,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     },
     hook: 'preHandler',
   });
+  registerAuditOrigin(app);
 
   // Its own counters: keys made by unauthenticated callers (one per address) cannot push the
   // per-principal windows out of a shared map.
@@ -153,16 +160,28 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   await app.register(webRoutes, { config: deps.config });
   await app.register(
     async (api) => {
-      await api.register(mediaRoutes, { media: deps.media, auth, config: deps.config });
-      await api.register(uploadRoute, { media: deps.media, auth, config: deps.config });
+      await api.register(mediaRoutes, {
+        media: deps.media,
+        auth,
+        config: deps.config,
+        audit: deps.audit.writer,
+      });
+      await api.register(uploadRoute, {
+        media: deps.media,
+        auth,
+        config: deps.config,
+        audit: deps.audit.writer,
+      });
       await api.register(formUploadRoute, {
         media: deps.media,
         multipart: deps.multipart,
         auth,
         config: deps.config,
       });
-      await api.register(processingRoutes, { processing: deps.processing, auth });
-      await api.register(hlsRoutes, { playback: deps.playback, auth });
+      await api.register(processingRoutes, { processing: deps.processing, auth, audit: deps.audit.writer });
+      await api.register(restoreRoutes, { media: deps.media, auth });
+      await api.register(hlsRoutes, { playback: deps.playback, auth, audit: deps.audit.writer });
+      await api.register(auditRoutes, { audit: deps.audit.queries, auth });
       await api.register(postRoutes, { posts: deps.posts, media: deps.media, auth });
       await api.register(circleRoutes, { circles: deps.circles, media: deps.media, auth });
       await api.register(usageRoutes, { media: deps.media, auth });

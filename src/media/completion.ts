@@ -107,6 +107,7 @@ export class UploadCompletion {
         this.metrics.uploadFailed(this.store.backend, 'type_mismatch');
       throw new AppError('type_mismatch', message, { declared: media.mime_type, detected: detected ?? null });
     }
+    await this.markOriginal(media);
     // The answer is the state this request committed; a worker may move it on a moment later.
     const completed = await withTransaction(this.pool, async (tx) => {
       const uploaded = await transitions.markUploaded(tx, media.id, {
@@ -125,6 +126,21 @@ export class UploadCompletion {
     this.logger.info({ mediaId, bytes: media.bytes }, 'upload completed');
     // Checked above; only its state changed since.
     return completed.row ?? this.queries.loadUnchecked(mediaId);
+  }
+
+  /**
+   * Tags the verified original for the archive lifecycle rule (S3 with S3_ARCHIVE_AFTER_DAYS).
+   * Best effort: an original left untagged is only never archived, which must not fail its upload.
+   */
+  private async markOriginal(media: MediaRow): Promise<void> {
+    try {
+      await this.store.archive?.markOriginal(media.storage_key);
+    } catch (err) {
+      this.logger.warn(
+        { mediaId: media.id, err },
+        'original not tagged for archiving: it stays in its class',
+      );
+    }
   }
 
   private async joinMultipart(media: MediaRow, parts: PartRef[] | undefined) {

@@ -1,7 +1,8 @@
 /** Deleting media: the row first (DELETED, workers told), then its objects, best effort. */
 import type { Logger } from 'pino';
+import { setAuditContext } from '../audit/context.ts';
 import type { Principal } from '../auth/principals.ts';
-import type { Pool, Queryable } from '../db/pool.ts';
+import { withTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import { AppError } from '../errors.ts';
 import type { ObjectStore } from '../storage/types.ts';
 import type { MediaQueries } from './queries.ts';
@@ -27,8 +28,12 @@ export class MediaDeletion {
 
   async delete(principal: Principal, mediaId: string): Promise<void> {
     const media = await this.queries.get(principal, mediaId);
-    if (!(await transitions.markDeleted(this.pool, media.id)))
-      throw new AppError('not_found', 'Media not found.');
+    // One transaction with the audit row (written by the database's trigger, migration 0027).
+    const deleted = await withTransaction(this.pool, async (tx) => {
+      await setAuditContext(tx, principal);
+      return transitions.markDeleted(tx, media.id);
+    });
+    if (!deleted) throw new AppError('not_found', 'Media not found.');
     await this.removeObjects(media);
   }
 

@@ -10,6 +10,7 @@ import { createHash, randomUUID } from 'node:crypto';
  *               <mediaType>/<ownerId>/<timestamp>-<uuid>.<ext>           (everything else)
  *   variant     variants/<mediaId>/<sha256>.<webp|avif>                  (content-addressed)
  *   HLS run     hls/<mediaId>/<runId>/master.m3u8, …/<rendition>.m3u8, segments (.mp4/.m4s)
+ *   quarantine  quarantine/<mediaId>/<original key>                    (an original the malware scan caught)
  */
 
 /** A key segment from an identifier we do not control (a JWT `sub`, say): kept if plain, hashed if not. */
@@ -66,4 +67,13 @@ export const hlsPrefixOf = (masterKey: string) => masterKey.slice(0, masterKey.l
 export function hlsContentType(name: string): string {
   if (name.endsWith('.m3u8')) return 'application/vnd.apple.mpegurl';
   return 'video/mp4';
+}
+
+/**
+ * Where an original the malware scan caught is kept for the operator: `quarantine/<mediaId>/<original
+ * key>` (a key already there stays: a rescan after retry-processing).
+ */
+export function quarantineKey(mediaId: string, originalKey: string): string {
+  const prefix = `quarantine/${mediaId}/`;
+  return originalKey.startsWith(prefix) ? originalKey : prefix + originalKey;
 }

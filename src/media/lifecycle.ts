@@ -91,6 +91,20 @@ export const FAILURES = {
   video_too_long: { retryable: false, message: 'The video is longer than allowed.' },
   video_too_large: { retryable: false, message: 'The video has more pixels per frame than allowed.' },
   timeout: { retryable: false, message: 'Video processing did not finish in time.' },
+  original_archived: {
+    retryable: false,
+    message:
+      'The original is in archive storage: restore it (POST /api/v1/media/{id}/restore), then retry processing.',
+  },
+  // ---- malware scanning (MALWARE_SCAN=clamd) ----
+  malware_detected: {
+    retryable: false,
+    message: 'The file was identified as malware and quarantined; it is not served.',
+  },
+  too_large_to_scan: {
+    retryable: false,
+    message: 'The file is larger than the malware scanner accepts, so it is not served.',
+  },
   processing_error: { retryable: true, message: 'A temporary error interrupted processing.' },
   processing_failed: { retryable: false, message: 'Processing failed after every attempt.' },
 } as const satisfies Record<string, FailureSpec>;
@@ -105,7 +119,12 @@ export type UploadFailureCode = Extract<
 /** The image job's final outcomes. */
 export type ImageFailureCode = Extract<
   FailureCode,
-  'integrity' | 'type_mismatch' | 'unsupported_type' | 'decode_failed' | 'image_too_large'
+  | 'integrity'
+  | 'type_mismatch'
+  | 'unsupported_type'
+  | 'decode_failed'
+  | 'image_too_large'
+  | 'original_archived'
 >;
 /** The video job's final outcomes. */
 export type VideoFailureCode = Extract<
@@ -118,7 +137,11 @@ export type VideoFailureCode = Extract<
   | 'video_too_long'
   | 'video_too_large'
   | 'timeout'
+  | 'original_archived'
 >;
+
+/** The malware scan's final outcomes (src/processing/malware-scan.ts). */
+export type ScanFailureCode = Extract<FailureCode, 'malware_detected' | 'too_large_to_scan'>;
 
 /** A media's `error` as stored and served. */
 export interface MediaFailure<C extends FailureCode = FailureCode> {

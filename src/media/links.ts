@@ -15,6 +15,8 @@ import type { MediaRow, MediaStatus } from './repo.ts';
 
 /** Statuses whose original can be downloaded (the bytes were verified at completion). */
 export const DOWNLOADABLE: readonly MediaStatus[] = ['UPLOADED', 'PROCESSING', 'READY'];
+/** With malware scanning on, only a scanned original is served: READY. */
+export const DOWNLOADABLE_SCANNED: readonly MediaStatus[] = ['READY'];
 
 export interface SignedUrl {
   url: string;
@@ -44,10 +46,22 @@ export const variantDisposition = (mediaId: string, name: string, format: string
   contentDisposition('inline', `${mediaId}-${name}.${format}`);
 
 export class MediaLinkSigner {
+  /** Statuses whose original is served (every delivery path asks {@link originalServed}). */
+  private readonly downloadable: readonly MediaStatus[];
+
   constructor(
     private readonly store: ObjectStore,
     private readonly ttlSeconds: number,
-  ) {}
+    /** Malware scanning is on: an original is served only once scanned (READY). */
+    opts: { scanned?: boolean } = {},
+  ) {
+    this.downloadable = opts.scanned ? DOWNLOADABLE_SCANNED : DOWNLOADABLE;
+  }
+
+  /** Whether the original of a media in `status` may be served (signed URL, redirect or proxy). */
+  originalServed(status: MediaStatus): boolean {
+    return this.downloadable.includes(status);
+  }
 
   /** One object, with the response headers it is served with. */
   async sign(key: string, contentType: string, disposition: string, nowMs = Date.now()): Promise<SignedUrl> {
@@ -73,7 +87,7 @@ export class MediaLinkSigner {
   async links(m: MediaRow, allow: { original: boolean }): Promise<MediaLinks> {
     const now = Date.now();
     const [original, ...variants] = await Promise.all([
-      allow.original && DOWNLOADABLE.includes(m.status) ? this.original(m, now) : null,
+      allow.original && this.originalServed(m.status) ? this.original(m, now) : null,
       ...m.variants.map((v) => this.variant(m, v, now)),
     ]);
     return {

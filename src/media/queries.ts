@@ -5,10 +5,11 @@ import type { Pool } from '../db/pool.ts';
 import { AppError } from '../errors.ts';
 import type { ObjectStore } from '../storage/types.ts';
 import { assertDeviceScope, canAccess } from './access.ts';
+import { archivedAs, assertOriginalReadable } from './archive.ts';
 import { originalDisposition } from './catalog.ts';
 import { decodeCursor, encodeCursor } from './cursor.ts';
 import type { MediaStatus } from './lifecycle.ts';
-import { DOWNLOADABLE, type MediaLinks, type MediaLinkSigner } from './links.ts';
+import type { MediaLinks, MediaLinkSigner } from './links.ts';
 import * as repo from './repo.ts';
 import type { MediaRow } from './repo.ts';
 import type { DeliveryMode, DownloadPlan } from './session-types.ts';
@@ -145,11 +146,12 @@ export class MediaQueries {
   /** How to serve the original: a short-lived signed URL (redirect or JSON), or a proxied stream. */
   async download(principal: Principal, mediaId: string, mode: DeliveryMode): Promise<DownloadPlan> {
     const media = await this.view(principal, mediaId, 'original');
-    if (!DOWNLOADABLE.includes(media.status)) {
+    if (!this.linkSigner.originalServed(media.status)) {
       throw new AppError('invalid_state', `The media is ${media.status}; there is nothing to download yet.`, {
         status: media.status,
       });
     }
+    if (mode !== 'proxy') await assertOriginalReadable(this.store, media);
     if (mode === 'redirect') return { kind: 'redirect', ...(await this.linkSigner.original(media)) };
     if (mode === 'url') return { kind: 'url', ...(await this.linkSigner.original(media)) };
     const disposition = originalDisposition(media.mime_type, media.file_name);
@@ -162,7 +164,7 @@ export class MediaQueries {
       etag: media.content_sha256 ? `"${media.content_sha256}"` : stat.etag,
       size: stat.size,
       lastModified: stat.lastModified,
-      open: (range) => this.store.get(media.storage_key, range),
+      open: (range) => this.store.get(media.storage_key, range).catch(archivedAs(media.id)),
     };
   }
 }

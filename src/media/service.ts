@@ -10,6 +10,7 @@ import type { Pool } from '../db/pool.ts';
 import { NO_METRICS, type Metrics } from '../metrics/port.ts';
 import type { UrlSigner } from '../storage/signing.ts';
 import type { ObjectStore } from '../storage/types.ts';
+import { MediaRestores } from './archive.ts';
 import { UploadCompletion } from './completion.ts';
 import { MediaDeletion } from './deletion.ts';
 import { MediaLinkSigner } from './links.ts';
@@ -38,25 +39,32 @@ export class MediaService {
   readonly uploads: DirectUploads;
   readonly completion: UploadCompletion;
   readonly deletion: MediaDeletion;
+  /** Originals in archive storage: their status and restore (./archive.ts). */
+  readonly restores: MediaRestores;
 
   constructor(
     pool: Pool,
     store: ObjectStore,
     queue: ProcessingQueue,
     signer: UrlSigner,
-    config: Pick<Config, 'publicUrl' | 'uploads' | 'databasePreparedStatements' | 'quotas'>,
+    config: Pick<Config, 'publicUrl' | 'uploads' | 'databasePreparedStatements' | 'quotas'> & {
+      processing?: Pick<Config['processing'], 'malwareScan'>;
+    },
     logger: Logger,
     multipart?: MultipartUploads,
     sharing?: ShareLookup & CircleUploads,
     /** What the use cases report (upload sessions, completions, failures). */
     readonly metrics: Metrics = NO_METRICS,
   ) {
-    const linkSigner = new MediaLinkSigner(store, config.uploads.downloadUrlTtlSeconds);
+    const linkSigner = new MediaLinkSigner(store, config.uploads.downloadUrlTtlSeconds, {
+      scanned: (config.processing?.malwareScan.kind ?? 'off') !== 'off',
+    });
     this.queries = new MediaQueries(pool, store, config, linkSigner, sharing);
     this.sessions = new UploadSessions(pool, store, signer, config, multipart, sharing);
     this.uploads = new DirectUploads(pool, store, signer, this.queries, multipart);
     this.completion = new UploadCompletion(pool, store, queue, this.queries, logger, multipart, metrics);
     this.deletion = new MediaDeletion(pool, store, this.queries, logger);
+    this.restores = new MediaRestores(this.queries, store);
   }
 
   /** Signs the URLs media records carry (and the download/variant routes hand out). */

@@ -102,6 +102,30 @@ export async function markProcessingFailed(
   return res.rowCount === 1;
 }
 
+/**
+ * PROCESSING → FAILED ({@link TRANSITIONS.failProcessing}) for an original the malware scan
+ * caught, with the row pointed at the quarantined copy (`to`, see layout.ts `quarantineKey`) in
+ * the same statement: from then on nothing serves the original, and the orphan sweeper keeps the
+ * copy (a row references it). False when the media moved on or its key is no longer `from`.
+ */
+export async function markQuarantined(
+  db: Queryable,
+  id: string,
+  move: { from: string; to: string; uri: string },
+  error: ProcessingError,
+): Promise<boolean> {
+  const json = JSON.stringify({ code: error.code, message: error.message });
+  const res = await db.query(
+    `UPDATE media SET status = '${T.failProcessing.to}', error = $2,
+       processing_last_error = $2::jsonb || jsonb_build_object('at', now()),
+       storage_key = $4, storage_uri = $5, updated_at = now()
+     WHERE id = $1 AND ${statusGuard('failProcessing')} AND storage_key = $3
+     RETURNING id`,
+    [id, json, move.from, move.to, move.uri],
+  );
+  return res.rowCount === 1;
+}
+
 export interface VariantRecord {
   name: string;
   format: string;

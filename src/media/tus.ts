@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { Principal } from '../auth/principals.ts';
 import type { Config } from '../config.ts';
 import type { Pool } from '../db/pool.ts';
-import { AppError } from '../errors.ts';
+import { AppError, toError } from '../errors.ts';
 import { hashStoredObject } from '../storage/inspect.ts';
 import { planParts } from '../storage/parts.ts';
 import { StagingFiles } from '../storage/staging.ts';
@@ -236,33 +236,60 @@ export class TusUploads {
     const digest = checksum ? createHash(checksum.algorithm) : undefined;
     let committed = row.upload_offset;
     let pos = committed;
+    /** Makes the bytes before `pos` durable, then records that offset (with the hash there). */
     const commit = async () => {
+      // Both taken before the first await: the bytes up to here are what the sync covers.
+      const target = pos;
+      const at = target === committed ? undefined : hash?.copy();
       await files.sync();
-      if (pos === committed) return;
-      if (!(await trepo.advanceOffset(this.pool, m.id, committed, pos))) {
+      if (target === committed) return;
+      if (!(await trepo.advanceOffset(this.pool, m.id, committed, target))) {
         // Cancelled meanwhile, or another API instance wrote to this upload.
         this.hashes.delete(m.id);
         throw new AppError('upload_locked', 'The upload changed while this request wrote to it; ask HEAD.');
       }
-      committed = pos;
-      this.keepHash(m.id, committed, hash);
+      committed = target;
+      this.keepHash(m.id, committed, at);
       row = await this.storeFullParts(m, { ...row, upload_offset: committed }, files);
+    };
+    // A checkpoint of the one staging file (local store) runs while the body keeps streaming in
+    // (one at a time; a failed one ends the PATCH at the next chunk). Parts of other stores are
+    // checkpointed in line, so at most one part waits on local disk.
+    const background = row.part_size === 0;
+    let checkpoint: Promise<void> | undefined;
+    let checkpointError: Error | undefined;
+    const settleCheckpoint = async () => {
+      const running = checkpoint;
+      checkpoint = undefined;
+      await running;
+      if (checkpointError !== undefined) throw checkpointError;
     };
     try {
       for await (const chunk of body as AsyncIterable<Buffer>) {
+        if (checkpointError !== undefined) throw checkpointError;
         if (pos + chunk.length > m.bytes)
           throw tooLarge(m.bytes, row.upload_offset, pos + chunk.length - row.upload_offset);
-        await files.write(pos, chunk);
+        const written = files.write(pos, chunk);
+        // Hashed while the previous batch is being written.
         hash?.update(chunk);
         digest?.update(chunk);
         pos += chunk.length;
-        if (!digest && pos - committed >= this.config.tus.checkpointBytes) await commit();
+        await written;
+        if (digest || pos - committed < this.config.tus.checkpointBytes) continue;
+        if (!background) await commit();
+        else if (!checkpoint) {
+          checkpoint = commit().catch((err: unknown) => {
+            checkpointError ??= toError(err);
+          });
+        }
       }
+      await settleCheckpoint();
       if (digest && checksum && !digest.digest().equals(checksum.digest)) {
         throw new AppError('tus_checksum_mismatch', undefined, { algorithm: checksum.algorithm });
       }
       await commit();
     } catch (err) {
+      await settleCheckpoint().catch(() => undefined);
       // A body that ended early (the client went away, a timeout, too many bytes) keeps what came
       // whole, unless it carried a checksum, which only the whole body can satisfy.
       if (!digest && pos > committed) {

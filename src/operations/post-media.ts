@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { setAuditContext } from '../audit/context.ts';
 import { withTransaction, type Pool } from '../db/pool.ts';
 import type { MediaRow } from '../media/repo.ts';
 import { markDeletedWithin, type MediaService } from '../media/service.ts';
@@ -24,6 +25,7 @@ export async function removeUnattachedPostMedia(
     const ids = await repo.unattachedPostMedia(pool, cutoff, BATCH);
     for (const id of ids) {
       const row = await withTransaction(pool, async (tx): Promise<MediaRow | undefined> => {
+        await setAuditContext(tx, { kind: 'system', id: 'post media lifecycle' });
         if (!(await repo.claimUnattached(tx, id))) return undefined;
         await markDeletedWithin(tx, id);
         return (await media.findManyUnchecked([id]))[0];

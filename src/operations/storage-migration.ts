@@ -206,6 +206,14 @@ export async function migrateStorage(
 
   /** Makes `o` present and verified on the target (in a dry run: says what it would do). */
   const ensure = async (o: PlannedObject): Promise<Outcome> => {
+    const outcome = await copyIfNeeded(o);
+    // Originals carry the archive rule's tag on the target too (S3 with S3_ARCHIVE_AFTER_DAYS;
+    // a no-op otherwise); tagged again on a rerun, so none is left without it.
+    if (o.kind === 'original' && !opts.dryRun) await to.archive?.markOriginal(o.key);
+    return outcome;
+  };
+
+  const copyIfNeeded = async (o: PlannedObject): Promise<Outcome> => {
     if (o.bytes !== null && (await onTarget(o))) return { key: o.key, copied: false };
     const source = await from.stat(o.key);
     if (!source) throw new MissingObject(`${o.kind} ${o.key} is missing on ${from.backend}`);

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Principal } from '../auth/principals.ts';
+import { setAuditContext } from '../audit/context.ts';
 import { withTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import { AppError } from '../errors.ts';
 import { decodeCursor, encodeCursor } from '../media/cursor.ts';
@@ -178,6 +179,7 @@ export class PostService {
   async delete(principal: Principal, id: string): Promise<void> {
     const userId = userOf(principal);
     const removed = await withTransaction(this.pool, async (tx) => {
+      await setAuditContext(tx, principal);
       const post = await repo.lockPost(tx, id);
       if (!post || post.owner_user_id !== userId) throw new AppError('not_found', 'Post not found.');
       const media = await this.media.findManyUnchecked(post.media_ids);

@@ -9,8 +9,10 @@ import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
+import { restorePath } from '../media/archive.ts';
 import { variantContentType, variantKey, type VariantFormat } from '../media/layout.ts';
 import type { MediaRecord } from '../media/repo.ts';
+import { ObjectArchivedError } from '../storage/archive.ts';
 import { ObjectTooLargeError, type Allocate, type ObjectStore } from '../storage/types.ts';
 import type { ProcessingRecords, RenderedVariant } from './ports.ts';
 import type { VariantRecord } from './repo.ts';
@@ -84,6 +86,16 @@ async function verifyOriginal(
   if (media.content_sha256 === null) await records.recordVerifiedSha256(media.id, actual);
 }
 
+/**
+ * The original is in archive storage (S3 GLACIER …): no retry of ours changes that for hours, so
+ * the media is FAILED with `original_archived` at once; restore, then retry-processing, runs it.
+ */
+const archived = (media: MediaRecord) =>
+  new JobFailure(
+    'original_archived',
+    `The original is in archive storage: restore it (POST ${restorePath(media.id)}), then retry processing.`,
+  );
+
 const tooLarge = (media: MediaRecord) =>
   new JobFailure('integrity', `The stored object is larger than the declared ${media.bytes} bytes.`);
 
@@ -99,6 +111,7 @@ export async function readOriginal(
     bytes = await store.readAll(media.storage_key, media.bytes, allocate);
   } catch (err) {
     if (err instanceof ObjectTooLargeError) throw tooLarge(media);
+    if (err instanceof ObjectArchivedError) throw archived(media);
     throw err;
   }
   if (!bytes) throw new OriginalMissingError('The original object is missing from the store.');
@@ -113,7 +126,9 @@ export async function copyOriginal(
   media: MediaRecord,
   file: string,
 ): Promise<void> {
-  const stream = await store.get(media.storage_key);
+  const stream = await store.get(media.storage_key).catch((err: unknown) => {
+    throw err instanceof ObjectArchivedError ? archived(media) : err;
+  });
   if (!stream) throw new OriginalMissingError('The original object is missing from the store.');
   const hash = createHash('sha256');
   const out = createWriteStream(file);

@@ -17,11 +17,13 @@ import { sharpImaging } from '../infra/imaging/sharp-imaging.ts';
 import { logTools, resolveProcessingTools, withTools } from '../infra/tools.ts';
 import { FfmpegTranscoder } from '../infra/video/ffmpeg.ts';
 import { PROCESS_QUEUE } from '../infra/queue/pg-boss.ts';
+import { ClamdClient } from '../infra/clamav.ts';
 import { ImageJob } from './image-job.ts';
 import { publicMessage } from './job-kit.ts';
+import { MalwareScanStep } from './malware-scan.ts';
 import { MemoryBudget } from './memory-budget.ts';
 import type { JobQueue, ProcessJob } from './ports.ts';
-import { pgRecords } from './records.ts';
+import { pgQuarantineRecords, pgRecords } from './records.ts';
 import * as repo from './repo.ts';
 import { VIDEO_WORK_PREFIX, VideoJob } from './video-job.ts';
 import { JobCancelledError, JobTimeoutError, Worker, type JobHandler } from './worker.ts';
@@ -75,6 +77,7 @@ export async function startWorker(setup: WorkerSetup): Promise<Worker> {
     config,
     tmpDir: config.video.tmpDir,
   });
+  const scan = malwareScan(setup);
   // One queue. One statement starts the attempt and loads the row; the media type picks the job.
   const metrics = setup.metrics ?? NO_METRICS;
   metrics.jobDeadLettered(PROCESS_QUEUE, 0);
@@ -90,7 +93,10 @@ export async function startWorker(setup: WorkerSetup): Promise<Worker> {
         return { status: 'skipped', reason: `media is ${now?.status ?? 'gone'}` };
       }
       kind = media.media_type;
-      const outcome = await (kind === 'video' ? video.handle(media, ctx) : image.handle(media, ctx));
+      // Scanned before the job reads it (MALWARE_SCAN): infected or unscannable ends here.
+      const refused = await scan?.check(media, ctx);
+      const outcome =
+        refused ?? (await (kind === 'video' ? video.handle(media, ctx) : image.handle(media, ctx)));
       metrics.processingFinished(
         kind,
         outcome.status,
@@ -131,4 +137,22 @@ function abortOutcome(signal: AbortSignal): ProcessingOutcome {
   if (signal.reason instanceof JobTimeoutError) return 'timeout';
   if (signal.reason instanceof JobCancelledError) return 'cancelled';
   return 'aborted';
+}
+
+/** The malware scan step when MALWARE_SCAN=clamd (src/processing/malware-scan.ts), else none. */
+function malwareScan({ config, store, pool, logger }: WorkerSetup): MalwareScanStep | undefined {
+  const scan = config.malwareScan;
+  if (scan.kind === 'off') return undefined;
+  const client = new ClamdClient(scan);
+  logger.info({ clamd: client.describe(), maxBytes: scan.maxBytes }, 'malware scanning is ON (clamd)');
+  // Not a start-up condition (jobs wait for clamd, fail closed), but worth saying at once.
+  void client.ping().then((up) => {
+    if (!up) logger.warn({ clamd: client.describe() }, 'clamd does not answer; jobs wait until it does');
+  });
+  return new MalwareScanStep({
+    scanner: client,
+    store,
+    records: pgQuarantineRecords(pool),
+    maxBytes: scan.maxBytes,
+  });
 }

@@ -4,6 +4,7 @@ import type { Principal } from '../auth/principals.ts';
 import type { Config } from '../config.ts';
 import { withTransaction, type Pool } from '../db/pool.ts';
 import { AppError } from '../errors.ts';
+import { archivedError } from '../media/archive.ts';
 import { variantContentType } from '../media/layout.ts';
 import type { MediaRow } from '../media/repo.ts';
 import { variantDisposition } from '../media/links.ts';
@@ -46,11 +47,15 @@ export class ProcessingService {
         { status: m.status, error: m.error?.code ?? null },
       );
     }
-    if (!(await this.store.stat(m.storage_key))) {
+    // On a store with archive classes, one HEAD says both whether it is there and whether a job
+    // could read it: an archived original is refused here (409 archived) instead of failing again.
+    const archive = this.store.archive ? await this.store.archive.status(m.storage_key) : undefined;
+    if (!(archive ?? (await this.store.stat(m.storage_key)))) {
       throw new AppError('invalid_state', 'The original file is no longer stored; upload the file again.', {
         status: m.status,
       });
     }
+    if (archive?.state === 'archived' || archive?.state === 'restoring') throw archivedError(m.id, archive);
     const requeued = await withTransaction(this.pool, async (tx) => {
       if (!(await repo.resetForRetry(tx, m.id))) return false;
       await this.queue.enqueueProcessing(tx, m.id);

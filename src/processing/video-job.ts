@@ -157,18 +157,31 @@ export class VideoJob {
 
     const written: string[] = [];
     try {
-      const poster = await this.poster(media, src, input, work, ctx, remaining, written);
-      progress(15, true);
-
+      // The poster (one frame, its variants, their store writes) runs beside the ladder instead of
+      // before it: both only read the original. A poster failure stops the ladder and is the
+      // job's outcome, as when it ran first; both have settled before anything else happens.
+      const ladderStop = new AbortController();
+      const ladderSignal = AbortSignal.any([ctx.signal, ladderStop.signal]);
+      const posterRun = this.poster(media, src, input, work, ctx, remaining, written).catch(
+        (err: unknown) => {
+          ladderStop.abort();
+          throw err;
+        },
+      );
       const ladder = limitLadder(planLadder(src.width, src.height), video.maxRendition);
       const outDir = path.join(work, 'hls');
-      const hls = await transcoder.transcodeHls(input, outDir, ladder, src.audioCodec !== null, {
+      const ladderRun = transcoder.transcodeHls(input, outDir, ladder, src.audioCodec !== null, {
         timeoutMs: remaining(),
-        signal: ctx.signal,
+        signal: ladderSignal,
         preset: video.preset,
         segmentSeconds: video.segmentSeconds,
         onProgress: (us) => progress(15 + 75 * Math.min(1, us / 1000 / src.durationMs)),
       });
+      const [posterDone, ladderDone] = await Promise.allSettled([posterRun, ladderRun]);
+      if (posterDone.status === 'rejected') throw posterDone.reason;
+      if (ladderDone.status === 'rejected') throw ladderDone.reason;
+      const poster = posterDone.value;
+      const hls = ladderDone.value;
       progress(90, true);
 
       const prefix = hlsRunPrefix(media.id);

@@ -5,6 +5,7 @@
 import type { Readable } from 'node:stream';
 import { CreateBucketCommand, HeadBucketCommand, PutBucketCorsCommand, S3Client } from '@aws-sdk/client-s3';
 import { AppError } from '../errors.ts';
+import type { ArchiveOptions } from './s3-archive.ts';
 import { ObjectExistsError, ObjectTooLargeError, type Allocate } from './types.ts';
 
 export interface S3StoreOptions {
@@ -26,6 +27,10 @@ export interface S3StoreOptions {
   operationTimeoutMs?: number | undefined;
   /** Attempts per call (default 3; the SDK's standard retry with backoff and a retry quota). */
   maxAttempts?: number | undefined;
+  /** Tiered storage of originals (./s3-archive.ts): the lifecycle rule; undefined = none. */
+  archive?: ArchiveOptions['archive'];
+  /** How a restore is asked for (default 7 days, Standard tier). */
+  restore?: ArchiveOptions['restore'] | undefined;
 }
 
 /** The SDK client for `opts`: bounded timeouts and retries, checksums only where we add them. */

@@ -15,9 +15,12 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { ObjectArchivedError, type ArchiveOps } from './archive.ts';
 import { StoreUnavailableError } from './errors.ts';
 import { planParts, readVerified, streamIntoParts } from './parts.ts';
+import { applyArchiveRule, s3ArchiveOps } from './s3-archive.ts';
 import {
+  awsError,
   completionError,
   createClient,
   isNotFound,
@@ -73,7 +76,15 @@ export class S3ObjectStore implements ObjectStore {
     };
     this.client = createClient(opts);
     this.operationTimeoutMs = opts.operationTimeoutMs ?? 15_000;
+    this.archive = s3ArchiveOps(
+      this.client,
+      this.bucket,
+      { archive: opts.archive, restore: opts.restore ?? { days: 7, tier: 'Standard' } },
+      (call) => this.timed(call),
+    );
   }
+
+  readonly archive: ArchiveOps;
 
   private readonly operationTimeoutMs: number;
 
@@ -180,6 +191,8 @@ export class S3ObjectStore implements ObjectStore {
       return body ? { body, size: res.ContentLength } : undefined;
     } catch (err) {
       if (isNotFound(err)) return undefined;
+      // GLACIER / DEEP_ARCHIVE (or an archive tier) not restored: 403 InvalidObjectState.
+      if (awsError(err).name === 'InvalidObjectState') throw new ObjectArchivedError(key, { cause: err });
       throw err;
     }
   }
@@ -479,9 +492,14 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  /** Creates the bucket (private) if missing and applies CORS for the web origins. */
-  setup(opts: { corsOrigins: readonly string[] }): Promise<string[]> {
-    return setupBucket(this.client, this.bucket, opts.corsOrigins, (call) => this.timed(call));
+  /**
+   * Creates the bucket (private) if missing, applies CORS for the web origins and the archive
+   * lifecycle rule (or removes Mediary's rule when archiving is off; other rules are kept).
+   */
+  async setup(opts: { corsOrigins: readonly string[] }): Promise<string[]> {
+    const timed = <T>(call: (abortSignal: AbortSignal) => Promise<T>) => this.timed(call);
+    const done = await setupBucket(this.client, this.bucket, opts.corsOrigins, timed);
+    return [...done, ...(await applyArchiveRule(this.client, this.bucket, this.opts.archive, timed))];
   }
 
   destroy(): void {

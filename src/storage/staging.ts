@@ -18,6 +18,8 @@ export class StagingFiles {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private pendingPos = 0;
+  /** The batch being written (then the ones chained behind it); settled when none is. */
+  private tail: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly dir: string,
@@ -37,51 +39,80 @@ export class StagingFiles {
     return path.join(this.dir, this.partSize === 0 ? this.id : `${this.id}.${n}`);
   }
 
-  /** Queues `chunk` as the bytes at `pos` (contiguous with the previous call), writing in batches. */
+  /**
+   * Queues `chunk` as the bytes at `pos` (contiguous with the previous call), writing in batches:
+   * one batch is written (in libuv's pool) while the next gathers, so the caller hashes and
+   * receives the next bytes meanwhile. Resolves once at most one batch is in flight; a write error
+   * surfaces from a later call (write, sync).
+   */
   async write(pos: number, chunk: Buffer): Promise<void> {
     if (this.pendingBytes === 0) this.pendingPos = pos;
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
-    if (this.pendingBytes >= WRITE_BATCH) await this.drain();
+    if (this.pendingBytes >= WRITE_BATCH) {
+      const previous = this.tail;
+      this.enqueue();
+      await previous;
+    }
   }
 
-  /** Writes what is queued and fsyncs every file written since the last sync. */
+  /**
+   * Writes what is queued and fsyncs every file written since the last sync: everything passed
+   * to `write` before this call is durable when it resolves (later writes may be too).
+   */
   async sync(): Promise<void> {
-    await this.drain();
+    this.enqueue();
+    await this.tail;
     for (const fh of this.open.values()) await fh.datasync();
   }
 
   async close(): Promise<void> {
     this.pending = [];
     this.pendingBytes = 0;
+    // A batch still being written (the caller failed meanwhile) must end before its handle closes.
+    await this.tail.catch(() => undefined);
     const handles = [...this.open.values()];
     this.open.clear();
     await Promise.all(handles.map((fh) => fh.close().catch(() => undefined)));
   }
 
-  private async drain(): Promise<void> {
+  /** Chains the pending bytes behind the batch being written (batches are written in order). */
+  private enqueue(): void {
     if (this.pendingBytes === 0) return;
-    let buf = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
-    let pos = this.pendingPos;
+    const bufs = this.pending;
+    const pos = this.pendingPos;
     this.pending = [];
     this.pendingBytes = 0;
-    while (buf.length > 0) {
+    this.tail = this.tail.then(() => this.writeBatch(pos, bufs));
+    // Awaited by the next write/sync/close; not an unhandled rejection meanwhile.
+    this.tail.catch(() => undefined);
+  }
+
+  private async writeBatch(start: number, bufs: Buffer[]): Promise<void> {
+    let pos = start;
+    let rest = bufs;
+    while (rest.length > 0) {
       const n = this.partOf(pos);
-      const room = this.partSize === 0 ? buf.length : this.partStart(n + 1) - pos;
-      const piece = buf.subarray(0, Math.min(room, buf.length));
       const fh = await this.handle(n);
-      let done = 0;
-      while (done < piece.length) {
-        const { bytesWritten } = await fh.write(
-          piece,
-          done,
-          piece.length - done,
-          pos - this.partStart(n) + done,
-        );
-        done += bytesWritten;
+      // The buffers that fit in part n (a buffer crossing its end is split).
+      const room = this.partSize === 0 ? Infinity : this.partStart(n + 1) - pos;
+      const piece: Buffer[] = [];
+      let bytes = 0;
+      while (rest.length > 0 && bytes < room) {
+        const b = rest[0]!;
+        if (bytes + b.length <= room) {
+          piece.push(b);
+          bytes += b.length;
+          rest = rest.slice(1);
+        } else {
+          const cut = room - bytes;
+          piece.push(b.subarray(0, cut));
+          bytes += cut;
+          rest = [b.subarray(cut), ...rest.slice(1)];
+        }
       }
-      pos += piece.length;
-      buf = buf.subarray(piece.length);
+      await writeAllAt(fh, piece, bytes, pos - this.partStart(n));
+      pos += bytes;
     }
   }
 
@@ -141,5 +172,16 @@ export class StagingFiles {
       .filter((name) => name.startsWith(`${this.id}.`))
       .map((name) => Number(name.slice(this.id.length + 1)))
       .filter((k) => Number.isInteger(k) && k > n);
+  }
+}
+
+/** writev(2) of `bufs` (`bytes` in all) at `pos`, repeated for what a short write left. */
+async function writeAllAt(fh: FileHandle, bufs: Buffer[], bytes: number, pos: number): Promise<void> {
+  let { bytesWritten } = await fh.writev(bufs, pos);
+  if (bytesWritten === bytes) return;
+  const rest = Buffer.concat(bufs, bytes);
+  while (bytesWritten < bytes) {
+    const r = await fh.write(rest, bytesWritten, bytes - bytesWritten, pos + bytesWritten);
+    bytesWritten += r.bytesWritten;
   }
 }

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { ArchiveOps } from './archive.ts';
 
 /** What a backend can do by itself; callers branch on these flags, never on the backend's name. */
 export interface StoreCapabilities {
@@ -158,6 +159,10 @@ export interface ObjectStore {
   abortMultipart(key: string, uploadId: string): Promise<void>;
   /** Every unfinished multipart upload (for the sweeper). */
   listMultipartUploads(): AsyncIterable<PendingMultipart>;
+
+  // ---- archive storage classes (S3): see ./archive.ts ----------------------------------
+  /** Set by stores with classes that must be restored before a read; reads then may throw ObjectArchivedError. */
+  readonly archive?: ArchiveOps;
 
   // ---- operations -----------------------------------------------------------------------
   /** Every stored object (for the sweeper and migrations), in pages. */

@@ -152,6 +152,24 @@ describe('starting and stopping the service', () => {
     }
   });
 
+  test('an unreachable DATABASE_URL fails the start naming it and why, without a stack trace', async () => {
+    const closed = await occupy(0);
+    const port = (closed.address() as { port: number }).port;
+    await new Promise((resolve) => closed.close(resolve)); // a port nothing listens on
+    const dir = await tempDir('mediary-lifecycle-db-');
+    dirs.push(dir);
+    const p = run(process.execPath, [BIN, 'serve'], {
+      ...(await testEnv(dir, { LOG_LEVEL: 'warn' })),
+      DATABASE_URL: `postgres://u:p@127.0.0.1:${port}/mediary`,
+    });
+    assert.notEqual(await p.exited, 0, p.output());
+    assert.match(
+      p.output(),
+      new RegExp(`DATABASE_URL \\(127\\.0\\.0\\.1:${port}/mediary\\): nothing listens there`),
+    );
+    assert.doesNotMatch(p.output(), /\n\s+at /, 'no stack trace');
+  });
+
   test('an HTTP port in use fails the start and stops the embedded Postgres it started', async () => {
     const blocker = await occupy(Number(env.PORT));
     try {

@@ -14,7 +14,7 @@ import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { fixture, sha256 } from '../helpers/files.ts';
-import { BASE_IMAGE, loadBaseImage, ROOT, startDockerd, type Dockerd } from '../helpers/dockerd.ts';
+import { BASE_IMAGE, loadBaseImage, ROOT, run, startDockerd, type Dockerd } from '../helpers/dockerd.ts';
 import { makeDevices, poolFor, recordFaultResults } from '../helpers/process.ts';
 import { call, freePort, JWT_SECRET } from '../helpers/server.ts';
 import { createTestDatabase } from '../helpers/test-postgres.ts';
@@ -79,7 +79,11 @@ test('mediary serve from the image: ready, healthy, not root, system tools, one 
     );
     if (ok) break;
     if (Date.now() > deadline) {
-      assert.fail(`not ready: ${await d.docker(['logs', '--tail', '50', 'mediary-serve']).catch(String)}`);
+      // The container's stderr is the docker client's stderr: ask for both, and for its state.
+      const said = await run('sh', ['-c', 'docker ps -a; docker logs --tail 50 mediary-serve 2>&1'], {
+        env: d.env,
+      }).catch(String);
+      assert.fail(`not ready in 120 s:\n${said}`);
     }
     await sleep(250);
   }

@@ -196,6 +196,36 @@ describe('the SDK', () => {
     assert.ok(streamed, 'the stream was opened');
     assert.equal(whileQuiet, 1, 'one read while nothing changed');
   });
+
+  test('waitFor polls when a proxy holds the event stream back (never hands it over)', async () => {
+    const alice = await t.user('sdk-wait-proxy');
+    const { id } = await upload(t, alice.auth, JPEG);
+    let held = 0;
+    const client = new MediaryClient({
+      server: t.base,
+      token: alice.token,
+      fetch: (input, init) => {
+        const url = input instanceof Request ? input.url : input.toString();
+        if (!url.endsWith('/events')) return fetch(input, init);
+        // A buffering proxy: no answer until the stream ends, which it never does.
+        held++;
+        return new Promise<Response>((_, reject) =>
+          init?.signal?.addEventListener('abort', () => reject(new Error('aborted'))),
+        );
+      },
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const stuck = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('waitFor hung behind the held stream')), 60_000);
+    });
+    try {
+      const final = await Promise.race([client.waitFor(id, { intervalMs: 20, maxIntervalMs: 200 }), stuck]);
+      assert.equal(final.status, 'READY');
+    } finally {
+      clearTimeout(timer);
+    }
+    assert.equal(held, 1, 'the stream was asked for');
+  });
 });
 
 describe('the outbox', () => {

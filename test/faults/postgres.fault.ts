@@ -47,7 +47,7 @@ before(async () => {
   dataDir = await tempDir('mediary-fault-pg-');
   pgDir = path.join(dataDir, 'external-pg');
   pgPort = await freePort();
-  database = await startEmbedded({ dir: pgDir, port: pgPort, logger });
+  database = await startEmbedded({ dir: pgDir, port: pgPort, logger, restartOnExit: false });
   svc = await spawnService(await testEnv(dataDir, { DATABASE_URL: database.url, LOG_LEVEL: 'warn' }));
   db = poolFor(database.url);
   devices = await makeDevices(db, 4, 'pg');
@@ -154,7 +154,7 @@ test('Postgres restarted under load: only 2xx or 503 + Retry-After, then recover
     while (existsSync(`/proc/${pid}`)) await sleep(20);
     await sleep(2500);
     const down = l.outcomes.slice(before);
-    database = await startEmbedded({ dir: pgDir, port: pgPort, logger });
+    database = await startEmbedded({ dir: pgDir, port: pgPort, logger, restartOnExit: false });
     const restartedAt = Date.now();
     // Recovery: the first successful session creation after the restart.
     let recoveredMs = -1;

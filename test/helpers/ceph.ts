@@ -44,12 +44,15 @@ export interface Ceph {
 }
 
 /** Starts a Ceph in `dir` (scripts/ceph-rgw.sh start); resolves with its KEY=VALUE lines. */
-export async function launchCeph(dir: string): Promise<Record<string, string>> {
+export async function launchCeph(
+  dir: string,
+  extraEnv: Record<string, string> = {},
+): Promise<Record<string, string>> {
   const port = await freePort();
   let monPort = await freePort();
   while (monPort === port) monPort = await freePort();
   const { stdout } = await run('bash', [CEPH_SCRIPT, 'start', dir, String(port)], {
-    env: { ...process.env, MON_PORT: String(monPort) },
+    env: { ...process.env, ...extraEnv, MON_PORT: String(monPort) },
   });
   return parseEnv(stdout);
 }

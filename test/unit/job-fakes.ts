@@ -203,6 +203,11 @@ export class FakeTranscoder implements VideoTranscoder {
   transcodes = 0;
   /** Called when the transcode starts (cancellation tests abort from here). */
   onTranscode: (() => void) | undefined;
+  /** The signal each transcode was given. */
+  readonly signals: AbortSignal[] = [];
+  /** For each poster extraction: whether a transcode was running by the time it was written. */
+  readonly posterDuringTranscode: boolean[] = [];
+  private running = 0;
 
   async available() {
     return true;
@@ -211,6 +216,9 @@ export class FakeTranscoder implements VideoTranscoder {
     return this.probed;
   }
   async extractPoster(_input: string, _at: number, outFile: string) {
+    // A turn of the event loop: a transcode started beside the poster has begun by then.
+    await new Promise((resolve) => setImmediate(resolve));
+    this.posterDuringTranscode.push(this.running > 0);
     await writeFile(outFile, Buffer.from('poster'));
   }
   async transcodeHls(
@@ -221,8 +229,26 @@ export class FakeTranscoder implements VideoTranscoder {
     opts: Parameters<VideoTranscoder['transcodeHls']>[4],
   ) {
     this.transcodes++;
+    if (opts.signal) this.signals.push(opts.signal);
     this.onTranscode?.();
     if (opts.signal?.aborted) throw new VideoError('cancelled', 'Video processing was cancelled.');
+    this.running++;
+    try {
+      return await this.writeHls(outDir, ladder, opts.signal);
+    } finally {
+      this.running--;
+    }
+  }
+
+  private async writeHls(
+    outDir: string,
+    ladder: Parameters<VideoTranscoder['transcodeHls']>[2],
+    signal: AbortSignal | undefined,
+  ) {
+    // Long enough for a poster made beside it to be extracted meanwhile.
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setImmediate(resolve));
+    if (signal?.aborted) throw new VideoError('cancelled', 'Video processing was cancelled.');
     const renditions = [];
     for (const r of ladder) {
       await mkdir(path.join(outDir, r.name), { recursive: true });

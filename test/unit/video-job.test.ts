@@ -95,8 +95,18 @@ describe('video job (fakes)', () => {
     imaging.fail = new ImageDecodeError('corrupt', 'The image cannot be read: truncated');
     assert.equal((await job.handle(media, jobContext())).status, 'failed');
     assert.equal(records.error?.code, 'decode_failed');
-    assert.equal(transcoder.transcodes, 0);
+    // The ladder runs beside the poster: started, it is stopped by the poster's failure.
+    assert.ok(transcoder.signals.every((s) => s.aborted));
     assert.deepEqual(store.keys('variants/'), []);
+    assert.deepEqual(store.keys('hls/'), []);
+  });
+
+  test('the poster is made while the ladder runs (not before it), and both end up recorded', async () => {
+    const { records, transcoder, job, media } = setup();
+    assert.equal((await job.handle(media, jobContext())).status, 'completed');
+    assert.deepEqual(transcoder.posterDuringTranscode, [true]);
+    assert.equal(transcoder.transcodes, 1);
+    assert.equal(records.status, 'READY');
   });
 
   test('a video longer than allowed fails with video_too_long and is never transcoded', async () => {

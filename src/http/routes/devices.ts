@@ -1,42 +1,33 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { MAX_KEY_OVERLAP_SECONDS, type Config } from '../../config.ts';
+import type { Config } from '../../config.ts';
 import type { DeviceRow } from '../../devices/repo.ts';
 import type { DeviceService } from '../../devices/service.ts';
 import { perPrincipalRateLimit, principalOf, type registerAuth } from '../auth.ts';
-import { errors, Text, Uuid } from '../schemas.ts';
+import {
+  ClaimDeviceBody,
+  ClaimDone,
+  ClaimPending,
+  ClaimStarted,
+  CreateDeviceBody,
+  DeviceList,
+  DeviceOrMeParams,
+  DeviceView,
+  DeviceWithKey,
+  errors,
+  ListDevicesQuery,
+  OwnedDeviceParams,
+  PollClaimBody,
+  RotateKeyBody,
+  StartClaimBody,
+  UpdateDeviceBody,
+} from '../schemas.ts';
 
 export interface DeviceRouteDeps {
   devices: DeviceService;
   auth: ReturnType<typeof registerAuth>;
   config: Pick<Config, 'rateLimit'>;
 }
-
-const DateTime = Type.String({ format: 'date-time' });
-const UserId = Type.String({ minLength: 1, maxLength: 200, pattern: '^[^\\u0000]*$' });
-const DeviceName = Text({ minLength: 1, maxLength: 200 });
-const ApiKey = Type.String({
-  description: 'The device API key (`mdk_…`), shown this once: only its hash is stored.',
-});
-
-export const DeviceView = Type.Object({
-  deviceId: Uuid,
-  name: Type.String(),
-  ownerUserId: Type.Union([Type.String(), Type.Null()]),
-  createdAt: DateTime,
-  revokedAt: Type.Union([DateTime, Type.Null()]),
-  lastSeenAt: Type.Union([DateTime, Type.Null()], {
-    description: 'Last authenticated request (to the minute); null if never seen.',
-  }),
-  keyRotatedAt: Type.Union([DateTime, Type.Null()]),
-  previousKeyExpiresAt: Type.Union([DateTime, Type.Null()], {
-    description: 'While a rotation’s overlap lasts, the replaced key still works until then.',
-  }),
-  usage: Type.Object({
-    storedBytes: Type.Integer({ description: 'Declared bytes of its media not DELETED or FAILED.' }),
-    openSessions: Type.Integer({ description: 'PENDING upload sessions.' }),
-  }),
-});
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 const toDeviceView = (d: DeviceRow): Static<typeof DeviceView> => ({
@@ -50,26 +41,6 @@ const toDeviceView = (d: DeviceRow): Static<typeof DeviceView> => ({
   previousKeyExpiresAt: iso(d.previous_key_expires_at),
   usage: { storedBytes: Number(d.stored_bytes ?? 0), openSessions: d.open_sessions ?? 0 },
 });
-
-const WithKey = Type.Object({ device: DeviceView, apiKey: ApiKey });
-const DeviceParams = Type.Object({
-  id: Type.Union([Uuid, Type.Literal('me')], { description: 'A device id, or `me` for the calling device.' }),
-});
-const OwnedParams = Type.Object({ id: Uuid });
-const RotateBody = Type.Object(
-  {
-    overlapSeconds: Type.Optional(
-      Type.Integer({
-        minimum: 0,
-        maximum: MAX_KEY_OVERLAP_SECONDS,
-        description: 'How long the replaced key keeps working (default DEVICE_KEY_OVERLAP_SECONDS).',
-      }),
-    ),
-  },
-  { additionalProperties: false },
-);
-/** RFC 8628's user code: 8 letters shown as XXXX-XXXX (any case, dashes and spaces ignored when typed). */
-const UserCode = Type.String({ minLength: 1, maxLength: 32, pattern: '^[A-Za-z \\-]+$' });
 
 export const deviceRoutes: FastifyPluginAsyncTypebox<DeviceRouteDeps> = async (
   app,
@@ -87,11 +58,8 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<DeviceRouteDeps> = async (
         summary: 'Your devices, with last-seen time and usage',
         operationId: 'listDevices',
         tags,
-        querystring: Type.Object(
-          { includeRevoked: Type.Boolean({ default: false }) },
-          { additionalProperties: false },
-        ),
-        response: { 200: Type.Object({ items: Type.Array(DeviceView) }), ...errors(400, 401, 403) },
+        querystring: ListDevicesQuery,
+        response: { 200: DeviceList, ...errors(400, 401, 403) },
       },
     },
     async (request) => ({
@@ -107,8 +75,8 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<DeviceRouteDeps> = async (
         summary: 'Create a device you own; its key is in the answer, once',
         operationId: 'createDevice',
         tags,
-        body: Type.Object({ name: DeviceName }, { additionalProperties: false }),
-        response: { 201: WithKey, ...errors(400, 401, 403) },
+        body: CreateDeviceBody,
+        response: { 201: DeviceWithKey, ...errors(400, 401, 403) },
       },
     },
     async (request, reply) => {
@@ -126,7 +94,7 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<DeviceRouteDeps> = async (
         summary: 'One device (its owner, or the device itself as `me`)',
         operationId: 'getDevice',
         tags,
-        params: DeviceParams,
+        params: DeviceOrMeParams,
         response: { 200: DeviceView, ...errors(400, 401, 404) },
       },
     },
@@ -143,11 +111,8 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<DeviceRouteDeps> = async (
           'Handing over takes effect at once; captures uploaded before stay with the previous owner.',
         operationId: 'updateDevice',
         tags,
-        params: OwnedParams,
-        body: Type.Object(
-          { name: Type.Optional(DeviceName), ownerUserId: Type.Optional(UserId) },
-          { additionalProperties: false, minProperties: 1 },
-        ),
+        params: OwnedDeviceParams,
+        body: UpdateDeviceBody,
         response: { 200: DeviceView, ...errors(400, 401, 404, 409) },
       },
     },
@@ -163,7 +128,7 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<DeviceRouteDeps> = async (
         summary: 'Revoke a device: its keys stop working on every server at once (its owner)',
         operationId: 'revokeDevice',
         tags,
-        params: OwnedParams,
+        params: OwnedDeviceParams,
         response: { 200: DeviceView, ...errors(400, 401, 404) },
       },
       config: { optionalBody: true },
@@ -179,9 +144,9 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<DeviceRouteDeps> = async (
         summary: 'A new key for a device; the old one keeps working for the overlap (owner or the device)',
         operationId: 'rotateDeviceKey',
         tags,
-        params: DeviceParams,
-        body: Type.Union([Type.Null(), RotateBody]),
-        response: { 200: WithKey, ...errors(400, 401, 404, 409) },
+        params: DeviceOrMeParams,
+        body: Type.Union([Type.Null(), RotateKeyBody]),
+        response: { 200: DeviceWithKey, ...errors(400, 401, 404, 409) },
       },
       config: { optionalBody: true },
     },
@@ -204,10 +169,7 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<DeviceRouteDeps> = async (
         summary: 'Claim a device by the code it shows; it becomes yours and fetches its own key',
         operationId: 'claimDevice',
         tags,
-        body: Type.Object(
-          { userCode: UserCode, name: Type.Optional(DeviceName) },
-          { additionalProperties: false },
-        ),
+        body: ClaimDeviceBody,
         response: { 201: DeviceView, ...errors(400, 401, 403, 404, 429) },
       },
       config: { rateLimit: claimLimit('device-claim-enter') },
@@ -227,16 +189,8 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<DeviceRouteDeps> = async (
         summary: 'A device starts a claim: it shows `userCode` and polls with `deviceCode` (no credentials)',
         operationId: 'startDeviceClaim',
         tags,
-        body: Type.Object({ name: DeviceName }, { additionalProperties: false }),
-        response: {
-          201: Type.Object({
-            deviceCode: Type.String({ description: 'Secret: the device polls with it; never show it.' }),
-            userCode: Type.String({ description: 'Show this (XXXX-XXXX); the owner types it in.' }),
-            expiresAt: DateTime,
-            intervalSeconds: Type.Integer({ description: 'Poll no more often than this.' }),
-          }),
-          ...errors(400, 429),
-        },
+        body: StartClaimBody,
+        response: { 201: ClaimStarted, ...errors(400, 429) },
       },
       config: { rateLimit: claimLimit('device-claim-start') },
     },
@@ -254,25 +208,8 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<DeviceRouteDeps> = async (
         summary: 'The device polls: 202 while nobody has entered its code, then 200 with its key, once',
         operationId: 'pollDeviceClaim',
         tags,
-        body: Type.Object(
-          { deviceCode: Type.String({ minLength: 1, maxLength: 100 }) },
-          { additionalProperties: false },
-        ),
-        response: {
-          200: Type.Object({
-            status: Type.Literal('claimed'),
-            deviceId: Uuid,
-            name: Type.String(),
-            ownerUserId: Type.String(),
-            apiKey: ApiKey,
-          }),
-          202: Type.Object({
-            status: Type.Literal('pending'),
-            intervalSeconds: Type.Integer(),
-            expiresAt: DateTime,
-          }),
-          ...errors(400, 404, 410, 429),
-        },
+        body: PollClaimBody,
+        response: { 200: ClaimDone, 202: ClaimPending, ...errors(400, 404, 410, 429) },
       },
       config: { rateLimit: perPrincipalRateLimit('device-claim-poll', 60) },
     },

@@ -13,7 +13,6 @@
  */
 import multipart from '@fastify/multipart';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { Value } from '@sinclair/typebox/value';
 import type { Config } from '../../config.ts';
@@ -22,7 +21,7 @@ import type { MultipartUploads } from '../../media/multipart.ts';
 import type { MediaService } from '../../media/service.ts';
 import { perPrincipalRateLimit, principalOf, type registerAuth } from '../auth.ts';
 import { withIdleTimeout } from '../idle-body.ts';
-import { CreateSessionBody, errors, MediaView, toMediaView } from '../schemas.ts';
+import { CreateSessionBody, errors, IdempotencyHeaders, MediaView, toMediaView } from '../schemas.ts';
 import { logMediaId } from '../observability.ts';
 
 export interface FormUploadDeps {
@@ -87,9 +86,7 @@ export const formUploadRoute: FastifyPluginAsyncTypebox<FormUploadDeps> = async 
           'Fields first, then one file part named `file`. The fields are those of `POST /media` (`bytes` is required: the file streams straight to the store and is counted against it; `fileName` and `mimeType` default to the file part’s filename and Content-Type). Idempotent on `messageId` (devices) or the `Idempotency-Key` header (users), like `POST /media`. 201 with the media record (UPLOADED: processing follows), 200 for a replay.',
         tags: ['media'],
         operationId: 'uploadForm',
-        headers: Type.Object({
-          'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
-        }),
+        headers: IdempotencyHeaders,
         consumes: ['multipart/form-data'],
         response: {
           200: MediaView,

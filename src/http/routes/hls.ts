@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
+import type { AuditWriter } from '../../audit/writer.ts';
 import type { HlsPlayback, HlsResponse } from '../../processing/playback.ts';
 import { principalOf, type registerAuth } from '../auth.ts';
 import { HlsMasterQuery, HlsObjectParams, HlsObjectQuery, MediaIdParams } from '../../contract/index.ts';
@@ -9,6 +10,8 @@ import { sendObject } from '../send-object.ts';
 export interface HlsRouteDeps {
   playback: HlsPlayback;
   auth: ReturnType<typeof registerAuth>;
+  /** Records playback plans handed out (a token for the whole ladder); never fails the answer. */
+  audit: AuditWriter;
 }
 
 const PLAYLIST_TYPE = 'application/vnd.apple.mpegurl';
@@ -18,7 +21,7 @@ const PLAYLIST_TYPE = 'application/vnd.apple.mpegurl';
  * only, so a standard player needs nothing but the URLs). Token URLs are safe to load from any
  * origin: they carry their own authorisation and no cookies are involved.
  */
-export const hlsRoutes: FastifyPluginAsyncTypebox<HlsRouteDeps> = async (app, { playback, auth }) => {
+export const hlsRoutes: FastifyPluginAsyncTypebox<HlsRouteDeps> = async (app, { playback, auth, audit }) => {
   const send = (reply: FastifyReply, r: HlsResponse, request: Parameters<typeof sendObject>[0]) => {
     void reply.header('access-control-allow-origin', '*');
     if (r.kind === 'playlist') {
@@ -52,7 +55,9 @@ export const hlsRoutes: FastifyPluginAsyncTypebox<HlsRouteDeps> = async (app, { 
       if (token !== undefined && request.principal === null) {
         return send(reply, await playback.object(id, 'master.m3u8', token), request);
       }
-      const body = await playback.master(principalOf(request), id);
+      const principal = principalOf(request);
+      const body = await playback.master(principal, id);
+      audit.record({ action: 'media.playback_issued', actor: principal, mediaId: id });
       return send(reply, { kind: 'playlist', body }, request);
     },
   );

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { AuditWriter } from '../../audit/writer.ts';
 import type { Config } from '../../config.ts';
 import { AppError } from '../../errors.ts';
 import type { MediaService } from '../../media/service.ts';
@@ -31,11 +32,13 @@ export interface MediaRouteDeps {
   media: MediaService;
   auth: ReturnType<typeof registerAuth>;
   config: Pick<Config, 'rateLimit' | 'uploads'>;
+  /** Records downloads and the signed URLs handed out (asynchronously: never fails the answer). */
+  audit: AuditWriter;
 }
 
 export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
   app,
-  { media, auth, config },
+  { media, auth, config, audit },
 ) => {
   const createSession = {
     onRequest: auth.required,
@@ -93,7 +96,12 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
     async (request) => {
       const principal = principalOf(request);
       const m = await media.view(principal, request.params.id);
-      return toMediaView(m, principal, await media.links(m, principal));
+      const view = toMediaView(m, principal, await media.links(m, principal));
+      // The record carries a signed URL of the original: as good as a download.
+      if (view.downloadUrl !== null) {
+        audit.record({ action: 'media.urls_issued', actor: principal, mediaId: m.id });
+      }
+      return view;
     },
   );
 
@@ -180,11 +188,15 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
       },
     },
     async (request, reply) => {
-      const plan = await media.download(
-        principalOf(request),
-        request.params.id,
-        request.query.mode ?? 'redirect',
-      );
+      const principal = principalOf(request);
+      const mode = request.query.mode ?? 'redirect';
+      const plan = await media.download(principal, request.params.id, mode);
+      audit.record({
+        action: 'media.downloaded',
+        actor: principal,
+        mediaId: request.params.id,
+        details: { mode },
+      });
       if (plan.kind === 'redirect') {
         return reply.header('cache-control', 'no-store').redirect(plan.url, 302);
       }

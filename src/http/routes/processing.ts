@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { AuditWriter } from '../../audit/writer.ts';
 import type { ProcessingService } from '../../processing/service.ts';
 import { principalOf, type registerAuth } from '../auth.ts';
 import { EmptyBody, MediaIdParams, MediaView, VariantParams, VariantQuery } from '../../contract/index.ts';
@@ -18,11 +19,13 @@ const REVALIDATE = 'private, no-cache';
 export interface ProcessingRouteDeps {
   processing: ProcessingService;
   auth: ReturnType<typeof registerAuth>;
+  /** Records variant downloads (asynchronously: never fails the answer). */
+  audit: AuditWriter;
 }
 
 export const processingRoutes: FastifyPluginAsyncTypebox<ProcessingRouteDeps> = async (
   app,
-  { processing, auth },
+  { processing, auth, audit },
 ) => {
   app.post(
     '/media/:id/retry-processing',
@@ -64,7 +67,16 @@ export const processingRoutes: FastifyPluginAsyncTypebox<ProcessingRouteDeps> = 
     async (request, reply) => {
       const { id, name } = request.params;
       const { mode = 'redirect', v } = request.query;
-      const plan = await processing.variant(principalOf(request), id, name, { mode, version: v });
+      const principal = principalOf(request);
+      const plan = await processing.variant(principal, id, name, { mode, version: v });
+      if (plan.kind !== 'moved') {
+        audit.record({
+          action: 'media.variant_downloaded',
+          actor: principal,
+          mediaId: id,
+          details: { name, mode },
+        });
+      }
       if (plan.kind === 'redirect') {
         // The signed URL expires; only the bytes behind it are immutable, so the 302 is not cached.
         return reply.header('cache-control', 'no-store').redirect(plan.url, 302);
