@@ -11,6 +11,11 @@ const OPERATIONS = {
   message:
     'src/operations (sweeper, storage migration, timers) sits above the domain; only entry points import it.',
 };
+const METRICS = {
+  group: ['prom-client', '**/metrics/*', '!**/metrics/port.ts'],
+  message:
+    'Code below the composition root reports metrics through the Metrics port (src/metrics/port.ts) it is given; prom-client lives in src/metrics.',
+};
 /** One `no-restricted-imports` rule for `files`, naming every pattern they must not import. */
 const layer = (files, ...patterns) => ({
   files,
@@ -51,7 +56,7 @@ export default tseslint.config(
   // Each folder lists everything it must not import (one rule per file set: a later entry would
   // replace, not extend, an earlier one).
   // (sharp, exifr, pg-boss, child processes and src/infra: the adapter block below.)
-  layer(['src/media/**'], HTTP, OPERATIONS, {
+  layer(['src/media/**'], HTTP, OPERATIONS, METRICS, {
     group: ['**/processing/**', '**/posts/**', '**/circles/**', '**/profiles/**', '**/infra/**'],
     message:
       'media is the core of the domain: processing, posts and circles build on it, never the other way round (shared shapes go into src/media).',
@@ -60,13 +65,15 @@ export default tseslint.config(
     ['src/posts/**', 'src/circles/**', 'src/profiles/**', 'src/devices/**', 'src/auth/**'],
     HTTP,
     OPERATIONS,
+    METRICS,
   ),
+  layer(['src/webhooks/**', 'src/events/**'], HTTP, OPERATIONS, METRICS),
   // src/infra is also off limits here, except to the composition root runtime.ts (the adapters
   // block below, which has its own rule name).
-  layer(['src/processing/**'], HTTP, OPERATIONS),
+  layer(['src/processing/**'], HTTP, OPERATIONS, METRICS),
   // The audit log sits under the domain folders that record into it (migration 0027's triggers
   // do the recording; they only name the actor): it reads principals, nothing else of the domain.
-  layer(['src/audit/**'], HTTP, OPERATIONS, {
+  layer(['src/audit/**'], HTTP, OPERATIONS, METRICS, {
     group: [
       '**/media/**',
       '**/processing/**',
@@ -77,8 +84,8 @@ export default tseslint.config(
     ],
     message: 'src/audit is below the domain folders that record into it; it must not import them.',
   }),
-  layer(['src/operations/**'], HTTP),
-  layer(['src/storage/**', 'src/db/**'], HTTP, OPERATIONS, {
+  layer(['src/operations/**'], HTTP, METRICS),
+  layer(['src/storage/**', 'src/db/**'], HTTP, OPERATIONS, METRICS, {
     group: [
       '**/media/**',
       '**/processing/**',

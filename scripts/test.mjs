@@ -31,6 +31,8 @@ const SYSTEM_DEPS = [
   { cmd: 'dockerd', packages: ['docker.io'] },
   { cmd: 'debootstrap', packages: ['debootstrap'] },
   { cmd: 'docker-compose', packages: ['docker-compose'] },
+  // The alert rules (deploy/prometheus/) are checked and unit-tested by promtool (test/metrics/).
+  { cmd: 'promtool', packages: ['prometheus'] },
   // Malware scanning (test/scan/): ClamAV's daemon, run by the test with its own signatures.
   { cmd: 'clamd', packages: ['clamav-daemon'] },
 ];

@@ -28,7 +28,9 @@ import { startDeviceRetention } from './operations/device-retention.ts';
 import { startAuditRetention } from './operations/audit-retention.ts';
 import { AuditQueries } from './audit/service.ts';
 import { AuditWriter } from './audit/writer.ts';
-import { PgBossQueue } from './infra/queue/pg-boss.ts';
+import { PgBossQueue, queueStats } from './infra/queue/pg-boss.ts';
+import { processMetrics, startMetricsListener, type ProcessMetrics } from './metrics/endpoint.ts';
+import { instrumentStore } from './metrics/store.ts';
 import { CircleService } from './circles/service.ts';
 import { startGrpcServer } from './grpc/server.ts';
 import { StreamAccess } from './events/access.ts';
@@ -45,6 +47,7 @@ import { startWorker, type Worker } from './processing/runtime.ts';
 import { createStore } from './storage/factory.ts';
 import { LocalObjectStore } from './storage/local.ts';
 import { UrlSigner } from './storage/signing.ts';
+import type { ObjectStore } from './storage/types.ts';
 
 export interface Database {
   pool: Pool;
@@ -145,6 +148,8 @@ export interface Server {
   media: MediaService;
   /** The port of the internal gRPC API (GRPC_PORT), if it runs. */
   grpcPort: number | undefined;
+  /** http://host:port of the metrics listener (METRICS_PORT), if it runs. */
+  metricsUrl: string | undefined;
   url: string;
   close(): Promise<void>;
 }
@@ -177,16 +182,21 @@ async function startServerParts(
   const { pool } = database;
   const queue = await PgBossQueue.start(pool, logger, queueOptions(config));
   started.push({ name: 'queue', stop: () => queue.stop() });
+  const metrics = processMetrics(config.metrics, {
+    logger,
+    pool,
+    sampleQueues: () => queueStats(pool),
+  });
   const signer = new UrlSigner(await signingSecret(config));
-  const store = createStore(config, config.storage.backend, signer);
+  const store = metricStore(createStore(config, config.storage.backend, signer), metrics);
   if (store instanceof LocalObjectStore) {
     await mkdir(config.storage.dir, { recursive: true });
     // What a killed process of this host was writing goes at once; anything else after 24 h.
     const removed = (await store.removeOrphanedTemp()) + (await store.sweepTemp(24 * 3600 * 1000));
     if (removed > 0) logger.info({ removed }, 'removed stale temporary upload files');
   }
-  const multipart = new MultipartUploads(pool, store, signer, config, logger);
-  const stopSweeper = startSweeper(pool, store, config.sweeper, logger);
+  const multipart = new MultipartUploads(pool, store, signer, config, logger, metrics.recorder);
+  const stopSweeper = startSweeper(pool, store, config.sweeper, logger, metrics.recorder);
   started.push({ name: 'sweeper', stop: stopSweeper });
   started.push({
     name: 'diagnostics',
@@ -207,7 +217,17 @@ async function startServerParts(
   started.push({ name: 'device listener', stop: () => deviceChanges.stop() });
   const circles = new CircleService(pool, logger);
   const devices = new DeviceService(pool, config.devices, logger);
-  const media = new MediaService(pool, store, queue, signer, config, logger, multipart, circles);
+  const media = new MediaService(
+    pool,
+    store,
+    queue,
+    signer,
+    config,
+    logger,
+    multipart,
+    circles,
+    metrics.recorder,
+  );
   startDeletion(pool, media, config, logger, started);
   const tus = new TusUploads(pool, store, media, multipart, config, logger);
   started.push({ name: 'tus sweep', stop: startTusSweep(tus, config.sweeper.intervalSeconds, logger) });
@@ -226,7 +246,13 @@ async function startServerParts(
   started.push({ name: 'post media lifecycle', stop: stopPostLifecycle });
   const profiles = startProfiles(pool, media, circles, logger, started);
   const events = startEvents(pool, signer, config, logger, started);
-  const webhooks = new WebhookService(pool, await queue.webhookQueue(), config.webhooks, logger);
+  const webhooks = new WebhookService(
+    pool,
+    await queue.webhookQueue(),
+    config.webhooks,
+    logger,
+    metrics.recorder,
+  );
   await webhooks.start(events.hub);
   started.push({ name: 'webhooks', stop: () => webhooks.stop() });
   let worker: Worker | undefined;
@@ -243,10 +269,18 @@ async function startServerParts(
       config.databaseTimeouts,
     );
     started.push({ name: 'worker pool', stop: () => workerPool.end() });
-    const w = await startWorker({ pool: workerPool, queue, store, config: config.processing, logger });
+    const w = await startWorker({
+      pool: workerPool,
+      queue,
+      store,
+      config: config.processing,
+      logger,
+      metrics: metrics.recorder,
+    });
     started.push({ name: 'worker', stop: () => w.stop() });
     worker = w;
   }
+  const metricsUrl = await listenForMetrics(config, metrics, logger, started);
   const audit = startAudit(pool, config, logger, started);
   const app = await buildHttpServer({
     config,
@@ -269,6 +303,7 @@ async function startServerParts(
     audit,
     admission: new Admission(() => queue.oldestWaitingSeconds(), config.admission.maxBacklogSeconds, logger),
     rateWindows: httpRateWindows(config, pool, logger, started),
+    metrics,
   });
   started.push({
     name: 'http server',
@@ -305,6 +340,7 @@ async function startServerParts(
     worker,
     media,
     grpcPort: grpc?.port,
+    metricsUrl,
     url,
     close() {
       closing ??= stopStarted();
@@ -383,6 +419,24 @@ function startEvents(
   return { hub, access: new StreamAccess(pool, signer, config.events.tokenTtlSeconds) };
 }
 
+/** The store, timed per operation when metrics are on. */
+function metricStore<S extends ObjectStore>(store: S, metrics: ProcessMetrics): S {
+  return metrics.prometheus ? instrumentStore(store, metrics.recorder) : store;
+}
+
+/** The metrics listener of its own (METRICS_PORT), if configured; its URL. */
+async function listenForMetrics(
+  config: Config,
+  metrics: ProcessMetrics,
+  logger: Logger,
+  started: { name: string; stop: () => Promise<void> }[],
+): Promise<string | undefined> {
+  if (!config.metrics.listener) return undefined;
+  const listener = await startMetricsListener(config.metrics.listener, metrics, logger);
+  started.push({ name: 'metrics listener', stop: () => listener.close() });
+  return listener.url;
+}
+
 /** The audit log (issue 21): its reader, the writer of read records, and retention. */
 function startAudit(
   pool: Pool,
@@ -415,6 +469,8 @@ function queueOptions(config: Config) {
 
 export interface WorkerProcess {
   worker: Worker;
+  /** http://host:port of the metrics listener (METRICS_PORT), if it runs. */
+  metricsUrl: string | undefined;
   close(): Promise<void>;
 }
 
@@ -423,14 +479,39 @@ export async function startWorkerProcess(config: Config, logger: Logger): Promis
   const database = await openDatabase(config, logger, 'attach');
   const { pool } = database;
   const queue = await PgBossQueue.start(pool, logger, queueOptions(config), { owner: false });
+  // The worker has no HTTP API: its metrics are served only by a listener of their own.
+  const metrics = processMetrics(
+    { ...config.metrics, token: config.metrics.listener ? config.metrics.token : undefined },
+    { logger, pool, sampleQueues: () => queueStats(pool) },
+  );
   const signer = new UrlSigner(await signingSecret(config));
-  const store = createStore(config, config.storage.backend, signer);
-  const worker = await startWorker({ pool, queue, store, config: config.processing, logger });
+  const store = metricStore(createStore(config, config.storage.backend, signer), metrics);
+  const started: { name: string; stop: () => Promise<void> }[] = [];
+  let worker: Worker;
+  let metricsUrl: string | undefined;
+  try {
+    metricsUrl = await listenForMetrics(config, metrics, logger, started);
+    worker = await startWorker({
+      pool,
+      queue,
+      store,
+      config: config.processing,
+      logger,
+      metrics: metrics.recorder,
+    });
+  } catch (err) {
+    for (const { stop } of started.splice(0).reverse()) await stop();
+    await queue.stop();
+    await database.close();
+    throw err;
+  }
   let closing: Promise<void> | undefined;
   return {
     worker,
+    metricsUrl,
     close() {
       closing ??= (async () => {
+        for (const { stop } of started.splice(0).reverse()) await stop();
         await worker.stop();
         await queue.stop();
         await database.close();

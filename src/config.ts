@@ -126,6 +126,7 @@ export interface Config {
   events: EventsConfig;
   webhooks: WebhooksConfig;
   deletion: DeletionConfig;
+  metrics: MetricsConfig;
 }
 
 /**
@@ -157,6 +158,25 @@ export interface CdnPurgeConfig {
   /** A purge failing this many times is given up (logged as an error); the objects are gone anyway. */
   maxAttempts: number;
 }
+
+/**
+ * Prometheus metrics (`GET /metrics`), off unless one of the two ways to reach them is set: a
+ * listener of its own (METRICS_PORT, loopback by default: nothing public ever sees it), or the
+ * API's own port behind a bearer token (METRICS_TOKEN: for platforms with one port).
+ */
+export interface MetricsConfig {
+  /** Serve /metrics on a listener of its own (serve and `mediary worker`); undefined: none. */
+  listener: { host: string; port: number } | undefined;
+  /**
+   * Bearer token /metrics asks for: on the API's port (the route exists only when this is set)
+   * and on the metrics listener too.
+   */
+  token: string | undefined;
+}
+
+/** Whether metrics are collected at all (somewhere serves them). */
+export const metricsEnabled = (m: MetricsConfig): boolean =>
+  m.listener !== undefined || m.token !== undefined;
 
 /** The events outbox and its live streams (SSE). */
 export interface EventsConfig {
@@ -567,6 +587,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       retentionIntervalSeconds: int(env, 'RETENTION_INTERVAL_SECONDS', 3600, 0, 7 * 24 * 3600),
       cdnPurge: cdnPurgeConfig(env, publicUrl),
     },
+    metrics: metricsConfig(env),
   };
 }
 
@@ -602,6 +623,21 @@ function cdnPurgeConfig(env: Env, publicUrl: string): CdnPurgeConfig | undefined
     batchSize: int(env, 'CDN_PURGE_BATCH_SIZE', 30, 1, 1000),
     timeoutMs: int(env, 'CDN_PURGE_TIMEOUT_MS', 10_000, 100, 120_000),
     maxAttempts: int(env, 'CDN_PURGE_MAX_ATTEMPTS', 10, 1, 100),
+  };
+}
+
+function metricsConfig(env: Env): MetricsConfig {
+  const token = str(env, 'METRICS_TOKEN');
+  if (token !== undefined && token.length < 32) {
+    throw new ConfigError('METRICS_TOKEN', 'must be at least 32 characters');
+  }
+  const port = str(env, 'METRICS_PORT');
+  return {
+    listener:
+      port === undefined
+        ? undefined
+        : { host: str(env, 'METRICS_HOST') ?? '127.0.0.1', port: int(env, 'METRICS_PORT', 0, 0, 65535) },
+    token,
   };
 }
 

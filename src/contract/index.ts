@@ -13,5 +13,6 @@ export * from './devices.ts';
 export * from './delivery.ts';
 export * from './health.ts';
 export * from './retention.ts';
+export * from './metrics.ts';
 export * from './archive.ts';
 export * from './audit.ts';

@@ -23,11 +23,14 @@ import type { HlsPlayback } from '../processing/playback.ts';
 import type { ProcessingService } from '../processing/service.ts';
 import type { UrlSigner } from '../storage/signing.ts';
 import type { ObjectStore } from '../storage/types.ts';
+import type { ProcessMetrics } from '../metrics/endpoint.ts';
+import { NO_METRICS } from '../metrics/port.ts';
 import { registerAuth } from './auth.ts';
 import { registerCors } from './cors.ts';
 import { frameworkErrors, registerErrorHandling, SECURITY_HEADERS } from './errors.ts';
 import { strictFormats } from './formats.ts';
 import { registerJsonParser } from './json-body.ts';
+import { registerObservability, requestId } from './observability.ts';
 import { swaggerOptions } from './openapi-doc.ts';
 import { clientErrorHandler, installLingeringClose } from './linger.ts';
 import { refundableRateLimit, type RateWindows } from './rate-limit-store.ts';
@@ -81,6 +84,8 @@ export interface HttpDeps {
    * so addresses cannot push principals' windows out of a bounded in-memory store).
    */
   rateWindows: { routes: RateWindows; authFailures: RateWindows };
+  /** Request timing and `GET /metrics` (with METRICS_TOKEN); without it, none. */
+  metrics?: ProcessMetrics;
 }
 
 export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> {
@@ -95,6 +100,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
       onCreate: strictFormats,
     },
     requestIdHeader: false,
+    genReqId: requestId,
     clientErrorHandler,
     // A path the router cannot decode (bad percent-encoding) or a parameter over its length limit:
     // answered before any route or hook, so with our error shape and headers here.
@@ -102,6 +108,10 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   registerErrorHandling(app);
+  registerObservability(
+    app,
+    deps.metrics ?? { recorder: NO_METRICS, prometheus: undefined, token: undefined },
+  );
   // An answer sent before the request body was read closes without a reset racing it (linger.ts).
   installLingeringClose(app);
   // First of the hooks: preflights are answered before auth or rate limits, errors carry the headers.

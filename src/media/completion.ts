@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Principal } from '../auth/principals.ts';
 import { withTransaction, type Pool } from '../db/pool.ts';
 import { AppError } from '../errors.ts';
+import { NO_METRICS, type Metrics, type VerificationFailure } from '../metrics/port.ts';
 import { hashStoredObject, sniffStoredType } from '../storage/inspect.ts';
 import type { ObjectStore, PartRef } from '../storage/types.ts';
 import { assertDeviceActive } from './access.ts';
@@ -15,6 +16,14 @@ import type { MediaRow } from './repo.ts';
 import type { ProcessingQueue } from './session-types.ts';
 import * as transitions from './transitions.ts';
 
+/** The refusals of `complete` that are about the stored bytes (counted as verification failures). */
+const VERIFICATION_FAILURES: ReadonlySet<string> = new Set<VerificationFailure>([
+  'object_missing',
+  'upload_incomplete',
+  'checksum_mismatch',
+  'type_mismatch',
+]);
+
 export class UploadCompletion {
   constructor(
     private readonly pool: Pool,
@@ -23,6 +32,7 @@ export class UploadCompletion {
     private readonly queries: MediaQueries,
     private readonly logger: Logger,
     private readonly multipart?: MultipartUploads,
+    private readonly metrics: Metrics = NO_METRICS,
   ) {}
 
   /**
@@ -30,6 +40,16 @@ export class UploadCompletion {
    * sets UPLOADED and enqueues processing in one transaction. Idempotent.
    */
   async complete(principal: Principal, mediaId: string, parts?: PartRef[]): Promise<MediaRow> {
+    try {
+      return await this.verifyAndCommit(principal, mediaId, parts);
+    } catch (err) {
+      if (err instanceof AppError && VERIFICATION_FAILURES.has(err.code))
+        this.metrics.verificationFailed(this.store.backend, err.code as VerificationFailure);
+      throw err;
+    }
+  }
+
+  private async verifyAndCommit(principal: Principal, mediaId: string, parts?: PartRef[]): Promise<MediaRow> {
     const media = await this.queries.get(principal, mediaId);
     if (media.status !== 'PENDING') return media;
     // Bytes may have reached a presigned store URL after the revocation: they are never adopted.
@@ -64,9 +84,11 @@ export class UploadCompletion {
     if (media.sha256 !== null && sha256 !== null && sha256 !== media.sha256) {
       await this.store.delete(media.storage_key);
       // A joined multipart upload cannot be re-sent part by part: this session is over.
-      if (joined.multipart) {
-        await transitions.failUpload(this.pool, media.id, failure('checksum_mismatch'));
-      }
+      if (
+        joined.multipart &&
+        (await transitions.failUpload(this.pool, media.id, failure('checksum_mismatch')))
+      )
+        this.metrics.uploadFailed(this.store.backend, 'checksum_mismatch');
       throw new AppError(
         'checksum_mismatch',
         `Expected sha256 ${media.sha256}, stored object has ${sha256}.`,
@@ -81,7 +103,8 @@ export class UploadCompletion {
     if (!entry || detected === undefined || !entry.detects.includes(detected)) {
       const message = `The content is ${detected ?? 'not a recognised media type'}, not ${media.mime_type}.`;
       await this.store.delete(media.storage_key);
-      await transitions.failUpload(this.pool, media.id, failure('type_mismatch', message));
+      if (await transitions.failUpload(this.pool, media.id, failure('type_mismatch', message)))
+        this.metrics.uploadFailed(this.store.backend, 'type_mismatch');
       throw new AppError('type_mismatch', message, { declared: media.mime_type, detected: detected ?? null });
     }
     await this.markOriginal(media);
@@ -97,11 +120,12 @@ export class UploadCompletion {
       if (uploaded) {
         await this.queue.enqueueProcessing(tx, media.id);
       }
-      return repo.findMedia(tx, media.id);
+      return { row: await repo.findMedia(tx, media.id), uploaded };
     });
+    if (completed.uploaded) this.metrics.uploadCompleted(this.store.backend, media.bytes);
     this.logger.info({ mediaId, bytes: media.bytes }, 'upload completed');
     // Checked above; only its state changed since.
-    return completed ?? this.queries.loadUnchecked(mediaId);
+    return completed.row ?? this.queries.loadUnchecked(mediaId);
   }
 
   /**

@@ -12,6 +12,7 @@ import { assertDeviceActive } from './access.ts';
 import type { MultipartRow } from './multipart-repo.ts';
 import type { MediaRow } from './repo.ts';
 import { failUpload } from './transitions.ts';
+import { NO_METRICS, type Metrics } from '../metrics/port.ts';
 import { StreamingUploads } from './upload-claims.ts';
 
 /** What `POST /media` answers for a file above the multipart threshold. */
@@ -55,6 +56,7 @@ export class MultipartUploads {
     private readonly signer: UrlSigner,
     private readonly config: Pick<Config, 'publicUrl' | 'multipart'>,
     private readonly logger: Logger,
+    private readonly metrics: Metrics = NO_METRICS,
   ) {}
 
   /** Whether a file of `bytes` bytes uses the multipart protocol. */
@@ -402,6 +404,7 @@ export class MultipartUploads {
     }
     const failed = await failUpload(this.pool, media.id, failure('cancelled'));
     if (!failed) throw new AppError('invalid_state', 'The upload completed before it could be cancelled.');
+    this.metrics.uploadFailed(this.store.backend, 'cancelled');
     // Nothing of it is wanted now: the store's parts, or a single upload's object.
     if (row) await this.store.abortMultipart(row.storage_key, row.upload_id);
     else await this.store.delete(media.storage_key);

@@ -7,6 +7,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import type { Pool } from '../db/pool.ts';
+import { NO_METRICS, type Metrics } from '../metrics/port.ts';
 import type { UrlSigner } from '../storage/signing.ts';
 import type { ObjectStore } from '../storage/types.ts';
 import { MediaRestores } from './archive.ts';
@@ -52,6 +53,8 @@ export class MediaService {
     logger: Logger,
     multipart?: MultipartUploads,
     sharing?: ShareLookup & CircleUploads,
+    /** What the use cases report (upload sessions, completions, failures). */
+    readonly metrics: Metrics = NO_METRICS,
   ) {
     const linkSigner = new MediaLinkSigner(store, config.uploads.downloadUrlTtlSeconds, {
       scanned: (config.processing?.malwareScan.kind ?? 'off') !== 'off',
@@ -59,7 +62,7 @@ export class MediaService {
     this.queries = new MediaQueries(pool, store, config, linkSigner, sharing);
     this.sessions = new UploadSessions(pool, store, signer, config, multipart, sharing);
     this.uploads = new DirectUploads(pool, store, signer, this.queries, multipart);
-    this.completion = new UploadCompletion(pool, store, queue, this.queries, logger, multipart);
+    this.completion = new UploadCompletion(pool, store, queue, this.queries, logger, multipart, metrics);
     this.deletion = new MediaDeletion(pool, store, this.queries, logger);
     this.restores = new MediaRestores(this.queries, store);
   }
@@ -70,7 +73,11 @@ export class MediaService {
   }
 
   // Delegations, so callers need not know which use case owns a call.
-  readonly createSession: UploadSessions['createSession'] = (...a) => this.sessions.createSession(...a);
+  readonly createSession: UploadSessions['createSession'] = async (...a) => {
+    const result = await this.sessions.createSession(...a);
+    if (result.created) this.metrics.sessionCreated(this.sessions.backend, result.media.media_type);
+    return result;
+  };
   readonly verifyUploadSignature: DirectUploads['verifyUploadSignature'] = (...a) =>
     this.uploads.verifyUploadSignature(...a);
   readonly receiveUpload: DirectUploads['receiveUpload'] = (...a) => this.uploads.receiveUpload(...a);

@@ -29,6 +29,11 @@ export class UploadSessions {
     private readonly sharing?: CircleUploads,
   ) {}
 
+  /** The store new sessions upload to. */
+  get backend(): ObjectStore['backend'] {
+    return this.store.backend;
+  }
+
   /**
    * Opens an upload session. `bytesViaServer`: the bytes come through this API in the same request
    * (a one-request form upload), so no upload URL or multipart plan is made: `upload` is null.

@@ -424,7 +424,8 @@ export class TusUploads {
     if (sha256 === undefined || !stat) throw new Error(`tus upload ${m.id}: the published object is missing`);
     if (m.sha256 !== null && sha256 !== m.sha256) {
       await this.store.delete(m.storage_key);
-      await failUpload(this.pool, m.id, failure('checksum_mismatch'));
+      if (await failUpload(this.pool, m.id, failure('checksum_mismatch')))
+        this.media.metrics.uploadFailed(this.store.backend, 'checksum_mismatch');
       await this.cleanup(row);
       throw new AppError('checksum_mismatch', `Expected sha256 ${m.sha256}, the upload has ${sha256}.`, {
         expectedSha256: m.sha256,

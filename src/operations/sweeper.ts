@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Pool } from '../db/pool.ts';
+import { NO_METRICS, type Metrics } from '../metrics/port.ts';
 import type { ObjectStore } from '../storage/types.ts';
 import { failure } from '../media/lifecycle.ts';
 import * as mrepo from '../media/multipart-repo.ts';
@@ -151,12 +152,14 @@ export function startSweeper(
   store: ObjectStore,
   opts: { intervalSeconds: number; orphanGraceSeconds: number },
   logger: Logger,
+  metrics: Metrics = NO_METRICS,
 ): () => Promise<void> {
   return startPeriodic(
     'storage sweep',
     opts.intervalSeconds,
     async () => {
       const r = await sweep(pool, store, opts, logger);
+      for (let i = 0; i < r.expiredSessions; i++) metrics.uploadFailed(store.backend, 'upload_expired');
       if (r.expiredSessions + r.abortedUploads + r.orphansRemoved > 0) logger.info(r, 'storage sweep');
     },
     logger,

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { ProcessingConfig } from '../config.ts';
 import type { Pool } from '../db/pool.ts';
 import { findMedia } from '../media/repo.ts';
+import { NO_METRICS, type MediaKind, type Metrics, type ProcessingOutcome } from '../metrics/port.ts';
 import { removeOrphans } from '../storage/scratch.ts';
 import type { ObjectStore } from '../storage/types.ts';
 import { exifrReader } from '../infra/imaging/exif.ts';
@@ -15,6 +16,7 @@ import { HEIF_WORK_PREFIX, HeifConverter } from '../infra/imaging/heif.ts';
 import { sharpImaging } from '../infra/imaging/sharp-imaging.ts';
 import { logTools, resolveProcessingTools, withTools } from '../infra/tools.ts';
 import { FfmpegTranscoder } from '../infra/video/ffmpeg.ts';
+import { PROCESS_QUEUE } from '../infra/queue/pg-boss.ts';
 import { ClamdClient } from '../infra/clamav.ts';
 import { ImageJob } from './image-job.ts';
 import { publicMessage } from './job-kit.ts';
@@ -24,7 +26,7 @@ import type { JobQueue, ProcessJob } from './ports.ts';
 import { pgQuarantineRecords, pgRecords } from './records.ts';
 import * as repo from './repo.ts';
 import { VIDEO_WORK_PREFIX, VideoJob } from './video-job.ts';
-import { Worker, type JobHandler } from './worker.ts';
+import { JobCancelledError, JobTimeoutError, Worker, type JobHandler } from './worker.ts';
 
 export { Worker };
 
@@ -34,6 +36,8 @@ export interface WorkerSetup {
   store: ObjectStore;
   config: ProcessingConfig;
   logger: Logger;
+  /** Processing durations and outcomes, dead letters (default: none). */
+  metrics?: Metrics;
 }
 
 export async function startWorker(setup: WorkerSetup): Promise<Worker> {
@@ -75,16 +79,35 @@ export async function startWorker(setup: WorkerSetup): Promise<Worker> {
   });
   const scan = malwareScan(setup);
   // One queue. One statement starts the attempt and loads the row; the media type picks the job.
+  const metrics = setup.metrics ?? NO_METRICS;
+  metrics.jobDeadLettered(PROCESS_QUEUE, 0);
   const handler: JobHandler<ProcessJob> = async (payload, ctx) => {
-    const media = await repo.startProcessing(pool, payload.mediaId, ctx.attempt);
-    if (!media) {
-      const now = await findMedia(pool, payload.mediaId);
-      return { status: 'skipped', reason: `media is ${now?.status ?? 'gone'}` };
+    const started = performance.now();
+    let kind: MediaKind | undefined;
+    const seconds = () => (performance.now() - started) / 1000;
+    try {
+      const media = await repo.startProcessing(pool, payload.mediaId, ctx.attempt);
+      if (!media) {
+        const now = await findMedia(pool, payload.mediaId);
+        metrics.processingFinished(undefined, 'skipped', seconds());
+        return { status: 'skipped', reason: `media is ${now?.status ?? 'gone'}` };
+      }
+      kind = media.media_type;
+      // Scanned before the job reads it (MALWARE_SCAN): infected or unscannable ends here.
+      const refused = await scan?.check(media, ctx);
+      const outcome =
+        refused ?? (await (kind === 'video' ? video.handle(media, ctx) : image.handle(media, ctx)));
+      metrics.processingFinished(
+        kind,
+        outcome.status,
+        seconds(),
+        outcome.status === 'failed' ? outcome.code : undefined,
+      );
+      return outcome;
+    } catch (err) {
+      metrics.processingFinished(kind, abortOutcome(ctx.signal), seconds());
+      throw err;
     }
-    // Scanned before the job reads it (MALWARE_SCAN): infected or unscannable ends here.
-    const refused = await scan?.check(media, ctx);
-    if (refused) return refused;
-    return media.media_type === 'video' ? video.handle(media, ctx) : image.handle(media, ctx);
   };
   return Worker.start({
     pool,
@@ -102,9 +125,18 @@ export async function startWorker(setup: WorkerSetup): Promise<Worker> {
         code: 'processing_failed',
         message: `Processing failed after every attempt: ${publicMessage(err)}`,
       });
+      metrics.jobDeadLettered(PROCESS_QUEUE);
       if (failed) logger.error({ mediaId: payload.mediaId }, 'processing gave up; media marked FAILED');
     },
   });
+}
+
+/** How an attempt that threw ended: aborted by the worker (and why), or an error of its own. */
+function abortOutcome(signal: AbortSignal): ProcessingOutcome {
+  if (!signal.aborted) return 'error';
+  if (signal.reason instanceof JobTimeoutError) return 'timeout';
+  if (signal.reason instanceof JobCancelledError) return 'cancelled';
+  return 'aborted';
 }
 
 /** The malware scan step when MALWARE_SCAN=clamd (src/processing/malware-scan.ts), else none. */

@@ -11,6 +11,7 @@ import type { Principal } from '../auth/principals.ts';
 import type { WebhooksConfig } from '../config.ts';
 import { withTransaction, type Pool } from '../db/pool.ts';
 import { AppError, toError } from '../errors.ts';
+import { NO_METRICS, type Metrics } from '../metrics/port.ts';
 import type { EventHub } from '../events/stream.ts';
 import * as repo from './repo.ts';
 import type { WebhookDeliveryQueue } from './ports.ts';
@@ -44,6 +45,7 @@ export class WebhookService {
     private readonly queue: WebhookDeliveryQueue,
     private readonly config: WebhooksConfig,
     private readonly logger: Logger,
+    private readonly metrics: Metrics = NO_METRICS,
   ) {}
 
   // ---- subscriptions ------------------------------------------------------------------
@@ -215,6 +217,7 @@ export class WebhookService {
     }));
     const attempts = d.attempts + 1;
     const giveUp = !r.ok && attempts >= this.config.maxAttempts;
+    this.metrics.webhookAttempt(r.ok ? 'succeeded' : giveUp ? 'given_up' : 'retrying', r.latencyMs / 1000);
     const delay = this.config.retryDelaySeconds * 2 ** (attempts - 1);
     await withTransaction(this.pool, async (tx) => {
       await repo.recordAttempt(tx, deliveryId, {

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { startServer, type Server } from '../../src/app.ts';
 import { createDevice, mintUserToken } from '../../src/auth/principals.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
-import { createLogger } from '../../src/log.ts';
+import { createLogger, type Logger } from '../../src/log.ts';
 import { createTestDatabase } from './test-postgres.ts';
 
 export const JWT_SECRET = 'test-secret-test-secret-test-secret-0123456789';
@@ -69,12 +69,16 @@ export async function testEnv(
   };
 }
 
-export async function startTestServer(extraEnv: Record<string, string> = {}): Promise<TestServer> {
+export async function startTestServer(
+  extraEnv: Record<string, string> = {},
+  /** Instead of a logger at LOG_LEVEL on stderr (a test that reads the log lines). */
+  opts: { logger?: Logger } = {},
+): Promise<TestServer> {
   const dataDir = await tempDir();
   const cloned = extraEnv.DATABASE_URL === undefined ? await createTestDatabase() : undefined;
   const env = await testEnv(dataDir, cloned ? { DATABASE_URL: cloned, ...extraEnv } : extraEnv);
   const config = loadConfig(env);
-  const logger = createLogger(config.logLevel, 2);
+  const logger = opts.logger ?? createLogger(config.logLevel, 2);
   const server = await startServer(config, logger);
   const base = config.publicUrl;
   const databaseUrl =

@@ -22,6 +22,7 @@ import type { MediaService } from '../../media/service.ts';
 import { perPrincipalRateLimit, principalOf, type registerAuth } from '../auth.ts';
 import { withIdleTimeout } from '../idle-body.ts';
 import { CreateSessionBody, errors, IdempotencyHeaders, MediaView, toMediaView } from '../schemas.ts';
+import { logMediaId } from '../observability.ts';
 
 export interface FormUploadDeps {
   media: MediaService;
@@ -142,6 +143,7 @@ export const formUploadRoute: FastifyPluginAsyncTypebox<FormUploadDeps> = async 
             bytesViaServer: true,
           });
           created = session.created;
+          logMediaId(request, reply, session.media.id);
           if (session.media.status !== 'PENDING') {
             // A replay of a finished upload: its bytes are not needed again.
             part.file.resume();

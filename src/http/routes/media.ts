@@ -27,6 +27,7 @@ import { sendObject } from '../send-object.ts';
 import { isServerFault } from '../errors.ts';
 import { withIdleTimeout } from '../idle-body.ts';
 import { acceptRepeatedContentType } from '../upload-content-type.ts';
+import { logMediaId } from '../observability.ts';
 
 export interface MediaRouteDeps {
   media: MediaService;
@@ -73,6 +74,7 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
       async (request, reply) => {
         const principal = principalOf(request);
         const result = await media.createSession(principal, request.body, request.headers['idempotency-key']);
+        logMediaId(request, reply, result.media.id);
         void reply.status(result.created ? 201 : 200);
         return {
           mediaId: result.media.id,

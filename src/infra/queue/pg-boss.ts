@@ -177,3 +177,44 @@ function deadFailure(output: unknown): DeadJob['failure'] {
   if (typeof o?.value?.message === 'string' && /timeout/i.test(o.value.message)) return 'expired';
   return undefined;
 }
+
+/** One queue's jobs by state (metrics): `ready` may run now, `delayed` waits for a retry delay. */
+export interface QueueStats {
+  queue: string;
+  ready: number;
+  delayed: number;
+  active: number;
+  /** Seconds the longest-waiting ready job has been runnable (0 when none is). */
+  oldestReadySeconds: number;
+}
+
+/**
+ * Unfinished jobs per queue, read from pg-boss' job table (sampled on each metrics scrape). Every
+ * queue is listed, also an empty one, so its gauges go back to 0.
+ */
+export async function queueStats(db: Queryable): Promise<QueueStats[]> {
+  const { rows } = await db.query<{
+    queue: string;
+    ready: number;
+    delayed: number;
+    active: number;
+    oldest: number | null;
+  }>(
+    `SELECT q.name AS queue,
+            count(*) FILTER (WHERE j.state IN ('created', 'retry') AND j.start_after <= now())::int AS ready,
+            count(*) FILTER (WHERE j.state IN ('created', 'retry') AND j.start_after > now())::int AS delayed,
+            count(*) FILTER (WHERE j.state = 'active')::int AS active,
+            EXTRACT(EPOCH FROM now() - min(j.start_after)
+              FILTER (WHERE j.state IN ('created', 'retry') AND j.start_after <= now()))::float8 AS oldest
+       FROM pgboss.queue q
+       LEFT JOIN pgboss.job j ON j.name = q.name AND j.state IN ('created', 'retry', 'active')
+      GROUP BY q.name`,
+  );
+  return rows.map((r) => ({
+    queue: r.queue,
+    ready: r.ready,
+    delayed: r.delayed,
+    active: r.active,
+    oldestReadySeconds: Math.max(0, r.oldest ?? 0),
+  }));
+}
