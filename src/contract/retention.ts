@@ -27,10 +27,13 @@ export const RetentionDaysSetting = Type.Integer({
 
 export const RetentionPreviewQuery = Type.Object(
   {
-    retentionDays: Type.Optional({
-      ...RetentionDays,
-      description: 'Try this retention instead of the device’s own (nothing is changed).',
-    }),
+    retentionDays: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: MAX_RETENTION_DAYS,
+        description: 'Try this retention instead of the device’s own (nothing is changed).',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
