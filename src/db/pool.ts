@@ -97,6 +97,16 @@ export function isDataException(err: unknown): boolean {
   );
 }
 
+/**
+ * True for a transaction Postgres aborted because it collided with another one at the same moment
+ * (40P01 deadlock_detected, 40001 serialization_failure): nothing was changed, and the same
+ * request sent again succeeds. The client's to retry, never a 500.
+ */
+export function isTransactionConflict(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return err instanceof Error && 'severity' in err && (code === '40P01' || code === '40001');
+}
+
 /** True for errors that mean "the database is not reachable right now" (retry later), not bad input. */
 export function isDatabaseUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;

@@ -1,6 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { isDatabaseUnavailable, isDataException } from '../db/pool.ts';
+import { isDatabaseUnavailable, isDataException, isTransactionConflict } from '../db/pool.ts';
 import { AppError, ERRORS, type ErrorCode } from '../errors.ts';
 import { ObjectArchivedError } from '../storage/archive.ts';
 import { isStorageFull, isStoreUnavailable } from '../storage/errors.ts';
@@ -92,6 +92,15 @@ function render(err: unknown): Rendered {
       headers: { 'retry-after': '2' },
     };
   }
+  if (isTransactionConflict(err)) {
+    return {
+      status: 503,
+      code: 'service_unavailable',
+      message: 'Another request changed the same records at the same moment; nothing was changed, retry.',
+      headers: { 'retry-after': '1' },
+      log: { pgCode: (err as { code: string }).code },
+    };
+  }
   if (isDataException(err)) {
     return {
       status: 400,
@@ -134,7 +143,7 @@ export function registerErrorHandling(app: FastifyInstance): void {
     const r: Rendered = clientAborted
       ? { status: 400, code: 'upload_aborted', message: ERRORS.upload_aborted.message }
       : render(err);
-    if (r.status >= 500) request.log.error({ err }, 'request failed');
+    if (r.status >= 500) request.log.error({ err, ...r.log }, 'request failed');
     else request.log.warn({ code: r.code, msg: r.message, ...r.log }, 'request rejected');
     if (r.headers) void reply.headers(r.headers);
     return reply.status(r.status).send({

@@ -45,3 +45,52 @@ test('a Postgres data exception is a 400 validation_failed, logged as a warning 
     await app.close();
   }
 });
+
+// Two transactions that lock the same rows in opposite orders: Postgres aborts one (40P01). Nothing
+// was changed by it and sending it again succeeds: the client's 503 + Retry-After, never a 500.
+test('a transaction Postgres aborts as a deadlock is a 503 with Retry-After, not a 500', async () => {
+  const { app, lines } = loggedApp<{ level: number; pgCode?: string }>();
+  const pool = t.server.database.pool;
+  await pool.query('CREATE TABLE deadlock_probe (id int PRIMARY KEY, v int NOT NULL DEFAULT 0)');
+  await pool.query('INSERT INTO deadlock_probe (id) VALUES (1), (2)');
+  let arrived = 0;
+  let bothHoldOne!: () => void;
+  const barrier = new Promise<void>((r) => (bothHoldOne = r));
+  app.get<{ Params: { first: string } }>('/lock/:first', async (request) => {
+    const first = Number(request.params.first);
+    const c = await pool.connect();
+    try {
+      await c.query('BEGIN');
+      await c.query('UPDATE deadlock_probe SET v = v + 1 WHERE id = $1', [first]);
+      if (++arrived === 2) bothHoldOne();
+      await barrier;
+      await c.query('UPDATE deadlock_probe SET v = v + 1 WHERE id = $1', [3 - first]);
+      await c.query('COMMIT');
+      return { ok: true };
+    } catch (err) {
+      await c.query('ROLLBACK');
+      throw err;
+    } finally {
+      c.release();
+    }
+  });
+  try {
+    const answers = await Promise.all([
+      app.inject({ method: 'GET', url: '/lock/1' }),
+      app.inject({ method: 'GET', url: '/lock/2' }),
+    ]);
+    assert.deepEqual(answers.map((a) => a.statusCode).sort(), [200, 503], answers.map((a) => a.body).join());
+    const refused = answers.find((a) => a.statusCode === 503)!;
+    assert.equal(refused.headers['retry-after'], '1');
+    assert.equal(refused.json<{ error: { code: string } }>().error.code, 'service_unavailable');
+    assert.ok(
+      lines.some((l) => l.pgCode === '40P01'),
+      'logged with its SQLSTATE',
+    );
+    const { rows } = await pool.query<{ v: number }>('SELECT sum(v)::int AS v FROM deadlock_probe');
+    assert.equal(rows[0]!.v, 2, 'only the transaction that committed changed anything');
+  } finally {
+    await app.close();
+    await pool.query('DROP TABLE deadlock_probe');
+  }
+});
