@@ -34,6 +34,9 @@ export type VerificationFailure =
 /** One delivery attempt of a webhook. */
 export type WebhookAttemptOutcome = 'succeeded' | 'retrying' | 'given_up';
 
+/** How one malware scan of an original ended (MALWARE_SCAN=clamd). */
+export type MalwareScanOutcome = 'clean' | 'infected' | 'too_large' | 'unavailable';
+
 /** The ObjectStore calls the store wrapper times (src/metrics/store.ts). */
 export type StoreOperation =
   | 'put'
@@ -92,6 +95,8 @@ export interface Metrics {
   ): void;
   /** One webhook delivery attempt. */
   webhookAttempt(outcome: WebhookAttemptOutcome, seconds: number): void;
+  /** One malware scan of an original; `unavailable`: clamd did not answer (the job retries). */
+  malwareScan(outcome: MalwareScanOutcome): void;
 }
 
 const nothing = () => undefined;
@@ -107,4 +112,5 @@ export const NO_METRICS: Metrics = {
   jobDeadLettered: nothing,
   storeOperation: nothing,
   webhookAttempt: nothing,
+  malwareScan: nothing,
 };

@@ -11,6 +11,7 @@
 import client from 'prom-client';
 import type { Logger } from 'pino';
 import type {
+  MalwareScanOutcome,
   MediaKind,
   Metrics,
   ProcessingOutcome,
@@ -73,6 +74,7 @@ export class PrometheusMetrics implements Metrics {
   private readonly storeErrors;
   private readonly webhookAttempts;
   private readonly webhookDuration;
+  private readonly malwareScans;
 
   constructor(opts: PrometheusMetricsOptions) {
     const registers = [this.registry];
@@ -157,6 +159,13 @@ export class PrometheusMetrics implements Metrics {
       name: 'mediary_webhook_delivery_duration_seconds',
       help: 'Webhook delivery attempts, connect to answer.',
       buckets: WEBHOOK_BUCKETS,
+      registers,
+    });
+
+    this.malwareScans = new client.Counter({
+      name: 'mediary_malware_scans_total',
+      help: 'Malware scans of originals by outcome (clean, infected, too_large, unavailable).',
+      labelNames: ['outcome'] as const,
       registers,
     });
 
@@ -292,5 +301,9 @@ export class PrometheusMetrics implements Metrics {
   webhookAttempt(outcome: WebhookAttemptOutcome, seconds: number): void {
     this.webhookAttempts.inc({ outcome });
     this.webhookDuration.observe(seconds);
+  }
+
+  malwareScan(outcome: MalwareScanOutcome): void {
+    this.malwareScans.inc({ outcome });
   }
 }

@@ -140,7 +140,7 @@ function abortOutcome(signal: AbortSignal): ProcessingOutcome {
 }
 
 /** The malware scan step when MALWARE_SCAN=clamd (src/processing/malware-scan.ts), else none. */
-function malwareScan({ config, store, pool, logger }: WorkerSetup): MalwareScanStep | undefined {
+function malwareScan({ config, store, pool, logger, metrics }: WorkerSetup): MalwareScanStep | undefined {
   const scan = config.malwareScan;
   if (scan.kind === 'off') return undefined;
   const client = new ClamdClient(scan);
@@ -154,5 +154,6 @@ function malwareScan({ config, store, pool, logger }: WorkerSetup): MalwareScanS
     store,
     records: pgQuarantineRecords(pool),
     maxBytes: scan.maxBytes,
+    observe: (outcome) => (metrics ?? NO_METRICS).malwareScan(outcome),
   });
 }
