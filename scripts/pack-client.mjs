@@ -32,8 +32,8 @@ const lib = path.join(root, 'lib');
 const entries = ['main.js', 'cli/upload.js', 'cli/media.js', 'cli/agent.js', 'cli/common.js'].map((f) =>
   path.join(lib, f),
 );
-const SERVER_PARTS = ['app.js', 'auth/principals.js', 'cli/storage.js', 'http/openapi.js'].map((f) =>
-  path.join(lib, f),
+const SERVER_PARTS = ['app.js', 'auth/principals.js', 'cli/storage.js', 'db/pool.js', 'http/openapi.js'].map(
+  (f) => path.join(lib, f),
 );
 const SERVER_DEPS = [
   'sharp',

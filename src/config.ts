@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MAX_KEY_OVERLAP_SECONDS } from './contract/devices.ts';
+import { MAX_KEY_OVERLAP_SECONDS } from './contract/limits.ts';
 
 /** Every setting Mediary reads, parsed once at start-up and passed down. */
 export interface Config {
