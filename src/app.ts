@@ -282,6 +282,12 @@ async function startServerParts(
   }
   const metricsUrl = await listenForMetrics(config, metrics, logger, started);
   const audit = startAudit(pool, config, logger, started);
+  // One gate for every door that opens upload sessions (POST /media, the form, tus, gRPC).
+  const admission = new Admission(
+    () => queue.oldestWaitingSeconds(),
+    config.admission.maxBacklogSeconds,
+    logger,
+  );
   const app = await buildHttpServer({
     config,
     logger,
@@ -301,7 +307,7 @@ async function startServerParts(
     events,
     webhooks,
     audit,
-    admission: new Admission(() => queue.oldestWaitingSeconds(), config.admission.maxBacklogSeconds, logger),
+    admission,
     rateWindows: httpRateWindows(config, pool, logger, started),
     metrics,
   });
@@ -324,7 +330,10 @@ async function startServerParts(
     throw err;
   });
   const grpc = config.grpc
-    ? await startGrpcServer({ media, posts, serviceToken: config.grpc.serviceToken, logger }, config.grpc)
+    ? await startGrpcServer(
+        { media, posts, serviceToken: config.grpc.serviceToken, logger, admission },
+        config.grpc,
+      )
     : undefined;
   if (grpc) started.push({ name: 'grpc server', stop: () => grpc.close() });
   logger.info(

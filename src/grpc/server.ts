@@ -12,6 +12,7 @@ import type { Principal } from '../auth/principals.ts';
 import { AppError } from '../errors.ts';
 import type { MediaRow } from '../media/repo.ts';
 import type { MediaService } from '../media/service.ts';
+import type { Admission } from '../processing/admission.ts';
 import type { PostService } from '../posts/service.ts';
 import { toGrpcError } from './errors.ts';
 
@@ -31,6 +32,8 @@ export interface GrpcDeps {
   posts: PostService;
   serviceToken: string;
   logger: Logger;
+  /** Admission control of new upload sessions (ADMISSION_MAX_BACKLOG_SECONDS), as on HTTP. */
+  admission?: Admission | undefined;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -108,6 +111,7 @@ function handlers(deps: GrpcDeps): grpc.UntypedServiceImplementation {
 
   return {
     CreateUploadSession: unary('CreateUploadSession', async (req, principal) => {
+      await deps.admission?.check();
       const result = await media.createSession(
         principal,
         {

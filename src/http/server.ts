@@ -184,6 +184,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
         multipart: deps.multipart,
         auth,
         config: deps.config,
+        admission: deps.admission,
       });
       await api.register(processingRoutes, { processing: deps.processing, auth, audit: deps.audit.writer });
       await api.register(restoreRoutes, { media: deps.media, auth });
@@ -208,7 +209,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
       await api.register(multipartRoutes, mp);
       await api.register(partUploadRoute, mp);
       await api.register(storageRoutes, { store: deps.store, signer: deps.signer });
-      await api.register(tusRoutes, { tus: deps.tus, auth, config: deps.config });
+      await api.register(tusRoutes, { tus: deps.tus, auth, config: deps.config, admission: deps.admission });
       api.get(
         '/openapi.json',
         {

@@ -7,14 +7,18 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
 import pino from 'pino';
 import { AppError } from '../../src/errors.ts';
+import { PROTO_OPTIONS, PROTO_PATH } from '../../src/grpc/server.ts';
 import { Admission } from '../../src/processing/admission.ts';
 import { call, startTestServer, type TestServer } from '../helpers/server.ts';
 import { fixture, sha256 } from '../helpers/files.ts';
 import { upload } from './helpers.ts';
 
 const silent = pino({ level: 'silent' });
+const GRPC_TOKEN = 'admission-grpc-token-admission-grpc-token-01';
 
 describe('Admission (unit)', () => {
   test('admits while the backlog is within the bound, refuses past it with Retry-After', async () => {
@@ -81,7 +85,12 @@ describe('POST /media under a backlog older than the bound', () => {
   let t: TestServer;
   before(async () => {
     // No worker: jobs stay queued, so the test sets the backlog's age itself.
-    t = await startTestServer({ WORKER_ENABLED: 'false', ADMISSION_MAX_BACKLOG_SECONDS: '60' });
+    t = await startTestServer({
+      WORKER_ENABLED: 'false',
+      ADMISSION_MAX_BACKLOG_SECONDS: '60',
+      GRPC_PORT: '0',
+      GRPC_SERVICE_TOKEN: GRPC_TOKEN,
+    });
   });
   after(async () => {
     await t?.close();
@@ -160,5 +169,85 @@ describe('POST /media under a backlog older than the bound', () => {
     }
     assert.equal(again.status, 201, again.text);
     assert.equal((await rowsFor(refusedId)).length, 1);
+  });
+
+  test('every door that opens sessions is gated: the form, tus creation and gRPC; an open tus upload goes on', async () => {
+    const user = await t.user('admission-doors');
+    const tusHeaders = {
+      ...user.auth,
+      'tus-resumable': '1.0.0',
+      'upload-length': String(jpeg.length),
+      'upload-metadata': `filename ${Buffer.from('t.jpg').toString('base64')},filetype ${Buffer.from('image/jpeg').toString('base64')}`,
+    };
+    const open = await call(t.api('/tus'), { method: 'POST', headers: tusHeaders });
+    assert.equal(open.status, 201, open.text);
+
+    await setBacklogAge(3600);
+    let probe = await session(user.auth, 'doors-0');
+    for (let i = 1; probe.status !== 503 && i <= 100; i++) {
+      await sleep(100);
+      probe = await session(user.auth, `doors-${i}`);
+    }
+    assert.equal(probe.status, 503, probe.text);
+
+    const form = new FormData();
+    form.set('fileName', 'f.jpg');
+    form.set('mimeType', 'image/jpeg');
+    form.set('bytes', String(jpeg.length));
+    form.set('file', new Blob([jpeg], { type: 'image/jpeg' }), 'f.jpg');
+    const viaForm = await call(t.api('/media/form'), { method: 'POST', headers: user.auth, body: form });
+    assert.equal(viaForm.status, 503, viaForm.text);
+    assert.equal(viaForm.body.error.code, 'processing_backlog');
+
+    const viaTus = await call(t.api('/tus'), { method: 'POST', headers: tusHeaders });
+    assert.equal(viaTus.status, 503, viaTus.text);
+    assert.ok(Number(viaTus.headers.get('retry-after')) >= 1);
+
+    const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(PROTO_PATH, PROTO_OPTIONS)) as unknown as {
+      mediary: { v1: { MediaService: new (addr: string, creds: grpc.ChannelCredentials) => grpc.Client } };
+    };
+    const client = new pkg.mediary.v1.MediaService(
+      `127.0.0.1:${t.server.grpcPort}`,
+      grpc.credentials.createInsecure(),
+    ) as grpc.Client & Record<string, (...args: unknown[]) => void>;
+    try {
+      const metadata = new grpc.Metadata();
+      metadata.set('authorization', `Bearer ${GRPC_TOKEN}`);
+      const err = await new Promise<grpc.ServiceError | null>((resolve) =>
+        client.CreateUploadSession!(
+          { userId: user.id, fileName: 'g.jpg', mimeType: 'image/jpeg', bytes: jpeg.length },
+          metadata,
+          (e: grpc.ServiceError | null) => resolve(e),
+        ),
+      );
+      assert.equal(err?.code, grpc.status.UNAVAILABLE, String(err));
+      assert.equal(err?.metadata.get('mediary-error-code')[0], 'processing_backlog');
+    } finally {
+      client.close();
+    }
+
+    // An upload opened before goes on: its bytes are not a new session.
+    const url = open.headers.get('location')!;
+    const patch = await call(new URL(url, t.base).toString(), {
+      method: 'PATCH',
+      headers: {
+        ...user.auth,
+        'tus-resumable': '1.0.0',
+        'upload-offset': '0',
+        'content-type': 'application/offset+octet-stream',
+      },
+      body: jpeg,
+    });
+    assert.equal(patch.status, 204, patch.text);
+    const { rows } = await t.server.database.pool.query(
+      `SELECT file_name FROM media WHERE owner_user_id = $1 AND file_name IN ('f.jpg', 'g.jpg', 't.jpg')`,
+      [user.id],
+    );
+    assert.deepEqual(
+      rows.map((r) => r.file_name),
+      ['t.jpg'],
+      'the refused doors created nothing; the tus upload opened before is there',
+    );
+    await setBacklogAge(0);
   });
 });

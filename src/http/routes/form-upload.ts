@@ -19,6 +19,8 @@ import type { Config } from '../../config.ts';
 import { AppError } from '../../errors.ts';
 import type { MultipartUploads } from '../../media/multipart.ts';
 import type { MediaService } from '../../media/service.ts';
+import type { Admission } from '../../processing/admission.ts';
+import { admittedThen } from '../admission.ts';
 import { perPrincipalRateLimit, principalOf, type registerAuth } from '../auth.ts';
 import { withIdleTimeout } from '../idle-body.ts';
 import { CreateSessionBody, errors, IdempotencyHeaders, MediaView, toMediaView } from '../schemas.ts';
@@ -29,6 +31,7 @@ export interface FormUploadDeps {
   multipart: MultipartUploads;
   auth: ReturnType<typeof registerAuth>;
   config: Pick<Config, 'rateLimit' | 'uploads'>;
+  admission?: Admission | undefined;
 }
 
 const checkFields = TypeCompiler.Compile(CreateSessionBody);
@@ -56,7 +59,7 @@ function sessionBody(fields: Record<string, string>) {
 
 export const formUploadRoute: FastifyPluginAsyncTypebox<FormUploadDeps> = async (
   app,
-  { media, multipart: uploads, auth, config },
+  { media, multipart: uploads, auth, config, admission },
 ) => {
   const maxFileBytes = Math.max(config.uploads.maxImageBytes, config.uploads.maxVideoBytes);
   await app.register(multipart, {
@@ -76,7 +79,7 @@ export const formUploadRoute: FastifyPluginAsyncTypebox<FormUploadDeps> = async 
   app.post(
     '/media/form',
     {
-      onRequest: auth.required,
+      onRequest: admittedThen(admission, auth.required),
       config: {
         rateLimit: perPrincipalRateLimit('sessions', config.rateLimit.sessionsPerMinute),
       },

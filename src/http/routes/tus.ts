@@ -18,6 +18,8 @@ import {
   type TusState,
   type TusUploads,
 } from '../../media/tus.ts';
+import type { Admission } from '../../processing/admission.ts';
+import { admittedThen } from '../admission.ts';
 import { perPrincipalRateLimit, principalOf, type registerAuth } from '../auth.ts';
 import { isServerFault } from '../errors.ts';
 import { withIdleTimeout } from '../idle-body.ts';
@@ -27,6 +29,8 @@ export interface TusRouteDeps {
   tus: TusUploads;
   auth: ReturnType<typeof registerAuth>;
   config: Pick<Config, 'rateLimit' | 'uploads' | 'publicUrl'>;
+  /** Admission control of new upload sessions (creation only: PATCHes of open uploads go on). */
+  admission?: Admission | undefined;
 }
 
 export const TUS_CONTENT_TYPE = 'application/offset+octet-stream';
@@ -140,7 +144,10 @@ function parseChecksum(header: string | string[] | undefined) {
   return { algorithm: algorithm.toLowerCase(), digest: Buffer.from(digest, 'base64') };
 }
 
-export const tusRoutes: FastifyPluginAsyncTypebox<TusRouteDeps> = async (app, { tus, auth, config }) => {
+export const tusRoutes: FastifyPluginAsyncTypebox<TusRouteDeps> = async (
+  app,
+  { tus, auth, config, admission },
+) => {
   // Bodies are read by the handlers as streams; their content type is checked there.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
@@ -237,7 +244,7 @@ export const tusRoutes: FastifyPluginAsyncTypebox<TusRouteDeps> = async (app, { 
     app.post(
       url,
       {
-        onRequest: auth.required,
+        onRequest: admittedThen(admission, auth.required),
         config: {
           // The same bucket as POST /media: a tus client gets no extra sessions.
           rateLimit: perPrincipalRateLimit('sessions', config.rateLimit.sessionsPerMinute),
