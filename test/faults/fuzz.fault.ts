@@ -197,6 +197,13 @@ function send(req: Req): Promise<{ status: number | 'closed' | 'timeout'; text: 
       resolve({ status: 'closed', text: `${err.message} body=${String(req.body).slice(0, 40)}` }),
     );
     r.on('response', (res) => {
+      // An event stream that opened (GET /events with good credentials) never ends: its 200 and
+      // content type are the answer.
+      if (res.statusCode === 200 && /^text\/event-stream/.test(res.headers['content-type'] ?? '')) {
+        resolve({ status: 200, text: '' });
+        r.destroy();
+        return;
+      }
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.length < 64 && chunks.push(c));
       res.on('error', () => resolve({ status: res.statusCode ?? 'closed', text: '' }));

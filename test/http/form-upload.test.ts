@@ -152,6 +152,18 @@ describe('one-request form upload: bad input (local)', () => {
         422,
         'type_mismatch',
       ],
+      ...(['x', '--abc\r\nContent-Disposition: form-data; name="bytes"\r\n\r\n1', '--abc--'] as const).map(
+        (body): (typeof cases)[number] => [
+          `a multipart body that is not one: ${JSON.stringify(body)}`,
+          call(local.api('/media/form'), {
+            method: 'POST',
+            headers: { ...u.auth, 'content-type': 'multipart/form-data; boundary=abc' },
+            body,
+          }),
+          400,
+          body === '--abc--' ? 'validation_failed' : 'malformed_request',
+        ],
+      ),
       [
         'JSON instead of a form',
         call(local.api('/media/form'), { method: 'POST', headers: u.auth, json: { bytes: 1 } }),

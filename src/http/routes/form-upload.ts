@@ -194,7 +194,12 @@ function translateFormError(err: unknown): unknown {
   if (code === 'FST_INVALID_MULTIPART_CONTENT_TYPE' || code.startsWith('FST_')) {
     return new AppError('malformed_request', `The multipart body is not valid: ${(err as Error).message}`);
   }
-  if (err instanceof Error && /Unexpected end of form|Malformed part header|boundary/i.test(err.message)) {
+  if (
+    err instanceof Error &&
+    /Unexpected end of (form|multipart data)|Malformed part header|boundary|Part terminated early/i.test(
+      err.message,
+    )
+  ) {
     return new AppError('malformed_request', `The multipart body is not valid: ${err.message}`);
   }
   return err;
