@@ -39,6 +39,7 @@ const ownerOf = (p: Principal): repo.Owner =>
 export class WebhookService {
   private stopped = false;
   private dispatching: Promise<void> | undefined;
+  private rescuing: Promise<void> | undefined;
   private again = false;
   private timer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
@@ -157,11 +158,11 @@ export class WebhookService {
     this.unsubscribe = hub.subscribe(() => this.dispatchSoon());
     this.timer = setInterval(() => {
       this.dispatchSoon();
-      void this.rescueStranded();
+      this.rescueSoon();
     }, 5000);
     this.timer.unref();
     this.dispatchSoon();
-    void this.rescueStranded();
+    this.rescueSoon();
   }
 
   async stop(): Promise<void> {
@@ -169,6 +170,7 @@ export class WebhookService {
     this.unsubscribe?.();
     clearInterval(this.timer);
     await this.dispatching;
+    await this.rescuing;
     await this.queue.stop();
   }
 
@@ -205,8 +207,12 @@ export class WebhookService {
    * lease ran out) or never run. At-least-once: the receiver may see such a delivery twice, with the
    * same webhook-id.
    */
+  private rescueSoon(): void {
+    if (this.stopped || this.rescuing) return;
+    this.rescuing = this.rescueStranded().finally(() => (this.rescuing = undefined));
+  }
+
   private async rescueStranded(): Promise<void> {
-    if (this.stopped) return;
     try {
       const ids = await withTransaction(this.pool, async (tx) => {
         const found = await repo.rescueStranded(tx, RESCUE_GRACE_MS, 100);
