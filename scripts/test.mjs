@@ -33,6 +33,8 @@ const SYSTEM_DEPS = [
   { cmd: 'docker-compose', packages: ['docker-compose'] },
   // The alert rules (deploy/prometheus/) are checked and unit-tested by promtool (test/metrics/).
   { cmd: 'promtool', packages: ['prometheus'] },
+  // …and a real Prometheus server scrapes a running Mediary with those rules loaded.
+  { cmd: 'prometheus', packages: ['prometheus'] },
   // Malware scanning (test/scan/): ClamAV's daemon, run by the test with its own signatures.
   { cmd: 'clamd', packages: ['clamav-daemon'] },
 ];
