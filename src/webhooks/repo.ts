@@ -212,6 +212,38 @@ export async function recordOutcome(
   );
 }
 
+/**
+ * Takes the delivery for one attempt: only a pending one that is due (not held by an attempt in
+ * flight elsewhere), held for `leaseMs` (the attempt's time limit and a margin). After a crash the
+ * lease runs out and `rescueStranded` queues the delivery again. False: not ours to send now.
+ */
+export async function claimAttempt(db: Queryable, id: string, leaseMs: number): Promise<boolean> {
+  const res = await db.query(
+    `UPDATE webhook_deliveries SET next_attempt_at = now() + $2 * interval '1 millisecond'
+      WHERE id = $1 AND status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= now() + interval '2 seconds')`,
+    [id, leaseMs],
+  );
+  return (res.rowCount ?? 0) > 0;
+}
+
+/**
+ * Pending deliveries due for longer than `graceMs` (their job was lost with a crashed process, or
+ * their attempt's lease ran out), made due now; the caller queues them again in the same
+ * transaction. A delivery whose job is merely late gets a second job: the claim sends it once.
+ */
+export async function rescueStranded(tx: Queryable, graceMs: number, limit: number): Promise<string[]> {
+  const { rows } = await tx.query<{ id: string }>(
+    `UPDATE webhook_deliveries SET next_attempt_at = now()
+      WHERE id IN (SELECT id FROM webhook_deliveries
+                    WHERE status = 'pending'
+                      AND COALESCE(next_attempt_at, created_at) < now() - $1 * interval '1 millisecond'
+                    LIMIT $2 FOR UPDATE SKIP LOCKED)
+      RETURNING id::text`,
+    [graceMs, limit],
+  );
+  return rows.map((r) => r.id);
+}
+
 /** Manual redelivery: the same message (same webhook-id) goes out again from the first attempt. */
 export async function resetForRedelivery(db: Queryable, id: string): Promise<void> {
   await db.query(

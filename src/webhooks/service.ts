@@ -30,12 +30,16 @@ export const WEBHOOK_EVENT_TYPES = [
   'post.deleted',
 ] as const;
 
+/** How long past its due time a pending delivery may wait before it is queued again. */
+const RESCUE_GRACE_MS = 10_000;
+
 const ownerOf = (p: Principal): repo.Owner =>
   p.kind === 'user' ? { userId: p.userId } : { deviceId: p.deviceId };
 
 export class WebhookService {
   private stopped = false;
   private dispatching: Promise<void> | undefined;
+  private rescuing: Promise<void> | undefined;
   private again = false;
   private timer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
@@ -152,9 +156,13 @@ export class WebhookService {
   async start(hub: EventHub, concurrency = 4): Promise<void> {
     await this.queue.work(concurrency, (job) => this.attempt(job.deliveryId));
     this.unsubscribe = hub.subscribe(() => this.dispatchSoon());
-    this.timer = setInterval(() => this.dispatchSoon(), 5000);
+    this.timer = setInterval(() => {
+      this.dispatchSoon();
+      this.rescueSoon();
+    }, 5000);
     this.timer.unref();
     this.dispatchSoon();
+    this.rescueSoon();
   }
 
   async stop(): Promise<void> {
@@ -162,6 +170,7 @@ export class WebhookService {
     this.unsubscribe?.();
     clearInterval(this.timer);
     await this.dispatching;
+    await this.rescuing;
     await this.queue.stop();
   }
 
@@ -193,10 +202,37 @@ export class WebhookService {
     })();
   }
 
+  /**
+   * Queues again the deliveries a crashed process left behind: a job lost in flight (its attempt's
+   * lease ran out) or never run. At-least-once: the receiver may see such a delivery twice, with the
+   * same webhook-id.
+   */
+  private rescueSoon(): void {
+    if (this.stopped || this.rescuing) return;
+    this.rescuing = this.rescueStranded().finally(() => (this.rescuing = undefined));
+  }
+
+  private async rescueStranded(): Promise<void> {
+    try {
+      const ids = await withTransaction(this.pool, async (tx) => {
+        const found = await repo.rescueStranded(tx, RESCUE_GRACE_MS, 100);
+        for (const id of found) await this.queue.enqueue(tx, id);
+        return found;
+      });
+      if (ids.length > 0) {
+        this.logger.info({ deliveries: ids.length }, 'queued stranded webhook deliveries again');
+        this.queue.wake();
+      }
+    } catch (err) {
+      this.logger.warn({ err }, 'rescuing stranded webhook deliveries failed; retrying on the next tick');
+    }
+  }
+
   /** One attempt of a delivery; schedules the next one or records the outcome. */
   async attempt(deliveryId: string): Promise<void> {
     const d = await repo.deliveryForAttempt(this.pool, deliveryId);
     if (!d || d.status !== 'pending') return;
+    if (!(await repo.claimAttempt(this.pool, deliveryId, this.config.timeoutMs + 5000))) return;
     const log = this.logger.child({ delivery: deliveryId, subscription: d.subscription_id });
     if (!d.enabled) {
       await repo.recordAttempt(this.pool, deliveryId, {
