@@ -288,6 +288,20 @@ describe('profile images', () => {
     });
     assert.ok(removed.status < 300, removed.text);
     assert.equal((await profile(bob.auth, alice.id)).status, 404, 'a former member sees nothing');
+
+    // No credentials: 401 on every profile route, and nothing changes.
+    for (const [method, url, json] of [
+      ['PUT', '/profile/image', { mediaId: alices }],
+      ['DELETE', '/profile/image', undefined],
+      ['GET', `/users/${alice.id}/profile`, undefined],
+      ['GET', `/users/${alice.id}/profile-image`, undefined],
+      ['GET', '/users/me/profile', undefined],
+    ] as const) {
+      const r = await call(t.api(url), { method, ...(json ? { json } : {}) });
+      assert.equal(r.status, 401, `${method} ${url}: ${r.text}`);
+      assert.equal(r.body.error.code, 'unauthorized');
+    }
+    assert.equal((await profile(alice.auth)).body.mediaId, alices, 'Alice’s avatar is unchanged');
   });
 
   test('removing the avatar, or deleting its media, leaves no broken image', async () => {
