@@ -11,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import { S3ObjectStore } from '../../src/storage/s3.ts';
 import { freePort, tempDir } from './server.ts';
 
 const run = promisify(execFile);
@@ -204,4 +205,21 @@ export async function mediary(
     const e = err as { code?: number; stdout?: string; stderr?: string };
     return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
   }
+}
+
+/**
+ * An S3 store on `ceph`'s gateway and `bucket`, as the service builds one (path-style, no checksum
+ * enforcement), for tests that read or write the bucket beside the service. Parts of `partBytes`
+ * (5 MiB unless given; also the single-PUT limit).
+ */
+export function bucketStore(ceph: Ceph, bucket: string, partBytes = 5 * 1024 * 1024): S3ObjectStore {
+  return new S3ObjectStore({
+    bucket,
+    region: ceph.env.S3_REGION!,
+    endpoint: ceph.env.S3_ENDPOINT,
+    forcePathStyle: true,
+    enforcesChecksum: false,
+    singlePutMaxBytes: partBytes,
+    partSize: partBytes,
+  });
 }

@@ -6,10 +6,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { S3ObjectStore } from '../../src/storage/s3.ts';
-import { type Ceph, mediary, startCeph } from '../helpers/ceph.ts';
+import type { S3ObjectStore } from '../../src/storage/s3.ts';
+import { bucketStore, type Ceph, mediary, startCeph } from '../helpers/ceph.ts';
 import { fixture, sha256 } from '../helpers/files.ts';
-import { MiB } from '../helpers/multipart-suite.ts';
 import { call, startTestServer, type TestServer } from '../helpers/server.ts';
 import { bigJpeg, waitFor } from '../processing/helpers.ts';
 
@@ -23,15 +22,7 @@ before(async () => {
   t = await startTestServer(ceph.serverEnv(BUCKET));
   const setup = await mediary(['storage', 'setup'], t.env);
   assert.equal(setup.code, 0, setup.stdout + setup.stderr);
-  bucket = new S3ObjectStore({
-    bucket: BUCKET,
-    region: ceph.env.S3_REGION!,
-    endpoint: ceph.env.S3_ENDPOINT,
-    forcePathStyle: true,
-    enforcesChecksum: false,
-    singlePutMaxBytes: 5 * MiB,
-    partSize: 5 * MiB,
-  });
+  bucket = bucketStore(ceph, BUCKET);
   photo = await bigJpeg(fixture('cameras/Nikon_D70.jpg'), 900, 600);
 });
 after(async () => {

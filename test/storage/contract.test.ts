@@ -5,10 +5,8 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LocalObjectStore } from '../../src/storage/local.ts';
-import { S3ObjectStore } from '../../src/storage/s3.ts';
 import { UrlSigner } from '../../src/storage/signing.ts';
-import { startCeph } from '../helpers/ceph.ts';
-import { MiB } from '../helpers/multipart-suite.ts';
+import { bucketStore, startCeph } from '../helpers/ceph.ts';
 import { startTestServer } from '../helpers/server.ts';
 import { storeContractSuite } from './store-contract.ts';
 
@@ -28,15 +26,7 @@ storeContractSuite(
   's3',
   async () => {
     const ceph = await startCeph();
-    const store = new S3ObjectStore({
-      bucket: 'mediary-contract',
-      region: ceph.env.S3_REGION!,
-      endpoint: ceph.env.S3_ENDPOINT,
-      forcePathStyle: true,
-      enforcesChecksum: false,
-      singlePutMaxBytes: 5 * MiB,
-      partSize: 5 * MiB,
-    });
+    const store = bucketStore(ceph, 'mediary-contract');
     await store.setup({ corsOrigins: [] });
     return {
       store,

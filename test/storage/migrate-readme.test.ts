@@ -11,8 +11,8 @@ import { after, before, test } from 'node:test';
 import { startServer, type Server } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/log.ts';
-import { S3ObjectStore } from '../../src/storage/s3.ts';
-import { type Ceph, mediary, startCeph } from '../helpers/ceph.ts';
+import type { S3ObjectStore } from '../../src/storage/s3.ts';
+import { bucketStore, type Ceph, mediary, startCeph } from '../helpers/ceph.ts';
 import { fixture, sha256 } from '../helpers/files.ts';
 import { asBody } from '../helpers/multipart-suite.ts';
 import { call, startTestServer, type TestServer } from '../helpers/server.ts';
@@ -27,15 +27,7 @@ before(async () => {
   ceph = await startCeph();
   // The operator's environment: the server on local disk, the S3_* settings of the bucket to come.
   t = await startTestServer({ ...ceph.serverEnv(BUCKET), STORAGE_BACKEND: 'local', WORKER_ENABLED: 'false' });
-  s3 = new S3ObjectStore({
-    bucket: BUCKET,
-    region: ceph.env.S3_REGION!,
-    endpoint: ceph.env.S3_ENDPOINT,
-    forcePathStyle: true,
-    enforcesChecksum: false,
-    singlePutMaxBytes: 16 * 1024 * 1024,
-    partSize: 16 * 1024 * 1024,
-  });
+  s3 = bucketStore(ceph, BUCKET, 16 * 1024 * 1024);
 });
 after(async () => {
   s3?.destroy();

@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { S3ObjectStore } from '../../src/storage/s3.ts';
-import { type Ceph, mediary, startCeph } from '../helpers/ceph.ts';
+import type { S3ObjectStore } from '../../src/storage/s3.ts';
+import { bucketStore, type Ceph, mediary, startCeph } from '../helpers/ceph.ts';
 import { fixture, sha256 } from '../helpers/files.ts';
 import { asBody, MiB, MULTIPART_ENV, videoBytes } from '../helpers/multipart-suite.ts';
 import { call, startTestServer, type TestServer } from '../helpers/server.ts';
@@ -22,15 +22,7 @@ before(async () => {
   // A server on local disk that already knows the bucket it will move to.
   const s3env = ceph.serverEnv(BUCKET);
   t = await startTestServer({ ...s3env, ...MULTIPART_ENV, STORAGE_BACKEND: 'local' });
-  s3 = new S3ObjectStore({
-    bucket: BUCKET,
-    region: ceph.env.S3_REGION!,
-    endpoint: ceph.env.S3_ENDPOINT,
-    forcePathStyle: true,
-    enforcesChecksum: false,
-    singlePutMaxBytes: 5 * MiB,
-    partSize: 5 * MiB,
-  });
+  s3 = bucketStore(ceph, BUCKET);
   await s3.setup({ corsOrigins: [] });
 });
 after(async () => {
