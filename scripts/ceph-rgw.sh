@@ -11,6 +11,8 @@
 #
 # DIR must be empty, absent, or an earlier DIR of this script (reused after stopping it).
 # Environment: MON_PORT (default: a free port chosen by the kernel), S3_REGION (us-east-1),
+# RGW_ADDRESS (the gateway's listening address, 127.0.0.1; the S3 container image of
+# deploy/docker/ceph-rgw/ sets 0.0.0.0),
 # S3_ACCESS_KEY_ID / S3_SECRET_ACCESS_KEY (random), CEPH_START_TIMEOUT (seconds, 120),
 # RGW_STORAGE_CLASSES (space-separated, default none: storage classes besides STANDARD, each with a
 # data pool of its own, added to the default placement before the gateway starts, which is when
@@ -162,7 +164,7 @@ memstore device bytes = $((4 * 1024 * 1024 * 1024))
 
 [client]
 rgw data = $DIR/rgw
-rgw frontends = beast endpoint=127.0.0.1:$port
+rgw frontends = beast endpoint=${RGW_ADDRESS:-127.0.0.1}:$port
 EOF
 
   say "monitor on 127.0.0.1:$mon_port"

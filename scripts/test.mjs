@@ -5,7 +5,8 @@
 //
 // One Ceph RADOS Gateway (scripts/ceph-rgw.sh) and one PostgreSQL with a migrated template database
 // serve the whole run (test/helpers/run-services.ts): each test server gets a clone of the template
-// and each file buckets of its own. Both are stopped when the run ends, also on failure or Ctrl-C.
+// and each file buckets of its own; the container tests share one Docker engine. All are stopped
+// when the run ends, also on failure or Ctrl-C.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -114,6 +115,8 @@ try {
     // The fault suite stops and kills its gateway: there each file keeps a Ceph of its own.
     ceph: !faults && sources.some((s) => s.includes('startCeph(')),
     postgres: sources.some((s) => s.includes('startTestServer(') || s.includes('createTestDatabase(')),
+    // One Docker engine for the run's container tests (test/deploy/*.fault.ts): images built once.
+    dockerd: sources.some((s) => s.includes('useDockerd(')),
   });
   const env = await services.ready;
   if (stopping) {

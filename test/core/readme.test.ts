@@ -11,6 +11,7 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
+import { walkThrough } from '../helpers/readme.ts';
 import { startTestServer, tempDir, type TestServer } from '../helpers/server.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -24,15 +25,8 @@ after(async () => {
   await t.close();
 });
 
-function walkThrough(readme: string): string {
-  const section = readme.slice(readme.indexOf('## Walk-through with curl'));
-  const block = /```bash\n([\s\S]*?)```/.exec(section);
-  assert.ok(block, 'the README has the walk-through block');
-  return block[1]!;
-}
-
 test('the README walk-through runs as written, and again: the replay answers the same media', async () => {
-  const block = walkThrough(await readFile(path.join(ROOT, 'README.md'), 'utf8'));
+  const block = walkThrough();
   const step2 = block.indexOf('# 2.');
   assert.ok(step2 > 0, 'the walk-through has a step 2');
   const port = new URL(t.base).port;

@@ -18,6 +18,8 @@ const SDK_VARIABLES = new Set(['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']);
 const MEDIARY_SERVICES = ['setup', 'api', 'worker'];
 
 const composeFile = path.join(ROOT, 'docker-compose.yml');
+/** The tests' override (test/deploy/compose.fault.ts runs the stack with it). */
+const hostOverride = path.join(ROOT, 'deploy/docker/compose.test-host.yml');
 const envFile = path.join(ROOT, '.env.example');
 
 function envExample(): Map<string, string> {
@@ -30,15 +32,18 @@ function envExample(): Map<string, string> {
 }
 
 interface Compose {
-  services: Record<string, { image?: string; environment?: Record<string, string | null> }>;
+  services: Record<
+    string,
+    { image?: string; environment?: Record<string, string | null>; network_mode?: string }
+  >;
 }
 
 /** `docker-compose config` (validates, interpolates .env.example), its YAML read by PyYAML. */
-function resolvedCompose(): Compose {
+function resolvedCompose(files = [composeFile], env: Record<string, string> = {}): Compose {
   const yaml = execFileSync(
     'docker-compose',
-    ['--project-directory', ROOT, '-f', composeFile, '--env-file', envFile, 'config'],
-    { encoding: 'utf8', env: { PATH: process.env.PATH } },
+    ['--project-directory', ROOT, ...files.flatMap((f) => ['-f', f]), '--env-file', envFile, 'config'],
+    { encoding: 'utf8', env: { PATH: process.env.PATH, ...env } },
   );
   // Debian's docker-compose is Python and depends on PyYAML: the same parser reads its output.
   const json = execFileSync(
@@ -57,8 +62,8 @@ test('docker-compose config accepts the file; Postgres, S3, setup, API and worke
   assert.match(raw, /condition: service_completed_successfully/);
 });
 
-test('every variable the Mediary services get is one the configuration reads', () => {
-  const compose = resolvedCompose();
+/** Every variable the Mediary services get is read by loadConfig, and the result is valid. */
+function assertMediaryEnvironments(compose: Compose) {
   for (const name of MEDIARY_SERVICES) {
     const env = Object.fromEntries(
       Object.entries(compose.services[name]?.environment ?? {}).map(([k, v]) => [k, v ?? '']),
@@ -79,6 +84,22 @@ test('every variable the Mediary services get is one the configuration reads', (
     const unknown = Object.keys(env).filter((k) => !read.has(k) && !SDK_VARIABLES.has(k));
     assert.deepEqual(unknown, [], `${name}: variables src/config.ts does not read`);
   }
+}
+
+test('every variable the Mediary services get is one the configuration reads', () => {
+  assertMediaryEnvironments(resolvedCompose());
+});
+
+test('the tests’ host-network override validates: every service on the host network, the database on 127.0.0.1', () => {
+  const compose = resolvedCompose([composeFile, hostOverride], { POSTGRES_PORT: '15432', S3_PORT: '19000' });
+  assert.deepEqual(Object.keys(compose.services).sort(), ['api', 'postgres', 's3', 'setup', 'worker']);
+  for (const [name, service] of Object.entries(compose.services)) {
+    assert.equal(service.network_mode, 'host', name);
+  }
+  for (const name of MEDIARY_SERVICES) {
+    assert.match(compose.services[name]?.environment?.DATABASE_URL ?? '', /@127\.0\.0\.1:15432\//);
+  }
+  assertMediaryEnvironments(compose);
 });
 
 test('.env.example and the Compose file use the same variables', () => {

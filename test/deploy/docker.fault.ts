@@ -3,8 +3,9 @@
  * apt-get and `npm ci` inside the build, ~5–15 min), so it is part of `npm run test:faults`, not
  * `npm test`.
  *
- * A Docker engine of the test's own (test/helpers/dockerd.ts) imports the base image (Debian from
- * debootstrap + Node 20 from npm), builds the real Dockerfile on it, and runs `mediary serve` from
+ * The run's Docker engine (test/helpers/dockerd.ts; shared with compose.fault.ts, so a build the
+ * other file made is a cache hit here) imports the base image (Debian from debootstrap + Node 20
+ * from npm), builds the real Dockerfile on it, and runs `mediary serve` from
  * the image with `--network host` against the run's Postgres: /readyz answers, the health check
  * turns healthy, the process is not root, the image's own ffmpeg and heif-convert are the ones
  * used, and one upload is processed to READY. The daemon is stopped and its mounts removed at the end.
@@ -14,7 +15,7 @@ import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { fixture, sha256 } from '../helpers/files.ts';
-import { BASE_IMAGE, loadBaseImage, ROOT, run, startDockerd, type Dockerd } from '../helpers/dockerd.ts';
+import { buildImage, imageSize, run, useDockerd, type Dockerd } from '../helpers/dockerd.ts';
 import { makeDevices, poolFor, recordFaultResults } from '../helpers/process.ts';
 import { call, freePort, JWT_SECRET } from '../helpers/server.ts';
 import { createTestDatabase } from '../helpers/test-postgres.ts';
@@ -25,16 +26,14 @@ let db: pg.Pool;
 let imageBytes = 0;
 
 before(async () => {
-  d = await startDockerd();
-  await loadBaseImage(d);
-  await d.docker(['build', '--network', 'host', '--build-arg', `BASE=${BASE_IMAGE}`, '-t', IMAGE, ROOT], {
-    timeoutMs: 1_800_000,
-  });
-  imageBytes = Number((await d.docker(['image', 'inspect', '--format', '{{.Size}}', IMAGE])).trim());
+  d = await useDockerd();
+  await buildImage(d, IMAGE);
+  imageBytes = await imageSize(d, IMAGE);
 });
 
 after(async () => {
   await db?.end();
+  await d?.docker(['rm', '-f', 'mediary-serve']).catch(() => undefined);
   await d?.stop();
   if (imageBytes > 0) {
     await recordFaultResults('docker', [

@@ -8,6 +8,12 @@
  * The base image (Debian bookworm from debootstrap + Node 20 from npm, deploy/docker/base-image.sh)
  * is cached as a tarball under MEDIARY_TEST_CACHE (default ~/.cache/mediary-test), keyed by the
  * script's hash, so a machine pays for debootstrap once.
+ *
+ * One daemon per run: scripts/test.mjs starts it (test/helpers/run-services.ts) when a selected
+ * file calls `useDockerd(`, with its data root in the run's temporary directory, and stops it
+ * when the run ends. Every file attaches to it, so the base is imported and each image built once
+ * per run (the fault suite runs one file at a time); the builds of later files hit the cache. A
+ * file run on its own (`node --test`) starts a daemon of its own instead.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -21,6 +27,8 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const BASE_SCRIPT = path.join(ROOT, 'deploy/docker/base-image.sh');
 export const BASE_IMAGE = 'mediary-base:bookworm-node20';
+/** The run's daemon directory (set by scripts/test.mjs for the test processes). */
+export const RUN_DOCKERD_ENV = 'MEDIARY_RUN_DOCKERD';
 
 export interface Dockerd {
   dir: string;
@@ -33,10 +41,10 @@ export interface Dockerd {
 export function run(
   file: string,
   args: string[],
-  opts: { env?: Record<string, string>; timeoutMs?: number; cwd?: string } = {},
+  opts: { env?: Record<string, string>; timeoutMs?: number; cwd?: string; input?: string } = {},
 ): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(
+    const child = execFile(
       file,
       args,
       {
@@ -51,6 +59,9 @@ export function run(
         else resolve(stdout);
       },
     );
+    // A child that never reads its input may exit first: EPIPE is then no error of ours.
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(opts.input);
   });
 }
 
@@ -63,8 +74,37 @@ function mountsUnder(dir: string): string[] {
     .sort((a, b) => b.length - a.length);
 }
 
-export async function startDockerd(): Promise<Dockerd> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'mediary-dockerd-'));
+function clientEnv(dir: string): Record<string, string> {
+  return {
+    DOCKER_HOST: `unix://${path.join(dir, 'docker.sock')}`,
+    DOCKER_CONFIG: path.join(dir, 'client'),
+    // The classic builder: BuildKit would need the buildx plugin and pull its frontend.
+    DOCKER_BUILDKIT: '0',
+  };
+}
+
+function clientFor(env: Record<string, string>): Dockerd['docker'] {
+  return (args, opts = {}) =>
+    run('docker', args, { env, ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) });
+}
+
+/**
+ * The run's daemon if scripts/test.mjs started one (its `stop()` leaves it running: the run stops
+ * it), else a daemon of this process's own.
+ */
+export async function useDockerd(): Promise<Dockerd> {
+  const dir = process.env[RUN_DOCKERD_ENV];
+  if (!dir) return startDockerd();
+  const env = clientEnv(dir);
+  const docker = clientFor(env);
+  await docker(['version', '--format', '{{.Server.Version}}']);
+  return { dir, docker, env, stop: () => Promise.resolve() };
+}
+
+/** Starts a daemon with everything under `dir` (default: a new temporary directory). */
+export async function startDockerd(at?: string): Promise<Dockerd> {
+  const dir = at ?? (await mkdtemp(path.join(os.tmpdir(), 'mediary-dockerd-')));
+  await mkdir(dir, { recursive: true });
   const sock = path.join(dir, 'docker.sock');
   await mkdir(path.join(dir, 'client'));
   await writeFile(path.join(dir, 'daemon.json'), '{}');
@@ -83,14 +123,8 @@ export async function startDockerd(): Promise<Dockerd> {
   let log = '';
   daemon.stderr!.on('data', (c: Buffer) => (log = (log + c.toString()).slice(-8000)));
   const exited = new Promise<void>((resolve) => daemon.once('exit', () => resolve()));
-  const env = {
-    DOCKER_HOST: `unix://${sock}`,
-    DOCKER_CONFIG: path.join(dir, 'client'),
-    // The classic builder: BuildKit would need the buildx plugin and pull its frontend.
-    DOCKER_BUILDKIT: '0',
-  };
-  const docker: Dockerd['docker'] = (args, opts = {}) =>
-    run('docker', args, { env, ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) });
+  const env = clientEnv(dir);
+  const docker = clientFor(env);
   const stop = async () => {
     if (daemon.exitCode === null && daemon.signalCode === null) {
       daemon.kill('SIGTERM');
@@ -127,8 +161,16 @@ export async function startDockerd(): Promise<Dockerd> {
   return { dir, docker, env, stop };
 }
 
-/** Imports the cached base image, making (and caching) its tarball first if needed. */
+async function hasImage(d: Dockerd, tag: string): Promise<boolean> {
+  return d.docker(['image', 'inspect', '--format', '{{.Id}}', tag]).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Imports the cached base image (once per daemon), making (and caching) its tarball first if needed. */
 export async function loadBaseImage(d: Dockerd): Promise<void> {
+  if (await hasImage(d, BASE_IMAGE)) return;
   const cache = process.env.MEDIARY_TEST_CACHE ?? path.join(os.homedir(), '.cache', 'mediary-test');
   await mkdir(cache, { recursive: true });
   const hash = createHash('sha256').update(readFileSync(BASE_SCRIPT)).digest('hex').slice(0, 12);
@@ -148,5 +190,30 @@ export async function loadBaseImage(d: Dockerd): Promise<void> {
       BASE_IMAGE,
     ],
     { timeoutMs: 600_000 },
+  );
+}
+
+/** Size in bytes of an image, as `docker image inspect` reports it. */
+export async function imageSize(d: Dockerd, tag: string): Promise<number> {
+  return Number((await d.docker(['image', 'inspect', '--format', '{{.Size}}', tag])).trim());
+}
+
+/**
+ * `docker build` on the base image with the host's network (the daemon has no bridge):
+ * `file` (a Dockerfile, relative to the repository) in `context` (relative, default the root).
+ */
+export async function buildImage(
+  d: Dockerd,
+  tag: string,
+  opts: { file?: string; context?: string } = {},
+): Promise<void> {
+  await loadBaseImage(d);
+  await d.docker(
+    [
+      ...['build', '--network', 'host', '--build-arg', `BASE=${BASE_IMAGE}`, '-t', tag],
+      ...(opts.file ? ['-f', path.join(ROOT, opts.file)] : []),
+      path.join(ROOT, opts.context ?? '.'),
+    ],
+    { timeoutMs: 1_800_000 },
   );
 }

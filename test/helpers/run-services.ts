@@ -1,12 +1,14 @@
 /**
  * What scripts/test.mjs starts once per run and passes to the test processes through the
- * environment: a Ceph RADOS Gateway (CEPH_DIR_ENV) and a PostgreSQL with a migrated template
- * database (TEMPLATE_ENV). Both start at the same time; stop() may be called at any moment (Ctrl-C
+ * environment: a Ceph RADOS Gateway (CEPH_DIR_ENV), a PostgreSQL with a migrated template
+ * database (TEMPLATE_ENV) and a Docker engine (RUN_DOCKERD_ENV, test/helpers/dockerd.ts). They
+ * start at the same time; stop() may be called at any moment (Ctrl-C
  * during the start): it waits for the start to settle and stops whatever has started.
  */
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { CEPH_DIR_ENV, launchCeph, stopCeph } from './ceph.ts';
+import { RUN_DOCKERD_ENV, startDockerd, type Dockerd } from './dockerd.ts';
 import { tempDir } from './server.ts';
 import { startTemplatePostgres, type TemplatePostgres } from './test-postgres.ts';
 
@@ -16,7 +18,13 @@ export interface RunServices {
   stop(): Promise<void>;
 }
 
-export function startRunServices(want: { ceph: boolean; postgres: boolean }): RunServices {
+interface Wanted {
+  ceph: boolean;
+  postgres: boolean;
+  dockerd?: boolean;
+}
+
+export function startRunServices(want: Wanted): RunServices {
   let stopped: Promise<void> | undefined;
   const started = start(want);
   const stop = () => (stopped ??= started.then((s) => s.stop()));
@@ -24,17 +32,20 @@ export function startRunServices(want: { ceph: boolean; postgres: boolean }): Ru
     ready: started.then(async (s) => {
       if (s.failure === undefined) return s.env;
       await stop();
-      throw new Error('could not start the test run’s Ceph or PostgreSQL', { cause: s.failure });
+      throw new Error('could not start the test run’s Ceph, PostgreSQL or Docker engine', {
+        cause: s.failure,
+      });
     }),
     stop,
   };
 }
 
-async function start(want: { ceph: boolean; postgres: boolean }) {
+async function start(want: Wanted) {
   const dir = await tempDir('mediary-testrun-');
   const cephDir = path.join(dir, 'ceph');
   let cephStarted = false;
   let postgres: TemplatePostgres | undefined;
+  let dockerd: Dockerd | undefined;
   const env: Record<string, string> = {};
   const starting = Promise.allSettled([
     want.ceph
@@ -50,6 +61,12 @@ async function start(want: { ceph: boolean; postgres: boolean }) {
           Object.assign(env, postgres.env);
         })()
       : undefined,
+    want.dockerd
+      ? (async () => {
+          dockerd = await startDockerd(path.join(dir, 'dockerd'));
+          env[RUN_DOCKERD_ENV] = dockerd.dir;
+        })()
+      : undefined,
   ]);
   const failed = (await starting).find((r) => r.status === 'rejected');
   return {
@@ -59,6 +76,7 @@ async function start(want: { ceph: boolean; postgres: boolean }) {
       await Promise.all([
         cephStarted ? stopCeph(cephDir).catch(() => undefined) : undefined,
         postgres?.stop(),
+        dockerd?.stop(),
       ]);
       await rm(dir, { recursive: true, force: true });
     },
