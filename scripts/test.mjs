@@ -32,6 +32,8 @@ const SYSTEM_DEPS = [
   { cmd: 'dockerd', packages: ['docker.io'] },
   { cmd: 'debootstrap', packages: ['debootstrap'] },
   { cmd: 'docker-compose', packages: ['docker-compose'] },
+  // …and `make up` / `make down`, as the README says (test/deploy/compose.fault.ts).
+  { cmd: 'make', packages: ['make'] },
   // The alert rules (deploy/prometheus/) are checked and unit-tested by promtool (test/metrics/).
   { cmd: 'promtool', packages: ['prometheus'] },
   // …and a real Prometheus server scrapes a running Mediary with those rules loaded.
