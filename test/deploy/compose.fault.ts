@@ -52,6 +52,7 @@ let s3Port = 0;
 let madeDotenv = false;
 let up = false;
 let walked = false;
+let downed = false;
 let passed = false;
 const sizes: Record<string, number> = {};
 /** Seconds each phase took (reported, never asserted). */
@@ -68,6 +69,13 @@ async function timed<T>(phase: string, f: () => Promise<T>): Promise<T> {
 const secret = () => randomBytes(24).toString('hex');
 const compose = (args: string[], timeoutMs = 120_000) => run('docker-compose', args, { env, timeoutMs });
 const containerOf = async (service: string) => (await compose(['ps', '-q', service])).trim();
+const projectLabel = `label=com.docker.compose.project=${PROJECT}`;
+const projectVolumes = async () =>
+  (await d.docker(['volume', 'ls', '-q', '--filter', projectLabel]))
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .sort();
 const inspect = async (id: string, format: string) =>
   (await d.docker(['inspect', '--format', format, id])).trim();
 
@@ -198,7 +206,7 @@ test('make up brings the stack up: setup exits 0, Postgres, S3 and the API turn 
   up = true;
 });
 
-test('the README walk-through runs on it as written and again; the worker container processes the upload', async () => {
+test('the README walk-through, run as written against the stack, uploads a photo that the worker container processes to READY', async () => {
   assert.ok(up, 'the stack is up');
   // The walk-through, taken from README.md: the port is the test's; `mediary` is the command the
   // README gives for the stack (run in the API container).
@@ -262,16 +270,17 @@ test('the README walk-through runs on it as written and again; the worker contai
   walked = true;
 });
 
-test('make down removes the containers and keeps the named volumes; down -v removes those', async () => {
+test('make down removes the containers and keeps the named volumes', async () => {
   assert.ok(up, 'the stack is up');
-  // `make down` removes the containers and keeps the data; `down -v` removes the named volumes.
   await run('make', ['down'], { env, timeoutMs: 180_000 });
-  const label = `label=com.docker.compose.project=${PROJECT}`;
-  assert.equal((await d.docker(['ps', '-aq', '--filter', label])).trim(), '', 'no container left');
-  const volumes = async () =>
-    (await d.docker(['volume', 'ls', '-q', '--filter', label])).trim().split('\n').filter(Boolean).sort();
-  assert.deepEqual(await volumes(), [`${PROJECT}_postgres-data`, `${PROJECT}_s3-data`]);
+  assert.equal((await d.docker(['ps', '-aq', '--filter', projectLabel])).trim(), '', 'no container left');
+  assert.deepEqual(await projectVolumes(), [`${PROJECT}_postgres-data`, `${PROJECT}_s3-data`]);
+  downed = true;
+});
+
+test('docker-compose down -v removes the named volumes', async () => {
+  assert.ok(downed, 'make down ran');
   await compose(['down', '-v'], 180_000);
-  assert.deepEqual(await volumes(), [], 'no named volume left');
+  assert.deepEqual(await projectVolumes(), [], 'no named volume left');
   passed = walked;
 });
