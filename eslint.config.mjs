@@ -30,7 +30,13 @@ export default tseslint.config(
     languageOptions: {
       parserOptions: {
         projectService: {
-          allowDefaultProject: ['*.mjs', 'bin/*.mjs', 'scripts/*.mjs', 'src/infra/imaging/*.mjs'],
+          allowDefaultProject: [
+            '*.mjs',
+            'bin/*.mjs',
+            'scripts/*.mjs',
+            'src/infra/imaging/*.mjs',
+            'src/storage/*.mjs',
+          ],
         },
         tsconfigRootDir: import.meta.dirname,
       },

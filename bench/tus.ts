@@ -25,6 +25,7 @@ import {
   streamUpload,
   syncDisks,
 } from './lib/common.ts';
+import { machineCpu, processCpu, processesNamedCpu, threadCpu, threadDelta } from './lib/cpu.ts';
 
 const SIZE = Number(process.env.BENCH_TUS_BYTES ?? GiB);
 const CHUNK = 64 * MiB;
@@ -39,7 +40,11 @@ const b64 = (s: string) => Buffer.from(s).toString('base64');
 const work = await scratch('tus');
 const tusDir = path.join(work.dir, 'tus-server');
 await mkdir(tusDir);
-const { svc, dev } = await startSinglePutService(path.join(work.dir, 'mediary'));
+// BENCH_TUS_CPU_PROF=DIR: a V8 CPU profile of the Mediary service (written when it stops).
+const profDir = process.env.BENCH_TUS_CPU_PROF;
+const { svc, dev } = await startSinglePutService(path.join(work.dir, 'mediary'), {
+  nodeArgs: profDir ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(profDir)] : [],
+});
 const tusPort = await freePort();
 const tus = await startHelper('tus.ts', [String(tusPort), tusDir]);
 const TUS = { 'tus-resumable': '1.0.0' };
@@ -103,8 +108,56 @@ const contenders = {
   },
 };
 type Name = keyof typeof contenders;
-const order: Name[] = ['mediary', 'tusServer', 'mediaryChunked'];
+// BENCH_TUS_ONLY=mediary,tusServer: a subset (profiling, quick checks).
+const order = (process.env.BENCH_TUS_ONLY?.split(',') ?? [
+  'mediary',
+  'tusServer',
+  'mediaryChunked',
+]) as Name[];
 const seconds: Record<Name, number[]> = { mediary: [], tusServer: [], mediaryChunked: [] };
+const serverPid: Record<Name, number> = { mediary: svc.pid, mediaryChunked: svc.pid, tusServer: tus.pid };
+
+/** CPU seconds per upload: where the two cores' time went (server threads, client, database, kernel). */
+interface Cpu {
+  wall: number;
+  serverMain: number;
+  serverOther: number;
+  serverSys: number;
+  client: number;
+  postgres: number;
+  /** All cores, every process and the kernel's own threads (writeback), busy seconds. */
+  machine: number;
+  iowait: number;
+}
+const cpu: Record<Name, Cpu[]> = { mediary: [], tusServer: [], mediaryChunked: [] };
+async function measured(name: Name): Promise<number> {
+  const pid = serverPid[name];
+  const t0 = threadCpu(pid);
+  const c0 = processCpu(process.pid);
+  const m0 = machineCpu();
+  const pg0 = processesNamedCpu('postgres');
+  const s = await contenders[name]();
+  const m1 = machineCpu();
+  const c1 = processCpu(process.pid);
+  const g = threadDelta(t0, threadCpu(pid), (tid) => (tid === pid ? 'main' : 'other'));
+  const main = g.main ?? { user: 0, sys: 0 };
+  const other = g.other ?? { user: 0, sys: 0 };
+  cpu[name].push({
+    wall: s,
+    serverMain: main.user + main.sys,
+    serverOther: other.user + other.sys,
+    serverSys: main.sys + other.sys,
+    client: c1.user + c1.sys - c0.user - c0.sys,
+    postgres: processesNamedCpu('postgres') - pg0,
+    machine: m1.busy - m0.busy,
+    iowait: m1.iowait - m0.iowait,
+  });
+  if (process.env.BENCH_TUS_THREADS) {
+    const byName = threadDelta(t0, threadCpu(pid), (tid, t) => (tid === pid ? 'main' : t.name));
+    log(`  ${name} server threads: ${JSON.stringify(byName)}`);
+  }
+  return s;
+}
 const load: number[] = [];
 try {
   for (let round = 0; round < ROUNDS; round++) {
@@ -112,10 +165,14 @@ try {
       const name = order[(i + round) % order.length]!;
       syncDisks();
       load.push(os.loadavg()[0]!);
-      const s = await contenders[name]();
+      const s = await measured(name);
       seconds[name].push(s);
+      const c = cpu[name].at(-1)!;
       log(
-        `tus round ${round + 1}/${ROUNDS} ${name}: ${fmt(SIZE / MiB / s)} MiB/s (load ${fmt(load.at(-1)!)})`,
+        `tus round ${round + 1}/${ROUNDS} ${name}: ${fmt(SIZE / MiB / s)} MiB/s (load ${fmt(load.at(-1)!)}); ` +
+          `CPU s: server main ${fmt(c.serverMain, 2)} other ${fmt(c.serverOther, 2)} (kernel ${fmt(c.serverSys, 2)}), ` +
+          `client ${fmt(c.client, 2)}, postgres ${fmt(c.postgres, 2)}, machine ${fmt(c.machine, 2)} of ` +
+          `${fmt(os.cpus().length * s, 2)} (${os.cpus().length} cores × ${fmt(s, 2)} s), iowait ${fmt(c.iowait, 2)}`,
       );
     }
   }
