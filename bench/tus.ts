@@ -45,12 +45,24 @@ const profDir = process.env.BENCH_TUS_CPU_PROF;
 const { svc, dev } = await startSinglePutService(path.join(work.dir, 'mediary'), {
   nodeArgs: profDir ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(profDir)] : [],
 });
+// BENCH_TUS_ONLY=mediary,tusServer: a subset (profiling, quick checks). mediaryInline is a second
+// service with TUS_HASH_THREAD=false (SHA-256 on the event loop): the same-run A/B of the hashing thread.
+const order = (process.env.BENCH_TUS_ONLY?.split(',') ?? [
+  'mediary',
+  'tusServer',
+  'mediaryChunked',
+  'mediaryInline',
+]) as Name[];
+const inline = order.includes('mediaryInline')
+  ? await startSinglePutService(path.join(work.dir, 'mediary-inline'), { env: { TUS_HASH_THREAD: 'false' } })
+  : undefined;
 const tusPort = await freePort();
 const tus = await startHelper('tus.ts', [String(tusPort), tusDir]);
 const TUS = { 'tus-resumable': '1.0.0' };
 const OCTETS = { ...TUS, 'content-type': 'application/offset+octet-stream' };
 
-async function mediaryTus(chunk: number): Promise<number> {
+async function mediaryTus(chunk: number, service = { svc, dev }): Promise<number> {
+  const { svc, dev } = service;
   const t0 = performance.now();
   const c = await fetch(svc.api('/tus/'), {
     method: 'POST',
@@ -87,6 +99,7 @@ async function mediaryTus(chunk: number): Promise<number> {
 const contenders = {
   mediary: () => mediaryTus(SIZE),
   mediaryChunked: () => mediaryTus(CHUNK),
+  mediaryInline: () => mediaryTus(SIZE, inline),
   async tusServer() {
     const t0 = performance.now();
     const c = await fetch(`http://127.0.0.1:${tusPort}/files`, {
@@ -108,14 +121,13 @@ const contenders = {
   },
 };
 type Name = keyof typeof contenders;
-// BENCH_TUS_ONLY=mediary,tusServer: a subset (profiling, quick checks).
-const order = (process.env.BENCH_TUS_ONLY?.split(',') ?? [
-  'mediary',
-  'tusServer',
-  'mediaryChunked',
-]) as Name[];
-const seconds: Record<Name, number[]> = { mediary: [], tusServer: [], mediaryChunked: [] };
-const serverPid: Record<Name, number> = { mediary: svc.pid, mediaryChunked: svc.pid, tusServer: tus.pid };
+const seconds: Record<Name, number[]> = { mediary: [], tusServer: [], mediaryChunked: [], mediaryInline: [] };
+const serverPid: Record<Name, number> = {
+  mediary: svc.pid,
+  mediaryChunked: svc.pid,
+  tusServer: tus.pid,
+  mediaryInline: inline?.svc.pid ?? 0,
+};
 
 /** CPU seconds per upload: where the two cores' time went (server threads, client, database, kernel). */
 interface Cpu {
@@ -129,7 +141,7 @@ interface Cpu {
   machine: number;
   iowait: number;
 }
-const cpu: Record<Name, Cpu[]> = { mediary: [], tusServer: [], mediaryChunked: [] };
+const cpu: Record<Name, Cpu[]> = { mediary: [], tusServer: [], mediaryChunked: [], mediaryInline: [] };
 async function measured(name: Name): Promise<number> {
   const pid = serverPid[name];
   const t0 = threadCpu(pid);
@@ -179,6 +191,7 @@ try {
 } finally {
   await tus.stop();
   await svc.kill('SIGTERM');
+  await inline?.svc.kill('SIGTERM');
   await work.cleanup();
 }
 
@@ -186,6 +199,7 @@ const mibps = (name: Name) => stat(seconds[name].map((s) => SIZE / MiB / s));
 const m = mibps('mediary');
 const mc = mibps('mediaryChunked');
 const tu = mibps('tusServer');
+const mi = seconds.mediaryInline.length > 0 ? mibps('mediaryInline') : undefined;
 const sizeLabel = SIZE >= GiB ? `${SIZE / GiB} GiB` : `${SIZE / MiB} MiB`;
 const baselineName = '@tus/server + FileStore (POST + one PATCH)';
 await report({
@@ -215,8 +229,30 @@ await report({
       goal: 'report',
       met: null,
     },
+    ...(mi
+      ? [
+          {
+            bench: `tus ${sizeLabel}, one PATCH, SHA-256 on the event loop (TUS_HASH_THREAD=false)`,
+            figure: 'Mediary /api/v1/tus, hash inline',
+            unit: 'MiB/s',
+            value: mi,
+            baselineName,
+            baseline: tu,
+            ratio: mi.median / tu.median,
+            ratioMeaning:
+              'Mediary (hash inline) / @tus/server; compare with the first row for the hashing thread',
+            goal: 'report',
+            met: null,
+          },
+        ]
+      : []),
   ],
   notes: [
+    ...order.map((name) => {
+      const c = cpu[name];
+      const med = (f: (x: Cpu) => number) => fmt(stat(c.map(f)).median, 2);
+      return `${name} CPU s per upload (median): server event loop ${med((x) => x.serverMain)}, other threads ${med((x) => x.serverOther)}, client ${med((x) => x.client)}, postgres ${med((x) => x.postgres)}, machine busy ${med((x) => x.machine)} over ${med((x) => x.wall)} s wall`;
+    }),
     `${ROUNDS} rounds, order rotated; \`sync\` before each upload. 1-minute load average at the starts: ${load.map((l) => fmt(l)).join(', ')} (${os.cpus().length} CPUs).`,
     'Mediary hashes (sha256) every byte, fsyncs before committing offsets (every TUS_CHECKPOINT_BYTES) and before publishing, checks the declared sha256 and sniffs the type; @tus/file-store neither hashes nor fsyncs.',
   ],

@@ -7,7 +7,7 @@ import type { Pool } from '../db/pool.ts';
 import { AppError, toError } from '../errors.ts';
 import { hashStoredObject } from '../storage/inspect.ts';
 import { planParts } from '../storage/parts.ts';
-import { Sha256State } from '../storage/sha256-offload.ts';
+import { sha256Batches, type Sha256Batches } from '../storage/sha256-offload.ts';
 import { StagingFiles } from '../storage/staging.ts';
 import { ObjectExistsError, type ObjectStore } from '../storage/types.ts';
 import type { MultipartUploads } from './multipart.ts';
@@ -61,15 +61,16 @@ const HASH_BACKLOG = 8 * 1024 * 1024;
  * - Other stores (S3, GCS): the store's multipart parts; at most one part per upload waits on
  *   local disk (`TUS_STAGING_DIR`) until it is full. Uploads of one part are a single put.
  *
- * The SHA-256 of the whole upload is computed as the bytes pass, in a worker thread
- * (storage/sha256-offload.ts: each written batch of the body is handed over, not copied), and kept
+ * The SHA-256 of the whole upload is computed as the bytes pass, in a worker thread unless
+ * `TUS_HASH_THREAD` is false (storage/sha256-offload.ts: each written batch of the body is handed
+ * over, not copied), and kept
  * between PATCHes; after a restart it is rebuilt from the staging file (local) or, once parts were
  * stored, the object is read back when whole.
  */
 export class TusUploads {
   private readonly streaming = new StreamingUploads();
   /** Whole-upload SHA-256 at a committed offset, per media (in this process). */
-  private readonly hashes = new Map<string, { offset: number; hash: Sha256State }>();
+  private readonly hashes = new Map<string, { offset: number; hash: Sha256Batches }>();
   private readonly stagingDir: string;
   private readonly adopts: boolean;
   private readonly parts: TusPartContext;
@@ -218,17 +219,17 @@ export class TusUploads {
   }
 
   /** The whole-upload hash at `row`'s offset, if it can be had without reading the store. */
-  private async hashAt(row: TusRow, files: StagingFiles): Promise<Sha256State | undefined> {
+  private async hashAt(row: TusRow, files: StagingFiles): Promise<Sha256Batches | undefined> {
     const kept = this.hashes.get(row.media_id);
     if (kept?.offset === row.upload_offset) return kept.hash.copy();
-    if (row.upload_offset === 0) return Sha256State.create();
+    if (row.upload_offset === 0) return sha256Batches(this.config.tus.hashThread);
     // The local store keeps the whole upload in its one staging file: hash it again.
     if (row.part_size === 0) return files.hashPrefix(1, row.upload_offset);
     return undefined;
   }
 
   /** Keeps `hash` (not used elsewhere afterwards) as the upload's state at `offset`. */
-  private keepHash(mediaId: string, offset: number, hash: Sha256State | undefined): void {
+  private keepHash(mediaId: string, offset: number, hash: Sha256Batches | undefined): void {
     this.hashes.delete(mediaId);
     if (!hash) return;
     if (this.hashes.size >= MAX_KEPT_HASHES) {
@@ -247,7 +248,7 @@ export class TusUploads {
     // Written batches are hashed in the worker thread (handed over: nothing reads them again);
     // a checkpoint asks for the hash state at its offset, which a batch's end reaches exactly.
     let hashedTo = committed;
-    const wanted = new Map<number, (state: Sha256State | undefined) => void>();
+    const wanted = new Map<number, (state: Sha256Batches | undefined) => void>();
     files.onWritten = (bufs, end) => {
       hash?.update(bufs, { handOver: true });
       hashedTo = end;
@@ -257,7 +258,7 @@ export class TusUploads {
     const stateAt = (target: number) =>
       target === hashedTo
         ? Promise.resolve(hash?.copy())
-        : new Promise<Sha256State | undefined>((resolve) => wanted.set(target, resolve));
+        : new Promise<Sha256Batches | undefined>((resolve) => wanted.set(target, resolve));
     /** Makes the bytes before `pos` durable, then records that offset (with the hash there). */
     const commit = async () => {
       // Taken before the first await: the bytes up to here are what the sync covers.
@@ -444,7 +445,7 @@ export class TusUploads {
 }
 
 /** The hex digest of a hashing-thread state; undefined when the thread lost it (rebuilt or re-read then). */
-async function hexOf(state: Sha256State | undefined): Promise<string | undefined> {
+async function hexOf(state: Sha256Batches | undefined): Promise<string | undefined> {
   return state
     ?.digest()
     .then((d) => d.toString('hex'))

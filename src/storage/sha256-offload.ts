@@ -9,6 +9,7 @@
  * its bytes. States whose handles are garbage-collected are dropped in the worker. If the worker
  * dies, every state it held is lost: their digests reject (callers rebuild or fail the request).
  */
+import { createHash, type Hash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 
 const WORKER = new URL('./sha256-worker.mjs', import.meta.url);
@@ -125,8 +126,41 @@ export function offloadedBytes(): number {
   return posted;
 }
 
+/** A SHA-256 state that takes batches of bytes: in the hashing thread, or on this thread. */
+export interface Sha256Batches {
+  update(bufs: readonly Buffer[], opts?: { handOver?: boolean }): void;
+  copy(): Sha256Batches;
+  digest(): Promise<Buffer>;
+  /** Bytes handed over and not hashed yet. */
+  readonly backlog: number;
+  drained(limit: number): Promise<void>;
+}
+
+/** A new empty state: in the hashing thread, or (`thread` false) hashed on the calling thread. */
+export function sha256Batches(thread: boolean): Sha256Batches {
+  return thread ? Sha256State.create() : new InlineSha256(createHash('sha256'));
+}
+
+/** The same interface over node:crypto on the calling thread (`TUS_HASH_THREAD=false`). */
+export class InlineSha256 implements Sha256Batches {
+  readonly backlog = 0;
+  constructor(private readonly hash: Hash) {}
+  update(bufs: readonly Buffer[]): void {
+    for (const b of bufs) this.hash.update(b);
+  }
+  copy(): InlineSha256 {
+    return new InlineSha256(this.hash.copy());
+  }
+  digest(): Promise<Buffer> {
+    return Promise.resolve(this.hash.copy().digest());
+  }
+  drained(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
 /** A SHA-256 state in the hashing thread. */
-export class Sha256State {
+export class Sha256State implements Sha256Batches {
   /** Bytes posted and not yet hashed. */
   private inflight = 0;
   private waiters: { limit: number; resolve(): void }[] = [];

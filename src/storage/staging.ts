@@ -2,7 +2,7 @@ import { constants, createReadStream } from 'node:fs';
 import { mkdir, open, readdir, rm, stat, truncate, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { Sha256State } from './sha256-offload.ts';
+import { Sha256State, type Sha256Batches } from './sha256-offload.ts';
 
 /** Bytes gathered before one write(2): fewer, larger writes for the 64 KiB chunks of a body. */
 const WRITE_BATCH = 1024 * 1024;
@@ -148,7 +148,7 @@ export class StagingFiles {
   }
 
   /** SHA-256 state over the first `bytes` of part file `n` (rebuilding a hash lost in a restart). */
-  hashPrefix(n: number, bytes: number): Promise<Sha256State> {
+  hashPrefix(n: number, bytes: number): Promise<Sha256Batches> {
     return Sha256State.ofFile(this.file(n), bytes);
   }
 

@@ -5,14 +5,19 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { offloadedBytes, Sha256State } from '../../src/storage/sha256-offload.ts';
+import {
+  offloadedBytes,
+  Sha256State,
+  sha256Batches,
+  type Sha256Batches,
+} from '../../src/storage/sha256-offload.ts';
 
 const sha = (...bufs: Buffer[]) => {
   const h = createHash('sha256');
   for (const b of bufs) h.update(b);
   return h.digest('hex');
 };
-const hex = async (s: Sha256State) => (await s.digest()).toString('hex');
+const hex = async (s: Sha256Batches) => (await s.digest()).toString('hex');
 
 let dir: string;
 before(async () => {
@@ -93,5 +98,18 @@ test('drained() resolves once the backlog is at or under the limit', async () =>
   for (let i = 0; i < 8; i++) s.update([randomBytes(1024 * 1024)]);
   assert.ok(s.backlog <= 8 * 1024 * 1024);
   await s.drained(0);
+  assert.equal(s.backlog, 0);
+});
+
+test('sha256Batches(false): the same digests and copy semantics on the calling thread, nothing taken', async () => {
+  const a = randomBytes(70_000);
+  const b = Buffer.from(new ArrayBuffer(50_000)).fill(9);
+  const s = sha256Batches(false);
+  s.update([a]);
+  const snap = s.copy();
+  s.update([b], { handOver: true });
+  assert.equal(b.length, 50_000, 'inline hashing takes nothing from the caller');
+  assert.equal(await hex(s), sha(a, b));
+  assert.equal(await hex(snap), sha(a));
   assert.equal(s.backlog, 0);
 });
