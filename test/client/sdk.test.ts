@@ -143,7 +143,8 @@ describe('the Node SDK', () => {
       'the proxy really cut three part uploads',
     );
     assert.ok(retries.some((r) => r.startsWith('POST /media')));
-    assert.equal(retries.filter((r) => r.startsWith('PUT part')).length, 3);
+    // At least the three cut uploads were retried; a loaded machine may time out (and retry) more.
+    assert.ok(retries.filter((r) => r.startsWith('PUT part')).length >= 3, retries.join(', '));
     const list = await call(direct(`/devices/${device.id}/media`), { headers: device.auth });
     assert.equal(list.body.items.length, 1, 'exactly one media record');
     assert.match(list.body.items[0].status, /^(UPLOADED|PROCESSING|READY)$/);

@@ -36,7 +36,7 @@ after(async () => {
 
 const HOUR = 3_600_000;
 
-test('of processes whose timers fire together, one runs the job; the others skip it', async () => {
+test('of processes whose timers fire together, one runs the job and the others skip it', async () => {
   let runs = 0;
   const job = async () => {
     runs++;

@@ -112,7 +112,7 @@ function jpegSession(extra: Record<string, unknown> = {}) {
 }
 
 describe('CORS_ORIGINS set', () => {
-  test('a preflight from a listed origin: 204, methods, headers, max-age; never auth, rate limits or 404', async () => {
+  test('a preflight from a listed origin: 204, methods, headers, max-age, without credentials', async () => {
     for (const origin of [APP, DEV]) {
       const r = await preflight(t.api('/media'), origin, 'POST', [
         'authorization',
@@ -129,6 +129,9 @@ describe('CORS_ORIGINS set', () => {
       assert.ok(list(r.headers.get('vary')).includes('origin'));
       assert.equal(r.headers.get('x-ratelimit-limit'), null, 'not rate limited');
     }
+  });
+
+  test('preflights are never rate limited nor 404, on paths with and without routes', async () => {
     // More preflights than the session limit (2 a minute), and for paths with and without routes.
     for (const url of [
       t.api('/media'),
@@ -143,7 +146,9 @@ describe('CORS_ORIGINS set', () => {
       assert.equal(r.status, 204, `${url}: ${r.text}`);
       assert.equal(r.headers.get('access-control-allow-origin'), APP);
     }
-    // An OPTIONS that is no preflight (no Origin): answered alike, usable by no browser.
+  });
+
+  test('an OPTIONS that is no preflight (no Origin) is answered alike, with no ACAO', async () => {
     const bare = await call(t.api('/media'), { method: 'OPTIONS' });
     assert.equal(bare.status, 204, bare.text);
     assert.equal(bare.headers.get('access-control-allow-origin'), null);
@@ -270,10 +275,13 @@ describe('CORS_ORIGINS set', () => {
 });
 
 describe('CORS_ORIGINS unset (the default)', () => {
-  test('no CORS headers at all: a preflight is the 404 it always was; requests carry none', async () => {
+  test('a preflight is the 404 it always was, with no CORS headers', async () => {
     const pre = await preflight(plain.api('/media'), APP, 'POST', ['authorization', 'content-type']);
     assert.equal(pre.status, 404);
     assert.deepEqual(corsHeaders(pre.headers), []);
+  });
+
+  test('requests from any origin carry no CORS headers, also errors', async () => {
     const user = await plain.user('u-plain');
     const s = await call(plain.api('/media'), {
       method: 'POST',
@@ -312,14 +320,20 @@ describe('CORS_ORIGINS "*"', () => {
 });
 
 describe('CORS_ORIGINS parsing', () => {
-  test('exact origins, trimmed, empty entries and duplicates dropped; "*"; unset = none', () => {
+  test('unset or blank: no origins', () => {
     assert.deepEqual(loadConfig({}).corsOrigins, []);
     assert.deepEqual(loadConfig({ CORS_ORIGINS: '  ' }).corsOrigins, []);
+  });
+
+  test('exact origins, trimmed, with empty entries and duplicates dropped', () => {
     assert.deepEqual(loadConfig({ CORS_ORIGINS: ` ${APP} ,${DEV},,http://[::1]:8080,${APP}` }).corsOrigins, [
       APP,
       DEV,
       'http://[::1]:8080',
     ]);
+  });
+
+  test('"*" alone: any origin', () => {
     assert.deepEqual(loadConfig({ CORS_ORIGINS: '*' }).corsOrigins, ['*']);
   });
   for (const [value, message] of [

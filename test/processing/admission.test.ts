@@ -56,11 +56,14 @@ describe('Admission (unit)', () => {
     assert.equal(await refused(), false, 'admitting again until past the bound');
   });
 
-  test('a bound of 0 never reads the queue; a failed reading admits', async () => {
+  test('a bound of 0 never reads the queue', async () => {
     let reads = 0;
     const off = new Admission(() => Promise.resolve(++reads * 1e6), 0, silent);
     await off.check();
     assert.equal(reads, 0);
+  });
+
+  test('a failed reading of the queue admits', async () => {
     const broken = new Admission(() => Promise.reject(new Error('database down')), 10, silent);
     await broken.check();
   });
@@ -119,135 +122,162 @@ describe('POST /media under a backlog older than the bound', () => {
     (await t.server.database.pool.query(`SELECT id, status FROM media WHERE message_id = $1`, [messageId]))
       .rows;
 
-  test('refused with 503 + Retry-After and the error body; nothing lost; created once when retried', async () => {
-    const dev = await t.device('admission');
-    const first = await upload(t, dev.auth, jpeg, 'image/jpeg', { messageId: 'accepted-1' });
-    assert.equal(first.done.status, 200, first.done.text);
-
-    await setBacklogAge(3600);
-    // The service reads the queue's age at most once a second: ask until it has seen the change
-    // (sessions admitted meanwhile are ordinary ones).
+  describe('a session refused, then retried', () => {
+    let dev: { auth: Record<string, string> };
+    let first: Awaited<ReturnType<typeof upload>>;
     let refusedId = 'refused-0';
-    let refused = await session(dev.auth, refusedId);
-    for (let i = 1; refused.status !== 503 && i <= 100; i++) {
-      assert.equal(refused.status, 201, refused.text);
-      await sleep(100);
-      refusedId = `refused-${i}`;
-      refused = await session(dev.auth, refusedId);
-    }
-    assert.equal(refused.status, 503, refused.text);
-    const retryAfter = Number(refused.headers.get('retry-after'));
-    assert.ok(Number.isInteger(retryAfter) && retryAfter >= 1 && retryAfter <= 30, String(retryAfter));
-    assert.equal(refused.body.error.code, 'processing_backlog');
-    assert.equal(typeof refused.body.error.message, 'string');
-    assert.equal(typeof refused.body.error.requestId, 'string');
-    assert.equal(refused.body.error.details.maxBacklogSeconds, 60);
-    assert.ok(refused.body.error.details.backlogSeconds >= 3600);
-    assert.deepEqual(await rowsFor(refusedId), [], 'a refused session leaves no row');
-    // Checked before authentication: a refusal costs no statement (documented: 503 before 401).
-    const anonymous = await session({}, 'anonymous');
-    assert.equal(anonymous.status, 503, anonymous.text);
-    assert.equal(anonymous.body.error.code, 'processing_backlog');
 
-    // What was accepted before stays accepted, its job still queued.
-    const { rows: jobs } = await t.server.database.pool.query(
-      `SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'media-process' AND data->>'mediaId' = $1`,
-      [first.id],
-    );
-    assert.equal(jobs[0].n, 1);
-    assert.deepEqual(
-      (await rowsFor('accepted-1')).map((r) => r.status),
-      ['UPLOADED'],
-    );
+    test('refused with 503, Retry-After and the error body, leaving no row', async () => {
+      dev = await t.device('admission');
+      first = await upload(t, dev.auth, jpeg, 'image/jpeg', { messageId: 'accepted-1' });
+      assert.equal(first.done.status, 200, first.done.text);
 
-    // The backlog is young again: the same request is admitted, once.
-    await setBacklogAge(0);
-    let again = await session(dev.auth, refusedId);
-    for (let i = 0; again.status === 503 && i < 100; i++) {
-      await sleep(100);
-      again = await session(dev.auth, refusedId);
-    }
-    assert.equal(again.status, 201, again.text);
-    assert.equal((await rowsFor(refusedId)).length, 1);
+      await setBacklogAge(3600);
+      // The service reads the queue's age at most once a second: ask until it has seen the change
+      // (sessions admitted meanwhile are ordinary ones).
+      let refused = await session(dev.auth, refusedId);
+      for (let i = 1; refused.status !== 503 && i <= 100; i++) {
+        assert.equal(refused.status, 201, refused.text);
+        await sleep(100);
+        refusedId = `refused-${i}`;
+        refused = await session(dev.auth, refusedId);
+      }
+      assert.equal(refused.status, 503, refused.text);
+      const retryAfter = Number(refused.headers.get('retry-after'));
+      assert.ok(Number.isInteger(retryAfter) && retryAfter >= 1 && retryAfter <= 30, String(retryAfter));
+      assert.equal(refused.body.error.code, 'processing_backlog');
+      assert.equal(typeof refused.body.error.message, 'string');
+      assert.equal(typeof refused.body.error.requestId, 'string');
+      assert.equal(refused.body.error.details.maxBacklogSeconds, 60);
+      assert.ok(refused.body.error.details.backlogSeconds >= 3600);
+      assert.deepEqual(await rowsFor(refusedId), [], 'a refused session leaves no row');
+    });
+
+    test('the refusal comes before authentication', async () => {
+      // Checked before authentication: a refusal costs no statement (documented: 503 before 401).
+      const anonymous = await session({}, 'anonymous');
+      assert.equal(anonymous.status, 503, anonymous.text);
+      assert.equal(anonymous.body.error.code, 'processing_backlog');
+    });
+
+    test('what was accepted before stays accepted, its job still queued', async () => {
+      const { rows: jobs } = await t.server.database.pool.query(
+        `SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'media-process' AND data->>'mediaId' = $1`,
+        [first.id],
+      );
+      assert.equal(jobs[0].n, 1);
+      assert.deepEqual(
+        (await rowsFor('accepted-1')).map((r) => r.status),
+        ['UPLOADED'],
+      );
+    });
+
+    test('once the backlog is young again, the same request is admitted, once', async () => {
+      await setBacklogAge(0);
+      let again = await session(dev.auth, refusedId);
+      for (let i = 0; again.status === 503 && i < 100; i++) {
+        await sleep(100);
+        again = await session(dev.auth, refusedId);
+      }
+      assert.equal(again.status, 201, again.text);
+      assert.equal((await rowsFor(refusedId)).length, 1);
+    });
   });
 
-  test('every door that opens sessions is gated: the form, tus creation and gRPC; an open tus upload goes on', async () => {
-    const user = await t.user('admission-doors');
-    const tusHeaders = {
-      ...user.auth,
-      'tus-resumable': '1.0.0',
-      'upload-length': String(jpeg.length),
-      'upload-metadata': `filename ${Buffer.from('t.jpg').toString('base64')},filetype ${Buffer.from('image/jpeg').toString('base64')}`,
-    };
-    const open = await call(t.api('/tus'), { method: 'POST', headers: tusHeaders });
-    assert.equal(open.status, 201, open.text);
-
-    await setBacklogAge(3600);
-    let probe = await session(user.auth, 'doors-0');
-    for (let i = 1; probe.status !== 503 && i <= 100; i++) {
-      await sleep(100);
-      probe = await session(user.auth, `doors-${i}`);
-    }
-    assert.equal(probe.status, 503, probe.text);
-
-    const form = new FormData();
-    form.set('fileName', 'f.jpg');
-    form.set('mimeType', 'image/jpeg');
-    form.set('bytes', String(jpeg.length));
-    form.set('file', new Blob([jpeg], { type: 'image/jpeg' }), 'f.jpg');
-    const viaForm = await call(t.api('/media/form'), { method: 'POST', headers: user.auth, body: form });
-    assert.equal(viaForm.status, 503, viaForm.text);
-    assert.equal(viaForm.body.error.code, 'processing_backlog');
-
-    const viaTus = await call(t.api('/tus'), { method: 'POST', headers: tusHeaders });
-    assert.equal(viaTus.status, 503, viaTus.text);
-    assert.ok(Number(viaTus.headers.get('retry-after')) >= 1);
-
-    const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(PROTO_PATH, PROTO_OPTIONS)) as unknown as {
-      mediary: { v1: { MediaService: new (addr: string, creds: grpc.ChannelCredentials) => grpc.Client } };
-    };
-    const client = new pkg.mediary.v1.MediaService(
-      `127.0.0.1:${t.server.grpcPort}`,
-      grpc.credentials.createInsecure(),
-    ) as grpc.Client & Record<string, (...args: unknown[]) => void>;
-    try {
-      const metadata = new grpc.Metadata();
-      metadata.set('authorization', `Bearer ${GRPC_TOKEN}`);
-      const err = await new Promise<grpc.ServiceError | null>((resolve) =>
-        client.CreateUploadSession!(
-          { userId: user.id, fileName: 'g.jpg', mimeType: 'image/jpeg', bytes: jpeg.length },
-          metadata,
-          (e: grpc.ServiceError | null) => resolve(e),
-        ),
-      );
-      assert.equal(err?.code, grpc.status.UNAVAILABLE, String(err));
-      assert.equal(err?.metadata.get('mediary-error-code')[0], 'processing_backlog');
-    } finally {
-      client.close();
-    }
-
-    // An upload opened before goes on: its bytes are not a new session.
-    const url = open.headers.get('location')!;
-    const patch = await call(new URL(url, t.base).toString(), {
-      method: 'PATCH',
-      headers: {
+  describe('every door that opens sessions is gated', () => {
+    let user: { id: string; auth: Record<string, string> };
+    let tusHeaders: Record<string, string>;
+    let open: Awaited<ReturnType<typeof call>>;
+    before(async () => {
+      user = await t.user('admission-doors');
+      tusHeaders = {
         ...user.auth,
         'tus-resumable': '1.0.0',
-        'upload-offset': '0',
-        'content-type': 'application/offset+octet-stream',
-      },
-      body: jpeg,
+        'upload-length': String(jpeg.length),
+        'upload-metadata': `filename ${Buffer.from('t.jpg').toString('base64')},filetype ${Buffer.from('image/jpeg').toString('base64')}`,
+      };
+      open = await call(t.api('/tus'), { method: 'POST', headers: tusHeaders });
+      assert.equal(open.status, 201, open.text);
+
+      await setBacklogAge(3600);
+      let probe = await session(user.auth, 'doors-0');
+      for (let i = 1; probe.status !== 503 && i <= 100; i++) {
+        await sleep(100);
+        probe = await session(user.auth, `doors-${i}`);
+      }
+      assert.equal(probe.status, 503, probe.text);
     });
-    assert.equal(patch.status, 204, patch.text);
-    const { rows } = await t.server.database.pool.query(
-      `SELECT file_name FROM media WHERE owner_user_id = $1 AND file_name IN ('f.jpg', 'g.jpg', 't.jpg')`,
-      [user.id],
-    );
-    assert.deepEqual(
-      rows.map((r) => r.file_name),
-      ['t.jpg'],
-      'the refused doors created nothing; the tus upload opened before is there',
-    );
-    await setBacklogAge(0);
+    after(async () => {
+      await setBacklogAge(0);
+    });
+
+    test('the form', async () => {
+      const form = new FormData();
+      form.set('fileName', 'f.jpg');
+      form.set('mimeType', 'image/jpeg');
+      form.set('bytes', String(jpeg.length));
+      form.set('file', new Blob([jpeg], { type: 'image/jpeg' }), 'f.jpg');
+      const viaForm = await call(t.api('/media/form'), { method: 'POST', headers: user.auth, body: form });
+      assert.equal(viaForm.status, 503, viaForm.text);
+      assert.equal(viaForm.body.error.code, 'processing_backlog');
+    });
+
+    test('tus creation', async () => {
+      const viaTus = await call(t.api('/tus'), { method: 'POST', headers: tusHeaders });
+      assert.equal(viaTus.status, 503, viaTus.text);
+      assert.ok(Number(viaTus.headers.get('retry-after')) >= 1);
+    });
+
+    test('gRPC CreateUploadSession', async () => {
+      const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(PROTO_PATH, PROTO_OPTIONS)) as unknown as {
+        mediary: { v1: { MediaService: new (addr: string, creds: grpc.ChannelCredentials) => grpc.Client } };
+      };
+      const client = new pkg.mediary.v1.MediaService(
+        `127.0.0.1:${t.server.grpcPort}`,
+        grpc.credentials.createInsecure(),
+      ) as grpc.Client & Record<string, (...args: unknown[]) => void>;
+      try {
+        const metadata = new grpc.Metadata();
+        metadata.set('authorization', `Bearer ${GRPC_TOKEN}`);
+        const err = await new Promise<grpc.ServiceError | null>((resolve) =>
+          client.CreateUploadSession!(
+            { userId: user.id, fileName: 'g.jpg', mimeType: 'image/jpeg', bytes: jpeg.length },
+            metadata,
+            (e: grpc.ServiceError | null) => resolve(e),
+          ),
+        );
+        assert.equal(err?.code, grpc.status.UNAVAILABLE, String(err));
+        assert.equal(err?.metadata.get('mediary-error-code')[0], 'processing_backlog');
+      } finally {
+        client.close();
+      }
+    });
+
+    test('an upload opened before goes on: its bytes are not a new session', async () => {
+      const url = open.headers.get('location')!;
+      const patch = await call(new URL(url, t.base).toString(), {
+        method: 'PATCH',
+        headers: {
+          ...user.auth,
+          'tus-resumable': '1.0.0',
+          'upload-offset': '0',
+          'content-type': 'application/offset+octet-stream',
+        },
+        body: jpeg,
+      });
+      assert.equal(patch.status, 204, patch.text);
+    });
+
+    test('the refused doors created nothing', async () => {
+      const { rows } = await t.server.database.pool.query(
+        `SELECT file_name FROM media WHERE owner_user_id = $1 AND file_name IN ('f.jpg', 'g.jpg', 't.jpg')`,
+        [user.id],
+      );
+      assert.deepEqual(
+        rows.map((r) => r.file_name),
+        ['t.jpg'],
+        'the refused doors created nothing; the tus upload opened before is there',
+      );
+    });
   });
 });

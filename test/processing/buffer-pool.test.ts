@@ -18,7 +18,13 @@ function returnBuffers(p: BufferPool, mibs: number[]): void {
 }
 
 describe('BufferPool', () => {
-  test('a released buffer is handed out again when it fits; sizes round up to whole MiB', () => {
+  test('sizes round up to whole MiB', () => {
+    const p = pool();
+    assert.equal(p.lease().allocate(1.5 * MiB).length, 2 * MiB);
+    assert.equal(p.lease().allocate(100).length, MiB);
+  });
+
+  test('a released buffer is handed out again when it fits', () => {
     const p = pool();
     const first = p.lease();
     const a = first.allocate(1.5 * MiB);
@@ -33,7 +39,7 @@ describe('BufferPool', () => {
     assert.deepEqual(p.counts, { created: 2, reused: 1 });
   });
 
-  test('the smallest free buffer that fits is taken; too small ones are passed over', () => {
+  test('the smallest free buffer that fits is taken, passing over too small ones', () => {
     const p = pool({ maxFree: 3 });
     returnBuffers(p, [1, 3, 5]);
     const l = p.lease();
@@ -45,7 +51,13 @@ describe('BufferPool', () => {
     assert.deepEqual(p.counts, { created: 4, reused: 2 });
   });
 
-  test('at most maxFree buffers are kept, the largest; oversized requests are never kept', () => {
+  test('at most maxFree buffers are kept, the largest', () => {
+    const p = pool({ maxFree: 2 });
+    returnBuffers(p, [1, 2, 3]);
+    assert.equal(p.freeBytes, 5 * MiB);
+  });
+
+  test('oversized requests are never kept', () => {
     const p = pool({ maxFree: 2 });
     returnBuffers(p, [1, 2, 3]);
     assert.equal(p.freeBytes, 5 * MiB);

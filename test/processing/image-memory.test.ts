@@ -43,15 +43,13 @@ async function peakRss(pid: number): Promise<number> {
   return Number(kb[1]) * 1024;
 }
 
-describe('image decode memory', () => {
-  test('interlaced 16-bit PNGs fail image_too_large, progressive JPEGs take turns; the worker peak stays bounded', async (ctx) => {
-    assert.ok(png16.length < 1024 * 1024 && progressive.length < 1024 * 1024, 'small files');
-    const meta = await sharp(png16).metadata();
-    assert.deepEqual([meta.depth, meta.isProgressive], ['ushort', true]);
-
-    const user = await t.user('memory-bombs');
-    const pngs = [];
-    const jpegs = [];
+describe('image decode memory: five bombs offered at once to one worker', () => {
+  let user: { auth: Record<string, string> };
+  const pngs: string[] = [];
+  const jpegs: string[] = [];
+  let child: ReturnType<typeof spawn> | undefined;
+  before(async () => {
+    user = await t.user('memory-bombs');
     for (let i = 0; i < 3; i++) pngs.push((await upload(t, user.auth, png16, 'image/png')).id);
     for (let i = 0; i < 2; i++) jpegs.push((await upload(t, user.auth, progressive, 'image/jpeg')).id);
     // The jobs wait in the queue; one worker process with room for all five at once.
@@ -59,29 +57,43 @@ describe('image decode memory', () => {
       DATABASE_URL: t.databaseUrl,
       PROCESSING_CONCURRENCY: '5',
     });
-    const child = spawn(process.execPath, ['bin/mediary.mjs', 'worker'], {
+    child = spawn(process.execPath, ['bin/mediary.mjs', 'worker'], {
       env: { ...process.env, ...env },
       stdio: 'ignore',
     });
-    try {
-      for (const id of pngs) {
-        const st = await waitFor(t, user.auth, id, ['READY', 'FAILED'], 180_000);
-        assert.deepEqual([st.status, st.error?.code], ['FAILED', 'image_too_large']);
-        assert.match(st.error.message, /9999×10000 16-bit interlaced image would take about \d+ MiB/);
-      }
-      for (const id of jpegs) {
-        const st = await waitFor(t, user.auth, id, ['READY', 'FAILED'], 180_000);
-        assert.equal(st.status, 'READY', JSON.stringify(st.error));
-      }
-      assert.equal(child.exitCode, null, 'the worker is alive');
-      const peak = await peakRss(child.pid!);
-      ctx.diagnostic(`worker peak RSS ${Math.round(peak / MiB)} MiB`);
-      assert.ok(
-        peak < PEAK_RSS_BOUND,
-        `worker peak RSS ${Math.round(peak / MiB)} MiB < ${PEAK_RSS_BOUND / MiB} MiB`,
-      );
-    } finally {
-      child.kill('SIGKILL');
+  });
+  after(() => {
+    child?.kill('SIGKILL');
+  });
+
+  test('the bombs are small files: an interlaced 16-bit PNG and a progressive JPEG', async () => {
+    assert.ok(png16.length < 1024 * 1024 && progressive.length < 1024 * 1024, 'small files');
+    const meta = await sharp(png16).metadata();
+    assert.deepEqual([meta.depth, meta.isProgressive], ['ushort', true]);
+  });
+
+  test('interlaced 16-bit PNGs fail image_too_large', async () => {
+    for (const id of pngs) {
+      const st = await waitFor(t, user.auth, id, ['READY', 'FAILED'], 180_000);
+      assert.deepEqual([st.status, st.error?.code], ['FAILED', 'image_too_large']);
+      assert.match(st.error.message, /9999×10000 16-bit interlaced image would take about \d+ MiB/);
     }
+  });
+
+  test('progressive JPEGs take turns and become READY', async () => {
+    for (const id of jpegs) {
+      const st = await waitFor(t, user.auth, id, ['READY', 'FAILED'], 180_000);
+      assert.equal(st.status, 'READY', JSON.stringify(st.error));
+    }
+  });
+
+  test('the worker stays alive with its peak RSS bounded', async (ctx) => {
+    assert.equal(child!.exitCode, null, 'the worker is alive');
+    const peak = await peakRss(child!.pid!);
+    ctx.diagnostic(`worker peak RSS ${Math.round(peak / MiB)} MiB`);
+    assert.ok(
+      peak < PEAK_RSS_BOUND,
+      `worker peak RSS ${Math.round(peak / MiB)} MiB < ${PEAK_RSS_BOUND / MiB} MiB`,
+    );
   });
 });

@@ -7,7 +7,7 @@ import { estimateDecodeBytes } from '../../src/infra/imaging/sharp-imaging.ts';
 const tick = () => new Promise((r) => setImmediate(r));
 
 describe('MemoryBudget', () => {
-  test('a reservation that does not fit waits until enough is released; first come, first served', async () => {
+  test('a reservation that does not fit waits, first come first served, until enough is released', async () => {
     const budget = new MemoryBudget(100);
     const a = await budget.reserve(60);
     const order: string[] = [];
@@ -26,7 +26,20 @@ describe('MemoryBudget', () => {
     assert.equal(budget.reservedBytes, 0);
   });
 
-  test('more than the whole budget runs alone; an aborted wait gives its turn away', async () => {
+  test('more than the whole budget runs alone', async () => {
+    const budget = new MemoryBudget(100);
+    const big = await budget.reserve(500);
+    assert.equal(budget.reservedBytes, 100);
+    let small = false;
+    const next = budget.reserve(1).then((r) => ((small = true), r));
+    await tick();
+    assert.equal(small, false, 'nothing runs beside it');
+    big();
+    (await next)();
+    assert.equal(budget.reservedBytes, 0);
+  });
+
+  test('an aborted wait gives its turn away', async () => {
     const budget = new MemoryBudget(100);
     const big = await budget.reserve(500);
     assert.equal(budget.reservedBytes, 100);

@@ -164,56 +164,72 @@ describe('metadata and privacy', () => {
 });
 
 describe('bad input never breaks the worker', () => {
-  test('undecodable images end FAILED with a reason; the worker keeps going', async () => {
-    const user = await t.user('broken-user');
-    const good = fixture('cameras/Canon_40D.jpg');
-    const truncated = fixture('gps/DSCN0042.jpg').subarray(0, 40_000);
-    const garbage = Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(5000, 0x5a)]);
-    // A PNG whose header claims 100000×100000 pixels (a decompression bomb's calling card).
-    const png = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#f00' } })
-      .png()
-      .toBuffer();
-    const bomb = Buffer.from(png);
-    bomb.writeUInt32BE(100_000, 16);
-    bomb.writeUInt32BE(100_000, 20);
-    bomb.writeUInt32BE(crc32(bomb.subarray(12, 29)) >>> 0, 29);
-
+  describe('undecodable images, then a good one', () => {
+    let user: { auth: Record<string, string> };
+    const ids: string[] = [];
+    let goodOne: { id: string };
     const cases = [
-      { name: 'truncated JPEG', bytes: truncated, mime: 'image/jpeg', code: 'decode_failed' },
-      { name: 'JPEG magic + garbage', bytes: garbage, mime: 'image/jpeg', code: 'decode_failed' },
-      { name: 'pixel bomb', bytes: bomb, mime: 'image/png', code: 'image_too_large' },
+      { name: 'truncated JPEG', mime: 'image/jpeg', code: 'decode_failed' },
+      { name: 'JPEG magic + garbage', mime: 'image/jpeg', code: 'decode_failed' },
+      { name: 'pixel bomb', mime: 'image/png', code: 'image_too_large' },
     ];
-    const ids = [];
-    for (const c of cases) {
-      const { id, done } = await upload(t, user.auth, c.bytes, c.mime);
-      assert.equal(done.status, 200, `${c.name}: ${done.text}`);
-      ids.push(id);
-    }
-    const after = await upload(t, user.auth, good);
-    for (const [i, c] of cases.entries()) {
-      const st = await waitFor(t, user.auth, ids[i]!, ['READY', 'FAILED']);
-      assert.equal(st.status, 'FAILED', c.name);
-      assert.equal(st.error.code, c.code, `${c.name}: ${st.error.message}`);
-      assert.ok(st.error.message.length > 10);
-      assert.equal(st.attempts, 1, `${c.name} is not retried`);
-    }
-    assert.equal((await waitFor(t, user.auth, after.id, ['READY', 'FAILED'])).status, 'READY');
-    // Nothing is stuck: the worker drains (it finishes bookkeeping just after the row turns READY).
-    for (let i = 0; i < 200 && t.server.worker?.busy !== 0; i++) await sleep(25);
-    assert.equal(t.server.worker?.busy, 0);
+    before(async () => {
+      user = await t.user('broken-user');
+      const good = fixture('cameras/Canon_40D.jpg');
+      const truncated = fixture('gps/DSCN0042.jpg').subarray(0, 40_000);
+      const garbage = Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(5000, 0x5a)]);
+      // A PNG whose header claims 100000×100000 pixels (a decompression bomb's calling card).
+      const png = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#f00' } })
+        .png()
+        .toBuffer();
+      const bomb = Buffer.from(png);
+      bomb.writeUInt32BE(100_000, 16);
+      bomb.writeUInt32BE(100_000, 20);
+      bomb.writeUInt32BE(crc32(bomb.subarray(12, 29)) >>> 0, 29);
+
+      const bytes = [truncated, garbage, bomb];
+      for (const [i, c] of cases.entries()) {
+        const { id, done } = await upload(t, user.auth, bytes[i]!, c.mime);
+        assert.equal(done.status, 200, `${c.name}: ${done.text}`);
+        ids.push(id);
+      }
+      goodOne = await upload(t, user.auth, good);
+    });
+
+    test('undecodable images end FAILED with a reason, without retries', async () => {
+      for (const [i, c] of cases.entries()) {
+        const st = await waitFor(t, user.auth, ids[i]!, ['READY', 'FAILED']);
+        assert.equal(st.status, 'FAILED', c.name);
+        assert.equal(st.error.code, c.code, `${c.name}: ${st.error.message}`);
+        assert.ok(st.error.message.length > 10);
+        assert.equal(st.attempts, 1, `${c.name} is not retried`);
+      }
+    });
+
+    test('the worker keeps going: a good image after them is READY', async () => {
+      assert.equal((await waitFor(t, user.auth, goodOne.id, ['READY', 'FAILED'])).status, 'READY');
+    });
+
+    test('the worker drains: no job is stuck', async () => {
+      // Nothing is stuck: the worker drains (it finishes bookkeeping just after the row turns READY).
+      for (let i = 0; i < 200 && t.server.worker?.busy !== 0; i++) await sleep(25);
+      assert.equal(t.server.worker?.busy, 0);
+    });
   });
 
-  test('the broken/ fixtures (bad EXIF, decodable pixels) are processed; EXIF problems are reported', async () => {
-    const user = await t.user('broken-fixtures');
-    for (const name of ['35-empty.jpg', 'image00971.jpg']) {
-      const { id, done } = await upload(t, user.auth, fixture(`broken/${name}`));
-      assert.equal(done.status, 200, done.text);
-      const st = await waitFor(t, user.auth, id, ['READY', 'FAILED']);
-      assert.equal(st.status, 'READY', `${name}: ${JSON.stringify(st.error)}`);
-      const m = await call(t.api(`/media/${id}`), { headers: user.auth });
-      assert.ok(m.body.width > 0 && m.body.variants.length === 4);
-    }
-  });
+  for (const name of ['35-empty.jpg', 'image00971.jpg']) {
+    test(`broken/${name} (bad EXIF, decodable pixels) is processed to READY with its variants`, async () => {
+      const user = await t.user(`broken-fixtures-${name}`);
+      {
+        const { id, done } = await upload(t, user.auth, fixture(`broken/${name}`));
+        assert.equal(done.status, 200, done.text);
+        const st = await waitFor(t, user.auth, id, ['READY', 'FAILED']);
+        assert.equal(st.status, 'READY', `${name}: ${JSON.stringify(st.error)}`);
+        const m = await call(t.api(`/media/${id}`), { headers: user.auth });
+        assert.ok(m.body.width > 0 && m.body.variants.length === 4);
+      }
+    });
+  }
 
   test('a declared type that lies is rejected and never processed', async () => {
     const user = await t.user('liar');
@@ -275,10 +291,15 @@ describe('originals read into reused buffers', () => {
 });
 
 describe('variants', () => {
-  test('served by signed redirect or proxy, owner-only; deleted with the media', async () => {
-    const user = await t.user('variants-user');
-    const { id } = await upload(t, user.auth, fixture('cameras/Reconyx_HC500_Hyperfire.jpg'));
+  let user: { auth: Record<string, string> };
+  let id: string;
+  before(async () => {
+    user = await t.user('variants-user');
+    ({ id } = await upload(t, user.auth, fixture('cameras/Reconyx_HC500_Hyperfire.jpg')));
     await waitFor(t, user.auth, id, ['READY']);
+  });
+
+  test('four sizes, each with its sha256 in a content-addressed URL', async () => {
     const m = await call(t.api(`/media/${id}`), { headers: user.auth });
     assert.deepEqual(
       m.body.variants.map((v: any) => [v.name, v.width, v.height]),
@@ -291,26 +312,37 @@ describe('variants', () => {
     );
     assert.match(m.body.variants[0].sha256, /^[0-9a-f]{64}$/);
     assert.equal(m.body.variants[0].url, `/api/v1/media/${id}/variants/1200?v=${m.body.variants[0].sha256}`);
+  });
 
+  test('served by signed redirect', async () => {
     const redirect = await call(t.api(`/media/${id}/variants/600`), { headers: user.auth });
     assert.equal(redirect.status, 302);
     const followed = await fetch(redirect.headers.get('location')!);
     assert.equal(followed.status, 200);
     assert.equal(followed.headers.get('content-type'), 'image/webp');
     assert.equal((await sharp(Buffer.from(await followed.arrayBuffer())).metadata()).width, 600);
+  });
 
+  test('served by proxy', async () => {
     const proxied = await fetch(t.api(`/media/${id}/variants/150?mode=proxy`), { headers: user.auth });
     assert.equal(proxied.status, 200);
     assert.equal(proxied.headers.get('cache-control'), 'private, no-cache', 'no v: not content-addressed');
     assert.equal(proxied.headers.get('content-type'), 'image/webp');
     assert.match(proxied.headers.get('etag')!, /^"[0-9a-f]{64}"$/);
     await proxied.arrayBuffer();
+  });
 
+  test('an unknown size is 404, a path in its place 400', async () => {
     assert.equal((await call(t.api(`/media/${id}/variants/999`), { headers: user.auth })).status, 404);
     assert.equal((await call(t.api(`/media/${id}/variants/..%2F..`), { headers: user.auth })).status, 400);
+  });
+
+  test('owner-only: others get 404', async () => {
     const other = await t.user('variants-other');
     assert.equal((await call(t.api(`/media/${id}/variants/150`), { headers: other.auth })).status, 404);
+  });
 
+  test('deleted with the media', async () => {
     const rows = await t.server.database.pool.query('SELECT key FROM media_variants WHERE media_id = $1', [
       id,
     ]);
@@ -328,14 +360,26 @@ describe('variants', () => {
 describe('content-addressed variant URLs', () => {
   const IMMUTABLE = 'private, max-age=31536000, immutable';
 
-  test('?v= is the sha256 of the served bytes: immutable only then; stale v → the current URL; never past access', async () => {
-    const user = await t.user('varurl-user');
-    const other = await t.user('varurl-other');
-    const { id } = await upload(t, user.auth, fixture('orientation/landscape_1.jpg'));
+  let user: { auth: Record<string, string> };
+  let other: { auth: Record<string, string> };
+  let id: string;
+  let first: any;
+  let old: any;
+  let now: any;
+  let plainUrl: string;
+  before(async () => {
+    user = await t.user('varurl-user');
+    other = await t.user('varurl-other');
+    ({ id } = await upload(t, user.auth, fixture('orientation/landscape_1.jpg')));
     await waitFor(t, user.auth, id, ['READY']);
-    const before = (await call(t.api(`/media/${id}`), { headers: user.auth })).body;
-    assert.equal(before.variants.length, 4);
-    for (const v of before.variants) {
+    first = (await call(t.api(`/media/${id}`), { headers: user.auth })).body;
+    old = first.variants.find((v: any) => v.name === '300');
+    plainUrl = t.api(`/media/${id}/variants/300?mode=proxy`);
+  });
+
+  test('?v= is the sha256 of the served bytes, which are then immutable', async () => {
+    assert.equal(first.variants.length, 4);
+    for (const v of first.variants) {
       assert.match(v.sha256, /^[0-9a-f]{64}$/, `variant ${v.name}`);
       assert.equal(v.url, `/api/v1/media/${id}/variants/${v.name}?v=${v.sha256}`);
       // The URL as the record gives it (plus mode=proxy) serves exactly the bytes it names.
@@ -345,9 +389,9 @@ describe('content-addressed variant URLs', () => {
       assert.equal(res.headers.get('etag'), `"${v.sha256}"`);
       assert.equal(sha256(Buffer.from(await res.arrayBuffer())), v.sha256, `variant ${v.name} bytes`);
     }
-    const old = before.variants.find((v: any) => v.name === '300');
-    const plainUrl = t.api(`/media/${id}/variants/300?mode=proxy`);
+  });
 
+  test('without v: only the caller’s cache, revalidated by ETag', async () => {
     // No v: the bytes behind the URL may change, so only the caller's cache, revalidated by ETag.
     const plain = await fetch(plainUrl, { headers: user.auth });
     assert.equal(plain.status, 200);
@@ -360,13 +404,18 @@ describe('content-addressed variant URLs', () => {
     assert.equal(notModified.status, 304);
     assert.equal(notModified.headers.get('cache-control'), 'private, no-cache');
     assert.equal(notModified.text, '');
+  });
 
+  test('a malformed v is 400 validation_failed', async () => {
     // v is validated by the route schema: 64 lower-case hex digits.
     for (const bad of ['zz', old.sha256.toUpperCase(), old.sha256.slice(1), `${old.sha256}0`]) {
       const r = await call(t.api(`/media/${id}/variants/300?mode=proxy&v=${bad}`), { headers: user.auth });
       assert.equal(r.status, 400, `v=${bad}`);
       assert.equal(r.body.error.code, 'validation_failed', r.text);
     }
+  });
+
+  test('a valid v opens nothing by itself: others 404, no credentials 401', async () => {
     // A valid v opens nothing by itself: others get 404, no credentials 401, in both modes.
     for (const mode of ['proxy', 'redirect']) {
       const url = t.api(`/media/${id}/variants/300?mode=${mode}&v=${old.sha256}`);
@@ -375,7 +424,9 @@ describe('content-addressed variant URLs', () => {
       assert.ok(!r.text.includes(old.sha256), 'the hash is not echoed to others');
       assert.equal((await call(url)).status, 401, mode);
     }
+  });
 
+  test('reprocessing in another format gives the variant a new hash and URL', async () => {
     // Reprocess as AVIF (a format change: same names, other bytes). The worker reads its config
     // per job; a FAILED media is what retry-processing requeues.
     const processing = t.config.processing;
@@ -394,12 +445,14 @@ describe('content-addressed variant URLs', () => {
     } finally {
       processing.variantFormat = 'webp';
     }
-    const after = (await call(t.api(`/media/${id}`), { headers: user.auth })).body;
-    const now = after.variants.find((v: any) => v.name === '300');
+    const reprocessed = (await call(t.api(`/media/${id}`), { headers: user.auth })).body;
+    now = reprocessed.variants.find((v: any) => v.name === '300');
     assert.equal(now.format, 'avif');
     assert.notEqual(now.sha256, old.sha256, 'reprocessing changed the bytes');
     assert.equal(now.url, `/api/v1/media/${id}/variants/300?v=${now.sha256}`);
+  });
 
+  test('a stale v is sent on to the current URL, never cached', async () => {
     // The old URL (a page rendered before the reprocessing): 302 to the current one, never cached.
     const stale = await call(`${t.base}${old.url}&mode=proxy`, { headers: user.auth });
     assert.equal(stale.status, 302, 'a stale v is sent on');
@@ -410,11 +463,16 @@ describe('content-addressed variant URLs', () => {
     assert.equal(followed.headers.get('content-type'), 'image/avif');
     assert.equal(followed.headers.get('cache-control'), IMMUTABLE);
     assert.equal(sha256(Buffer.from(await followed.arrayBuffer())), now.sha256);
+  });
+
+  test('without v, a revalidation sees the new bytes', async () => {
     // Without v the same URL now serves the new bytes under the new ETag: a revalidation sees it.
     const changed = await call(plainUrl, { headers: { ...user.auth, 'if-none-match': `"${old.sha256}"` } });
     assert.equal(changed.status, 200);
     assert.equal(changed.headers.get('etag'), `"${now.sha256}"`);
+  });
 
+  test('redirect mode ignores a stale v', async () => {
     // Redirect mode ignores a stale v: straight to a signed URL of the current bytes.
     const redirect = await call(`${t.base}${old.url}`, { headers: user.auth });
     assert.equal(redirect.status, 302);
@@ -422,7 +480,9 @@ describe('content-addressed variant URLs', () => {
     const signed = await fetch(redirect.headers.get('location')!);
     assert.equal(signed.status, 200);
     assert.equal(sha256(Buffer.from(await signed.arrayBuffer())), now.sha256);
+  });
 
+  test('others holding the stale URL learn nothing', async () => {
     // Others holding the stale URL learn nothing, not even where the new bytes are.
     const theirs = await call(`${t.base}${old.url}&mode=proxy`, { headers: other.auth });
     assert.equal(theirs.status, 404);

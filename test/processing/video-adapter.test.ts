@@ -11,6 +11,7 @@ import sharp from 'sharp';
 import { extractPoster, probe, transcodeHls, VideoError } from '../../src/infra/video/ffmpeg.ts';
 import { planLadder } from '../../src/processing/video/ladder.ts';
 import { tempDir } from '../helpers/server.ts';
+import { videoClip, type VideoClipOptions } from '../helpers/video.ts';
 
 const run = promisify(execFile);
 let dir: string;
@@ -24,38 +25,14 @@ async function makeClip(name: string, args: string[]): Promise<string> {
 const clips: Record<string, string> = {};
 before(async () => {
   dir = await tempDir('mediary-video-');
-  clips.landscape = await makeClip('landscape.mp4', [
-    '-f',
-    'lavfi',
-    '-i',
-    'testsrc2=size=1920x1080:rate=24:duration=3',
-    '-f',
-    'lavfi',
-    '-i',
-    'sine=frequency=440:duration=3',
-    '-c:v',
-    'libx264',
-    '-preset',
-    'ultrafast',
-    '-pix_fmt',
-    'yuv420p',
-    '-c:a',
-    'aac',
-    '-shortest',
-  ]);
+  const clip = async (name: string, opts: VideoClipOptions) => {
+    const out = path.join(dir, name);
+    await videoClip(out, opts);
+    return out;
+  };
+  clips.landscape = await clip('landscape.mp4', { size: '1920x1080', rate: 24, duration: 3, audioHz: 440 });
   // A phone clip: stored landscape 1280x720 with a 90° rotation in its metadata.
-  const stored = await makeClip('stored-landscape.mp4', [
-    '-f',
-    'lavfi',
-    '-i',
-    'testsrc2=size=1280x720:rate=30:duration=2',
-    '-c:v',
-    'libx264',
-    '-preset',
-    'ultrafast',
-    '-pix_fmt',
-    'yuv420p',
-  ]);
+  const stored = await clip('stored-landscape.mp4', { size: '1280x720', rate: 30, duration: 2 });
   clips.portrait = await makeClip('portrait.mp4', [
     '-i',
     stored,
@@ -64,44 +41,15 @@ before(async () => {
     '-metadata:s:v:0',
     'rotate=90',
   ]);
-  clips.uhd = await makeClip('uhd.mp4', [
-    '-f',
-    'lavfi',
-    '-i',
-    'testsrc2=size=3840x2160:rate=10:duration=1',
-    '-c:v',
-    'libx264',
-    '-preset',
-    'ultrafast',
-    '-pix_fmt',
-    'yuv420p',
-  ]);
-  clips.odd = await makeClip('odd.mp4', [
-    '-f',
-    'lavfi',
-    '-i',
-    'testsrc2=size=320x240:rate=15:duration=1',
-    '-vf',
-    'scale=333:211',
-    '-c:v',
-    'libx264',
-    '-preset',
-    'ultrafast',
-    '-pix_fmt',
-    'yuv444p',
-  ]);
-  clips.truncated = await makeClip('truncated.mp4', [
-    '-f',
-    'lavfi',
-    '-i',
-    'testsrc2=size=640x360:rate=24:duration=2',
-    '-c:v',
-    'libx264',
-    '-preset',
-    'ultrafast',
-    '-pix_fmt',
-    'yuv420p',
-  ]);
+  clips.uhd = await clip('uhd.mp4', { size: '3840x2160', rate: 10, duration: 1 });
+  clips.odd = await clip('odd.mp4', {
+    size: '320x240',
+    rate: 15,
+    duration: 1,
+    filter: 'scale=333:211',
+    pixFmt: 'yuv444p',
+  });
+  clips.truncated = await clip('truncated.mp4', { size: '640x360', rate: 24, duration: 2 });
   await truncate(clips.truncated, Math.floor((await stat(clips.truncated)).size / 3));
   clips.audioOnly = await makeClip('audio.m4a', [
     '-f',
@@ -200,7 +148,7 @@ describe('ffmpeg video adapter', () => {
     }
   });
 
-  test('portrait phone clip: renditions and poster come out upright; no audio track is fine', async () => {
+  test('portrait phone clip without an audio track: renditions come out upright', async () => {
     const src = await probe(clips.portrait!);
     const ladder = planLadder(src.width, src.height);
     const out = path.join(dir, 'hls-portrait');
@@ -210,15 +158,22 @@ describe('ffmpeg video adapter', () => {
       const v = (await ffprobeStreams(path.join(out, r.playlist))).find((s) => s.codec_type === 'video')!;
       assert.deepEqual([v.width, v.height], [r.width, r.height]);
     }
+  });
+
+  test('portrait phone clip: the poster comes out upright', async () => {
+    const src = await probe(clips.portrait!);
     const poster = path.join(dir, 'poster.png');
     await extractPoster(clips.portrait!, src.durationMs / 10000, poster, opts);
     const meta = await sharp(poster).metadata();
     assert.deepEqual([meta.width, meta.height], [720, 1280]);
   });
 
-  test('2160p source gets a 2160p rendition; odd dimensions are evened', async () => {
+  test('a 2160p source gets a 2160p rendition', async () => {
     const uhd = await probe(clips.uhd!);
     assert.deepEqual(planLadder(uhd.width, uhd.height).at(-1)?.name, '2160p');
+  });
+
+  test('odd dimensions are evened', async () => {
     const odd = await probe(clips.odd!);
     const out = path.join(dir, 'hls-odd');
     const result = await transcodeHls(clips.odd!, out, planLadder(odd.width, odd.height), false, opts);

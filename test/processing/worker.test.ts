@@ -123,17 +123,31 @@ describe('worker lifecycle', () => {
 });
 
 describe('retries and dead letters', () => {
-  test('transient failures are retried, then dead-lettered → FAILED; retry-processing requeues', async () => {
-    const user = await t.user('dlq-user');
-    const { id } = await upload(t, user.auth, fixture('cameras/Pentax_K10D.jpg'));
-    const file = await storagePath(id);
-    renameSync(file, `${file}.away`); // the store loses the original: a retry might help, twice it does not
+  describe('transient failures, then retry-processing', () => {
+    let user: { auth: Record<string, string> };
+    let id: string;
+    let file: string;
+    let worker: Awaited<ReturnType<typeof inProcessWorker>> | undefined;
+    before(async () => {
+      user = await t.user('dlq-user');
+      ({ id } = await upload(t, user.auth, fixture('cameras/Pentax_K10D.jpg')));
+      file = await storagePath(id);
+      renameSync(file, `${file}.away`); // the store loses the original: a retry might help, twice it does not
+    });
+    after(async () => {
+      await worker?.stop();
+    });
 
-    const notYet = await call(t.api(`/media/${id}/retry-processing`), { method: 'POST', headers: user.auth });
-    assert.equal(notYet.status, 409, 'only FAILED media can be retried');
+    test('only FAILED media can be retried', async () => {
+      const notYet = await call(t.api(`/media/${id}/retry-processing`), {
+        method: 'POST',
+        headers: user.auth,
+      });
+      assert.equal(notYet.status, 409, 'only FAILED media can be retried');
+    });
 
-    const worker = await inProcessWorker();
-    try {
+    test('transient failures are retried, then dead-lettered → FAILED', async () => {
+      worker = await inProcessWorker();
       const st = await waitFor(t, user.auth, id, ['FAILED', 'READY'], 30_000);
       assert.equal(st.status, 'FAILED');
       assert.equal(st.error.code, 'processing_failed');
@@ -145,16 +159,23 @@ describe('retries and dead letters', () => {
         [id],
       );
       assert.equal(rows[0].n, 1, 'one dead letter');
+    });
 
+    test('a stranger’s retry-processing is 404', async () => {
       const stranger = await t.user('dlq-stranger');
       const other = await call(t.api(`/media/${id}/retry-processing`), {
         method: 'POST',
         headers: stranger.auth,
       });
       assert.equal(other.status, 404);
+    });
+
+    test('retry-processing is 409 while the original is missing', async () => {
       const gone = await call(t.api(`/media/${id}/retry-processing`), { method: 'POST', headers: user.auth });
       assert.equal(gone.status, 409, 'nothing to process while the original is missing');
+    });
 
+    test('retry-processing requeues once the original is back, and it processes to READY', async () => {
       renameSync(`${file}.away`, file);
       const retry = await call(t.api(`/media/${id}/retry-processing`), {
         method: 'POST',
@@ -165,9 +186,7 @@ describe('retries and dead letters', () => {
       const end = await waitFor(t, user.auth, id, ['READY', 'FAILED'], 30_000);
       assert.equal(end.status, 'READY', JSON.stringify(end.error));
       assert.deepEqual([end.attempts, end.error], [1, null]);
-    } finally {
-      await worker.stop();
-    }
+    });
   });
 
   test('bytes changed after completion (flipped, appended, truncated) fail the integrity check, without retries', async () => {

@@ -33,10 +33,16 @@ export function envOf(yaml: string): { name: string; secret: boolean }[] {
   return out;
 }
 
-/** The variable names src/config.ts reads (every str/int/bool/url/origins lookup). */
+/** The variable names the config modules (src/config/) read (every str/int/bool/url/origins lookup). */
 function configNames(): Set<string> {
-  const src = readFileSync(path.join(root, 'src/config.ts'), 'utf8');
-  return new Set([...src.matchAll(/\b(?:str|int|bool|url|origins)\(env, '([A-Z0-9_]+)'/g)].map((m) => m[1]!));
+  const dir = path.join(root, 'src/config');
+  const src = readdirSync(dir)
+    .filter((f) => f.endsWith('.ts'))
+    .map((f) => readFileSync(path.join(dir, f), 'utf8'))
+    .join('\n');
+  return new Set(
+    [...src.matchAll(/\b(?:str|int|bool|url|origins|oneOf)\(env, '([A-Z0-9_]+)'/g)].map((m) => m[1]!),
+  );
 }
 
 describe('Cloud Run manifests', () => {
@@ -52,48 +58,68 @@ describe('Cloud Run manifests', () => {
 
   assert.ok(manifests.length >= 2, 'api and worker manifests');
   for (const file of manifests) {
-    test(`${file}: every variable is one the config knows; secrets from Secret Manager; keyless; probes`, () => {
+    describe(file, () => {
       const yaml = readFileSync(path.join(dir, file), 'utf8');
       const env = envOf(yaml);
-      assert.ok(env.length > 5, 'env parsed');
-      const unknown = env.filter((e) => !known.has(e.name)).map((e) => e.name);
-      assert.deepEqual(unknown, [], `${file} sets variables src/config.ts does not read`);
-      for (const name of ['DATABASE_URL', 'SIGNING_SECRET', 'JWT_SECRET'])
-        assert.deepEqual(
-          env.find((e) => e.name === name),
-          { name, secret: true },
-          `${name} from Secret Manager`,
-        );
-      for (const keyVar of ['GCS_KEY_FILE', 'GOOGLE_APPLICATION_CREDENTIALS'])
-        assert.ok(!env.some((e) => e.name === keyVar), `no ${keyVar}: signing goes through signBlob`);
-      assert.match(yaml, /path: \/readyz/);
-      assert.match(yaml, /run\.googleapis\.com\/cloudsql-instances:/);
-      // The values parse: with placeholders filled in, the config loads as on Cloud Run.
-      const values: Record<string, string> = {};
-      for (const m of yaml.matchAll(/- name: (\S+)\n\s+value: '?([^'\n]*)'?/g)) values[m[1]!] = m[2]!;
-      const config = loadConfig({
-        ...values,
-        PUBLIC_URL: 'https://mediary.example.com',
-        GCS_BUCKET: 'my-bucket',
-        DATABASE_URL: 'postgresql://mediary:pw@/mediary?host=/cloudsql/p:r:i',
-        SIGNING_SECRET: 's'.repeat(32),
-        JWT_SECRET: 'j'.repeat(32),
+
+      test('every variable is one the config knows', () => {
+        assert.ok(env.length > 5, 'env parsed');
+        const unknown = env.filter((e) => !known.has(e.name)).map((e) => e.name);
+        assert.deepEqual(unknown, [], `${file} sets variables src/config/ does not read`);
       });
-      assert.equal(config.storage.backend, 'gcs');
-      assert.equal(config.gcs?.keyFile, undefined);
-      assert.match(config.gcs?.serviceAccountEmail ?? '', /@PROJECT_ID\.iam\.gserviceaccount\.com$/);
+
+      test('secrets come from Secret Manager', () => {
+        for (const name of ['DATABASE_URL', 'SIGNING_SECRET', 'JWT_SECRET'])
+          assert.deepEqual(
+            env.find((e) => e.name === name),
+            { name, secret: true },
+            `${name} from Secret Manager`,
+          );
+      });
+
+      test('keyless: no key file, signing goes through signBlob', () => {
+        for (const keyVar of ['GCS_KEY_FILE', 'GOOGLE_APPLICATION_CREDENTIALS'])
+          assert.ok(!env.some((e) => e.name === keyVar), `no ${keyVar}: signing goes through signBlob`);
+      });
+
+      test('a /readyz probe and the Cloud SQL instance', () => {
+        assert.match(yaml, /path: \/readyz/);
+        assert.match(yaml, /run\.googleapis\.com\/cloudsql-instances:/);
+      });
+
+      test('the values load as on Cloud Run, with placeholders filled in', () => {
+        const values: Record<string, string> = {};
+        for (const m of yaml.matchAll(/- name: (\S+)\n\s+value: '?([^'\n]*)'?/g)) values[m[1]!] = m[2]!;
+        const config = loadConfig({
+          ...values,
+          PUBLIC_URL: 'https://mediary.example.com',
+          GCS_BUCKET: 'my-bucket',
+          DATABASE_URL: 'postgresql://mediary:pw@/mediary?host=/cloudsql/p:r:i',
+          SIGNING_SECRET: 's'.repeat(32),
+          JWT_SECRET: 'j'.repeat(32),
+        });
+        assert.equal(config.storage.backend, 'gcs');
+        assert.equal(config.gcs?.keyFile, undefined);
+        assert.match(config.gcs?.serviceAccountEmail ?? '', /@PROJECT_ID\.iam\.gserviceaccount\.com$/);
+      });
     });
   }
 });
 
 describe('GCS configuration', () => {
-  test('gcs needs GCS_BUCKET; the key file falls back to GOOGLE_APPLICATION_CREDENTIALS; bad values stop start-up', () => {
+  test('gcs needs GCS_BUCKET', () => {
     assert.throws(() => loadConfig({ STORAGE_BACKEND: 'gcs' }), /GCS_BUCKET is required/);
+  });
+
+  test('bad values stop start-up', () => {
     assert.throws(() => loadConfig({ STORAGE_BACKEND: 'gcs', GCS_BUCKET: 'Bad_Bucket!' }), /GCS_BUCKET/);
     assert.throws(
       () => loadConfig({ GCS_BUCKET: 'b-1', GCS_SERVICE_ACCOUNT_EMAIL: 'not an email' }),
       /GCS_SERVICE_ACCOUNT_EMAIL/,
     );
+  });
+
+  test('the key file falls back to GOOGLE_APPLICATION_CREDENTIALS, behind GCS_KEY_FILE', () => {
     const c = loadConfig(
       { STORAGE_BACKEND: 'gcs', GCS_BUCKET: 'b-1', GOOGLE_APPLICATION_CREDENTIALS: 'k.json' },
       '/srv',
@@ -105,6 +131,9 @@ describe('GCS configuration', () => {
       '/a.json',
       'GCS_KEY_FILE wins',
     );
+  });
+
+  test('no GCS settings: no GCS config', () => {
     assert.equal(loadConfig({}).gcs, undefined);
   });
 });

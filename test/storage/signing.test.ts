@@ -107,11 +107,14 @@ for (const c of cases) {
       }
     });
 
-    test('a later expiry than signed → signature_invalid; past the signed one → signature_expired', () => {
+    test('a later expiry than signed → signature_invalid', () => {
       assert.equal(
         outcome(() => signer.verify(resource, path, withExpiry(query, EXP + 1), NOW)),
         'signature_invalid',
       );
+    });
+
+    test('past the signed expiry → signature_expired', () => {
       assert.equal(
         outcome(() => signer.verify(resource, path, query, EXP * 1000 + 1000)),
         'signature_expired',

@@ -91,7 +91,20 @@ describe('ProgressReporter', () => {
     return { written, write, releaseNext, maxInFlight: () => maxInFlight };
   }
 
-  test('milestones are written without waiting, one at a time, in order; the newest pending wins', async () => {
+  test('milestones are written without waiting, one at a time, in order', async () => {
+    const w = slowWrites();
+    const reporter = new ProgressReporter(w.write, { everyMs: 60_000, firstAfterMs: 60_000 });
+    reporter.report(5, true);
+    reporter.report(8, true); // waits behind 5
+    assert.deepEqual(w.written, [5]);
+    await w.releaseNext();
+    assert.deepEqual(w.written, [5, 8]);
+    await w.releaseNext();
+    assert.equal(w.maxInFlight(), 1);
+    reporter.close();
+  });
+
+  test('of the milestones waiting behind a write, the newest wins', async () => {
     const w = slowWrites();
     const reporter = new ProgressReporter(w.write, { everyMs: 60_000, firstAfterMs: 60_000 });
     reporter.report(5, true);
@@ -105,12 +118,20 @@ describe('ProgressReporter', () => {
     reporter.close();
   });
 
-  test('plain reports inside the interval are not written; values never go back', async () => {
+  test('plain reports inside the interval are not written', () => {
     const w = slowWrites();
     const reporter = new ProgressReporter(w.write, { everyMs: 60_000, firstAfterMs: 60_000 });
     reporter.report(10);
     reporter.report(20);
     assert.deepEqual(w.written, [], 'a short job writes no progress');
+    reporter.close();
+  });
+
+  test('reported values never go back', async () => {
+    const w = slowWrites();
+    const reporter = new ProgressReporter(w.write, { everyMs: 60_000, firstAfterMs: 60_000 });
+    reporter.report(10);
+    reporter.report(20);
     reporter.report(30, true);
     await w.releaseNext();
     reporter.report(25, true);

@@ -68,22 +68,30 @@ async function uploaded(owner: Principal, key?: string) {
 const code = (c: string) => (err: unknown) => err instanceof AppError && err.code === c;
 
 describe('sessions', () => {
-  test('a new session is PENDING with a signed upload URL; nothing is stored yet', async () => {
+  test('a new session is PENDING with a signed upload URL', async () => {
     const s = await media.createSession(alice, declare());
     assert.equal(s.created, true);
     assert.equal(s.media.status, 'PENDING');
     assert.ok(s.upload && 'url' in s.upload, 'a single-upload instruction');
     assert.match(s.upload.url, new RegExp(`^http://media\\.test/api/v1/media/${s.media.id}/upload\\?`));
+  });
+
+  test('a new session stores nothing yet', async () => {
+    const s = await media.createSession(alice, declare());
     assert.equal(await store.stat(s.media.storage_key), undefined);
   });
 
-  test('the same Idempotency-Key replays the session; different bytes under it are a conflict', async () => {
+  test('the same Idempotency-Key replays the session', async () => {
     const first = await media.createSession(alice, declare(), 'k-replay');
     const again = await media.createSession(alice, declare(), 'k-replay');
     assert.equal(again.created, false);
     assert.equal(again.media.id, first.media.id);
+  });
+
+  test('different bytes under a used Idempotency-Key are a conflict', async () => {
+    await media.createSession(alice, declare(), 'k-conflict');
     await assert.rejects(
-      media.createSession(alice, declare(JPEG.length + 1), 'k-replay'),
+      media.createSession(alice, declare(JPEG.length + 1), 'k-conflict'),
       code('idempotency_conflict'),
     );
   });
