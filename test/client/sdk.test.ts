@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { FileStateStore, MediaryClient, uploadFile, type Progress } from '../../src/client/node.ts';
 import { LocalObjectStore } from '../../src/storage/local.ts';
 import { UrlSigner } from '../../src/storage/signing.ts';
+import { PublicUrls } from '../../src/http/urls.ts';
 import { sha256 } from '../helpers/files.ts';
 import { asBody, MiB, MULTIPART_ENV, videoBytes } from '../helpers/multipart-suite.ts';
 import { startProxy, type Proxy } from '../helpers/proxy.ts';
@@ -193,7 +194,10 @@ describe('the Node SDK', () => {
       'SELECT storage_key, upload_id FROM multipart_uploads WHERE media_id = $1',
       [mediaId],
     );
-    const store = new LocalObjectStore(t.config.storage.dir, new UrlSigner('x'.repeat(32)), t.base);
+    const store = new LocalObjectStore(
+      t.config.storage.dir,
+      new PublicUrls(new UrlSigner('x'.repeat(32)), t.base),
+    );
     await store.completeMultipart(rows[0]!.storage_key, rows[0]!.upload_id, parts);
 
     const from = proxy.seen.length;
