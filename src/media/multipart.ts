@@ -271,7 +271,8 @@ export class MultipartUploads {
     media: MediaRow,
     parts: PartRef[] | undefined,
   ): Promise<{ multipart: boolean; sha256?: string }> {
-    const row = await mrepo.findMultipart(this.pool, media.id);
+    // A single upload (no multipart row when the media was read) needs no lookup.
+    const row = media.has_multipart === false ? undefined : await mrepo.findMultipart(this.pool, media.id);
     if (!row) {
       if (parts !== undefined)
         throw new AppError('not_multipart', 'This media was a single upload: send no parts.');
