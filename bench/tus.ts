@@ -25,7 +25,7 @@ import {
   streamUpload,
   syncDisks,
 } from './lib/common.ts';
-import { machineCpu, processCpu, processesNamedCpu, threadCpu, threadDelta } from './lib/cpu.ts';
+import { machineCpu, processCpu, processesNamedCpu, threadCpu, threadDelta } from './lib/thread-cpu.ts';
 
 const SIZE = Number(process.env.BENCH_TUS_BYTES ?? GiB);
 const CHUNK = 64 * MiB;

@@ -1,89 +1,65 @@
 /**
- * CPU accounting from Linux /proc for the benches that compare where time goes: per process, per
- * thread, and the whole machine (every core, including the kernel's writeback threads that no
- * process is charged for). Clock ticks of 10 ms, reported in seconds.
+ * CPU time by process (from /proc), for benches that must say which resource saturates: a process
+ * tree's CPU seconds grouped by command name (the service's `node`, its Postgres backends, ffmpeg),
+ * and the whole machine's busy CPU seconds (so that what other tenants took is the difference).
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
-const TICK = 0.01;
+const TICK = 100; // USER_HZ on Linux
 
-export interface ThreadTimes {
-  name: string;
-  user: number;
-  sys: number;
+interface Proc {
+  pid: number;
+  ppid: number;
+  comm: string;
+  seconds: number;
 }
 
-function parseStat(text: string): ThreadTimes {
-  const name = text.slice(text.indexOf('(') + 1, text.lastIndexOf(')'));
-  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  return { name, user: Number(fields[11]) * TICK, sys: Number(fields[12]) * TICK };
+function readProc(pid: number): Proc | undefined {
+  try {
+    const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const close = st.lastIndexOf(')');
+    const f = st.slice(close + 2).split(' ');
+    return {
+      pid,
+      ppid: Number(f[1]),
+      comm: st.slice(st.indexOf('(') + 1, close),
+      seconds: (Number(f[11]) + Number(f[12])) / TICK,
+    };
+  } catch {
+    return undefined; // gone meanwhile
+  }
 }
 
-/** CPU seconds of a whole process so far (threads that ended included). */
-export function processCpu(pid: number): { user: number; sys: number } {
-  const t = parseStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  return { user: t.user, sys: t.sys };
-}
-
-/** CPU seconds of each live thread of a process, by thread id. */
-export function threadCpu(pid: number): Map<number, ThreadTimes> {
-  const out = new Map<number, ThreadTimes>();
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      out.set(Number(tid), parseStat(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')));
-    } catch {
-      // the thread ended meanwhile
-    }
+/** CPU seconds of `root` and every living descendant, summed by command name. */
+export function treeCpu(root: number): Record<string, number> {
+  const all = readdirSync('/proc')
+    .filter((n) => /^\d+$/.test(n))
+    .map((n) => readProc(Number(n)))
+    .filter((p): p is Proc => p !== undefined);
+  const children = new Map<number, Proc[]>();
+  for (const p of all) children.set(p.ppid, [...(children.get(p.ppid) ?? []), p]);
+  const out: Record<string, number> = {};
+  const stack = all.filter((p) => p.pid === root);
+  while (stack.length > 0) {
+    const p = stack.pop()!;
+    const name = p.pid === root ? 'self' : p.comm;
+    out[name] = (out[name] ?? 0) + p.seconds;
+    stack.push(...(children.get(p.pid) ?? []));
   }
   return out;
 }
 
-/** Machine-wide CPU seconds so far (all cores): busy (user+nice+system+irq+softirq), idle, iowait. */
-export function machineCpu(): { busy: number; idle: number; iowait: number } {
-  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
-  const [user, nice, system, idle, iowait, irq, softirq, steal] = line.split(/\s+/).slice(1).map(Number) as [
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-  ];
-  return {
-    busy: (user + nice + system + irq + softirq + steal) * TICK,
-    idle: idle * TICK,
-    iowait: iowait * TICK,
-  };
+/** Busy CPU seconds of the whole machine (all cores: user + nice + system + irq + softirq + steal). */
+export function machineBusySeconds(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = f;
+  return (user! + nice! + system! + irq! + softirq! + steal!) / TICK;
 }
 
-/** What a process's threads used between two {@link threadCpu} snapshots, grouped by `group`. */
-export function threadDelta(
-  before: Map<number, ThreadTimes>,
-  after: Map<number, ThreadTimes>,
-  group: (tid: number, t: ThreadTimes) => string,
-): Record<string, { user: number; sys: number }> {
-  const out: Record<string, { user: number; sys: number }> = {};
-  for (const [tid, t] of after) {
-    const b = before.get(tid) ?? { name: t.name, user: 0, sys: 0 };
-    const g = (out[group(tid, t)] ??= { user: 0, sys: 0 });
-    g.user += t.user - b.user;
-    g.sys += t.sys - b.sys;
-  }
+/** `after - before` per key (keys of either; a process that exited meanwhile is not counted). */
+export function cpuDelta(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const k of new Set([...Object.keys(before), ...Object.keys(after)]))
+    out[k] = Math.max(0, (after[k] ?? 0) - (before[k] ?? 0));
   return out;
-}
-
-/** CPU seconds so far of every live process with this command name (e.g. the embedded `postgres`). */
-export function processesNamedCpu(name: string): number {
-  let total = 0;
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      const t = parseStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-      if (t.name === name) total += t.user + t.sys;
-    } catch {
-      // the process ended meanwhile
-    }
-  }
-  return total;
 }
