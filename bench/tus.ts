@@ -25,6 +25,7 @@ import {
   streamUpload,
   syncDisks,
 } from './lib/common.ts';
+import { machineCpu, processCpu, processesNamedCpu, threadCpu, threadDelta } from './lib/thread-cpu.ts';
 
 const SIZE = Number(process.env.BENCH_TUS_BYTES ?? GiB);
 const CHUNK = 64 * MiB;
@@ -39,13 +40,30 @@ const b64 = (s: string) => Buffer.from(s).toString('base64');
 const work = await scratch('tus');
 const tusDir = path.join(work.dir, 'tus-server');
 await mkdir(tusDir);
-const { svc, dev } = await startSinglePutService(path.join(work.dir, 'mediary'));
+// BENCH_TUS_CPU_PROF=DIR: a V8 CPU profile of the Mediary service (written when it stops).
+const profDir = process.env.BENCH_TUS_CPU_PROF;
+const { svc, dev } = await startSinglePutService(path.join(work.dir, 'mediary'), {
+  nodeArgs: profDir ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(profDir)] : [],
+});
+// BENCH_TUS_ONLY=mediary,tusServer: a subset (profiling, quick checks). `mediary` runs with the
+// default TUS_HASH_THREAD (the thread only with more than two cores); mediaryThread is a second
+// service with TUS_HASH_THREAD=true: with two cores, the same-run A/B of the hashing thread.
+const order = (process.env.BENCH_TUS_ONLY?.split(',') ?? [
+  'mediary',
+  'tusServer',
+  'mediaryChunked',
+  'mediaryThread',
+]) as Name[];
+const threaded = order.includes('mediaryThread')
+  ? await startSinglePutService(path.join(work.dir, 'mediary-thread'), { env: { TUS_HASH_THREAD: 'true' } })
+  : undefined;
 const tusPort = await freePort();
 const tus = await startHelper('tus.ts', [String(tusPort), tusDir]);
 const TUS = { 'tus-resumable': '1.0.0' };
 const OCTETS = { ...TUS, 'content-type': 'application/offset+octet-stream' };
 
-async function mediaryTus(chunk: number): Promise<number> {
+async function mediaryTus(chunk: number, service = { svc, dev }): Promise<number> {
+  const { svc, dev } = service;
   const t0 = performance.now();
   const c = await fetch(svc.api('/tus/'), {
     method: 'POST',
@@ -82,6 +100,7 @@ async function mediaryTus(chunk: number): Promise<number> {
 const contenders = {
   mediary: () => mediaryTus(SIZE),
   mediaryChunked: () => mediaryTus(CHUNK),
+  mediaryThread: () => mediaryTus(SIZE, threaded),
   async tusServer() {
     const t0 = performance.now();
     const c = await fetch(`http://127.0.0.1:${tusPort}/files`, {
@@ -103,8 +122,55 @@ const contenders = {
   },
 };
 type Name = keyof typeof contenders;
-const order: Name[] = ['mediary', 'tusServer', 'mediaryChunked'];
-const seconds: Record<Name, number[]> = { mediary: [], tusServer: [], mediaryChunked: [] };
+const seconds: Record<Name, number[]> = { mediary: [], tusServer: [], mediaryChunked: [], mediaryThread: [] };
+const serverPid: Record<Name, number> = {
+  mediary: svc.pid,
+  mediaryChunked: svc.pid,
+  tusServer: tus.pid,
+  mediaryThread: threaded?.svc.pid ?? 0,
+};
+
+/** CPU seconds per upload: where the two cores' time went (server threads, client, database, kernel). */
+interface Cpu {
+  wall: number;
+  serverMain: number;
+  serverOther: number;
+  serverSys: number;
+  client: number;
+  postgres: number;
+  /** All cores, every process and the kernel's own threads (writeback), busy seconds. */
+  machine: number;
+  iowait: number;
+}
+const cpu: Record<Name, Cpu[]> = { mediary: [], tusServer: [], mediaryChunked: [], mediaryThread: [] };
+async function measured(name: Name): Promise<number> {
+  const pid = serverPid[name];
+  const t0 = threadCpu(pid);
+  const c0 = processCpu(process.pid);
+  const m0 = machineCpu();
+  const pg0 = processesNamedCpu('postgres');
+  const s = await contenders[name]();
+  const m1 = machineCpu();
+  const c1 = processCpu(process.pid);
+  const g = threadDelta(t0, threadCpu(pid), (tid) => (tid === pid ? 'main' : 'other'));
+  const main = g.main ?? { user: 0, sys: 0 };
+  const other = g.other ?? { user: 0, sys: 0 };
+  cpu[name].push({
+    wall: s,
+    serverMain: main.user + main.sys,
+    serverOther: other.user + other.sys,
+    serverSys: main.sys + other.sys,
+    client: c1.user + c1.sys - c0.user - c0.sys,
+    postgres: processesNamedCpu('postgres') - pg0,
+    machine: m1.busy - m0.busy,
+    iowait: m1.iowait - m0.iowait,
+  });
+  if (process.env.BENCH_TUS_THREADS) {
+    const byName = threadDelta(t0, threadCpu(pid), (tid, t) => (tid === pid ? 'main' : t.name));
+    log(`  ${name} server threads: ${JSON.stringify(byName)}`);
+  }
+  return s;
+}
 const load: number[] = [];
 try {
   for (let round = 0; round < ROUNDS; round++) {
@@ -112,16 +178,21 @@ try {
       const name = order[(i + round) % order.length]!;
       syncDisks();
       load.push(os.loadavg()[0]!);
-      const s = await contenders[name]();
+      const s = await measured(name);
       seconds[name].push(s);
+      const c = cpu[name].at(-1)!;
       log(
-        `tus round ${round + 1}/${ROUNDS} ${name}: ${fmt(SIZE / MiB / s)} MiB/s (load ${fmt(load.at(-1)!)})`,
+        `tus round ${round + 1}/${ROUNDS} ${name}: ${fmt(SIZE / MiB / s)} MiB/s (load ${fmt(load.at(-1)!)}); ` +
+          `CPU s: server main ${fmt(c.serverMain, 2)} other ${fmt(c.serverOther, 2)} (kernel ${fmt(c.serverSys, 2)}), ` +
+          `client ${fmt(c.client, 2)}, postgres ${fmt(c.postgres, 2)}, machine ${fmt(c.machine, 2)} of ` +
+          `${fmt(os.cpus().length * s, 2)} (${os.cpus().length} cores × ${fmt(s, 2)} s), iowait ${fmt(c.iowait, 2)}`,
       );
     }
   }
 } finally {
   await tus.stop();
   await svc.kill('SIGTERM');
+  await threaded?.svc.kill('SIGTERM');
   await work.cleanup();
 }
 
@@ -129,6 +200,7 @@ const mibps = (name: Name) => stat(seconds[name].map((s) => SIZE / MiB / s));
 const m = mibps('mediary');
 const mc = mibps('mediaryChunked');
 const tu = mibps('tusServer');
+const mi = seconds.mediaryThread.length > 0 ? mibps('mediaryThread') : undefined;
 const sizeLabel = SIZE >= GiB ? `${SIZE / GiB} GiB` : `${SIZE / MiB} MiB`;
 const baselineName = '@tus/server + FileStore (POST + one PATCH)';
 await report({
@@ -158,8 +230,30 @@ await report({
       goal: 'report',
       met: null,
     },
+    ...(mi
+      ? [
+          {
+            bench: `tus ${sizeLabel}, one PATCH, SHA-256 in the hashing thread (TUS_HASH_THREAD=true)`,
+            figure: 'Mediary /api/v1/tus, hashing thread',
+            unit: 'MiB/s',
+            value: mi,
+            baselineName,
+            baseline: tu,
+            ratio: mi.median / tu.median,
+            ratioMeaning:
+              'Mediary (hashing thread) / @tus/server; compare with the first row (default setting)',
+            goal: 'report',
+            met: null,
+          },
+        ]
+      : []),
   ],
   notes: [
+    ...order.map((name) => {
+      const c = cpu[name];
+      const med = (f: (x: Cpu) => number) => fmt(stat(c.map(f)).median, 2);
+      return `${name} CPU s per upload (median): server event loop ${med((x) => x.serverMain)}, other threads ${med((x) => x.serverOther)}, client ${med((x) => x.client)}, postgres ${med((x) => x.postgres)}, machine busy ${med((x) => x.machine)} over ${med((x) => x.wall)} s wall`;
+    }),
     `${ROUNDS} rounds, order rotated; \`sync\` before each upload. 1-minute load average at the starts: ${load.map((l) => fmt(l)).join(', ')} (${os.cpus().length} CPUs).`,
     'Mediary hashes (sha256) every byte, fsyncs before committing offsets (every TUS_CHECKPOINT_BYTES) and before publishing, checks the declared sha256 and sniffs the type; @tus/file-store neither hashes nor fsyncs.',
   ],

@@ -25,6 +25,7 @@ import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/log.ts';
 import { hlsArguments } from '../src/infra/video/ffmpeg.ts';
 import { planLadder } from '../src/processing/video/ladder.ts';
+import { VIDEO_JOB_STEPS, type VideoJobStep } from '../src/processing/video-job.ts';
 import { JWT_SECRET, tempDir, testEnv } from '../test/helpers/server.ts';
 import { upload, waitFor } from '../test/processing/helpers.ts';
 
@@ -123,6 +124,13 @@ async function main() {
     );
     return { id, total: Number(rows[0]!.total), pickup: Number(rows[0]!.pickup) };
   };
+  // The job's own step timings (ms), counted rounds only.
+  const steps = new Map<string, number[]>();
+  let counting = false;
+  VIDEO_JOB_STEPS.subscribe((msg) => {
+    const m = msg as VideoJobStep;
+    if (counting) steps.set(m.step, [...(steps.get(m.step) ?? []), m.end - m.start]);
+  });
   const hands: number[] = [];
   const pipelines: number[] = [];
   const pickups: number[] = [];
@@ -131,6 +139,7 @@ async function main() {
   try {
     // Warm-up (JIT, first sharp load, database): one pipeline run, not counted.
     await pipelineRun(-1);
+    counting = true;
     // Rounds alternate which goes first, so both see the same load on average.
     for (let round = 0; round < REPS; round++) {
       loads.push(os.loadavg()[0]!);
@@ -185,6 +194,7 @@ async function main() {
       goal: { pipelineVsHand: 1.1 },
     },
     renditions,
+    jobStepsMs: Object.fromEntries([...steps].map(([k, v]) => [k, { median: median(v), samples: v }])),
   };
   const row = (k: string, v: string, note = '') => console.log(`${k.padEnd(48)}${v.padStart(10)}  ${note}`);
   console.log('');
@@ -198,6 +208,12 @@ async function main() {
   row('one ffmpeg run per rendition (s)', perRendition.toFixed(2));
   row('ratio pipeline / hand', ratio.toFixed(3), `goal ≤ 1.1 ${ratio <= 1.1 ? 'met' : 'NOT met'}`);
   row('ratio per round, median', median(perRound).toFixed(3), range(perRound));
+  console.log('\njob steps (ms, median [range]; the poster runs beside the ladder, the rest in series):');
+  for (const [name, ms] of steps) {
+    console.log(
+      `  ${name.padEnd(52)}${median(ms).toFixed(0).padStart(7)}  [${Math.min(...ms).toFixed(0)}–${Math.max(...ms).toFixed(0)}]`,
+    );
+  }
   row('ratio per-rendition / hand', (perRendition / hand).toFixed(3));
   console.log(
     `load average (1/5/15 min): ${os

@@ -202,13 +202,17 @@ export const fmt = (n: number, digits = 1) =>
  * multipart protocol (the default above 16 MiB) is kept out of these measurements, and so is the
  * worker (a completed upload's processing job would run into the next contender's time).
  */
-export async function startSinglePutService(dir: string) {
+export async function startSinglePutService(
+  dir: string,
+  opts: { nodeArgs?: string[]; env?: Record<string, string> } = {},
+) {
   const env = await testEnv(dir, {
     LOG_LEVEL: 'warn',
     MULTIPART_THRESHOLD_BYTES: String(5 * GiB),
     WORKER_ENABLED: 'false',
+    ...opts.env,
   });
-  const svc = await spawnService(env);
+  const svc = await spawnService(env, opts);
   const db = poolFor(embeddedUrl(env.DATA_DIR!, env.EMBEDDED_PG_PORT!));
   const [dev] = await makeDevices(db, 1, 'bench');
   await db.end();

@@ -1,5 +1,6 @@
+import os from 'node:os';
 import path from 'node:path';
-import { MiB, int, str, type Env } from './env.ts';
+import { bool, MiB, int, str, type Env } from './env.ts';
 
 /**
  * Uploads: what may be uploaded, how long sessions and their URLs live, the multipart and tus
@@ -35,6 +36,12 @@ export interface UploadSettings {
     stagingDir: string;
     /** A PATCH without Upload-Checksum makes what it received durable (fsync + offset) this often. */
     checkpointBytes: number;
+    /**
+     * SHA-256 of PATCH bodies in a worker thread instead of on the event loop: frees the event loop
+     * (≈ 1 CPU-s per GiB) at ≈ 0.3–0.7 CPU-s per GiB more in all, so by default only with more than
+     * two cores (on two, measured slower: docs/BENCHMARKS.md).
+     */
+    hashThread: boolean;
   };
   sweeper: { intervalSeconds: number; orphanGraceSeconds: number };
   posts: {
@@ -67,6 +74,7 @@ export function uploadSettings(env: Env, cwd: string, dataDir: string): UploadSe
     tus: {
       stagingDir: path.resolve(cwd, str(env, 'TUS_STAGING_DIR') ?? path.join(dataDir, 'tus')),
       checkpointBytes: int(env, 'TUS_CHECKPOINT_BYTES', 16 * MiB, 64 * 1024, 1024 * MiB),
+      hashThread: bool(env, 'TUS_HASH_THREAD', os.availableParallelism() > 2),
     },
     sweeper: {
       intervalSeconds: int(env, 'SWEEP_INTERVAL_SECONDS', 300, 0, 7 * 24 * 3600),

@@ -1,4 +1,4 @@
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Principal } from '../auth/principals.ts';
@@ -7,6 +7,7 @@ import type { Pool } from '../db/pool.ts';
 import { AppError, toError } from '../errors.ts';
 import { hashStoredObject } from '../storage/inspect.ts';
 import { planParts } from '../storage/parts.ts';
+import { sha256Batches, type Sha256Batches } from '../storage/sha256-offload.ts';
 import { StagingFiles } from '../storage/staging.ts';
 import { ObjectExistsError, type ObjectStore } from '../storage/types.ts';
 import type { MultipartUploads } from './multipart.ts';
@@ -18,6 +19,7 @@ import type { MediaRow } from './repo.ts';
 import { assertDeviceActive, type CreateSessionInput, type MediaService } from './service.ts';
 import * as trepo from './tus-repo.ts';
 import type { TusRow } from './tus-repo.ts';
+import { recoverStaging, storeFullParts, storePart, type TusPartContext } from './tus-parts.ts';
 import { StreamingUploads } from './upload-claims.ts';
 
 export const TUS_VERSION = '1.0.0';
@@ -43,6 +45,8 @@ export interface TusChecksum {
 
 /** Hashes kept for uploads resumed in this process (the rest are rebuilt or re-read). */
 const MAX_KEPT_HASHES = 10_000;
+/** Bytes of one PATCH that may wait for the hashing thread before the body is paused. */
+const HASH_BACKLOG = 8 * 1024 * 1024;
 
 /**
  * tus 1.0 (core, creation, creation-with-upload, termination, expiration, checksum) as a door into
@@ -57,16 +61,19 @@ const MAX_KEPT_HASHES = 10_000;
  * - Other stores (S3, GCS): the store's multipart parts; at most one part per upload waits on
  *   local disk (`TUS_STAGING_DIR`) until it is full. Uploads of one part are a single put.
  *
- * The SHA-256 of the whole upload is computed as the bytes pass (kept in memory between PATCHes);
- * after a restart it is rebuilt from the staging file (local) or, once parts were stored, the
- * object is read back when whole.
+ * The SHA-256 of the whole upload is computed as the bytes pass, in a worker thread unless
+ * `TUS_HASH_THREAD` is false (storage/sha256-offload.ts: each written batch of the body is handed
+ * over, not copied), and kept
+ * between PATCHes; after a restart it is rebuilt from the staging file (local) or, once parts were
+ * stored, the object is read back when whole.
  */
 export class TusUploads {
   private readonly streaming = new StreamingUploads();
   /** Whole-upload SHA-256 at a committed offset, per media (in this process). */
-  private readonly hashes = new Map<string, { offset: number; hash: Hash }>();
+  private readonly hashes = new Map<string, { offset: number; hash: Sha256Batches }>();
   private readonly stagingDir: string;
   private readonly adopts: boolean;
+  private readonly parts: TusPartContext;
 
   constructor(
     private readonly pool: Pool,
@@ -78,6 +85,7 @@ export class TusUploads {
   ) {
     this.adopts = store.stagingDir !== undefined && store.adoptFile !== undefined;
     this.stagingDir = store.stagingDir ?? config.tus.stagingDir;
+    this.parts = { pool, store, logger, forgetHash: (id) => this.hashes.delete(id) };
   }
 
   private staging(row: Pick<TusRow, 'media_id' | 'part_size'>): StagingFiles {
@@ -190,7 +198,7 @@ export class TusUploads {
       if (opts.contentLength !== undefined && offset + opts.contentLength > m.bytes) {
         throw tooLarge(m.bytes, offset, opts.contentLength);
       }
-      row = await this.recover(m, row);
+      row = await recoverStaging(this.parts, m, row, this.staging(row));
       // recover() may have moved the offset back (staging lost): the client must ask again.
       if (offset !== row.upload_offset) throw offsetMismatch(row.upload_offset);
       row = await this.receive(m, row, body, opts.checksum);
@@ -211,23 +219,24 @@ export class TusUploads {
   }
 
   /** The whole-upload hash at `row`'s offset, if it can be had without reading the store. */
-  private async hashAt(row: TusRow, files: StagingFiles): Promise<Hash | undefined> {
+  private async hashAt(row: TusRow, files: StagingFiles): Promise<Sha256Batches | undefined> {
     const kept = this.hashes.get(row.media_id);
     if (kept?.offset === row.upload_offset) return kept.hash.copy();
-    if (row.upload_offset === 0) return createHash('sha256');
+    if (row.upload_offset === 0) return sha256Batches(this.config.tus.hashThread);
     // The local store keeps the whole upload in its one staging file: hash it again.
     if (row.part_size === 0) return files.hashPrefix(1, row.upload_offset);
     return undefined;
   }
 
-  private keepHash(mediaId: string, offset: number, hash: Hash | undefined): void {
+  /** Keeps `hash` (not used elsewhere afterwards) as the upload's state at `offset`. */
+  private keepHash(mediaId: string, offset: number, hash: Sha256Batches | undefined): void {
     this.hashes.delete(mediaId);
     if (!hash) return;
     if (this.hashes.size >= MAX_KEPT_HASHES) {
       const oldest = this.hashes.keys().next().value;
       if (oldest !== undefined) this.hashes.delete(oldest);
     }
-    this.hashes.set(mediaId, { offset, hash: hash.copy() });
+    this.hashes.set(mediaId, { offset, hash });
   }
 
   private async receive(m: MediaRow, row: TusRow, body: Readable, checksum?: TusChecksum): Promise<TusRow> {
@@ -236,11 +245,25 @@ export class TusUploads {
     const digest = checksum ? createHash(checksum.algorithm) : undefined;
     let committed = row.upload_offset;
     let pos = committed;
+    // Written batches are hashed in the worker thread (handed over: nothing reads them again);
+    // a checkpoint asks for the hash state at its offset, which a batch's end reaches exactly.
+    let hashedTo = committed;
+    const wanted = new Map<number, (state: Sha256Batches | undefined) => void>();
+    files.onWritten = (bufs, end) => {
+      hash?.update(bufs, { handOver: true });
+      hashedTo = end;
+      wanted.get(end)?.(hash?.copy());
+      wanted.delete(end);
+    };
+    const stateAt = (target: number) =>
+      target === hashedTo
+        ? Promise.resolve(hash?.copy())
+        : new Promise<Sha256Batches | undefined>((resolve) => wanted.set(target, resolve));
     /** Makes the bytes before `pos` durable, then records that offset (with the hash there). */
     const commit = async () => {
-      // Both taken before the first await: the bytes up to here are what the sync covers.
+      // Taken before the first await: the bytes up to here are what the sync covers.
       const target = pos;
-      const at = target === committed ? undefined : hash?.copy();
+      const at = target === committed ? undefined : stateAt(target);
       await files.sync();
       if (target === committed) return;
       if (!(await trepo.advanceOffset(this.pool, m.id, committed, target))) {
@@ -249,8 +272,8 @@ export class TusUploads {
         throw new AppError('upload_locked', 'The upload changed while this request wrote to it; ask HEAD.');
       }
       committed = target;
-      this.keepHash(m.id, committed, at);
-      row = await this.storeFullParts(m, { ...row, upload_offset: committed }, files);
+      this.keepHash(m.id, committed, await at);
+      row = await storeFullParts(this.parts, m, { ...row, upload_offset: committed }, files);
     };
     // A checkpoint of the one staging file (local store) runs while the body keeps streaming in
     // (one at a time; a failed one ends the PATCH at the next chunk). Parts of other stores are
@@ -269,12 +292,11 @@ export class TusUploads {
         if (checkpointError !== undefined) throw checkpointError;
         if (pos + chunk.length > m.bytes)
           throw tooLarge(m.bytes, row.upload_offset, pos + chunk.length - row.upload_offset);
-        const written = files.write(pos, chunk);
-        // Hashed while the previous batch is being written.
-        hash?.update(chunk);
+        // The checksum of this PATCH (rare) is taken here, before the chunk is written and handed over.
         digest?.update(chunk);
         pos += chunk.length;
-        await written;
+        await files.write(pos - chunk.length, chunk);
+        if (hash && hash.backlog > HASH_BACKLOG) await hash.drained(HASH_BACKLOG);
         if (digest || pos - committed < this.config.tus.checkpointBytes) continue;
         if (!background) await commit();
         else if (!checkpoint) {
@@ -305,74 +327,6 @@ export class TusUploads {
     return { ...row, upload_offset: committed };
   }
 
-  /**
-   * Puts the staging state in line with the committed offset before a PATCH: bytes written after
-   * the last commit (a crash, a failed checksum) are cut off, and full parts not stored yet (a
-   * crash between commit and store) are stored. A staging file shorter than the offset (lost with
-   * its disk) moves the offset back to what the store holds, so the client resends from there.
-   */
-  private async recover(m: MediaRow, row: TusRow): Promise<TusRow> {
-    const files = this.staging(row);
-    row = await this.storeFullParts(m, row, files);
-    const cur = files.partOf(row.upload_offset);
-    const expected = row.upload_offset - files.partStart(cur);
-    const size = (await files.size(cur)) ?? 0;
-    for (const n of await files.partsAbove(cur)) await files.remove(n);
-    if (size > expected) await files.truncate(cur, expected);
-    if (size < expected) {
-      const back = files.partStart(cur);
-      this.logger.warn(
-        { mediaId: m.id, offset: row.upload_offset, staged: size, back },
-        'tus: staged bytes are missing (another host, or lost); the offset goes back to what is stored',
-      );
-      await files.remove(cur);
-      this.hashes.delete(m.id);
-      if (await trepo.advanceOffset(this.pool, m.id, row.upload_offset, back))
-        row = { ...row, upload_offset: back };
-    }
-    return row;
-  }
-
-  /** Stores the parts that are full and committed (stores without adoption), oldest first. */
-  private async storeFullParts(m: MediaRow, row: TusRow, files: StagingFiles): Promise<TusRow> {
-    // A single-part upload is one put at the end (no multipart upload for small files).
-    if (row.part_size === 0 || m.bytes <= row.part_size) return row;
-    let n = row.parts.length + 1;
-    while (n * row.part_size <= row.upload_offset) {
-      await files.sync();
-      row = await this.storePart(m, row, files, n, row.part_size);
-      n++;
-    }
-    return row;
-  }
-
-  private async storePart(
-    m: MediaRow,
-    row: TusRow,
-    files: StagingFiles,
-    n: number,
-    bytes: number,
-  ): Promise<TusRow> {
-    if ((await files.size(n)) !== bytes) {
-      throw new Error(`tus staging part ${n} of ${m.id} does not hold the ${bytes} bytes committed`);
-    }
-    let uploadId = row.store_upload_id;
-    if (uploadId === null) {
-      const created = await this.store.createMultipart(m.storage_key, m.mime_type);
-      if (await trepo.setStoreUpload(this.pool, m.id, created)) uploadId = created;
-      else {
-        await this.store.abortMultipart(m.storage_key, created).catch(() => undefined);
-        uploadId = (await trepo.findTus(this.pool, m.id))?.store_upload_id ?? null;
-        if (uploadId === null) throw new AppError('upload_locked');
-      }
-    }
-    const part = await this.store.putPart(m.storage_key, uploadId, n, files.read(n), bytes);
-    const stored = { partNumber: n, etag: part.etag, size: bytes };
-    if (!(await trepo.addPart(this.pool, m.id, stored))) throw new AppError('upload_locked');
-    await files.remove(n);
-    return { ...row, store_upload_id: uploadId, parts: [...row.parts, stored] };
-  }
-
   // ---- the last byte ----------------------------------------------------------------------
 
   /**
@@ -382,10 +336,11 @@ export class TusUploads {
    */
   private async finish(principal: Principal, m: MediaRow, row: TusRow): Promise<TusState> {
     const files = this.staging(row);
-    let sha256 = (await this.hashAt(row, files))?.digest('hex');
+    let sha256 = await hexOf(await this.hashAt(row, files));
     if (!(await this.store.stat(m.storage_key))) {
       if (this.adopts && row.part_size === 0) {
-        sha256 ??= (await files.hashPrefix(1, m.bytes)).digest('hex');
+        sha256 ??= await hexOf(await files.hashPrefix(1, m.bytes));
+        if (sha256 === undefined) throw new Error(`tus upload ${m.id}: the staged file could not be hashed`);
         try {
           await this.store.adoptFile!(m.storage_key, files.file(1), sha256);
         } catch (err) {
@@ -403,7 +358,8 @@ export class TusUploads {
       } else {
         const count = Math.ceil(m.bytes / row.part_size);
         for (let n = row.parts.length + 1; n <= count; n++) {
-          row = await this.storePart(
+          row = await storePart(
+            this.parts,
             m,
             row,
             files,
@@ -486,6 +442,14 @@ export class TusUploads {
       if (rows.length < 100) return removed;
     }
   }
+}
+
+/** The hex digest of a hashing-thread state; undefined when the thread lost it (rebuilt or re-read then). */
+async function hexOf(state: Sha256Batches | undefined): Promise<string | undefined> {
+  return state
+    ?.digest()
+    .then((d) => d.toString('hex'))
+    .catch(() => undefined);
 }
 
 const offsetMismatch = (offset: number) =>

@@ -8,10 +8,12 @@
  * throws and the queue retries. The work directory is removed whatever happens; ffmpeg dies with
  * the job (the worker's AbortSignal: cancellation, worker timeout, shutdown).
  */
+import diagnostics_channel from 'node:diagnostics_channel';
 import { createReadStream } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { fileTypeFromFile } from 'file-type';
 import { rgbaToThumbHash } from 'thumbhash';
 import type { ProcessingConfig } from '../config.ts';
@@ -41,6 +43,23 @@ import type { VariantRecord } from './repo.ts';
 import type { RenditionRecord } from './video-repo.ts';
 import { planLadder } from './video/ladder.ts';
 import type { JobContext, JobOutcome } from './worker.ts';
+
+/** One timed step of a video job (`performance.now()` clock), as published on {@link VIDEO_JOB_STEPS}. */
+export interface VideoJobStep {
+  mediaId: string;
+  step: string;
+  start: number;
+  end: number;
+}
+
+/** Step timings of video jobs (bench:video subscribes); nothing is published while nobody listens. */
+export const VIDEO_JOB_STEPS = diagnostics_channel.channel('mediary:video-job-step');
+
+function traceStep(mediaId: string, step: string, start: number): void {
+  if (VIDEO_JOB_STEPS.hasSubscribers) {
+    VIDEO_JOB_STEPS.publish({ mediaId, step, start, end: performance.now() } satisfies VideoJobStep);
+  }
+}
 
 export const FFMPEG_MISSING_MESSAGE = 'ffmpeg is not installed';
 /** Work directories are `<VIDEO_TMP_DIR>/mediary-video-<owner tag><random>` (../storage/scratch.ts). */
@@ -122,11 +141,17 @@ export class VideoJob {
   ): Promise<void> {
     const { records, store, config, transcoder } = this.deps;
     const video = config.video;
+    const step = (name: string, start: number) => traceStep(media.id, name, start);
+    let t = performance.now();
     if (!(await this.ffmpegAvailable())) throw new JobFailure('ffmpeg_missing', FFMPEG_MISSING_MESSAGE);
+    step('ffmpeg check', t);
 
+    t = performance.now();
     const input = path.join(work, 'original');
     await copyOriginal(store, records, media, input);
     ctx.signal.throwIfAborted();
+    step('copy original + sha256', t);
+    t = performance.now();
     const detected = (await fileTypeFromFile(input))?.mime;
     const entry = catalogEntry(media.mime_type);
     if (!entry || detected === undefined || !VIDEO_TYPES.has(detected) || !entry.detects.includes(detected)) {
@@ -135,8 +160,10 @@ export class VideoJob {
         `The content is ${detected ?? 'not a recognised video type'}, not ${media.mime_type}.`,
       );
     }
+    step('file-type', t);
     progress(5, true);
 
+    t = performance.now();
     const src = await transcoder.probe(input, {
       timeoutMs: Math.min(60_000, remaining()),
       signal: ctx.signal,
@@ -153,6 +180,7 @@ export class VideoJob {
         `The video is ${src.width}×${src.height}, more than the ${video.maxPixels} pixels per frame allowed.`,
       );
     }
+    step('probe', t);
     progress(8, true);
 
     const written: string[] = [];
@@ -162,7 +190,13 @@ export class VideoJob {
       // job's outcome, as when it ran first; both have settled before anything else happens.
       const ladderStop = new AbortController();
       const ladderSignal = AbortSignal.any([ctx.signal, ladderStop.signal]);
-      const posterRun = this.poster(media, src, input, work, ctx, remaining, written).catch(
+      t = performance.now();
+      const parallel = t;
+      const posterRun = this.poster(media, src, input, work, ctx, remaining, written).then(
+        (done) => {
+          step('poster + variants (beside the ladder)', parallel);
+          return done;
+        },
         (err: unknown) => {
           ladderStop.abort();
           throw err;
@@ -177,15 +211,22 @@ export class VideoJob {
         segmentSeconds: video.segmentSeconds,
         onProgress: (us) => progress(15 + 75 * Math.min(1, us / 1000 / src.durationMs)),
       });
+      void ladderRun.then(
+        () => step('ladder (ffmpeg)', parallel),
+        () => undefined,
+      );
       const [posterDone, ladderDone] = await Promise.allSettled([posterRun, ladderRun]);
+      step('poster and ladder, both settled', parallel);
       if (posterDone.status === 'rejected') throw posterDone.reason;
       if (ladderDone.status === 'rejected') throw ladderDone.reason;
       const poster = posterDone.value;
       const hls = ladderDone.value;
       progress(90, true);
 
+      t = performance.now();
       const prefix = hlsRunPrefix(media.id);
       const hlsObjects = await this.uploadDir(outDir, prefix, written, ctx.signal);
+      step('store HLS objects', t);
       const renditions: RenditionRecord[] = hls.renditions.map((r) => ({
         name: r.name,
         width: r.width,
@@ -196,6 +237,7 @@ export class VideoJob {
       }));
       ctx.signal.throwIfAborted();
 
+      t = performance.now();
       const previous = await records.referencedKeys(media.id);
       const ready = await records.markVideoReady(media.id, {
         width: src.width,
@@ -216,6 +258,7 @@ export class VideoJob {
         media.id,
         ready ? { ready: true, previous, current: written } : { ready: false, written },
       );
+      step('db: referenced keys + mark ready + drop unreferenced', t);
       if (!ready) ctx.logger.info('media changed state while processing; results discarded');
       written.length = 0;
     } finally {

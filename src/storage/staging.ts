@@ -1,8 +1,8 @@
-import { createHash, type Hash } from 'node:crypto';
 import { constants, createReadStream } from 'node:fs';
 import { mkdir, open, readdir, rm, stat, truncate, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { Sha256State, type Sha256Batches } from './sha256-offload.ts';
 
 /** Bytes gathered before one write(2): fewer, larger writes for the 64 KiB chunks of a body. */
 const WRITE_BATCH = 1024 * 1024;
@@ -20,6 +20,11 @@ export class StagingFiles {
   private pendingPos = 0;
   /** The batch being written (then the ones chained behind it); settled when none is. */
   private tail: Promise<void> = Promise.resolve();
+  /**
+   * Called with each batch once it is written, in order, and the upload position after it (the
+   * caller hashes written bytes off the event loop; the buffers are not used here afterwards).
+   */
+  onWritten: ((bufs: Buffer[], end: number) => void) | undefined;
 
   constructor(
     private readonly dir: string,
@@ -114,6 +119,7 @@ export class StagingFiles {
       await writeAllAt(fh, piece, bytes, pos - this.partStart(n));
       pos += bytes;
     }
+    this.onWritten?.(bufs, pos);
   }
 
   private async handle(n: number): Promise<FileHandle> {
@@ -142,12 +148,8 @@ export class StagingFiles {
   }
 
   /** SHA-256 state over the first `bytes` of part file `n` (rebuilding a hash lost in a restart). */
-  async hashPrefix(n: number, bytes: number): Promise<Hash> {
-    const hash = createHash('sha256');
-    if (bytes > 0)
-      for await (const chunk of createReadStream(this.file(n), { end: bytes - 1 }))
-        hash.update(chunk as Buffer);
-    return hash;
+  hashPrefix(n: number, bytes: number): Promise<Sha256Batches> {
+    return Sha256State.ofFile(this.file(n), bytes);
   }
 
   async remove(n: number): Promise<void> {
