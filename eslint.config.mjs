@@ -151,6 +151,42 @@ export default tseslint.config(
     },
   },
   {
+    // URLs are the HTTP layer's (issue 14 §4): below it no code names a path of this API or reads
+    // the public address; it asks src/http/urls.ts through a port it declares (UploadUrls,
+    // PlaybackUrls, StorageUrls) that the composition root injects.
+    files: [
+      'src/media/**',
+      'src/processing/**',
+      'src/posts/**',
+      'src/circles/**',
+      'src/profiles/**',
+      'src/devices/**',
+      'src/auth/**',
+      'src/audit/**',
+      'src/events/**',
+      'src/webhooks/**',
+      'src/operations/**',
+      'src/storage/**',
+      'src/db/**',
+      'src/infra/**',
+    ],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        ...['Literal[value=/\\/api\\/v1\\//]', 'TemplateElement[value.raw=/\\/api\\/v1\\//]'].map(
+          (selector) => ({
+            selector,
+            message: 'API paths belong to the HTTP layer (src/http/urls.ts); take a URL port instead.',
+          }),
+        ),
+        ...["Identifier[name='publicUrl']", "Literal[value='publicUrl']"].map((selector) => ({
+          selector,
+          message: 'PUBLIC_URL is read by the HTTP layer only (src/http/urls.ts); take a URL port instead.',
+        })),
+      ],
+    },
+  },
+  {
     // Lit calls listeners bound in templates (`@click=${this.method}`) with the element as `this`.
     files: ['src/web/**'],
     rules: { '@typescript-eslint/unbound-method': 'off' },

@@ -42,6 +42,7 @@ import { IMAGE_JOB_STEPS, VARIANT_SIZES, type ImageJobStep } from '../src/proces
 import { startWorker } from '../src/processing/runtime.ts';
 import { LocalObjectStore } from '../src/storage/local.ts';
 import { UrlSigner } from '../src/storage/signing.ts';
+import { PublicUrls } from '../src/http/urls.ts';
 import { fixture, sha256 } from '../test/helpers/files.ts';
 import { call, JWT_SECRET, tempDir, testEnv } from '../test/helpers/server.ts';
 import { bigJpeg, upload, waitFor } from '../test/processing/helpers.ts';
@@ -224,7 +225,10 @@ async function main() {
     api: (p: string) => `${config.publicUrl}/api/v1${p}`,
   } as unknown as Parameters<typeof upload>[0];
   const auth = { authorization: `Bearer ${await mintUserToken(JWT_SECRET, 'bench')}` };
-  const store = new LocalObjectStore(config.storage.dir, new UrlSigner('x'.repeat(32)), config.publicUrl);
+  const store = new LocalObjectStore(
+    config.storage.dir,
+    new PublicUrls(new UrlSigner('x'.repeat(32)), config.publicUrl),
+  );
   const worker = await startWorker({ pool, queue: server.queue, store, config: config.processing, logger });
 
   const steps = new Map<string, number[]>();

@@ -23,6 +23,7 @@ import { fixture } from '../test/helpers/files.ts';
 import { BIN, embeddedUrl, makeDevices, poolFor, spawnService } from '../test/helpers/process.ts';
 import { testEnv } from '../test/helpers/server.ts';
 import { fmt, log, percentile, report, scratch, stat, type BenchRow } from './lib/common.ts';
+import { cpuDelta, machineBusySeconds, treeCpu } from './lib/cpu.ts';
 
 const CLIENTS = Number(process.env.BENCH_LOAD_CLIENTS ?? 200);
 const SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 60);
@@ -71,7 +72,9 @@ const env = await testEnv(path.join(work.dir, 'svc'), {
   ...(SPLIT ? { WORKER_ENABLED: 'false' } : {}),
   ...EXTRA,
 });
-const svc = await spawnService(env, { onStdout: onLine });
+/** BENCH_LOAD_NODE_ARGS: node flags of the service (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`). */
+const nodeArgs = (process.env.BENCH_LOAD_NODE_ARGS ?? '').split(' ').filter(Boolean);
+const svc = await spawnService(env, { onStdout: onLine, nodeArgs });
 const worker = SPLIT
   ? spawn(process.execPath, [BIN, 'worker'], {
       env: { ...process.env, ...env, DIAGNOSTICS_INTERVAL_SECONDS: '0' },
@@ -102,6 +105,14 @@ async function call(url: string, init: RequestInit) {
   return { res, text, ms: performance.now() - t0 };
 }
 
+/** CPU seconds during the load: the service (and its Postgres), a split worker, these clients, the machine. */
+const cpuNow = () => ({
+  service: treeCpu(svc.pid),
+  worker: worker?.pid ? treeCpu(worker.pid) : {},
+  clients: process.cpuUsage(),
+  machine: machineBusySeconds(),
+});
+const cpuStart = cpuNow();
 const loadStart = Date.now();
 const deadline = loadStart + SECONDS * 1000;
 await Promise.all(
@@ -156,7 +167,29 @@ await Promise.all(
   }),
 );
 const loadEnd = Date.now();
+const cpuEnd = cpuNow();
 const loadSeconds = (loadEnd - loadStart) / 1000;
+const round2 = (o: Record<string, number>) =>
+  Object.fromEntries(Object.entries(o).map(([k, v]) => [k, Math.round(v * 100) / 100]));
+const serviceCpu = cpuDelta(cpuStart.service, cpuEnd.service);
+const workerCpu = cpuDelta(cpuStart.worker, cpuEnd.worker);
+const clientsCpu =
+  (cpuEnd.clients.user + cpuEnd.clients.system - cpuStart.clients.user - cpuStart.clients.system) / 1e6;
+const machineCpu = cpuEnd.machine - cpuStart.machine;
+const ours = [...Object.values(serviceCpu), ...Object.values(workerCpu), clientsCpu].reduce(
+  (a, b) => a + b,
+  0,
+);
+/** CPU seconds during the load window by who used them (2 cores × seconds is the most there is). */
+const cpu = {
+  capacity: Math.round(os.cpus().length * loadSeconds * 10) / 10,
+  machineBusy: Math.round(machineCpu * 10) / 10,
+  service: round2(serviceCpu),
+  worker: round2(workerCpu),
+  clients: Math.round(clientsCpu * 100) / 100,
+  othersOnTheMachine: Math.round((machineCpu - ours) * 10) / 10,
+};
+log(`CPU during the load: ${JSON.stringify(cpu)}`);
 const ids = [...completedAt.keys()];
 const countReady = async () =>
   (
@@ -254,6 +287,16 @@ const summary = {
   readyDuringLoad,
   backlogAtEnd: backlog,
   failed: drained.failed,
+  cpu,
+  cpuMsPerUpload: round2(
+    Object.fromEntries(
+      [
+        ...Object.entries(serviceCpu).map(([k, v]) => [k === 'self' ? 'service' : `service:${k}`, v]),
+        ...Object.entries(workerCpu).map(([k, v]) => [k === 'self' ? 'worker' : `worker:${k}`, v]),
+        ['clients', clientsCpu],
+      ].map(([k, v]) => [k, ((v as number) * 1000) / Math.max(1, ids.length)]),
+    ),
+  ),
 };
 for (const r of rowsOut) {
   const base = r.baseline ? ` | ${r.baselineName}: ${fmt(r.baseline.median)} | ${fmt(r.ratio!, 2)}×` : '';

@@ -47,6 +47,7 @@ import { startWorker, type Worker } from './processing/runtime.ts';
 import { createStore } from './storage/factory.ts';
 import { LocalObjectStore } from './storage/local.ts';
 import { UrlSigner } from './storage/signing.ts';
+import { PublicUrls } from './http/urls.ts';
 import type { ObjectStore } from './storage/types.ts';
 
 export interface Database {
@@ -188,14 +189,16 @@ async function startServerParts(
     sampleQueues: () => queueStats(pool),
   });
   const signer = new UrlSigner(await signingSecret(config));
-  const store = metricStore(createStore(config, config.storage.backend, signer), metrics);
+  // Every URL handed out (signed or not) is built by the HTTP layer; the domain gets it as ports.
+  const urls = new PublicUrls(signer, config.publicUrl);
+  const store = metricStore(createStore(config, config.storage.backend, urls), metrics);
   if (store instanceof LocalObjectStore) {
     await mkdir(config.storage.dir, { recursive: true });
     // What a killed process of this host was writing goes at once; anything else after 24 h.
     const removed = (await store.removeOrphanedTemp()) + (await store.sweepTemp(24 * 3600 * 1000));
     if (removed > 0) logger.info({ removed }, 'removed stale temporary upload files');
   }
-  const multipart = new MultipartUploads(pool, store, signer, config, logger, metrics.recorder);
+  const multipart = new MultipartUploads(pool, store, urls, config, logger, metrics.recorder);
   const stopSweeper = startSweeper(pool, store, config.sweeper, logger, metrics.recorder);
   started.push({ name: 'sweeper', stop: stopSweeper });
   started.push({
@@ -221,7 +224,7 @@ async function startServerParts(
     pool,
     store,
     queue,
-    signer,
+    urls,
     config,
     logger,
     multipart,
@@ -232,7 +235,7 @@ async function startServerParts(
   const tus = new TusUploads(pool, store, media, multipart, config, logger);
   started.push({ name: 'tus sweep', stop: startTusSweep(tus, config.sweeper.intervalSeconds, logger) });
   const processing = new ProcessingService(pool, media, store, queue, config, logger);
-  const playback = new HlsPlayback(pool, media, store, signer, config);
+  const playback = new HlsPlayback(pool, media, store, urls, config);
   const posts = new PostService(pool, media, config.posts, logger, circles);
   const stopPostLifecycle =
     config.posts.mediaGraceSeconds > 0
@@ -303,7 +306,7 @@ async function startServerParts(
     multipart,
     tus,
     store,
-    signer,
+    urls,
     events,
     webhooks,
     audit,
@@ -493,8 +496,8 @@ export async function startWorkerProcess(config: Config, logger: Logger): Promis
     { ...config.metrics, token: config.metrics.listener ? config.metrics.token : undefined },
     { logger, pool, sampleQueues: () => queueStats(pool) },
   );
-  const signer = new UrlSigner(await signingSecret(config));
-  const store = metricStore(createStore(config, config.storage.backend, signer), metrics);
+  const urls = new PublicUrls(new UrlSigner(await signingSecret(config)), config.publicUrl);
+  const store = metricStore(createStore(config, config.storage.backend, urls), metrics);
   const started: { name: string; stop: () => Promise<void> }[] = [];
   let worker: Worker;
   let metricsUrl: string | undefined;

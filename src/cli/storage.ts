@@ -10,6 +10,7 @@ import { sweep } from '../operations/sweeper.ts';
 import { tagExistingOriginals } from '../operations/tag-originals.ts';
 import { createStore } from '../storage/factory.ts';
 import { UrlSigner } from '../storage/signing.ts';
+import { PublicUrls } from '../http/urls.ts';
 
 const BACKENDS = ['local', 's3', 'gcs'] as const;
 type Backend = (typeof BACKENDS)[number];
@@ -42,7 +43,7 @@ export async function storageCommand(
       'tag-existing': { type: 'boolean', default: false },
     },
   });
-  const signer = new UrlSigner(await signingSecret(config));
+  const urls = new PublicUrls(new UrlSigner(await signingSecret(config)), config.publicUrl);
   switch (positionals[0]) {
     case 'setup': {
       if (values.to !== undefined && !isBackend(values.to)) {
@@ -51,7 +52,7 @@ export async function storageCommand(
       const target = values.to ?? config.storage.backend;
       const missing = bucketMissing(config, target);
       if (missing) return `storage setup --to ${target} needs ${missing}`;
-      const store = createStore(config, target, signer);
+      const store = createStore(config, target, urls);
       const corsOrigins = (target === 'gcs' ? config.gcs?.corsOrigins : config.s3?.corsOrigins) ?? [];
       console.log(`setting up the ${target} store${values.to === undefined ? ' (STORAGE_BACKEND)' : ''}:`);
       for (const line of await store.setup({ corsOrigins })) console.log(`  ${line}`);
@@ -83,7 +84,7 @@ export async function storageCommand(
       return;
     }
     case 'sweep': {
-      const store = createStore(config, config.storage.backend, signer);
+      const store = createStore(config, config.storage.backend, urls);
       const database = await openDatabase(config, logger, 'attach');
       try {
         const report = await sweep(database.pool, store, config.sweeper, logger);
@@ -105,7 +106,7 @@ export async function storageCommand(
       const grace = rawGrace === undefined ? config.sweeper.orphanGraceSeconds : Number(rawGrace);
       if (!Number.isInteger(grace) || grace < 0)
         return 'storage reconcile --grace-seconds needs a whole number ≥ 0';
-      const store = createStore(config, config.storage.backend, signer);
+      const store = createStore(config, config.storage.backend, urls);
       const database = await openDatabase(config, logger, 'attach');
       try {
         const report = await reconcile(database.pool, store, {
@@ -125,8 +126,8 @@ export async function storageCommand(
       }
       const missing = bucketMissing(config, values.to);
       if (missing) return `storage migrate --to ${values.to} needs ${missing}`;
-      const from = createStore(config, values.from, signer);
-      const to = createStore(config, values.to, signer);
+      const from = createStore(config, values.from, urls);
+      const to = createStore(config, values.to, urls);
       const database = await openDatabase(config, logger, 'attach');
       // Ctrl-C: finish the objects in flight, leave the media in hand on the source, print the
       // report (a rerun finishes it). A second Ctrl-C quits at once.

@@ -1,7 +1,8 @@
 /**
  * The upload engine, the same on every platform: hash, create (or resume) the session, send one
- * PUT or the missing multipart parts in parallel with retries, complete, optionally wait.
- * Platform pieces (transport, hasher, default state store) come in through `Platform`.
+ * PUT or the missing multipart parts in parallel with retries (multipart-upload.ts), complete,
+ * optionally wait. Platform pieces (transport, hasher, default state store) come in through
+ * `Platform`.
  */
 import { MediaryClient, type Credential, type WaitOptions } from './api.ts';
 import {
@@ -12,6 +13,7 @@ import {
   toError,
   UploadAbortedError,
 } from './errors.ts';
+import { sendMultipart } from './multipart-upload.ts';
 import { PauseGate } from './pause.ts';
 import { ProgressTracker, type ProgressListener } from './progress.ts';
 import { withRetry, type RetryOptions } from './retry.ts';
@@ -23,17 +25,10 @@ import {
   type ByteSource,
   type Sha256Factory,
 } from './source.ts';
+import { isExpiredUrl, stillFresh, type SendContext, type Sent } from './signed-put.ts';
 import { MemoryStateStore, type StateStore, type UploadState } from './state.ts';
 import type { Transport } from './transport.ts';
-import type {
-  MediaPurpose,
-  MediaStatus,
-  MediaView,
-  MultipartUpload,
-  PartListing,
-  PartUrl,
-  SingleUpload,
-} from './types.ts';
+import type { MediaPurpose, MediaStatus, MediaView, SingleUpload } from './types.ts';
 
 export interface UploadOptions {
   /** Server base URL and key (or token, or a provider of one: see `Credential`), or a ready `client`. */
@@ -129,21 +124,6 @@ export interface Platform {
   defaultStateStore(): StateStore;
 }
 
-const PART_URL_BATCH = 32;
-/** Re-sign a part URL this close to its expiry rather than risk a 403 mid-part. */
-const URL_MARGIN_MS = 30_000;
-
-/**
- * Whether a URL signed at `signedAt` and expiring at `expiresAt` is still good to start a request
- * with: the margin is at most half the URL's lifetime, so a server that signs short-lived URLs
- * (shorter than URL_MARGIN_MS) does not make every use a re-sign.
- */
-function stillFresh(expiresAt: string, signedAt: number, now = Date.now()): boolean {
-  const expires = Date.parse(expiresAt);
-  const margin = Math.min(URL_MARGIN_MS, Math.max(0, (expires - signedAt) / 2));
-  return expires - now > margin;
-}
-
 function randomId(): string {
   const b = new Uint8Array(16);
   globalThis.crypto.getRandomValues(b);
@@ -155,10 +135,6 @@ async function digestText(create: Sha256Factory, text: string): Promise<string> 
   h.update(new TextEncoder().encode(text));
   return h.digest();
 }
-
-const isExpiredUrl = (err: unknown) =>
-  err instanceof MediaryError &&
-  (err.code === 'signature_expired' || (err.status === 403 && err.code.startsWith('http_')));
 
 /** The type to declare: the one given, else the source's (unless generic), its bytes', its name's. */
 async function inferMimeType(source: ByteSource, options: UploadOptions, fileName: string) {
@@ -398,23 +374,6 @@ export async function runUpload(
   }
 }
 
-interface SendContext {
-  client: MediaryClient;
-  source: ByteSource;
-  platform: Platform;
-  retry: RetryOptions;
-  signal: AbortSignal | undefined;
-  options: UploadOptions;
-  createSession: () => ReturnType<MediaryClient['createSession']>;
-  tracker: ProgressTracker;
-}
-
-interface Sent {
-  sent: number;
-  skipped: number;
-  parts: { partNumber: number; etag: string }[] | undefined;
-}
-
 async function sendSingle(ctx: SendContext, mediaId: string, first: SingleUpload): Promise<Sent> {
   const size = ctx.source.size;
   const tracker = ctx.tracker;
@@ -454,150 +413,4 @@ async function sendSingle(ctx: SendContext, mediaId: string, first: SingleUpload
   );
   tracker.partDone(1, size);
   return { sent: 1, skipped: 0, parts: undefined };
-}
-
-async function sendMultipart(
-  ctx: SendContext,
-  mediaId: string,
-  plan: MultipartUpload,
-  st: UploadState,
-  save: () => Promise<void>,
-): Promise<Sent> {
-  const { client, source, signal } = ctx;
-  const size = source.size;
-  const { partSize, partCount } = plan;
-  const partLen = (n: number) => (n < partCount ? partSize : size - (partCount - 1) * partSize);
-  if (st.partSize !== partSize || st.partCount !== partCount) {
-    st.partSize = partSize;
-    st.partCount = partCount;
-    st.parts = {};
-    await save();
-  }
-
-  // The server's listing is the truth about what is stored; the local state only remembers etags.
-  let listing: PartListing;
-  try {
-    listing = await client.listParts(mediaId, { signal });
-  } catch (err) {
-    // The store already joined every part (an earlier completion whose answer was lost): nothing
-    // to send; completing again lets the server verify the object.
-    if (err instanceof MediaryError && err.status === 409 && err.details?.state === 'COMPLETED') {
-      for (let n = 1; n <= partCount; n++) ctx.tracker.resumedPart(n, partLen(n));
-      return { sent: 0, skipped: partCount, parts: undefined };
-    }
-    throw err;
-  }
-  const done = new Map<number, string>();
-  for (const p of listing.parts) if (p.size === partLen(p.partNumber)) done.set(p.partNumber, p.etag);
-  st.parts = Object.fromEntries([...done].map(([n, e]) => [String(n), e]));
-  await save();
-
-  const tracker = ctx.tracker;
-  for (const n of done.keys()) tracker.resumedPart(n, partLen(n));
-  tracker.setPhase('uploading');
-  const queue: number[] = [];
-  for (let n = 1; n <= partCount; n++) if (!done.has(n)) queue.push(n);
-  const skipped = done.size;
-
-  // Part URLs are signed on demand in batches, and re-signed when near expiry.
-  const urls = new Map<number, PartUrl & { signedAt: number }>();
-  const inFlightSign = new Map<number, Promise<void>>();
-  const urlFor = async (n: number, forceFresh: boolean): Promise<PartUrl> => {
-    const have = urls.get(n);
-    if (have && !forceFresh && stillFresh(have.expiresAt, have.signedAt)) return have;
-    const running = inFlightSign.get(n);
-    if (running && !forceFresh) {
-      await running;
-      return urlFor(n, false);
-    }
-    const batch = [n, ...queue.filter((q) => q !== n && !urls.has(q))].slice(0, PART_URL_BATCH);
-    const asked = Date.now();
-    const p = client.signParts(mediaId, batch, { signal: inner.signal }).then((r) => {
-      for (const u of r.parts) urls.set(u.partNumber, { ...u, signedAt: asked });
-    });
-    for (const b of batch) inFlightSign.set(b, p);
-    try {
-      await p;
-    } finally {
-      for (const b of batch) if (inFlightSign.get(b) === p) inFlightSign.delete(b);
-    }
-    const got = urls.get(n);
-    if (!got) throw new MediaryError(0, 'part_url_missing', `the server did not sign part ${n}`);
-    return got;
-  };
-
-  // One failing part stops the others (the upload stays resumable); the caller's abort cancels.
-  const inner = new AbortController();
-  const onOuterAbort = () => inner.abort(signal?.reason);
-  signal?.addEventListener('abort', onOuterAbort, { once: true });
-  let firstError: unknown;
-  let sent = 0;
-
-  const sendPart = async (n: number) => {
-    const start = (n - 1) * partSize;
-    const end = start + partLen(n);
-    let stale = false;
-    const etag = await withRetry(
-      `PUT part ${n} of ${mediaId}`,
-      async () => {
-        const u = await urlFor(n, stale);
-        stale = false;
-        const res = await ctx.platform.transport({
-          url: u.url,
-          headers: u.headers,
-          source,
-          start,
-          end,
-          signal: inner.signal,
-          onProgress: (b) => tracker.update(n, b),
-        });
-        if (res.status >= 300) {
-          const err = errorFromResponse(res.status, res.text, res.header('retry-after'), `PUT part ${n}`);
-          if (isExpiredUrl(err)) stale = true;
-          throw err;
-        }
-        const tag = res.header('etag');
-        if (!tag) {
-          throw new MediaryError(
-            0,
-            'etag_missing',
-            `part ${n} was stored but its ETag is not readable (from another origin it must be exposed via CORS: S3_CORS_ORIGINS for a bucket, CORS_ORIGINS for the API)`,
-          );
-        }
-        return tag;
-      },
-      { ...ctx.retry, signal: inner.signal, retryIf: (e) => isRetryable(e) || isExpiredUrl(e) },
-    );
-    done.set(n, etag);
-    st.parts[String(n)] = etag;
-    sent++;
-    tracker.partDone(n, end - start);
-    void save();
-  };
-
-  const worker = async () => {
-    while (queue.length > 0 && !inner.signal.aborted) {
-      const n = queue.shift()!;
-      try {
-        await sendPart(n);
-      } catch (err) {
-        firstError ??= err;
-        inner.abort(err);
-      }
-    }
-  };
-  const concurrency = Math.max(1, Math.min(ctx.options.concurrency ?? 4, 32));
-  try {
-    await Promise.all(Array.from({ length: Math.min(concurrency, Math.max(1, queue.length)) }, worker));
-  } finally {
-    signal?.removeEventListener('abort', onOuterAbort);
-  }
-  if (signal?.aborted) {
-    // Paused (or aborted): the caller may start another round; it counts what this one sent.
-    throw Object.assign(new UploadAbortedError(undefined, { cause: signal.reason }), { partsSent: sent });
-  }
-  if (firstError !== undefined) throw toError(firstError);
-  await save();
-  const parts = [...done].sort((a, b) => a[0] - b[0]).map(([partNumber, etag]) => ({ partNumber, etag }));
-  return { sent, skipped, parts };
 }

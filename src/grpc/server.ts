@@ -10,7 +10,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import type { Logger } from 'pino';
 import type { Principal } from '../auth/principals.ts';
 import { AppError } from '../errors.ts';
-import type { MediaRow } from '../media/repo.ts';
+import type { MediaPurpose, MediaRow } from '../media/repo.ts';
 import type { MediaService } from '../media/service.ts';
 import type { Admission } from '../processing/admission.ts';
 import type { PostService } from '../posts/service.ts';
@@ -38,7 +38,19 @@ export interface GrpcDeps {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const MAX_IDS = 100;
-type Purpose = 'MEDIA_PURPOSE_UNSPECIFIED' | 'MEDIA_PURPOSE_LIBRARY' | 'MEDIA_PURPOSE_POST';
+type Purpose =
+  'MEDIA_PURPOSE_UNSPECIFIED' | 'MEDIA_PURPOSE_LIBRARY' | 'MEDIA_PURPOSE_POST' | 'MEDIA_PURPOSE_PROFILE';
+/** A session's purpose from the request's (UNSPECIFIED and LIBRARY: the default, `library`). */
+const REQUESTED_PURPOSE: Readonly<Partial<Record<Purpose, MediaPurpose>>> = {
+  MEDIA_PURPOSE_POST: 'post',
+  MEDIA_PURPOSE_PROFILE: 'profile',
+};
+/** A media record's purpose in the proto. */
+const PROTO_PURPOSE: Readonly<Record<MediaPurpose, Purpose>> = {
+  library: 'MEDIA_PURPOSE_LIBRARY',
+  post: 'MEDIA_PURPOSE_POST',
+  profile: 'MEDIA_PURPOSE_PROFILE',
+};
 
 interface Req {
   userId: string;
@@ -119,7 +131,9 @@ function handlers(deps: GrpcDeps): grpc.UntypedServiceImplementation {
           mimeType: req.mimeType ?? '',
           bytes: req.bytes ?? 0,
           ...(req.sha256 ? { sha256: hex64(req.sha256) } : {}),
-          ...(req.purpose === 'MEDIA_PURPOSE_POST' ? { purpose: 'post' as const } : {}),
+          ...(req.purpose && REQUESTED_PURPOSE[req.purpose]
+            ? { purpose: REQUESTED_PURPOSE[req.purpose] }
+            : {}),
         },
         req.idempotencyKey ? bounded(req.idempotencyKey, 'idempotencyKey') : undefined,
       );
@@ -231,7 +245,7 @@ function toMessage(m: MediaRow, attachedTo = ''): Record<string, unknown> {
     width: m.width ?? 0,
     height: m.height ?? 0,
     placeholder: m.placeholder ?? '',
-    purpose: m.purpose === 'post' ? 'MEDIA_PURPOSE_POST' : 'MEDIA_PURPOSE_LIBRARY',
+    purpose: PROTO_PURPOSE[m.purpose],
     createdAt: m.created_at.toISOString(),
     attachedTo,
   };

@@ -23,7 +23,7 @@ export async function openApiDocument(config: Config, logger: Logger): Promise<u
     multipart: unused,
     tus: unused,
     store: unused,
-    signer: unused,
+    urls: unused,
     events: unused,
     webhooks: unused,
     audit: { queries: unused, writer: unused },

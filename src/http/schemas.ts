@@ -9,6 +9,7 @@ import type { MediaLinks } from '../media/links.ts';
 import { canSeeLocation, canSeeStoragePointer } from '../media/privacy.ts';
 import type { MediaRow } from '../media/repo.ts';
 import { ErrorBody, SignedUrlBody, type MediaView } from '../contract/index.ts';
+import { paths } from './urls.ts';
 
 export * from '../contract/index.ts';
 
@@ -66,7 +67,7 @@ export function toMediaView(m: MediaRow, viewer: Principal | null, links: MediaL
     hls:
       m.hls_master_key && m.status === 'READY'
         ? {
-            masterPlaylist: `/api/v1/media/${m.id}/hls/master.m3u8`,
+            masterPlaylist: paths.hlsMaster(m.id),
             renditions: (m.renditions ?? []).map((r) => ({
               name: r.name,
               width: r.width,
@@ -108,7 +109,7 @@ export function variantUrl(
   if (sha256 !== null) query.set('v', sha256);
   if (mode !== undefined) query.set('mode', mode);
   const qs = query.toString();
-  return `/api/v1/media/${mediaId}/variants/${name}${qs === '' ? '' : `?${qs}`}`;
+  return `${paths.variant(mediaId, name)}${qs === '' ? '' : `?${qs}`}`;
 }
 
 /** Bytes of a file (a request or response body that is not JSON). */

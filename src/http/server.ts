@@ -21,7 +21,6 @@ import type { PostService } from '../posts/service.ts';
 import type { ProfileService } from '../profiles/service.ts';
 import type { HlsPlayback } from '../processing/playback.ts';
 import type { ProcessingService } from '../processing/service.ts';
-import type { UrlSigner } from '../storage/signing.ts';
 import type { ObjectStore } from '../storage/types.ts';
 import type { ProcessMetrics } from '../metrics/endpoint.ts';
 import { NO_METRICS } from '../metrics/port.ts';
@@ -54,6 +53,7 @@ import { tusRoutes } from './routes/tus.ts';
 import { usageRoutes } from './routes/usage.ts';
 import { webRoutes } from './routes/web.ts';
 import { webApiRoutes } from './routes/web-api.ts';
+import { API_PREFIX, type PublicUrls } from './urls.ts';
 import type { Admission } from '../processing/admission.ts';
 
 export interface HttpDeps {
@@ -71,7 +71,8 @@ export interface HttpDeps {
   multipart: MultipartUploads;
   tus: TusUploads;
   store: ObjectStore;
-  signer: UrlSigner;
+  /** Public URLs: built, signed and checked (./urls.ts). */
+  urls: PublicUrls;
   /** Live event streams (SSE). */
   events: { hub: EventHub; access: StreamAccess };
   webhooks: WebhookService;
@@ -208,7 +209,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
       const mp = { media: deps.media, multipart: deps.multipart, auth, config: deps.config };
       await api.register(multipartRoutes, mp);
       await api.register(partUploadRoute, mp);
-      await api.register(storageRoutes, { store: deps.store, signer: deps.signer });
+      await api.register(storageRoutes, { store: deps.store, urls: deps.urls });
       await api.register(tusRoutes, { tus: deps.tus, auth, config: deps.config, admission: deps.admission });
       api.get(
         '/openapi.json',
@@ -224,7 +225,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
         () => app.swagger(),
       );
     },
-    { prefix: '/api/v1' },
+    { prefix: API_PREFIX },
   );
   return app;
 }

@@ -11,7 +11,13 @@ import type { ObjectStore } from '../storage/types.ts';
 import type { MediaQueries } from './queries.ts';
 import type { MediaRow } from './repo.ts';
 
-/** The API path that restores a media's original (named in every `archived` error). */
+/**
+ * The API path that restores a media's original (named in every `archived` error and in the
+ * `original_archived` failure). The one API path below the HTTP layer: a relative path in an
+ * error, not a URL handed out, and threading a port into every read that can meet an archived
+ * original is not worth it. Must equal src/http/urls.ts `paths.restore` (test/unit/public-urls.test.ts).
+ */
+// eslint-disable-next-line no-restricted-syntax -- see above
 export const restorePath = (mediaId: string) => `/api/v1/media/${mediaId}/restore`;
 
 /** The client's error for an original that must be restored before it can be read. */

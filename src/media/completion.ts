@@ -117,10 +117,11 @@ export class UploadCompletion {
         backend: this.store.backend,
         uri: this.store.uri(media.storage_key),
       });
-      if (uploaded) {
-        await this.queue.enqueueProcessing(tx, media.id);
-      }
-      return { row: await repo.findMedia(tx, media.id), uploaded };
+      if (!uploaded) return { row: await repo.findMedia(tx, media.id), uploaded: false };
+      await this.queue.enqueueProcessing(tx, media.id);
+      // The joined fields (device owner, variants: none yet) are those read above; the row's own
+      // columns are what the UPDATE returned — no statement to read it back.
+      return { row: { ...media, ...uploaded }, uploaded: true };
     });
     if (completed.uploaded) this.metrics.uploadCompleted(this.store.backend, media.bytes);
     this.logger.info({ mediaId, bytes: media.bytes }, 'upload completed');

@@ -100,6 +100,7 @@ export const FAILURES = {
   original_archived: {
     retryable: false,
     message:
+      // eslint-disable-next-line no-restricted-syntax -- the restore path, as in ./archive.ts restorePath
       'The original is in archive storage: restore it (POST /api/v1/media/{id}/restore), then retry processing.',
   },
   // ---- malware scanning (MALWARE_SCAN=clamd) ----

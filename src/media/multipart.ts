@@ -4,7 +4,6 @@ import type { Config } from '../config.ts';
 import type { Pool } from '../db/pool.ts';
 import { AppError } from '../errors.ts';
 import { partBytes, planParts, type PartPlan } from '../storage/parts.ts';
-import type { UrlSigner } from '../storage/signing.ts';
 import { normalizeEtag, type ObjectStore, type PartRef, type StoredPart } from '../storage/types.ts';
 import { failure } from './lifecycle.ts';
 import * as mrepo from './multipart-repo.ts';
@@ -14,6 +13,7 @@ import type { MediaRow } from './repo.ts';
 import { failUpload } from './transitions.ts';
 import { NO_METRICS, type Metrics } from '../metrics/port.ts';
 import { StreamingUploads } from './upload-claims.ts';
+import type { UploadUrls } from './upload-urls.ts';
 
 /** What `POST /media` answers for a file above the multipart threshold. */
 export interface MultipartInstructions {
@@ -53,8 +53,8 @@ export class MultipartUploads {
   constructor(
     private readonly pool: Pool,
     private readonly store: ObjectStore,
-    private readonly signer: UrlSigner,
-    private readonly config: Pick<Config, 'publicUrl' | 'multipart'>,
+    private readonly urls: UploadUrls,
+    private readonly config: Pick<Config, 'multipart'>,
     private readonly logger: Logger,
     private readonly metrics: Metrics = NO_METRICS,
   ) {}
@@ -159,16 +159,10 @@ export class MultipartUploads {
           return { partNumber: n, ...signed, expiresAt };
         }
         // The upload id travels in the URL so the signature is checked before any row is read.
-        const signed = this.signer.sign(
-          'part',
-          { mediaId: media.id, partNumber: n, uploadId: row.upload_id },
-          expires,
-        );
-        const q = new URLSearchParams(signed);
         return {
           partNumber: n,
           method: 'PUT',
-          url: `${this.config.publicUrl}/api/v1/media/${media.id}/parts/${n}?${q.toString()}`,
+          url: this.urls.part(media.id, n, row.upload_id, expires),
           headers: {},
           expiresAt,
         };
@@ -224,7 +218,7 @@ export class MultipartUploads {
     partNumber: number,
     auth: { expires: string; upload?: string | undefined; sig: string },
   ): { uploadId: string } {
-    return this.signer.verify('part', { mediaId, partNumber }, auth).claims;
+    return this.urls.verifyPart(mediaId, partNumber, auth);
   }
 
   /**
@@ -277,7 +271,8 @@ export class MultipartUploads {
     media: MediaRow,
     parts: PartRef[] | undefined,
   ): Promise<{ multipart: boolean; sha256?: string }> {
-    const row = await mrepo.findMultipart(this.pool, media.id);
+    // A single upload (no multipart row when the media was read) needs no lookup.
+    const row = media.has_multipart === false ? undefined : await mrepo.findMultipart(this.pool, media.id);
     if (!row) {
       if (parts !== undefined)
         throw new AppError('not_multipart', 'This media was a single upload: send no parts.');

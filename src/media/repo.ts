@@ -17,6 +17,13 @@ export interface MediaRow {
   device_id: string | null;
   /** Owner of the uploading device, joined in for access checks. */
   device_owner_user_id: string | null;
+  /**
+   * Read with the row (the upload path's checks then need no statement of their own): the device
+   * exists and is not revoked; a multipart upload was begun for this media. Absent on rows that
+   * did not come from the full SELECT (an INSERT's RETURNING): the checks then ask the database.
+   */
+  device_active?: boolean;
+  has_multipart?: boolean;
   /** Who created the session: the device itself, or a user (who may have named a device they own). */
   uploaded_by: Uploader;
   /** What it is for: `post` media no post takes within the grace period are removed (0014). */
@@ -69,7 +76,7 @@ export interface MediaRow {
 /** A media row's own columns (what `RETURNING` the {@link MEDIA_COLUMNS} gives), without the joins. */
 export type MediaRecord = Omit<
   MediaRow,
-  'device_owner_user_id' | 'captured_at_text' | 'variants' | 'renditions'
+  'device_owner_user_id' | 'captured_at_text' | 'variants' | 'renditions' | 'device_active' | 'has_multipart'
 >;
 
 export interface RenditionRow {
@@ -97,6 +104,8 @@ export interface VariantRow {
 }
 
 const SELECT = `SELECT m.*, d.owner_user_id AS device_owner_user_id, m.captured_at::text AS captured_at_text,
+    (d.id IS NOT NULL AND d.revoked_at IS NULL) AS device_active,
+    EXISTS (SELECT 1 FROM multipart_uploads mu WHERE mu.media_id = m.id) AS has_multipart,
     COALESCE((SELECT json_agg(json_build_object('name', v.name, 'format', v.format, 'key', v.key,
         'sha256', substring(v.key from '/([0-9a-f]{64})\\.[a-z0-9]+$'),
         'width', v.width, 'height', v.height, 'bytes', v.bytes) ORDER BY v.width * v.height DESC, v.name)

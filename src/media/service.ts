@@ -8,7 +8,6 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import type { Pool } from '../db/pool.ts';
 import { NO_METRICS, type Metrics } from '../metrics/port.ts';
-import type { UrlSigner } from '../storage/signing.ts';
 import type { ObjectStore } from '../storage/types.ts';
 import { MediaRestores } from './archive.ts';
 import { UploadCompletion } from './completion.ts';
@@ -20,6 +19,7 @@ import type { ProcessingQueue } from './session-types.ts';
 import { UploadSessions } from './sessions.ts';
 import type { CircleUploads, ShareLookup } from './shares.ts';
 import { DirectUploads } from './upload.ts';
+import type { UploadUrls } from './upload-urls.ts';
 
 export { assertDeviceActive, canAccess, isReplayOf } from './access.ts';
 export { markDeletedWithin } from './deletion.ts';
@@ -46,8 +46,9 @@ export class MediaService {
     pool: Pool,
     store: ObjectStore,
     queue: ProcessingQueue,
-    signer: UrlSigner,
-    config: Pick<Config, 'publicUrl' | 'uploads' | 'databasePreparedStatements' | 'quotas'> & {
+    /** The API's own signed upload and part URLs (src/http/urls.ts). */
+    urls: UploadUrls,
+    config: Pick<Config, 'uploads' | 'databasePreparedStatements' | 'quotas'> & {
       processing?: Pick<Config['processing'], 'malwareScan'>;
     },
     logger: Logger,
@@ -60,8 +61,8 @@ export class MediaService {
       scanned: (config.processing?.malwareScan.kind ?? 'off') !== 'off',
     });
     this.queries = new MediaQueries(pool, store, config, linkSigner, sharing);
-    this.sessions = new UploadSessions(pool, store, signer, config, multipart, sharing);
-    this.uploads = new DirectUploads(pool, store, signer, this.queries, multipart);
+    this.sessions = new UploadSessions(pool, store, urls, config, multipart, sharing);
+    this.uploads = new DirectUploads(pool, store, urls, this.queries, multipart);
     this.completion = new UploadCompletion(pool, store, queue, this.queries, logger, multipart, metrics);
     this.deletion = new MediaDeletion(pool, store, this.queries, logger);
     this.restores = new MediaRestores(this.queries, store);

@@ -4,7 +4,6 @@ import type { Principal } from '../auth/principals.ts';
 import type { Config } from '../config.ts';
 import type { Pool } from '../db/pool.ts';
 import { AppError } from '../errors.ts';
-import type { UrlSigner } from '../storage/signing.ts';
 import type { ObjectStore } from '../storage/types.ts';
 import { isReplayOf } from './access.ts';
 import { admitDeclaredFile } from './catalog.ts';
@@ -16,6 +15,7 @@ import * as repo from './repo.ts';
 import type { MediaRow } from './repo.ts';
 import type { CreateSessionInput, SessionResult, UploadInstructions } from './session-types.ts';
 import type { CircleUploads } from './shares.ts';
+import type { UploadUrls } from './upload-urls.ts';
 
 /** The resource a signed single-upload URL names. */
 
@@ -23,8 +23,8 @@ export class UploadSessions {
   constructor(
     private readonly pool: Pool,
     private readonly store: ObjectStore,
-    private readonly signer: UrlSigner,
-    private readonly config: Pick<Config, 'publicUrl' | 'uploads' | 'databasePreparedStatements' | 'quotas'>,
+    private readonly urls: UploadUrls,
+    private readonly config: Pick<Config, 'uploads' | 'databasePreparedStatements' | 'quotas'>,
     private readonly multipart?: MultipartUploads,
     private readonly sharing?: CircleUploads,
   ) {}
@@ -244,10 +244,9 @@ export class UploadSessions {
       const signed = await this.store.presignPut(media.storage_key, expect, ttl);
       return { ...signed, expiresAt: new Date(expiresAt * 1000).toISOString() };
     }
-    const q = new URLSearchParams(this.signer.sign('upload', { mediaId: media.id }, expiresAt));
     return {
       method: 'PUT',
-      url: `${this.config.publicUrl}/api/v1/media/${media.id}/upload?${q.toString()}`,
+      url: this.urls.upload(media.id, expiresAt),
       headers: { 'Content-Type': media.mime_type },
       expiresAt: new Date(expiresAt * 1000).toISOString(),
     };

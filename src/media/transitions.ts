@@ -18,24 +18,24 @@ import { MEDIA_COLUMNS, MEDIA_DELETED_CHANNEL, type MediaRecord } from './repo.t
 const T = TRANSITIONS;
 
 /**
- * PENDING → UPLOADED ({@link TRANSITIONS.complete}); false when another request already moved it
- * on. `backend`/`uri` name the store completion found the bytes in: a session begun before a
+ * PENDING → UPLOADED ({@link TRANSITIONS.complete}): the row's own columns as committed; undefined
+ * when another request already moved it on. `backend`/`uri` name the store completion found the bytes in: a session begun before a
  * storage migration and completed after the switch has its bytes on the new store.
  */
 export async function markUploaded(
   db: Queryable,
   id: string,
   content: { sha256: string | null; etag: string; detectedMime: string; backend: string; uri: string },
-): Promise<boolean> {
-  const res = await db.query(
+): Promise<MediaRecord | undefined> {
+  const res = await db.query<MediaRecord>(
     `UPDATE media SET status = '${T.complete.to}', uploaded_at = now(), updated_at = now(),
        content_sha256 = COALESCE($2, content_sha256), content_etag = $3, detected_mime_type = $4,
        storage_backend = $5, storage_uri = $6
      WHERE id = $1 AND ${statusGuard('complete')}
-     RETURNING id`,
+     RETURNING ${MEDIA_COLUMNS.join(', ')}`,
     [id, content.sha256, content.etag, content.detectedMime, content.backend, content.uri],
   );
-  return res.rowCount === 1;
+  return res.rows[0];
 }
 
 /**

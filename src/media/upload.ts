@@ -4,7 +4,6 @@ import type { Principal } from '../auth/principals.ts';
 import type { Pool } from '../db/pool.ts';
 import { AppError } from '../errors.ts';
 import { hashStoredObject } from '../storage/inspect.ts';
-import type { UrlSigner } from '../storage/signing.ts';
 import { ObjectExistsError, type ObjectStore } from '../storage/types.ts';
 import { assertDeviceActive } from './access.ts';
 import { admitUploadHeaders } from './catalog.ts';
@@ -13,6 +12,7 @@ import type { MediaQueries } from './queries.ts';
 import * as repo from './repo.ts';
 import type { MediaRow } from './repo.ts';
 import { StreamingUploads } from './upload-claims.ts';
+import type { UploadUrls } from './upload-urls.ts';
 
 export class DirectUploads {
   /** One upload at a time per media (in this process). */
@@ -21,7 +21,7 @@ export class DirectUploads {
   constructor(
     private readonly pool: Pool,
     private readonly store: ObjectStore,
-    private readonly signer: UrlSigner,
+    private readonly urls: UploadUrls,
     private readonly queries: MediaQueries,
     private readonly multipart?: MultipartUploads,
   ) {}
@@ -37,7 +37,7 @@ export class DirectUploads {
 
   /** Verifies a signed upload URL for this media; throws 403 when it does not hold. */
   verifyUploadSignature(mediaId: string, expires: string, sig: string): void {
-    this.signer.verify('upload', { mediaId }, { expires, sig });
+    this.urls.verifyUpload(mediaId, { expires, sig });
   }
 
   /**

@@ -7,13 +7,11 @@
  */
 import path from 'node:path';
 import type { Principal } from '../auth/principals.ts';
-import type { Config } from '../config.ts';
 import type { Pool } from '../db/pool.ts';
 import { AppError } from '../errors.ts';
 import type { MediaService } from '../media/service.ts';
 import { hlsContentType, hlsPrefixOf } from '../media/layout.ts';
 import { findMedia } from '../media/repo.ts';
-import type { UrlSigner } from '../storage/signing.ts';
 import type { ObjectStore, OpenableObject } from '../storage/types.ts';
 
 /** Relative paths inside a run's prefix: `master.m3u8` or `<rendition>/<file>`, no dot segments. */
@@ -21,12 +19,29 @@ const HLS_PATH = /^(?:master\.m3u8|(?:360p|720p|1080p|2160p)\/[A-Za-z0-9_-][A-Za
 
 export const isHlsPath = (p: string) => HLS_PATH.test(p);
 
+/** What a valid playback token grants: one run of one media's ladder, until `expiresAt` (Unix s). */
+export interface PlaybackGrant {
+  runId: string;
+  expiresAt: number;
+}
+
 /**
- * The playback token (UrlSigner 'hls'): `<expires>.<runId>.<signature>` over the media id, the
- * run's prefix (`hls/<mediaId>/<runId>`) and the expiry. The run id travels in the token so that
- * the token is checked before any row is read: a forged token gets the same 403 for a media that
- * exists and one that does not.
+ * The port through which playback gets its tokens and the URLs playlists point to; the HTTP layer
+ * implements it (src/http/urls.ts), so this module builds no URL. The token (the one signer's
+ * 'hls' resource) is `<expires>.<runId>.<signature>` over the media id, the run's prefix
+ * (`hls/<mediaId>/<runId>`) and the expiry. The run id travels in the token so that the token is
+ * checked before any row is read: a forged token gets the same 403 for a media that exists and one
+ * that does not.
  */
+export interface PlaybackUrls {
+  /** A token for every object of run `runId` of `mediaId`'s ladder. */
+  token(mediaId: string, runId: string, expiresAt: number): string;
+  /** What `token` grants for `mediaId`; throws 403 `signature_invalid` / `signature_expired`. */
+  verifyToken(mediaId: string, token: string): PlaybackGrant;
+  /** The URL of `rel` (`master.m3u8`, `<rung>/<file>`) of the media's ladder, carrying `token`. */
+  hlsObject(mediaId: string, rel: string, token: string): string;
+}
+
 const runIdOf = (prefix: string) => prefix.slice(prefix.lastIndexOf('/') + 1);
 
 export type HlsResponse =
@@ -42,10 +57,8 @@ export class HlsPlayback {
     private readonly pool: Pool,
     private readonly media: MediaService,
     private readonly store: ObjectStore,
-    private readonly signer: UrlSigner,
-    private readonly config: Pick<Config, 'publicUrl'> & {
-      processing: { video: { tokenTtlSeconds: number } };
-    },
+    private readonly urls: PlaybackUrls,
+    private readonly config: { processing: { video: { tokenTtlSeconds: number } } },
   ) {}
 
   /** The master playlist for a principal that may see the media, with fresh tokens in its URIs. */
@@ -64,7 +77,7 @@ export class HlsPlayback {
     }
     const prefix = hlsPrefixOf(m.hls_master_key);
     const expires = Math.floor(Date.now() / 1000) + this.config.processing.video.tokenTtlSeconds;
-    const { token } = this.signer.sign('hls', { mediaId: m.id, runId: runIdOf(prefix) }, expires);
+    const token = this.urls.token(m.id, runIdOf(prefix), expires);
     return this.playlist(m.id, prefix, 'master.m3u8', token, expires);
   }
 
@@ -73,11 +86,8 @@ export class HlsPlayback {
    * token is checked first, from the URL alone; only a token this API signed leads to a row.
    */
   async object(mediaId: string, rel: string, token: string): Promise<HlsResponse> {
-    const { claims, expiresAt: expires } = this.signer.verify('hls', { mediaId }, { token }, Date.now(), {
-      expired: 'The playback token has expired.',
-      invalid: 'The playback token is invalid.',
-    });
-    const prefix = `hls/${mediaId}/${claims.runId}`;
+    const { runId, expiresAt: expires } = this.urls.verifyToken(mediaId, token);
+    const prefix = `hls/${mediaId}/${runId}`;
     if (!isHlsPath(rel)) throw new AppError('not_found', 'No such playlist or segment.');
     const m = await findMedia(this.pool, mediaId);
     if (!m || m.status !== 'READY' || m.hls_master_key === null) {
@@ -159,11 +169,10 @@ export class HlsPlayback {
         }),
       );
     }
-    const base = `${this.config.publicUrl}/api/v1/media/${mediaId}/hls/`;
     return rewritePlaylist(text, (uri) => {
       const t = target(uri);
       if (t === undefined) return uri;
-      return direct.get(t) ?? `${base}${t}?token=${encodeURIComponent(token)}`;
+      return direct.get(t) ?? this.urls.hlsObject(mediaId, t, token);
     });
   }
 }

@@ -6,7 +6,6 @@ import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AppError } from '../errors.ts';
 import { removeOrphans, scratchTag } from './scratch.ts';
-import type { UrlSigner } from './signing.ts';
 import { checksumMismatch, incomplete, tooLarge } from './verify-errors.ts';
 import {
   assertSafeKey,
@@ -25,6 +24,15 @@ import {
   type PutResult,
   type SignedGetOptions,
 } from './types.ts';
+
+/**
+ * The signed URLs of the local store's objects: served by the API itself, so the HTTP layer, which
+ * owns the API's paths and public address, builds them (src/http/urls.ts: `PublicUrls`).
+ */
+export interface StorageUrls {
+  /** A URL that serves `key` with the given headers until it expires, without credentials. */
+  signedGet(key: string, opts: SignedGetOptions): string;
+}
 
 /**
  * Objects as files under one directory. Writes go to `.tmp/` and are renamed into place only
@@ -49,8 +57,7 @@ export class LocalObjectStore implements ObjectStore {
 
   constructor(
     private readonly root: string,
-    private readonly signer: UrlSigner,
-    private readonly publicUrl: string,
+    private readonly urls: StorageUrls,
   ) {
     this.tmpDir = path.join(root, '.tmp');
     this.stagingDir = path.join(root, '.tus');
@@ -188,16 +195,7 @@ export class LocalObjectStore implements ObjectStore {
 
   signedGetUrl(key: string, opts: SignedGetOptions): Promise<string> {
     assertSafeKey(key);
-    const expires = (opts.signedAt ?? Math.floor(Date.now() / 1000)) + opts.expiresInSeconds;
-    const signed = this.signer.sign(
-      'storage',
-      { key, contentType: opts.contentType, contentDisposition: opts.contentDisposition },
-      expires,
-    );
-    const q = new URLSearchParams(signed);
-    // One path segment (`/` as %2F), so the URL fits the OpenAPI template /storage/{key}; the route
-    // decodes it to the same key (and still takes the key's slashes unencoded).
-    return Promise.resolve(`${this.publicUrl}/api/v1/storage/${encodeURIComponent(key)}?${q.toString()}`);
+    return Promise.resolve(this.urls.signedGet(key, opts));
   }
 
   uri(key: string): string {

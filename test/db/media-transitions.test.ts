@@ -62,14 +62,14 @@ const statusOf = async (id: string) =>
   (await pool.query<{ status: MediaStatus }>('SELECT status FROM media WHERE id = $1', [id])).rows[0]!.status;
 
 const run: Record<TransitionName, (id: string) => Promise<boolean>> = {
-  complete: (id) =>
-    transitions.markUploaded(pool, id, {
+  complete: async (id) =>
+    (await transitions.markUploaded(pool, id, {
       sha256: null,
       etag: '"e"',
       detectedMime: 'image/jpeg',
       backend: 'local',
       uri: `file:///${id}`,
-    }),
+    })) !== undefined,
   failUpload: (id) => transitions.failUpload(pool, id, failure('cancelled')),
   startProcessing: async (id) => (await transitions.startProcessing(pool, id, 1)) !== undefined,
   finishProcessing: (id) =>

@@ -22,6 +22,7 @@ import type pg from 'pg';
 import { loadConfig } from '../../src/config.ts';
 import { createStore } from '../../src/storage/factory.ts';
 import { UrlSigner } from '../../src/storage/signing.ts';
+import { PublicUrls } from '../../src/http/urls.ts';
 import type { ObjectStore } from '../../src/storage/types.ts';
 import { type Ceph, startCeph } from '../helpers/ceph.ts';
 import { fixture } from '../helpers/files.ts';
@@ -93,7 +94,11 @@ async function start(backend: 'local' | 's3', extra: Record<string, string>): Pr
       : {}),
     ...extra,
   });
-  const store = createStore(loadConfig(env), backend, new UrlSigner(SECRET));
+  const store = createStore(
+    loadConfig(env),
+    backend,
+    new PublicUrls(new UrlSigner(SECRET), 'http://localhost'),
+  );
   if (backend === 's3') await store.setup({ corsOrigins: [] });
   const svc = await spawnService(env, { nodeArgs: ['--import', STALL] });
   const db = poolFor(databaseUrl ?? embeddedUrl(dataDir, env.EMBEDDED_PG_PORT!));

@@ -130,6 +130,33 @@ describe('gRPC API', () => {
     assert.deepEqual(batch.ok.missingIds, ['00000000-0000-4000-8000-000000000000']);
   });
 
+  test('a session with purpose PROFILE makes a profile image the user can set as their avatar', async () => {
+    const id = await uploadedViaGrpc('g-pat', { purpose: 'MEDIA_PURPOSE_PROFILE' });
+    const got = await rpc('GetMedia', { userId: 'g-pat', mediaId: id });
+    assert.equal(got.ok.media.purpose, 'MEDIA_PURPOSE_PROFILE');
+    const pat = await t.user('g-pat');
+    const record = await call(t.api(`/media/${id}`), { headers: pat.auth });
+    assert.equal(record.body.purpose, 'profile');
+    const set = await call(t.api('/profile/image'), {
+      method: 'PUT',
+      headers: pat.auth,
+      json: { mediaId: id },
+    });
+    assert.ok(set.status === 200 || set.status === 202, set.text);
+  });
+
+  test('a PROFILE session for a video is refused with purpose_not_allowed', async () => {
+    const video = await rpc('CreateUploadSession', {
+      userId: 'g-pat',
+      fileName: 'v.mp4',
+      mimeType: 'video/mp4',
+      bytes: 1000,
+      purpose: 'MEDIA_PURPOSE_PROFILE',
+    });
+    assert.equal(video.err?.code, grpc.status.INVALID_ARGUMENT);
+    assert.equal(video.err?.mediaryCode, 'purpose_not_allowed');
+  });
+
   test('validate, attach and detach against an entity of the calling service', async () => {
     const a = await uploadedViaGrpc('g-carol');
     const pending = await rpc('CreateUploadSession', {

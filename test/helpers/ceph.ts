@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { S3ObjectStore } from '../../src/storage/s3.ts';
 import { freePort, tempDir } from './server.ts';
+import { countSetup } from './test-postgres.ts';
 
 const run = promisify(execFile);
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -75,6 +76,7 @@ function parseEnv(text: string): Record<string, string> {
 
 export async function startCeph(): Promise<Ceph> {
   const shared = process.env[CEPH_DIR_ENV];
+  countSetup('ceph');
   if (shared) return cephHandle(shared, parseEnv(await readFile(path.join(shared, 'env'), 'utf8')), false);
   const dir = await tempDir('mediary-s3test-ceph-');
   try {

@@ -8,6 +8,7 @@ import { Readable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { createStore } from '../../src/storage/factory.ts';
 import { UrlSigner } from '../../src/storage/signing.ts';
+import { PublicUrls } from '../../src/http/urls.ts';
 import type { ObjectStore } from '../../src/storage/types.ts';
 import { mediary } from './ceph.ts';
 import { sha256 } from './files.ts';
@@ -43,7 +44,12 @@ export function multipartProtocolSuite(backend: 'local' | 's3' | 'gcs', ctx: () 
   const t = () => ctx();
   let storeCache: ObjectStore | undefined;
   /** The same store the server uses, for looking behind the API. */
-  const store = () => (storeCache ??= createStore(t().config, backend, new UrlSigner('unused-for-reads')));
+  const store = () =>
+    (storeCache ??= createStore(
+      t().config,
+      backend,
+      new PublicUrls(new UrlSigner('unused-for-reads'), t().config.publicUrl),
+    ));
 
   async function session(auth: Auth, data: Buffer, extra: Record<string, unknown> = {}) {
     const res = await call(t().api('/media'), {

@@ -107,6 +107,11 @@ export async function startTestServer(
 }
 
 /** fetch + JSON body, for terse tests. */
+function resetSocket(err: unknown): boolean {
+  const cause = (err as { cause?: { code?: string } } | undefined)?.cause;
+  return cause?.code === 'ECONNRESET' || cause?.code === 'UND_ERR_SOCKET';
+}
+
 export async function call(
   url: string,
   init: {
@@ -123,11 +128,13 @@ export async function call(
     headers['content-type'] = 'application/json';
     body = JSON.stringify(init.json);
   }
-  const res = await fetch(url, {
-    method: init.method ?? 'GET',
-    headers,
-    body,
-    redirect: init.redirect ?? 'manual',
+  const method = init.method ?? 'GET';
+  const send = () => fetch(url, { method, headers, body, redirect: init.redirect ?? 'manual' });
+  // A reads-only request met a reset socket (a reused keep-alive connection, seen only under heavy
+  // load): sent once more, as browsers do. Any HTTP answer is returned as it is.
+  const res = await send().catch((err: unknown) => {
+    if ((method === 'GET' || method === 'HEAD') && resetSocket(err)) return send();
+    throw err;
   });
   const text = await res.text();
   let parsed: unknown = undefined;

@@ -9,6 +9,7 @@
  * starts its own embedded Postgres as before.
  */
 import { randomBytes } from 'node:crypto';
+import { appendFileSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { startEmbedded } from '../../src/db/embedded.ts';
@@ -87,6 +88,7 @@ export async function createTestDatabase(): Promise<string | undefined> {
   const adminUrl = process.env[TEMPLATE_ENV.url];
   const template = process.env[TEMPLATE_ENV.template];
   if (!adminUrl || !template) return undefined;
+  countSetup('database');
   const name = `test_${randomBytes(6).toString('hex')}`;
   const client = new pg.Client({ connectionString: adminUrl });
   await client.connect();
@@ -98,4 +100,14 @@ export async function createTestDatabase(): Promise<string | undefined> {
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
   return url.toString();
+}
+
+/**
+ * Counts the run's per-file setups (`database` clones, `bucket` users of the shared Ceph) in the
+ * file named by MEDIARY_TEST_SETUP_LOG, when set: `npm run bench:test-setup` multiplies its measured
+ * per-setup costs by these counts to compare the suite's two layouts.
+ */
+export function countSetup(kind: 'database' | 'ceph'): void {
+  const log = process.env.MEDIARY_TEST_SETUP_LOG;
+  if (log) appendFileSync(log, `${kind}\n`);
 }

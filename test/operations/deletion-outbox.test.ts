@@ -11,6 +11,7 @@ import type { Pool } from '../../src/db/pool.ts';
 import type { DeletionOutbox } from '../../src/media/deletion-outbox.ts';
 import { createStore } from '../../src/storage/factory.ts';
 import { UrlSigner } from '../../src/storage/signing.ts';
+import { PublicUrls } from '../../src/http/urls.ts';
 import type { ObjectStore } from '../../src/storage/types.ts';
 import { type Ceph, startCeph } from '../helpers/ceph.ts';
 import { fixture } from '../helpers/files.ts';
@@ -52,7 +53,11 @@ async function serverFor(backend: 'local' | 's3'): Promise<Ctx> {
     CDN_PURGE_MAX_ATTEMPTS: '3',
   });
   servers.push(t);
-  const store = createStore(t.config, t.config.storage.backend, new UrlSigner('unused-for-stat'));
+  const store = createStore(
+    t.config,
+    t.config.storage.backend,
+    new PublicUrls(new UrlSigner('unused-for-stat'), t.config.publicUrl),
+  );
   if (backend === 's3') await store.setup({ corsOrigins: [] });
   const dev = await t.device('cam');
   return {

@@ -11,6 +11,7 @@ import { createLogger } from '../../src/log.ts';
 import { applyDeviceRetention } from '../../src/operations/device-retention.ts';
 import { createStore } from '../../src/storage/factory.ts';
 import { UrlSigner } from '../../src/storage/signing.ts';
+import { PublicUrls } from '../../src/http/urls.ts';
 import { fixture } from '../helpers/files.ts';
 import { call, startTestServer, type TestServer } from '../helpers/server.ts';
 import { waitFor } from '../processing/helpers.ts';
@@ -33,7 +34,7 @@ const iso = (msAgo: number) => new Date(Date.now() - msAgo).toISOString();
 
 test('an owner sets a device retention, previews it, and the job deletes only expired, unpinned captures', async () => {
   const pool = t.server.database.pool;
-  const store = createStore(t.config, 'local', new UrlSigner('unused'));
+  const store = createStore(t.config, 'local', new PublicUrls(new UrlSigner('unused'), t.config.publicUrl));
   const alice = await t.user('ret-alice');
   const bob = await t.user('ret-bob');
   const created = await call(t.api('/devices'), {

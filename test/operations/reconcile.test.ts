@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { reconcile, type ReconcileReport } from '../../src/operations/reconcile.ts';
 import { createStore } from '../../src/storage/factory.ts';
 import { UrlSigner } from '../../src/storage/signing.ts';
+import { PublicUrls } from '../../src/http/urls.ts';
 import type { ObjectStore } from '../../src/storage/types.ts';
 import { type Ceph, mediary, startCeph } from '../helpers/ceph.ts';
 import { fixture } from '../helpers/files.ts';
@@ -49,7 +50,11 @@ for (const backend of ['local', 's3'] as const) {
         DELETION_DRAIN_INTERVAL_SECONDS: '0',
       });
       servers.push(t);
-      store = createStore(t.config, t.config.storage.backend, new UrlSigner('unused'));
+      store = createStore(
+        t.config,
+        t.config.storage.backend,
+        new PublicUrls(new UrlSigner('unused'), t.config.publicUrl),
+      );
       if (backend === 's3') await store.setup({ corsOrigins: [] });
     });
 

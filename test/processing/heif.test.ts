@@ -15,6 +15,7 @@ import { startWorker } from '../../src/processing/runtime.ts';
 import { ImageDecodeError, probeHeif } from '../../src/infra/imaging/sharp-imaging.ts';
 import { LocalObjectStore } from '../../src/storage/local.ts';
 import { UrlSigner } from '../../src/storage/signing.ts';
+import { PublicUrls } from '../../src/http/urls.ts';
 import { call, startTestServer, type TestServer } from '../helpers/server.ts';
 import { FIXTURES } from '../helpers/files.ts';
 import { upload, waitFor } from './helpers.ts';
@@ -168,8 +169,7 @@ describe('HEIC jobs in the worker', () => {
   function worker(maxPixels: number) {
     const store = new LocalObjectStore(
       t.config.storage.dir,
-      new UrlSigner('x'.repeat(32)),
-      t.config.publicUrl,
+      new PublicUrls(new UrlSigner('x'.repeat(32)), t.config.publicUrl),
     );
     return startWorker({
       pool: t.server.database.pool,

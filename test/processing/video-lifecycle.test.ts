@@ -16,6 +16,7 @@ import { createLogger } from '../../src/log.ts';
 import { startWorker } from '../../src/processing/runtime.ts';
 import { LocalObjectStore } from '../../src/storage/local.ts';
 import { UrlSigner } from '../../src/storage/signing.ts';
+import { PublicUrls } from '../../src/http/urls.ts';
 import { call, startTestServer, tempDir, testEnv, type TestServer } from '../helpers/server.ts';
 import { sha256 } from '../helpers/files.ts';
 import { videoClip } from '../helpers/video.ts';
@@ -71,7 +72,10 @@ after(async () => {
 type VideoOverrides = Partial<ProcessingConfig['video']>;
 
 function inProcessWorker(overrides: Partial<ProcessingConfig> = {}, video: VideoOverrides = {}) {
-  const store = new LocalObjectStore(t.config.storage.dir, new UrlSigner('x'.repeat(32)), t.config.publicUrl);
+  const store = new LocalObjectStore(
+    t.config.storage.dir,
+    new PublicUrls(new UrlSigner('x'.repeat(32)), t.config.publicUrl),
+  );
   const config = t.config.processing;
   return startWorker({
     pool: t.server.database.pool,
@@ -330,7 +334,10 @@ describe('video jobs: shutdown, cancellation, timeout, audio-only', () => {
         return super.put(...args);
       }
     }
-    const store = new FlakyStore(t.config.storage.dir, new UrlSigner('x'.repeat(32)), t.config.publicUrl);
+    const store = new FlakyStore(
+      t.config.storage.dir,
+      new PublicUrls(new UrlSigner('x'.repeat(32)), t.config.publicUrl),
+    );
     const worker = await startWorker({
       pool: t.server.database.pool,
       queue: t.server.queue,

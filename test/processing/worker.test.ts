@@ -10,6 +10,7 @@ import { createLogger } from '../../src/log.ts';
 import { startWorker } from '../../src/processing/runtime.ts';
 import { LocalObjectStore } from '../../src/storage/local.ts';
 import { UrlSigner } from '../../src/storage/signing.ts';
+import { PublicUrls } from '../../src/http/urls.ts';
 import { call, startTestServer, testEnv, type TestServer } from '../helpers/server.ts';
 import { fixture, FIXTURES } from '../helpers/files.ts';
 import { bigJpeg, upload, waitFor } from './helpers.ts';
@@ -29,7 +30,10 @@ after(async () => {
 });
 
 function inProcessWorker(overrides: Partial<TestServer['config']['processing']> = {}) {
-  const store = new LocalObjectStore(t.config.storage.dir, new UrlSigner('x'.repeat(32)), t.config.publicUrl);
+  const store = new LocalObjectStore(
+    t.config.storage.dir,
+    new PublicUrls(new UrlSigner('x'.repeat(32)), t.config.publicUrl),
+  );
   return startWorker({
     pool: t.server.database.pool,
     queue: t.server.queue,

@@ -33,10 +33,16 @@ export function envOf(yaml: string): { name: string; secret: boolean }[] {
   return out;
 }
 
-/** The variable names src/config.ts reads (every str/int/bool/url/origins lookup). */
+/** The variable names the config modules (src/config/) read (every str/int/bool/url/origins lookup). */
 function configNames(): Set<string> {
-  const src = readFileSync(path.join(root, 'src/config.ts'), 'utf8');
-  return new Set([...src.matchAll(/\b(?:str|int|bool|url|origins)\(env, '([A-Z0-9_]+)'/g)].map((m) => m[1]!));
+  const dir = path.join(root, 'src/config');
+  const src = readdirSync(dir)
+    .filter((f) => f.endsWith('.ts'))
+    .map((f) => readFileSync(path.join(dir, f), 'utf8'))
+    .join('\n');
+  return new Set(
+    [...src.matchAll(/\b(?:str|int|bool|url|origins|oneOf)\(env, '([A-Z0-9_]+)'/g)].map((m) => m[1]!),
+  );
 }
 
 describe('Cloud Run manifests', () => {
@@ -59,7 +65,7 @@ describe('Cloud Run manifests', () => {
       test('every variable is one the config knows', () => {
         assert.ok(env.length > 5, 'env parsed');
         const unknown = env.filter((e) => !known.has(e.name)).map((e) => e.name);
-        assert.deepEqual(unknown, [], `${file} sets variables src/config.ts does not read`);
+        assert.deepEqual(unknown, [], `${file} sets variables src/config/ does not read`);
       });
 
       test('secrets come from Secret Manager', () => {

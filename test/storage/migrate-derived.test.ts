@@ -14,6 +14,7 @@ import { createLogger } from '../../src/log.ts';
 import { migrateStorage } from '../../src/operations/storage-migration.ts';
 import { createStore } from '../../src/storage/factory.ts';
 import { UrlSigner } from '../../src/storage/signing.ts';
+import { PublicUrls } from '../../src/http/urls.ts';
 import type { ObjectStore } from '../../src/storage/types.ts';
 import { type Ceph, mediary, startCeph } from '../helpers/ceph.ts';
 import { fixture } from '../helpers/files.ts';
@@ -43,7 +44,7 @@ before(async () => {
     SIGNING_SECRET: SECRET,
     VIDEO_PRESET: 'ultrafast',
   });
-  s3 = createStore(t.config, 's3', new UrlSigner(SECRET));
+  s3 = createStore(t.config, 's3', new PublicUrls(new UrlSigner(SECRET), t.config.publicUrl));
   await s3.setup({ corsOrigins: [] });
 });
 after(async () => {
@@ -165,7 +166,7 @@ test('migrate local → s3 moves originals, variants, poster and HLS; interrupte
   const lines: string[] = [];
   const cut = await migrateStorage(
     pool,
-    createStore(t.config, 'local', new UrlSigner(SECRET)),
+    createStore(t.config, 'local', new PublicUrls(new UrlSigner(SECRET), t.config.publicUrl)),
     interruptingS3,
     {
       dryRun: false,

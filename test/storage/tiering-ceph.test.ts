@@ -21,6 +21,7 @@ import { fixture, sha256 } from '../helpers/files.ts';
 import { call, startTestServer, tempDir, type TestServer } from '../helpers/server.ts';
 import { createStore } from '../../src/storage/factory.ts';
 import { UrlSigner } from '../../src/storage/signing.ts';
+import { PublicUrls } from '../../src/http/urls.ts';
 
 const run = promisify(execFile);
 const BUCKET = 'mediary-tiering-ceph';
@@ -62,7 +63,11 @@ const storageClass = async (key: string) =>
   (await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }))).StorageClass ?? 'STANDARD';
 
 test('Ceph moves originals (only) to GLACIER by Mediary’s rule; they stay readable and Mediary serves them', async () => {
-  const store = createStore(t.config, 's3', new UrlSigner('x'.repeat(32)));
+  const store = createStore(
+    t.config,
+    's3',
+    new PublicUrls(new UrlSigner('x'.repeat(32)), t.config.publicUrl),
+  );
   const lines = await store.setup({ corsOrigins: [] });
   assert.ok(
     lines.some((l) => /move to GLACIER 1 days after upload/.test(l)),

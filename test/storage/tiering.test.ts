@@ -28,6 +28,7 @@ import { call, startTestServer, type TestServer } from '../helpers/server.ts';
 import { tagExistingOriginals } from '../../src/operations/tag-originals.ts';
 import { createStore } from '../../src/storage/factory.ts';
 import { UrlSigner } from '../../src/storage/signing.ts';
+import { PublicUrls } from '../../src/http/urls.ts';
 
 const BUCKET = 'mediary-tiering-test';
 const JPEG = fixture('cameras/Canon_40D.jpg');
@@ -59,7 +60,7 @@ after(async () => {
   await ceph?.stop();
 });
 
-const signer = new UrlSigner('x'.repeat(32));
+const urls = new PublicUrls(new UrlSigner('x'.repeat(32)), 'http://localhost');
 
 const rules = async () =>
   (await s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket: BUCKET }))).Rules ?? [];
@@ -108,7 +109,7 @@ describe('mediary storage setup: the archive lifecycle rule', () => {
 
     // Archiving switched off: setup takes its rule away and leaves the operator's.
     // (In process: one `mediary` spawn per file is enough, the command is the same code.)
-    const off = createStore({ ...t.config, s3: { ...t.config.s3!, archive: undefined } }, 's3', signer);
+    const off = createStore({ ...t.config, s3: { ...t.config.s3!, archive: undefined } }, 's3', urls);
     const lines = await off.setup({ corsOrigins: [] });
     assert.ok(
       lines.some((l) => /archive rule mediary-archive-originals removed/.test(l)),
@@ -190,7 +191,7 @@ describe('archived originals', () => {
     test('setup --tag-existing tags an original from before archiving was switched on', async () => {
       // An original from before archiving was switched on has no tag: setup --tag-existing's pass adds it.
       await s3.send(new DeleteObjectTaggingCommand({ Bucket: BUCKET, Key: await keyOf(id) }));
-      const store = createStore(t.config, 's3', signer);
+      const store = createStore(t.config, 's3', urls);
       assert.ok((await tagExistingOriginals(db, store)) >= 1);
       const again = await s3.send(new GetObjectTaggingCommand({ Bucket: BUCKET, Key: await keyOf(id) }));
       assert.deepEqual(again.TagSet, [{ Key: 'mediary-object', Value: 'original' }]);

@@ -35,7 +35,10 @@ test('S3: no staged part outlives its upload, and no multipart upload is left op
   const store = (await import('../../src/storage/factory.ts')).createStore(
     t.config,
     's3',
-    new (await import('../../src/storage/signing.ts')).UrlSigner('unused'),
+    new (await import('../../src/http/urls.ts')).PublicUrls(
+      new (await import('../../src/storage/signing.ts')).UrlSigner('unused'),
+      t.config.publicUrl,
+    ),
   );
   const uploads = [];
   for await (const u of store.listMultipartUploads()) uploads.push(u);

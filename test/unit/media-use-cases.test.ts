@@ -14,6 +14,7 @@ import { AppError } from '../../src/errors.ts';
 import { createLogger } from '../../src/log.ts';
 import { MediaService } from '../../src/media/service.ts';
 import { UrlSigner } from '../../src/storage/signing.ts';
+import { PublicUrls } from '../../src/http/urls.ts';
 import { fixture, sha256 } from '../helpers/files.ts';
 import { MemoryObjectStore } from '../helpers/memory-store.ts';
 import { createTestDatabase } from '../helpers/test-postgres.ts';
@@ -42,7 +43,14 @@ before(async () => {
       enqueued.push(id);
     },
   };
-  media = new MediaService(pool, store, queue, new UrlSigner('unit-secret'), config, logger);
+  media = new MediaService(
+    pool,
+    store,
+    queue,
+    new PublicUrls(new UrlSigner('unit-secret'), config.publicUrl),
+    config,
+    logger,
+  );
 });
 after(async () => {
   if (fallback) await fallback.close();

@@ -6,6 +6,7 @@ import { principalOf, type registerAuth } from '../auth.ts';
 import { HlsMasterQuery, HlsObjectParams, HlsObjectQuery, MediaIdParams } from '../../contract/index.ts';
 import { BEARER_OR_SIGNED, bytesResponse, errors, NotModified, PUBLIC } from '../schemas.ts';
 import { sendObject } from '../send-object.ts';
+import { ROUTES } from '../urls.ts';
 
 export interface HlsRouteDeps {
   playback: HlsPlayback;
@@ -32,7 +33,7 @@ export const hlsRoutes: FastifyPluginAsyncTypebox<HlsRouteDeps> = async (app, { 
   };
 
   app.get(
-    '/media/:id/hls/master.m3u8',
+    ROUTES.hlsMaster,
     {
       onRequest: auth.optional,
       schema: {
@@ -63,7 +64,7 @@ export const hlsRoutes: FastifyPluginAsyncTypebox<HlsRouteDeps> = async (app, { 
   );
 
   app.get(
-    '/media/:id/hls/*',
+    ROUTES.hlsObject,
     {
       schema: {
         summary: 'A variant playlist or segment of the HLS ladder (playback token required)',

@@ -29,6 +29,7 @@ import { isServerFault } from '../errors.ts';
 import { withIdleTimeout } from '../idle-body.ts';
 import { acceptRepeatedContentType } from '../upload-content-type.ts';
 import { logMediaId } from '../observability.ts';
+import { ROUTES } from '../urls.ts';
 
 export interface MediaRouteDeps {
   media: MediaService;
@@ -276,7 +277,7 @@ export const uploadRoute: FastifyPluginAsyncTypebox<MediaRouteDeps> = async (
   acceptRepeatedContentType(app);
 
   app.put(
-    '/media/:id/upload',
+    ROUTES.upload,
     {
       onRequest: auth.optional,
       config: { rawBody: true },

@@ -19,6 +19,7 @@ import {
 } from '../../contract/index.ts';
 import { errors, PUBLIC, toMediaView } from '../schemas.ts';
 import { acceptRepeatedContentType } from '../upload-content-type.ts';
+import { ROUTES } from '../urls.ts';
 
 export interface MultipartRouteDeps {
   media: MediaService;
@@ -115,7 +116,7 @@ export const partUploadRoute: FastifyPluginAsyncTypebox<MultipartRouteDeps> = as
   acceptRepeatedContentType(app);
 
   app.put(
-    '/media/:id/parts/:partNumber',
+    ROUTES.part,
     {
       config: { rawBody: true },
       schema: {

@@ -5,6 +5,7 @@ import { principalOf, type registerAuth } from '../auth.ts';
 import { EmptyBody, MediaIdParams, MediaView, VariantParams, VariantQuery } from '../../contract/index.ts';
 import { deliveryResponses, errors, toMediaView, variantUrl } from '../schemas.ts';
 import { sendObject } from '../send-object.ts';
+import { ROUTES } from '../urls.ts';
 
 /**
  * A URL with the current `?v=<sha256>` names these very bytes (a new URL whenever they change):
@@ -50,7 +51,7 @@ export const processingRoutes: FastifyPluginAsyncTypebox<ProcessingRouteDeps> = 
   );
 
   app.get(
-    '/media/:id/variants/:name',
+    ROUTES.variant,
     {
       onRequest: auth.required,
       schema: {

@@ -4,6 +4,7 @@ import type { RestoreStatus as RestoreResult } from '../../media/archive.ts';
 import type { MediaService } from '../../media/service.ts';
 import { principalOf, type registerAuth } from '../auth.ts';
 import { errors } from '../schemas.ts';
+import { ROUTES } from '../urls.ts';
 
 export interface RestoreRouteDeps {
   media: MediaService;
@@ -20,7 +21,7 @@ const toView = (s: RestoreResult) => ({
 /** Originals in archive storage (docs/CONTRACTS.md "Archived originals"). */
 export const restoreRoutes: FastifyPluginAsyncTypebox<RestoreRouteDeps> = async (app, { media, auth }) => {
   app.get(
-    '/media/:id/restore',
+    ROUTES.restore,
     {
       onRequest: auth.required,
       schema: {
@@ -35,7 +36,7 @@ export const restoreRoutes: FastifyPluginAsyncTypebox<RestoreRouteDeps> = async 
   );
 
   app.post(
-    '/media/:id/restore',
+    ROUTES.restore,
     {
       onRequest: auth.required,
       config: { optionalBody: true },

@@ -1,21 +1,21 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { AppError } from '../../errors.ts';
-import type { UrlSigner } from '../../storage/signing.ts';
 import type { ObjectStore } from '../../storage/types.ts';
 import { StorageObjectQuery } from '../../contract/index.ts';
 import { bytesResponse, errors, NotModified, PUBLIC } from '../schemas.ts';
 import { sendObject } from '../send-object.ts';
+import { ROUTES, type PublicUrls } from '../urls.ts';
 
 /**
  * Serves the local store's objects behind HMAC-signed URLs (the local equivalent of a presigned
  * S3 GET). The signature covers the key, the expiry and the response headers.
  */
-export const storageRoutes: FastifyPluginAsyncTypebox<{ store: ObjectStore; signer: UrlSigner }> = async (
+export const storageRoutes: FastifyPluginAsyncTypebox<{ store: ObjectStore; urls: PublicUrls }> = async (
   app,
-  { store, signer },
+  { store, urls },
 ) => {
   app.get(
-    '/storage/*',
+    ROUTES.storage,
     {
       schema: {
         summary: 'Signed object download (local store)',
@@ -36,7 +36,7 @@ export const storageRoutes: FastifyPluginAsyncTypebox<{ store: ObjectStore; sign
     async (request, reply) => {
       const key = (request.params as { '*': string })['*'];
       const { expires, ct, cd } = request.query;
-      signer.verify('storage', { key }, request.query);
+      urls.verifyStorage(key, request.query);
       const stat = await store.stat(key);
       if (!stat) throw new AppError('not_found', 'Object not found.');
       return sendObject(request, reply, {

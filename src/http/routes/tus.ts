@@ -24,6 +24,7 @@ import { perPrincipalRateLimit, principalOf, type registerAuth } from '../auth.t
 import { isServerFault } from '../errors.ts';
 import { withIdleTimeout } from '../idle-body.ts';
 import { CreateSessionBody, errors, MediaIdParams, PUBLIC } from '../schemas.ts';
+import { apiPath, ROUTES } from '../urls.ts';
 
 export interface TusRouteDeps {
   tus: TusUploads;
@@ -176,7 +177,7 @@ export const tusRoutes: FastifyPluginAsyncTypebox<TusRouteDeps> = async (
     }
   });
 
-  const uploadUrl = (id: string) => `${config.publicUrl}/api/v1/tus/${id}`;
+  const uploadUrl = (id: string) => `${config.publicUrl}${apiPath(ROUTES.tusUpload, { id })}`;
   const stateHeaders = (reply: FastifyReply, s: TusState) =>
     reply.headers({
       'upload-offset': String(s.offset),
