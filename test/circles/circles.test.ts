@@ -162,33 +162,58 @@ describe('circles', () => {
     }
   });
 
-  test('a member who leaves takes their shares along; others’ stay', async () => {
-    const alice = await t.user('l-alice');
-    const carol = await t.user('l-carol');
-    const erin = await t.user('l-erin');
-    const circle = await circleOf(alice.auth, [carol.id, erin.id]);
-    const hers = await photo(carol.auth);
-    const alices = await photo(alice.auth);
-    assert.equal((await req('POST', `/circles/${circle}/shares`, carol.auth, { mediaId: hers })).status, 201);
-    assert.equal(
-      (await req('POST', `/circles/${circle}/shares`, alice.auth, { mediaId: alices })).status,
-      201,
-    );
-    assert.equal((await req('GET', `/media/${hers}`, erin.auth)).status, 200);
-    assert.equal((await req('DELETE', `/circles/${circle}/members/${carol.id}`, carol.auth)).status, 204);
-    assert.equal((await req('GET', `/media/${hers}`, erin.auth)).status, 404);
-    assert.equal((await req('GET', `/media/${alices}`, erin.auth)).status, 200);
-    // A member removes nobody else.
-    assert.equal((await req('DELETE', `/circles/${circle}/members/${alice.id}`, erin.auth)).status, 403);
+  describe('a member who leaves', () => {
+    let alice: { id: string; auth: Record<string, string> };
+    let carol: { id: string; auth: Record<string, string> };
+    let erin: { id: string; auth: Record<string, string> };
+    let circle: string;
+    let hers: string;
+    let alices: string;
+    before(async () => {
+      alice = await t.user('l-alice');
+      carol = await t.user('l-carol');
+      erin = await t.user('l-erin');
+      circle = await circleOf(alice.auth, [carol.id, erin.id]);
+      hers = await photo(carol.auth);
+      alices = await photo(alice.auth);
+    });
+
+    test('takes their shares along', async () => {
+      assert.equal(
+        (await req('POST', `/circles/${circle}/shares`, carol.auth, { mediaId: hers })).status,
+        201,
+      );
+      assert.equal(
+        (await req('POST', `/circles/${circle}/shares`, alice.auth, { mediaId: alices })).status,
+        201,
+      );
+      assert.equal((await req('GET', `/media/${hers}`, erin.auth)).status, 200);
+      assert.equal((await req('DELETE', `/circles/${circle}/members/${carol.id}`, carol.auth)).status, 204);
+      assert.equal((await req('GET', `/media/${hers}`, erin.auth)).status, 404);
+    });
+
+    test('leaves the others’ shares in place', async () => {
+      assert.equal((await req('GET', `/media/${alices}`, erin.auth)).status, 200);
+    });
+
+    test('a member removes nobody else', async () => {
+      // A member removes nobody else.
+      assert.equal((await req('DELETE', `/circles/${circle}/members/${alice.id}`, erin.auth)).status, 403);
+    });
   });
 
-  test('uploads into a circle: members share at once; others are refused before anything is written', async () => {
+  test('a member’s upload into a circle is shared at once', async () => {
     const alice = await t.user('u-alice');
     const carol = await t.user('u-carol');
-    const bob = await t.user('u-bob');
     const circle = await circleOf(alice.auth, [carol.id]);
     const intoCircle = await photo(carol.auth, { circleId: circle });
     assert.equal((await req('GET', `/media/${intoCircle}`, alice.auth)).status, 200);
+  });
+
+  test('a non-member’s upload into a circle is refused before anything is written', async () => {
+    const alice = await t.user('u-alice-2');
+    const bob = await t.user('u-bob');
+    const circle = await circleOf(alice.auth, []);
     const before = Number((await t.server.database.pool.query('SELECT count(*) AS n FROM media')).rows[0].n);
     const refused = await req('POST', '/media', bob.auth, {
       fileName: 'x.jpg',

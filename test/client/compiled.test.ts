@@ -12,7 +12,7 @@ import { execFile } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
@@ -126,20 +126,28 @@ test('the agent (compiled) loads none of the server’s dependencies', async () 
   for (const name of [...HEAVY, 'tsx']) assert.ok(!fromPackage(modules, name), `${name} is not loaded`);
 });
 
-test('in a checkout, sources newer than the build run through tsx; older ones do not', async () => {
-  const src = path.join(dir, 'src');
-  await mkdir(src);
-  await writeFile(
-    path.join(src, 'main.ts'),
-    "const from: string = 'sources';\nconsole.log(`from ${from}`);\n",
-  );
-  const newer = await mediary(['--help']);
-  assert.equal(newer.stdout.trim(), 'from sources');
-  // The build is newer than every source: the build runs.
-  const past = new Date(Date.now() - 3600_000);
-  await utimes(path.join(src, 'main.ts'), past, past);
-  await utimes(src, past, past);
-  const older = await mediary(['--help']);
-  assert.match(older.stdout, /mediary serve/);
-  await rm(src, { recursive: true });
+describe('in a checkout', () => {
+  const src = () => path.join(dir, 'src');
+  after(async () => {
+    await rm(src(), { recursive: true, force: true });
+  });
+
+  test('sources newer than the build run through tsx', async () => {
+    await mkdir(src());
+    await writeFile(
+      path.join(src(), 'main.ts'),
+      "const from: string = 'sources';\nconsole.log(`from ${from}`);\n",
+    );
+    const newer = await mediary(['--help']);
+    assert.equal(newer.stdout.trim(), 'from sources');
+  });
+
+  test('sources older than the build do not', async () => {
+    // The build is newer than every source: the build runs.
+    const past = new Date(Date.now() - 3600_000);
+    await utimes(path.join(src(), 'main.ts'), past, past);
+    await utimes(src(), past, past);
+    const older = await mediary(['--help']);
+    assert.match(older.stdout, /mediary serve/);
+  });
 });

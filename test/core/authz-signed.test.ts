@@ -186,27 +186,33 @@ describe('signed routes check the signature before reading a row', () => {
 });
 
 describe('authentication comes before validation', () => {
-  test('anonymous requests with malformed bodies, params or queries get 401; authenticated ones 400', async () => {
-    const dev = await t.device('order');
-    const requests: [string, Parameters<typeof call>[1]][] = [
-      [t.api('/media'), { method: 'POST', json: { fileName: 1, nonsense: true } }],
-      [
-        t.api('/media'),
-        { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{not json' },
-      ],
-      [t.api('/media'), { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x' }],
-      [t.api('/media/not-a-uuid'), {}],
-      [t.api('/media/not-a-uuid/status'), {}],
-      [t.api(`/devices/${dev.id}/media?limit=abc`), {}],
-      [t.api(`/devices/${dev.id}/media?unknown=1`), {}],
-      [t.api('/media/not-a-uuid/complete'), { method: 'POST', json: { parts: 'x' } }],
-      [t.api(`/media/${GHOST}/parts`), { method: 'POST', json: { partNumbers: [0] } }],
-      [t.api('/media/not-a-uuid/variants/600'), {}],
-    ];
-    for (const [url, init] of requests) {
+  let dev: { id: string; auth: Record<string, string> };
+  before(async () => {
+    dev = await t.device('order');
+  });
+  const requests = (): [string, Parameters<typeof call>[1]][] => [
+    [t.api('/media'), { method: 'POST', json: { fileName: 1, nonsense: true } }],
+    [t.api('/media'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{not json' }],
+    [t.api('/media'), { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x' }],
+    [t.api('/media/not-a-uuid'), {}],
+    [t.api('/media/not-a-uuid/status'), {}],
+    [t.api(`/devices/${dev.id}/media?limit=abc`), {}],
+    [t.api(`/devices/${dev.id}/media?unknown=1`), {}],
+    [t.api('/media/not-a-uuid/complete'), { method: 'POST', json: { parts: 'x' } }],
+    [t.api(`/media/${GHOST}/parts`), { method: 'POST', json: { partNumbers: [0] } }],
+    [t.api('/media/not-a-uuid/variants/600'), {}],
+  ];
+
+  test('anonymous requests with malformed bodies, params or queries get 401', async () => {
+    for (const [url, init] of requests()) {
       const anon = await call(url, init);
       assert.equal(anon.status, 401, `anonymous ${init?.method ?? 'GET'} ${url}: ${anon.text}`);
       assert.equal(anon.body.error.code, 'unauthorized');
+    }
+  });
+
+  test('the same requests authenticated get 400 (or 404, 415)', async () => {
+    for (const [url, init] of requests()) {
       const authed = await call(url, { ...init, headers: { ...init?.headers, ...dev.auth } });
       assert.ok([400, 404, 415].includes(authed.status), `authenticated ${url}: ${authed.status}`);
     }
@@ -344,47 +350,67 @@ describe('rate limits', () => {
     assert.ok(Number(/in (\d+) seconds/.exec(over.body.error.message)![1]) <= 60);
   });
 
-  test('failed authentications are throttled per client IP; successful ones are not counted', async () => {
-    const dev = await t.device('throttle');
-    const url = t.api(`/devices/${dev.id}/media`);
+  describe('failed authentications, throttled per client IP', () => {
+    let dev: { id: string; auth: Record<string, string> };
+    let url: string;
     const bad = { authorization: 'Bearer mdk_not-a-key' };
+    before(async () => {
+      dev = await t.device('throttle');
+      url = t.api(`/devices/${dev.id}/media`);
+    });
 
-    // Successful requests spend nothing: many of them, then still the whole budget of failures.
-    for (let i = 0; i < AUTH_FAILURES * 3; i++)
-      assert.equal((await from('127.0.0.3', url, dev.auth)).status, 200);
-    for (let i = 0; i < AUTH_FAILURES; i++) {
-      const res = await from('127.0.0.3', url, bad);
-      assert.equal(res.status, 401, `failure ${i + 1}`);
-    }
-    const throttled = await from('127.0.0.3', url, bad);
-    assert.equal(throttled.status, 429, throttled.text);
-    assert.equal(throttled.body.error.code, 'rate_limited');
-    assert.match(throttled.body.error.message, new RegExp(`${AUTH_FAILURES} per minute`));
-    const retryAfter = Number(throttled.headers.get('retry-after'));
-    assert.ok(retryAfter >= 1 && retryAfter <= 60, `Retry-After ${retryAfter}`);
-    assert.equal(throttled.headers.get('x-content-type-options'), 'nosniff');
-    // A throttled address gets 429 for anything that presents credentials, a JWT too.
-    assert.equal((await from('127.0.0.3', url, await user('throttled-user'))).status, 429);
+    test('successful authentications are not counted', async () => {
+      // Successful requests spend nothing: many of them, then still the whole budget of failures.
+      for (let i = 0; i < AUTH_FAILURES * 3; i++)
+        assert.equal((await from('127.0.0.3', url, dev.auth)).status, 200);
+      for (let i = 0; i < AUTH_FAILURES; i++) {
+        const res = await from('127.0.0.3', url, bad);
+        assert.equal(res.status, 401, `failure ${i + 1}`);
+      }
+    });
 
-    // Other addresses are not affected.
-    assert.equal((await from('127.0.0.4', url, bad)).status, 401);
-    assert.equal((await from('127.0.0.4', url, dev.auth)).status, 200);
-    assert.equal((await call(url, { headers: dev.auth })).status, 200);
+    test('past the budget of failures: 429 with Retry-After', async () => {
+      const throttled = await from('127.0.0.3', url, bad);
+      assert.equal(throttled.status, 429, throttled.text);
+      assert.equal(throttled.body.error.code, 'rate_limited');
+      assert.match(throttled.body.error.message, new RegExp(`${AUTH_FAILURES} per minute`));
+      const retryAfter = Number(throttled.headers.get('retry-after'));
+      assert.ok(retryAfter >= 1 && retryAfter <= 60, `Retry-After ${retryAfter}`);
+      assert.equal(throttled.headers.get('x-content-type-options'), 'nosniff');
+    });
+
+    test('a throttled address gets 429 for any credentials, a JWT too', async () => {
+      // A throttled address gets 429 for anything that presents credentials, a JWT too.
+      assert.equal((await from('127.0.0.3', url, await user('throttled-user'))).status, 429);
+    });
+
+    test('other addresses are not affected', async () => {
+      // Other addresses are not affected.
+      assert.equal((await from('127.0.0.4', url, bad)).status, 401);
+      assert.equal((await from('127.0.0.4', url, dev.auth)).status, 200);
+      assert.equal((await call(url, { headers: dev.auth })).status, 200);
+    });
   });
 });
 
 describe('mediary users token', () => {
-  test('mints with JWT_ISSUER / JWT_AUDIENCE, which the server requires; flags override them', async () => {
-    const mint = async (...extra: string[]) =>
-      (
-        await promisify(execFile)(process.execPath, [BIN, 'users', 'token', '--user', 'cli-user', ...extra], {
-          env: { ...process.env, ...t.env },
-        })
-      ).stdout.trim();
-    const me = (token: string) =>
-      call(t.api('/users/me/media'), { headers: { authorization: `Bearer ${token}` } });
+  const mint = async (...extra: string[]) =>
+    (
+      await promisify(execFile)(process.execPath, [BIN, 'users', 'token', '--user', 'cli-user', ...extra], {
+        env: { ...process.env, ...t.env },
+      })
+    ).stdout.trim();
+  const me = (token: string) =>
+    call(t.api('/users/me/media'), { headers: { authorization: `Bearer ${token}` } });
+  test('mints with JWT_ISSUER / JWT_AUDIENCE from the configuration', async () => {
     assert.equal((await me(await mint())).status, 200);
+  });
+
+  test('flags override the issuer and audience', async () => {
     assert.equal((await me(await mint('--audience', 'someone-else', '--issuer', ISSUER))).status, 401);
+  });
+
+  test('the server requires the claims', async () => {
     // A token without the claims is refused: the configuration is in force.
     assert.equal((await me(await mintUserToken(JWT_SECRET, 'cli-user'))).status, 401);
   });

@@ -31,22 +31,29 @@ async function uploaded(auth: Auth, extra: Record<string, unknown> = {}) {
 }
 
 describe('authorization matrix: every route × device A, device B, owner user, other user, anonymous', () => {
-  test('only the media’s device and its owner see it; others get 404; no credentials get 401', async () => {
-    const owner = await t.user('owner-u1');
-    const other = await t.user('other-u2');
-    const devA = await t.device('cam-a', owner.id);
-    const devB = await t.device('cam-b');
+  describe('one device’s media', () => {
+    let owner: { id: string; auth: Auth };
+    let other: { id: string; auth: Auth };
+    let devA: { id: string; auth: Auth };
+    let devB: { id: string; auth: Auth };
     const anon: Auth = {};
-    const mediaId = await uploaded(devA.auth);
-
-    const principals: Record<string, Auth> = {
-      devA: devA.auth,
-      devB: devB.auth,
-      owner: owner.auth,
-      other: other.auth,
-      anon,
-    };
-    const reads: [string, string][] = [
+    let mediaId: string;
+    let principals: Record<string, Auth>;
+    before(async () => {
+      owner = await t.user('owner-u1');
+      other = await t.user('other-u2');
+      devA = await t.device('cam-a', owner.id);
+      devB = await t.device('cam-b');
+      mediaId = await uploaded(devA.auth);
+      principals = {
+        devA: devA.auth,
+        devB: devB.auth,
+        owner: owner.auth,
+        other: other.auth,
+        anon,
+      };
+    });
+    const reads = (): [string, string][] => [
       ['GET', `/media/${mediaId}`],
       ['GET', `/media/${mediaId}/status`],
       ['GET', `/media/${mediaId}/download`],
@@ -64,70 +71,99 @@ describe('authorization matrix: every route × device A, device B, owner user, o
       other: [404, 404, 404, 404, 404, 404, 404, 404],
       anon: [401, 401, 401, 401, 401, 401, 401, 401],
     };
-    for (const [who, auth] of Object.entries(principals)) {
-      const got: number[] = [];
-      for (const [method, path] of reads) {
-        const init: Parameters<typeof call>[1] = { method, headers: { ...auth } };
-        if (method === 'PUT') {
-          init.headers!['content-type'] = 'image/jpeg';
-          init.body = JPEG;
-        }
-        const res = await call(t.api(path), init);
-        if (res.status >= 400) {
-          assert.equal(typeof res.body?.error?.code, 'string', `${who} ${method} ${path}: JSON error body`);
-          if (res.status === 404 && path.includes(mediaId)) {
-            // Indistinguishable from an id that does not exist at all.
-            const ghost = await call(
-              t.api(path.replace(mediaId, '00000000-0000-4000-8000-000000000000')),
-              init,
-            );
-            assert.equal(ghost.status, 404);
-            assert.deepEqual({ ...res.body.error, requestId: 0 }, { ...ghost.body.error, requestId: 0 });
+    const roles: Record<string, string> = {
+      devA: 'the media’s device sees it',
+      devB: 'another device gets 404',
+      owner: 'its owner sees it',
+      other: 'another user gets 404',
+      anon: 'no credentials get 401',
+    };
+    for (const who of Object.keys(expected)) {
+      test(`${roles[who]}, on every route`, async () => {
+        const auth = principals[who]!;
+        const got: number[] = [];
+        for (const [method, path] of reads()) {
+          const init: Parameters<typeof call>[1] = { method, headers: { ...auth } };
+          if (method === 'PUT') {
+            init.headers!['content-type'] = 'image/jpeg';
+            init.body = JPEG;
           }
+          const res = await call(t.api(path), init);
+          if (res.status >= 400) {
+            assert.equal(typeof res.body?.error?.code, 'string', `${who} ${method} ${path}: JSON error body`);
+            if (res.status === 404 && path.includes(mediaId)) {
+              // Indistinguishable from an id that does not exist at all.
+              const ghost = await call(
+                t.api(path.replace(mediaId, '00000000-0000-4000-8000-000000000000')),
+                init,
+              );
+              assert.equal(ghost.status, 404);
+              assert.deepEqual({ ...res.body.error, requestId: 0 }, { ...ghost.body.error, requestId: 0 });
+            }
+          }
+          got.push(res.status);
         }
-        got.push(res.status);
-      }
-      assert.deepEqual(got, expected[who], `${who}: ${reads.map((r) => r.join(' ')).join(', ')}`);
+        assert.deepEqual(
+          got,
+          expected[who],
+          `${who}: ${reads()
+            .map((r) => r.join(' '))
+            .join(', ')}`,
+        );
+      });
     }
 
-    // The owner's own listing includes the device's media; another user's "me" listing is empty.
-    const mine = await call(t.api('/users/me/media'), { headers: owner.auth });
-    assert.deepEqual(
-      mine.body.items.map((m: { mediaId: string }) => m.mediaId),
-      [mediaId],
-    );
-    const theirs = await call(t.api('/users/me/media'), { headers: other.auth });
-    assert.deepEqual(theirs.body.items, []);
-    // Devices have no user listing of their own.
-    assert.equal((await call(t.api('/users/me/media'), { headers: devA.auth })).status, 404);
-
-    // Deletion: strangers cannot, and nothing changes; the owner can.
-    for (const who of ['devB', 'other'] as const) {
-      assert.equal(
-        (await call(t.api(`/media/${mediaId}`), { method: 'DELETE', headers: principals[who] })).status,
-        404,
+    test('the owner’s own listing includes the device’s media, others’ do not', async () => {
+      // The owner's own listing includes the device's media; another user's "me" listing is empty.
+      const mine = await call(t.api('/users/me/media'), { headers: owner.auth });
+      assert.deepEqual(
+        mine.body.items.map((m: { mediaId: string }) => m.mediaId),
+        [mediaId],
       );
-    }
-    assert.equal((await call(t.api(`/media/${mediaId}`), { method: 'DELETE', headers: anon })).status, 401);
-    // Still there (the worker may have processed it meanwhile).
-    assert.match(
-      (await call(t.api(`/media/${mediaId}`), { headers: devA.auth })).body.status,
-      /^(UPLOADED|PROCESSING|READY)$/,
-    );
-    assert.equal(
-      (await call(t.api(`/media/${mediaId}`), { method: 'DELETE', headers: owner.auth })).status,
-      204,
-    );
-    assert.equal((await call(t.api(`/media/${mediaId}`), { headers: devA.auth })).status, 404);
+      const theirs = await call(t.api('/users/me/media'), { headers: other.auth });
+      assert.deepEqual(theirs.body.items, []);
+      // Devices have no user listing of their own.
+      assert.equal((await call(t.api('/users/me/media'), { headers: devA.auth })).status, 404);
+    });
+
+    test('strangers cannot delete it, and nothing changes', async () => {
+      // Deletion: strangers cannot, and nothing changes; the owner can.
+      for (const who of ['devB', 'other'] as const) {
+        assert.equal(
+          (await call(t.api(`/media/${mediaId}`), { method: 'DELETE', headers: principals[who] })).status,
+          404,
+        );
+      }
+      assert.equal((await call(t.api(`/media/${mediaId}`), { method: 'DELETE', headers: anon })).status, 401);
+      // Still there (the worker may have processed it meanwhile).
+      assert.match(
+        (await call(t.api(`/media/${mediaId}`), { headers: devA.auth })).body.status,
+        /^(UPLOADED|PROCESSING|READY)$/,
+      );
+    });
+
+    test('the owner deletes it', async () => {
+      assert.equal(
+        (await call(t.api(`/media/${mediaId}`), { method: 'DELETE', headers: owner.auth })).status,
+        204,
+      );
+      assert.equal((await call(t.api(`/media/${mediaId}`), { headers: devA.auth })).status, 404);
+    });
   });
 
   // The security review found these routes outside the matrix above (they were right; now proven).
-  test('variants, HLS, parts, retry and cancel: strangers get the same 404 as for no such media; no credentials 401', async () => {
-    const owner = await t.user('owner-u3');
-    const stranger = await t.user('other-u4');
-    const devA = await t.device('cam-c', owner.id);
-    const devB = await t.device('cam-d');
-    const mediaId = await uploaded(devA.auth);
+  describe('variants, HLS, parts, retry and cancel', () => {
+    let stranger: { auth: Auth };
+    let devA: { auth: Auth };
+    let devB: { auth: Auth };
+    let mediaId: string;
+    before(async () => {
+      const owner = await t.user('owner-u3');
+      stranger = await t.user('other-u4');
+      devA = await t.device('cam-c', owner.id);
+      devB = await t.device('cam-d');
+      mediaId = await uploaded(devA.auth);
+    });
     const ghostId = '00000000-0000-4000-8000-000000000000';
     const routes: [string, string, unknown?][] = [
       ['GET', '/variants/600'],
@@ -138,29 +174,40 @@ describe('authorization matrix: every route × device A, device B, owner user, o
       ['POST', '/retry-processing'],
       ['POST', '/cancel'],
     ];
-    for (const [method, suffix, json] of routes) {
-      const at = (id: string, auth: Auth) =>
-        call(t.api(`/media/${id}${suffix}`), { method, headers: auth, ...(json ? { json } : {}) });
-      const ghost = await at(ghostId, stranger.auth);
-      assert.equal(ghost.status, 404, `${method} ${suffix} for no such media`);
-      for (const [who, auth] of [
-        ['devB', devB.auth],
-        ['stranger', stranger.auth],
-      ] as const) {
-        const res = await at(mediaId, auth);
-        assert.equal(res.status, 404, `${who} ${method} ${suffix}: ${res.text}`);
-        assert.deepEqual(
-          { ...res.body.error, requestId: 0 },
-          { ...ghost.body.error, requestId: 0 },
-          `${who} ${suffix}`,
-        );
+    const at = (method: string, suffix: string, json: unknown, id: string, auth: Auth) =>
+      call(t.api(`/media/${id}${suffix}`), { method, headers: auth, ...(json ? { json } : {}) });
+
+    test('strangers get the same 404 as for no such media', async () => {
+      for (const [method, suffix, json] of routes) {
+        const ghost = await at(method, suffix, json, ghostId, stranger.auth);
+        assert.equal(ghost.status, 404, `${method} ${suffix} for no such media`);
+        for (const [who, auth] of [
+          ['devB', devB.auth],
+          ['stranger', stranger.auth],
+        ] as const) {
+          const res = await at(method, suffix, json, mediaId, auth);
+          assert.equal(res.status, 404, `${who} ${method} ${suffix}: ${res.text}`);
+          assert.deepEqual(
+            { ...res.body.error, requestId: 0 },
+            { ...ghost.body.error, requestId: 0 },
+            `${who} ${suffix}`,
+          );
+        }
       }
-      const anon = await at(mediaId, {});
-      assert.equal(anon.status, 401, `anonymous ${method} ${suffix}`);
-    }
-    // The media itself is untouched by all of that (cancel and retry were refused to strangers).
-    const after = await call(t.api(`/media/${mediaId}`), { headers: devA.auth });
-    assert.match(after.body.status, /^(UPLOADED|PROCESSING|READY)$/);
+    });
+
+    test('no credentials get 401', async () => {
+      for (const [method, suffix, json] of routes) {
+        const anon = await at(method, suffix, json, mediaId, {});
+        assert.equal(anon.status, 401, `anonymous ${method} ${suffix}`);
+      }
+    });
+
+    test('the media itself is untouched by all of that', async () => {
+      // The media itself is untouched by all of that (cancel and retry were refused to strangers).
+      const after = await call(t.api(`/media/${mediaId}`), { headers: devA.auth });
+      assert.match(after.body.status, /^(UPLOADED|PROCESSING|READY)$/);
+    });
   });
 
   // Found by a security review: after a device changed owner, the previous owner still reached its
@@ -212,7 +259,7 @@ describe('authorization matrix: every route × device A, device B, owner user, o
     assert.equal(canSeeLocation({ kind: 'user', userId: bob.id }, row), false);
   });
 
-  test('a device can only upload as itself; a user only for devices they own', async () => {
+  test('a device can only upload as itself', async () => {
     const owner = await t.user('owner-u3');
     const devA = await t.device('cam-a', owner.id);
     const devB = await t.device('cam-b');
@@ -223,6 +270,13 @@ describe('authorization matrix: every route × device A, device B, owner user, o
       json: { ...body, deviceId: devB.id },
     });
     assert.equal(asOther.status, 404);
+  });
+
+  test('a user uploads only for devices they own', async () => {
+    const owner = await t.user('owner-u3');
+    const devA = await t.device('cam-a', owner.id);
+    const devB = await t.device('cam-b');
+    const body = { fileName: 'n.jpg', mimeType: 'image/jpeg', bytes: JPEG.length };
     const userForOwn = await call(t.api('/media'), {
       method: 'POST',
       headers: owner.auth,

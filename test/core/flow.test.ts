@@ -162,44 +162,62 @@ describe('the whole upload flow for a device', () => {
 });
 
 describe('idempotency', () => {
-  test('a device replaying the same (camera, messageId) gets the same record; different bytes or sha256 → 409', async () => {
-    const dev = await t.device();
+  describe('a device replaying one (camera, messageId)', () => {
+    let dev: { id: string; auth: Auth };
     const body = jpegSession({ cameraId: 'c1', messageId: 'replay-1' });
-    const first = await createSession(dev.auth, body);
-    assert.equal(first.status, 201);
-    const second = await createSession(dev.auth, body);
-    assert.equal(second.status, 200);
-    assert.equal(second.body.mediaId, first.body.mediaId);
-    assert.ok(second.body.upload, 'still PENDING → fresh upload instructions');
-
-    const conflictBytes = await createSession(dev.auth, { ...body, bytes: JPEG.length + 1 });
-    assert.equal(conflictBytes.status, 409);
-    assert.equal(conflictBytes.body.error.code, 'idempotency_conflict');
-    assert.deepEqual(conflictBytes.body.error.details.conflicts.bytes, {
-      existing: JPEG.length,
-      declared: JPEG.length + 1,
+    let first: Awaited<ReturnType<typeof createSession>>;
+    before(async () => {
+      dev = await t.device();
+      first = await createSession(dev.auth, body);
+      assert.equal(first.status, 201);
     });
-    const conflictSha = await createSession(dev.auth, { ...body, sha256: 'a'.repeat(64) });
-    assert.equal(conflictSha.status, 409);
 
-    // Same message id on another camera is another capture.
-    const other = await createSession(dev.auth, { ...body, cameraId: 'c2' });
-    assert.equal(other.status, 201);
-    assert.notEqual(other.body.mediaId, first.body.mediaId);
+    test('gets the same record, with fresh upload instructions while PENDING', async () => {
+      const second = await createSession(dev.auth, body);
+      assert.equal(second.status, 200);
+      assert.equal(second.body.mediaId, first.body.mediaId);
+      assert.ok(second.body.upload, 'still PENDING → fresh upload instructions');
+    });
 
-    // After completion a replay answers with the state and no upload instructions.
-    await put(first.body.upload.url, JPEG);
-    await call(t.api(`/media/${first.body.mediaId}/complete`), { method: 'POST', headers: dev.auth });
-    const replay = await createSession(dev.auth, body);
-    assert.equal(replay.status, 200);
-    assert.match(replay.body.status, /^(UPLOADED|PROCESSING|READY)$/);
-    assert.equal(replay.body.upload, null);
+    test('with different bytes → 409 naming the conflict', async () => {
+      const conflictBytes = await createSession(dev.auth, { ...body, bytes: JPEG.length + 1 });
+      assert.equal(conflictBytes.status, 409);
+      assert.equal(conflictBytes.body.error.code, 'idempotency_conflict');
+      assert.deepEqual(conflictBytes.body.error.details.conflicts.bytes, {
+        existing: JPEG.length,
+        declared: JPEG.length + 1,
+      });
+    });
 
-    const rows = await t.server.database.pool.query(
-      'SELECT count(*)::int AS n FROM media WHERE device_id = $1',
-      [dev.id],
-    );
-    assert.equal(rows.rows[0].n, 2);
+    test('with a different sha256 → 409', async () => {
+      const conflictSha = await createSession(dev.auth, { ...body, sha256: 'a'.repeat(64) });
+      assert.equal(conflictSha.status, 409);
+    });
+
+    test('on another camera is another capture', async () => {
+      // Same message id on another camera is another capture.
+      const other = await createSession(dev.auth, { ...body, cameraId: 'c2' });
+      assert.equal(other.status, 201);
+      assert.notEqual(other.body.mediaId, first.body.mediaId);
+    });
+
+    test('after completion answers with the state and no upload instructions', async () => {
+      // After completion a replay answers with the state and no upload instructions.
+      await put(first.body.upload.url, JPEG);
+      await call(t.api(`/media/${first.body.mediaId}/complete`), { method: 'POST', headers: dev.auth });
+      const replay = await createSession(dev.auth, body);
+      assert.equal(replay.status, 200);
+      assert.match(replay.body.status, /^(UPLOADED|PROCESSING|READY)$/);
+      assert.equal(replay.body.upload, null);
+    });
+
+    test('made one record per camera, no more', async () => {
+      const rows = await t.server.database.pool.query(
+        'SELECT count(*)::int AS n FROM media WHERE device_id = $1',
+        [dev.id],
+      );
+      assert.equal(rows.rows[0].n, 2);
+    });
   });
 
   test('concurrent replays of one message create exactly one record', async () => {
@@ -301,30 +319,43 @@ describe('upload failure modes leave nothing behind', () => {
     assert.ok(!existsSync(objectPath(p.key)));
   });
 
-  test('sha256 mismatch → 422 naming both hashes; a later good PUT still works', async () => {
-    const dev = await t.device();
-    const p = await pending(dev.auth);
-    const tampered = Buffer.from(JPEG);
-    tampered.writeUInt8(tampered.readUInt8(5000) ^ 0xff, 5000);
-    const res = await put(p.url, tampered);
-    assert.equal(res.status, 422);
-    assert.equal(res.body.error.code, 'checksum_mismatch');
-    assert.equal(res.body.error.details.expectedSha256, JPEG_SHA);
-    assert.equal(res.body.error.details.actualSha256, sha256(tampered));
-    assert.ok(!existsSync(objectPath(p.key)));
-    assert.equal(
-      (await call(t.api(`/media/${p.id}/complete`), { method: 'POST', headers: dev.auth })).status,
-      409,
-    );
-    assert.equal((await put(p.url, JPEG)).status, 200);
-    assert.match(
-      (await call(t.api(`/media/${p.id}/complete`), { method: 'POST', headers: dev.auth })).body.status,
-      /^(UPLOADED|PROCESSING|READY)$/,
-    );
-    // Repeating a successful PUT after completion is harmless.
-    const again = await put(p.url, JPEG);
-    assert.equal(again.status, 200);
-    assert.match(again.body.status, /^(UPLOADED|PROCESSING|READY)$/);
+  describe('a PUT whose sha256 does not match', () => {
+    let dev: { auth: Auth };
+    let p: Awaited<ReturnType<typeof pending>>;
+    before(async () => {
+      dev = await t.device();
+      p = await pending(dev.auth);
+    });
+
+    test('→ 422 naming both hashes, nothing stored', async () => {
+      const tampered = Buffer.from(JPEG);
+      tampered.writeUInt8(tampered.readUInt8(5000) ^ 0xff, 5000);
+      const res = await put(p.url, tampered);
+      assert.equal(res.status, 422);
+      assert.equal(res.body.error.code, 'checksum_mismatch');
+      assert.equal(res.body.error.details.expectedSha256, JPEG_SHA);
+      assert.equal(res.body.error.details.actualSha256, sha256(tampered));
+      assert.ok(!existsSync(objectPath(p.key)));
+      assert.equal(
+        (await call(t.api(`/media/${p.id}/complete`), { method: 'POST', headers: dev.auth })).status,
+        409,
+      );
+    });
+
+    test('a later good PUT still works', async () => {
+      assert.equal((await put(p.url, JPEG)).status, 200);
+      assert.match(
+        (await call(t.api(`/media/${p.id}/complete`), { method: 'POST', headers: dev.auth })).body.status,
+        /^(UPLOADED|PROCESSING|READY)$/,
+      );
+    });
+
+    test('repeating a successful PUT after completion is harmless', async () => {
+      // Repeating a successful PUT after completion is harmless.
+      const again = await put(p.url, JPEG);
+      assert.equal(again.status, 200);
+      assert.match(again.body.status, /^(UPLOADED|PROCESSING|READY)$/);
+    });
   });
 
   test('wrong Content-Type → 400 and nothing stored', async () => {
@@ -368,33 +399,48 @@ describe('upload failure modes leave nothing behind', () => {
 });
 
 describe('signed upload URLs', () => {
-  test('tampered signature, another media id, or a changed expiry → 403; nothing stored', async () => {
-    const dev = await t.device();
-    const a = await createSession(dev.auth, jpegSession());
-    const b = await createSession(dev.auth, jpegSession());
-    const url = new URL(a.body.upload.url as string);
-    const sig = url.searchParams.get('sig')!;
+  describe('a refused upload URL', () => {
+    let a: Awaited<ReturnType<typeof createSession>>;
+    let b: Awaited<ReturnType<typeof createSession>>;
+    let url: URL;
+    before(async () => {
+      const dev = await t.device();
+      a = await createSession(dev.auth, jpegSession());
+      b = await createSession(dev.auth, jpegSession());
+      url = new URL(a.body.upload.url as string);
+    });
 
-    const tampered = new URL(url);
-    tampered.searchParams.set('sig', (sig[0] === 'A' ? 'B' : 'A') + sig.slice(1));
-    const r1 = await put(tampered.toString(), JPEG);
-    assert.equal(r1.status, 403);
-    assert.equal(r1.body.error.code, 'signature_invalid');
+    test('a tampered signature → 403 signature_invalid', async () => {
+      const sig = url.searchParams.get('sig')!;
+      const tampered = new URL(url);
+      tampered.searchParams.set('sig', (sig[0] === 'A' ? 'B' : 'A') + sig.slice(1));
+      const r1 = await put(tampered.toString(), JPEG);
+      assert.equal(r1.status, 403);
+      assert.equal(r1.body.error.code, 'signature_invalid');
+    });
 
-    const otherMedia = new URL(url.toString().replace(a.body.mediaId, b.body.mediaId));
-    assert.equal((await put(otherMedia.toString(), JPEG)).status, 403);
+    test('another media id → 403', async () => {
+      const otherMedia = new URL(url.toString().replace(a.body.mediaId, b.body.mediaId));
+      assert.equal((await put(otherMedia.toString(), JPEG)).status, 403);
+    });
 
-    const longer = new URL(url);
-    longer.searchParams.set('expires', String(Number(url.searchParams.get('expires')) + 3600));
-    assert.equal((await put(longer.toString(), JPEG)).status, 403);
+    test('a changed expiry → 403', async () => {
+      const longer = new URL(url);
+      longer.searchParams.set('expires', String(Number(url.searchParams.get('expires')) + 3600));
+      assert.equal((await put(longer.toString(), JPEG)).status, 403);
+    });
 
-    const noAuth = await put(t.api(`/media/${a.body.mediaId}/upload`), JPEG);
-    assert.equal(noAuth.status, 401);
+    test('no signature and no credentials → 401', async () => {
+      const noAuth = await put(t.api(`/media/${a.body.mediaId}/upload`), JPEG);
+      assert.equal(noAuth.status, 401);
+    });
 
-    const rows = await t.server.database.pool.query('SELECT content_sha256 FROM media WHERE id = ANY($1)', [
-      [a.body.mediaId, b.body.mediaId],
-    ]);
-    assert.ok(rows.rows.every((r) => r.content_sha256 === null));
+    test('nothing was stored', async () => {
+      const rows = await t.server.database.pool.query('SELECT content_sha256 FROM media WHERE id = ANY($1)', [
+        [a.body.mediaId, b.body.mediaId],
+      ]);
+      assert.ok(rows.rows.every((r) => r.content_sha256 === null));
+    });
   });
 
   test('an expired URL → 403 signature_expired', async () => {

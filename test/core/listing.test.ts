@@ -55,8 +55,10 @@ async function allPages(url: string, auth: Record<string, string>, limit: number
 }
 
 describe('listing a device’s media', () => {
-  test('newest capture first, ties by id, stable across pages with equal capture times; filters', async () => {
-    const dev = await t.device();
+  let dev: { id: string; auth: Record<string, string> };
+  let expectedOrder: string[];
+  before(async () => {
+    dev = await t.device();
     const other = await t.device();
     const same = '2026-11-01T12:00:00.123456Z';
     const ids: { id: string; at: string; cam: string }[] = [];
@@ -74,10 +76,12 @@ describe('listing a device’s media', () => {
     });
     await session(other.auth, '2026-11-03T00:00:00Z', 'a', 'not-mine');
 
-    const expectedOrder = [...ids]
+    expectedOrder = [...ids]
       .sort((x, y) => (x.at === y.at ? (x.id < y.id ? 1 : -1) : Date.parse(y.at) - Date.parse(x.at)))
       .map((x) => x.id);
+  });
 
+  test('newest capture first, ties by id, stable across pages with equal capture times', async () => {
     for (const limit of [1, 2, 3, 100]) {
       const { seen, pages } = await allPages(t.api(`/devices/${dev.id}/media`), dev.auth, limit);
       assert.deepEqual(
@@ -87,20 +91,26 @@ describe('listing a device’s media', () => {
       );
       assert.equal(pages, Math.max(1, Math.ceil(expectedOrder.length / limit)));
     }
+  });
 
+  test('filters by camera', async () => {
     const camB = await allPages(t.api(`/devices/${dev.id}/media?cameraId=b`), dev.auth, 1);
     assert.deepEqual(
       camB.seen.map((i) => i.cameraId),
       ['b', 'b'],
     );
+  });
 
+  test('filters by capture time: since inclusive, until exclusive', async () => {
     const window = await allPages(
       t.api(`/devices/${dev.id}/media?since=2026-11-01T00:00:00Z&until=2026-11-02T00:00:00Z`),
       dev.auth,
       2,
     );
     assert.equal(window.seen.length, 5, 'since is inclusive, until exclusive');
+  });
 
+  test('filters by status', async () => {
     const pending = await call(t.api(`/devices/${dev.id}/media?status=PENDING&limit=100`), {
       headers: dev.auth,
     });

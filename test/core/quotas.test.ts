@@ -39,58 +39,88 @@ async function finish(auth: Auth, s: Awaited<ReturnType<typeof session>>) {
 }
 
 describe('quotas', () => {
-  test('open sessions: the limit is named with the usage; replays still answer; completing frees a slot', async () => {
-    const cam = await t.device('quota-cam');
-    const one = await session(cam.auth, { messageId: 'q-1' });
-    const two = await session(cam.auth, { messageId: 'q-2' });
-    assert.equal(one.status, 201);
-    assert.equal(two.status, 201);
-    const three = await session(cam.auth, { messageId: 'q-3' });
-    assert.equal(three.status, 403, three.text);
-    assert.equal(three.body.error.code, 'quota_exceeded');
-    assert.deepEqual(three.body.error.details, {
-      usage: { storedBytes: 2 * JPEG.length, openSessions: 2 },
-      limits: { storedBytes: 0, openSessions: 2 },
-      limit: 'openSessions',
+  describe('open sessions', () => {
+    let cam: { auth: Record<string, string> };
+    let one: Awaited<ReturnType<typeof session>>;
+    let two: Awaited<ReturnType<typeof session>>;
+    before(async () => {
+      cam = await t.device('quota-cam');
+      one = await session(cam.auth, { messageId: 'q-1' });
+      two = await session(cam.auth, { messageId: 'q-2' });
+      assert.equal(one.status, 201);
+      assert.equal(two.status, 201);
     });
-    const replay = await session(cam.auth, { messageId: 'q-1' });
-    assert.equal(replay.status, 200, 'a replay creates nothing and is answered');
-    await finish(cam.auth, { ...one, status: 201 });
-    assert.equal((await session(cam.auth, { messageId: 'q-3' })).status, 201);
-    const cancel = await call(t.api(`/media/${two.body.mediaId}/cancel`), {
-      method: 'POST',
-      headers: cam.auth,
+
+    test('past the limit: 403 naming the limit with the usage', async () => {
+      const three = await session(cam.auth, { messageId: 'q-3' });
+      assert.equal(three.status, 403, three.text);
+      assert.equal(three.body.error.code, 'quota_exceeded');
+      assert.deepEqual(three.body.error.details, {
+        usage: { storedBytes: 2 * JPEG.length, openSessions: 2 },
+        limits: { storedBytes: 0, openSessions: 2 },
+        limit: 'openSessions',
+      });
     });
-    assert.equal(cancel.status, 200, cancel.text);
-    assert.equal((await session(cam.auth, { messageId: 'q-4' })).status, 201, 'a cancel frees a slot');
+
+    test('replays still answer at the limit', async () => {
+      const replay = await session(cam.auth, { messageId: 'q-1' });
+      assert.equal(replay.status, 200, 'a replay creates nothing and is answered');
+    });
+
+    test('completing frees a slot', async () => {
+      await finish(cam.auth, { ...one, status: 201 });
+      assert.equal((await session(cam.auth, { messageId: 'q-3' })).status, 201);
+    });
+
+    test('a cancel frees a slot', async () => {
+      const cancel = await call(t.api(`/media/${two.body.mediaId}/cancel`), {
+        method: 'POST',
+        headers: cam.auth,
+      });
+      assert.equal(cancel.status, 200, cancel.text);
+      assert.equal((await session(cam.auth, { messageId: 'q-4' })).status, 201, 'a cancel frees a slot');
+    });
   });
 
-  test('stored bytes: over the quota is refused before anything is written; deleting frees space', async () => {
-    const alice = await t.user('quota-alice');
-    const a = await finish(alice.auth, await session(alice.auth));
-    await finish(alice.auth, await session(alice.auth));
-    const usage = await call(t.api('/users/me/usage'), { headers: alice.auth });
-    assert.equal(usage.status, 200, usage.text);
-    assert.deepEqual(usage.body, {
-      storedBytes: 2 * JPEG.length,
-      openSessions: 0,
-      limits: { storedBytes: Math.floor(JPEG.length * 2.5), openSessions: 0 },
+  describe('stored bytes', () => {
+    let alice: { id: string; auth: Record<string, string> };
+    let a: string;
+    before(async () => {
+      alice = await t.user('quota-alice');
+      a = await finish(alice.auth, await session(alice.auth));
+      await finish(alice.auth, await session(alice.auth));
     });
-    const count = async () =>
-      Number(
-        (
-          await t.server.database.pool.query(`SELECT count(*) AS n FROM media WHERE owner_user_id = $1`, [
-            alice.id,
-          ])
-        ).rows[0].n,
-      );
-    const before = await count();
-    const over = await session(alice.auth);
-    assert.equal(over.status, 403, over.text);
-    assert.equal(over.body.error.details.limit, 'storedBytes');
-    assert.equal(await count(), before, 'no row for a refused session');
-    assert.equal((await call(t.api(`/media/${a}`), { method: 'DELETE', headers: alice.auth })).status, 204);
-    assert.equal((await session(alice.auth)).status, 201, 'deleting freed the space');
+
+    test('the usage shows them with the limits', async () => {
+      const usage = await call(t.api('/users/me/usage'), { headers: alice.auth });
+      assert.equal(usage.status, 200, usage.text);
+      assert.deepEqual(usage.body, {
+        storedBytes: 2 * JPEG.length,
+        openSessions: 0,
+        limits: { storedBytes: Math.floor(JPEG.length * 2.5), openSessions: 0 },
+      });
+    });
+
+    test('over the quota a session is refused before anything is written', async () => {
+      const count = async () =>
+        Number(
+          (
+            await t.server.database.pool.query(`SELECT count(*) AS n FROM media WHERE owner_user_id = $1`, [
+              alice.id,
+            ])
+          ).rows[0].n,
+        );
+      const before = await count();
+      const over = await session(alice.auth);
+      assert.equal(over.status, 403, over.text);
+      assert.equal(over.body.error.details.limit, 'storedBytes');
+      assert.equal(await count(), before, 'no row for a refused session');
+    });
+
+    test('deleting frees space', async () => {
+      assert.equal((await call(t.api(`/media/${a}`), { method: 'DELETE', headers: alice.auth })).status, 204);
+      assert.equal((await session(alice.auth)).status, 201, 'deleting freed the space');
+    });
   });
 
   test('usage is visible to the device and its owner only', async () => {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { fixture } from '../helpers/files.ts';
 import { heldRequest } from '../helpers/held.ts';
 import { call, startTestServer, type TestServer } from '../helpers/server.ts';
@@ -81,28 +81,42 @@ test('bytes still arriving after complete never replace the verified object', as
   assert.equal((await again.release()).status, 200);
 });
 
-test('before complete: the first whole upload stays; the same bytes again succeed, other bytes are 409', async () => {
-  const dev = await t.device();
-  const { id, url } = await session(dev.auth);
+describe('repeated PUTs before complete', () => {
+  let dev: { auth: Record<string, string> };
+  let id: string;
+  let url: string;
+  before(async () => {
+    dev = await t.device();
+    ({ id, url } = await session(dev.auth));
+  });
   const put = (body: Buffer) => call(url, { method: 'PUT', headers: { 'content-type': 'image/jpeg' }, body });
-  assert.equal((await put(JPEG)).status, 200);
-  assert.equal((await put(JPEG)).status, 200);
-  // A process killed between placing the object and recording its hash: the repeat reads it.
-  await t.server.database.pool.query('UPDATE media SET content_sha256 = NULL WHERE id = $1', [id]);
-  const repeated = await put(JPEG);
-  assert.equal(repeated.status, 200, repeated.text);
-  assert.equal(repeated.body.sha256, sha(JPEG));
-  const other = Buffer.from(JPEG);
-  other[other.length - 3] = other[other.length - 3]! ^ 0xff;
-  const refused = await put(other);
-  assert.equal(refused.status, 409);
-  assert.equal(refused.body.error.code, 'object_exists');
-  const done = await call(t.api(`/media/${id}/complete`), { method: 'POST', headers: dev.auth });
-  assert.equal(done.status, 200, done.text);
-  // The media record names the hash of the bytes the store kept (the first upload), verified.
-  assert.equal(done.body.sha256, sha(JPEG));
-  assert.equal(done.body.sha256Verified, true);
-  assert.equal(sha(await original(id, dev.auth)), sha(JPEG));
+
+  test('the same bytes again succeed, also after a crash before the hash was recorded', async () => {
+    assert.equal((await put(JPEG)).status, 200);
+    assert.equal((await put(JPEG)).status, 200);
+    // A process killed between placing the object and recording its hash: the repeat reads it.
+    await t.server.database.pool.query('UPDATE media SET content_sha256 = NULL WHERE id = $1', [id]);
+    const repeated = await put(JPEG);
+    assert.equal(repeated.status, 200, repeated.text);
+    assert.equal(repeated.body.sha256, sha(JPEG));
+  });
+
+  test('other bytes are 409 object_exists', async () => {
+    const other = Buffer.from(JPEG);
+    other[other.length - 3] = other[other.length - 3]! ^ 0xff;
+    const refused = await put(other);
+    assert.equal(refused.status, 409);
+    assert.equal(refused.body.error.code, 'object_exists');
+  });
+
+  test('the first whole upload stays, verified at completion', async () => {
+    const done = await call(t.api(`/media/${id}/complete`), { method: 'POST', headers: dev.auth });
+    assert.equal(done.status, 200, done.text);
+    // The media record names the hash of the bytes the store kept (the first upload), verified.
+    assert.equal(done.body.sha256, sha(JPEG));
+    assert.equal(done.body.sha256Verified, true);
+    assert.equal(sha(await original(id, dev.auth)), sha(JPEG));
+  });
 });
 
 test('bytes arriving after a cancel are not kept, and a retry cannot revive the session', async () => {

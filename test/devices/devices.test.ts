@@ -269,39 +269,51 @@ describe('claiming a device by the code it shows', () => {
     assert.equal(again.body.error.code, 'claim_expired');
   });
 
-  test('unknown and expired codes; a device code nobody issued', async () => {
-    const ivy = await t.user('dev-ivy');
-    for (const userCode of ['BCDF-GHJK', 'AAAA-AAAA', 'short']) {
-      const res = await call(t.api('/devices/claim'), {
+  describe('codes that claim nothing', () => {
+    let ivy: { auth: Record<string, string> };
+    before(async () => {
+      ivy = await t.user('dev-ivy');
+    });
+
+    test('unknown user codes are 404', async () => {
+      for (const userCode of ['BCDF-GHJK', 'AAAA-AAAA', 'short']) {
+        const res = await call(t.api('/devices/claim'), {
+          method: 'POST',
+          headers: ivy.auth,
+          json: { userCode },
+        });
+        assert.equal(res.status, 404, userCode);
+      }
+    });
+
+    test('an expired code is 404 to the owner and 410 to the device', async () => {
+      const start = await call(t.api('/device-claims'), { method: 'POST', json: { name: 'late' } });
+      assert.equal(start.status, 201);
+      await t.server.database.pool.query(
+        `UPDATE device_claims SET expires_at = now() - interval '1 second' WHERE user_code = $1`,
+        [start.body.userCode.replace('-', '')],
+      );
+      const late = await call(t.api('/devices/claim'), {
         method: 'POST',
         headers: ivy.auth,
-        json: { userCode },
+        json: { userCode: start.body.userCode },
       });
-      assert.equal(res.status, 404, userCode);
-    }
-    const start = await call(t.api('/device-claims'), { method: 'POST', json: { name: 'late' } });
-    assert.equal(start.status, 201);
-    await t.server.database.pool.query(
-      `UPDATE device_claims SET expires_at = now() - interval '1 second' WHERE user_code = $1`,
-      [start.body.userCode.replace('-', '')],
-    );
-    const late = await call(t.api('/devices/claim'), {
-      method: 'POST',
-      headers: ivy.auth,
-      json: { userCode: start.body.userCode },
+      assert.equal(late.status, 404);
+      const poll = await call(t.api('/device-claims/token'), {
+        method: 'POST',
+        json: { deviceCode: start.body.deviceCode },
+      });
+      assert.equal(poll.status, 410);
     });
-    assert.equal(late.status, 404);
-    const poll = await call(t.api('/device-claims/token'), {
-      method: 'POST',
-      json: { deviceCode: start.body.deviceCode },
+
+    test('a device code nobody issued is 404, and no device was made', async () => {
+      const ghost = await call(t.api('/device-claims/token'), {
+        method: 'POST',
+        json: { deviceCode: 'mdc_nope' },
+      });
+      assert.equal(ghost.status, 404);
+      assert.equal((await call(t.api('/devices'), { headers: ivy.auth })).body.items.length, 0);
     });
-    assert.equal(poll.status, 410);
-    const ghost = await call(t.api('/device-claims/token'), {
-      method: 'POST',
-      json: { deviceCode: 'mdc_nope' },
-    });
-    assert.equal(ghost.status, 404);
-    assert.equal((await call(t.api('/devices'), { headers: ivy.auth })).body.items.length, 0);
   });
 
   test('`mediary claim` prints the code, waits for the owner, and saves the key (0600)', async () => {

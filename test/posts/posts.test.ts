@@ -131,7 +131,7 @@ describe('posts', () => {
     assert.equal((await post({}, { mediaIds: [] })).status, 401);
   });
 
-  test('Idempotency-Key: the same post again is the same post; other content is a 409', async () => {
+  test('the same post again under its Idempotency-Key is the same post', async () => {
     const alice = await t.user('p-alice-4');
     const a = await photo(alice.auth);
     const first = await post(alice.auth, { caption: 'k', mediaIds: [a] }, { 'idempotency-key': 'post-1' });
@@ -139,10 +139,17 @@ describe('posts', () => {
     assert.equal(first.status, 201);
     assert.equal(again.status, 200, again.text);
     assert.equal(again.body.postId, first.body.postId);
+  });
+
+  test('other content under a used Idempotency-Key is a 409', async () => {
+    const alice = await t.user('p-alice-4b');
+    const a = await photo(alice.auth);
+    const first = await post(alice.auth, { caption: 'k', mediaIds: [a] }, { 'idempotency-key': 'post-2' });
+    assert.equal(first.status, 201);
     const other = await post(
       alice.auth,
       { caption: 'other', mediaIds: [a] },
-      { 'idempotency-key': 'post-1' },
+      { 'idempotency-key': 'post-2' },
     );
     assert.equal(other.status, 409, other.text);
     assert.equal(other.body.error.code, 'idempotency_conflict');
@@ -171,30 +178,52 @@ describe('posts', () => {
     assert.equal(still.body.caption, 'mine');
   });
 
-  test('edits reorder, add and remove media; removed media are free again; stale versions are refused', async () => {
-    const alice = await t.user('p-alice-6');
-    const [a, b, c] = [await photo(alice.auth), await photo(alice.auth), await photo(alice.auth)];
-    const created = await post(alice.auth, { caption: 'v1', mediaIds: [a, b] });
-    const id = created.body.postId;
-    const edited = await patch(alice.auth, id, { caption: 'v2', mediaIds: [c, a], version: 1 });
-    assert.equal(edited.status, 200, edited.text);
-    assert.deepEqual(ids(edited.body), [c, a]);
-    assert.equal(edited.body.caption, 'v2');
-    assert.equal(edited.body.version, 2);
-    const stale = await patch(alice.auth, id, { caption: 'v1 again', version: 1 });
-    assert.equal(stale.status, 409, stale.text);
-    assert.equal(stale.body.error.code, 'version_conflict');
-    assert.equal(stale.body.error.details.currentVersion, 2);
-    // b left the post: another post may take it.
-    assert.equal((await post(alice.auth, { mediaIds: [b] })).status, 201);
-    // Caption only: the media stay as they are.
-    const captioned = await patch(alice.auth, id, { caption: 'v3' });
-    assert.deepEqual(ids(captioned.body), [c, a]);
-    // A refused edit changes nothing.
-    const refused = await patch(alice.auth, id, { caption: 'v4', mediaIds: [b] });
-    assert.equal(refused.status, 409);
-    const now = await call(t.api(`/posts/${id}`), { headers: alice.auth });
-    assert.deepEqual([now.body.caption, ids(now.body)], ['v3', [c, a]]);
+  describe('edits', () => {
+    let alice: { auth: Record<string, string> };
+    let a: string;
+    let b: string;
+    let c: string;
+    let id: string;
+    before(async () => {
+      alice = await t.user('p-alice-6');
+      [a, b, c] = [await photo(alice.auth), await photo(alice.auth), await photo(alice.auth)];
+      const created = await post(alice.auth, { caption: 'v1', mediaIds: [a, b] });
+      id = created.body.postId;
+    });
+
+    test('an edit reorders, adds and removes media', async () => {
+      const edited = await patch(alice.auth, id, { caption: 'v2', mediaIds: [c, a], version: 1 });
+      assert.equal(edited.status, 200, edited.text);
+      assert.deepEqual(ids(edited.body), [c, a]);
+      assert.equal(edited.body.caption, 'v2');
+      assert.equal(edited.body.version, 2);
+    });
+
+    test('an edit of a stale version is refused', async () => {
+      const stale = await patch(alice.auth, id, { caption: 'v1 again', version: 1 });
+      assert.equal(stale.status, 409, stale.text);
+      assert.equal(stale.body.error.code, 'version_conflict');
+      assert.equal(stale.body.error.details.currentVersion, 2);
+    });
+
+    test('removed media are free for another post', async () => {
+      // b left the post: another post may take it.
+      assert.equal((await post(alice.auth, { mediaIds: [b] })).status, 201);
+    });
+
+    test('a caption-only edit leaves the media as they are', async () => {
+      // Caption only: the media stay as they are.
+      const captioned = await patch(alice.auth, id, { caption: 'v3' });
+      assert.deepEqual(ids(captioned.body), [c, a]);
+    });
+
+    test('a refused edit changes nothing', async () => {
+      // A refused edit changes nothing.
+      const refused = await patch(alice.auth, id, { caption: 'v4', mediaIds: [b] });
+      assert.equal(refused.status, 409);
+      const now = await call(t.api(`/posts/${id}`), { headers: alice.auth });
+      assert.deepEqual([now.body.caption, ids(now.body)], ['v3', [c, a]]);
+    });
   });
 
   test('concurrent edits never mix: the final list is exactly one of the edits', async () => {
@@ -244,16 +273,21 @@ describe('posts', () => {
     assert.equal(onPosts.rowCount, 1);
   });
 
-  test('deleting a post deletes its media and their objects; deleting a media takes it off its post', async () => {
+  test('deleting a media takes it off its post', async () => {
     const alice = await t.user('p-alice-9');
-    const [a, b, c] = [await photo(alice.auth), await photo(alice.auth), await photo(alice.auth)];
-    await waitFor(t, alice.auth, a, ['READY']);
+    const [b, c] = [await photo(alice.auth), await photo(alice.auth)];
     const keep = await post(alice.auth, { mediaIds: [c, b] });
     assert.equal((await call(t.api(`/media/${b}`), { method: 'DELETE', headers: alice.auth })).status, 204);
     assert.deepEqual(ids((await call(t.api(`/posts/${keep.body.postId}`), { headers: alice.auth })).body), [
       c,
     ]);
+  });
 
+  test('deleting a post deletes its media and their objects, and nothing else', async () => {
+    const alice = await t.user('p-alice-9b');
+    const [a, c] = [await photo(alice.auth), await photo(alice.auth)];
+    await waitFor(t, alice.auth, a, ['READY']);
+    await post(alice.auth, { mediaIds: [c] });
     const gone = await post(alice.auth, { mediaIds: [a] });
     const keys = (
       await t.server.database.pool.query<{ key: string }>(
@@ -295,19 +329,25 @@ describe('posts', () => {
     assert.equal(bad.status, 400);
   });
 
-  test('post media that no post took are removed after the grace; all else is kept', async () => {
-    const alice = await t.user('p-alice-11');
-    const cam = await t.device('cam', alice.id);
-    const stray = await photo(alice.auth, { purpose: 'post' });
-    const attached = await photo(alice.auth, { purpose: 'post' });
-    const library = await photo(alice.auth);
-    const capture = await photo(cam.auth, { messageId: 'c-1' });
-    await post(alice.auth, { mediaIds: [attached] });
-    const strayKey = (
-      await t.server.database.pool.query('SELECT storage_key FROM media WHERE id = $1', [stray])
-    ).rows[0].storage_key as string;
-    await waitFor(t, alice.auth, stray, ['READY']);
-
+  describe('post media that no post took', () => {
+    let alice: { id: string; auth: Record<string, string> };
+    let stray: string;
+    let attached: string;
+    let library: string;
+    let capture: string;
+    let strayKey: string;
+    before(async () => {
+      alice = await t.user('p-alice-11');
+      const cam = await t.device('cam', alice.id);
+      stray = await photo(alice.auth, { purpose: 'post' });
+      attached = await photo(alice.auth, { purpose: 'post' });
+      library = await photo(alice.auth);
+      capture = await photo(cam.auth, { messageId: 'c-1' });
+      await post(alice.auth, { mediaIds: [attached] });
+      strayKey = (await t.server.database.pool.query('SELECT storage_key FROM media WHERE id = $1', [stray]))
+        .rows[0].storage_key as string;
+      await waitFor(t, alice.auth, stray, ['READY']);
+    });
     const lifecycle = (now: Date) =>
       removeUnattachedPostMedia(
         t.server.database.pool,
@@ -315,15 +355,23 @@ describe('posts', () => {
         { graceSeconds: 3600, now },
         t.server.app.log as never,
       );
-    assert.equal(await lifecycle(new Date()), 0, 'nothing within the grace');
-    const later = new Date(Date.now() + 2 * 3600 * 1000);
-    assert.ok((await lifecycle(later)) >= 1);
-    assert.equal((await call(t.api(`/media/${stray}`), { headers: alice.auth })).status, 404);
-    assert.equal(existsSync(path.join(t.config.storage.dir, strayKey)), false, 'its object is gone');
-    for (const kept of [attached, library, capture]) {
-      assert.equal((await call(t.api(`/media/${kept}`), { headers: alice.auth })).status, 200, kept);
-    }
-    const view = await call(t.api(`/media/${attached}`), { headers: alice.auth });
-    assert.equal(view.body.purpose, 'post');
+    test('are kept within the grace', async () => {
+      assert.equal(await lifecycle(new Date()), 0, 'nothing within the grace');
+    });
+
+    test('are removed after the grace, with their objects', async () => {
+      const later = new Date(Date.now() + 2 * 3600 * 1000);
+      assert.ok((await lifecycle(later)) >= 1);
+      assert.equal((await call(t.api(`/media/${stray}`), { headers: alice.auth })).status, 404);
+      assert.equal(existsSync(path.join(t.config.storage.dir, strayKey)), false, 'its object is gone');
+    });
+
+    test('attached post media, library photos and device captures are kept', async () => {
+      for (const kept of [attached, library, capture]) {
+        assert.equal((await call(t.api(`/media/${kept}`), { headers: alice.auth })).status, 200, kept);
+      }
+      const view = await call(t.api(`/media/${attached}`), { headers: alice.auth });
+      assert.equal(view.body.purpose, 'post');
+    });
   });
 });

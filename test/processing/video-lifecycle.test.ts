@@ -19,6 +19,7 @@ import { UrlSigner } from '../../src/storage/signing.ts';
 import { PublicUrls } from '../../src/http/urls.ts';
 import { call, startTestServer, tempDir, testEnv, type TestServer } from '../helpers/server.ts';
 import { sha256 } from '../helpers/files.ts';
+import { videoClip } from '../helpers/video.ts';
 import { upload, waitFor } from './helpers.ts';
 
 const run = promisify(execFile);
@@ -40,16 +41,15 @@ before(async () => {
   await mkdir(work);
   // Long enough that the `slow` preset keeps ffmpeg busy for several seconds; `ultrafast` finishes it
   // in a few. Low bit rate keeps the upload small.
-  clips.long = await makeClip('long.mp4', [
-    ...['-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=25:duration=60'],
-    ...['-f', 'lavfi', '-i', 'sine=frequency=440:duration=60'],
-    ...['-c:v', 'libx264', '-preset', 'veryfast', '-crf', '35', '-pix_fmt', 'yuv420p'],
-    ...['-c:a', 'aac', '-b:a', '32k', '-shortest'],
-  ]);
-  clips.short = await makeClip('short.mp4', [
-    ...['-f', 'lavfi', '-i', 'testsrc2=size=320x180:rate=10:duration=1'],
-    ...['-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p'],
-  ]);
+  clips.long = await videoClip(path.join(dir, 'long.mp4'), {
+    size: '640x360',
+    rate: 25,
+    duration: 60,
+    audioHz: 440,
+    video: ['-c:v', 'libx264', '-preset', 'veryfast', '-crf', '35', '-pix_fmt', 'yuv420p'],
+    extra: ['-b:a', '32k'],
+  });
+  clips.short = await videoClip(path.join(dir, 'short.mp4'), { size: '320x180', rate: 10, duration: 1 });
   // AAC in an MP4 container, no video stream: what a voice memo saved as .mp4 looks like.
   clips.audio = await makeClip('audio-only.mp4', [
     ...['-f', 'lavfi', '-i', 'sine=frequency=440:duration=2'],

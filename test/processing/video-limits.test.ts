@@ -11,6 +11,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { call, startTestServer, tempDir, type TestServer } from '../helpers/server.ts';
+import { videoClip } from '../helpers/video.ts';
 import { upload, waitFor } from './helpers.ts';
 
 const run = promisify(execFile);
@@ -24,14 +25,8 @@ async function ffmpegRunsOnOriginals(): Promise<string[]> {
   return text.split('\n').filter((l) => /(^|\s)-i\s\S*\/original(\s|$)/.test(l));
 }
 
-async function clip(name: string, size: string, seconds: number): Promise<Buffer> {
-  const out = path.join(dir, name);
-  await run('ffmpeg', [
-    ...['-hide_banner', '-v', 'error', '-y', '-f', 'lavfi'],
-    ...['-i', `testsrc2=size=${size}:rate=5:duration=${seconds}`],
-    ...['-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', out],
-  ]);
-  return readFile(out);
+function clip(name: string, size: `${number}x${number}`, seconds: number): Promise<Buffer> {
+  return videoClip(path.join(dir, name), { size, rate: 5, duration: seconds });
 }
 
 before(async () => {

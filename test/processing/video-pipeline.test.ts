@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { UrlSigner } from '../../src/storage/signing.ts';
 import { sha256 } from '../helpers/files.ts';
+import { videoClip, type VideoClipOptions } from '../helpers/video.ts';
 import { call, startTestServer, tempDir, type TestServer } from '../helpers/server.ts';
 import { upload, waitFor } from './helpers.ts';
 
@@ -27,23 +28,16 @@ async function makeClip(name: string, args: string[]): Promise<string> {
   return out;
 }
 
-const x264 = ['-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p'];
-
 before(async () => {
   dir = await tempDir('mediary-video-pipeline-');
-  const landscape = await makeClip('landscape.mp4', [
-    ...['-f', 'lavfi', '-i', 'testsrc2=size=1920x1080:rate=12:duration=2'],
-    ...['-f', 'lavfi', '-i', 'sine=frequency=440:duration=2'],
-    ...x264,
-    ...['-c:a', 'aac', '-shortest'],
-  ]);
+  const clip = async (name: string, opts: VideoClipOptions) => {
+    const out = path.join(dir, name);
+    await videoClip(out, opts);
+    return out;
+  };
+  const landscape = await clip('landscape.mp4', { size: '1920x1080', rate: 12, duration: 2, audioHz: 440 });
   // A phone clip: coded landscape 640x360 with a 90° rotation tag → displayed 360x640, with audio.
-  const stored = await makeClip('stored.mp4', [
-    ...['-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=15:duration=1'],
-    ...['-f', 'lavfi', '-i', 'sine=frequency=330:duration=1'],
-    ...x264,
-    ...['-c:a', 'aac', '-shortest'],
-  ]);
+  const stored = await clip('stored.mp4', { size: '640x360', rate: 15, duration: 1, audioHz: 330 });
   const portrait = await makeClip('portrait.mp4', [
     '-i',
     stored,
@@ -52,21 +46,18 @@ before(async () => {
     '-metadata:s:v:0',
     'rotate=90',
   ]);
-  const uhd = await makeClip('uhd.mp4', [
-    ...['-f', 'lavfi', '-i', 'testsrc2=size=3840x2160:rate=4:duration=1'],
-    ...x264,
-  ]);
+  const uhd = await clip('uhd.mp4', { size: '3840x2160', rate: 4, duration: 1 });
   // No audio, odd dimensions, variable frame rate (every third frame dropped, timestamps kept).
-  const silent = await makeClip('silent-vfr.mp4', [
-    ...['-f', 'lavfi', '-i', 'testsrc2=size=333x211:rate=15:duration=1'],
-    ...['-vf', "scale=333:211,select='not(eq(mod(n\\,3)\\,1))'", '-fps_mode', 'vfr'],
+  const silent = await clip('silent-vfr.mp4', {
+    size: '333x211',
+    rate: 15,
+    duration: 1,
+    filter: "scale=333:211,select='not(eq(mod(n\\,3)\\,1))'",
+    extra: ['-fps_mode', 'vfr'],
     // 4:4:4 keeps the odd size (4:2:0 needs even dimensions).
-    ...['-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv444p'],
-  ]);
-  const truncated = await makeClip('truncated.mp4', [
-    ...['-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=15:duration=2'],
-    ...x264,
-  ]);
+    pixFmt: 'yuv444p',
+  });
+  const truncated = await clip('truncated.mp4', { size: '640x360', rate: 15, duration: 2 });
   await truncate(truncated, Math.floor((await stat(truncated)).size / 3));
   for (const [name, file] of Object.entries({ landscape, portrait, uhd, silent, truncated })) {
     clips[name] = await readFile(file);
@@ -242,7 +233,7 @@ describe('video pipeline', () => {
     await checkPlayback(user.auth, id, [['360p', 360, 640]]);
   });
 
-  test('2160p source gets a 2160p rendition; odd-sized VFR clip without audio plays', async () => {
+  test('a 2160p source gets a 2160p rendition', async () => {
     const user = await t.user('video-sizes');
     const uhd = await processClip(user.auth, clips.uhd!);
     assert.equal(uhd.media.status, 'READY', JSON.stringify(uhd.media.error));
@@ -253,7 +244,10 @@ describe('video pipeline', () => {
     assert.deepEqual(uhd.media.hls.renditions.at(-1).width, 3840);
     for (const r of uhd.media.hls.renditions)
       assert.ok(!r.codecs.includes('mp4a'), 'no audio codec announced');
+  });
 
+  test('an odd-sized VFR clip without audio plays', async () => {
+    const user = await t.user('video-sizes-vfr');
     const silent = await processClip(user.auth, clips.silent!);
     assert.equal(silent.media.status, 'READY', JSON.stringify(silent.media.error));
     assert.equal(silent.media.metadata.video.audioCodec, null);
@@ -382,7 +376,7 @@ describe('video without ffmpeg', () => {
     await bare?.close();
   });
 
-  test('the service starts; video jobs fail with "ffmpeg is not installed"; images still process', async () => {
+  test('the service starts, and video jobs fail with "ffmpeg is not installed"', async () => {
     const user = await bare.user('no-ffmpeg');
     const { id, done } = await upload(bare, user.auth, clips.portrait!, 'video/mp4');
     assert.equal(done.status, 200, done.text);
@@ -390,6 +384,10 @@ describe('video without ffmpeg', () => {
     assert.equal(st.status, 'FAILED');
     assert.equal(st.error.code, 'ffmpeg_missing');
     assert.equal(st.error.message, 'ffmpeg is not installed');
+  });
+
+  test('images still process', async () => {
+    const user = await bare.user('no-ffmpeg-images');
     const png = await sharp({ create: { width: 40, height: 30, channels: 3, background: '#08f' } })
       .png()
       .toBuffer();

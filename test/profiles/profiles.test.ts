@@ -180,19 +180,31 @@ describe('profile images', () => {
     assert.equal((await profile(alice.auth)).body.mediaId, current);
   });
 
-  test('the last replacement wins; a waiting image it overtook is deleted', async () => {
-    const alice = await t.user('pr-alice-4');
-    const waiting = await session(alice.auth);
-    assert.equal((await setImage(alice.auth, waiting.id)).status, 202);
-    const ready = await readyImage(alice.auth);
-    const set = await setImage(alice.auth, ready);
-    assert.equal(set.status, 200, set.text);
-    assert.equal(set.body.pending, null);
-    assert.equal(await status(waiting.id), 'DELETED');
-    // Its upload can no longer complete into an avatar.
-    const late = await waiting.send().catch(() => undefined);
-    assert.ok(!late || late.status >= 400);
-    assert.equal((await profile(alice.auth)).body.mediaId, ready);
+  describe('a ready image set over a waiting one', () => {
+    let alice: { id: string; auth: Record<string, string> };
+    let waiting: Awaited<ReturnType<typeof session>>;
+    let ready: string;
+
+    test('the last replacement wins', async () => {
+      alice = await t.user('pr-alice-4');
+      waiting = await session(alice.auth);
+      assert.equal((await setImage(alice.auth, waiting.id)).status, 202);
+      ready = await readyImage(alice.auth);
+      const set = await setImage(alice.auth, ready);
+      assert.equal(set.status, 200, set.text);
+      assert.equal(set.body.pending, null);
+    });
+
+    test('the waiting image it overtook is deleted', async () => {
+      assert.equal(await status(waiting.id), 'DELETED');
+    });
+
+    test('the overtaken upload can no longer complete into an avatar', async () => {
+      // Its upload can no longer complete into an avatar.
+      const late = await waiting.send().catch(() => undefined);
+      assert.ok(!late || late.status >= 400);
+      assert.equal((await profile(alice.auth)).body.mediaId, ready);
+    });
   });
 
   test('racing replacements: one wins, every other image is deleted, nothing is orphaned', async () => {
@@ -227,81 +239,117 @@ describe('profile images', () => {
     assert.notEqual(v.mediaId, first, 'a later image replaced the first');
   });
 
-  test('nobody sets another’s avatar; others see it only through a shared circle', async () => {
-    const alice = await t.user('pr-alice-6');
-    const bob = await t.user('pr-bob-6');
-    const cam = await t.device('cam', alice.id);
-    const alices = await readyImage(alice.auth);
-    const bobs = await readyImage(bob.auth);
-    // Bob's media as Alice's avatar, or Alice's as Bob's: both read as missing.
-    for (const [who, id] of [
-      [alice, bobs],
-      [bob, alices],
-    ] as const) {
-      const r = await setImage(who.auth, id);
-      assert.equal(r.status, 404, r.text);
-    }
-    assert.equal((await setImage(cam.auth, alices)).status, 403);
-    assert.equal((await setImage(alice.auth, crypto.randomUUID())).status, 404);
-    const library = await session(alice.auth, photo, { purpose: 'library' });
-    await library.send();
-    const wrong = await setImage(alice.auth, library.id);
-    assert.equal(wrong.status, 409, wrong.text);
-    assert.equal(wrong.body.error.details.reason, 'purpose');
-    for (const body of [{}, { mediaId: 'nope' }, { mediaId: alices, extra: 1 }]) {
-      const r = await call(t.api('/profile/image'), { method: 'PUT', headers: alice.auth, json: body });
-      assert.equal(r.status, 400, `${JSON.stringify(body)}: ${r.text}`);
-    }
-    assert.equal((await setImage(alice.auth, alices)).status, 200);
-    assert.equal((await profile(bob.auth)).body.mediaId, null, 'Bob’s own profile is untouched');
+  describe('who may set and see an avatar', () => {
+    let alice: { id: string; auth: Record<string, string> };
+    let bob: { id: string; auth: Record<string, string> };
+    let cam: { auth: Record<string, string> };
+    let alices: string;
+    let bobs: string;
+    let cid: string;
+    before(async () => {
+      alice = await t.user('pr-alice-6');
+      bob = await t.user('pr-bob-6');
+      cam = await t.device('cam', alice.id);
+      alices = await readyImage(alice.auth);
+      bobs = await readyImage(bob.auth);
+    });
 
-    // Not in a circle with Alice: 404 on every read.
-    assert.equal((await profile(bob.auth, alice.id)).status, 404);
-    assert.equal((await call(t.api(`/users/${alice.id}/profile-image`), { headers: bob.auth })).status, 404);
-    const circle = await call(t.api('/circles'), {
-      method: 'POST',
-      headers: alice.auth,
-      json: { name: 'F' },
+    test('nobody sets another’s media as their avatar', async () => {
+      // Bob's media as Alice's avatar, or Alice's as Bob's: both read as missing.
+      for (const [who, id] of [
+        [alice, bobs],
+        [bob, alices],
+      ] as const) {
+        const r = await setImage(who.auth, id);
+        assert.equal(r.status, 404, r.text);
+      }
+      assert.equal((await setImage(cam.auth, alices)).status, 403);
+      assert.equal((await setImage(alice.auth, crypto.randomUUID())).status, 404);
     });
-    assert.equal(circle.status, 201, circle.text);
-    const cid = circle.body.circleId;
-    const add = await call(t.api(`/circles/${cid}/members`), {
-      method: 'POST',
-      headers: alice.auth,
-      json: { userId: bob.id },
-    });
-    assert.ok(add.status < 300, add.text);
-    const seen = await profile(bob.auth, alice.id);
-    assert.equal(seen.status, 200, seen.text);
-    assert.equal(seen.body.mediaId, alices);
-    const next = await session(alice.auth);
-    assert.equal((await setImage(alice.auth, next.id)).status, 202);
-    assert.equal(
-      (await profile(bob.auth, alice.id)).body.pending,
-      null,
-      'a waiting image is the owner’s business',
-    );
-    assert.equal((await call(t.api(`/users/${alice.id}/profile-image`), { headers: bob.auth })).status, 302);
-    const removed = await call(t.api(`/circles/${cid}/members/${bob.id}`), {
-      method: 'DELETE',
-      headers: alice.auth,
-    });
-    assert.ok(removed.status < 300, removed.text);
-    assert.equal((await profile(bob.auth, alice.id)).status, 404, 'a former member sees nothing');
 
-    // No credentials: 401 on every profile route, and nothing changes.
-    for (const [method, url, json] of [
-      ['PUT', '/profile/image', { mediaId: alices }],
-      ['DELETE', '/profile/image', undefined],
-      ['GET', `/users/${alice.id}/profile`, undefined],
-      ['GET', `/users/${alice.id}/profile-image`, undefined],
-      ['GET', '/users/me/profile', undefined],
-    ] as const) {
-      const r = await call(t.api(url), { method, ...(json ? { json } : {}) });
-      assert.equal(r.status, 401, `${method} ${url}: ${r.text}`);
-      assert.equal(r.body.error.code, 'unauthorized');
-    }
-    assert.equal((await profile(alice.auth)).body.mediaId, alices, 'Alice’s avatar is unchanged');
+    test('a library photo is refused as an avatar', async () => {
+      const library = await session(alice.auth, photo, { purpose: 'library' });
+      await library.send();
+      const wrong = await setImage(alice.auth, library.id);
+      assert.equal(wrong.status, 409, wrong.text);
+      assert.equal(wrong.body.error.details.reason, 'purpose');
+    });
+
+    test('malformed bodies are 400', async () => {
+      for (const body of [{}, { mediaId: 'nope' }, { mediaId: alices, extra: 1 }]) {
+        const r = await call(t.api('/profile/image'), { method: 'PUT', headers: alice.auth, json: body });
+        assert.equal(r.status, 400, `${JSON.stringify(body)}: ${r.text}`);
+      }
+    });
+
+    test('setting one’s own avatar leaves others’ profiles untouched', async () => {
+      assert.equal((await setImage(alice.auth, alices)).status, 200);
+      assert.equal((await profile(bob.auth)).body.mediaId, null, 'Bob’s own profile is untouched');
+    });
+
+    test('outside a shared circle, others get 404 on every read', async () => {
+      // Not in a circle with Alice: 404 on every read.
+      assert.equal((await profile(bob.auth, alice.id)).status, 404);
+      assert.equal(
+        (await call(t.api(`/users/${alice.id}/profile-image`), { headers: bob.auth })).status,
+        404,
+      );
+    });
+
+    test('in a shared circle, members see the avatar but not a waiting one', async () => {
+      const circle = await call(t.api('/circles'), {
+        method: 'POST',
+        headers: alice.auth,
+        json: { name: 'F' },
+      });
+      assert.equal(circle.status, 201, circle.text);
+      cid = circle.body.circleId;
+      const add = await call(t.api(`/circles/${cid}/members`), {
+        method: 'POST',
+        headers: alice.auth,
+        json: { userId: bob.id },
+      });
+      assert.ok(add.status < 300, add.text);
+      const seen = await profile(bob.auth, alice.id);
+      assert.equal(seen.status, 200, seen.text);
+      assert.equal(seen.body.mediaId, alices);
+      const next = await session(alice.auth);
+      assert.equal((await setImage(alice.auth, next.id)).status, 202);
+      assert.equal(
+        (await profile(bob.auth, alice.id)).body.pending,
+        null,
+        'a waiting image is the owner’s business',
+      );
+      assert.equal(
+        (await call(t.api(`/users/${alice.id}/profile-image`), { headers: bob.auth })).status,
+        302,
+      );
+    });
+
+    test('a former member sees nothing', async () => {
+      const removed = await call(t.api(`/circles/${cid}/members/${bob.id}`), {
+        method: 'DELETE',
+        headers: alice.auth,
+      });
+      assert.ok(removed.status < 300, removed.text);
+      assert.equal((await profile(bob.auth, alice.id)).status, 404, 'a former member sees nothing');
+    });
+
+    test('no credentials: 401 on every profile route, and nothing changes', async () => {
+      // No credentials: 401 on every profile route, and nothing changes.
+      for (const [method, url, json] of [
+        ['PUT', '/profile/image', { mediaId: alices }],
+        ['DELETE', '/profile/image', undefined],
+        ['GET', `/users/${alice.id}/profile`, undefined],
+        ['GET', `/users/${alice.id}/profile-image`, undefined],
+        ['GET', '/users/me/profile', undefined],
+      ] as const) {
+        const r = await call(t.api(url), { method, ...(json ? { json } : {}) });
+        assert.equal(r.status, 401, `${method} ${url}: ${r.text}`);
+        assert.equal(r.body.error.code, 'unauthorized');
+      }
+      assert.equal((await profile(alice.auth)).body.mediaId, alices, 'Alice’s avatar is unchanged');
+    });
   });
 
   test('removing the avatar, or deleting its media, leaves no broken image', async () => {
@@ -371,21 +419,21 @@ describe('profile images', () => {
     assert.equal(body.error.code, 'purpose_not_allowed');
   });
 
-  test('profile uploads never set are cleaned up after the grace; shown and waiting ones never; none goes on a post', async () => {
-    const alice = await t.user('pr-alice-9');
-    const shown = await readyImage(alice.auth);
-    assert.equal((await setImage(alice.auth, shown)).status, 200);
-    const waiting = await session(alice.auth);
-    assert.equal((await setImage(alice.auth, waiting.id)).status, 202);
-    const stray = await readyImage(alice.auth);
-    const onPost = await call(t.api('/posts'), {
-      method: 'POST',
-      headers: alice.auth,
-      json: { mediaIds: [stray] },
+  describe('profile uploads: shown, waiting and never set', () => {
+    let alice: { id: string; auth: Record<string, string> };
+    let shown: string;
+    let waiting: Awaited<ReturnType<typeof session>>;
+    let stray: string;
+    let strayObjects: string[];
+    before(async () => {
+      alice = await t.user('pr-alice-9');
+      shown = await readyImage(alice.auth);
+      assert.equal((await setImage(alice.auth, shown)).status, 200);
+      waiting = await session(alice.auth);
+      assert.equal((await setImage(alice.auth, waiting.id)).status, 202);
+      stray = await readyImage(alice.auth);
+      strayObjects = await objectsOf(stray);
     });
-    assert.equal(onPost.status, 409, onPost.text);
-    assert.deepEqual(onPost.body.error.details.problems, [{ mediaId: stray, problem: 'wrong_purpose' }]);
-    const strayObjects = await objectsOf(stray);
     const lifecycle = (now: Date) =>
       removeUnattachedPostMedia(
         t.server.database.pool,
@@ -393,16 +441,36 @@ describe('profile images', () => {
         { graceSeconds: 3600, now },
         t.server.app.log as never,
       );
-    await lifecycle(new Date());
-    assert.equal(await status(stray), 'READY', 'kept within the grace');
-    await lifecycle(new Date(Date.now() + 2 * 3600 * 1000));
-    assert.equal(await status(stray), 'DELETED');
-    assert.deepEqual(
-      strayObjects.filter((k) => existsSync(k)),
-      [],
-    );
-    assert.equal(await status(shown), 'READY');
-    assert.equal(await status(waiting.id), 'PENDING');
-    assert.equal((await profile(alice.auth)).body.mediaId, shown);
+
+    test('none goes on a post', async () => {
+      const onPost = await call(t.api('/posts'), {
+        method: 'POST',
+        headers: alice.auth,
+        json: { mediaIds: [stray] },
+      });
+      assert.equal(onPost.status, 409, onPost.text);
+      assert.deepEqual(onPost.body.error.details.problems, [{ mediaId: stray, problem: 'wrong_purpose' }]);
+    });
+
+    test('one never set is kept within the grace', async () => {
+      await lifecycle(new Date());
+      assert.equal(await status(stray), 'READY', 'kept within the grace');
+    });
+
+    test('one never set is removed after the grace, with its objects', async () => {
+      await lifecycle(new Date(Date.now() + 2 * 3600 * 1000));
+      assert.equal(await status(stray), 'DELETED');
+      assert.deepEqual(
+        strayObjects.filter((k) => existsSync(k)),
+        [],
+      );
+    });
+
+    test('the shown and the waiting ones are never removed', async () => {
+      await lifecycle(new Date(Date.now() + 2 * 3600 * 1000));
+      assert.equal(await status(shown), 'READY');
+      assert.equal(await status(waiting.id), 'PENDING');
+      assert.equal((await profile(alice.auth)).body.mediaId, shown);
+    });
   });
 });

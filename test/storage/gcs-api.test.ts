@@ -119,31 +119,53 @@ describe('single uploads straight to the bucket', () => {
     assert.deepEqual(Buffer.from(await ranged.arrayBuffer()), JPEG.subarray(0, 100));
   });
 
-  test('a wrong length or Content-Type is refused by the signature; nothing is stored', async () => {
-    const dev = await t.device();
-    const s = await call(t.api('/media'), {
-      method: 'POST',
-      headers: dev.auth,
-      json: { fileName: 'a.jpg', mimeType: 'image/jpeg', bytes: JPEG.length },
+  describe('the signature refuses a signed PUT', () => {
+    let dev: { auth: Record<string, string> };
+    let s: Awaited<ReturnType<typeof call>>;
+    let url: string;
+    let headers: Record<string, string>;
+    before(async () => {
+      dev = await t.device();
+      s = await call(t.api('/media'), {
+        method: 'POST',
+        headers: dev.auth,
+        json: { fileName: 'a.jpg', mimeType: 'image/jpeg', bytes: JPEG.length },
+      });
+      ({ url, headers } = s.body.upload as { url: string; headers: Record<string, string> });
     });
-    const { url, headers } = s.body.upload as { url: string; headers: Record<string, string> };
-    assert.equal(
-      (await put(url, Buffer.concat([JPEG, Buffer.from('x')]), headers)).status,
-      403,
-      'one byte too many',
-    );
-    assert.equal((await put(url, JPEG.subarray(0, JPEG.length - 1), headers)).status, 403, 'one byte short');
-    assert.equal(
-      (await put(url, JPEG, { ...headers, 'Content-Type': 'text/html' })).status,
-      403,
-      'another type',
-    );
-    const done = await call(t.api(`/media/${s.body.mediaId}/complete`), {
-      method: 'POST',
-      headers: dev.auth,
+
+    test('of the wrong length', async () => {
+      assert.equal(
+        (await put(url, Buffer.concat([JPEG, Buffer.from('x')]), headers)).status,
+        403,
+        'one byte too many',
+      );
+      assert.equal(
+        (await put(url, JPEG.subarray(0, JPEG.length - 1), headers)).status,
+        403,
+        'one byte short',
+      );
     });
-    assert.deepEqual([done.status, done.body.error.code], [409, 'object_missing']);
-    assert.equal((await put(url, JPEG, headers)).status, 200, 'the honest upload still works');
+
+    test('of the wrong Content-Type', async () => {
+      assert.equal(
+        (await put(url, JPEG, { ...headers, 'Content-Type': 'text/html' })).status,
+        403,
+        'another type',
+      );
+    });
+
+    test('and nothing is stored', async () => {
+      const done = await call(t.api(`/media/${s.body.mediaId}/complete`), {
+        method: 'POST',
+        headers: dev.auth,
+      });
+      assert.deepEqual([done.status, done.body.error.code], [409, 'object_missing']);
+    });
+
+    test('the honest upload still works afterwards', async () => {
+      assert.equal((await put(url, JPEG, headers)).status, 200, 'the honest upload still works');
+    });
   });
 });
 

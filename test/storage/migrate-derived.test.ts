@@ -5,11 +5,9 @@
  * STORAGE_BACKEND=s3 on the same database — with the local objects gone — byte for byte.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { promisify } from 'node:util';
 import { startServer, type Server } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/log.ts';
@@ -21,9 +19,9 @@ import type { ObjectStore } from '../../src/storage/types.ts';
 import { type Ceph, mediary, startCeph } from '../helpers/ceph.ts';
 import { fixture } from '../helpers/files.ts';
 import { call, freePort, startTestServer, tempDir, type TestServer } from '../helpers/server.ts';
+import { videoClip } from '../helpers/video.ts';
 import { upload, waitFor } from '../processing/helpers.ts';
 
-const run = promisify(execFile);
 const BUCKET = 'mediary-migrate-derived';
 const SECRET = 'migrate-derived-signing-secret-0123456789abcdef';
 let ceph: Ceph;
@@ -37,14 +35,7 @@ before(async () => {
   ceph = await startCeph();
   const dir = await tempDir('mediary-migrate-clip-');
   const out = path.join(dir, 'clip.mp4');
-  await run('ffmpeg', [
-    ...['-hide_banner', '-v', 'error', '-y'],
-    ...['-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=15:duration=1'],
-    ...['-f', 'lavfi', '-i', 'sine=frequency=330:duration=1'],
-    ...['-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-shortest'],
-    out,
-  ]);
-  clip = await readFile(out);
+  clip = await videoClip(out, { size: '640x360', rate: 15, duration: 1, audioHz: 330 });
   await rm(dir, { recursive: true, force: true });
   // The server on local disk (with its worker) knows the bucket it will move to.
   t = await startTestServer({

@@ -115,27 +115,44 @@ describe('single uploads straight to the bucket', () => {
     assert.deepEqual(Buffer.from(await ranged.arrayBuffer()), JPEG.subarray(0, 100));
   });
 
-  test('the store itself rejects a wrong length or a wrong Content-Type; nothing is stored', async () => {
-    const dev = await t.device();
-    const s = await call(t.api('/media'), {
-      method: 'POST',
-      headers: dev.auth,
-      json: { fileName: 'a.jpg', mimeType: 'image/jpeg', bytes: JPEG.length },
+  describe('the store itself refuses a presigned PUT', () => {
+    let dev: { auth: Record<string, string> };
+    let s: Awaited<ReturnType<typeof call>>;
+    let url: string;
+    let headers: Record<string, string>;
+    before(async () => {
+      dev = await t.device();
+      s = await call(t.api('/media'), {
+        method: 'POST',
+        headers: dev.auth,
+        json: { fileName: 'a.jpg', mimeType: 'image/jpeg', bytes: JPEG.length },
+      });
+      ({ url, headers } = s.body.upload as { url: string; headers: Record<string, string> });
     });
-    const { url, headers } = s.body.upload as { url: string; headers: Record<string, string> };
-    const longer = await put(url, Buffer.concat([JPEG, Buffer.from('x')]), headers);
-    assert.equal(longer.status, 403, 'one byte too many');
-    const shorter = await put(url, JPEG.subarray(0, JPEG.length - 1), headers);
-    assert.equal(shorter.status, 403, 'one byte short');
-    const html = await put(url, JPEG, { 'Content-Type': 'text/html' });
-    assert.equal(html.status, 403, 'another content type');
-    const done = await call(t.api(`/media/${s.body.mediaId}/complete`), {
-      method: 'POST',
-      headers: dev.auth,
+
+    test('of the wrong length', async () => {
+      const longer = await put(url, Buffer.concat([JPEG, Buffer.from('x')]), headers);
+      assert.equal(longer.status, 403, 'one byte too many');
+      const shorter = await put(url, JPEG.subarray(0, JPEG.length - 1), headers);
+      assert.equal(shorter.status, 403, 'one byte short');
     });
-    assert.deepEqual([done.status, done.body.error.code], [409, 'object_missing']);
-    // And the honest upload still works afterwards.
-    assert.equal((await put(url, JPEG, headers)).status, 200);
+
+    test('of the wrong Content-Type', async () => {
+      const html = await put(url, JPEG, { 'Content-Type': 'text/html' });
+      assert.equal(html.status, 403, 'another content type');
+    });
+
+    test('and nothing is stored', async () => {
+      const done = await call(t.api(`/media/${s.body.mediaId}/complete`), {
+        method: 'POST',
+        headers: dev.auth,
+      });
+      assert.deepEqual([done.status, done.body.error.code], [409, 'object_missing']);
+    });
+
+    test('the honest upload still works afterwards', async () => {
+      assert.equal((await put(url, JPEG, headers)).status, 200);
+    });
   });
 });
 

@@ -95,13 +95,19 @@ export function storeContractSuite(
       await s().delete(key);
     });
 
-    test('a deleted object is missing: stat, get and readAll answer undefined; deleting again is fine', async () => {
+    test('a deleted object is missing: stat, get and readAll answer undefined', async () => {
       const key = `${prefix}/deleted.bin`;
       await s().put(key, body(data), { contentType: 'application/octet-stream', bytes: data.length });
       await s().delete(key);
       assert.equal(await s().stat(key), undefined);
       assert.equal(await s().get(key), undefined);
       assert.equal(await s().readAll(key, 100), undefined);
+    });
+
+    test('deleting a missing object is fine', async () => {
+      const key = `${prefix}/deleted-twice.bin`;
+      await s().put(key, body(data), { contentType: 'application/octet-stream', bytes: data.length });
+      await s().delete(key);
       await s().delete(key);
       assert.equal(await s().stat(key), undefined);
     });
@@ -110,12 +116,15 @@ export function storeContractSuite(
       assert.throws(() => s().uri('../escape'));
     });
 
-    test('an exclusive put never replaces an object (single and multipart sizes); a plain put does', async () => {
-      const big = Buffer.alloc(6 * MiB, 0x5a); // over the S3 store's single-PUT size: its multipart path
-      for (const [key, first, other] of [
+    const big = Buffer.alloc(6 * MiB, 0x5a); // over the S3 store's single-PUT size: its multipart path
+    const replacing = () =>
+      [
         [`${prefix}/exclusive.bin`, data, Buffer.from('other bytes '.repeat(1250))],
         [`${prefix}/exclusive-big.bin`, big, Buffer.alloc(6 * MiB, 0x33)],
-      ] as const) {
+      ] as const;
+
+    test('an exclusive put never replaces an object (single and multipart sizes)', async () => {
+      for (const [key, first, other] of replacing()) {
         const expect = { contentType: 'application/octet-stream', bytes: first.length, exclusive: true };
         await s().put(key, body(first), expect);
         await assert.rejects(
@@ -127,6 +136,15 @@ export function storeContractSuite(
           },
         );
         assert.deepEqual(await s().readAll(key, first.length), first, 'the first object stands');
+        await s().delete(key);
+      }
+      assert.deepEqual(await uploads(s()), [], 'no multipart upload left open');
+    });
+
+    test('a plain put replaces an object (single and multipart sizes)', async () => {
+      for (const [key, first, other] of replacing()) {
+        const expect = { contentType: 'application/octet-stream', bytes: first.length };
+        await s().put(key, body(first), expect);
         await s().put(key, body(other), { ...expect, bytes: other.length, exclusive: false });
         assert.deepEqual(await s().readAll(key, other.length), other, 'a plain put replaces');
         await s().delete(key);
@@ -161,19 +179,29 @@ export function storeContractSuite(
       await s().delete(key);
     });
 
-    test('signed GET URLs serve the bytes with the given type and disposition; tampering fails', async () => {
-      const key = `${prefix}/signed.jpg`;
+    const signedJpeg = async (key: string) => {
       await s().put(key, body(data), { contentType: 'image/jpeg', bytes: data.length });
-      const url = await s().signedGetUrl(key, {
+      return s().signedGetUrl(key, {
         expiresInSeconds: 60,
         contentType: 'image/jpeg',
         contentDisposition: 'attachment; filename="x.jpg"',
       });
+    };
+
+    test('signed GET URLs serve the bytes with the given type and disposition', async () => {
+      const key = `${prefix}/signed.jpg`;
+      const url = await signedJpeg(key);
       const res = await fetch(url);
       assert.equal(res.status, 200);
       assert.equal(res.headers.get('content-type'), 'image/jpeg');
       assert.equal(res.headers.get('content-disposition'), 'attachment; filename="x.jpg"');
       assert.deepEqual(Buffer.from(await res.arrayBuffer()), data);
+      await s().delete(key);
+    });
+
+    test('a signed GET URL with a changed content type is 403', async () => {
+      const key = `${prefix}/signed-tampered.jpg`;
+      const url = await signedJpeg(key);
       const bad = new URL(url);
       bad.searchParams.set(opts.typeParam, 'text/html');
       assert.equal((await fetch(bad)).status, 403);

@@ -166,89 +166,121 @@ const assertArchived = (res: { status: number; body: any; text: string }, id: st
 };
 
 describe('archived originals', () => {
-  test('originals are tagged for the rule at completion; variants are not', async () => {
-    const dev = await t.device();
-    const id = await uploadJpeg(dev.auth);
-    await waitFor(dev.auth, id, ['READY']);
-    const tags = await s3.send(new GetObjectTaggingCommand({ Bucket: BUCKET, Key: await keyOf(id) }));
-    assert.deepEqual(tags.TagSet, [{ Key: 'mediary-object', Value: 'original' }]);
-    const variant = await db.query<{ key: string }>(
-      'SELECT key FROM media_variants WHERE media_id = $1 LIMIT 1',
-      [id],
-    );
-    const vtags = await s3.send(new GetObjectTaggingCommand({ Bucket: BUCKET, Key: variant.rows[0]!.key }));
-    assert.deepEqual(vtags.TagSet, []);
-
-    // An original from before archiving was switched on has no tag: setup --tag-existing's pass adds it.
-    await s3.send(new DeleteObjectTaggingCommand({ Bucket: BUCKET, Key: await keyOf(id) }));
-    const store = createStore(t.config, 's3', urls);
-    assert.ok((await tagExistingOriginals(db, store)) >= 1);
-    const again = await s3.send(new GetObjectTaggingCommand({ Bucket: BUCKET, Key: await keyOf(id) }));
-    assert.deepEqual(again.TagSet, [{ Key: 'mediary-object', Value: 'original' }]);
-  });
-
-  test('downloads answer 409 archived with the restore request; the restore runs; then it downloads again', async () => {
-    const dev = await t.device();
-    const id = await uploadJpeg(dev.auth);
-    await waitFor(dev.auth, id, ['READY']);
-    const key = await keyOf(id);
-    // Young media never pay for the check (nothing can be archived before 30 days): the redirect
-    // is handed out without asking the store, and the store itself refuses the bytes.
-    glacier.archive(key);
-    const young = await call(t.api(`/media/${id}/download`), { headers: dev.auth });
-    assert.equal(young.status, 302);
-    assert.equal((await fetch(young.headers.get('location')!)).status, 403, 'GLACIER: InvalidObjectState');
-
-    await age(id);
-    for (const mode of ['redirect', 'url', 'proxy']) {
-      const res = await call(t.api(`/media/${id}/download?mode=${mode}`), { headers: dev.auth });
-      assertArchived(res, id);
-      assert.equal(res.body.error.details.storageClass, mode === 'proxy' ? null : 'GLACIER', mode);
-    }
-    // The record is still served (variants are never archived by Mediary's rule).
-    const rec = await call(t.api(`/media/${id}`), { headers: dev.auth });
-    assert.equal(rec.status, 200);
-    const name = rec.body.variants[0]?.name as string;
-    const variant = await call(t.api(`/media/${id}/variants/${name}?mode=proxy`), { headers: dev.auth });
-    assert.equal(variant.status, 200);
-
-    const status = await call(t.api(`/media/${id}/restore`), { headers: dev.auth });
-    assert.equal(status.status, 200, status.text);
-    assert.deepEqual(status.body, {
-      mediaId: id,
-      state: 'archived',
-      storageClass: 'GLACIER',
-      restoredUntil: null,
+  describe('tags', () => {
+    let id: string;
+    before(async () => {
+      const dev = await t.device();
+      id = await uploadJpeg(dev.auth);
+      await waitFor(dev.auth, id, ['READY']);
     });
 
-    // Others: 404 as for everything of someone else's.
-    const other = await t.device('other');
-    assert.equal(
-      (await call(t.api(`/media/${id}/restore`), { method: 'POST', headers: other.auth })).status,
-      404,
-    );
+    test('originals are tagged for the rule at completion', async () => {
+      const tags = await s3.send(new GetObjectTaggingCommand({ Bucket: BUCKET, Key: await keyOf(id) }));
+      assert.deepEqual(tags.TagSet, [{ Key: 'mediary-object', Value: 'original' }]);
+    });
 
-    const started = await call(t.api(`/media/${id}/restore`), { method: 'POST', headers: dev.auth });
-    assert.equal(started.status, 202, started.text);
-    assert.equal(started.body.state, 'restoring');
-    const again = await call(t.api(`/media/${id}/restore`), { method: 'POST', headers: dev.auth });
-    assert.equal(again.status, 202, 'asking again while it runs is fine');
-    assert.deepEqual(glacier.restoreRequests, [key], 'and asks the store once');
-    assertArchived(await call(t.api(`/media/${id}/download`), { headers: dev.auth }), id, 'restoring');
+    test('variants are not tagged', async () => {
+      const variant = await db.query<{ key: string }>(
+        'SELECT key FROM media_variants WHERE media_id = $1 LIMIT 1',
+        [id],
+      );
+      const vtags = await s3.send(new GetObjectTaggingCommand({ Bucket: BUCKET, Key: variant.rows[0]!.key }));
+      assert.deepEqual(vtags.TagSet, []);
+    });
 
-    const until = new Date(Date.now() + 7 * 86_400_000);
-    glacier.finishRestore(key, until);
-    const restored = await call(t.api(`/media/${id}/restore`), { headers: dev.auth });
-    assert.equal(restored.body.state, 'restored');
-    assert.equal(restored.body.restoredUntil, new Date(until.toUTCString()).toISOString());
-    // Nothing more is asked of the store once restored.
-    const noop = await call(t.api(`/media/${id}/restore`), { method: 'POST', headers: dev.auth });
-    assert.equal(noop.status, 200);
-    assert.equal(glacier.restoreRequests.length, 1);
-    const dl = await call(t.api(`/media/${id}/download`), { headers: dev.auth });
-    assert.equal(dl.status, 302, dl.text);
-    const bytes = Buffer.from(await (await fetch(dl.headers.get('location')!)).arrayBuffer());
-    assert.equal(sha256(bytes), sha256(JPEG));
+    test('setup --tag-existing tags an original from before archiving was switched on', async () => {
+      // An original from before archiving was switched on has no tag: setup --tag-existing's pass adds it.
+      await s3.send(new DeleteObjectTaggingCommand({ Bucket: BUCKET, Key: await keyOf(id) }));
+      const store = createStore(t.config, 's3', urls);
+      assert.ok((await tagExistingOriginals(db, store)) >= 1);
+      const again = await s3.send(new GetObjectTaggingCommand({ Bucket: BUCKET, Key: await keyOf(id) }));
+      assert.deepEqual(again.TagSet, [{ Key: 'mediary-object', Value: 'original' }]);
+    });
+  });
+
+  describe('an archived original', () => {
+    let dev: { auth: Record<string, string> };
+    let id: string;
+    let key: string;
+    before(async () => {
+      dev = await t.device();
+      id = await uploadJpeg(dev.auth);
+      await waitFor(dev.auth, id, ['READY']);
+      key = await keyOf(id);
+    });
+
+    test('of young media: the redirect is handed out without asking the store', async () => {
+      // Young media never pay for the check (nothing can be archived before 30 days): the redirect
+      // is handed out without asking the store, and the store itself refuses the bytes.
+      glacier.archive(key);
+      const young = await call(t.api(`/media/${id}/download`), { headers: dev.auth });
+      assert.equal(young.status, 302);
+      assert.equal((await fetch(young.headers.get('location')!)).status, 403, 'GLACIER: InvalidObjectState');
+    });
+
+    test('downloads answer 409 archived with the restore request', async () => {
+      await age(id);
+      for (const mode of ['redirect', 'url', 'proxy']) {
+        const res = await call(t.api(`/media/${id}/download?mode=${mode}`), { headers: dev.auth });
+        assertArchived(res, id);
+        assert.equal(res.body.error.details.storageClass, mode === 'proxy' ? null : 'GLACIER', mode);
+      }
+    });
+
+    test('the record and its variants are still served', async () => {
+      // The record is still served (variants are never archived by Mediary's rule).
+      const rec = await call(t.api(`/media/${id}`), { headers: dev.auth });
+      assert.equal(rec.status, 200);
+      const name = rec.body.variants[0]?.name as string;
+      const variant = await call(t.api(`/media/${id}/variants/${name}?mode=proxy`), { headers: dev.auth });
+      assert.equal(variant.status, 200);
+    });
+
+    test('the restore status says archived', async () => {
+      const status = await call(t.api(`/media/${id}/restore`), { headers: dev.auth });
+      assert.equal(status.status, 200, status.text);
+      assert.deepEqual(status.body, {
+        mediaId: id,
+        state: 'archived',
+        storageClass: 'GLACIER',
+        restoredUntil: null,
+      });
+    });
+
+    test('others get 404 for a restore', async () => {
+      // Others: 404 as for everything of someone else's.
+      const other = await t.device('other');
+      assert.equal(
+        (await call(t.api(`/media/${id}/restore`), { method: 'POST', headers: other.auth })).status,
+        404,
+      );
+    });
+
+    test('the restore runs, asked of the store once', async () => {
+      const started = await call(t.api(`/media/${id}/restore`), { method: 'POST', headers: dev.auth });
+      assert.equal(started.status, 202, started.text);
+      assert.equal(started.body.state, 'restoring');
+      const again = await call(t.api(`/media/${id}/restore`), { method: 'POST', headers: dev.auth });
+      assert.equal(again.status, 202, 'asking again while it runs is fine');
+      assert.deepEqual(glacier.restoreRequests, [key], 'and asks the store once');
+      assertArchived(await call(t.api(`/media/${id}/download`), { headers: dev.auth }), id, 'restoring');
+    });
+
+    test('once restored it downloads again, asking nothing more of the store', async () => {
+      const until = new Date(Date.now() + 7 * 86_400_000);
+      glacier.finishRestore(key, until);
+      const restored = await call(t.api(`/media/${id}/restore`), { headers: dev.auth });
+      assert.equal(restored.body.state, 'restored');
+      assert.equal(restored.body.restoredUntil, new Date(until.toUTCString()).toISOString());
+      // Nothing more is asked of the store once restored.
+      const noop = await call(t.api(`/media/${id}/restore`), { method: 'POST', headers: dev.auth });
+      assert.equal(noop.status, 200);
+      assert.equal(glacier.restoreRequests.length, 1);
+      const dl = await call(t.api(`/media/${id}/download`), { headers: dev.auth });
+      assert.equal(dl.status, 302, dl.text);
+      const bytes = Buffer.from(await (await fetch(dl.headers.get('location')!)).arrayBuffer());
+      assert.equal(sha256(bytes), sha256(JPEG));
+    });
   });
 
   test('processing an archived original: FAILED original_archived at once, retry refused until restored, then READY', async () => {

@@ -91,113 +91,160 @@ const log = async (auth: Record<string, string>, id: string) => {
 };
 
 describe('webhooks', () => {
-  test('deliveries verify with the standardwebhooks library; only the owner’s events; logged', async () => {
-    const alice = await t.user('wh-alice');
-    const bob = await t.user('wh-bob');
-    const sub = await subscribe(alice.auth, '/alice', ['media.uploaded', 'media.ready']);
-    assert.match(sub.secret, /^whsec_/);
-    const read = await call(t.api(`/webhooks/${sub.webhookId}`), { headers: alice.auth });
-    assert.equal(read.body.secret, undefined, 'the secret is shown once');
-    assert.equal((await call(t.api(`/webhooks/${sub.webhookId}`), { headers: bob.auth })).status, 404);
-
-    const mine = await upload(t, alice.auth, JPEG);
-    const bobs = await upload(t, bob.auth, JPEG);
-    await waitFor(t, bob.auth, bobs.id, ['READY']);
-    const verifier = new Webhook(sub.secret);
-    const ready = await until('media.ready delivery', async () =>
-      received.find((r) => r.path === '/alice' && JSON.parse(r.body).type === 'media.ready'),
-    );
-    const payload = verifier.verify(ready.body, ready.headers) as {
-      type: string;
-      data: { mediaId: string; status: string };
-    };
-    assert.equal(payload.data.mediaId, mine.id);
-    assert.equal(payload.data.status, 'READY');
-    assert.throws(
-      () => verifier.verify(ready.body.replace('READY', 'FAILED'), ready.headers),
-      'tampering fails',
-    );
-    assert.throws(() =>
-      new Webhook(`whsec_${Buffer.alloc(32, 1).toString('base64')}`).verify(ready.body, ready.headers),
-    );
-    const mineOnly = received.filter((r) => r.path === '/alice').map((r) => JSON.parse(r.body).data.mediaId);
-    assert.ok(!mineOnly.includes(bobs.id), 'bob’s media never reach alice’s webhook');
-    const types = received.filter((r) => r.path === '/alice').map((r) => JSON.parse(r.body).type);
-    assert.ok(!types.includes('media.processing') && !types.includes('media.progress'), types.join());
-
-    const entries = await until('two succeeded deliveries', async () => {
-      const items = await log(alice.auth, sub.webhookId);
-      return items.length === 2 && items.every((d) => d.status === 'succeeded') ? items : undefined;
+  describe('a subscription, and uploads by its owner and another user', () => {
+    let alice: { auth: Record<string, string> };
+    let bob: { auth: Record<string, string> };
+    let sub: any;
+    let mine: { id: string };
+    let bobs: { id: string };
+    let ready: any;
+    before(async () => {
+      alice = await t.user('wh-alice');
+      bob = await t.user('wh-bob');
+      sub = await subscribe(alice.auth, '/alice', ['media.uploaded', 'media.ready']);
+      mine = await upload(t, alice.auth, JPEG);
+      bobs = await upload(t, bob.auth, JPEG);
+      await waitFor(t, bob.auth, bobs.id, ['READY']);
+      ready = await until('media.ready delivery', async () =>
+        received.find((r) => r.path === '/alice' && JSON.parse(r.body).type === 'media.ready'),
+      );
     });
-    for (const d of entries) {
-      assert.equal(d.responseStatus, 200);
-      assert.equal(d.attempts, 1);
-      assert.ok(d.latencyMs >= 0);
-    }
-    assert.equal(
-      ready.headers['webhook-id'],
-      entries.find((d) => d.eventType === 'media.ready').webhookMessageId,
-    );
+
+    test('the secret is shown once, the subscription to its owner only', async () => {
+      assert.match(sub.secret, /^whsec_/);
+      const read = await call(t.api(`/webhooks/${sub.webhookId}`), { headers: alice.auth });
+      assert.equal(read.body.secret, undefined, 'the secret is shown once');
+      assert.equal((await call(t.api(`/webhooks/${sub.webhookId}`), { headers: bob.auth })).status, 404);
+    });
+
+    test('deliveries verify with the standardwebhooks library, tampered ones fail', async () => {
+      const verifier = new Webhook(sub.secret);
+      const payload = verifier.verify(ready.body, ready.headers) as {
+        type: string;
+        data: { mediaId: string; status: string };
+      };
+      assert.equal(payload.data.mediaId, mine.id);
+      assert.equal(payload.data.status, 'READY');
+      assert.throws(
+        () => verifier.verify(ready.body.replace('READY', 'FAILED'), ready.headers),
+        'tampering fails',
+      );
+      assert.throws(() =>
+        new Webhook(`whsec_${Buffer.alloc(32, 1).toString('base64')}`).verify(ready.body, ready.headers),
+      );
+    });
+
+    test('only the owner’s events of the subscribed types', () => {
+      const mineOnly = received
+        .filter((r) => r.path === '/alice')
+        .map((r) => JSON.parse(r.body).data.mediaId);
+      assert.ok(!mineOnly.includes(bobs.id), 'bob’s media never reach alice’s webhook');
+      const types = received.filter((r) => r.path === '/alice').map((r) => JSON.parse(r.body).type);
+      assert.ok(!types.includes('media.processing') && !types.includes('media.progress'), types.join());
+    });
+
+    test('each delivery is logged', async () => {
+      const entries = await until('two succeeded deliveries', async () => {
+        const items = await log(alice.auth, sub.webhookId);
+        return items.length === 2 && items.every((d) => d.status === 'succeeded') ? items : undefined;
+      });
+      for (const d of entries) {
+        assert.equal(d.responseStatus, 200);
+        assert.equal(d.attempts, 1);
+        assert.ok(d.latencyMs >= 0);
+      }
+      assert.equal(
+        ready.headers['webhook-id'],
+        entries.find((d) => d.eventType === 'media.ready').webhookMessageId,
+      );
+    });
   });
 
-  test('a failing receiver: retried, given up, the subscription disabled; redelivery after a fix', async () => {
-    const carol = await t.user('wh-carol');
-    modes.set('/carol', 'fail');
-    const sub = await subscribe(carol.auth, '/carol', ['media.uploaded', 'media.ready']);
-    await upload(t, carol.auth, JPEG);
-    const failed = await until('two given-up deliveries', async () => {
-      const items = await log(carol.auth, sub.webhookId);
-      return items.length === 2 && items.every((d) => d.status === 'failed') ? items : undefined;
+  describe('a failing receiver', () => {
+    let carol: { auth: Record<string, string> };
+    let sub: any;
+    let failed: any[];
+    test('is retried, then given up', async () => {
+      carol = await t.user('wh-carol');
+      modes.set('/carol', 'fail');
+      sub = await subscribe(carol.auth, '/carol', ['media.uploaded', 'media.ready']);
+      await upload(t, carol.auth, JPEG);
+      failed = await until('two given-up deliveries', async () => {
+        const items = await log(carol.auth, sub.webhookId);
+        return items.length === 2 && items.every((d) => d.status === 'failed') ? items : undefined;
+      });
+      for (const d of failed) {
+        assert.equal(d.attempts, 2, 'WEBHOOK_MAX_ATTEMPTS');
+        assert.equal(d.responseStatus, 500);
+      }
     });
-    for (const d of failed) {
-      assert.equal(d.attempts, 2, 'WEBHOOK_MAX_ATTEMPTS');
-      assert.equal(d.responseStatus, 500);
-    }
-    const disabled = await call(t.api(`/webhooks/${sub.webhookId}`), { headers: carol.auth });
-    assert.equal(disabled.body.enabled, false);
-    assert.match(disabled.body.disabledReason, /2 failed deliveries/);
-    // Disabled: new events make no deliveries.
-    await upload(t, carol.auth, JPEG);
-    await sleep(500);
-    assert.equal((await log(carol.auth, sub.webhookId)).length, 2);
 
-    modes.set('/carol', 'ok');
-    const enabled = await call(t.api(`/webhooks/${sub.webhookId}`), {
-      method: 'PATCH',
-      headers: carol.auth,
-      json: { enabled: true },
+    test('given up, the subscription is disabled and new events make no deliveries', async () => {
+      const disabled = await call(t.api(`/webhooks/${sub.webhookId}`), { headers: carol.auth });
+      assert.equal(disabled.body.enabled, false);
+      assert.match(disabled.body.disabledReason, /2 failed deliveries/);
+      // Disabled: new events make no deliveries.
+      await upload(t, carol.auth, JPEG);
+      await sleep(500);
+      assert.equal((await log(carol.auth, sub.webhookId)).length, 2);
     });
-    assert.equal(enabled.body.enabled, true);
-    assert.equal(enabled.body.failuresInRow, 0);
-    const target = failed[0];
-    const before = received.filter((r) => r.headers['webhook-id'] === target.webhookMessageId).length;
-    const again = await call(t.api(`/webhooks/${sub.webhookId}/deliveries/${target.deliveryId}/redeliver`), {
-      method: 'POST',
-      headers: carol.auth,
+
+    test('enabled again after the fix, its failure count starts over', async () => {
+      modes.set('/carol', 'ok');
+      const enabled = await call(t.api(`/webhooks/${sub.webhookId}`), {
+        method: 'PATCH',
+        headers: carol.auth,
+        json: { enabled: true },
+      });
+      assert.equal(enabled.body.enabled, true);
+      assert.equal(enabled.body.failuresInRow, 0);
     });
-    assert.equal(again.status, 202, again.text);
-    await until('the redelivery', async () => {
-      const d = (await log(carol.auth, sub.webhookId)).find((x) => x.deliveryId === target.deliveryId);
-      return d.status === 'succeeded' ? d : undefined;
+
+    test('a redelivery sends the same message id again', async () => {
+      const target = failed[0];
+      const before = received.filter((r) => r.headers['webhook-id'] === target.webhookMessageId).length;
+      const again = await call(
+        t.api(`/webhooks/${sub.webhookId}/deliveries/${target.deliveryId}/redeliver`),
+        {
+          method: 'POST',
+          headers: carol.auth,
+        },
+      );
+      assert.equal(again.status, 202, again.text);
+      await until('the redelivery', async () => {
+        const d = (await log(carol.auth, sub.webhookId)).find((x) => x.deliveryId === target.deliveryId);
+        return d.status === 'succeeded' ? d : undefined;
+      });
+      assert.equal(
+        received.filter((r) => r.headers['webhook-id'] === target.webhookMessageId).length,
+        before + 1,
+        'the same message id again',
+      );
     });
-    assert.equal(
-      received.filter((r) => r.headers['webhook-id'] === target.webhookMessageId).length,
-      before + 1,
-      'the same message id again',
-    );
   });
 
-  test('a receiver that never answers does not delay processing; the attempt times out', async () => {
-    const dave = await t.user('wh-dave');
-    modes.set('/dave', 'hang');
-    const sub = await subscribe(dave.auth, '/dave', ['media.uploaded']);
-    const m = await upload(t, dave.auth, JPEG);
-    await waitFor(t, dave.auth, m.id, ['READY']);
-    const d = await until('a timed-out attempt', async () => {
-      const items = await log(dave.auth, sub.webhookId);
-      return items[0]?.lastError ? items[0] : undefined;
+  describe('a receiver that never answers', () => {
+    let dave: { auth: Record<string, string> };
+    let sub: any;
+    let m: { id: string };
+    before(async () => {
+      dave = await t.user('wh-dave');
+      modes.set('/dave', 'hang');
+      sub = await subscribe(dave.auth, '/dave', ['media.uploaded']);
+      m = await upload(t, dave.auth, JPEG);
     });
-    assert.match(d.lastError, /no answer within 1000 ms/);
+
+    test('does not delay processing', async () => {
+      await waitFor(t, dave.auth, m.id, ['READY']);
+    });
+
+    test('its attempt times out', async () => {
+      const d = await until('a timed-out attempt', async () => {
+        const items = await log(dave.auth, sub.webhookId);
+        return items[0]?.lastError ? items[0] : undefined;
+      });
+      assert.match(d.lastError, /no answer within 1000 ms/);
+    });
   });
 
   test('bad subscriptions are 4xx', async () => {
@@ -283,15 +330,16 @@ describe('SSRF guard', () => {
 });
 
 describe('the outbox across a restart', () => {
-  test('an event committed while no server runs is delivered after the start; a rolled-back one never', async () => {
+  let b: TestServer | undefined;
+  let kept: string;
+  let dropped: string;
+  let secret: string;
+  before(async () => {
     const a = await startTestServer({
       WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true',
       WEBHOOK_RETRY_DELAY_SECONDS: '0',
     });
     const databaseUrl = a.databaseUrl;
-    let kept: string;
-    let dropped: string;
-    let secret: string;
     try {
       const gus = await a.user('wh-gus');
       const sub = await call(a.api('/webhooks'), {
@@ -317,25 +365,33 @@ describe('the outbox across a restart', () => {
     } finally {
       await db.end();
     }
-    const b = await startTestServer({
+    b = await startTestServer({
       DATABASE_URL: databaseUrl,
       WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true',
       WORKER_ENABLED: 'false',
     });
-    try {
-      const got = await until('the delivery after the restart', async () =>
-        received.find((r) => r.path === '/gus' && JSON.parse(r.body).data.mediaId === kept),
-      );
-      const payload = new Webhook(secret).verify(got.body, got.headers) as { type: string };
-      assert.equal(payload.type, 'media.deleted');
-      // Once the kept one arrived, the dispatcher has passed every committed event.
-      await sleep(300);
-      assert.ok(
-        !received.some((r) => r.path === '/gus' && JSON.parse(r.body).data.mediaId === dropped),
-        'no delivery for the change that rolled back',
-      );
-    } finally {
-      await b.close();
-    }
+  });
+  after(async () => {
+    await b?.close();
+  });
+
+  test('an event committed while no server runs is delivered after the start', async () => {
+    const got = await until('the delivery after the restart', async () =>
+      received.find((r) => r.path === '/gus' && JSON.parse(r.body).data.mediaId === kept),
+    );
+    const payload = new Webhook(secret).verify(got.body, got.headers) as { type: string };
+    assert.equal(payload.type, 'media.deleted');
+  });
+
+  test('a change that rolled back is never delivered', async () => {
+    // Once the kept one arrived, the dispatcher has passed every committed event.
+    await until('the delivery after the restart', async () =>
+      received.find((r) => r.path === '/gus' && JSON.parse(r.body).data.mediaId === kept),
+    );
+    await sleep(300);
+    assert.ok(
+      !received.some((r) => r.path === '/gus' && JSON.parse(r.body).data.mediaId === dropped),
+      'no delivery for the change that rolled back',
+    );
   });
 });
