@@ -20,13 +20,14 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { startEmbedded } from '../src/db/embedded.ts';
-import { migrate } from '../src/db/migrate.ts';
-import { createPool } from '../src/db/pool.ts';
-import { PgBossQueue } from '../src/infra/queue/pg-boss.ts';
 import { createLogger } from '../src/log.ts';
 import { launchCeph, stopCeph } from '../test/helpers/ceph.ts';
 import { freePort } from '../test/helpers/server.ts';
-import { createTestDatabase, startTemplatePostgres } from '../test/helpers/test-postgres.ts';
+import {
+  createTestDatabase,
+  migrateWithQueue,
+  startTemplatePostgres,
+} from '../test/helpers/test-postgres.ts';
 import { ROOT, fmt, log, report, reps, scratch, stat, type Stat } from './lib/common.ts';
 
 const ROUNDS = reps(3);
@@ -44,14 +45,7 @@ async function perServerPostgres(i: number): Promise<void> {
   const dir = path.join(work.dir, `pg-${i}`);
   const db = await startEmbedded({ dir, port: await freePort(), logger, restartOnExit: false });
   try {
-    const pool = createPool(db.url, logger, 2);
-    try {
-      await migrate(pool, logger);
-      const queue = await PgBossQueue.start(pool, logger, { retryLimit: 0, retryDelaySeconds: 1 });
-      await queue.stop();
-    } finally {
-      await pool.end();
-    }
+    await migrateWithQueue(db.url);
   } finally {
     await db.stop();
     await rm(dir, { recursive: true, force: true });

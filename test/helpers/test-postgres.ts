@@ -53,15 +53,7 @@ export async function startTemplatePostgres(dir: string): Promise<TemplatePostgr
     }
     const tpl = new URL(db.url);
     tpl.pathname = `/${TEMPLATE}`;
-    const pool = createPool(tpl.toString(), logger, 2);
-    try {
-      await migrate(pool, logger);
-      // pg-boss's schema too; each server applies its own queue policy when it starts.
-      const queue = await PgBossQueue.start(pool, logger, { retryLimit: 0, retryDelaySeconds: 1 });
-      await queue.stop();
-    } finally {
-      await pool.end();
-    }
+    await migrateWithQueue(tpl.toString());
     const c2 = new pg.Client({ connectionString: admin.toString() });
     await c2.connect();
     try {
@@ -77,6 +69,19 @@ export async function startTemplatePostgres(dir: string): Promise<TemplatePostgr
   } catch (err) {
     await db.stop();
     throw err;
+  }
+}
+
+/** Our migrations and pg-boss's schema (each server applies its own queue policy when it starts). */
+export async function migrateWithQueue(url: string): Promise<void> {
+  const logger = createLogger('silent');
+  const pool = createPool(url, logger, 2);
+  try {
+    await migrate(pool, logger);
+    const queue = await PgBossQueue.start(pool, logger, { retryLimit: 0, retryDelaySeconds: 1 });
+    await queue.stop();
+  } finally {
+    await pool.end();
   }
 }
 
