@@ -65,6 +65,10 @@ export async function testEnv(
     EMBEDDED_PG_PORT: String(await freePort()),
     JWT_SECRET,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    // The test's database is never hung, but a loaded machine can block this event loop (two servers
+    // compiling their schemas at once) past the 3 s default; pg-pool's timer then fires before the
+    // finished connection is seen. Tests of a hung database set their own bound.
+    DATABASE_CONNECT_TIMEOUT_MS: '20000',
     ...extra,
   };
 }
