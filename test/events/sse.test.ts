@@ -33,50 +33,62 @@ after(async () => {
 });
 
 describe('events over SSE', () => {
-  test('one media: current status first, then each change up to READY; Last-Event-ID resumes after it', async () => {
-    const cam = await t.device('sse-cam');
-    const s = await call(t.api('/media'), {
-      method: 'POST',
-      headers: cam.auth,
-      json: { fileName: 'a.jpg', mimeType: 'image/jpeg', bytes: JPEG.length },
-    });
-    assert.equal(s.status, 201, s.text);
-    const id = s.body.mediaId as string;
-    const stream = await sse(t.api(`/media/${id}/events`), cam.auth);
-    assert.equal(stream.status, 200);
-    assert.match(stream.headers.get('content-type') ?? '', /^text\/event-stream/);
-    assert.equal(stream.headers.get('x-content-type-options'), 'nosniff');
-    const first = await stream.until(() => true);
-    assert.equal(first.event, 'media.status');
-    assert.equal(first.data.status, 'PENDING');
-    assert.equal(first.id, undefined, 'the snapshot moves no Last-Event-ID');
+  describe('one media', () => {
+    let cam: Awaited<ReturnType<TestServer['device']>>;
+    let s: Awaited<ReturnType<typeof call>>;
+    let id: string;
+    let stream: SseStream;
+    let seen: SseStream['messages'];
 
-    const put = await call(s.body.upload.url, {
-      method: 'PUT',
-      headers: { 'content-type': 'image/jpeg' },
-      body: JPEG,
+    test('the stream opens with the current status, which moves no Last-Event-ID', async () => {
+      cam = await t.device('sse-cam');
+      s = await call(t.api('/media'), {
+        method: 'POST',
+        headers: cam.auth,
+        json: { fileName: 'a.jpg', mimeType: 'image/jpeg', bytes: JPEG.length },
+      });
+      assert.equal(s.status, 201, s.text);
+      id = s.body.mediaId as string;
+      stream = await sse(t.api(`/media/${id}/events`), cam.auth);
+      assert.equal(stream.status, 200);
+      assert.match(stream.headers.get('content-type') ?? '', /^text\/event-stream/);
+      assert.equal(stream.headers.get('x-content-type-options'), 'nosniff');
+      const first = await stream.until(() => true);
+      assert.equal(first.event, 'media.status');
+      assert.equal(first.data.status, 'PENDING');
+      assert.equal(first.id, undefined, 'the snapshot moves no Last-Event-ID');
     });
-    assert.equal(put.status, 200, put.text);
-    const done = await call(t.api(`/media/${id}/complete`), { method: 'POST', headers: cam.auth });
-    assert.equal(done.status, 200, done.text);
-    const ready = await stream.until((m) => m.event === 'media.ready');
-    assert.equal(ready.data.data.status, 'READY');
-    assert.equal(ready.data.data.mediaId, id);
-    const seen = stream.messages.filter((m) => m.id !== undefined);
-    const types = seen.map((m) => m.event);
-    assert.equal(types[0], 'media.uploaded');
-    assert.ok(types.includes('media.processing'), types.join());
-    assert.equal(types.at(-1), 'media.ready');
-    assert.equal(new Set(seen.map((m) => m.id)).size, seen.length, 'each event once');
-    for (const m of seen) assert.equal(m.data.id, m.id);
 
-    // Resuming after the first event replays exactly the rest, in the same order.
-    const resumed = await sse(t.api(`/media/${id}/events`), { ...cam.auth, 'last-event-id': seen[0]!.id! });
-    await resumed.until((m) => m.event === 'media.ready');
-    assert.deepEqual(
-      resumed.messages.filter((m) => m.id !== undefined).map((m) => m.id),
-      seen.slice(1).map((m) => m.id),
-    );
+    test('then each change follows, once each, up to READY', async () => {
+      const put = await call(s.body.upload.url, {
+        method: 'PUT',
+        headers: { 'content-type': 'image/jpeg' },
+        body: JPEG,
+      });
+      assert.equal(put.status, 200, put.text);
+      const done = await call(t.api(`/media/${id}/complete`), { method: 'POST', headers: cam.auth });
+      assert.equal(done.status, 200, done.text);
+      const ready = await stream.until((m) => m.event === 'media.ready');
+      assert.equal(ready.data.data.status, 'READY');
+      assert.equal(ready.data.data.mediaId, id);
+      seen = stream.messages.filter((m) => m.id !== undefined);
+      const types = seen.map((m) => m.event);
+      assert.equal(types[0], 'media.uploaded');
+      assert.ok(types.includes('media.processing'), types.join());
+      assert.equal(types.at(-1), 'media.ready');
+      assert.equal(new Set(seen.map((m) => m.id)).size, seen.length, 'each event once');
+      for (const m of seen) assert.equal(m.data.id, m.id);
+    });
+
+    test('Last-Event-ID resumes after that event', async () => {
+      // Resuming after the first event replays exactly the rest, in the same order.
+      const resumed = await sse(t.api(`/media/${id}/events`), { ...cam.auth, 'last-event-id': seen[0]!.id! });
+      await resumed.until((m) => m.event === 'media.ready');
+      assert.deepEqual(
+        resumed.messages.filter((m) => m.id !== undefined).map((m) => m.id),
+        seen.slice(1).map((m) => m.id),
+      );
+    });
   });
 
   test('all of a principal’s media: own and circle-shared, never another’s', async () => {
@@ -229,41 +241,58 @@ describe('the SDK', () => {
 });
 
 describe('the outbox', () => {
-  test('a rolled-back change leaves no event; an event waits for older transactions still running', async () => {
+  describe('transactions', () => {
     // Two owners: usage counters are per owner, and one owner's rows would make c2 wait for c1.
-    const alice = await t.user('outbox-alice');
-    const bob = await t.user('outbox-bob');
-    const a = await upload(t, alice.auth, JPEG);
-    const b = await upload(t, bob.auth, JPEG);
-    await waitFor(t, alice.auth, a.id, ['READY']);
-    await waitFor(t, bob.auth, b.id, ['READY']);
-    const pool = t.server.database.pool;
-    const aliceScope = { kind: 'user', userId: alice.id } as const;
-    const bobScope = { kind: 'user', userId: bob.id } as const;
-    const count = async () =>
-      Number((await pool.query('SELECT count(*) AS n FROM events WHERE media_id = $1', [a.id])).rows[0].n);
-    const before = await count();
-    const c1 = new pg.Client({ connectionString: t.databaseUrl });
-    const c2 = new pg.Client({ connectionString: t.databaseUrl });
-    await c1.connect();
-    await c2.connect();
-    try {
+    let a: { id: string };
+    let b: { id: string };
+    let aliceScope: { kind: 'user'; userId: string };
+    let bobScope: { kind: 'user'; userId: string };
+    let c1: pg.Client;
+    let c2: pg.Client;
+    const pool = () => t.server.database.pool;
+    before(async () => {
+      const alice = await t.user('outbox-alice');
+      const bob = await t.user('outbox-bob');
+      a = await upload(t, alice.auth, JPEG);
+      b = await upload(t, bob.auth, JPEG);
+      await waitFor(t, alice.auth, a.id, ['READY']);
+      await waitFor(t, bob.auth, b.id, ['READY']);
+      aliceScope = { kind: 'user', userId: alice.id } as const;
+      bobScope = { kind: 'user', userId: bob.id } as const;
+      c1 = new pg.Client({ connectionString: t.databaseUrl });
+      c2 = new pg.Client({ connectionString: t.databaseUrl });
+      await c1.connect();
+      await c2.connect();
+    });
+    after(async () => {
+      await c1?.end();
+      await c2?.end();
+    });
+
+    test('a rolled-back change leaves no event', async () => {
+      const count = async () =>
+        Number(
+          (await pool().query('SELECT count(*) AS n FROM events WHERE media_id = $1', [a.id])).rows[0].n,
+        );
+      const before = await count();
       await c1.query('BEGIN');
       await c1.query(`UPDATE media SET status = 'DELETED', deleted_at = now() WHERE id = $1`, [a.id]);
       await c1.query('ROLLBACK');
       assert.equal(await count(), before, 'no event for a change that rolled back');
+    });
 
-      const from = await currentCursor(pool);
+    test('an event waits for older transactions still running', async () => {
+      const from = await currentCursor(pool());
       // The earlier transaction draws the smaller id but commits last.
       await c1.query('BEGIN');
       await c1.query(`UPDATE media SET status = 'DELETED', deleted_at = now() WHERE id = $1`, [a.id]);
       await c2.query(`UPDATE media SET status = 'DELETED', deleted_at = now() WHERE id = $1`, [b.id]);
-      const early = await readAfter(pool, bobScope, from);
+      const early = await readAfter(pool(), bobScope, from);
       assert.deepEqual(early.events, [], 'b’s event is held while a’s older transaction runs');
       assert.equal(early.more, true);
       await c1.query('COMMIT');
-      const forAlice = await readAfter(pool, aliceScope, from);
-      const forBob = await readAfter(pool, bobScope, from);
+      const forAlice = await readAfter(pool(), aliceScope, from);
+      const forBob = await readAfter(pool(), bobScope, from);
       assert.deepEqual(
         forAlice.events.map((e) => [e.type, e.mediaId]),
         [['media.deleted', a.id]],
@@ -274,11 +303,8 @@ describe('the outbox', () => {
       );
       assert.equal(forBob.more, false);
       assert.ok(BigInt(forAlice.events[0]!.id) < BigInt(forBob.events[0]!.id), 'ids drawn in that order');
-      assert.deepEqual((await readAfter(pool, bobScope, forBob.cursor)).events, []);
-    } finally {
-      await c1.end();
-      await c2.end();
-    }
+      assert.deepEqual((await readAfter(pool(), bobScope, forBob.cursor)).events, []);
+    });
   });
 
   test('retention deletes old events only', async () => {

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { createStore } from '../../src/storage/factory.ts';
 import { UrlSigner } from '../../src/storage/signing.ts';
 import { PublicUrls } from '../../src/http/urls.ts';
@@ -209,105 +209,130 @@ export function multipartProtocolSuite(backend: 'local' | 's3' | 'gcs', ctx: () 
       assert.equal(sha256(Buffer.concat(chunks)), sha256(data), 'byte for byte');
     });
 
-    test('bad input: clear 4xx, nothing changed; completing twice is idempotent', async () => {
-      const dev = await t().device();
-      const data = videoBytes(11 * MiB); // 3 parts
-      const s = await session(dev.auth, data);
-      const id: string = s.mediaId;
-
-      const r0 = await sign(dev.auth, id, [0]);
-      assert.deepEqual([r0.status, r0.body.error.code], [400, 'validation_failed']);
-      const r4 = await sign(dev.auth, id, [2, 4]);
-      assert.deepEqual([r4.status, r4.body.error.code], [400, 'invalid_part_number']);
-      assert.deepEqual(r4.body.error.details.partNumbers, [4]);
-      const rMany = await sign(
-        dev.auth,
-        id,
-        Array.from({ length: 101 }, () => 1),
-      );
-      assert.equal(rMany.status, 400);
-      const rNone = await sign(dev.auth, id, []);
-      assert.equal(rNone.status, 400);
-
-      // A part of the wrong length is refused by whoever receives it (the store or the API).
-      const signed1 = (await sign(dev.auth, id, [1])).body.parts[0] as PartUrl;
-      const short = await putPart(signed1, slice(data, 5 * MiB, 1).subarray(0, 1000));
-      assert.ok(short.status >= 400 && short.status < 500, `short part → ${short.status}`);
-
-      const parts = await uploadParts(dev.auth, id, data, 5 * MiB, [1, 2]);
-      const snapshot = async () => ({
+    describe('bad input and repeated completion', () => {
+      type Part = Awaited<ReturnType<typeof uploadParts>>[number];
+      type Snapshot = { status: string; parts: number[]; object: boolean };
+      let dev: Awaited<ReturnType<TestServer['device']>>;
+      let data: Buffer;
+      let id: string;
+      let parts: Part[];
+      let initial: Snapshot;
+      let good: Part[];
+      let wrongEtag: Part[];
+      const snapshot = async (): Promise<Snapshot> => ({
         status: (await row(id)).status,
         parts: (await listParts(dev.auth, id)).body.parts.map((p: { partNumber: number }) => p.partNumber),
         object: (await store().stat((await row(id)).storage_key)) !== undefined,
       });
-      const before = await snapshot();
-      assert.deepEqual(before, { status: 'PENDING', parts: [1, 2], object: false });
-
-      const noParts = await complete(dev.auth, id);
-      assert.deepEqual([noParts.status, noParts.body.error.code], [400, 'validation_failed']);
-      const incomplete = await complete(dev.auth, id, parts);
-      assert.deepEqual([incomplete.status, incomplete.body.error.code], [400, 'parts_incomplete']);
-      assert.deepEqual(incomplete.body.error.details.missing, [3]);
-      const outOfRange = await complete(dev.auth, id, [
-        ...parts,
-        { partNumber: 3, etag: 'x' },
-        { partNumber: 4, etag: 'x' },
-      ]);
-      assert.deepEqual([outOfRange.status, outOfRange.body.error.code], [400, 'invalid_part_number']);
-      const dup = await complete(dev.auth, id, [...parts, parts[0]]);
-      assert.deepEqual([dup.status, dup.body.error.code], [400, 'invalid_part_number']);
-      const notUploaded = await complete(dev.auth, id, [...parts, { partNumber: 3, etag: '"abc"' }]);
-      assert.deepEqual([notUploaded.status, notUploaded.body.error.code], [409, 'part_not_uploaded']);
-      assert.deepEqual(notUploaded.body.error.details.missing, [3]);
-      assert.deepEqual(await snapshot(), before);
-
-      const [third] = await uploadParts(dev.auth, id, data, 5 * MiB, [3]);
-      const good = [...parts, third!].sort((a, b) => a.partNumber - b.partNumber);
-      const wrongEtag = good.map((p) =>
-        p.partNumber === 2 ? { ...p, etag: '"0123456789abcdef0123456789abcdef"' } : p,
-      );
-      const mismatch = await complete(dev.auth, id, wrongEtag);
-      assert.deepEqual([mismatch.status, mismatch.body.error.code], [409, 'etag_mismatch']);
-      assert.deepEqual(mismatch.body.error.details.partNumbers, [2]);
-      assert.deepEqual(await snapshot(), { ...before, parts: [1, 2, 3] });
-      assert.equal(await jobs(id), 0);
-
-      const done = await complete(dev.auth, id, good);
-      assert.equal(done.status, 200, done.text);
-      assert.equal(done.body.status, 'UPLOADED');
-      const again = await complete(dev.auth, id, good);
-      // The worker may already be on it: the state moves on, the answer stays a 200.
-      assert.equal(again.status, 200);
-      assert.match(again.body.status, /^(UPLOADED|PROCESSING|READY)$/);
-      const againBad = await complete(dev.auth, id, wrongEtag);
-      assert.equal(againBad.status, 200);
-      assert.match(againBad.body.status, /^(UPLOADED|PROCESSING|READY)$/);
-      assert.equal(await jobs(id), 1, 'one job, however often completion is repeated');
-
-      const late = await sign(dev.auth, id, [1]);
-      assert.deepEqual([late.status, late.body.error.code], [409, 'invalid_state']);
-      const lateCancel = await call(t().api(`/media/${id}/cancel`), {
-        method: 'POST',
-        headers: dev.auth,
-        json: {},
+      before(async () => {
+        dev = await t().device();
+        data = videoBytes(11 * MiB); // 3 parts
+        const s = await session(dev.auth, data);
+        id = s.mediaId;
       });
-      assert.deepEqual([lateCancel.status, lateCancel.body.error.code], [409, 'invalid_state']);
 
-      // Someone else's media: 404, never a hint it exists.
-      const other = await t().device();
-      assert.equal((await sign(other.auth, id, [1])).status, 404);
-      assert.equal((await listParts(other.auth, id)).status, 404);
-      // Single uploads do not take parts.
-      const small = await call(t().api('/media'), {
-        method: 'POST',
-        headers: dev.auth,
-        json: { fileName: 'a.mp4', mimeType: 'video/mp4', bytes: 1000 },
+      test('signing bad part numbers is a clear 400', async () => {
+        const r0 = await sign(dev.auth, id, [0]);
+        assert.deepEqual([r0.status, r0.body.error.code], [400, 'validation_failed']);
+        const r4 = await sign(dev.auth, id, [2, 4]);
+        assert.deepEqual([r4.status, r4.body.error.code], [400, 'invalid_part_number']);
+        assert.deepEqual(r4.body.error.details.partNumbers, [4]);
+        const rMany = await sign(
+          dev.auth,
+          id,
+          Array.from({ length: 101 }, () => 1),
+        );
+        assert.equal(rMany.status, 400);
+        const rNone = await sign(dev.auth, id, []);
+        assert.equal(rNone.status, 400);
       });
-      assert.equal(small.body.upload.method, 'PUT');
-      const np = await sign(dev.auth, small.body.mediaId, [1]);
-      assert.deepEqual([np.status, np.body.error.code], [409, 'not_multipart']);
-      const npc = await complete(dev.auth, small.body.mediaId, [{ partNumber: 1, etag: 'x' }]);
-      assert.deepEqual([npc.status, npc.body.error.code], [409, 'not_multipart']);
+
+      test('a part of the wrong length is refused by whoever receives it (the store or the API)', async () => {
+        const signed1 = (await sign(dev.auth, id, [1])).body.parts[0] as PartUrl;
+        const short = await putPart(signed1, slice(data, 5 * MiB, 1).subarray(0, 1000));
+        assert.ok(short.status >= 400 && short.status < 500, `short part → ${short.status}`);
+      });
+
+      test('completing with missing, out-of-range, repeated or unsent parts is a clear 4xx and changes nothing', async () => {
+        parts = await uploadParts(dev.auth, id, data, 5 * MiB, [1, 2]);
+        initial = await snapshot();
+        assert.deepEqual(initial, { status: 'PENDING', parts: [1, 2], object: false });
+
+        const noParts = await complete(dev.auth, id);
+        assert.deepEqual([noParts.status, noParts.body.error.code], [400, 'validation_failed']);
+        const incomplete = await complete(dev.auth, id, parts);
+        assert.deepEqual([incomplete.status, incomplete.body.error.code], [400, 'parts_incomplete']);
+        assert.deepEqual(incomplete.body.error.details.missing, [3]);
+        const outOfRange = await complete(dev.auth, id, [
+          ...parts,
+          { partNumber: 3, etag: 'x' },
+          { partNumber: 4, etag: 'x' },
+        ]);
+        assert.deepEqual([outOfRange.status, outOfRange.body.error.code], [400, 'invalid_part_number']);
+        const dup = await complete(dev.auth, id, [...parts, parts[0]]);
+        assert.deepEqual([dup.status, dup.body.error.code], [400, 'invalid_part_number']);
+        const notUploaded = await complete(dev.auth, id, [...parts, { partNumber: 3, etag: '"abc"' }]);
+        assert.deepEqual([notUploaded.status, notUploaded.body.error.code], [409, 'part_not_uploaded']);
+        assert.deepEqual(notUploaded.body.error.details.missing, [3]);
+        assert.deepEqual(await snapshot(), initial);
+      });
+
+      test('completing with a wrong ETag is 409 etag_mismatch and changes nothing', async () => {
+        const [third] = await uploadParts(dev.auth, id, data, 5 * MiB, [3]);
+        good = [...parts, third!].sort((a, b) => a.partNumber - b.partNumber);
+        wrongEtag = good.map((p) =>
+          p.partNumber === 2 ? { ...p, etag: '"0123456789abcdef0123456789abcdef"' } : p,
+        );
+        const mismatch = await complete(dev.auth, id, wrongEtag);
+        assert.deepEqual([mismatch.status, mismatch.body.error.code], [409, 'etag_mismatch']);
+        assert.deepEqual(mismatch.body.error.details.partNumbers, [2]);
+        assert.deepEqual(await snapshot(), { ...initial, parts: [1, 2, 3] });
+        assert.equal(await jobs(id), 0);
+      });
+
+      test('completing twice is idempotent: one job', async () => {
+        const done = await complete(dev.auth, id, good);
+        assert.equal(done.status, 200, done.text);
+        assert.equal(done.body.status, 'UPLOADED');
+        const again = await complete(dev.auth, id, good);
+        // The worker may already be on it: the state moves on, the answer stays a 200.
+        assert.equal(again.status, 200);
+        assert.match(again.body.status, /^(UPLOADED|PROCESSING|READY)$/);
+        const againBad = await complete(dev.auth, id, wrongEtag);
+        assert.equal(againBad.status, 200);
+        assert.match(againBad.body.status, /^(UPLOADED|PROCESSING|READY)$/);
+        assert.equal(await jobs(id), 1, 'one job, however often completion is repeated');
+      });
+
+      test('after completion, signing parts or cancelling is 409 invalid_state', async () => {
+        const late = await sign(dev.auth, id, [1]);
+        assert.deepEqual([late.status, late.body.error.code], [409, 'invalid_state']);
+        const lateCancel = await call(t().api(`/media/${id}/cancel`), {
+          method: 'POST',
+          headers: dev.auth,
+          json: {},
+        });
+        assert.deepEqual([lateCancel.status, lateCancel.body.error.code], [409, 'invalid_state']);
+      });
+
+      test('someone else’s media is 404, never a hint it exists', async () => {
+        const other = await t().device();
+        assert.equal((await sign(other.auth, id, [1])).status, 404);
+        assert.equal((await listParts(other.auth, id)).status, 404);
+      });
+
+      test('single uploads do not take parts: 409 not_multipart', async () => {
+        const small = await call(t().api('/media'), {
+          method: 'POST',
+          headers: dev.auth,
+          json: { fileName: 'a.mp4', mimeType: 'video/mp4', bytes: 1000 },
+        });
+        assert.equal(small.body.upload.method, 'PUT');
+        const np = await sign(dev.auth, small.body.mediaId, [1]);
+        assert.deepEqual([np.status, np.body.error.code], [409, 'not_multipart']);
+        const npc = await complete(dev.auth, small.body.mediaId, [{ partNumber: 1, etag: 'x' }]);
+        assert.deepEqual([npc.status, npc.body.error.code], [409, 'not_multipart']);
+      });
     });
 
     test('a tampered part URL is refused', async () => {

@@ -177,17 +177,28 @@ describe('an empty JSON body where the body is optional', () => {
 });
 
 describe('HLS playlist of an image', () => {
-  test('409 invalid_state for whoever may see it; strangers 404; no credentials 401', async () => {
-    const owner = await t.user('hls-image-owner');
-    const s = await session(owner.auth, jpeg);
+  let owner: Awaited<ReturnType<TestServer['user']>>;
+  let s: Awaited<ReturnType<typeof session>>;
+  before(async () => {
+    owner = await t.user('hls-image-owner');
+    s = await session(owner.auth, jpeg);
+  });
+
+  test('409 invalid_state for whoever may see it', async () => {
     const res = await call(t.api(`/media/${s.mediaId}/hls/master.m3u8`), { headers: owner.auth });
     assert.equal(res.status, 409, res.text);
     assert.equal(res.body.error.code, 'invalid_state');
     assert.equal(res.body.error.details.mediaType, 'image');
+  });
+
+  test('404 for a stranger', async () => {
     const stranger = await t.user('hls-image-stranger');
     const other = await call(t.api(`/media/${s.mediaId}/hls/master.m3u8`), { headers: stranger.auth });
     assert.equal(other.status, 404);
     assert.equal(other.body.error.code, 'not_found');
+  });
+
+  test('401 without credentials', async () => {
     assert.equal((await call(t.api(`/media/${s.mediaId}/hls/master.m3u8`))).status, 401);
   });
 });

@@ -97,21 +97,25 @@ for (const which of ['local', 's3'] as const) {
       assert.equal(listed.body.items.length, 1);
     });
 
-    test('more bytes than declared: 413 as it streams; the session is cancelled, nothing stored', async () => {
-      const t = server();
-      const u = await t.user(`form-${which}-c`);
-      const res = await form(
-        t,
-        u.auth,
-        { bytes: '1000' },
-        { bytes: JPEG, name: 'a.jpg', type: 'image/jpeg' },
-      );
-      assert.equal(res.status, 413, res.text);
-      assert.equal(res.body.error.code, 'upload_too_large');
-      assert.equal(await openSessions(t, u.auth), 0, 'no session left open');
-      const listed = await call(t.api('/users/me/media?status=FAILED'), { headers: u.auth });
-      assert.equal(listed.status, 200, listed.text);
-      for (const m of listed.body.items) assert.equal(m.error?.code, 'cancelled');
+    describe('more bytes than declared', () => {
+      let t: TestServer;
+      let u: Awaited<ReturnType<TestServer['user']>>;
+      let res: Awaited<ReturnType<typeof call>>;
+
+      test('are refused with 413 as they stream', async () => {
+        t = server();
+        u = await t.user(`form-${which}-c`);
+        res = await form(t, u.auth, { bytes: '1000' }, { bytes: JPEG, name: 'a.jpg', type: 'image/jpeg' });
+        assert.equal(res.status, 413, res.text);
+        assert.equal(res.body.error.code, 'upload_too_large');
+      });
+
+      test('cancel the session, leaving none open', async () => {
+        assert.equal(await openSessions(t, u.auth), 0, 'no session left open');
+        const listed = await call(t.api('/users/me/media?status=FAILED'), { headers: u.auth });
+        assert.equal(listed.status, 200, listed.text);
+        for (const m of listed.body.items) assert.equal(m.error?.code, 'cancelled');
+      });
     });
   });
 }

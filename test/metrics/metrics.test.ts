@@ -244,12 +244,11 @@ test('every expression of the Grafana dashboard and of the alert rules reads met
     assert.ok(read.has(name), `no panel or rule reads ${name}`);
 });
 
-test('one upload can be followed across the API and the worker by its mediaId; API lines carry a request id', async () => {
+test('one upload can be followed across the API by its mediaId', () => {
   const api = apiLines.filter((l) => l.mediaId === okId);
   const requests = new Map<string, string>();
   for (const l of api) {
     if (l.msg !== 'request completed') continue;
-    assert.match(String(l.reqId), UUID, 'request ids are UUIDs');
     requests.set(String(l.reqId), String((l.req as { url?: string } | undefined)?.url ?? ''));
   }
   // Opening the session (its id known only from the answer), the PUT and the completion.
@@ -264,8 +263,18 @@ test('one upload can be followed across the API and the worker by its mediaId; A
     ),
     'the session was opened by a request whose lines name the media',
   );
+});
+
+test('the worker’s lines for that upload’s job name its mediaId', () => {
   const job = workerLines.filter((l) => l.mediaId === okId).map((l) => l.msg);
   assert.ok(job.includes('job started') && job.includes('job finished'), `worker lines: ${job.join(', ')}`);
+});
+
+test('API request lines carry a request id (a UUID)', () => {
+  for (const l of apiLines.filter((x) => x.mediaId === okId)) {
+    if (l.msg !== 'request completed') continue;
+    assert.match(String(l.reqId), UUID, 'request ids are UUIDs');
+  }
   // Every request line has a request id.
   for (const l of apiLines) if (l.msg === 'request completed') assert.ok(typeof l.reqId === 'string');
 });

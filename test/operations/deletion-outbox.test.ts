@@ -109,20 +109,33 @@ for (const backend of ['local', 's3'] as const) {
       c = await serverFor(backend);
     });
 
-    test('DELETE removes the original and every variant and purges each URL; the outbox row goes', async () => {
-      receiver.mode = 'ok';
-      const { id, keys } = await readyImage(c);
-      const del = await call(c.t.api(`/media/${id}`), { method: 'DELETE', headers: c.auth });
-      assert.equal(del.status, 204, del.text);
-      assert.deepEqual(await present(c, keys), [], 'no object is left once the delete answered');
-      await c.outbox.idle();
-      const purged = receiver.purged();
-      for (const u of expectedUrls(id, keys)) assert.ok(purged.has(u), `${u} purged`);
-      const mine = receiver.calls.filter((x) => x.files.some((f) => f.includes(id)));
-      for (const x of mine) assert.equal(x.headers.authorization, 'Bearer purge-token');
-      assert.equal(await outboxRow(c, id), undefined);
-      const gone = await call(c.t.api(`/media/${id}`), { headers: c.auth });
-      assert.equal(gone.status, 404);
+    describe('DELETE', () => {
+      let id: string;
+      let keys: string[];
+      before(async () => {
+        receiver.mode = 'ok';
+        ({ id, keys } = await readyImage(c));
+      });
+
+      test('removes the original and every variant before it answers', async () => {
+        const del = await call(c.t.api(`/media/${id}`), { method: 'DELETE', headers: c.auth });
+        assert.equal(del.status, 204, del.text);
+        assert.deepEqual(await present(c, keys), [], 'no object is left once the delete answered');
+      });
+
+      test('purges each URL with the CDN token', async () => {
+        await c.outbox.idle();
+        const purged = receiver.purged();
+        for (const u of expectedUrls(id, keys)) assert.ok(purged.has(u), `${u} purged`);
+        const mine = receiver.calls.filter((x) => x.files.some((f) => f.includes(id)));
+        for (const x of mine) assert.equal(x.headers.authorization, 'Bearer purge-token');
+      });
+
+      test('the outbox row goes and the media is gone', async () => {
+        assert.equal(await outboxRow(c, id), undefined);
+        const gone = await call(c.t.api(`/media/${id}`), { headers: c.auth });
+        assert.equal(gone.status, 404);
+      });
     });
 
     test('a failing CDN: the objects go at once, the purge is retried from the outbox until accepted', async () => {
@@ -164,7 +177,7 @@ describe('deletion, more cases (local store)', () => {
     assert.equal(await outboxRow(c, id), undefined);
   });
 
-  test('a purge the CDN keeps refusing is given up after CDN_PURGE_MAX_ATTEMPTS; the objects are gone', async () => {
+  test('a purge the CDN keeps refusing is given up after CDN_PURGE_MAX_ATTEMPTS, the objects gone already', async () => {
     receiver.mode = 'fail';
     const { id, keys } = await readyImage(c);
     assert.equal((await call(c.t.api(`/media/${id}`), { method: 'DELETE', headers: c.auth })).status, 204);

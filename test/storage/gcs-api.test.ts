@@ -60,63 +60,84 @@ describe('bucket setup (mediary storage setup)', () => {
 });
 
 describe('single uploads straight to the bucket', () => {
-  test('signed PUT → complete → signed GET with content type and disposition; proxied range', async () => {
-    const dev = await t.device();
-    const s = await call(t.api('/media'), {
-      method: 'POST',
-      headers: dev.auth,
-      json: { fileName: 'Canon 40D.jpg', mimeType: 'image/jpeg', bytes: JPEG.length, sha256: sha256(JPEG) },
+  describe('signed PUT → complete → signed GET', () => {
+    let dev: { auth: Record<string, string> };
+    let s: Awaited<ReturnType<typeof call>>;
+    let upload: { method: string; url: string; headers: Record<string, string> };
+    let row: { storage_key: string; storage_uri: string };
+    before(async () => {
+      dev = await t.device();
     });
-    assert.equal(s.status, 201, s.text);
-    const upload = s.body.upload;
-    assert.equal(upload.method, 'PUT');
-    assert.ok(upload.url.startsWith(`${gcs.endpoint}/${BUCKET}/`), upload.url);
-    assert.deepEqual(upload.headers, {
-      'Content-Type': 'image/jpeg',
-      'x-goog-content-length-range': `${JPEG.length},${JPEG.length}`,
-      'x-goog-if-generation-match': '0',
-    });
-    const res = await put(upload.url, JPEG, upload.headers);
-    assert.equal(res.status, 200, await res.text());
-    const other = Buffer.alloc(JPEG.length, 0x20);
-    assert.equal((await put(upload.url, other, upload.headers)).status, 412, 'create-only');
 
-    const done = await call(t.api(`/media/${s.body.mediaId}/complete`), {
-      method: 'POST',
-      headers: dev.auth,
+    test('the session offers a create-only signed PUT of the exact length and type', async () => {
+      s = await call(t.api('/media'), {
+        method: 'POST',
+        headers: dev.auth,
+        json: { fileName: 'Canon 40D.jpg', mimeType: 'image/jpeg', bytes: JPEG.length, sha256: sha256(JPEG) },
+      });
+      assert.equal(s.status, 201, s.text);
+      upload = s.body.upload;
+      assert.equal(upload.method, 'PUT');
+      assert.ok(upload.url.startsWith(`${gcs.endpoint}/${BUCKET}/`), upload.url);
+      assert.deepEqual(upload.headers, {
+        'Content-Type': 'image/jpeg',
+        'x-goog-content-length-range': `${JPEG.length},${JPEG.length}`,
+        'x-goog-if-generation-match': '0',
+      });
     });
-    assert.equal(done.status, 200, done.text);
-    assert.equal(done.body.status, 'UPLOADED');
-    assert.equal(done.body.detectedMimeType, 'image/jpeg');
-    assert.equal(done.body.sha256Verified, false, 'GCS cannot verify a sha256: verification stays pending');
-    assert.equal(done.body.storageBackend, 'gcs');
-    const row = (
-      await t.server.database.pool.query('SELECT storage_key, storage_uri FROM media WHERE id = $1', [
-        s.body.mediaId,
-      ])
-    ).rows[0] as { storage_key: string; storage_uri: string };
-    assert.equal(row.storage_uri, `gs://${BUCKET}/${row.storage_key}`);
 
-    const dl = await call(t.api(`/media/${s.body.mediaId}/download`), { headers: dev.auth });
-    assert.equal(dl.status, 302);
-    const location = new URL(dl.headers.get('location')!);
-    assert.ok(location.toString().startsWith(`${gcs.endpoint}/${BUCKET}/`));
-    assert.ok(Number(location.searchParams.get('X-Goog-Expires')) <= 300, 'short expiry');
-    const got = await fetch(location);
-    assert.equal(got.status, 200);
-    assert.equal(got.headers.get('content-type'), 'image/jpeg');
-    assert.equal(
-      got.headers.get('content-disposition'),
-      `inline; filename="Canon 40D.jpg"; filename*=UTF-8''Canon%2040D.jpg`,
-    );
-    assert.equal(sha256(Buffer.from(await got.arrayBuffer())), sha256(JPEG));
-    // Without a signature the object is not served.
-    assert.equal((await fetch(`${gcs.endpoint}/${BUCKET}/${row.storage_key}`)).status, 401);
-    const ranged = await fetch(t.api(`/media/${s.body.mediaId}/download?mode=proxy`), {
-      headers: { ...dev.auth, range: 'bytes=0-99' },
+    test('the signed PUT stores the object, and a second PUT is refused (create-only)', async () => {
+      const res = await put(upload.url, JPEG, upload.headers);
+      assert.equal(res.status, 200, await res.text());
+      const other = Buffer.alloc(JPEG.length, 0x20);
+      assert.equal((await put(upload.url, other, upload.headers)).status, 412, 'create-only');
     });
-    assert.equal(ranged.status, 206);
-    assert.deepEqual(Buffer.from(await ranged.arrayBuffer()), JPEG.subarray(0, 100));
+
+    test('complete records the object at gs://bucket/key with sha256 verification pending', async () => {
+      const done = await call(t.api(`/media/${s.body.mediaId}/complete`), {
+        method: 'POST',
+        headers: dev.auth,
+      });
+      assert.equal(done.status, 200, done.text);
+      assert.equal(done.body.status, 'UPLOADED');
+      assert.equal(done.body.detectedMimeType, 'image/jpeg');
+      assert.equal(done.body.sha256Verified, false, 'GCS cannot verify a sha256: verification stays pending');
+      assert.equal(done.body.storageBackend, 'gcs');
+      row = (
+        await t.server.database.pool.query('SELECT storage_key, storage_uri FROM media WHERE id = $1', [
+          s.body.mediaId,
+        ])
+      ).rows[0] as { storage_key: string; storage_uri: string };
+      assert.equal(row.storage_uri, `gs://${BUCKET}/${row.storage_key}`);
+    });
+
+    test('download redirects to a short-lived signed GET with content type and disposition', async () => {
+      const dl = await call(t.api(`/media/${s.body.mediaId}/download`), { headers: dev.auth });
+      assert.equal(dl.status, 302);
+      const location = new URL(dl.headers.get('location')!);
+      assert.ok(location.toString().startsWith(`${gcs.endpoint}/${BUCKET}/`));
+      assert.ok(Number(location.searchParams.get('X-Goog-Expires')) <= 300, 'short expiry');
+      const got = await fetch(location);
+      assert.equal(got.status, 200);
+      assert.equal(got.headers.get('content-type'), 'image/jpeg');
+      assert.equal(
+        got.headers.get('content-disposition'),
+        `inline; filename="Canon 40D.jpg"; filename*=UTF-8''Canon%2040D.jpg`,
+      );
+      assert.equal(sha256(Buffer.from(await got.arrayBuffer())), sha256(JPEG));
+    });
+
+    test('without a signature the object is not served', async () => {
+      assert.equal((await fetch(`${gcs.endpoint}/${BUCKET}/${row.storage_key}`)).status, 401);
+    });
+
+    test('a proxied download serves a byte range', async () => {
+      const ranged = await fetch(t.api(`/media/${s.body.mediaId}/download?mode=proxy`), {
+        headers: { ...dev.auth, range: 'bytes=0-99' },
+      });
+      assert.equal(ranged.status, 206);
+      assert.deepEqual(Buffer.from(await ranged.arrayBuffer()), JPEG.subarray(0, 100));
+    });
   });
 
   describe('the signature refuses a signed PUT', () => {
@@ -170,11 +191,21 @@ describe('single uploads straight to the bucket', () => {
 });
 
 describe('the storage pointer in the media record', () => {
-  test('the owning user sees storageUri gs://bucket/key; the device, a circle member and others do not', async () => {
-    const alice = await t.user('ptr-alice');
-    const carol = await t.user('ptr-carol');
-    const bob = await t.user('ptr-bob');
-    const cam = await t.device('ptr-cam', alice.id);
+  type Who = Awaited<ReturnType<TestServer['user']>>;
+  let alice: Who;
+  let carol: Who;
+  let bob: Who;
+  let cam: Awaited<ReturnType<TestServer['device']>>;
+  let id: string;
+  let key: string;
+  before(async () => {
+    alice = await t.user('ptr-alice');
+    carol = await t.user('ptr-carol');
+    bob = await t.user('ptr-bob');
+    cam = await t.device('ptr-cam', alice.id);
+  });
+
+  test('the device’s session and completion responses carry no storageUri', async () => {
     const s = await call(t.api('/media'), {
       method: 'POST',
       headers: cam.auth,
@@ -182,28 +213,34 @@ describe('the storage pointer in the media record', () => {
     });
     assert.equal(s.status, 201, s.text);
     assert.equal('storageUri' in s.body.media, false, 'not in the device’s session response');
-    const id = s.body.mediaId as string;
+    id = s.body.mediaId as string;
     assert.equal((await put(s.body.upload.url, JPEG, s.body.upload.headers)).status, 200);
     const done = await call(t.api(`/media/${id}/complete`), { method: 'POST', headers: cam.auth });
     assert.equal(done.status, 200, done.text);
     assert.equal('storageUri' in done.body, false, 'not in the device’s completion response');
-    const { storage_key: key } = (
+    ({ storage_key: key } = (
       await t.server.database.pool.query('SELECT storage_key FROM media WHERE id = $1', [id])
-    ).rows[0] as { storage_key: string };
+    ).rows[0] as { storage_key: string });
+  });
 
+  test('the owning user sees storageUri gs://bucket/key in the record and the listing', async () => {
     const asOwner = await call(t.api(`/media/${id}`), { headers: alice.auth });
     assert.equal(asOwner.body.storageUri, `gs://${BUCKET}/${key}`);
     const ownerList = await call(t.api('/users/me/media?limit=100'), { headers: alice.auth });
     const listed = ownerList.body.items.find((m: { mediaId: string }) => m.mediaId === id);
     assert.equal(listed?.storageUri, `gs://${BUCKET}/${key}`, 'in the owner’s listing too');
+  });
 
+  test('the device that uploaded it does not see storageUri', async () => {
     const asDevice = await call(t.api(`/media/${id}`), { headers: cam.auth });
     assert.equal(asDevice.status, 200);
     assert.equal('storageUri' in asDevice.body, false, 'the device that uploaded it');
     const devList = await call(t.api(`/devices/${cam.id}/media?limit=100`), { headers: cam.auth });
     assert.ok(devList.body.items.some((m: { mediaId: string }) => m.mediaId === id));
     for (const m of devList.body.items) assert.equal('storageUri' in m, false, 'the device’s listing');
+  });
 
+  test('a circle member, even with originals shared, does not see storageUri', async () => {
     const circle = await call(t.api('/circles'), {
       method: 'POST',
       headers: alice.auth,
@@ -230,6 +267,9 @@ describe('the storage pointer in the media record', () => {
       memberList.body.items.map((m: { mediaId: string }) => [m.mediaId, 'storageUri' in m]),
       [[id, false]],
     );
+  });
+
+  test('a stranger gets 404', async () => {
     assert.equal((await call(t.api(`/media/${id}`), { headers: bob.auth })).status, 404, 'a stranger');
   });
 });

@@ -89,26 +89,35 @@ describe('GCS specifics', () => {
     assert.equal(forged.status, 403);
   });
 
-  test('setup: creates the bucket with uniform access and public access prevention, applies CORS; repeatable', async () => {
-    const fresh = new GcsObjectStore({
-      bucket: 'setup-bucket',
-      apiEndpoint: gcs.endpoint,
-      keyFile: GCS_KEY_FILE,
-      singlePutMaxBytes: 5 * MiB,
-      partSize: 5 * MiB,
+  describe('setup', () => {
+    let fresh: GcsObjectStore;
+    before(() => {
+      fresh = new GcsObjectStore({
+        bucket: 'setup-bucket',
+        apiEndpoint: gcs.endpoint,
+        keyFile: GCS_KEY_FILE,
+        singlePutMaxBytes: 5 * MiB,
+        partSize: 5 * MiB,
+      });
     });
-    const first = await fresh.setup({ corsOrigins: ['https://app.example.com'] });
-    assert.ok(first.includes('bucket setup-bucket created'), first.join('\n'));
-    const meta = gcs.buckets.get('setup-bucket')!.meta as {
-      iamConfiguration: { uniformBucketLevelAccess: { enabled: boolean }; publicAccessPrevention: string };
-      cors: { origin: string[]; method: string[] }[];
-    };
-    assert.equal(meta.iamConfiguration.uniformBucketLevelAccess.enabled, true);
-    assert.equal(meta.iamConfiguration.publicAccessPrevention, 'enforced');
-    assert.deepEqual(meta.cors[0]?.origin, ['https://app.example.com']);
-    assert.ok(meta.cors[0]?.method.includes('PUT'));
-    const again = await fresh.setup({ corsOrigins: ['https://app.example.com'] });
-    assert.ok(again.includes('bucket setup-bucket exists'), again.join('\n'));
+
+    test('creates the bucket with uniform access and public access prevention, and applies CORS', async () => {
+      const first = await fresh.setup({ corsOrigins: ['https://app.example.com'] });
+      assert.ok(first.includes('bucket setup-bucket created'), first.join('\n'));
+      const meta = gcs.buckets.get('setup-bucket')!.meta as {
+        iamConfiguration: { uniformBucketLevelAccess: { enabled: boolean }; publicAccessPrevention: string };
+        cors: { origin: string[]; method: string[] }[];
+      };
+      assert.equal(meta.iamConfiguration.uniformBucketLevelAccess.enabled, true);
+      assert.equal(meta.iamConfiguration.publicAccessPrevention, 'enforced');
+      assert.deepEqual(meta.cors[0]?.origin, ['https://app.example.com']);
+      assert.ok(meta.cors[0]?.method.includes('PUT'));
+    });
+
+    test('rerunning it is safe', async () => {
+      const again = await fresh.setup({ corsOrigins: ['https://app.example.com'] });
+      assert.ok(again.includes('bucket setup-bucket exists'), again.join('\n'));
+    });
   });
 
   test('uri is gs://bucket/key', () => {

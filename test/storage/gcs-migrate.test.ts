@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { GcsObjectStore } from '../../src/storage/gcs.ts';
 import { mediary } from '../helpers/ceph.ts';
 import { fixture, sha256 } from '../helpers/files.ts';
@@ -84,54 +84,79 @@ async function upload(auth: Record<string, string>, name: string, mimeType: stri
   return s.body.mediaId as string;
 }
 
-test('migrate local → gcs (verified; a corrupt source stays put; rerun finishes) and gcs → local', async () => {
-  const dev = await t.device();
+describe('migrate local → gcs and gcs → local', () => {
+  type Row = { id: string; storage_backend: string; storage_key: string; storage_uri: string };
   const jpeg = fixture('cameras/Canon_40D.jpg');
   const video = videoBytes(12 * MiB); // a multipart put on GCS
-  const ids = [
-    await upload(dev.auth, 'a.jpg', 'image/jpeg', jpeg),
-    await upload(dev.auth, 'b.mp4', 'video/mp4', video),
-  ];
+  let dev: Awaited<ReturnType<TestServer['device']>>;
+  let ids: string[];
+  let initial: Row[];
+  let env: Record<string, string>;
+  let videoRow: Row;
+  let file: string;
   const rows = async () =>
     (
       await t.server.database.pool.query(
         'SELECT id, storage_backend, storage_key, storage_uri, content_sha256 FROM media WHERE id = ANY($1)',
         [ids],
       )
-    ).rows as { id: string; storage_backend: string; storage_key: string; storage_uri: string }[];
-  const before = await rows();
-  const env = { ...t.env };
-  const videoRow = before.find((r) => r.id === ids[1])!;
-  const file = path.join(t.config.storage.dir, videoRow.storage_key);
+    ).rows as Row[];
 
-  const corrupt = Buffer.from(video);
-  corrupt.writeUInt8(corrupt.readUInt8(6 * MiB) ^ 0xff, 6 * MiB);
-  await writeFile(file, corrupt);
-  const first = await mediary(['storage', 'migrate', '--from', 'local', '--to', 'gcs'], env);
-  assert.equal(first.code, 1, 'a failed row makes the run fail');
-  assert.match(first.stdout, /FAILED \(checksum_mismatch/);
-  let now = await rows();
-  assert.equal(now.find((r) => r.id === ids[0])!.storage_backend, 'gcs');
-  assert.equal(now.find((r) => r.id === ids[1])!.storage_backend, 'local');
-  assert.equal(await store.stat(videoRow.storage_key), undefined, 'no partial copy visible');
-  assert.deepEqual([...gcs.uploads.keys()], [], 'no multipart upload left open');
+  before(async () => {
+    dev = await t.device();
+  });
 
-  await writeFile(file, video);
-  const second = await mediary(['storage', 'migrate', '--from', 'local', '--to', 'gcs'], env);
-  assert.equal(second.code, 0, second.stdout + second.stderr);
-  now = await rows();
-  for (const r of now) {
-    assert.equal(r.storage_backend, 'gcs');
-    assert.equal(r.storage_uri, `gs://${BUCKET}/${r.storage_key}`);
-  }
-  assert.deepEqual(await store.readAll(before.find((r) => r.id === ids[0])!.storage_key, jpeg.length), jpeg);
-  assert.equal(sha256((await store.readAll(videoRow.storage_key, video.length))!), sha256(video));
+  test('setup: a single and a multipart upload complete on local disk', async () => {
+    ids = [
+      await upload(dev.auth, 'a.jpg', 'image/jpeg', jpeg),
+      await upload(dev.auth, 'b.mp4', 'video/mp4', video),
+    ];
+    initial = await rows();
+    env = { ...t.env };
+    videoRow = initial.find((r) => r.id === ids[1])!;
+    file = path.join(t.config.storage.dir, videoRow.storage_key);
+  });
 
-  // And back: GCS as the source.
-  const back = await mediary(['storage', 'migrate', '--from', 'gcs', '--to', 'local'], env);
-  assert.equal(back.code, 0, back.stdout + back.stderr);
-  now = await rows();
-  for (const r of now) assert.equal(r.storage_backend, 'local');
-  const dl = await fetch(t.api(`/media/${ids[1]}/download?mode=proxy`), { headers: dev.auth });
-  assert.equal(sha256(Buffer.from(await dl.arrayBuffer())), sha256(video));
+  test('a corrupt source fails the run and its row stays on local while the other moves', async () => {
+    const corrupt = Buffer.from(video);
+    corrupt.writeUInt8(corrupt.readUInt8(6 * MiB) ^ 0xff, 6 * MiB);
+    await writeFile(file, corrupt);
+    const first = await mediary(['storage', 'migrate', '--from', 'local', '--to', 'gcs'], env);
+    assert.equal(first.code, 1, 'a failed row makes the run fail');
+    assert.match(first.stdout, /FAILED \(checksum_mismatch/);
+    const now = await rows();
+    assert.equal(now.find((r) => r.id === ids[0])!.storage_backend, 'gcs');
+    assert.equal(now.find((r) => r.id === ids[1])!.storage_backend, 'local');
+  });
+
+  test('a failed copy leaves no partial object and no open multipart upload', async () => {
+    assert.equal(await store.stat(videoRow.storage_key), undefined, 'no partial copy visible');
+    assert.deepEqual([...gcs.uploads.keys()], [], 'no multipart upload left open');
+  });
+
+  test('after a repair a rerun finishes, verified byte for byte', async () => {
+    await writeFile(file, video);
+    const second = await mediary(['storage', 'migrate', '--from', 'local', '--to', 'gcs'], env);
+    assert.equal(second.code, 0, second.stdout + second.stderr);
+    const now = await rows();
+    for (const r of now) {
+      assert.equal(r.storage_backend, 'gcs');
+      assert.equal(r.storage_uri, `gs://${BUCKET}/${r.storage_key}`);
+    }
+    assert.deepEqual(
+      await store.readAll(initial.find((r) => r.id === ids[0])!.storage_key, jpeg.length),
+      jpeg,
+    );
+    assert.equal(sha256((await store.readAll(videoRow.storage_key, video.length))!), sha256(video));
+  });
+
+  test('gcs → local brings them back and they are served', async () => {
+    // And back: GCS as the source.
+    const back = await mediary(['storage', 'migrate', '--from', 'gcs', '--to', 'local'], env);
+    assert.equal(back.code, 0, back.stdout + back.stderr);
+    const now = await rows();
+    for (const r of now) assert.equal(r.storage_backend, 'local');
+    const dl = await fetch(t.api(`/media/${ids[1]}/download?mode=proxy`), { headers: dev.auth });
+    assert.equal(sha256(Buffer.from(await dl.arrayBuffer())), sha256(video));
+  });
 });

@@ -44,14 +44,25 @@ test('updates in batches give the digest of the bytes in order', async () => {
   assert.equal(offloadedBytes() - before, data.length);
 });
 
-test('handed-over buffers that own their memory are transferred (detached here); views into shared memory are copied', async () => {
+/** One batch handed over: a buffer that owns its memory and a view into a larger one. */
+function handOverMixed() {
   const owned = Buffer.from(new ArrayBuffer(100_000)).fill(1);
   const whole = Buffer.alloc(200_000, 2);
   const view = whole.subarray(10, 50_010);
   const expected = sha(owned, view);
   const s = Sha256State.create();
   s.update([owned, view], { handOver: true });
+  return { owned, whole, view, s, expected };
+}
+
+test('handed-over buffers that own their memory are transferred (detached here)', async () => {
+  const { owned, s, expected } = handOverMixed();
   assert.equal(owned.buffer.byteLength, 0, 'the owned buffer went to the hashing thread');
+  assert.equal(await hex(s), expected);
+});
+
+test('handed-over views into shared memory are copied, not taken', async () => {
+  const { whole, view, s, expected } = handOverMixed();
   assert.equal(view.length, 50_000, 'the view into a larger buffer was copied, not taken');
   assert.equal(whole[0], 2);
   assert.equal(await hex(s), expected);
@@ -65,7 +76,7 @@ test('without handOver nothing is taken from the caller', async () => {
   assert.equal(await hex(s), sha(owned));
 });
 
-test('copy() is the state at that point; later updates of either do not reach the other', async () => {
+test('copy() is an independent snapshot: later updates of either do not reach the other', async () => {
   const a = randomBytes(70_000);
   const b = randomBytes(50_000);
   const c = randomBytes(30_000);
@@ -81,7 +92,7 @@ test('copy() is the state at that point; later updates of either do not reach th
   assert.equal(await hex(s), sha(a, b, c));
 });
 
-test('ofFile: the state after a file’s first bytes; a file shorter than asked is an error', async () => {
+test('ofFile gives the state after a file’s first bytes', async () => {
   const data = randomBytes(2 * 1024 * 1024 + 5);
   const file = path.join(dir, 'f');
   await writeFile(file, data);
@@ -90,6 +101,12 @@ test('ofFile: the state after a file’s first bytes; a file shorter than asked 
   prefix.update([data.subarray(1_500_000)]);
   assert.equal(await hex(prefix), sha(data));
   assert.equal(await hex(await Sha256State.ofFile(file, 0)), sha());
+});
+
+test('ofFile of more bytes than the file holds is an error', async () => {
+  const data = randomBytes(2 * 1024 * 1024 + 5);
+  const file = path.join(dir, 'short');
+  await writeFile(file, data);
   await assert.rejects(Sha256State.ofFile(file, data.length + 1), /fewer than/);
 });
 

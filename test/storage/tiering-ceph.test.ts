@@ -15,7 +15,7 @@ import { promisify } from 'node:util';
 import { HeadObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import pg from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { after, before, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { launchCeph, stopCeph } from '../helpers/ceph.ts';
 import { fixture, sha256 } from '../helpers/files.ts';
 import { call, startTestServer, tempDir, type TestServer } from '../helpers/server.ts';
@@ -62,86 +62,101 @@ after(async () => {
 const storageClass = async (key: string) =>
   (await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }))).StorageClass ?? 'STANDARD';
 
-test('Ceph moves originals (only) to GLACIER by Mediary’s rule; they stay readable and Mediary serves them', async () => {
-  const store = createStore(
-    t.config,
-    's3',
-    new PublicUrls(new UrlSigner('x'.repeat(32)), t.config.publicUrl),
-  );
-  const lines = await store.setup({ corsOrigins: [] });
-  assert.ok(
-    lines.some((l) => /move to GLACIER 1 days after upload/.test(l)),
-    lines.join('\n'),
-  );
+describe('Ceph moves originals to GLACIER by Mediary’s rule, and Mediary serves them', () => {
+  let dev: Awaited<ReturnType<TestServer['device']>>;
+  let id: string;
+  let key: string;
 
-  const dev = await t.device();
-  const s = await call(t.api('/media'), {
-    method: 'POST',
-    headers: dev.auth,
-    json: { fileName: 'photo.jpg', mimeType: 'image/jpeg', bytes: JPEG.length, sha256: sha256(JPEG) },
+  test('storage setup installs the rule that moves originals to GLACIER', async () => {
+    const store = createStore(
+      t.config,
+      's3',
+      new PublicUrls(new UrlSigner('x'.repeat(32)), t.config.publicUrl),
+    );
+    const lines = await store.setup({ corsOrigins: [] });
+    assert.ok(
+      lines.some((l) => /move to GLACIER 1 days after upload/.test(l)),
+      lines.join('\n'),
+    );
   });
-  assert.equal(s.status, 201, s.text);
-  const put = await fetch(s.body.upload.url, {
-    method: 'PUT',
-    headers: s.body.upload.headers,
-    body: new Uint8Array(JPEG),
-  });
-  assert.equal(put.status, 200);
-  const id = s.body.mediaId as string;
-  assert.equal(
-    (await call(t.api(`/media/${id}/complete`), { method: 'POST', headers: dev.auth })).status,
-    200,
-  );
-  for (const deadline = Date.now() + 60_000; ; await sleep(25)) {
-    const m = await call(t.api(`/media/${id}`), { headers: dev.auth });
-    if (m.body.status === 'READY') break;
-    assert.ok(Date.now() < deadline && m.body.status !== 'FAILED', m.text);
-  }
-  const key = (await db.query<{ storage_key: string }>('SELECT storage_key FROM media WHERE id = $1', [id]))
-    .rows[0]!.storage_key;
 
-  // Days are seconds here: rerun the lifecycle until the original (older than 1 s) has moved.
-  const conf = path.join(dir, 'ceph.conf');
-  for (let i = 0; (await storageClass(key)) !== 'GLACIER'; i++) {
-    assert.ok(i < 10, 'the lifecycle never moved the original');
-    await run('radosgw-admin', [
-      '-c',
-      conf,
-      'lc',
-      'process',
-      '--bucket',
-      BUCKET,
-      '--rgw-lc-debug-interval',
-      '1',
-    ]);
-  }
-  const listed = await s3.send(new ListObjectsV2Command({ Bucket: BUCKET }));
-  const classes = Object.fromEntries((listed.Contents ?? []).map((o) => [o.Key, o.StorageClass]));
-  assert.equal(classes[key], 'GLACIER');
-  const others = Object.entries(classes).filter(([k]) => k !== key);
-  assert.ok(others.length > 0, 'variants were stored');
-  for (const [k, c] of others) assert.equal(c, 'STANDARD', `${k} (not an original) stays`);
-
-  // Old enough for the rule: downloads ask the store, which serves the bytes.
-  await db.query(`UPDATE media SET created_at = now() - interval '2 days' WHERE id = $1`, [id]);
-  const dl = await call(t.api(`/media/${id}/download`), { headers: dev.auth });
-  assert.equal(dl.status, 302, dl.text);
-  assert.equal(
-    sha256(Buffer.from(await (await fetch(dl.headers.get('location')!)).arrayBuffer())),
-    sha256(JPEG),
-  );
-  const proxied = await fetch(t.api(`/media/${id}/download?mode=proxy`), { headers: dev.auth });
-  assert.equal(proxied.status, 200);
-  assert.equal(sha256(Buffer.from(await proxied.arrayBuffer())), sha256(JPEG));
-  const status = await call(t.api(`/media/${id}/restore`), { headers: dev.auth });
-  assert.deepEqual(status.body, {
-    mediaId: id,
-    state: 'readable',
-    storageClass: 'GLACIER',
-    restoredUntil: null,
+  test('setup: a photo is uploaded and processed', async () => {
+    dev = await t.device();
+    const s = await call(t.api('/media'), {
+      method: 'POST',
+      headers: dev.auth,
+      json: { fileName: 'photo.jpg', mimeType: 'image/jpeg', bytes: JPEG.length, sha256: sha256(JPEG) },
+    });
+    assert.equal(s.status, 201, s.text);
+    const put = await fetch(s.body.upload.url, {
+      method: 'PUT',
+      headers: s.body.upload.headers,
+      body: new Uint8Array(JPEG),
+    });
+    assert.equal(put.status, 200);
+    id = s.body.mediaId as string;
+    assert.equal(
+      (await call(t.api(`/media/${id}/complete`), { method: 'POST', headers: dev.auth })).status,
+      200,
+    );
+    for (const deadline = Date.now() + 60_000; ; await sleep(25)) {
+      const m = await call(t.api(`/media/${id}`), { headers: dev.auth });
+      if (m.body.status === 'READY') break;
+      assert.ok(Date.now() < deadline && m.body.status !== 'FAILED', m.text);
+    }
+    key = (await db.query<{ storage_key: string }>('SELECT storage_key FROM media WHERE id = $1', [id]))
+      .rows[0]!.storage_key;
   });
-  // Nothing to restore (Ceph 16 would answer RestoreObject with 501 NotImplemented).
-  const restore = await call(t.api(`/media/${id}/restore`), { method: 'POST', headers: dev.auth });
-  assert.equal(restore.status, 200, restore.text);
-  assert.equal(restore.body.state, 'readable');
+
+  test('the lifecycle moves the original to GLACIER and leaves the variants', async () => {
+    // Days are seconds here: rerun the lifecycle until the original (older than 1 s) has moved.
+    const conf = path.join(dir, 'ceph.conf');
+    for (let i = 0; (await storageClass(key)) !== 'GLACIER'; i++) {
+      assert.ok(i < 10, 'the lifecycle never moved the original');
+      await run('radosgw-admin', [
+        '-c',
+        conf,
+        'lc',
+        'process',
+        '--bucket',
+        BUCKET,
+        '--rgw-lc-debug-interval',
+        '1',
+      ]);
+    }
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: BUCKET }));
+    const classes = Object.fromEntries((listed.Contents ?? []).map((o) => [o.Key, o.StorageClass]));
+    assert.equal(classes[key], 'GLACIER');
+    const others = Object.entries(classes).filter(([k]) => k !== key);
+    assert.ok(others.length > 0, 'variants were stored');
+    for (const [k, c] of others) assert.equal(c, 'STANDARD', `${k} (not an original) stays`);
+  });
+
+  test('an original in GLACIER stays readable: signed and proxied downloads serve it', async () => {
+    // Old enough for the rule: downloads ask the store, which serves the bytes.
+    await db.query(`UPDATE media SET created_at = now() - interval '2 days' WHERE id = $1`, [id]);
+    const dl = await call(t.api(`/media/${id}/download`), { headers: dev.auth });
+    assert.equal(dl.status, 302, dl.text);
+    assert.equal(
+      sha256(Buffer.from(await (await fetch(dl.headers.get('location')!)).arrayBuffer())),
+      sha256(JPEG),
+    );
+    const proxied = await fetch(t.api(`/media/${id}/download?mode=proxy`), { headers: dev.auth });
+    assert.equal(proxied.status, 200);
+    assert.equal(sha256(Buffer.from(await proxied.arrayBuffer())), sha256(JPEG));
+  });
+
+  test('restore reports the original readable and a restore request is a no-op', async () => {
+    const status = await call(t.api(`/media/${id}/restore`), { headers: dev.auth });
+    assert.deepEqual(status.body, {
+      mediaId: id,
+      state: 'readable',
+      storageClass: 'GLACIER',
+      restoredUntil: null,
+    });
+    // Nothing to restore (Ceph 16 would answer RestoreObject with 501 NotImplemented).
+    const restore = await call(t.api(`/media/${id}/restore`), { method: 'POST', headers: dev.auth });
+    assert.equal(restore.status, 200, restore.text);
+    assert.equal(restore.body.state, 'readable');
+  });
 });
