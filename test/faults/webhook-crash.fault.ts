@@ -146,7 +146,7 @@ async function committed(subscriptionId: string, ids: string[]) {
   return r;
 }
 
-test('a webhook delivery in flight when the server is SIGKILLed is delivered after the restart; no committed event is lost', async () => {
+test('a webhook delivery in flight when the server is SIGKILLed is delivered after the restart, with no committed event lost', async () => {
   const token = await mintUserToken(JWT_SECRET, 'wh-crash-user');
   const auth = { authorization: `Bearer ${token}` };
   const sub = await call(svc!.api('/webhooks'), {
