@@ -62,26 +62,37 @@ async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 
 }
 
 describe('the spool', () => {
-  test('past max files the oldest captures are dropped; names carry capture time and a content hash', async () => {
-    const dir = await tempDir('mediary-spool-');
-    dirs.push(dir);
-    const spool = new Spool(dir, { maxBytes: 1e9, maxFiles: 3 }, silent);
-    await spool.init();
-    for (let i = 0; i < 5; i++) {
-      const f = spool.incomingPath('jpg');
-      await writeFile(f, `capture ${i}`);
-      await spool.commit(f, new Date(Date.UTC(2026, 0, 1, 0, 0, i)));
-    }
-    const left = await spool.list();
-    assert.deepEqual(
-      left.map((e) => e.capturedAt.toISOString()),
-      ['2026-01-01T00:00:02.000Z', '2026-01-01T00:00:03.000Z', '2026-01-01T00:00:04.000Z'],
-    );
-    assert.match(left[0]!.messageId, /^20260101T000002000Z_[0-9a-f]{16}$/);
-    // Byte bound too: 3 files of 9 bytes, limit 20 bytes → 2 left.
-    const small = new Spool(dir, { maxBytes: 20, maxFiles: 100 }, silent);
-    await small.enforceLimits();
-    assert.equal((await small.list()).length, 2);
+  describe('limits and names', () => {
+    let dir: string;
+    let left: Awaited<ReturnType<Spool['list']>>;
+
+    test('past max files the oldest captures are dropped', async () => {
+      dir = await tempDir('mediary-spool-');
+      dirs.push(dir);
+      const spool = new Spool(dir, { maxBytes: 1e9, maxFiles: 3 }, silent);
+      await spool.init();
+      for (let i = 0; i < 5; i++) {
+        const f = spool.incomingPath('jpg');
+        await writeFile(f, `capture ${i}`);
+        await spool.commit(f, new Date(Date.UTC(2026, 0, 1, 0, 0, i)));
+      }
+      left = await spool.list();
+      assert.deepEqual(
+        left.map((e) => e.capturedAt.toISOString()),
+        ['2026-01-01T00:00:02.000Z', '2026-01-01T00:00:03.000Z', '2026-01-01T00:00:04.000Z'],
+      );
+    });
+
+    test('names carry capture time and a content hash', () => {
+      assert.match(left[0]!.messageId, /^20260101T000002000Z_[0-9a-f]{16}$/);
+    });
+
+    test('past max bytes the oldest captures are dropped', async () => {
+      // Byte bound too: 3 files of 9 bytes, limit 20 bytes → 2 left.
+      const small = new Spool(dir, { maxBytes: 20, maxFiles: 100 }, silent);
+      await small.enforceLimits();
+      assert.equal((await small.list()).length, 2);
+    });
   });
 
   test('a capture uploaded but not yet removed when the agent died is a replay, not a duplicate', async () => {

@@ -67,48 +67,58 @@ async function eventually(
 }
 
 describe('audit log', () => {
-  test('who deleted this: actor, address and user agent; the owner and an admin see it, others do not', async () => {
-    const alice = await t.user('audit-alice');
-    const bob = await t.user('audit-bob');
-    const admin = await t.user(ADMIN);
-    const id = await photo(alice.auth);
+  describe('who deleted this', () => {
+    let alice: Awaited<ReturnType<TestServer['user']>>;
+    let id: string;
 
-    const del = await call(t.api(`/media/${id}`), {
-      method: 'DELETE',
-      headers: as(alice.auth, 'alice-phone/1.0'),
+    test('the owner sees the actor, address and user agent', async () => {
+      alice = await t.user('audit-alice');
+      id = await photo(alice.auth);
+
+      const del = await call(t.api(`/media/${id}`), {
+        method: 'DELETE',
+        headers: as(alice.auth, 'alice-phone/1.0'),
+      });
+      assert.equal(del.status, 204, del.text);
+
+      const mine = await audit(alice.auth, { resourceId: id, action: 'media.deleted' });
+      assert.equal(mine.status, 200, mine.text);
+      assert.equal(mine.body.items.length, 1, mine.text);
+      const row = mine.body.items[0];
+      assert.deepEqual(row.actor, { kind: 'user', id: alice.id });
+      assert.deepEqual(row.resource, { type: 'media', id });
+      assert.match(row.ip, /127\.0\.0\.1/);
+      assert.equal(row.userAgent, 'alice-phone/1.0');
+      assert.equal(typeof row.requestId, 'string');
+      assert.equal(row.details.previousStatus, 'UPLOADED');
     });
-    assert.equal(del.status, 204, del.text);
 
-    const mine = await audit(alice.auth, { resourceId: id, action: 'media.deleted' });
-    assert.equal(mine.status, 200, mine.text);
-    assert.equal(mine.body.items.length, 1, mine.text);
-    const row = mine.body.items[0];
-    assert.deepEqual(row.actor, { kind: 'user', id: alice.id });
-    assert.deepEqual(row.resource, { type: 'media', id });
-    assert.match(row.ip, /127\.0\.0\.1/);
-    assert.equal(row.userAgent, 'alice-phone/1.0');
-    assert.equal(typeof row.requestId, 'string');
-    assert.equal(row.details.previousStatus, 'UPLOADED');
+    test('another user sees nothing about it and has no admin view', async () => {
+      const bob = await t.user('audit-bob');
+      const other = await audit(bob.auth, { resourceId: id });
+      assert.equal(other.status, 200);
+      assert.deepEqual(other.body.items, []);
+      assert.equal((await audit(bob.auth, { resourceId: id }, true)).status, 403);
+    });
 
-    // Another user: nothing about alice's media, and no admin view.
-    const other = await audit(bob.auth, { resourceId: id });
-    assert.equal(other.status, 200);
-    assert.deepEqual(other.body.items, []);
-    assert.equal((await audit(bob.auth, { resourceId: id }, true)).status, 403);
-    // An administrator sees it.
-    const all = await audit(admin.auth, { resourceId: id, action: 'media.deleted' }, true);
-    assert.equal(all.status, 200, all.text);
-    assert.equal(all.body.items.length, 1);
-    assert.deepEqual(all.body.items[0].actor, { kind: 'user', id: alice.id });
+    test('an administrator sees it', async () => {
+      const admin = await t.user(ADMIN);
+      const all = await audit(admin.auth, { resourceId: id, action: 'media.deleted' }, true);
+      assert.equal(all.status, 200, all.text);
+      assert.equal(all.body.items.length, 1);
+      assert.deepEqual(all.body.items[0].actor, { kind: 'user', id: alice.id });
+    });
 
-    // Devices read nothing; no credentials → 401; bad filters → 400.
-    const cam = await t.device('audit-cam', alice.id);
-    assert.equal((await audit(cam.auth, {})).status, 403);
-    assert.equal((await call(t.api('/audit'))).status, 401);
-    assert.equal((await audit(alice.auth, { action: 'nope' })).status, 400);
-    const badCursor = await audit(alice.auth, { cursor: 'x' });
-    assert.equal(badCursor.status, 400);
-    assert.equal(badCursor.body.error.code, 'invalid_cursor');
+    test('devices read nothing, no credentials is 401 and bad filters are 400', async () => {
+      // Devices read nothing; no credentials → 401; bad filters → 400.
+      const cam = await t.device('audit-cam', alice.id);
+      assert.equal((await audit(cam.auth, {})).status, 403);
+      assert.equal((await call(t.api('/audit'))).status, 401);
+      assert.equal((await audit(alice.auth, { action: 'nope' })).status, 400);
+      const badCursor = await audit(alice.auth, { cursor: 'x' });
+      assert.equal(badCursor.status, 400);
+      assert.equal(badCursor.body.error.code, 'invalid_cursor');
+    });
   });
 
   test('device actions are recorded for their owners: create, rotate, hand over, revoke', async () => {

@@ -4,7 +4,7 @@
  * the writer goes on once the database answers again.
  */
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import { withOrigin } from '../../src/audit/context.ts';
@@ -56,23 +56,30 @@ test('record never waits: a hung database fills a bounded buffer, the overflow i
   assert.ok(f.batches.every((b) => b.length <= 4));
 });
 
-test('a failing database loses only the failed batches; later rows are written, with their origin', async () => {
+describe('a failing database', () => {
   const f = fakeDb();
-  f.release();
-  f.failing(true);
-  const writer = new AuditWriter(f.db as never, logger);
-  assert.doesNotThrow(() => writer.record(entry('lost')));
-  await sleep(20);
-  assert.equal(writer.stats().failed, 1);
-  f.failing(false);
-  withOrigin({ ip: '203.0.113.7', userAgent: 'ua/1', requestId: 'req-1' }, () =>
-    writer.record(entry('kept')),
-  );
-  await writer.close();
-  assert.equal(writer.stats().written, 1);
-  const row = f.batches.flat()[0]!;
-  assert.equal(row.media_id, 'kept');
-  assert.equal(row.ip, '203.0.113.7');
-  assert.equal(row.user_agent, 'ua/1');
-  assert.equal(row.request_id, 'req-1');
+  let writer: AuditWriter;
+
+  test('loses only the failed batches', async () => {
+    f.release();
+    f.failing(true);
+    writer = new AuditWriter(f.db as never, logger);
+    assert.doesNotThrow(() => writer.record(entry('lost')));
+    await sleep(20);
+    assert.equal(writer.stats().failed, 1);
+  });
+
+  test('later rows are written, with their origin', async () => {
+    f.failing(false);
+    withOrigin({ ip: '203.0.113.7', userAgent: 'ua/1', requestId: 'req-1' }, () =>
+      writer.record(entry('kept')),
+    );
+    await writer.close();
+    assert.equal(writer.stats().written, 1);
+    const row = f.batches.flat()[0]!;
+    assert.equal(row.media_id, 'kept');
+    assert.equal(row.ip, '203.0.113.7');
+    assert.equal(row.user_agent, 'ua/1');
+    assert.equal(row.request_id, 'req-1');
+  });
 });

@@ -116,14 +116,20 @@ describe('the browser SDK from another origin (CORS_ORIGINS)', () => {
     );
   });
 
-  test('the same page on an origin not listed is blocked by the browser; nothing reaches the handlers', async () => {
-    const p = await browser.context.newPage();
+  describe('the same page on an origin not listed', () => {
+    let p: Page;
     const logged: string[] = [];
-    p.on('console', (m: ConsoleMessage) => logged.push(m.text()));
-    try {
+    let user: Awaited<ReturnType<TestServer['user']>>;
+    after(async () => {
+      await p?.close();
+    });
+
+    test('is blocked by the browser', async () => {
+      p = await browser.context.newPage();
+      p.on('console', (m: ConsoleMessage) => logged.push(m.text()));
       await p.goto(`${other.url}/`);
       assert.equal(await p.evaluate(() => location.origin), other.url);
-      const user = await t.user('u-cors-blocked');
+      user = await t.user('u-cors-blocked');
       const out = await run(p, {
         server: t.base,
         key: user.token,
@@ -147,12 +153,13 @@ describe('the browser SDK from another origin (CORS_ORIGINS)', () => {
         cors.some((l) => l.includes(`from origin '${other.url}'`)),
         `Chromium reported a CORS block for ${other.url}: ${JSON.stringify(logged)}`,
       );
+    });
+
+    test('nothing reaches the handlers', async () => {
       // The preflight failed, so the session request itself was never sent.
       const list = await call(t.api('/users/me/media'), { headers: user.auth });
       assert.equal(list.status, 200);
       assert.deepEqual(list.body.items, [], 'no session was created');
-    } finally {
-      await p.close();
-    }
+    });
   });
 });

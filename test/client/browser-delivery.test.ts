@@ -200,12 +200,14 @@ describe('a web page uses the signed URLs of the media record, on every store', 
 });
 
 describe('HLS on S3: segments come from the bucket, not through the API', () => {
-  test('media playlists point segments at presigned bucket URLs that serve the segment bytes; ffmpeg plays it', async () => {
+  let master: Awaited<ReturnType<typeof call>>;
+
+  test('media playlists point segments at presigned bucket URLs that serve the segment bytes', async () => {
     const t = servers.s3;
     const user = await t.user('hls-s3');
     const id = await upload(t, user.auth, mp4, 'video/mp4');
     await waitFor(t, user.auth, id, ['READY'], 120_000);
-    const master = await call(t.api(`/media/${id}/hls/master.m3u8`), { headers: user.auth });
+    master = await call(t.api(`/media/${id}/hls/master.m3u8`), { headers: user.auth });
     assert.equal(master.status, 200, master.text);
     const variantPlaylist = master.text.split('\n').find((l) => l.startsWith('http'))!;
     assert.ok(variantPlaylist.startsWith(t.base), 'playlists are still served by the API (rewritten)');
@@ -238,6 +240,9 @@ describe('HLS on S3: segments come from the bucket, not through the API', () => 
       // Without the signature the bucket refuses: playback stays private.
       assert.equal((await fetch(`${u.origin}${u.pathname}`)).status, 403);
     }
+  });
+
+  test('ffmpeg plays the master playlist', async () => {
     await run(
       'ffmpeg',
       [
@@ -258,46 +263,50 @@ describe('HLS on S3: segments come from the bucket, not through the API', () => 
 });
 
 describe('sha256 verified by the worker is recorded (S3 multipart on Ceph)', () => {
-  test('after READY, sha256Verified is true and the proxied download ETag is the sha256; a mismatch fails integrity', async () => {
+  let user: Awaited<ReturnType<TestServer['user']>>;
+  // A small photo followed by 5 MiB of padding after its end marker (decoders stop there).
+  let jpeg: Buffer;
+  const multipartUpload = async (declared: string) => {
     const t = servers.s3;
-    const user = await t.user('sha-multipart');
-    // A small photo followed by 5 MiB of padding after its end marker (decoders stop there).
-    const jpeg = Buffer.concat([fixture('cameras/Canon_40D.jpg'), Buffer.alloc(5 * MiB + 4096)]);
+    const s = await call(t.api('/media'), {
+      method: 'POST',
+      headers: user.auth,
+      json: { fileName: 'big.jpg', mimeType: 'image/jpeg', bytes: jpeg.length, sha256: declared },
+    });
+    assert.equal(s.status, 201, s.text);
+    assert.equal(s.body.upload.method, 'MULTIPART');
+    const n = s.body.upload.partCount as number;
+    const size = s.body.upload.partSize as number;
+    const signed = await call(t.api(`/media/${s.body.mediaId}/parts`), {
+      method: 'POST',
+      headers: user.auth,
+      json: { partNumbers: Array.from({ length: n }, (_, i) => i + 1) },
+    });
+    const parts = [];
+    for (const p of signed.body.parts as { partNumber: number; url: string; headers: Auth }[]) {
+      const res = await fetch(p.url, {
+        method: 'PUT',
+        headers: p.headers,
+        body: asBody(jpeg.subarray((p.partNumber - 1) * size, p.partNumber * size)),
+      });
+      assert.equal(res.status, 200);
+      parts.push({ partNumber: p.partNumber, etag: res.headers.get('etag')! });
+    }
+    const done = await call(t.api(`/media/${s.body.mediaId}/complete`), {
+      method: 'POST',
+      headers: user.auth,
+      json: { parts },
+    });
+    assert.equal(done.status, 200, done.text);
+    assert.equal(done.body.sha256Verified, false, 'Ceph cannot verify a multipart upload at completion');
+    return s.body.mediaId as string;
+  };
+
+  test('after READY, sha256Verified is true and the proxied download ETag is the sha256', async () => {
+    const t = servers.s3;
+    user = await t.user('sha-multipart');
+    jpeg = Buffer.concat([fixture('cameras/Canon_40D.jpg'), Buffer.alloc(5 * MiB + 4096)]);
     assert.ok(jpeg.length > 5 * MiB, `needs a multipart upload: ${jpeg.length} bytes`);
-    const multipartUpload = async (declared: string) => {
-      const s = await call(t.api('/media'), {
-        method: 'POST',
-        headers: user.auth,
-        json: { fileName: 'big.jpg', mimeType: 'image/jpeg', bytes: jpeg.length, sha256: declared },
-      });
-      assert.equal(s.status, 201, s.text);
-      assert.equal(s.body.upload.method, 'MULTIPART');
-      const n = s.body.upload.partCount as number;
-      const size = s.body.upload.partSize as number;
-      const signed = await call(t.api(`/media/${s.body.mediaId}/parts`), {
-        method: 'POST',
-        headers: user.auth,
-        json: { partNumbers: Array.from({ length: n }, (_, i) => i + 1) },
-      });
-      const parts = [];
-      for (const p of signed.body.parts as { partNumber: number; url: string; headers: Auth }[]) {
-        const res = await fetch(p.url, {
-          method: 'PUT',
-          headers: p.headers,
-          body: asBody(jpeg.subarray((p.partNumber - 1) * size, p.partNumber * size)),
-        });
-        assert.equal(res.status, 200);
-        parts.push({ partNumber: p.partNumber, etag: res.headers.get('etag')! });
-      }
-      const done = await call(t.api(`/media/${s.body.mediaId}/complete`), {
-        method: 'POST',
-        headers: user.auth,
-        json: { parts },
-      });
-      assert.equal(done.status, 200, done.text);
-      assert.equal(done.body.sha256Verified, false, 'Ceph cannot verify a multipart upload at completion');
-      return s.body.mediaId as string;
-    };
     const good = await multipartUpload(sha256(jpeg));
     await waitFor(t, user.auth, good, ['READY'], 120_000);
     const media = (await call(t.api(`/media/${good}`), { headers: user.auth })).body;
@@ -310,7 +319,10 @@ describe('sha256 verified by the worker is recorded (S3 multipart on Ceph)', () 
       'the ETag is the sha256, not the store MD5',
     );
     assert.equal(sha256(Buffer.from(await proxied.arrayBuffer())), sha256(jpeg));
+  });
 
+  test('a sha256 mismatch fails integrity and records nothing', async () => {
+    const t = servers.s3;
     const bad = await multipartUpload('0'.repeat(64));
     const st = await waitFor(t, user.auth, bad, ['FAILED', 'READY'], 120_000);
     assert.equal(st.status, 'FAILED');

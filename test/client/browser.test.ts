@@ -73,26 +73,37 @@ async function assertStored(mediaId: string, auth: Record<string, string>, size:
 }
 
 describe('the browser SDK in Chromium', () => {
-  test('a small File goes up as one PUT; hash-wasm sha256 = WebCrypto = the server; progress to the end', async () => {
-    const user = await t.user('u-browser-single');
-    const o = { server: proxy.url, key: user.token, size: 1 * MiB + 123, seed: 1, name: 'small.mp4' };
-    const out = await run(o);
-    assert.ok(out.ok, JSON.stringify(out.error));
-    assert.equal(out.result!.multipart, false);
-    assert.equal(out.result!.partsSent, 1);
-    assert.equal(out.result!.sha256, out.webSha256, 'the WASM streaming hash equals WebCrypto');
-    const expected = await assertStored(out.result!.mediaId, user.auth, o.size, o.seed);
-    assert.equal(out.result!.sha256, expected);
-    assertProgress(out.events, o.size, 1);
-    // Hashing is reported, from 0 to every byte, before anything is sent.
-    const hashing = out.events.filter((e) => e.phase === 'hashing');
-    assert.equal(
-      out.events.findIndex((e) => e.phase !== 'hashing'),
-      hashing.length,
-      'hashing comes first',
-    );
-    assert.deepEqual([hashing[0]?.bytesHashed, hashing.at(-1)?.bytesHashed], [0, o.size]);
-    assert.deepEqual(await states(), [], 'no resume state left in IndexedDB');
+  describe('a small File', () => {
+    let user: Awaited<ReturnType<TestServer['user']>>;
+    const o = { size: 1 * MiB + 123, seed: 1, name: 'small.mp4' };
+    let out: RunOutcome;
+
+    test('goes up as one PUT', async () => {
+      user = await t.user('u-browser-single');
+      out = await run({ server: proxy.url, key: user.token, ...o });
+      assert.ok(out.ok, JSON.stringify(out.error));
+      assert.equal(out.result!.multipart, false);
+      assert.equal(out.result!.partsSent, 1);
+    });
+
+    test('the hash-wasm sha256 equals WebCrypto and the server', async () => {
+      assert.equal(out.result!.sha256, out.webSha256, 'the WASM streaming hash equals WebCrypto');
+      const expected = await assertStored(out.result!.mediaId, user.auth, o.size, o.seed);
+      assert.equal(out.result!.sha256, expected);
+    });
+
+    test('progress goes to the end, with hashing reported first', async () => {
+      assertProgress(out.events, o.size, 1);
+      // Hashing is reported, from 0 to every byte, before anything is sent.
+      const hashing = out.events.filter((e) => e.phase === 'hashing');
+      assert.equal(
+        out.events.findIndex((e) => e.phase !== 'hashing'),
+        hashing.length,
+        'hashing comes first',
+      );
+      assert.deepEqual([hashing[0]?.bytesHashed, hashing.at(-1)?.bytesHashed], [0, o.size]);
+      assert.deepEqual(await states(), [], 'no resume state left in IndexedDB');
+    });
   });
 
   test('an 18 MiB File goes up as 4 parts over XHR, 3 in flight, progress monotonic with intermediate steps', async () => {

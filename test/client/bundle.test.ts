@@ -75,39 +75,46 @@ describe('the browser build', () => {
     assert.throws(() => assertNoSchemas(result), /TypeBox|contract/);
   });
 
-  test('build:client emits JavaScript and declarations for every export path; the emitted browser entry bundles too', async () => {
-    const out = await tempDir('mediary-client-build-');
-    dirs.push(out);
-    await run(process.execPath, [
-      path.join(ROOT, 'node_modules/typescript/bin/tsc'),
-      '-p',
-      path.join(ROOT, 'tsconfig.client.json'),
-      '--outDir',
-      out,
-    ]);
-    const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
-    const targets = [
-      pkg.exports['./client/browser'],
-      pkg.exports['./client/node'],
-      pkg.exports['./client'].node,
-    ];
-    for (const t of targets) {
-      for (const f of [t.types, t.default]) {
-        const emitted = path.join(out, path.relative('./dist', f));
-        assert.ok(existsSync(emitted), `${f} is produced by the build`);
+  describe('build:client', () => {
+    let out: string;
+
+    test('emits JavaScript and declarations for every export path', async () => {
+      out = await tempDir('mediary-client-build-');
+      dirs.push(out);
+      await run(process.execPath, [
+        path.join(ROOT, 'node_modules/typescript/bin/tsc'),
+        '-p',
+        path.join(ROOT, 'tsconfig.client.json'),
+        '--outDir',
+        out,
+      ]);
+      const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
+      const targets = [
+        pkg.exports['./client/browser'],
+        pkg.exports['./client/node'],
+        pkg.exports['./client'].node,
+      ];
+      for (const t of targets) {
+        for (const f of [t.types, t.default]) {
+          const emitted = path.join(out, path.relative('./dist', f));
+          assert.ok(existsSync(emitted), `${f} is produced by the build`);
+        }
       }
-    }
-    const dts = readFileSync(path.join(out, 'client/index.d.ts'), 'utf8');
-    assert.match(dts, /export declare function uploadFile/);
-    assert.match(
-      readFileSync(path.join(out, 'client/upload.d.ts'), 'utf8'),
-      /onProgress\?: ProgressListener/,
-    );
-    // The wire types are the contract's, which the build emits beside the client.
-    assert.match(readFileSync(path.join(out, 'client/types.d.ts'), 'utf8'), /Static<typeof C\.MediaView>/);
-    assert.ok(existsSync(path.join(out, 'contract/index.d.ts')), 'the contract’s declarations are emitted');
-    const result = await bundleForBrowser(path.join(out, 'client/index.js'));
-    assertNoNodeBuiltins(result);
-    assertNoSchemas(result);
+      const dts = readFileSync(path.join(out, 'client/index.d.ts'), 'utf8');
+      assert.match(dts, /export declare function uploadFile/);
+      assert.match(
+        readFileSync(path.join(out, 'client/upload.d.ts'), 'utf8'),
+        /onProgress\?: ProgressListener/,
+      );
+      // The wire types are the contract's, which the build emits beside the client.
+      assert.match(readFileSync(path.join(out, 'client/types.d.ts'), 'utf8'), /Static<typeof C\.MediaView>/);
+      assert.ok(existsSync(path.join(out, 'contract/index.d.ts')), 'the contract’s declarations are emitted');
+    });
+
+    test('the emitted browser entry bundles without Node built-ins or schemas', async () => {
+      const result = await bundleForBrowser(path.join(out, 'client/index.js'));
+      assertNoNodeBuiltins(result);
+      assertNoSchemas(result);
+    });
   });
 });

@@ -65,21 +65,24 @@ describe('mediary --help', () => {
     }
   });
 
-  test('`mediary upload --help` and `mediary media --help` answer with their options; the overview names them too', async () => {
-    const [upload, media, top] = await Promise.all([
-      mediary(['upload', '--help']),
-      mediary(['media', '--help']),
-      mediary(['--help']),
-    ]);
+  test('`mediary upload --help` answers with its options', async () => {
+    const upload = await mediary(['upload', '--help']);
     assert.equal(upload.code, 0, upload.stderr);
     assert.doesNotMatch(upload.stdout + upload.stderr, /Unknown option/i);
     for (const flag of ['--wait', '--concurrency', '--camera', '--new', '--json', '--server', '--key']) {
       assert.ok(upload.stdout.includes(flag), `upload --help names ${flag}`);
     }
+  });
+
+  test('`mediary media --help` answers with its subcommands and options', async () => {
+    const media = await mediary(['media', '--help']);
     assert.equal(media.code, 0, media.stderr);
     for (const sub of ['media list', 'media get', 'media download']) assert.ok(media.stdout.includes(sub));
     assert.ok(media.stdout.includes('--status'));
+  });
 
+  test('the `mediary --help` overview names every command and their options', async () => {
+    const top = await mediary(['--help']);
     assert.equal(top.code, 0);
     for (const name of COMMAND_NAMES) assert.ok(top.stdout.includes(`  ${name}`), `overview has ${name}`);
     for (const flag of ['--concurrency', '--new', '--status', '--cursor', '--output']) {
@@ -89,34 +92,44 @@ describe('mediary --help', () => {
 });
 
 describe('mediary upload of the same file again', () => {
-  test('a device: the second upload returns the first media; --new makes another', async () => {
-    const device = await t.device('cli-dev');
-    const env = { MEDIARY_SERVER: t.base, MEDIARY_KEY: device.key, MEDIARY_STATE_DIR: dir };
-    const file = await png('same.png', 1);
-    const first = await mediary(['upload', file, '--json'], env);
-    assert.equal(first.code, 0, first.stderr);
-    const [a] = JSON.parse(first.stdout);
-    assert.equal(a.created, true);
-    const second = await mediary(['upload', file, '--json'], env);
-    assert.equal(second.code, 0, second.stderr);
-    const [b] = JSON.parse(second.stdout);
-    assert.equal(b.mediaId, a.mediaId, 'the same media');
-    assert.equal(b.created, false);
+  describe('a device', () => {
+    let device: Awaited<ReturnType<TestServer['device']>>;
+    let env: Record<string, string>;
+    let file: string;
+    let a: { mediaId: string; created: boolean };
 
-    const list = await call(t.api(`/devices/${device.id}/media`), { headers: device.auth });
-    assert.equal(list.body.items.length, 1, 'one media for one file');
+    test('the second upload returns the first media', async () => {
+      device = await t.device('cli-dev');
+      env = { MEDIARY_SERVER: t.base, MEDIARY_KEY: device.key, MEDIARY_STATE_DIR: dir };
+      file = await png('same.png', 1);
+      const first = await mediary(['upload', file, '--json'], env);
+      assert.equal(first.code, 0, first.stderr);
+      [a] = JSON.parse(first.stdout);
+      assert.equal(a.created, true);
+      const second = await mediary(['upload', file, '--json'], env);
+      assert.equal(second.code, 0, second.stderr);
+      const [b] = JSON.parse(second.stdout);
+      assert.equal(b.mediaId, a.mediaId, 'the same media');
+      assert.equal(b.created, false);
 
-    const forced = await mediary(['upload', file, '--new', '--json'], env);
-    assert.equal(forced.code, 0, forced.stderr);
-    const [c] = JSON.parse(forced.stdout);
-    assert.notEqual(c.mediaId, a.mediaId);
-    assert.equal(c.created, true);
-    const after = await call(t.api(`/devices/${device.id}/media`), { headers: device.auth });
-    assert.equal(after.body.items.length, 2);
+      const list = await call(t.api(`/devices/${device.id}/media`), { headers: device.auth });
+      assert.equal(list.body.items.length, 1, 'one media for one file');
+    });
 
-    // Other bytes are another media.
-    const other = await mediary(['upload', await png('other.png', 2), '--json'], env);
-    assert.notEqual(JSON.parse(other.stdout)[0].mediaId, a.mediaId);
+    test('--new makes another', async () => {
+      const forced = await mediary(['upload', file, '--new', '--json'], env);
+      assert.equal(forced.code, 0, forced.stderr);
+      const [c] = JSON.parse(forced.stdout);
+      assert.notEqual(c.mediaId, a.mediaId);
+      assert.equal(c.created, true);
+      const after = await call(t.api(`/devices/${device.id}/media`), { headers: device.auth });
+      assert.equal(after.body.items.length, 2);
+    });
+
+    test('other bytes are another media', async () => {
+      const other = await mediary(['upload', await png('other.png', 2), '--json'], env);
+      assert.notEqual(JSON.parse(other.stdout)[0].mediaId, a.mediaId);
+    });
   });
 
   test('a user: the second upload returns the first media', async () => {

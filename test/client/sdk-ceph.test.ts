@@ -122,53 +122,67 @@ describe('the Node SDK on Ceph (S3)', () => {
     assert.equal(sha256(await download(result.mediaId, device.auth)), sha256(JPEG));
   });
 
-  test('40 MiB as 8 presigned parts, 4 in flight; progress monotonic and complete; ETags from S3 accepted', async () => {
-    const device = await t.device('cam-40');
-    const data = videoBytes(40 * MiB);
-    const file = await fileOf('big.mp4', data);
-    const from = s3proxy.seen.length;
-    s3proxy.peakPartsInFlight = 0;
+  describe('40 MiB', () => {
+    let device: Awaited<ReturnType<TestServer['device']>>;
+    let data: Buffer;
+    let from: number;
     const events: Progress[] = [];
-    const result = await uploadFile(file, {
-      server: t.base,
-      key: device.key,
-      concurrency: 4,
-      stateStore: new FileStateStore(path.join(dir, 'state-40')),
-      onProgress: (p) => events.push(p),
+    let result: Awaited<ReturnType<typeof uploadFile>>;
+
+    test('goes up as 8 presigned parts, each sent once straight to the bucket', async () => {
+      device = await t.device('cam-40');
+      data = videoBytes(40 * MiB);
+      const file = await fileOf('big.mp4', data);
+      from = s3proxy.seen.length;
+      s3proxy.peakPartsInFlight = 0;
+      result = await uploadFile(file, {
+        server: t.base,
+        key: device.key,
+        concurrency: 4,
+        stateStore: new FileStateStore(path.join(dir, 'state-40')),
+        onProgress: (p) => events.push(p),
+      });
+      assert.equal(result.status, 'UPLOADED');
+      assert.equal(result.multipart, true);
+      assert.equal(result.partsSent, 8);
+      assert.equal(result.sha256, sha256(data));
+
+      const puts = s3PartPuts(from);
+      assert.deepEqual(
+        puts.map((p) => p.part).sort((a, b) => a! - b!),
+        [1, 2, 3, 4, 5, 6, 7, 8],
+        'each part sent once, straight to the bucket',
+      );
+      assert.ok(puts.every((p) => p.status === 200));
     });
-    assert.equal(result.status, 'UPLOADED');
-    assert.equal(result.multipart, true);
-    assert.equal(result.partsSent, 8);
-    assert.equal(result.sha256, sha256(data));
 
-    const puts = s3PartPuts(from);
-    assert.deepEqual(
-      puts.map((p) => p.part).sort((a, b) => a! - b!),
-      [1, 2, 3, 4, 5, 6, 7, 8],
-      'each part sent once, straight to the bucket',
-    );
-    assert.ok(puts.every((p) => p.status === 200));
-    assert.ok(s3proxy.peakPartsInFlight <= 4, `at most 4 in flight (saw ${s3proxy.peakPartsInFlight})`);
-    assert.ok(s3proxy.peakPartsInFlight >= 2, `parts went in parallel (saw ${s3proxy.peakPartsInFlight})`);
+    test('at most 4 parts are in flight, and they go in parallel', () => {
+      assert.ok(s3proxy.peakPartsInFlight <= 4, `at most 4 in flight (saw ${s3proxy.peakPartsInFlight})`);
+      assert.ok(s3proxy.peakPartsInFlight >= 2, `parts went in parallel (saw ${s3proxy.peakPartsInFlight})`);
+    });
 
-    const uploading = events.filter((e) => e.phase !== 'hashing');
-    for (let i = 1; i < uploading.length; i++) {
-      assert.ok(uploading[i]!.bytesSent >= uploading[i - 1]!.bytesSent, `monotonic at event ${i}`);
-      assert.ok(uploading[i]!.partsDone >= uploading[i - 1]!.partsDone);
-    }
-    assert.ok(uploading.some((e) => e.bytesSent > 0 && e.bytesSent < data.length));
-    const last = uploading.at(-1)!;
-    assert.equal(last.bytesSent, data.length);
-    assert.equal(last.partsDone, 8);
-    assert.equal(last.etaSeconds, 0);
+    test('progress is monotonic and complete', () => {
+      const uploading = events.filter((e) => e.phase !== 'hashing');
+      for (let i = 1; i < uploading.length; i++) {
+        assert.ok(uploading[i]!.bytesSent >= uploading[i - 1]!.bytesSent, `monotonic at event ${i}`);
+        assert.ok(uploading[i]!.partsDone >= uploading[i - 1]!.partsDone);
+      }
+      assert.ok(uploading.some((e) => e.bytesSent > 0 && e.bytesSent < data.length));
+      const last = uploading.at(-1)!;
+      assert.equal(last.bytesSent, data.length);
+      assert.equal(last.partsDone, 8);
+      assert.equal(last.etaSeconds, 0);
+    });
 
-    // The object in the bucket is the joined multipart upload (S3's "<md5 of md5s>-8" ETag).
-    const key = (await multipartRow(result.mediaId)).storage_key;
-    const head = await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }));
-    assert.equal(head.ContentLength, data.length);
-    assert.match(head.ETag ?? '', /-8"?$/);
-    assert.equal(sha256(await download(result.mediaId, device.auth)), sha256(data));
-    assert.deepEqual(await readdir(path.join(dir, 'state-40')), [], 'resume state removed when done');
+    test('the ETags from S3 are accepted: the object is the joined multipart upload', async () => {
+      // The object in the bucket is the joined multipart upload (S3's "<md5 of md5s>-8" ETag).
+      const key = (await multipartRow(result.mediaId)).storage_key;
+      const head = await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }));
+      assert.equal(head.ContentLength, data.length);
+      assert.match(head.ETag ?? '', /-8"?$/);
+      assert.equal(sha256(await download(result.mediaId, device.auth)), sha256(data));
+      assert.deepEqual(await readdir(path.join(dir, 'state-40')), [], 'resume state removed when done');
+    });
   });
 
   test('`mediary upload` killed mid-upload and run again sends only the parts S3 does not list', async () => {

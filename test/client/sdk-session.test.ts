@@ -105,38 +105,48 @@ describe('resume across a token refresh', () => {
     assert.match(items[0]!.status, /^(UPLOADED|PROCESSING|READY)$/);
   });
 
-  test('a token provider is asked per request, and again after a 401; rotating tokens keep one session', async () => {
+  describe('a token provider', () => {
     const userId = 'u-provider';
-    const expired = await mintUserToken(JWT_SECRET, userId, -60);
+    let expired: string;
     let calls = 0;
     const tokens: string[] = [];
-    const token = async () => {
-      calls++;
-      // First an expired token (what a cache hands out just after expiry; the SDK reads the
-      // principal from the first and sends the second), then fresh ones, each different.
-      const tok = calls <= 2 ? expired : await mintUserToken(JWT_SECRET, userId, 3600 + calls);
-      tokens.push(tok);
-      return tok;
-    };
-    const data = videoBytes(12 * MiB); // 3 parts
-    const file = await fileOf('provider.mp4', data);
-    const result = await uploadFile(file, {
-      server: proxy.url,
-      token,
-      stateStore: new FileStateStore(path.join(dir, 'state-provider')),
-      retry: FAST_RETRY,
-    });
-    assert.match(result.status, /^(UPLOADED|PROCESSING|READY)$/);
-    // create + list + sign + complete at least, plus the retry after the 401.
-    assert.ok(calls >= 5, `provider called per request (${calls} calls)`);
-    assert.equal(new Set(tokens.slice(1)).size, tokens.length - 1, 'each request asked for a token');
-    const items = await userMedia(tokens.at(-1)!);
-    assert.equal(items.length, 1);
-    assert.equal(items[0]!.mediaId, result.mediaId);
+    let result: Awaited<ReturnType<typeof uploadFile>>;
 
-    // Without a provider there is nothing to refresh: the 401 stands.
-    const client = new MediaryClient({ server: proxy.url, key: expired, retry: { retries: 0 } });
-    await assert.rejects(client.listUserMedia(), (err: { status?: number }) => err.status === 401);
+    test('is asked per request, and again after a 401', async () => {
+      expired = await mintUserToken(JWT_SECRET, userId, -60);
+      const token = async () => {
+        calls++;
+        // First an expired token (what a cache hands out just after expiry; the SDK reads the
+        // principal from the first and sends the second), then fresh ones, each different.
+        const tok = calls <= 2 ? expired : await mintUserToken(JWT_SECRET, userId, 3600 + calls);
+        tokens.push(tok);
+        return tok;
+      };
+      const data = videoBytes(12 * MiB); // 3 parts
+      const file = await fileOf('provider.mp4', data);
+      result = await uploadFile(file, {
+        server: proxy.url,
+        token,
+        stateStore: new FileStateStore(path.join(dir, 'state-provider')),
+        retry: FAST_RETRY,
+      });
+      assert.match(result.status, /^(UPLOADED|PROCESSING|READY)$/);
+      // create + list + sign + complete at least, plus the retry after the 401.
+      assert.ok(calls >= 5, `provider called per request (${calls} calls)`);
+      assert.equal(new Set(tokens.slice(1)).size, tokens.length - 1, 'each request asked for a token');
+    });
+
+    test('rotating tokens keep one session', async () => {
+      const items = await userMedia(tokens.at(-1)!);
+      assert.equal(items.length, 1);
+      assert.equal(items[0]!.mediaId, result.mediaId);
+    });
+
+    test('without a provider the 401 stands', async () => {
+      // Without a provider there is nothing to refresh: the 401 stands.
+      const client = new MediaryClient({ server: proxy.url, key: expired, retry: { retries: 0 } });
+      await assert.rejects(client.listUserMedia(), (err: { status?: number }) => err.status === 401);
+    });
   });
 });
 
@@ -173,70 +183,83 @@ describe('hashing progress, pause and resume', () => {
     assert.equal(putsWhileHashing, 0, 'nothing was sent while hashing');
   });
 
-  test('pause stops sending without cancelling the session; resume sends the remaining parts', async () => {
-    const user = await t.user('u-pause');
-    const data = videoBytes(20 * MiB); // 4 parts
-    const file = await fileOf('pause.mp4', data);
-    const stateDir = path.join(dir, 'state-pause');
-    const from = proxy.seen.length;
-    proxy.misbehave((_req, { part }) => (part !== undefined ? { delayMs: 200 } : undefined));
+  describe('pause and resume', () => {
+    let user: Awaited<ReturnType<TestServer['user']>>;
+    let data: Buffer;
+    let from: number;
     const events: Progress[] = [];
-    let pausedAt: number | undefined;
-    try {
-      const task = uploadFile(file, {
-        server: proxy.url,
-        key: user.token,
-        concurrency: 1,
-        stateStore: new FileStateStore(stateDir),
-        retry: FAST_RETRY,
-        onProgress: (p) => {
-          events.push(p);
-          if (pausedAt === undefined && p.partsDone >= 1) {
-            pausedAt = p.partsDone;
-            task.pause();
-          }
-        },
-      });
-      let settled = false;
-      void task.then(
-        () => (settled = true),
-        () => (settled = true),
-      );
-      while (pausedAt === undefined) await sleep(20);
-      assert.equal(task.paused, true);
-      // While paused: the promise stays pending, the session stays open, and no part is sent.
-      await sleep(300);
-      const puts = partPuts(from).length;
-      await sleep(700);
-      assert.equal(partPuts(from).length, puts, 'no part sent while paused');
-      assert.equal(settled, false, 'the upload is still running');
-      const [media] = await userMedia(user.token);
-      assert.equal(media?.status, 'PENDING', 'pause does not cancel the session');
-      assert.ok(events.some((e) => e.phase === 'paused'));
+    let task: ReturnType<typeof uploadFile>;
+    let media: Awaited<ReturnType<typeof userMedia>>[number] | undefined;
+    after(() => proxy.misbehave());
 
-      task.resume();
-      assert.equal(task.paused, false);
-      const result = await task;
-      assert.equal(result.mediaId, media.mediaId);
-      assert.equal(result.partsSent + result.partsSkipped, 4);
-      const stored = new Set(
-        partPuts(from)
-          .filter((p) => p.outcome === 'ok')
-          .map((p) => p.part),
-      );
-      assert.deepEqual([...stored].sort(), [1, 2, 3, 4]);
-      const sending = events.filter((e) => e.phase !== 'hashing');
-      for (let i = 1; i < sending.length; i++) {
-        assert.ok(sending[i]!.bytesSent >= sending[i - 1]!.bytesSent, 'bytesSent never goes back');
+    test('pause stops sending without cancelling the session', async () => {
+      user = await t.user('u-pause');
+      data = videoBytes(20 * MiB); // 4 parts
+      const file = await fileOf('pause.mp4', data);
+      const stateDir = path.join(dir, 'state-pause');
+      from = proxy.seen.length;
+      proxy.misbehave((_req, { part }) => (part !== undefined ? { delayMs: 200 } : undefined));
+      let pausedAt: number | undefined;
+      {
+        task = uploadFile(file, {
+          server: proxy.url,
+          key: user.token,
+          concurrency: 1,
+          stateStore: new FileStateStore(stateDir),
+          retry: FAST_RETRY,
+          onProgress: (p) => {
+            events.push(p);
+            if (pausedAt === undefined && p.partsDone >= 1) {
+              pausedAt = p.partsDone;
+              task.pause();
+            }
+          },
+        });
+        let settled = false;
+        void task.then(
+          () => (settled = true),
+          () => (settled = true),
+        );
+        while (pausedAt === undefined) await sleep(20);
+        assert.equal(task.paused, true);
+        // While paused: the promise stays pending, the session stays open, and no part is sent.
+        await sleep(300);
+        const puts = partPuts(from).length;
+        await sleep(700);
+        assert.equal(partPuts(from).length, puts, 'no part sent while paused');
+        assert.equal(settled, false, 'the upload is still running');
+        [media] = await userMedia(user.token);
+        assert.equal(media?.status, 'PENDING', 'pause does not cancel the session');
+        assert.ok(events.some((e) => e.phase === 'paused'));
       }
-      assert.equal(sending.at(-1)!.bytesSent, data.length);
-    } finally {
-      proxy.misbehave();
-    }
-    const items = await userMedia(user.token);
-    assert.equal(items.length, 1);
-    assert.equal(items[0]!.sha256, sha256(data));
-    assert.match(items[0]!.status, /^(UPLOADED|PROCESSING|READY)$/);
+    });
+
+    test('resume sends the remaining parts', async () => {
+      try {
+        task.resume();
+        assert.equal(task.paused, false);
+        const result = await task;
+        assert.equal(result.mediaId, media!.mediaId);
+        assert.equal(result.partsSent + result.partsSkipped, 4);
+        const stored = new Set(
+          partPuts(from)
+            .filter((p) => p.outcome === 'ok')
+            .map((p) => p.part),
+        );
+        assert.deepEqual([...stored].sort(), [1, 2, 3, 4]);
+        const sending = events.filter((e) => e.phase !== 'hashing');
+        for (let i = 1; i < sending.length; i++) {
+          assert.ok(sending[i]!.bytesSent >= sending[i - 1]!.bytesSent, 'bytesSent never goes back');
+        }
+        assert.equal(sending.at(-1)!.bytesSent, data.length);
+      } finally {
+        proxy.misbehave();
+      }
+      const items = await userMedia(user.token);
+      assert.equal(items.length, 1);
+      assert.equal(items[0]!.sha256, sha256(data));
+      assert.match(items[0]!.status, /^(UPLOADED|PROCESSING|READY)$/);
+    });
   });
 });
 

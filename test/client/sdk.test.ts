@@ -52,57 +52,73 @@ function partPuts(from = 0) {
 }
 
 describe('the Node SDK', () => {
-  test('a 40 MiB file goes up as 8 parts, 4 in flight; progress is monotonic and ends at the total', async () => {
-    const device = await t.device('cam-40');
-    const data = videoBytes(40 * MiB);
-    const file = await fileOf('big.mp4', data);
-    const from = proxy.seen.length;
-    proxy.misbehave();
+  describe('a 40 MiB file', () => {
+    let device: Awaited<ReturnType<TestServer['device']>>;
+    let data: Buffer;
+    let from: number;
     const events: Progress[] = [];
-    const result = await uploadFile(file, {
-      server: proxy.url,
-      key: device.key,
-      concurrency: 4,
-      stateStore: new FileStateStore(path.join(dir, 'state-40')),
-      onProgress: (p) => events.push(p),
+    let result: Awaited<ReturnType<typeof uploadFile>>;
+
+    test('goes up as 8 parts, each sent once', async () => {
+      device = await t.device('cam-40');
+      data = videoBytes(40 * MiB);
+      const file = await fileOf('big.mp4', data);
+      from = proxy.seen.length;
+      proxy.misbehave();
+      result = await uploadFile(file, {
+        server: proxy.url,
+        key: device.key,
+        concurrency: 4,
+        stateStore: new FileStateStore(path.join(dir, 'state-40')),
+        onProgress: (p) => events.push(p),
+      });
+      assert.match(result.status, /^(UPLOADED|PROCESSING|READY)$/);
+      assert.equal(result.multipart, true);
+      assert.equal(result.partsSent, 8);
+      assert.equal(result.sha256, sha256(data));
+
+      const puts = partPuts(from);
+      assert.deepEqual(
+        [...new Set(puts.map((p) => p.part))].sort((a, b) => a! - b!),
+        [1, 2, 3, 4, 5, 6, 7, 8],
+      );
+      assert.equal(puts.length, 8, 'each part sent once');
     });
-    assert.match(result.status, /^(UPLOADED|PROCESSING|READY)$/);
-    assert.equal(result.multipart, true);
-    assert.equal(result.partsSent, 8);
-    assert.equal(result.sha256, sha256(data));
 
-    const puts = partPuts(from);
-    assert.deepEqual(
-      [...new Set(puts.map((p) => p.part))].sort((a, b) => a! - b!),
-      [1, 2, 3, 4, 5, 6, 7, 8],
-    );
-    assert.equal(puts.length, 8, 'each part sent once');
-    assert.ok(proxy.peakPartsInFlight <= 4, `at most 4 parts in flight (saw ${proxy.peakPartsInFlight})`);
-    assert.ok(proxy.peakPartsInFlight >= 2, `parts went in parallel (saw ${proxy.peakPartsInFlight})`);
+    test('at most 4 parts are in flight, and they go in parallel', () => {
+      assert.ok(proxy.peakPartsInFlight <= 4, `at most 4 parts in flight (saw ${proxy.peakPartsInFlight})`);
+      assert.ok(proxy.peakPartsInFlight >= 2, `parts went in parallel (saw ${proxy.peakPartsInFlight})`);
+    });
 
-    const uploading = events.filter((e) => e.phase !== 'hashing');
-    assert.ok(uploading.length >= 8, `progress events: ${uploading.length}`);
-    for (let i = 1; i < uploading.length; i++) {
-      assert.ok(uploading[i]!.bytesSent >= uploading[i - 1]!.bytesSent, `monotonic at event ${i}`);
-      assert.ok(uploading[i]!.partsDone >= uploading[i - 1]!.partsDone);
-    }
-    const last = uploading.at(-1)!;
-    assert.equal(last.bytesSent, data.length);
-    assert.equal(last.totalBytes, data.length);
-    assert.equal(last.partsDone, 8);
-    assert.equal(last.etaSeconds, 0);
-    assert.ok(
-      uploading.some((e) => e.bytesPerSecond > 0),
-      'a rate was measured',
-    );
-    assert.ok(
-      uploading.some((e) => e.bytesSent > 0 && e.bytesSent < data.length),
-      'intermediate progress was reported',
-    );
+    test('progress is monotonic and ends at the total', () => {
+      const uploading = events.filter((e) => e.phase !== 'hashing');
+      assert.ok(uploading.length >= 8, `progress events: ${uploading.length}`);
+      for (let i = 1; i < uploading.length; i++) {
+        assert.ok(uploading[i]!.bytesSent >= uploading[i - 1]!.bytesSent, `monotonic at event ${i}`);
+        assert.ok(uploading[i]!.partsDone >= uploading[i - 1]!.partsDone);
+      }
+      const last = uploading.at(-1)!;
+      assert.equal(last.bytesSent, data.length);
+      assert.equal(last.totalBytes, data.length);
+      assert.equal(last.partsDone, 8);
+      assert.equal(last.etaSeconds, 0);
+      assert.ok(
+        uploading.some((e) => e.bytesPerSecond > 0),
+        'a rate was measured',
+      );
+      assert.ok(
+        uploading.some((e) => e.bytesSent > 0 && e.bytesSent < data.length),
+        'intermediate progress was reported',
+      );
+    });
 
-    const dl = await fetch(direct(`/media/${result.mediaId}/download?mode=proxy`), { headers: device.auth });
-    assert.equal(sha256(Buffer.from(await dl.arrayBuffer())), sha256(data));
-    assert.deepEqual(await readdir(path.join(dir, 'state-40')), [], 'resume state removed when done');
+    test('the download is the same bytes, and the resume state is removed', async () => {
+      const dl = await fetch(direct(`/media/${result.mediaId}/download?mode=proxy`), {
+        headers: device.auth,
+      });
+      assert.equal(sha256(Buffer.from(await dl.arrayBuffer())), sha256(data));
+      assert.deepEqual(await readdir(path.join(dir, 'state-40')), [], 'resume state removed when done');
+    });
   });
 
   test('connections dropped mid-part and a lost session response: retries finish it, no duplicate session', async () => {
@@ -329,24 +345,36 @@ describe('the Node SDK', () => {
     assert.deepEqual(await readdir(stateDir), [], 'no resume state left behind');
   });
 
-  test('single PUT below the threshold; a user retry with the same Idempotency-Key is the same media', async () => {
-    const user = await t.user('u-single');
-    const data = videoBytes(1 * MiB);
-    const client = new MediaryClient({ server: proxy.url, key: user.token, retry: FAST_RETRY });
-    const opts = { client, idempotencyKey: 'idem-1', stateStore: null, fileName: 'one.mp4' } as const;
-    const blob = new Blob([asBody(data)], { type: 'video/mp4' });
-    const a = await uploadFile(blob, { ...opts, wait: { until: ['UPLOADED', 'PROCESSING', 'READY'] } });
-    assert.equal(a.multipart, false);
-    assert.equal(a.created, true);
-    assert.ok(['UPLOADED', 'PROCESSING', 'READY'].includes(a.status));
-    const b = await uploadFile(blob, opts);
-    assert.equal(b.mediaId, a.mediaId);
-    assert.equal(b.created, false);
-    assert.equal(b.partsSent, 0, 'nothing sent again');
-    // The wait helper gives up at its deadline with a clear error rather than hanging.
-    await assert.rejects(
-      client.waitFor(a.mediaId, { until: ['DELETED'], timeoutMs: 300, intervalMs: 50 }),
-      /still|is /,
-    );
+  describe('below the threshold', () => {
+    let client: MediaryClient;
+    let blob: Blob;
+    let a: Awaited<ReturnType<typeof uploadFile>>;
+    const opts = () => ({ client, idempotencyKey: 'idem-1', stateStore: null, fileName: 'one.mp4' }) as const;
+
+    test('a file goes up as a single PUT', async () => {
+      const user = await t.user('u-single');
+      const data = videoBytes(1 * MiB);
+      client = new MediaryClient({ server: proxy.url, key: user.token, retry: FAST_RETRY });
+      blob = new Blob([asBody(data)], { type: 'video/mp4' });
+      a = await uploadFile(blob, { ...opts(), wait: { until: ['UPLOADED', 'PROCESSING', 'READY'] } });
+      assert.equal(a.multipart, false);
+      assert.equal(a.created, true);
+      assert.ok(['UPLOADED', 'PROCESSING', 'READY'].includes(a.status));
+    });
+
+    test('a user retry with the same Idempotency-Key is the same media', async () => {
+      const b = await uploadFile(blob, opts());
+      assert.equal(b.mediaId, a.mediaId);
+      assert.equal(b.created, false);
+      assert.equal(b.partsSent, 0, 'nothing sent again');
+    });
+
+    test('the wait helper gives up at its deadline with a clear error', async () => {
+      // The wait helper gives up at its deadline with a clear error rather than hanging.
+      await assert.rejects(
+        client.waitFor(a.mediaId, { until: ['DELETED'], timeoutMs: 300, intervalMs: 50 }),
+        /still|is /,
+      );
+    });
   });
 });

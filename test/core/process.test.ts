@@ -71,40 +71,15 @@ function exited(child: ChildProcess): Promise<number | null> {
 }
 
 describe('the mediary process', () => {
-  test('admin CLI beside a running server; SIGKILL mid-upload leaves nothing partial; restart; repeat succeeds; SIGTERM stops cleanly', async () => {
-    const dataDir = await tempDir();
-    dirs.push(dataDir);
-    const env = await testEnv(dataDir, { LOG_LEVEL: 'warn' });
-    const base = env.PUBLIC_URL!;
+  describe('a server restarted after a crash', () => {
+    let dataDir: string;
+    let env: Awaited<ReturnType<typeof testEnv>>;
+    let base: string;
     const api = (p: string) => `${base}/api/v1${p}`;
-
-    let server = startServe(env);
-    await waitReady(base, server);
-
-    // Admin commands use the running server's database instead of starting a second one.
-    const created = await run(process.execPath, [BIN, 'devices', 'create', '--name', 'cam-1', '--json'], {
-      env: { ...process.env, ...env },
-    });
-    const device = JSON.parse(created.stdout) as { id: string; apiKey: string };
-    assert.match(device.apiKey, /^mdk_/);
-    const listed = await run(process.execPath, [BIN, 'devices', 'list', '--json'], {
-      env: { ...process.env, ...env },
-    });
-    assert.deepEqual(
-      (JSON.parse(listed.stdout) as { id: string }[]).map((d) => d.id),
-      [device.id],
-    );
-    const token = (
-      await run(process.execPath, [BIN, 'users', 'token', '--user', 'u-cli'], {
-        env: { ...process.env, ...env },
-      })
-    ).stdout.trim();
-    assert.equal(
-      (await call(api('/users/me/media'), { headers: { authorization: `Bearer ${token}` } })).status,
-      200,
-    );
-    const auth = { authorization: `Bearer ${device.apiKey}` };
-
+    let server: ReturnType<typeof startServe>;
+    let device: { id: string; apiKey: string };
+    let auth: Record<string, string>;
+    let mediaId: string;
     const body = {
       fileName: 'p.jpg',
       mimeType: 'image/jpeg',
@@ -112,66 +87,107 @@ describe('the mediary process', () => {
       sha256: sha256(JPEG),
       messageId: 'crash-1',
     };
-    const s = await call(api('/media'), { method: 'POST', headers: auth, json: body });
-    assert.equal(s.status, 201);
-    const mediaId = s.body.mediaId as string;
 
-    // Send half the bytes, wait until the server is writing them, then SIGKILL it.
-    const tmpDir = path.join(dataDir, 'objects', '.tmp');
-    const url = new URL(s.body.upload.url as string);
-    const req = request({
-      host: url.hostname,
-      port: url.port,
-      path: url.pathname + url.search,
-      method: 'PUT',
-      headers: { 'content-type': 'image/jpeg', 'content-length': String(JPEG.length) },
-    });
-    req.on('error', () => undefined);
-    req.write(JPEG.subarray(0, JPEG.length / 2));
-    const deadline = Date.now() + 10_000;
-    while (!(existsSync(tmpDir) && readdirSync(tmpDir).length > 0)) {
-      assert.ok(Date.now() < deadline, 'the upload reached the server');
-      await sleep(20);
-    }
-    server.kill('SIGKILL');
-    await exited(server);
-    req.destroy();
+    test('admin CLI commands work beside a running server', async () => {
+      dataDir = await tempDir();
+      dirs.push(dataDir);
+      env = await testEnv(dataDir, { LOG_LEVEL: 'warn' });
+      base = env.PUBLIC_URL!;
 
-    // Restart on the same data dir: the orphaned postmaster is dealt with.
-    server = startServe(env);
-    await waitReady(base, server);
-    const key = `${device.id}/default/${new Date().toISOString().slice(0, 10)}/crash-1.jpg`;
-    assert.ok(!existsSync(path.join(dataDir, 'objects', key)), 'no partial object under the real key');
-    const meta = await call(api(`/media/${mediaId}`), { headers: auth });
-    assert.equal(meta.body.status, 'PENDING', 'not UPLOADED, not READY');
-    assert.equal(
-      (await call(api(`/media/${mediaId}/complete`), { method: 'POST', headers: auth })).status,
-      409,
-    );
+      server = startServe(env);
+      await waitReady(base, server);
 
-    // Repeating the flow finishes the same upload.
-    const again = await call(api('/media'), { method: 'POST', headers: auth, json: body });
-    assert.equal(again.status, 200);
-    assert.equal(again.body.mediaId, mediaId);
-    assert.equal(
-      (
-        await call(again.body.upload.url, {
-          method: 'PUT',
-          headers: { 'content-type': 'image/jpeg' },
-          body: JPEG,
+      // Admin commands use the running server's database instead of starting a second one.
+      const created = await run(process.execPath, [BIN, 'devices', 'create', '--name', 'cam-1', '--json'], {
+        env: { ...process.env, ...env },
+      });
+      device = JSON.parse(created.stdout) as { id: string; apiKey: string };
+      assert.match(device.apiKey, /^mdk_/);
+      const listed = await run(process.execPath, [BIN, 'devices', 'list', '--json'], {
+        env: { ...process.env, ...env },
+      });
+      assert.deepEqual(
+        (JSON.parse(listed.stdout) as { id: string }[]).map((d) => d.id),
+        [device.id],
+      );
+      const token = (
+        await run(process.execPath, [BIN, 'users', 'token', '--user', 'u-cli'], {
+          env: { ...process.env, ...env },
         })
-      ).status,
-      200,
-    );
-    const done = await call(api(`/media/${mediaId}/complete`), { method: 'POST', headers: auth });
-    assert.match(done.body.status, /^(UPLOADED|PROCESSING|READY)$/);
-    const dl = await fetch(api(`/media/${mediaId}/download?mode=proxy`), { headers: auth });
-    assert.equal(sha256(Buffer.from(await dl.arrayBuffer())), sha256(JPEG));
+      ).stdout.trim();
+      assert.equal(
+        (await call(api('/users/me/media'), { headers: { authorization: `Bearer ${token}` } })).status,
+        200,
+      );
+    });
 
-    // SIGTERM: graceful stop, embedded Postgres stopped with it.
-    server.kill('SIGTERM');
-    assert.equal(await exited(server), 0);
-    assert.ok(!existsSync(path.join(dataDir, 'postgres', 'postmaster.pid')), 'postgres stopped');
+    test('SIGKILL mid-upload leaves nothing partial after a restart', async () => {
+      auth = { authorization: `Bearer ${device.apiKey}` };
+      const s = await call(api('/media'), { method: 'POST', headers: auth, json: body });
+      assert.equal(s.status, 201);
+      mediaId = s.body.mediaId as string;
+
+      // Send half the bytes, wait until the server is writing them, then SIGKILL it.
+      const tmpDir = path.join(dataDir, 'objects', '.tmp');
+      const url = new URL(s.body.upload.url as string);
+      const req = request({
+        host: url.hostname,
+        port: url.port,
+        path: url.pathname + url.search,
+        method: 'PUT',
+        headers: { 'content-type': 'image/jpeg', 'content-length': String(JPEG.length) },
+      });
+      req.on('error', () => undefined);
+      req.write(JPEG.subarray(0, JPEG.length / 2));
+      const deadline = Date.now() + 10_000;
+      while (!(existsSync(tmpDir) && readdirSync(tmpDir).length > 0)) {
+        assert.ok(Date.now() < deadline, 'the upload reached the server');
+        await sleep(20);
+      }
+      server.kill('SIGKILL');
+      await exited(server);
+      req.destroy();
+
+      // Restart on the same data dir: the orphaned postmaster is dealt with.
+      server = startServe(env);
+      await waitReady(base, server);
+      const key = `${device.id}/default/${new Date().toISOString().slice(0, 10)}/crash-1.jpg`;
+      assert.ok(!existsSync(path.join(dataDir, 'objects', key)), 'no partial object under the real key');
+      const meta = await call(api(`/media/${mediaId}`), { headers: auth });
+      assert.equal(meta.body.status, 'PENDING', 'not UPLOADED, not READY');
+      assert.equal(
+        (await call(api(`/media/${mediaId}/complete`), { method: 'POST', headers: auth })).status,
+        409,
+      );
+    });
+
+    test('repeating the flow after the restart finishes the same upload', async () => {
+      // Repeating the flow finishes the same upload.
+      const again = await call(api('/media'), { method: 'POST', headers: auth, json: body });
+      assert.equal(again.status, 200);
+      assert.equal(again.body.mediaId, mediaId);
+      assert.equal(
+        (
+          await call(again.body.upload.url, {
+            method: 'PUT',
+            headers: { 'content-type': 'image/jpeg' },
+            body: JPEG,
+          })
+        ).status,
+        200,
+      );
+      const done = await call(api(`/media/${mediaId}/complete`), { method: 'POST', headers: auth });
+      assert.match(done.body.status, /^(UPLOADED|PROCESSING|READY)$/);
+      const dl = await fetch(api(`/media/${mediaId}/download?mode=proxy`), { headers: auth });
+      assert.equal(sha256(Buffer.from(await dl.arrayBuffer())), sha256(JPEG));
+    });
+
+    test('SIGTERM stops the server and its Postgres cleanly', async () => {
+      // SIGTERM: graceful stop, embedded Postgres stopped with it.
+      server.kill('SIGTERM');
+      assert.equal(await exited(server), 0);
+      assert.ok(!existsSync(path.join(dataDir, 'postgres', 'postmaster.pid')), 'postgres stopped');
+    });
   });
 
   test('a bad configuration value fails fast naming the variable', async () => {

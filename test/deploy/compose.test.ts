@@ -54,7 +54,7 @@ function resolvedCompose(files = [composeFile], env: Record<string, string> = {}
   return JSON.parse(json) as Compose;
 }
 
-test('docker-compose config accepts the file; Postgres, S3, setup, API and workers with health checks', () => {
+test('docker-compose config accepts the file: Postgres, S3, setup, API and workers, started in order by health checks', () => {
   const compose = resolvedCompose();
   assert.deepEqual(Object.keys(compose.services).sort(), ['api', 'postgres', 's3', 'setup', 'worker']);
   const raw = readFileSync(composeFile, 'utf8');

@@ -363,21 +363,43 @@ describe('claiming a device by the code it shows', () => {
 });
 
 describe('authorization matrix: device routes × owner, other user, the device, another device, anonymous', () => {
-  test('only the owner manages; the device reads and rotates itself; others get 404; anonymous 401', async () => {
-    const owner = await t.user('mx-owner');
-    const other = await t.user('mx-other');
+  let owner: Awaited<ReturnType<TestServer['user']>>;
+  let other: Awaited<ReturnType<TestServer['user']>>;
+  let id: string;
+  let self: Auth;
+  let selfAuth: Auth;
+  let principals: Record<string, Auth>;
+  let routes: [string, string, unknown?][];
+  let expected: Record<string, number[]>;
+  /** Each principal in turn over every route (order matters: the device rotates, the owner revokes last). */
+  async function check(who: string) {
+    const got: number[] = [];
+    for (const [method, path, json] of routes) {
+      const auth = who === 'self' ? selfAuth : principals[who]!;
+      const res = await call(t.api(path), { method, headers: auth, ...(json ? { json } : {}) });
+      if (res.status >= 400) assert.equal(typeof res.body?.error?.code, 'string', `${who} ${method} ${path}`);
+      if (who === 'self' && path.endsWith('rotate-key') && res.status === 200)
+        selfAuth = bearer(res.body.apiKey);
+      got.push(res.status);
+    }
+    assert.deepEqual(got, expected[who], who);
+  }
+
+  before(async () => {
+    owner = await t.user('mx-owner');
+    other = await t.user('mx-other');
     const made = await call(t.api('/devices'), { method: 'POST', headers: owner.auth, json: { name: 'm' } });
-    const id = made.body.deviceId ?? made.body.device.deviceId;
-    const self = bearer(made.body.apiKey);
+    id = made.body.deviceId ?? made.body.device.deviceId;
+    self = bearer(made.body.apiKey);
     const otherDevice = await t.device('mx-dev-b', other.id);
-    const principals: Record<string, Auth> = {
+    principals = {
       owner: owner.auth,
       other: other.auth,
       self,
       devB: otherDevice.auth,
       anon: {},
     };
-    const routes: [string, string, unknown?][] = [
+    routes = [
       ['GET', `/devices/${id}`],
       ['PATCH', `/devices/${id}`, { name: 'renamed' }],
       ['POST', `/devices/${id}/rotate-key`, { overlapSeconds: 600 }],
@@ -386,7 +408,7 @@ describe('authorization matrix: device routes × owner, other user, the device, 
       ['GET', `/devices/${id}/retention/preview`],
       ['POST', `/devices/${id}/revoke`],
     ];
-    const expected: Record<string, number[]> = {
+    expected = {
       //      get  patch rotate list create preview revoke
       other: [404, 404, 404, 200, 201, 404, 404],
       devB: [404, 404, 404, 403, 403, 404, 404],
@@ -394,21 +416,30 @@ describe('authorization matrix: device routes × owner, other user, the device, 
       self: [200, 404, 200, 403, 403, 404, 404],
       owner: [200, 200, 200, 200, 201, 200, 200],
     };
-    let selfAuth = self;
-    for (const who of ['other', 'devB', 'anon', 'self', 'owner']) {
-      const got: number[] = [];
-      for (const [method, path, json] of routes) {
-        const auth = who === 'self' ? selfAuth : principals[who]!;
-        const res = await call(t.api(path), { method, headers: auth, ...(json ? { json } : {}) });
-        if (res.status >= 400)
-          assert.equal(typeof res.body?.error?.code, 'string', `${who} ${method} ${path}`);
-        if (who === 'self' && path.endsWith('rotate-key') && res.status === 200)
-          selfAuth = bearer(res.body.apiKey);
-        got.push(res.status);
-      }
-      assert.deepEqual(got, expected[who], who);
-    }
-    // Nothing the strangers sent changed the device.
+    selfAuth = self;
+  });
+
+  test('another user gets 404 for the device and manages only its own', async () => {
+    await check('other');
+  });
+
+  test('another device gets 404 for the device and 403 for the list and create', async () => {
+    await check('devB');
+  });
+
+  test('anonymous gets 401 everywhere', async () => {
+    await check('anon');
+  });
+
+  test('the device reads and rotates itself, nothing more', async () => {
+    await check('self');
+  });
+
+  test('the owner manages the device, revoking it last', async () => {
+    await check('owner');
+  });
+
+  test('nothing the strangers sent changed the device', async () => {
     const final = await call(t.api(`/devices/${id}?`), { headers: owner.auth });
     assert.equal(final.body.name, 'renamed');
     assert.ok(final.body.revokedAt, 'revoked by the owner, last');

@@ -295,18 +295,20 @@ describe('the web app (local store)', () => {
     },
   );
 
-  test(
-    'admin: register a device; its captures appear on the devices page; revoke it',
-    { timeout: 120_000 },
-    async () => {
+  describe('admin: a registered device', () => {
+    let key: string;
+
+    test('admin: register a device', { timeout: 120_000 }, async () => {
       await page.goto(`${t.base}/#/admin`);
       await page.getByLabel('New device').fill('garden cam');
       await page.getByRole('button', { name: 'Register' }).click();
-      const key = (await page.locator('code.key').innerText()).trim();
+      key = (await page.locator('code.key').innerText()).trim();
       assert.match(key, /^mdk_/);
       await assertAccessible(page, 'admin');
       await screenshots(page, 'admin');
+    });
 
+    test('its captures appear on the devices page', { timeout: 120_000 }, async () => {
       await page.goto(`${t.base}/#/devices`);
       await page.getByRole('heading', { name: 'garden cam' }).waitFor();
       const shot = path.join(dir, 'capture.jpg');
@@ -325,7 +327,9 @@ describe('the web app (local store)', () => {
       await page.getByRole('heading', { name: /^front/ }).waitFor();
       await assertAccessible(page, 'devices');
       await screenshots(page, 'devices');
+    });
 
+    test('revoking it stops its key', { timeout: 120_000 }, async () => {
       await page.goto(`${t.base}/#/admin`);
       page.once('dialog', (d) => void d.accept());
       await page.getByRole('button', { name: 'Revoke garden cam' }).click();
@@ -336,14 +340,14 @@ describe('the web app (local store)', () => {
         json: { fileName: 'x.jpg', mimeType: 'image/jpeg', bytes: 10 },
       });
       assert.equal(after.status, 401, 'the revoked key no longer works');
-    },
-  );
+    });
+  });
 
-  test(
-    'admin: claim a device by the code it shows; the device fetches its key',
-    { timeout: 120_000 },
-    async () => {
-      const start = await call(t.api('/device-claims'), { method: 'POST', json: { name: 'porch cam' } });
+  describe('admin: claiming a device', () => {
+    let start: Awaited<ReturnType<typeof call>>;
+
+    test('the admin claims a device by the code it shows', { timeout: 120_000 }, async () => {
+      start = await call(t.api('/device-claims'), { method: 'POST', json: { name: 'porch cam' } });
       assert.equal(start.status, 201, start.text);
       await page.goto(`${t.base}/#/admin`);
       await page.getByLabel('Claim a device').fill(start.body.userCode.toLowerCase());
@@ -351,14 +355,17 @@ describe('the web app (local store)', () => {
       await page.locator('text=porch cam is yours now').waitFor();
       await page.locator('mediary-admin-page td', { hasText: 'porch cam' }).waitFor();
       await assertAccessible(page, 'admin-claim');
+    });
+
+    test('the claimed device fetches its key', async () => {
       const poll = await call(t.api('/device-claims/token'), {
         method: 'POST',
         json: { deviceCode: start.body.deviceCode },
       });
       assert.equal(poll.status, 200, poll.text);
       assert.match(poll.body.apiKey, /^mdk_/);
-    },
-  );
+    });
+  });
 
   test('posts: a post made through the API shows with its media', { timeout: 120_000 }, async () => {
     const list = await call(t.api('/users/me/media?status=READY'), { headers: user.auth });
@@ -378,7 +385,7 @@ describe('the web app (local store)', () => {
 });
 
 describe('the endpoints the app adds', () => {
-  test("cameras, queue and limits: the caller's own only; devices and strangers get 404", async () => {
+  test("cameras, queue and limits: the caller's own only, devices and strangers get 404", async () => {
     const bob = await t.user('bob');
     const own = await call(t.api('/devices'), { method: 'POST', headers: bob.auth, json: { name: 'porch' } });
     assert.equal(own.status, 201);
