@@ -199,7 +199,7 @@ async function assertProcessedOnce(deviceId: string, ids: string[]) {
 }
 
 describe('two API processes and two workers on one database', () => {
-  test('uploads spread over both APIs complete once each; every job runs once', async () => {
+  test('uploads spread over both APIs are completed and processed exactly once each', async () => {
     const cam = await device('cam-spread');
     let turn = 0;
     const pick = () => apis[turn++ % 2]!;

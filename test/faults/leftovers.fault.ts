@@ -72,7 +72,7 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>): Prom
   throw new Error(`timed out waiting for ${what}`);
 }
 
-test('temp files and video work directories of a killed process are removed at the next start; live ones stay', async () => {
+test('the next start removes exactly the temp files and video work directories a killed process left (live ones stay)', async () => {
   const store = path.join(dataDir, 'objects');
   // A video job in progress.
   const sha = createHash('sha256').update(clip).digest('hex');
