@@ -29,12 +29,18 @@ const probe = (dev: { auth: Record<string, string> }) =>
   });
 const OK = 201;
 
-/** The server's LISTEN connection, once it is listening. */
+/**
+ * The server's LISTEN connection, once it is listening. Test files share one Postgres cluster (a
+ * database each), so the other servers' listeners are excluded: killing one of those instead left
+ * this server's cache trusted and failed the test.
+ */
 async function listenerPid(): Promise<number> {
   const deadline = Date.now() + 10_000;
   for (;;) {
     const { rows } = await pool().query<{ pid: number }>(
-      `SELECT pid FROM pg_stat_activity WHERE query = 'LISTEN mediary_devices' AND pid <> pg_backend_pid()`,
+      `SELECT pid FROM pg_stat_activity
+        WHERE query = 'LISTEN mediary_devices' AND pid <> pg_backend_pid()
+          AND datname = current_database()`,
     );
     if (rows[0]) return rows[0].pid;
     if (Date.now() > deadline) throw new Error('the server never listened on mediary_devices');
