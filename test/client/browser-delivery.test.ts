@@ -11,7 +11,6 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
@@ -22,6 +21,7 @@ import { fixture, sha256 } from '../helpers/files.ts';
 import { asBody, MiB } from '../helpers/multipart-suite.ts';
 import { call, startTestServer, tempDir, type TestServer } from '../helpers/server.ts';
 import { waitFor } from '../processing/helpers.ts';
+import { videoClip } from '../helpers/video.ts';
 
 const run = promisify(execFile);
 const BUCKET = 'mediary-delivery-test';
@@ -51,24 +51,9 @@ before(async () => {
   assert.equal(setup.code, 0, setup.stdout + setup.stderr);
   assert.match(setup.stdout, new RegExp(`CORS applied for ${pageServer.url}`));
   const dir = await tempDir('mediary-delivery-clips-');
-  const clip = async (name: string, args: string[]) => {
-    const out = path.join(dir, name);
-    await run('ffmpeg', [
-      '-hide_banner',
-      '-v',
-      'error',
-      '-y',
-      '-f',
-      'lavfi',
-      '-i',
-      'testsrc2=size=320x240:rate=10:duration=1',
-      ...args,
-      out,
-    ]);
-    return readFile(out);
-  };
-  webm = await clip('clip.webm', ['-c:v', 'libvpx', '-b:v', '200k']);
-  mp4 = await clip('clip.mp4', ['-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p']);
+  const clip = { size: '320x240', rate: 10, duration: 1 } as const;
+  webm = await videoClip(path.join(dir, 'clip.webm'), { ...clip, video: ['-c:v', 'libvpx', '-b:v', '200k'] });
+  mp4 = await videoClip(path.join(dir, 'clip.mp4'), clip);
   browser = await launchChromium();
   page = browser.page;
   await page.goto(`${pageServer.url}/`);

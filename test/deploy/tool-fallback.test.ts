@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import exifr from 'exifr';
@@ -27,6 +27,7 @@ import {
 } from '../helpers/process.ts';
 import { call, JWT_SECRET, tempDir, testEnv } from '../helpers/server.ts';
 import { createTestDatabase } from '../helpers/test-postgres.ts';
+import { videoClip } from '../helpers/video.ts';
 
 let dataDir: string;
 let svc: ServiceProcess;
@@ -111,16 +112,8 @@ test('the start-up log names the npm-shipped tools it falls back to', () => {
 
 test('a video is transcoded into the HLS ladder by the npm-shipped ffmpeg', async () => {
   const clip = path.join(dataDir, 'clip.mp4');
-  execFileSync(
-    'ffmpeg',
-    [
-      ...['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=1280x720:rate=12:duration=2'],
-      ...['-f', 'lavfi', '-i', 'sine=frequency=440:duration=2', '-shortest'],
-      ...['-c:v', 'libx264', '-preset', 'ultrafast', '-c:a', 'aac', clip],
-    ],
-    { stdio: 'ignore' },
-  );
-  const { id, media } = await uploadAndWait(await readFile(clip), 'video/mp4');
+  const bytes = await videoClip(clip, { size: '1280x720', rate: 12, duration: 2, audioHz: 440 });
+  const { id, media } = await uploadAndWait(bytes, 'video/mp4');
   assert.equal(media.status, 'READY', JSON.stringify(media.error));
   assert.deepEqual([media.width, media.height], [1280, 720]);
   assert.deepEqual(

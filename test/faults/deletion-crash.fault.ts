@@ -10,9 +10,7 @@
  * still has every object it references (no record pointing at missing bytes).
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -39,6 +37,7 @@ import {
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 import { call, tempDir, testEnv } from '../helpers/server.ts';
 import { createTestDatabase } from '../helpers/test-postgres.ts';
+import { videoClip } from '../helpers/video.ts';
 
 const STALL = path.join(path.dirname(fileURLToPath(import.meta.url)), 'preload', 'stall-rm.mjs');
 const SECRET = 'deletion-crash-signing-secret-0123456789abcdef';
@@ -53,11 +52,7 @@ const rows: FaultRow[] = [];
 before(async () => {
   const dir = await tempDir('mediary-fault-deletion-clip-');
   const out = path.join(dir, 'clip.mp4');
-  execFileSync('ffmpeg', [
-    ...['-hide_banner', '-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=320x180:rate=15:duration=2'],
-    ...['-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', out],
-  ]);
-  clip = readFileSync(out);
+  clip = await videoClip(out, { size: '320x180', rate: 15, duration: 2 });
   await rm(dir, { recursive: true, force: true });
   ceph = await startCeph();
   const gateway = new URL(ceph.env.S3_ENDPOINT!);

@@ -4,9 +4,8 @@
  * once (not after 24 h), while scratch files of processes still running are left alone.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import path from 'node:path';
@@ -22,6 +21,7 @@ import {
   type ServiceProcess,
 } from '../helpers/process.ts';
 import { tempDir, testEnv } from '../helpers/server.ts';
+import { videoClip } from '../helpers/video.ts';
 
 let dataDir: string;
 let videoTmp: string;
@@ -35,11 +35,7 @@ before(async () => {
   videoTmp = path.join(dataDir, 'video-tmp');
   await mkdir(videoTmp);
   const clipFile = path.join(dataDir, 'clip.mp4');
-  execFileSync('ffmpeg', [
-    ...['-v', 'error', '-f', 'lavfi', '-i', 'testsrc2=size=1280x720:rate=25:duration=20'],
-    ...['-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', clipFile],
-  ]);
-  clip = readFileSync(clipFile);
+  clip = await videoClip(clipFile, { size: '1280x720', rate: 25, duration: 20 });
   // A slow preset keeps the job (and its work directory) alive long enough to be killed in it.
   env = await testEnv(dataDir, { LOG_LEVEL: 'warn', VIDEO_TMP_DIR: videoTmp, VIDEO_PRESET: 'slow' });
   svc = await spawnService(env);

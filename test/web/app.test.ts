@@ -5,7 +5,6 @@
  * page, posts; axe-core on every page and screenshots at desktop and phone widths.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -17,19 +16,13 @@ import { fixture } from '../helpers/files.ts';
 import { MiB } from '../helpers/multipart-suite.ts';
 import { call, startTestServer, tempDir, type TestServer } from '../helpers/server.ts';
 import { assertAccessible, buildWebApp, dropFiles, screenshots, signIn } from '../helpers/web.ts';
+import { videoClip } from '../helpers/video.ts';
 
 let t: TestServer;
 let browser: Awaited<ReturnType<typeof launchChromium>>;
 let page: Page;
 let user: { id: string; token: string; auth: Record<string, string> };
 let dir: string;
-
-const run = (cmd: string, args: string[]) =>
-  new Promise<void>((resolve, reject) => {
-    const p = spawn(cmd, args, { stdio: 'ignore' });
-    p.once('error', reject);
-    p.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} exited ${code}`))));
-  });
 
 async function waitForStatus(id: string, status: string) {
   for (;;) {
@@ -215,19 +208,7 @@ describe('the web app (local store)', () => {
 
   test('a dropped video processes, and its detail page plays it over HLS', { timeout: 120_000 }, async () => {
     const mp4 = path.join(dir, 'clip.mp4');
-    await run('ffmpeg', [
-      ...[
-        '-hide_banner',
-        '-v',
-        'error',
-        '-y',
-        '-f',
-        'lavfi',
-        '-i',
-        'testsrc2=size=320x240:rate=15:duration=3',
-      ],
-      ...['-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', mp4],
-    ]);
+    await videoClip(mp4, { size: '320x240', rate: 15, duration: 3 });
     await page.goto(`${t.base}/#/upload`);
     const completed = nextUpload();
     await dropFiles(page, [mp4]);

@@ -4,7 +4,6 @@
  * segments presigned from the bucket — all within the app's CSP, which names the store's origin.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -14,6 +13,7 @@ import { type Ceph, mediary, startCeph } from '../helpers/ceph.ts';
 import { fixture } from '../helpers/files.ts';
 import { call, freePort, startTestServer, tempDir, type TestServer } from '../helpers/server.ts';
 import { assertAccessible, buildWebApp, dropFiles, signIn } from '../helpers/web.ts';
+import { videoClip } from '../helpers/video.ts';
 
 const BUCKET = 'mediary-web-test';
 let ceph: Ceph;
@@ -121,27 +121,7 @@ test(
 
 test('a video plays over HLS from the bucket', { timeout: 120_000 }, async () => {
   const mp4 = path.join(dir, 'clip.mp4');
-  await new Promise<void>((resolve, reject) => {
-    const p = spawn(
-      'ffmpeg',
-      [
-        ...[
-          '-hide_banner',
-          '-v',
-          'error',
-          '-y',
-          '-f',
-          'lavfi',
-          '-i',
-          'testsrc2=size=320x240:rate=15:duration=3',
-        ],
-        ...['-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', mp4],
-      ],
-      { stdio: 'ignore' },
-    );
-    p.once('error', reject);
-    p.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`ffmpeg exited ${code}`))));
-  });
+  await videoClip(mp4, { size: '320x240', rate: 15, duration: 3 });
   const id = await upload(mp4);
   await ready(id);
   const segments: string[] = [];
