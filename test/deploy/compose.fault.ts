@@ -274,7 +274,12 @@ test('make down removes the containers and keeps the named volumes', async () =>
   assert.ok(up, 'the stack is up');
   await run('make', ['down'], { env, timeoutMs: 180_000 });
   assert.equal((await d.docker(['ps', '-aq', '--filter', projectLabel])).trim(), '', 'no container left');
-  assert.deepEqual(await projectVolumes(), [`${PROJECT}_postgres-data`, `${PROJECT}_s3-data`]);
+  // api-data is the API's /data: tus uploads in progress, resumable after the next `make up`.
+  assert.deepEqual(await projectVolumes(), [
+    `${PROJECT}_api-data`,
+    `${PROJECT}_postgres-data`,
+    `${PROJECT}_s3-data`,
+  ]);
   downed = true;
 });
 
