@@ -2,17 +2,13 @@
  * Composition root: builds every service from the config, in dependency order, and tears them
  * down in reverse. Nothing else constructs infrastructure.
  */
-import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import path from 'node:path';
+import { mkdir } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
 import { Authenticator, DEVICE_CHANGED_CHANNEL } from './auth/principals.ts';
 import { DeviceService } from './devices/service.ts';
 import { StartupError, type Config } from './config.ts';
-import { attachOrStartEmbedded, startEmbedded, type EmbeddedDatabase } from './db/embedded.ts';
 import { NotificationListener } from './db/listener.ts';
-import { migrate } from './db/migrate.ts';
+import { openDatabase, type Database } from './db/open.ts';
 import { createPool, type Pool } from './db/pool.ts';
 import { buildHttpServer } from './http/server.ts';
 import { httpRateWindows } from './rate-limits.ts';
@@ -46,98 +42,9 @@ import { ProcessingService } from './processing/service.ts';
 import { startWorker, type Worker } from './processing/runtime.ts';
 import { createStore } from './storage/factory.ts';
 import { LocalObjectStore } from './storage/local.ts';
-import { UrlSigner } from './storage/signing.ts';
+import { signingSecret, UrlSigner } from './storage/signing.ts';
 import { PublicUrls } from './http/urls.ts';
 import type { ObjectStore } from './storage/types.ts';
-
-export interface Database {
-  pool: Pool;
-  /** Where `pool` connects (for further pools of this process, e.g. the in-process worker's). */
-  url: string;
-  embedded: EmbeddedDatabase | undefined;
-  close(): Promise<void>;
-}
-
-/** A database that cannot be reached or refuses the login: a StartupError naming it, not a stack. */
-function unreachable(url: string, err: unknown): StartupError | undefined {
-  const code = (err as { code?: unknown }).code;
-  const why: Record<string, string> = {
-    ECONNREFUSED: 'nothing listens there',
-    ENOTFOUND: 'the host name does not resolve',
-    EAI_AGAIN: 'the host name does not resolve (yet)',
-    ETIMEDOUT: 'the connection timed out',
-    EHOSTUNREACH: 'the host is unreachable',
-    '28P01': 'the password was refused',
-    '28000': 'the login was refused',
-    '3D000': 'the database does not exist',
-  };
-  if (typeof code !== 'string' || !(code in why)) return undefined;
-  let where = 'DATABASE_URL';
-  try {
-    const u = new URL(url);
-    where = `DATABASE_URL (${u.hostname}:${u.port || 5432}${u.pathname})`;
-  } catch {
-    // not a URL pg could parse either; name the variable only
-  }
-  return new StartupError(`cannot use the database at ${where}: ${why[code]} (${code})`);
-}
-
-/**
- * `own`: this process runs the embedded database (serve). `attach`: admin commands use the
- * postmaster a running server owns, or start one just for the command.
- */
-export async function openDatabase(
-  config: Config,
-  logger: Logger,
-  mode: 'own' | 'attach',
-): Promise<Database> {
-  let embedded: EmbeddedDatabase | undefined;
-  let url: string;
-  if (config.database.kind === 'external') {
-    url = config.database.url;
-  } else {
-    const opts = { dir: config.database.dir, port: config.database.port, logger };
-    embedded = mode === 'own' ? await startEmbedded(opts) : await attachOrStartEmbedded(opts);
-    url = embedded.url;
-  }
-  const pool = createPool(url, logger, config.databasePoolSize, config.databaseTimeouts);
-  // Migrations may legitimately run long (an index on a big table) and wait for another process'
-  // migration lock: their own connection, without the request-path timeouts.
-  const migrations = createPool(url, logger, 1);
-  try {
-    await migrate(migrations, logger);
-  } catch (err) {
-    await pool.end();
-    await embedded?.stop();
-    throw config.database.kind === 'external' ? (unreachable(url, err) ?? err) : err;
-  } finally {
-    await migrations.end();
-  }
-  return {
-    pool,
-    url,
-    embedded,
-    async close() {
-      await pool.end();
-      await embedded?.stop();
-    },
-  };
-}
-
-/** The HMAC secret for self-signed URLs: from config, else generated once under the data dir. */
-export async function signingSecret(config: Config): Promise<string> {
-  if (config.signingSecret) return config.signingSecret;
-  const file = path.join(config.dataDir, 'signing.secret');
-  if (existsSync(file)) return (await readFile(file, 'utf8')).trim();
-  await mkdir(config.dataDir, { recursive: true });
-  const secret = randomBytes(32).toString('base64url');
-  await writeFile(file, secret + '\n', { mode: 0o600, flag: 'wx' }).catch(
-    async (err: NodeJS.ErrnoException) => {
-      if (err.code !== 'EEXIST') throw err;
-    },
-  );
-  return (await readFile(file, 'utf8')).trim();
-}
 
 export interface Server {
   app: FastifyInstance;

@@ -13,6 +13,7 @@ import { commandHelp, usage, wantsHelp } from './cli/help.ts';
 // side (pg, pg-boss, sharp, the store SDKs, Fastify, pino …) is imported by the commands that use
 // it, so `mediary --help` and the client commands (upload, media, agent) start without loading it.
 const server = () => serverPart(import('./app.ts'));
+const database = () => serverPart(import('./db/open.ts'));
 const principals = () => serverPart(import('./auth/principals.ts'));
 
 /**
@@ -40,11 +41,11 @@ const USAGE = usage();
 class UsageError extends Error {}
 
 async function withDatabase<T>(config: Config, logger: Logger, fn: (db: Pool) => Promise<T>) {
-  const database = await (await server()).openDatabase(config, logger, 'attach');
+  const db = await (await database()).openDatabase(config, logger, 'attach');
   try {
-    return await fn(database.pool);
+    return await fn(db.pool);
   } finally {
-    await database.close();
+    await db.close();
   }
 }
 

@@ -1,6 +1,6 @@
 /** `mediary audit`: reads the audit log from the database (read-only; the operator's view of every row). */
 import { parseArgs } from 'node:util';
-import { openDatabase } from '../app.ts';
+import { openDatabase } from '../db/open.ts';
 import { listAudit } from '../audit/repo.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
-import { openDatabase, signingSecret } from '../app.ts';
+import { openDatabase } from '../db/open.ts';
+import { signingSecret } from '../storage/signing.ts';
 import { actorOf, cliActor } from '../audit/context.ts';
 import { insertAdminAction } from '../audit/repo.ts';
 import type { Config } from '../config.ts';

@@ -1,4 +1,8 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Config } from '../config.ts';
 import { AppError } from '../errors.ts';
 
 /**
@@ -185,4 +189,19 @@ export class UrlSigner {
     ].join('\n');
     return createHmac('sha256', this.secret).update(text).digest('base64url');
   }
+}
+
+/** The HMAC secret for self-signed URLs: from config, else generated once under the data dir. */
+export async function signingSecret(config: Config): Promise<string> {
+  if (config.signingSecret) return config.signingSecret;
+  const file = path.join(config.dataDir, 'signing.secret');
+  if (existsSync(file)) return (await readFile(file, 'utf8')).trim();
+  await mkdir(config.dataDir, { recursive: true });
+  const secret = randomBytes(32).toString('base64url');
+  await writeFile(file, secret + '\n', { mode: 0o600, flag: 'wx' }).catch(
+    async (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err;
+    },
+  );
+  return (await readFile(file, 'utf8')).trim();
 }

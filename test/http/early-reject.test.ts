@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, test } from 'node:test';
-import { signingSecret } from '../../src/app.ts';
+import { signingSecret } from '../../src/storage/signing.ts';
 import { UrlSigner } from '../../src/storage/signing.ts';
 import { call, startTestServer, type TestServer } from '../helpers/server.ts';
 
