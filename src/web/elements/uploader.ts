@@ -8,38 +8,13 @@
  * {file, result}, `mediary-upload-error` {file, error}.
  */
 import { LitElement, css, html, nothing, type PropertyValues } from 'lit';
-import {
-  mimeTypeFor,
-  uploadFile,
-  type Credential,
-  type Progress,
-  type UploadResult,
-  type UploadTask,
-} from '../../client/index.ts';
+import { uploadFile, type Credential } from '../../client/index.ts';
 import { clientFor, resolveConnection } from './connection.ts';
-import { formatBytes, formatDuration } from './format.ts';
+import { formatBytes } from './format.ts';
 import './preview.ts';
+import { describeRow, fractionOf, refusalFor, type Row, type UploadLimits } from './upload-rows.ts';
 
-/** What the server accepts (GET /api/v1/limits). */
-export interface UploadLimits {
-  allowedMimeTypes: string[];
-  maxImageBytes: number;
-  maxVideoBytes: number;
-}
-
-type RowState = 'queued' | 'uploading' | 'paused' | 'done' | 'failed' | 'cancelled' | 'rejected';
-
-interface Row {
-  id: number;
-  file: File;
-  state: RowState;
-  progress: Progress | undefined;
-  retries: number;
-  message: string;
-  task: UploadTask | undefined;
-  abort: AbortController | undefined;
-  result: UploadResult | undefined;
-}
+export type { UploadLimits } from './upload-rows.ts';
 
 let nextRowId = 1;
 const PARALLEL_FILES = 2;
@@ -248,7 +223,7 @@ export class MediaryUploader extends LitElement {
   /** Adds files to the queue (also callable by the page); files the server would refuse are marked. */
   addFiles(files: Iterable<File> | ArrayLike<File>): void {
     const added: Row[] = Array.from(files, (file) => {
-      const reason = this.refusal(file);
+      const reason = refusalFor(file, this.limits);
       return {
         id: nextRowId++,
         file,
@@ -268,19 +243,6 @@ export class MediaryUploader extends LitElement {
         (refused ? `, ${refused} refused` : ''),
     );
     this.pump();
-  }
-
-  private refusal(file: File): string | undefined {
-    const limits = this.limits;
-    if (!limits) return undefined;
-    const type = file.type && file.type !== 'application/octet-stream' ? file.type : mimeTypeFor(file.name);
-    if (!type || !limits.allowedMimeTypes.includes(type)) {
-      return `This server does not take ${type || 'files of this type'}.`;
-    }
-    const max = type.startsWith('video/') ? limits.maxVideoBytes : limits.maxImageBytes;
-    if (file.size > max) return `Too large: ${formatBytes(file.size)}; the limit is ${formatBytes(max)}.`;
-    if (file.size === 0) return 'The file is empty.';
-    return undefined;
   }
 
   private pump() {
@@ -384,44 +346,8 @@ export class MediaryUploader extends LitElement {
     this.announcement = text;
   }
 
-  private fraction(row: Row): number {
-    if (row.state === 'done') return 1;
-    const p = row.progress;
-    if (!p || p.totalBytes === 0) return 0;
-    return p.bytesSent / p.totalBytes;
-  }
-
-  private describe(row: Row): string {
-    const p = row.progress;
-    switch (row.state) {
-      case 'queued':
-        return 'Waiting';
-      case 'rejected':
-      case 'cancelled':
-        return row.state === 'rejected' ? 'Refused' : 'Cancelled';
-      case 'failed':
-        return 'Failed';
-      case 'paused':
-        return `Paused at ${Math.floor(this.fraction(row) * 100)}%`;
-      case 'done':
-        return row.result?.partsSkipped
-          ? `Uploaded (resumed: ${row.result.partsSkipped} parts were already there)`
-          : 'Uploaded';
-      case 'uploading':
-        if (!p) return 'Starting';
-        if (p.phase === 'hashing')
-          return `Checking ${Math.floor((p.bytesHashed / Math.max(1, p.totalBytes)) * 100)}%`;
-        if (p.phase === 'completing' || p.phase === 'processing' || p.phase === 'done') return 'Finishing';
-        return (
-          `${Math.floor(this.fraction(row) * 100)}% · ${formatBytes(p.bytesSent)} of ${formatBytes(p.totalBytes)}` +
-          (p.resumedBytes > 0 ? ` · resumed, ${formatBytes(p.resumedBytes)} were already there` : '') +
-          (p.etaSeconds !== null && p.bytesPerSecond > 0 ? ` · ${formatDuration(p.etaSeconds)} left` : '')
-        );
-    }
-  }
-
   private renderRow(row: Row) {
-    const pct = Math.floor(this.fraction(row) * 100);
+    const pct = Math.floor(fractionOf(row) * 100);
     const hashing = row.state === 'uploading' && row.progress?.phase === 'hashing';
     const value = hashing ? (row.progress!.bytesHashed / Math.max(1, row.progress!.totalBytes)) * 100 : pct;
     return html`<li data-state=${row.state} data-file=${row.file.name}>
@@ -429,7 +355,7 @@ export class MediaryUploader extends LitElement {
       <div>
         <div class="name">${row.file.name}</div>
         <div class="meta">
-          ${formatBytes(row.file.size)} · <span class="phase">${this.describe(row)}</span>
+          ${formatBytes(row.file.size)} · <span class="phase">${describeRow(row)}</span>
           ${row.retries > 0 ? html` · <span class="retries">${row.retries} retries</span>` : nothing}
         </div>
         ${
@@ -491,7 +417,7 @@ export class MediaryUploader extends LitElement {
   override render() {
     const active = this.rows.filter((r) => r.state !== 'rejected' && r.state !== 'cancelled');
     const total = active.reduce((n, r) => n + r.file.size, 0);
-    const sent = active.reduce((n, r) => n + this.fraction(r) * r.file.size, 0);
+    const sent = active.reduce((n, r) => n + fractionOf(r) * r.file.size, 0);
     const pct = total ? Math.floor((sent / total) * 100) : 0;
     const limits = this.limits;
     return html`<div class="drop ${this.dragging ? 'dragging' : ''}" part="dropzone">
