@@ -32,9 +32,14 @@ const lib = path.join(root, 'lib');
 const entries = ['main.js', 'cli/upload.js', 'cli/media.js', 'cli/agent.js', 'cli/common.js'].map((f) =>
   path.join(lib, f),
 );
-const SERVER_PARTS = ['app.js', 'auth/principals.js', 'cli/storage.js', 'db/pool.js', 'http/openapi.js'].map(
-  (f) => path.join(lib, f),
-);
+const SERVER_PARTS = [
+  'app.js',
+  'auth/principals.js',
+  'cli/storage.js',
+  'db/open.js',
+  'db/pool.js',
+  'http/openapi.js',
+].map((f) => path.join(lib, f));
 const SERVER_DEPS = [
   'sharp',
   'pg',
