@@ -2,11 +2,9 @@ import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { link, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AppError } from '../errors.ts';
-import { writeBody, type BodyWriteOptions } from './body-writer.ts';
-import { BufferPool } from './buffer-pool.ts';
 import { removeOrphans, scratchTag } from './scratch.ts';
 import { checksumMismatch, incomplete, tooLarge } from './verify-errors.ts';
 import {
@@ -56,8 +54,6 @@ export class LocalObjectStore implements ObjectStore {
   readonly stagingDir: string;
   /** One directory per multipart upload: `upload.json` plus part files named `NNNNN-<md5>`. */
   private readonly multipartDir: string;
-  /** The buffers request bodies are written through (./body-writer.ts), shared by all uploads. */
-  private readonly bodyBuffers = new BufferPool(BODY_BUFFER_BYTES, BODY_BUFFERS_IDLE);
 
   constructor(
     private readonly root: string,
@@ -80,12 +76,20 @@ export class LocalObjectStore implements ObjectStore {
     await mkdir(this.tmpDir, { recursive: true });
     const tmp = path.join(this.tmpDir, scratchTag() + randomUUID());
     const hash = createHash('sha256');
+    let size = 0;
+    const meter = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        size += chunk.length;
+        if (size > expect.bytes) {
+          done(tooLarge(expect.bytes));
+          return;
+        }
+        hash.update(chunk);
+        done(null, chunk);
+      },
+    });
     try {
-      const size = await this.writeNewFile(tmp, body, {
-        limit: expect.bytes,
-        tooLarge: () => tooLarge(expect.bytes),
-        update: (bytes) => hash.update(bytes),
-      });
+      await pipeline(body, meter, createWriteStream(tmp, { flags: 'wx', mode: 0o640 }));
       await fsync(tmp);
       if (size < expect.bytes) {
         throw incomplete(expect.bytes, size);
@@ -112,16 +116,6 @@ export class LocalObjectStore implements ObjectStore {
     } catch (err) {
       await rm(tmp, { force: true });
       throw err;
-    }
-  }
-
-  /** A request body into a new file `file` (O_EXCL) through the pooled buffers; returns its bytes. */
-  private async writeNewFile(file: string, body: Readable, opts: BodyWriteOptions): Promise<number> {
-    const fh = await open(file, 'wx', 0o640);
-    try {
-      return await writeBody(body, fh, this.bodyBuffers, opts);
-    } finally {
-      await fh.close();
     }
   }
 
@@ -255,16 +249,25 @@ export class LocalObjectStore implements ObjectStore {
     const dir = this.uploadDir(uploadId);
     const tmp = path.join(dir, `.${scratchTag()}${randomUUID()}`);
     const md5 = createHash('md5');
+    let size = 0;
+    const meter = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        size += chunk.length;
+        if (size > bytes) {
+          done(
+            new AppError('upload_too_large', `Part ${partNumber} must be ${bytes} bytes.`, {
+              partNumber,
+              bytes,
+            }),
+          );
+          return;
+        }
+        md5.update(chunk);
+        done(null, chunk);
+      },
+    });
     try {
-      const size = await this.writeNewFile(tmp, body, {
-        limit: bytes,
-        tooLarge: () =>
-          new AppError('upload_too_large', `Part ${partNumber} must be ${bytes} bytes.`, {
-            partNumber,
-            bytes,
-          }),
-        update: (chunk) => md5.update(chunk),
-      });
+      await pipeline(body, meter, createWriteStream(tmp, { flags: 'wx', mode: 0o640 }));
       if (size < bytes) {
         throw new AppError(
           'upload_incomplete',
@@ -451,11 +454,6 @@ export class LocalObjectStore implements ObjectStore {
     return removed;
   }
 }
-
-/** One write(2) per MiB of a body instead of one per 64 KiB chunk. */
-const BODY_BUFFER_BYTES = 1024 * 1024;
-/** Idle body buffers kept: enough for four uploads at once without allocating. */
-const BODY_BUFFERS_IDLE = 8;
 
 const UPLOAD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const PART_FILE = /^(\d{5})-([0-9a-f]{32})$/;
