@@ -9,8 +9,10 @@
  *
  * The two versions are git trees exported to scratch (so both run their TypeScript through tsx):
  * BENCH_GC_BEFORE (default `main`) and BENCH_GC_AFTER (default `HEAD`; `.` = this checkout as it
- * is, uncommitted edits included). BENCH_GC_NODE_ARGS adds V8 flags to both (e.g.
- * `--max-semi-space-size=1` to push both into the promoting regime). BENCH_REPS rounds (8).
+ * is, uncommitted edits included) — the same tree twice to compare Node/V8 flags.
+ * BENCH_GC_NODE_ARGS adds flags to both (`--max-semi-space-size=1 --heap-growing-percent=1` puts
+ * any process in the regime at once: docs/BENCHMARKS.md), BENCH_GC_BEFORE_ARGS and
+ * BENCH_GC_AFTER_ARGS to one. BENCH_REPS rounds (8).
  * Prints a table and writes JSON (BENCH_OUT or stdout).
  */
 import { execFile, execFileSync } from 'node:child_process';
@@ -36,14 +38,19 @@ import {
   syncDisks,
 } from './lib/common.ts';
 import { freePort } from '../test/helpers/server.ts';
-import { GcCounter } from './lib/gc-trace.ts';
+import { GcCounter, type GcCounts } from './lib/gc-trace.ts';
 
 const run = promisify(execFile);
 const SIZE = Number(process.env.BENCH_CURL_BYTES ?? GiB);
 const ROUNDS = reps(8);
 const BEFORE = process.env.BENCH_GC_BEFORE ?? 'main';
 const AFTER = process.env.BENCH_GC_AFTER ?? 'HEAD';
-const NODE_ARGS = (process.env.BENCH_GC_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+const args = (v: string | undefined) => (v ?? '').split(/\s+/).filter(Boolean);
+const NODE_ARGS = args(process.env.BENCH_GC_NODE_ARGS);
+const OWN_ARGS: Record<string, string[]> = {
+  before: args(process.env.BENCH_GC_BEFORE_ARGS),
+  after: args(process.env.BENCH_GC_AFTER_ARGS),
+};
 
 const work = await scratch('curl-gc');
 const source = path.join(work.dir, 'source.mp4');
@@ -103,17 +110,14 @@ async function startVariant(name: string, ref: string): Promise<Variant> {
   const gc = new GcCounter();
   const { svc, dev } = await startSinglePutService(path.join(work.dir, `data-${name}`), {
     bin,
-    nodeArgs: ['--trace-gc', ...NODE_ARGS],
+    nodeArgs: ['--trace-gc', ...NODE_ARGS, ...OWN_ARGS[name]!],
     onStdout: (line) => gc.line(line),
   });
   return { name, commit, svc, auth: dev.auth.authorization!, gc };
 }
 
-interface Sample {
+interface Sample extends GcCounts {
   seconds: number;
-  markCompacts: number;
-  scavenges: number;
-  gcPauseMs: number;
   cpuSeconds: number;
 }
 
@@ -188,7 +192,7 @@ const loads: string[] = [];
 try {
   variants.push(await startVariant('before', BEFORE), await startVariant('after', AFTER));
   log(
-    `curl gc: ${SIZE / MiB} MiB per upload, ${ROUNDS} rounds, before ${variants[0]!.commit}, after ${variants[1]!.commit}, node args ${NODE_ARGS.join(' ') || '(none)'}, load average ${loadAvg()}`,
+    `curl gc: ${SIZE / MiB} MiB per upload, ${ROUNDS} rounds, before ${variants[0]!.commit}, after ${variants[1]!.commit}, node args ${NODE_ARGS.join(' ') || '(none)'}, before's own ${OWN_ARGS.before!.join(' ') || '(none)'}, after's own ${OWN_ARGS.after!.join(' ') || '(none)'}, load average ${loadAvg()}`,
   );
   for (let round = 0; round < ROUNDS; round++) {
     const names = ['sink', 'before', 'after'];
@@ -203,7 +207,7 @@ try {
         const s = await mediaryUpload(variants.find((v) => v.name === name)!);
         samples[name]!.push(s);
         log(
-          `${round + 1}/${ROUNDS} ${name}: ${fmt(SIZE / MiB / s.seconds)} MiB/s, ${s.markCompacts} Mark-Compacts, ${s.scavenges} scavenges, GC pause ${fmt(s.gcPauseMs)} ms, CPU ${fmt(s.cpuSeconds)} s`,
+          `${round + 1}/${ROUNDS} ${name}: ${fmt(SIZE / MiB / s.seconds)} MiB/s, ${s.markCompacts} Mark-Compacts, ${s.scavenges} scavenges, GC pause ${fmt(s.gcPauseMs)} ms, CPU ${fmt(s.cpuSeconds)} s${s.markCompacts ? ` (${JSON.stringify(s.markCompactReasons)})` : ''}`,
         );
       }
     }
@@ -216,7 +220,8 @@ try {
 }
 
 const gib = SIZE / GiB;
-const perGiB = (xs: Sample[], k: keyof Sample) => stat(xs.map((s) => s[k] / gib));
+const perGiB = (xs: Sample[], k: Exclude<keyof Sample, 'markCompactReasons'>) =>
+  stat(xs.map((s) => s[k] / gib));
 const sinkMiBps = stat(sinkSeconds.map((s) => SIZE / MiB / s));
 const rows = variants.flatMap((v) => {
   const xs = samples[v.name]!;
@@ -224,7 +229,7 @@ const rows = variants.flatMap((v) => {
   const perRound = xs.map((s, i) => (sinkSeconds[i]! / s.seconds).toFixed(2)).join(', ');
   return [
     {
-      bench: `curl -T ${SIZE / MiB} MiB, ${v.name} (${v.commit})`,
+      bench: `curl -T ${SIZE / MiB} MiB, ${v.name} (${v.commit}${OWN_ARGS[v.name]!.length ? ' ' + OWN_ARGS[v.name]!.join(' ') : ''})`,
       figure: 'Mark-Compacts per GiB',
       unit: '/GiB',
       value: perGiB(xs, 'markCompacts'),
@@ -282,9 +287,15 @@ for (const r of rows) {
     `[curl-gc] ${r.bench} | ${r.figure}: ${fmt(r.value.median)} [${fmt(r.value.min)}–${fmt(r.value.max)}] ${r.unit}${base}\n`,
   );
 }
+for (const v of variants) {
+  const reasons: Record<string, number> = {};
+  for (const s of samples[v.name]!)
+    for (const [k, n] of Object.entries(s.markCompactReasons)) reasons[k] = (reasons[k] ?? 0) + n;
+  process.stderr.write(`[curl-gc] ${v.name}: why the Mark-Compacts ran: ${JSON.stringify(reasons)}\n`);
+}
 process.stderr.write(`[curl-gc] load average per round: ${loads.join(' | ')}\n`);
 await report({
   name: 'curl-gc',
   rows,
-  notes: [JSON.stringify({ nodeArgs: NODE_ARGS, loads, samples, sinkSeconds })],
+  notes: [JSON.stringify({ nodeArgs: NODE_ARGS, ownArgs: OWN_ARGS, loads, samples, sinkSeconds })],
 });
