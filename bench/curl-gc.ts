@@ -24,6 +24,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { fakeMp4 } from '../test/helpers/process.ts';
 import {
+  memoryOf,
   GiB,
   MiB,
   ROOT,
@@ -119,6 +120,8 @@ async function startVariant(name: string, ref: string): Promise<Variant> {
 interface Sample extends GcCounts {
   seconds: number;
   cpuSeconds: number;
+  /** The service's resident set after the upload, MiB (a larger old-generation limit costs memory). */
+  rssMiB: number;
 }
 
 /** Session (untimed), then PUT with `curl -T` + complete (timed and counted); deleted afterwards. */
@@ -163,7 +166,7 @@ async function mediaryUpload(v: Variant): Promise<Sample> {
     v.svc.api(`/media/${session.mediaId}`),
   ]);
   if (del.status !== 204) throw new Error(`${v.name} DELETE: ${del.status} ${del.body}`);
-  return { seconds, ...gc, cpuSeconds: cpu };
+  return { seconds, ...gc, cpuSeconds: cpu, rssMiB: memoryOf(v.svc.pid).rss / MiB };
 }
 
 const sinkDir = path.join(work.dir, 'sink');
@@ -207,7 +210,7 @@ try {
         const s = await mediaryUpload(variants.find((v) => v.name === name)!);
         samples[name]!.push(s);
         log(
-          `${round + 1}/${ROUNDS} ${name}: ${fmt(SIZE / MiB / s.seconds)} MiB/s, ${s.markCompacts} Mark-Compacts, ${s.scavenges} scavenges, GC pause ${fmt(s.gcPauseMs)} ms, CPU ${fmt(s.cpuSeconds)} s${s.markCompacts ? ` (${JSON.stringify(s.markCompactReasons)})` : ''}`,
+          `${round + 1}/${ROUNDS} ${name}: ${fmt(SIZE / MiB / s.seconds)} MiB/s, ${s.markCompacts} Mark-Compacts, ${s.scavenges} scavenges, GC pause ${fmt(s.gcPauseMs)} ms, CPU ${fmt(s.cpuSeconds)} s, RSS ${fmt(s.rssMiB)} MiB${s.markCompacts ? ` (${JSON.stringify(s.markCompactReasons)})` : ''}`,
         );
       }
     }
@@ -220,7 +223,7 @@ try {
 }
 
 const gib = SIZE / GiB;
-const perGiB = (xs: Sample[], k: Exclude<keyof Sample, 'markCompactReasons'>) =>
+const perGiB = (xs: Sample[], k: Exclude<keyof Sample, 'markCompactReasons' | 'rssMiB'>) =>
   stat(xs.map((s) => s[k] / gib));
 const sinkMiBps = stat(sinkSeconds.map((s) => SIZE / MiB / s));
 const rows = variants.flatMap((v) => {
@@ -260,6 +263,15 @@ const rows = variants.flatMap((v) => {
       figure: 'service CPU per GiB',
       unit: 's/GiB',
       value: perGiB(xs, 'cpuSeconds'),
+      baselineName: '—',
+      goal: '—',
+      met: null,
+    },
+    {
+      bench: `${v.name}`,
+      figure: 'service RSS after each upload',
+      unit: 'MiB',
+      value: stat(xs.map((s) => s.rssMiB)),
       baselineName: '—',
       goal: '—',
       met: null,
