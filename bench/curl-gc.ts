@@ -104,6 +104,8 @@ interface Variant {
   svc: Awaited<ReturnType<typeof startSinglePutService>>['svc'];
   auth: string;
   gc: GcCounter;
+  /** RSS once started and settled (3 s), before any upload, MiB: what start-up garbage costs. */
+  startRssMiB: number;
 }
 
 async function startVariant(name: string, ref: string): Promise<Variant> {
@@ -114,7 +116,9 @@ async function startVariant(name: string, ref: string): Promise<Variant> {
     nodeArgs: ['--trace-gc', ...NODE_ARGS, ...OWN_ARGS[name]!],
     onStdout: (line) => gc.line(line),
   });
-  return { name, commit, svc, auth: dev.auth.authorization!, gc };
+  await new Promise((r) => setTimeout(r, 3000));
+  const startRssMiB = memoryOf(svc.pid).rss / MiB;
+  return { name, commit, svc, auth: dev.auth.authorization!, gc, startRssMiB };
 }
 
 interface Sample extends GcCounts {
@@ -263,6 +267,15 @@ const rows = variants.flatMap((v) => {
       figure: 'service CPU per GiB',
       unit: 's/GiB',
       value: perGiB(xs, 'cpuSeconds'),
+      baselineName: '—',
+      goal: '—',
+      met: null,
+    },
+    {
+      bench: `${v.name}`,
+      figure: 'service RSS once started (3 s settled), before any upload',
+      unit: 'MiB',
+      value: stat([v.startRssMiB]),
       baselineName: '—',
       goal: '—',
       met: null,
