@@ -2,8 +2,8 @@
  * Counts a Node process' garbage collections from its `--trace-gc` lines on stdout, e.g.
  * `[123:0x5…]   5123 ms: Mark-Compact 44.9 (57.2) -> 44.8 (56.0) MB, 60.1 / 0.0 ms  (…) …`:
  * the collector's name, then the main-thread pause before the slash. Only the first isolate that
- * prints (the main thread's) is counted: worker threads (sha256 offload, pg-boss) have heaps of
- * their own, and their collections are another process' business. Read by snapshot/since so that
+ * prints (the main thread's) is counted: worker threads (the sha256 offload, the HEIF decoder) have
+ * heaps of their own, and their collections are not the service's. Read by snapshot/since so that
  * a bench counts the collections of one interval (bench/curl-gc.ts: one upload).
  */
 export interface GcCounts {
