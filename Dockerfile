@@ -54,5 +54,7 @@ EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # tini is PID 1: it forwards SIGTERM/SIGINT to mediary (graceful shutdown) and reaps ffmpeg children.
-ENTRYPOINT ["/usr/bin/tini", "--", "node", "/app/bin/mediary.mjs"]
+# --initial-old-space-size: no full GC per ~20 MiB of upload body (docs/ARCHITECTURE.md, "V8's
+# old-generation floor"); Node refuses it in NODE_OPTIONS, so it is here.
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "--initial-old-space-size=128", "/app/bin/mediary.mjs"]
 CMD ["serve"]

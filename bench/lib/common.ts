@@ -204,7 +204,13 @@ export const fmt = (n: number, digits = 1) =>
  */
 export async function startSinglePutService(
   dir: string,
-  opts: { nodeArgs?: string[]; env?: Record<string, string> } = {},
+  opts: {
+    nodeArgs?: string[];
+    env?: Record<string, string>;
+    onStdout?: (line: string) => void;
+    /** Another checkout's `bin/mediary.mjs` (bench/curl-gc.ts compares two versions). */
+    bin?: string;
+  } = {},
 ) {
   const env = await testEnv(dir, {
     LOG_LEVEL: 'warn',
@@ -212,7 +218,8 @@ export async function startSinglePutService(
     WORKER_ENABLED: 'false',
     ...opts.env,
   });
-  const svc = await spawnService(env, opts);
+  const { env: _env, ...spawnOpts } = opts;
+  const svc = await spawnService(env, spawnOpts);
   const db = poolFor(embeddedUrl(env.DATA_DIR!, env.EMBEDDED_PG_PORT!));
   const [dev] = await makeDevices(db, 1, 'bench');
   await db.end();

@@ -32,12 +32,18 @@ export interface ServiceProcess {
  */
 export async function spawnService(
   env: Record<string, string>,
-  opts: { onStdout?: (line: string) => void; readyTimeoutMs?: number; nodeArgs?: string[] } = {},
+  opts: {
+    onStdout?: (line: string) => void;
+    readyTimeoutMs?: number;
+    nodeArgs?: string[];
+    /** Another checkout's `bin/mediary.mjs` (a bench comparing two versions of the service). */
+    bin?: string;
+  } = {},
 ): Promise<ServiceProcess> {
   const dataDir = env.DATA_DIR!;
   await mkdir(dataDir, { recursive: true });
   const log = createWriteStream(path.join(dataDir, 'service.log'), { flags: 'a' });
-  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), BIN, 'serve'], {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), opts.bin ?? BIN, 'serve'], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
