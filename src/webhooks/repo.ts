@@ -124,6 +124,39 @@ export async function findDelivery(db: Queryable, subscriptionId: string, id: st
  * marks them dispatched and makes one delivery per enabled subscription that wants each.
  * Runs inside the caller's transaction, with the enqueueing of the deliveries.
  */
+/**
+ * Marks dispatched, in one autocommitted statement, the undispatched events no enabled
+ * subscription carries (no delivery to make, so nothing to enqueue in the same transaction), and
+ * says whether undispatched events remain: those some subscription carries (for
+ * {@link dispatchEvents}), or ones another dispatcher holds. Most wake-ups of the dispatcher find
+ * nothing that needs the three-statement transaction: with no webhooks configured, none do.
+ * An event settled here just before a matching subscription commits is treated as older than the
+ * subscription, as {@link dispatchEvents} treats one it claimed a moment earlier.
+ */
+export async function settleUnmatchedEvents(
+  db: Queryable,
+  limit: number,
+): Promise<{ settled: number; rest: boolean }> {
+  const { rows } = await db.query<{ settled: number; rest: boolean }>(
+    `WITH settled AS (
+       UPDATE events SET dispatched_at = now()
+        WHERE id IN (SELECT e.id FROM events e
+                      WHERE e.dispatched_at IS NULL
+                        AND NOT EXISTS (
+                          SELECT 1 FROM webhook_subscriptions s
+                           WHERE s.enabled AND e.type = ANY (s.event_types)
+                             AND (s.owner_user_id = e.owner_user_id OR s.owner_device_id = e.device_id))
+                      ORDER BY e.id LIMIT $1 FOR UPDATE SKIP LOCKED)
+       RETURNING id
+     )
+     SELECT (SELECT count(*) FROM settled)::int AS settled,
+            EXISTS (SELECT 1 FROM events WHERE dispatched_at IS NULL
+                       AND id NOT IN (SELECT id FROM settled)) AS rest`,
+    [limit],
+  );
+  return rows[0]!;
+}
+
 export async function dispatchEvents(
   tx: Queryable,
   limit: number,

@@ -32,6 +32,8 @@ export const WEBHOOK_EVENT_TYPES = [
 
 /** How long past its due time a pending delivery may wait before it is queued again. */
 const RESCUE_GRACE_MS = 10_000;
+/** Events settled or dispatched per statement. */
+const DISPATCH_BATCH = 100;
 
 const ownerOf = (p: Principal): repo.Owner =>
   p.kind === 'user' ? { userId: p.userId } : { deviceId: p.deviceId };
@@ -185,13 +187,20 @@ export class WebhookService {
         do {
           this.again = false;
           for (;;) {
-            const r = await withTransaction(this.pool, async (tx) => {
-              const d = await repo.dispatchEvents(tx, 100);
-              for (const id of d.deliveries) await this.queue.enqueue(tx, id);
-              return d;
-            });
-            if (r.deliveries.length > 0) this.queue.wake();
-            if (r.claimed < 100 || this.stopped) break;
+            // Events no subscription carries need no delivery: settled in one statement. Only
+            // when others remain does the transaction that makes and enqueues deliveries run.
+            const fast = await repo.settleUnmatchedEvents(this.pool, DISPATCH_BATCH);
+            let more = fast.settled === DISPATCH_BATCH;
+            if (fast.rest) {
+              const r = await withTransaction(this.pool, async (tx) => {
+                const d = await repo.dispatchEvents(tx, DISPATCH_BATCH);
+                for (const id of d.deliveries) await this.queue.enqueue(tx, id);
+                return d;
+              });
+              if (r.deliveries.length > 0) this.queue.wake();
+              more ||= r.claimed === DISPATCH_BATCH;
+            }
+            if (!more || this.stopped) break;
           }
         } while (this.again && !this.stopped);
       } catch (err) {

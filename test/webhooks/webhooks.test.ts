@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { Webhook } from 'standardwebhooks';
 import { isForbiddenAddress } from '../../src/webhooks/ssrf.ts';
+import { dispatchEvents, settleUnmatchedEvents } from '../../src/webhooks/repo.ts';
 import { sendWebhook } from '../../src/webhooks/sender.ts';
 import { fixture } from '../helpers/files.ts';
 import { call, startTestServer, type TestServer } from '../helpers/server.ts';
@@ -259,6 +260,66 @@ describe('webhooks', () => {
       assert.equal(r.status, 400, r.text);
       assert.equal(r.body.error.code, 'validation_failed');
     }
+  });
+});
+
+describe('events no subscription carries', () => {
+  test('are settled in one statement and the carried one is left for a delivery', async () => {
+    // Inside a transaction that rolls back: the server's own dispatcher never sees these rows.
+    const db = await t.server.database.pool.connect();
+    try {
+      await db.query('BEGIN');
+      await db.query(
+        `INSERT INTO webhook_subscriptions (id, owner_user_id, url, event_types, secret)
+         VALUES (gen_random_uuid(), 'settle-a', 'http://127.0.0.1:9/a', '{media.ready}', 'whsec_x')`,
+      );
+      const event = async (type: string, owner: string) =>
+        (
+          await db.query<{ id: string }>(
+            `INSERT INTO events (type, owner_user_id, payload) VALUES ($1, $2, '{}') RETURNING id::text`,
+            [type, owner],
+          )
+        ).rows[0]!.id;
+      const otherOwner = await event('media.ready', 'settle-b');
+      const carried = await event('media.ready', 'settle-a');
+      const otherType = await event('media.deleted', 'settle-a');
+      const settled = await settleUnmatchedEvents(db, 100);
+      assert.equal(settled.rest, true, 'the carried event remains');
+      const pending = async () =>
+        (
+          await db.query<{ id: string }>(
+            `SELECT id::text FROM events WHERE dispatched_at IS NULL AND id = ANY ($1::bigint[]) ORDER BY id`,
+            [[otherOwner, carried, otherType]],
+          )
+        ).rows.map((r) => r.id);
+      assert.deepEqual(await pending(), [carried]);
+      const d = await dispatchEvents(db, 100);
+      assert.equal(d.deliveries.length, 1, 'one delivery, for the carried event');
+      assert.deepEqual(await pending(), []);
+      assert.equal((await settleUnmatchedEvents(db, 100)).rest, false, 'nothing left');
+    } finally {
+      await db.query('ROLLBACK');
+      db.release();
+    }
+  });
+
+  test('an upload by an owner without webhooks leaves every event dispatched and no delivery', async () => {
+    const nobody = await t.user('wh-nobody');
+    const { id } = await upload(t, nobody.auth, JPEG);
+    await waitFor(t, nobody.auth, id, ['READY']);
+    const pool = t.server.database.pool;
+    await until('every event of the upload dispatched', async () => {
+      const { rows } = await pool.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM events WHERE media_id = $1 AND dispatched_at IS NULL`,
+        [id],
+      );
+      return rows[0]!.n === 0 ? true : undefined;
+    });
+    const { rows } = await pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM webhook_deliveries d JOIN events e ON e.id = d.event_id WHERE e.media_id = $1`,
+      [id],
+    );
+    assert.equal(rows[0]!.n, 0);
   });
 });
 
