@@ -205,6 +205,8 @@ export class FakeTranscoder implements VideoTranscoder {
   onTranscode: (() => void) | undefined;
   /** The signal each transcode was given. */
   readonly signals: AbortSignal[] = [];
+  /** ffmpeg's `-progress` during the transcode: `count` reports, `gapMs` apart, up to the duration. */
+  ticks: { count: number; gapMs: number } | undefined;
   /** For each poster extraction: whether a transcode was running by the time it was written. */
   readonly posterDuringTranscode: boolean[] = [];
   private running = 0;
@@ -234,6 +236,10 @@ export class FakeTranscoder implements VideoTranscoder {
     if (opts.signal?.aborted) throw new VideoError('cancelled', 'Video processing was cancelled.');
     this.running++;
     try {
+      for (let i = 1; i <= (this.ticks?.count ?? 0); i++) {
+        await new Promise((resolve) => setTimeout(resolve, this.ticks!.gapMs));
+        opts.onProgress?.((this.probed.durationMs * 1000 * i) / this.ticks!.count);
+      }
       return await this.writeHls(outDir, ladder, opts.signal);
     } finally {
       this.running--;

@@ -109,6 +109,38 @@ describe('video job (fakes)', () => {
     assert.equal(records.status, 'READY');
   });
 
+  test('ladder progress reaches the records, rising, at most one write a second', async () => {
+    const { records, transcoder, job, media } = setup();
+    // ffmpeg reports 20 times a second for 2 s.
+    transcoder.ticks = { count: 40, gapMs: 50 };
+    const writes: { percent: number; at: number }[] = [];
+    const setProgress = records.setProgress.bind(records);
+    records.setProgress = async (id, percent) => {
+      writes.push({ percent, at: performance.now() });
+      return setProgress(id, percent);
+    };
+    let started = 0;
+    let ended = 0;
+    transcoder.onTranscode = () => (started = performance.now());
+    const transcodeHls = transcoder.transcodeHls.bind(transcoder);
+    transcoder.transcodeHls = async (...args) => {
+      try {
+        return await transcodeHls(...args);
+      } finally {
+        ended = performance.now();
+      }
+    };
+    assert.equal((await job.handle(media, jobContext())).status, 'completed');
+    const percents = writes.map((w) => w.percent);
+    for (let i = 1; i < percents.length; i++) assert.ok(percents[i]! > percents[i - 1]!, String(percents));
+    // Between the probe's milestone (8 %) and the ladder's end (90 %): the ladder's own writes.
+    const during = writes.filter((w) => w.percent > 8 && w.percent < 90);
+    assert.ok(during.length >= 1, `the ladder's progress is written (${percents.join()})`);
+    // A timer that fires late only makes fewer writes: the bound holds on a loaded machine.
+    const seconds = Math.floor((ended - started) / 1000);
+    assert.ok(during.length <= seconds + 1, `${during.length} writes in ${ended - started} ms: ${percents.join()}`);
+  });
+
   test('a video longer than allowed fails with video_too_long and is never transcoded', async () => {
     const { records, transcoder, config, job, media } = setup();
     transcoder.probed = { ...transcoder.probed, durationMs: (config.video.maxDurationSeconds + 1) * 1000 };
