@@ -101,12 +101,30 @@ describe('video job (fakes)', () => {
     assert.deepEqual(store.keys('hls/'), []);
   });
 
-  test('the poster is made while the ladder runs (not before it), and both end up recorded', async () => {
-    const { records, transcoder, job, media } = setup();
+  test("the poster frame comes from the ladder's decode at 10 %, its variants made while the ladder runs", async () => {
+    const { records, imaging, transcoder, job, media } = setup();
+    const rendersDuringTranscode: boolean[] = [];
+    const render = imaging.render.bind(imaging);
+    imaging.render = async (...args) => {
+      rendersDuringTranscode.push(transcoder.transcoding);
+      return render(...args);
+    };
     assert.equal((await job.handle(media, jobContext())).status, 'completed');
-    assert.deepEqual(transcoder.posterDuringTranscode, [true]);
-    assert.equal(transcoder.transcodes, 1);
+    assert.deepEqual(transcoder.posterTimes, [0.3], 'the frame at 10 % of the 3 s clip');
+    assert.deepEqual(transcoder.extracts, [], 'no second decode of the original');
+    assert.deepEqual(rendersDuringTranscode, [true], 'variants rendered beside the ladder');
     assert.equal(records.status, 'READY');
+    assert.equal((records.ready as VideoReadyResult).variants.length, 4);
+  });
+
+  test('no frame at 10 % in the ladder\'s decode: the poster is the first frame, extracted after it', async () => {
+    const { records, transcoder, job, media } = setup();
+    transcoder.frameAtPosterTime = false;
+    assert.equal((await job.handle(media, jobContext())).status, 'completed');
+    assert.deepEqual(transcoder.extracts, [0]);
+    assert.equal(records.status, 'READY');
+    assert.equal((records.ready as VideoReadyResult).variants.length, 4);
+    assert.deepEqual(await workDirsLeft(), []);
   });
 
   test('ladder progress reaches the records, rising, at most one write a second', async () => {
