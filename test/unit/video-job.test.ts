@@ -117,7 +117,7 @@ describe('video job (fakes)', () => {
     assert.equal((records.ready as VideoReadyResult).variants.length, 4);
   });
 
-  test('no frame at 10 % in the ladder\'s decode: the poster is the first frame, extracted after it', async () => {
+  test("no frame at 10 % in the ladder's decode: the poster is the first frame, extracted after it", async () => {
     const { records, transcoder, job, media } = setup();
     transcoder.frameAtPosterTime = false;
     assert.equal((await job.handle(media, jobContext())).status, 'completed');
@@ -156,7 +156,10 @@ describe('video job (fakes)', () => {
     assert.ok(during.length >= 1, `the ladder's progress is written (${percents.join()})`);
     // A timer that fires late only makes fewer writes: the bound holds on a loaded machine.
     const seconds = Math.floor((ended - started) / 1000);
-    assert.ok(during.length <= seconds + 1, `${during.length} writes in ${ended - started} ms: ${percents.join()}`);
+    assert.ok(
+      during.length <= seconds + 1,
+      `${during.length} writes in ${ended - started} ms: ${percents.join()}`,
+    );
   });
 
   test('a video longer than allowed fails with video_too_long and is never transcoded', async () => {
