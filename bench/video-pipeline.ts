@@ -12,6 +12,11 @@
  * Goal: the pipeline takes ≤ 1.1× the hand-run command. `BENCH_REPS` rounds (default 5), each
  * running the hand command and the pipeline once, alternating which goes first; medians and the
  * per-round ratios are reported with the load average at each round's start.
+ *
+ * Besides wall time, the CPU seconds each side spent (this process, its Postgres, and the ffmpeg /
+ * ffprobe runs it waited for; the pipeline's include the upload), and the machine's busy CPU
+ * seconds meanwhile: on a shared 2-core box the wall-clock ratio moves with what other tenants
+ * take, the CPU a side spends much less.
  */
 import { execFile } from 'node:child_process';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -24,6 +29,7 @@ import { mintUserToken } from '../src/auth/principals.ts';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/log.ts';
 import { hlsArguments } from '../src/infra/video/ffmpeg.ts';
+import { cpuDelta, machineBusySeconds, reapedChildrenSeconds, treeCpu } from './lib/cpu.ts';
 import { planLadder } from '../src/processing/video/ladder.ts';
 import { VIDEO_JOB_STEPS, type VideoJobStep } from '../src/processing/video-job.ts';
 import { JWT_SECRET, tempDir, testEnv } from '../test/helpers/server.ts';
@@ -51,6 +57,29 @@ async function timed(fn: () => Promise<void>): Promise<number> {
   const t0 = performance.now();
   await fn();
   return (performance.now() - t0) / 1000;
+}
+
+/** CPU seconds of this process tree, by part; `machine`: every core's busy seconds. */
+function cpuNow(): Record<string, number> {
+  const tree = treeCpu(process.pid);
+  const out: Record<string, number> = { machine: machineBusySeconds(), 'ffmpeg/ffprobe (exited)': 0 };
+  for (const [name, s] of Object.entries(tree)) {
+    const part = name === 'self' ? 'node' : name.startsWith('postgres') ? 'postgres' : name;
+    out[part] = (out[part] ?? 0) + s;
+  }
+  out['ffmpeg/ffprobe (exited)'] = reapedChildrenSeconds(process.pid);
+  return out;
+}
+
+/** Runs `fn`, returning its result and the CPU seconds spent meanwhile (see {@link cpuNow}). */
+async function withCpu<T>(fn: () => Promise<T>): Promise<{ value: T; cpu: Record<string, number> }> {
+  const before = cpuNow();
+  const value = await fn();
+  const cpu = cpuDelta(before, cpuNow());
+  cpu.ours = Object.entries(cpu)
+    .filter(([k]) => k !== 'machine')
+    .reduce((sum, [, v]) => sum + v, 0);
+  return { value, cpu };
 }
 
 async function main() {
@@ -133,6 +162,8 @@ async function main() {
   });
   const hands: number[] = [];
   const pipelines: number[] = [];
+  const handCpu: Record<string, number>[] = [];
+  const pipelineCpu: Record<string, number>[] = [];
   const pickups: number[] = [];
   const loads: number[] = [];
   let renditions: unknown;
@@ -145,9 +176,13 @@ async function main() {
       loads.push(os.loadavg()[0]!);
       const order = round % 2 === 0 ? (['hand', 'pipeline'] as const) : (['pipeline', 'hand'] as const);
       for (const which of order) {
-        if (which === 'hand') hands.push(await handRun());
-        else {
-          const r = await pipelineRun(round);
+        if (which === 'hand') {
+          const { value, cpu } = await withCpu(handRun);
+          hands.push(value);
+          handCpu.push(cpu);
+        } else {
+          const { value: r, cpu } = await withCpu(() => pipelineRun(round));
+          pipelineCpu.push(cpu);
           pipelines.push(r.total);
           pickups.push(r.pickup);
           if (round === REPS - 1) {
@@ -158,7 +193,8 @@ async function main() {
       }
       console.log(
         `round ${round + 1}/${REPS}: pipeline ${pipelines.at(-1)!.toFixed(2)} s, hand ${hands.at(-1)!.toFixed(2)} s, ` +
-          `ratio ${(pipelines.at(-1)! / hands.at(-1)!).toFixed(3)} (load ${loads.at(-1)!.toFixed(1)})`,
+          `ratio ${(pipelines.at(-1)! / hands.at(-1)!).toFixed(3)} (load ${loads.at(-1)!.toFixed(1)}); ` +
+          `CPU s pipeline ${pipelineCpu.at(-1)!.ours!.toFixed(2)}, hand ${handCpu.at(-1)!.ours!.toFixed(2)}`,
       );
     }
   } finally {
@@ -168,6 +204,11 @@ async function main() {
   }
 
   const perRound = pipelines.map((p, i) => p / hands[i]!);
+  const cpuParts = [...new Set([...pipelineCpu, ...handCpu].flatMap((c) => Object.keys(c)))];
+  const cpuMedians = (runs: Record<string, number>[]) =>
+    Object.fromEntries(cpuParts.map((k) => [k, median(runs.map((c) => c[k] ?? 0))]));
+  const cpu = { pipeline: cpuMedians(pipelineCpu), hand: cpuMedians(handCpu) };
+  const cpuRatioPerRound = pipelineCpu.map((c, i) => c.ours! / handCpu[i]!.ours!);
   const pipeline = median(pipelines);
   const hand = median(hands);
   const ratio = pipeline / hand;
@@ -191,8 +232,12 @@ async function main() {
       pipelineVsHandPerRound: perRound,
       pipelineVsHandMedianPerRound: median(perRound),
       perRenditionVsHand: perRendition / hand,
+      cpuPipelineVsHand: cpu.pipeline.ours! / cpu.hand.ours!,
+      cpuPipelineVsHandPerRound: cpuRatioPerRound,
       goal: { pipelineVsHand: 1.1 },
     },
+    // CPU seconds by part, median of the rounds; `ours` is their sum, `machine` all cores' busy time.
+    cpuSeconds: { ...cpu, samples: { pipeline: pipelineCpu, hand: handCpu } },
     renditions,
     jobStepsMs: Object.fromEntries([...steps].map(([k, v]) => [k, { median: median(v), samples: v }])),
   };
@@ -208,6 +253,18 @@ async function main() {
   row('one ffmpeg run per rendition (s)', perRendition.toFixed(2));
   row('ratio pipeline / hand', ratio.toFixed(3), `goal ≤ 1.1 ${ratio <= 1.1 ? 'met' : 'NOT met'}`);
   row('ratio per round, median', median(perRound).toFixed(3), range(perRound));
+  console.log(
+    '\nCPU seconds, median of the rounds (ours = this process + Postgres + exited ffmpeg/ffprobe):',
+  );
+  for (const k of cpuParts)
+    console.log(
+      `  ${k.padEnd(30)}${cpu.pipeline[k]!.toFixed(2).padStart(8)} pipeline ${cpu.hand[k]!.toFixed(2).padStart(8)} hand`,
+    );
+  row(
+    'CPU ratio pipeline / hand (ours)',
+    (cpu.pipeline.ours! / cpu.hand.ours!).toFixed(3),
+    range(cpuRatioPerRound),
+  );
   console.log('\njob steps (ms, median [range]; the poster runs beside the ladder, the rest in series):');
   for (const [name, ms] of steps) {
     console.log(
