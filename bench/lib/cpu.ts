@@ -49,6 +49,16 @@ export function treeCpu(root: number): Record<string, number> {
   return out;
 }
 
+/**
+ * CPU seconds of `pid`'s children that have exited and been waited for (its cutime + cstime):
+ * short-lived tools such as ffmpeg, which `treeCpu` no longer sees once they are gone.
+ */
+export function reapedChildrenSeconds(pid: number): number {
+  const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[13]) + Number(f[14])) / TICK;
+}
+
 /** Busy CPU seconds of the whole machine (all cores: user + nice + system + irq + softirq + steal). */
 export function machineBusySeconds(): number {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.split(/\s+/).slice(1).map(Number);

@@ -192,11 +192,23 @@ export interface TranscodeRunOptions {
 export interface HlsEncodeOptions {
   segmentSeconds?: number | undefined;
   preset?: string | undefined;
+  /** Also the poster, from the ladder's own decode (no second decode of the original). */
+  poster?: HlsPosterOptions | undefined;
+}
+
+/** The poster frame taken from the ladder's decode (`transcodeHls`'s `poster` option). */
+export interface HlsPosterOptions {
+  /** The first frame at or after this time (the frame `extractPoster` takes), rotation applied. */
+  atSeconds: number;
+  /** Called once with the frame (PNG) as soon as it is encoded, while the ladder still runs. */
+  onFrame?: ((png: Buffer) => void) | undefined;
 }
 
 export interface HlsOutput {
   master: string;
   renditions: (Rendition & { playlist: string; codecs: string; dir: string })[];
+  /** The poster frame (PNG) when one was asked for and the video has a frame at that time. */
+  poster?: Buffer | undefined;
 }
 
 /** Probing and transcoding video (ffmpeg/ffprobe in production). Every run is bounded and abortable. */

@@ -85,8 +85,13 @@ export interface VideoJobDeps {
 }
 
 const UPLOAD_PARALLELISM = 4;
-/** Progress is written at most every 250 ms (ffmpeg reports several times a second). */
-const PROGRESS = { everyMs: 250, firstAfterMs: 0 };
+/**
+ * Progress is written at most once a second, and only when the whole percentage rose
+ * (ProgressReporter). ffmpeg reports several times a second; each write is an UPDATE, an event
+ * and a NOTIFY, CPU taken from x264 on a small box, while a status poller or an SSE consumer
+ * gains nothing from more than one step a second. Milestones (5, 8, 90 %) are written at once.
+ */
+const PROGRESS = { everyMs: 1000, firstAfterMs: 0 };
 
 export class VideoJob {
   constructor(private readonly deps: VideoJobDeps) {}
@@ -185,42 +190,55 @@ export class VideoJob {
 
     const written: string[] = [];
     try {
-      // The poster (one frame, its variants, their store writes) runs beside the ladder instead of
-      // before it: both only read the original. A poster failure stops the ladder and is the
-      // job's outcome, as when it ran first; both have settled before anything else happens.
+      // The poster frame comes from the ladder's own decode (one ffmpeg run, one decode of the
+      // original); its variants and their store writes start as soon as that frame is out, beside
+      // the rest of the ladder. A poster failure stops the ladder and is the job's outcome, as
+      // when it ran first; both have settled before anything else happens.
       const ladderStop = new AbortController();
       const ladderSignal = AbortSignal.any([ctx.signal, ladderStop.signal]);
       t = performance.now();
       const parallel = t;
-      const posterRun = this.poster(media, src, input, work, ctx, remaining, written).then(
-        (done) => {
-          step('poster + variants (beside the ladder)', parallel);
-          return done;
-        },
-        (err: unknown) => {
-          ladderStop.abort();
-          throw err;
-        },
-      );
+      let posterRun: Promise<Poster> | undefined;
+      const onFrame = (png: Buffer) => {
+        step('poster frame (from the ladder)', parallel);
+        const variantsStart = performance.now();
+        posterRun = this.posterVariants(media.id, png, written).then(
+          (done) => {
+            step('poster variants (beside the ladder)', variantsStart);
+            return done;
+          },
+          (err: unknown) => {
+            ladderStop.abort();
+            throw err;
+          },
+        );
+        // Awaited below, once the ladder has settled; until then a rejection is not unhandled.
+        posterRun.catch(() => undefined);
+      };
       const ladder = limitLadder(planLadder(src.width, src.height), video.maxRendition);
       const outDir = path.join(work, 'hls');
-      const ladderRun = transcoder.transcodeHls(input, outDir, ladder, src.audioCodec !== null, {
-        timeoutMs: remaining(),
-        signal: ladderSignal,
-        preset: video.preset,
-        segmentSeconds: video.segmentSeconds,
-        onProgress: (us) => progress(15 + 75 * Math.min(1, us / 1000 / src.durationMs)),
-      });
-      void ladderRun.then(
-        () => step('ladder (ffmpeg)', parallel),
-        () => undefined,
+      const ladderDone = await settle(
+        transcoder.transcodeHls(input, outDir, ladder, src.audioCodec !== null, {
+          timeoutMs: remaining(),
+          signal: ladderSignal,
+          preset: video.preset,
+          segmentSeconds: video.segmentSeconds,
+          poster: { atSeconds: src.durationMs / 10_000, onFrame },
+          onProgress: (us) => progress(15 + 75 * Math.min(1, us / 1000 / src.durationMs)),
+        }),
       );
-      const [posterDone, ladderDone] = await Promise.allSettled([posterRun, ladderRun]);
+      step('ladder (ffmpeg)', parallel);
+      const posterDone = posterRun ? await settle(posterRun) : undefined;
       step('poster and ladder, both settled', parallel);
-      if (posterDone.status === 'rejected') throw posterDone.reason;
+      if (posterDone?.status === 'rejected') throw posterDone.reason;
       if (ladderDone.status === 'rejected') throw ladderDone.reason;
-      const poster = posterDone.value;
       const hls = ladderDone.value;
+      // No frame at 10 % (a video stream shorter than its container): the first frame, as before.
+      t = performance.now();
+      const poster =
+        posterDone?.value ??
+        (await this.posterVariants(media.id, await this.firstFrame(input, work, ctx, remaining), written));
+      if (!posterDone) step('poster from the first frame (after the ladder)', t);
       progress(90, true);
 
       t = performance.now();
@@ -271,29 +289,27 @@ export class VideoJob {
     }
   }
 
-  /** Poster at 10 % of the duration (the first frame when that seek finds none), as image variants. */
-  private async poster(
-    media: MediaRecord,
-    src: VideoProbe,
+  /** The first frame, for a video whose decode found no frame at the poster time. */
+  private async firstFrame(
     input: string,
     work: string,
     ctx: JobContext,
     remaining: () => number,
-    written: string[],
-  ) {
-    const { store, config, imaging, transcoder } = this.deps;
+  ): Promise<Buffer> {
     const file = path.join(work, 'poster.png');
-    let png: Buffer | undefined;
-    for (const at of [src.durationMs / 10_000, 0]) {
-      await transcoder.extractPoster(input, at, file, {
-        timeoutMs: Math.min(120_000, remaining()),
-        signal: ctx.signal,
-      });
-      png = await readFile(file).catch(() => undefined);
-      if (png && png.length > 0) break;
-    }
+    await this.deps.transcoder.extractPoster(input, 0, file, {
+      timeoutMs: Math.min(120_000, remaining()),
+      signal: ctx.signal,
+    });
+    const png = await readFile(file).catch(() => undefined);
     if (!png || png.length === 0)
       throw new JobFailure('decode_failed', 'No frame of the video can be decoded.');
+    return png;
+  }
+
+  /** The poster frame as image variants (stored) and a thumbhash placeholder. */
+  private async posterVariants(mediaId: string, png: Buffer, written: string[]): Promise<Poster> {
+    const { store, config, imaging } = this.deps;
     let rendered;
     try {
       // ffmpeg already applied the rotation; a PNG carries no orientation of its own.
@@ -311,7 +327,7 @@ export class VideoJob {
     const format = config.variantFormat;
     const variants: VariantRecord[] = [];
     for (const v of rendered.variants) {
-      const { record, written: isNew } = await putVariant(store, media.id, format, v);
+      const { record, written: isNew } = await putVariant(store, mediaId, format, v);
       if (isNew) written.push(record.key);
       variants.push(record);
     }
@@ -359,6 +375,19 @@ export class VideoJob {
     if (rejected) throw rejected.reason;
     return out;
   }
+}
+
+interface Poster {
+  variants: VariantRecord[];
+  placeholder: string;
+}
+
+/** `Promise.allSettled` of one promise. */
+function settle<T>(p: Promise<T>): Promise<PromiseSettledResult<T>> {
+  return p.then(
+    (value) => ({ status: 'fulfilled', value }),
+    (reason: unknown) => ({ status: 'rejected', reason }),
+  );
 }
 
 const RUNG_ORDER = ['360p', '720p', '1080p', '2160p'] as const;

@@ -3,6 +3,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import { readFile, rm, stat, truncate } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -48,6 +49,13 @@ before(async () => {
     duration: 1,
     filter: 'scale=333:211',
     pixFmt: 'yuv444p',
+  });
+  // Its index first (`+faststart`), so ffmpeg can read it from a pipe as it arrives.
+  clips.streamable = await clip('streamable.mp4', {
+    size: '640x360',
+    rate: 24,
+    duration: 4,
+    extra: ['-movflags', '+faststart'],
   });
   clips.truncated = await clip('truncated.mp4', { size: '640x360', rate: 24, duration: 2 });
   await truncate(clips.truncated, Math.floor((await stat(clips.truncated)).size / 3));
@@ -166,6 +174,70 @@ describe('ffmpeg video adapter', () => {
     await extractPoster(clips.portrait!, src.durationMs / 10000, poster, opts);
     const meta = await sharp(poster).metadata();
     assert.deepEqual([meta.width, meta.height], [720, 1280]);
+  });
+
+  test("the ladder's poster is the frame extractPoster takes at that time, upright", async () => {
+    for (const name of ['landscape', 'portrait'] as const) {
+      const src = await probe(clips[name]!);
+      const at = src.durationMs / 10_000;
+      const frames: Buffer[] = [];
+      const result = await transcodeHls(
+        clips[name]!,
+        path.join(dir, `hls-poster-${name}`),
+        planLadder(src.width, src.height).slice(0, 1),
+        name === 'landscape',
+        {
+          ...opts,
+          poster: { atSeconds: at, onFrame: (png) => frames.push(png) },
+        },
+      );
+      assert.equal(frames.length, 1, 'handed over once');
+      assert.equal(result.poster, frames[0]);
+      const file = path.join(dir, `poster-${name}.png`);
+      await extractPoster(clips[name]!, at, file, opts);
+      const [ours, theirs] = await Promise.all(
+        [result.poster!, file].map((png) => sharp(png).raw().toBuffer({ resolveWithObject: true })),
+      );
+      assert.deepEqual([ours!.info.width, ours!.info.height], [src.width, src.height]);
+      assert.ok(ours!.data.equals(theirs!.data), `${name}: the same pixels as the second decode's frame`);
+    }
+  });
+
+  test('no frame at the poster time: no poster, and the ladder completes', async () => {
+    const src = await probe(clips.odd!);
+    let frames = 0;
+    const out = path.join(dir, 'hls-no-poster');
+    const result = await transcodeHls(clips.odd!, out, planLadder(src.width, src.height), false, {
+      ...opts,
+      poster: { atSeconds: src.durationMs / 1000 + 5, onFrame: () => frames++ },
+    });
+    assert.equal(result.poster, undefined);
+    assert.equal(frames, 0);
+    assert.match(await readFile(path.join(out, result.renditions[0]!.playlist), 'utf8'), /#EXT-X-ENDLIST/);
+  });
+
+  test('the poster frame is handed over while ffmpeg is still reading the original', async () => {
+    // The original arrives through a FIFO: most of it, then the rest only once the frame is out.
+    // A frame held back until ffmpeg ends (a frame-threaded PNG encoder does that) never comes.
+    const bytes = await readFile(clips.streamable!);
+    const fifo = path.join(dir, 'streamable.fifo');
+    await run('mkfifo', [fifo]);
+    let onFrame!: () => void;
+    const frame = new Promise<void>((resolve) => (onFrame = resolve));
+    const job = transcodeHls(fifo, path.join(dir, 'hls-fifo'), planLadder(640, 360), false, {
+      ...opts,
+      poster: { atSeconds: 0.4, onFrame: () => onFrame() },
+    });
+    const writer = createWriteStream(fifo);
+    writer.write(bytes.subarray(0, Math.floor(bytes.length * 0.7)));
+    const before = await Promise.race([
+      frame.then(() => true),
+      new Promise<false>((resolve) => setTimeout(() => resolve(false), 30_000).unref()),
+    ]);
+    writer.end(bytes.subarray(Math.floor(bytes.length * 0.7)));
+    const result = await job;
+    assert.ok(before, 'the frame came before the last 30 % of the original was written');
+    assert.ok(result.poster && result.poster.length > 0);
   });
 
   test('a 2160p source gets a 2160p rendition', async () => {

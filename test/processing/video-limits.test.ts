@@ -19,7 +19,7 @@ let t: TestServer;
 let dir: string;
 let ffmpegLog: string;
 
-/** The ffmpeg runs the server made on an uploaded original (a poster or a transcode), so far. */
+/** The ffmpeg runs the server made on an uploaded original (the ladder with its poster frame), so far. */
 async function ffmpegRunsOnOriginals(): Promise<string[]> {
   const text = await readFile(ffmpegLog, 'utf8').catch(() => '');
   return text.split('\n').filter((l) => /(^|\s)-i\s\S*\/original(\s|$)/.test(l));
@@ -76,6 +76,8 @@ for (const [name, size, seconds, code] of [
 test('a clip within both limits is transcoded and plays', async () => {
   const { media, runs } = await processClip(await clip('fits.mp4', '320x240', 1));
   assert.equal(media.status, 'READY', JSON.stringify(media.error));
-  // The wrapper sees the poster and the transcode (so its silence above means something).
-  assert.ok(runs.length >= 2, `ffmpeg runs seen: ${JSON.stringify(runs)}`);
+  // The wrapper sees the one run that decodes it, ladder and poster frame together (so its
+  // silence above means something): the original is decoded exactly once.
+  assert.equal(runs.length, 1, `ffmpeg runs seen: ${JSON.stringify(runs)}`);
+  assert.match(runs[0]!, /-f hls .* pipe:3$/, 'the HLS ladder and the poster frame');
 });

@@ -185,7 +185,10 @@ export const fakeExif: ExifReader = {
   read: async () => ({ exif: { make: 'Fake', model: 'Camera' }, gps: null }),
 };
 
-/** ffmpeg's part without ffmpeg: a probe result, a poster PNG-to-be, and an HLS directory. */
+/**
+ * ffmpeg's part without ffmpeg: a probe result, a poster PNG-to-be (from the ladder's decode when
+ * asked, as the adapter does, or from `extractPoster`), and an HLS directory.
+ */
 export class FakeTranscoder implements VideoTranscoder {
   probed: VideoProbe = {
     durationMs: 3000,
@@ -205,9 +208,20 @@ export class FakeTranscoder implements VideoTranscoder {
   onTranscode: (() => void) | undefined;
   /** The signal each transcode was given. */
   readonly signals: AbortSignal[] = [];
-  /** For each poster extraction: whether a transcode was running by the time it was written. */
-  readonly posterDuringTranscode: boolean[] = [];
+  /** ffmpeg's `-progress` during the transcode: `count` reports, `gapMs` apart, up to the duration. */
+  ticks: { count: number; gapMs: number } | undefined;
+  /** Whether the ladder's decode has a frame at the poster time (a stream shorter than its file: not). */
+  frameAtPosterTime = true;
+  /** The time (seconds) of each `extractPoster` run: a second decode of the original. */
+  readonly extracts: number[] = [];
+  /** The poster time each transcode was asked for (undefined: no poster asked). */
+  readonly posterTimes: (number | undefined)[] = [];
   private running = 0;
+
+  /** Whether a transcode is running now. */
+  get transcoding(): boolean {
+    return this.running > 0;
+  }
 
   async available() {
     return true;
@@ -215,10 +229,8 @@ export class FakeTranscoder implements VideoTranscoder {
   async probe() {
     return this.probed;
   }
-  async extractPoster(_input: string, _at: number, outFile: string) {
-    // A turn of the event loop: a transcode started beside the poster has begun by then.
-    await new Promise((resolve) => setImmediate(resolve));
-    this.posterDuringTranscode.push(this.running > 0);
+  async extractPoster(_input: string, at: number, outFile: string) {
+    this.extracts.push(at);
     await writeFile(outFile, Buffer.from('poster'));
   }
   async transcodeHls(
@@ -229,12 +241,21 @@ export class FakeTranscoder implements VideoTranscoder {
     opts: Parameters<VideoTranscoder['transcodeHls']>[4],
   ) {
     this.transcodes++;
+    this.posterTimes.push(opts.poster?.atSeconds);
     if (opts.signal) this.signals.push(opts.signal);
     this.onTranscode?.();
     if (opts.signal?.aborted) throw new VideoError('cancelled', 'Video processing was cancelled.');
     this.running++;
     try {
-      return await this.writeHls(outDir, ladder, opts.signal);
+      for (let i = 1; i <= (this.ticks?.count ?? 0); i++) {
+        await new Promise((resolve) => setTimeout(resolve, this.ticks!.gapMs));
+        opts.onProgress?.((this.probed.durationMs * 1000 * i) / this.ticks!.count);
+      }
+      // The poster frame is out early in the decode, well before the ladder ends.
+      await new Promise((resolve) => setImmediate(resolve));
+      const poster = opts.poster && this.frameAtPosterTime ? Buffer.from('poster') : undefined;
+      if (poster) opts.poster?.onFrame?.(poster);
+      return { ...(await this.writeHls(outDir, ladder, opts.signal)), poster };
     } finally {
       this.running--;
     }
@@ -245,7 +266,7 @@ export class FakeTranscoder implements VideoTranscoder {
     ladder: Parameters<VideoTranscoder['transcodeHls']>[2],
     signal: AbortSignal | undefined,
   ) {
-    // Long enough for a poster made beside it to be extracted meanwhile.
+    // Long enough for the poster's variants, started beside it, to be rendered meanwhile.
     await new Promise((resolve) => setImmediate(resolve));
     await new Promise((resolve) => setImmediate(resolve));
     if (signal?.aborted) throw new VideoError('cancelled', 'Video processing was cancelled.');

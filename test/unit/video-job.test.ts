@@ -101,12 +101,65 @@ describe('video job (fakes)', () => {
     assert.deepEqual(store.keys('hls/'), []);
   });
 
-  test('the poster is made while the ladder runs (not before it), and both end up recorded', async () => {
-    const { records, transcoder, job, media } = setup();
+  test("the poster frame comes from the ladder's decode at 10 %, its variants made while the ladder runs", async () => {
+    const { records, imaging, transcoder, job, media } = setup();
+    const rendersDuringTranscode: boolean[] = [];
+    const render = imaging.render.bind(imaging);
+    imaging.render = async (...args) => {
+      rendersDuringTranscode.push(transcoder.transcoding);
+      return render(...args);
+    };
     assert.equal((await job.handle(media, jobContext())).status, 'completed');
-    assert.deepEqual(transcoder.posterDuringTranscode, [true]);
-    assert.equal(transcoder.transcodes, 1);
+    assert.deepEqual(transcoder.posterTimes, [0.3], 'the frame at 10 % of the 3 s clip');
+    assert.deepEqual(transcoder.extracts, [], 'no second decode of the original');
+    assert.deepEqual(rendersDuringTranscode, [true], 'variants rendered beside the ladder');
     assert.equal(records.status, 'READY');
+    assert.equal((records.ready as VideoReadyResult).variants.length, 4);
+  });
+
+  test("no frame at 10 % in the ladder's decode: the poster is the first frame, extracted after it", async () => {
+    const { records, transcoder, job, media } = setup();
+    transcoder.frameAtPosterTime = false;
+    assert.equal((await job.handle(media, jobContext())).status, 'completed');
+    assert.deepEqual(transcoder.extracts, [0]);
+    assert.equal(records.status, 'READY');
+    assert.equal((records.ready as VideoReadyResult).variants.length, 4);
+    assert.deepEqual(await workDirsLeft(), []);
+  });
+
+  test('ladder progress reaches the records, rising, at most one write a second', async () => {
+    const { records, transcoder, job, media } = setup();
+    // ffmpeg reports 20 times a second for 2 s.
+    transcoder.ticks = { count: 40, gapMs: 50 };
+    const writes: { percent: number; at: number }[] = [];
+    const setProgress = records.setProgress.bind(records);
+    records.setProgress = async (id, percent) => {
+      writes.push({ percent, at: performance.now() });
+      return setProgress(id, percent);
+    };
+    let started = 0;
+    let ended = 0;
+    transcoder.onTranscode = () => (started = performance.now());
+    const transcodeHls = transcoder.transcodeHls.bind(transcoder);
+    transcoder.transcodeHls = async (...args) => {
+      try {
+        return await transcodeHls(...args);
+      } finally {
+        ended = performance.now();
+      }
+    };
+    assert.equal((await job.handle(media, jobContext())).status, 'completed');
+    const percents = writes.map((w) => w.percent);
+    for (let i = 1; i < percents.length; i++) assert.ok(percents[i]! > percents[i - 1]!, String(percents));
+    // Between the probe's milestone (8 %) and the ladder's end (90 %): the ladder's own writes.
+    const during = writes.filter((w) => w.percent > 8 && w.percent < 90);
+    assert.ok(during.length >= 1, `the ladder's progress is written (${percents.join()})`);
+    // A timer that fires late only makes fewer writes: the bound holds on a loaded machine.
+    const seconds = Math.floor((ended - started) / 1000);
+    assert.ok(
+      during.length <= seconds + 1,
+      `${during.length} writes in ${ended - started} ms: ${percents.join()}`,
+    );
   });
 
   test('a video longer than allowed fails with video_too_long and is never transcoded', async () => {

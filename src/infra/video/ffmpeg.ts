@@ -1,11 +1,13 @@
 /**
  * Thin adapter over Debian's ffmpeg/ffprobe (implements `VideoTranscoder`, src/processing/ports.ts):
- * probe, poster frame, and the whole HLS ladder from one decode (split filter). Every run has a timeout, honours an AbortSignal (ffmpeg is killed),
- * and reports progress from `-progress`. Job logic calls this; it never spawns ffmpeg itself.
+ * probe, poster frame, and the whole HLS ladder — with the poster frame, when asked — from one
+ * decode (split filter). Every run has a timeout, honours an AbortSignal (ffmpeg is killed), and
+ * reports progress from `-progress`. Job logic calls this; it never spawns ffmpeg itself.
  */
 import { execFile, spawn } from 'node:child_process';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import {
   VideoError,
@@ -16,6 +18,7 @@ import {
   type VideoTranscoder,
 } from '../../processing/ports.ts';
 import { masterPlaylist, type Rendition } from '../../processing/video/ladder.ts';
+import { PngFrameReader } from './png-frame.ts';
 
 export { VideoError };
 export type { HlsOutput, VideoProbe };
@@ -108,6 +111,8 @@ export async function probe(
 interface RunOptions extends TranscodeRunOptions {
   /** Defaults to `ffmpeg` on PATH. */
   ffmpegPath?: string | undefined;
+  /** Receives what ffmpeg writes to its file descriptor 3 (`pipe:3`, the poster frame). */
+  onPipe3?: ((chunk: Buffer) => void) | undefined;
 }
 
 /** Runs ffmpeg; kills it on timeout or abort; keeps the tail of stderr for the error. */
@@ -120,10 +125,11 @@ function ffmpeg(args: string[], opts: RunOptions): Promise<void> {
     const child = spawn(
       opts.ffmpegPath ?? 'ffmpeg',
       ['-hide_banner', '-nostdin', '-y', '-progress', 'pipe:1', '-nostats', ...args],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
+      { stdio: ['ignore', 'pipe', 'pipe', opts.onPipe3 ? 'pipe' : 'ignore'] },
     );
+    // With a fourth stdio entry Node's types no longer promise the pipes; they are there.
+    const [, stdout, stderrPipe, pipe3] = child.stdio as unknown as (Readable | null)[];
+    if (opts.onPipe3) pipe3?.on('data', opts.onPipe3);
     let stderr = '';
     let ended: VideoError | undefined;
     const stop = (err: VideoError) => {
@@ -137,7 +143,7 @@ function ffmpeg(args: string[], opts: RunOptions): Promise<void> {
     const onAbort = () => stop(new VideoError('cancelled', 'Video processing was cancelled.'));
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     let buffered = '';
-    child.stdout.on('data', (chunk: Buffer) => {
+    stdout?.on('data', (chunk: Buffer) => {
       buffered += chunk.toString();
       const lines = buffered.split('\n');
       buffered = lines.pop() ?? '';
@@ -146,7 +152,7 @@ function ffmpeg(args: string[], opts: RunOptions): Promise<void> {
         if (m && opts.onProgress) opts.onProgress(Number(m[1]));
       }
     });
-    child.stderr.on('data', (chunk: Buffer) => {
+    stderrPipe?.on('data', (chunk: Buffer) => {
       stderr = (stderr + chunk.toString()).slice(-4000);
     });
     child.on('error', (err: NodeJS.ErrnoException) => {
@@ -211,12 +217,17 @@ export function hlsArguments(
   hasAudio: boolean,
   opts: HlsEncodeOptions = {},
 ): string[] {
-  const n = ladder.length;
-  const split = `[0:v]split=${n}${ladder.map((_, i) => `[s${i}]`).join('')}`;
+  const n = ladder.length + (opts.poster ? 1 : 0);
+  const split = `[0:v]split=${n}${Array.from({ length: n }, (_, i) => `[s${i}]`).join('')}`;
   const scales = ladder.map(
     (r, i) => `[s${i}]scale=${r.width}:${r.height}:flags=bicubic,format=yuv420p[v${i}]`,
   );
-  const args = ['-i', input, '-filter_complex', [split, ...scales].join(';')];
+  // The poster branch keeps the first frame at or after the time (what `-ss` before `-i` keeps:
+  // ffmpeg's accurate seek is this same trim) and then ends, so `split` stops feeding it.
+  const poster = opts.poster
+    ? [`[s${ladder.length}]trim=start=${opts.poster.atSeconds.toFixed(3)},trim=end_frame=1[poster]`]
+    : [];
+  const args = ['-i', input, '-filter_complex', [split, ...scales, ...poster].join(';')];
   ladder.forEach((r, i) => {
     args.push('-map', `[v${i}]`);
     if (hasAudio) args.push('-map', '0:a:0');
@@ -263,13 +274,22 @@ export function hlsArguments(
     ladder.map((_, i) => (hasAudio ? `v:${i},a:${i}` : `v:${i}`)).join(' '),
     path.join(outDir, '%v', 'index.m3u8'),
   );
+  if (opts.poster) {
+    // A second output: one PNG on file descriptor 3. One encoder thread, so the frame comes out
+    // when it is encoded: a frame-threaded PNG encoder holds a lone frame until the run ends.
+    args.push(
+      ...['-map', '[poster]', '-frames:v', '1', '-an', '-threads', '1'],
+      ...['-f', 'image2pipe', '-c:v', 'png', 'pipe:3'],
+    );
+  }
   return args;
 }
 
 /**
  * The whole ladder from one decode: `split` the (auto-rotated) video once per rendition, scale,
  * encode H.264 (+ AAC when there is audio) into fMP4 HLS segments, then write our own master
- * playlist with BANDWIDTH, RESOLUTION and CODECS.
+ * playlist with BANDWIDTH, RESOLUTION and CODECS. With `poster`, one more branch of the same
+ * decode is the poster frame, handed to `poster.onFrame` as soon as it is encoded.
  */
 export async function transcodeHls(
   input: string,
@@ -281,7 +301,19 @@ export async function transcodeHls(
   await mkdir(outDir, { recursive: true });
   const args = hlsArguments(input, outDir, ladder, hasAudio, opts);
   await Promise.all(ladder.map((_, i) => mkdir(path.join(outDir, String(i)), { recursive: true })));
-  await ffmpeg(args, opts);
+  const frame = opts.poster ? new PngFrameReader() : undefined;
+  let poster: Buffer | undefined;
+  await ffmpeg(args, {
+    ...opts,
+    onPipe3: frame
+      ? (chunk) => {
+          const png = frame.push(chunk);
+          if (!png) return;
+          poster = png;
+          opts.poster?.onFrame?.(png);
+        }
+      : undefined,
+  });
   // Playlists name their init segment and segments relative to their own directory.
   for (const [i, r] of ladder.entries())
     await rename(path.join(outDir, String(i)), path.join(outDir, r.name));
@@ -293,7 +325,7 @@ export async function transcodeHls(
   }));
   const master = masterPlaylist(renditions, hasAudio);
   await writeFile(path.join(outDir, 'master.m3u8'), master);
-  return { master, renditions };
+  return { master, renditions, poster };
 }
 
 /**
