@@ -5,7 +5,8 @@
  * - Pickup without polling: one dedicated connection LISTENs on `mediary_jobs`; an enqueue NOTIFYs
  *   it (the queue's `wakeChannel`) in the enqueuing transaction, and idle slots fetch at once. The poll is only a fallback (for
  *   delayed retries, which nobody announces).
- * - Fetch and claim commit together: the claim names this worker's LISTEN connection, so a worker
+ * - Fetch, claim and the attempt's start (the `start` hook: the media row → PROCESSING) commit
+ *   together, one commit per job. The claim names this worker's LISTEN connection, so a worker
  *   killed mid-job (SIGKILL, OOM) is noticed by any other worker as soon as its connection is gone,
  *   and the job is failed back into the retry path instead of waiting for the queue's own expiry.
  * - Handlers return an outcome for expected results (completed, failed for a reason the client
@@ -21,7 +22,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { ProcessingConfig } from '../config.ts';
-import { withTransaction, type Pool, type PoolClient } from '../db/pool.ts';
+import { withTransaction, type Pool, type PoolClient, type Queryable } from '../db/pool.ts';
 import { toError } from '../errors.ts';
 import { MEDIA_DELETED_CHANNEL } from '../media/repo.ts';
 import type { DeadJob, JobQueue, ProcessJob, QueuedJob } from './ports.ts';
@@ -47,12 +48,13 @@ export type JobOutcome =
   | { status: 'skipped'; reason: string }
   | { status: 'failed'; code: string; message: string };
 
-export type JobHandler<P> = (payload: P, ctx: JobContext) => Promise<JobOutcome>;
+/** `started`: what the worker's `start` hook answered for this job, inside the claim's transaction. */
+export type JobHandler<P, S = void> = (payload: P, ctx: JobContext, started: S) => Promise<JobOutcome>;
 
 /** Called for a job that exhausted its attempts (read from the dead-letter queue) with its last error. */
 export type DeadJobHandler<P> = (payload: P, error: Error) => Promise<void>;
 
-export interface WorkerDeps {
+export interface WorkerDeps<S = void> {
   pool: Pool;
   queue: JobQueue;
   logger: Logger;
@@ -60,13 +62,25 @@ export interface WorkerDeps {
     ProcessingConfig,
     'concurrency' | 'jobTimeoutSeconds' | 'pollIntervalMs' | 'shutdownGraceSeconds' | 'retryLimit'
   >;
-  handler: JobHandler<ProcessJob>;
+  /**
+   * Starts the attempt inside the claim's transaction (the fetch, our claim and the attempt's start
+   * commit together: one commit, not two), e.g. the media row's UPLOADED → PROCESSING. Its answer
+   * goes to the handler. Rolled back with the claim if it throws: the job stays queued.
+   */
+  start: (tx: Queryable, job: QueuedJob) => Promise<S>;
+  handler: JobHandler<ProcessJob, S>;
   onDead: DeadJobHandler<ProcessJob>;
   /** Records an attempt's error on the media row before the job is failed for a retry. */
   onAttemptError?: (payload: ProcessJob, error: Error, ctx: JobContext) => Promise<void>;
 }
 
 type Backend = repo.Backend;
+
+/** A fetched job, claimed, with what its `start` hook answered. */
+interface Claimed<S> {
+  job: QueuedJob;
+  started: S;
+}
 
 interface InFlight {
   jobId: string;
@@ -105,7 +119,7 @@ class ShutdownAbort extends Error {
 
 const DEAD_BATCH = 10;
 
-export class Worker {
+export class Worker<S = void> {
   private stopping = false;
   private listener: PoolClient | undefined;
   private backend: Backend | undefined;
@@ -119,12 +133,12 @@ export class Worker {
   private stopped: Promise<void> | undefined;
   private readonly halt = new AbortController();
 
-  private constructor(private readonly deps: WorkerDeps) {
+  private constructor(private readonly deps: WorkerDeps<S>) {
     this.log = deps.logger.child({ component: 'worker' });
   }
 
-  static async start(deps: WorkerDeps): Promise<Worker> {
-    const w = new Worker(deps);
+  static async start<S>(deps: WorkerDeps<S>): Promise<Worker<S>> {
+    const w = new Worker<S>(deps);
     await w.connectListener();
     for (let i = 0; i < deps.config.concurrency; i++) w.loops.push(w.slot(i));
     w.loops.push(w.deadLetterLoop(), w.reaperLoop(), w.listenerWatch());
@@ -221,7 +235,7 @@ export class Worker {
   private async slot(index: number): Promise<void> {
     while (!this.stopping) {
       const seen = this.generation;
-      let job: QueuedJob | undefined;
+      let job: Claimed<S> | undefined;
       try {
         job = await this.claimNext();
       } catch (err) {
@@ -237,18 +251,19 @@ export class Worker {
     }
   }
 
-  /** Fetches one job and records our claim on it in the same transaction. */
-  private async claimNext(): Promise<QueuedJob | undefined> {
+  /** Fetches one job, records our claim on it and starts its attempt, in one transaction. */
+  private async claimNext(): Promise<Claimed<S> | undefined> {
     const backend = this.backend;
     if (!backend || this.stopping) return undefined;
     return withTransaction(this.deps.pool, async (tx) => {
       const job = await this.deps.queue.fetchProcessing(tx);
-      if (job) await repo.insertClaim(tx, job.id, job.data.mediaId, backend);
-      return job;
+      if (!job) return undefined;
+      await repo.insertClaim(tx, job.id, job.data.mediaId, backend);
+      return { job, started: await this.deps.start(tx, job) };
     });
   }
 
-  private async run(job: QueuedJob): Promise<void> {
+  private async run({ job, started: startedWith }: Claimed<S>): Promise<void> {
     const abort = new AbortController();
     const limit = (seconds: number) =>
       setTimeout(
@@ -272,7 +287,7 @@ export class Worker {
     this.inFlight.set(job.id, { jobId: job.id, mediaId: job.data.mediaId, abort, done });
     const started = Date.now();
     ctx.logger.info('job started');
-    const work = this.deps.handler(job.data, ctx);
+    const work = this.deps.handler(job.data, ctx, startedWith);
     let claimed = true;
     try {
       const outcome = await untilAborted(work, abort.signal);
