@@ -35,6 +35,7 @@ import path from 'node:path';
 import { constants as perfConstants, performance, PerformanceObserver } from 'node:perf_hooks';
 import { Session } from 'node:inspector/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
 import sharp from 'sharp';
 import { startServer } from '../src/app.ts';
 import { mintUserToken } from '../src/auth/principals.ts';
@@ -129,6 +130,25 @@ new PerformanceObserver((list) => {
       majorGcs.push({ start: e.startTime, duration: e.duration });
   }
 }).observe({ entryTypes: ['gc'] });
+
+/**
+ * Statements this process sends to Postgres (every pg client: API, worker, queue, the bench's own
+ * poll), counted while `sql.on`: a structural figure the machine's load cannot move.
+ */
+const sql = { on: false, statements: 0, begins: 0, commits: 0 };
+const clientQuery = Object.getOwnPropertyDescriptor(pg.Client.prototype, 'query')!.value as (
+  this: pg.Client,
+  ...a: unknown[]
+) => unknown;
+pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+  if (sql.on) {
+    sql.statements++;
+    const text = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string } | undefined)?.text;
+    if (text === 'BEGIN') sql.begins++;
+    else if (text === 'COMMIT') sql.commits++;
+  }
+  return clientQuery.apply(this, args);
+} as typeof pg.Client.prototype.query;
 
 /** CPU time (ms) used so far by all processes named `postgres` (live ones; /proc ticks of 10 ms). */
 function postgresCpuMs(): number {
@@ -269,6 +289,7 @@ async function main() {
     return ids;
   }
 
+  let polls = 0;
   /** Completes all ids at once (N enqueues) and waits for the worker to finish them. */
   async function pipelineBatch(ids: string[]): Promise<number> {
     const completes = await Promise.all(
@@ -283,6 +304,7 @@ async function main() {
         [ids],
       );
       if (rows[0]!.failed > 0) throw new Error('a bench image ended FAILED');
+      polls++;
       if (rows[0]!.done === ids.length) break;
       await sleep(POLL_MS);
     }
@@ -336,6 +358,8 @@ async function main() {
     }
 
     const full: Measured[] = [];
+    /** Per whole-pipeline batch: statements sent per image (without the bench's poll), BEGINs, COMMITs. */
+    const statements: { perImage: number; beginsPerImage: number; commitsPerImage: number }[] = [];
     /** Per image: slot time not spent in the job handler (queue fetch, claim, ack, idle slots). */
     const outsideHandlerMs: number[] = [];
     const a: Measured[] = [];
@@ -348,7 +372,15 @@ async function main() {
           recording = true;
           handlerSeconds = 0;
           if (profiler) await profiler.post('Profiler.start');
+          Object.assign(sql, { on: true, statements: 0, begins: 0, commits: 0 });
+          polls = 0;
           const m = await cpuTimed(() => pipelineBatch(ids));
+          sql.on = false;
+          statements.push({
+            perImage: (sql.statements - polls) / BATCH,
+            beginsPerImage: sql.begins / BATCH,
+            commitsPerImage: sql.commits / BATCH,
+          });
           if (profiler) await profiler.post('Profiler.stop').then((r) => profiles.push(r.profile));
           recording = false;
           full.push(m);
@@ -445,6 +477,12 @@ async function main() {
         perRepetition: { fullVsDecodeOnce: perRepA, fullVsFourPipelines: perRepB },
         goals: { fullVsDecodeOnce: 0.85, fullVsFourPipelines: 1.5 },
       },
+      sqlPerImage: {
+        note: 'statements this process sent per image during the whole-pipeline batches (the bench poll excluded), and how many were BEGIN / COMMIT',
+        statements: median(statements.map((x) => x.perImage)),
+        begins: median(statements.map((x) => x.beginsPerImage)),
+        commits: median(statements.map((x) => x.commitsPerImage)),
+      },
       jobSteps: stepTable,
       slotMsOutsideHandlerPerImage: outsideHandlerMs,
       pickupLatencyMs: {
@@ -488,6 +526,11 @@ async function main() {
       'full GCs/image (pause ms/image): whole / a / b',
       '',
       `${gcPerImage(full)} / ${gcPerImage(a)} / ${gcPerImage(b)}`,
+    );
+    row(
+      'SQL statements/image sent (whole; poll excluded)',
+      median(statements.map((x) => x.perImage)).toFixed(1),
+      `of which BEGIN ${median(statements.map((x) => x.beginsPerImage)).toFixed(1)}, COMMIT ${median(statements.map((x) => x.commitsPerImage)).toFixed(1)}`,
     );
     row(
       'CPU ms/image, Postgres processes (whole)',
