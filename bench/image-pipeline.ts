@@ -136,6 +136,9 @@ new PerformanceObserver((list) => {
  * poll), counted while `sql.on`: a structural figure the machine's load cannot move.
  */
 const sql = { on: false, statements: 0, begins: 0, commits: 0 };
+/** BENCH_SQL_TOP=n: also list the n statements sent most often (by their first 100 characters). */
+const SQL_TOP = Number(process.env.BENCH_SQL_TOP ?? 0);
+const sqlTexts = new Map<string, number>();
 const clientQuery = Object.getOwnPropertyDescriptor(pg.Client.prototype, 'query')!.value as (
   this: pg.Client,
   ...a: unknown[]
@@ -144,6 +147,10 @@ pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
   if (sql.on) {
     sql.statements++;
     const text = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string } | undefined)?.text;
+    if (SQL_TOP > 0) {
+      const k = (text ?? '?').replace(/\s+/g, ' ').trim().slice(0, 100);
+      sqlTexts.set(k, (sqlTexts.get(k) ?? 0) + 1);
+    }
     if (text === 'BEGIN') sql.begins++;
     else if (text === 'COMMIT') sql.commits++;
   }
@@ -560,6 +567,12 @@ async function main() {
       path.join(import.meta.dirname, 'results', 'image-pipeline.json'),
       JSON.stringify(results, null, 2) + '\n',
     );
+    if (SQL_TOP > 0) {
+      const batches = statements.length * BATCH;
+      console.log(`\nstatements sent most often (per image, over ${statements.length} batches; the poll included):`);
+      for (const [k, n] of [...sqlTexts].sort((x, y) => y[1] - x[1]).slice(0, SQL_TOP))
+        console.log(`  ${(n / batches).toFixed(2).padStart(6)}  ${k}`);
+    }
     console.log('\nwritten: bench/results/image-pipeline.json');
   } finally {
     await worker.stop();

@@ -141,7 +141,13 @@ export class Worker<S = void> {
   private readonly inFlight = new Map<string, InFlight>();
   private readonly loops: Promise<void>[] = [];
   private readonly log: Logger;
+  /**
+   * Bumped when a dead letter may have appeared (our last attempt failed, a dead worker's job was
+   * failed back): the dead-letter loop sleeps on this, not on enqueue wake-ups, which say nothing
+   * about dead letters (it used to read the dead-letter queue once per enqueue).
+   */
   private deadWake = 0;
+  private readonly deadSleepers = new Set<() => void>();
   private stopped: Promise<void> | undefined;
   private readonly halt = new AbortController();
 
@@ -174,14 +180,7 @@ export class Worker<S = void> {
   /** Sleeps until woken, `ms` passed, or stop. Returns at once if a wake-up happened since `seen`. */
   private async idle(ms: number, seen: number): Promise<void> {
     if (this.stopping || this.generation !== seen) return;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.sleepers.add(done);
-    });
+    await sleepIn(this.sleepers, ms);
   }
 
   /** A sleep that ends early when the worker stops. */
@@ -407,12 +406,12 @@ export class Worker<S = void> {
 
   private wakeDeadLetters(): void {
     this.deadWake++;
-    this.wake();
+    for (const resolve of this.deadSleepers) resolve();
+    this.deadSleepers.clear();
   }
 
   private async deadLetterLoop(): Promise<void> {
     while (!this.stopping) {
-      const seen = this.generation;
       const wakes = this.deadWake;
       try {
         const jobs = await this.deps.queue.fetchDead(DEAD_BATCH);
@@ -430,7 +429,9 @@ export class Worker<S = void> {
         this.log.warn({ err }, 'could not read the dead-letter queue');
       }
       // Dead letters come from our own failures (woken) or other workers' (the poll finds them).
-      if (this.deadWake === wakes) await this.idle(this.deps.config.pollIntervalMs, seen);
+      if (this.deadWake === wakes && !this.stopping) {
+        await sleepIn(this.deadSleepers, this.deps.config.pollIntervalMs);
+      }
     }
   }
 
@@ -477,7 +478,10 @@ export class Worker<S = void> {
           const lost = new WorkerLostError('The worker processing this job stopped unexpectedly.');
           await this.deps.queue.fail(jobId, { message: lost.message, name: lost.name });
         }
-        if (orphans.length > 0) this.wakeDeadLetters();
+        if (orphans.length > 0) {
+          this.wake(); // their retries are due now
+          this.wakeDeadLetters();
+        }
       } catch (err) {
         this.log.warn({ err }, 'could not check for jobs of dead workers');
       }
@@ -492,6 +496,7 @@ export class Worker<S = void> {
       this.stopping = true;
       this.halt.abort();
       this.wake();
+      this.wakeDeadLetters();
       const running = [...this.inFlight.values()];
       if (running.length > 0) {
         this.log.info({ jobs: running.length }, 'waiting for running jobs to finish');
@@ -508,6 +513,18 @@ export class Worker<S = void> {
     })();
     return this.stopped;
   }
+}
+
+/** Sleeps `ms`, or until one of `sleepers` (where it adds itself) is called. */
+function sleepIn(sleepers: Set<() => void>, ms: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      resolve();
+    }
+    sleepers.add(done);
+  });
 }
 
 /**

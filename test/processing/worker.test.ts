@@ -145,7 +145,7 @@ describe('worker lifecycle', () => {
 function watchedQueue(opts: { failMerged: boolean }) {
   const inner = t.server.queue;
   const completing = new WeakSet<Queryable>();
-  const seen = { merged: 0 };
+  const seen = { merged: 0, deadReads: 0 };
   const queue: JobQueue = {
     wakeChannel: inner.wakeChannel,
     enqueueProcessing: (tx, id) => inner.enqueueProcessing(tx, id),
@@ -162,7 +162,10 @@ function watchedQueue(opts: { failMerged: boolean }) {
     },
     fail: (id, error) => inner.fail(id, error),
     release: (id) => inner.release(id),
-    fetchDead: (limit) => inner.fetchDead(limit),
+    fetchDead: (limit) => {
+      seen.deadReads++;
+      return inner.fetchDead(limit);
+    },
     completeDead: (id) => inner.completeDead(id),
     failDead: (id, error) => inner.failDead(id, error),
     stop: () => inner.stop(),
@@ -222,6 +225,25 @@ describe('a completion claims the slot’s next job in the same transaction', ()
     assert.ok(seen.merged >= 1, 'the failing claim was tried');
     for (const r of await readyOnce(ids)) {
       assert.deepEqual([r.jobs, r.ready_events, r.attempts, r.variants], [['completed:0'], 1, 1, 4], r.id);
+    }
+  });
+
+  test('enqueues wake the slots, not the dead-letter reader', async () => {
+    const user = await t.user('dead-reader-user');
+    // Polls far apart: whatever reads the dead-letter queue in this test was woken, not polled.
+    const { queue, seen } = watchedQueue({ failMerged: false });
+    const worker = await inProcessWorker({ concurrency: 1, pollIntervalMs: 60_000 }, queue);
+    try {
+      await sleep(200); // the reader's first look, at start
+      const before = seen.deadReads;
+      const ids: string[] = [];
+      for (const name of ['Canon_40D', 'Nikon_D70', 'Pentax_K10D']) {
+        ids.push((await upload(t, user.auth, fixture(`cameras/${name}.jpg`))).id);
+      }
+      for (const id of ids) assert.equal((await waitFor(t, user.auth, id, ['READY', 'FAILED'])).status, 'READY');
+      assert.equal(seen.deadReads, before, 'no dead-letter read for an enqueue');
+    } finally {
+      await worker.stop();
     }
   });
 
