@@ -114,7 +114,7 @@ interface Measured {
   cpuMs: number;
   /** This process's CPU by thread group (Linux /proc/self/task), ms. */
   threads: ThreadCpu;
-  /** CPU time of every `postgres` process meanwhile (Linux /proc; the embedded database). */
+  /** CPU time of this run's own Postgres processes meanwhile (Linux /proc; the embedded database). */
   pgCpuMs: number;
   /** Full (mark-compact) garbage collections of this process meanwhile, and their pauses (ms). */
   majorGcs: number;
@@ -157,19 +157,27 @@ pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
   return clientQuery.apply(this, args);
 } as typeof pg.Client.prototype.query;
 
-/** CPU time (ms) used so far by all processes named `postgres` (live ones; /proc ticks of 10 ms). */
+/**
+ * CPU time (ms) used so far by this run's own Postgres: the embedded postmaster (a child of this
+ * process) and its backends and helpers (its children). Other `postgres` processes on the machine
+ * (other test clusters) are not counted. /proc ticks of 10 ms; live processes only.
+ */
 function postgresCpuMs(): number {
-  let ticks = 0;
+  const procs: { pid: number; ppid: number; ticks: number }[] = [];
   for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       if (stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) !== 'postgres') continue;
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]); // utime + stime
+      procs.push({ pid: Number(pid), ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) });
     } catch {
       // the process ended meanwhile
     }
   }
+  const postmasters = new Set(procs.filter((p) => p.ppid === process.pid).map((p) => p.pid));
+  const ticks = procs
+    .filter((p) => postmasters.has(p.pid) || postmasters.has(p.ppid))
+    .reduce((sum, p) => sum + p.ticks, 0);
   return ticks * 10;
 }
 
