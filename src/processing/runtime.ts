@@ -6,8 +6,8 @@
 import os from 'node:os';
 import type { Logger } from 'pino';
 import type { ProcessingConfig } from '../config.ts';
-import type { Pool } from '../db/pool.ts';
-import { findMedia } from '../media/repo.ts';
+import type { Pool, Queryable } from '../db/pool.ts';
+import { findMedia, type MediaRecord } from '../media/repo.ts';
 import { NO_METRICS, type MediaKind, type Metrics, type ProcessingOutcome } from '../metrics/port.ts';
 import { removeOrphans } from '../storage/scratch.ts';
 import type { ObjectStore } from '../storage/types.ts';
@@ -22,13 +22,14 @@ import { ImageJob } from './image-job.ts';
 import { publicMessage } from './job-kit.ts';
 import { MalwareScanStep } from './malware-scan.ts';
 import { MemoryBudget } from './memory-budget.ts';
-import type { JobQueue, ProcessJob } from './ports.ts';
+import type { JobQueue, ProcessJob, QueuedJob } from './ports.ts';
 import { pgQuarantineRecords, pgRecords } from './records.ts';
 import * as repo from './repo.ts';
 import { VIDEO_WORK_PREFIX, VideoJob } from './video-job.ts';
-import { JobCancelledError, JobTimeoutError, Worker, type JobHandler } from './worker.ts';
+import { JobCancelledError, JobTimeoutError, Worker as JobWorker, type JobHandler } from './worker.ts';
 
-export { Worker };
+/** The processing worker: its `start` hook answers the media row whose attempt it started. */
+export type Worker = JobWorker<MediaRecord | undefined>;
 
 export interface WorkerSetup {
   pool: Pool;
@@ -78,15 +79,16 @@ export async function startWorker(setup: WorkerSetup): Promise<Worker> {
     tmpDir: config.video.tmpDir,
   });
   const scan = malwareScan(setup);
-  // One queue. One statement starts the attempt and loads the row; the media type picks the job.
+  // One queue. One statement starts the attempt and loads the row, in the claim's transaction
+  // (worker.ts `start`); the media type picks the job.
   const metrics = setup.metrics ?? NO_METRICS;
   metrics.jobDeadLettered(PROCESS_QUEUE, 0);
-  const handler: JobHandler<ProcessJob> = async (payload, ctx) => {
+  const start = (tx: Queryable, job: QueuedJob) => repo.startProcessing(tx, job.data.mediaId, job.attempt);
+  const handler: JobHandler<ProcessJob, MediaRecord | undefined> = async (payload, ctx, media) => {
     const started = performance.now();
     let kind: MediaKind | undefined;
     const seconds = () => (performance.now() - started) / 1000;
     try {
-      const media = await repo.startProcessing(pool, payload.mediaId, ctx.attempt);
       if (!media) {
         const now = await findMedia(pool, payload.mediaId);
         metrics.processingFinished(undefined, 'skipped', seconds());
@@ -109,11 +111,12 @@ export async function startWorker(setup: WorkerSetup): Promise<Worker> {
       throw err;
     }
   };
-  return Worker.start({
+  return JobWorker.start({
     pool,
     queue,
     logger,
     config,
+    start,
     handler,
     onAttemptError: (payload, err) =>
       repo.recordAttemptError(pool, payload.mediaId, {

@@ -7,6 +7,8 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { createLogger } from '../../src/log.ts';
+import type { Queryable } from '../../src/db/pool.ts';
+import type { JobQueue } from '../../src/processing/ports.ts';
 import { startWorker } from '../../src/processing/runtime.ts';
 import { LocalObjectStore } from '../../src/storage/local.ts';
 import { UrlSigner } from '../../src/storage/signing.ts';
@@ -29,14 +31,14 @@ after(async () => {
   await t?.close();
 });
 
-function inProcessWorker(overrides: Partial<TestServer['config']['processing']> = {}) {
+function inProcessWorker(overrides: Partial<TestServer['config']['processing']> = {}, queue?: JobQueue) {
   const store = new LocalObjectStore(
     t.config.storage.dir,
     new PublicUrls(new UrlSigner('x'.repeat(32)), t.config.publicUrl),
   );
   return startWorker({
     pool: t.server.database.pool,
-    queue: t.server.queue,
+    queue: queue ?? t.server.queue,
     store,
     config: { ...t.config.processing, ...overrides },
     logger: createLogger('silent', 2),
@@ -54,6 +56,16 @@ async function settledJob(id: string) {
     const j = await job(id);
     if (j.state !== 'active') return j;
     await sleep(25);
+  }
+  return job(id);
+}
+
+/** The job's row once it finished for good (completed or failed; not waiting for a retry). */
+async function finishedJob(id: string) {
+  for (let i = 0; i < 600; i++) {
+    const j = await job(id);
+    if (j.state === 'completed' || j.state === 'failed') return j;
+    await sleep(50);
   }
   return job(id);
 }
@@ -123,6 +135,159 @@ describe('worker lifecycle', () => {
     const st = await call(t.api(`/media/${id}/status`), { headers: user.auth });
     assert.equal(st.body.status, 'READY');
     assert.equal((await settledJob(id)).state, 'completed');
+  });
+});
+
+/**
+ * The server's queue, watched: `merged` counts fetches made in the transaction that completed the
+ * previous job; `failMerged` makes those fail (the claim part of a completion breaks).
+ */
+function watchedQueue(opts: { failMerged: boolean }) {
+  const inner = t.server.queue;
+  const completing = new WeakSet<Queryable>();
+  const seen = { merged: 0, deadReads: 0 };
+  const queue: JobQueue = {
+    wakeChannel: inner.wakeChannel,
+    enqueueProcessing: (tx, id) => inner.enqueueProcessing(tx, id),
+    fetchProcessing: async (tx) => {
+      if (completing.has(tx)) {
+        seen.merged++;
+        if (opts.failMerged) throw new Error('injected: the claim inside a completion fails');
+      }
+      return inner.fetchProcessing(tx);
+    },
+    complete: async (id, output, tx) => {
+      if (tx) completing.add(tx);
+      await inner.complete(id, output, tx);
+    },
+    fail: (id, error) => inner.fail(id, error),
+    release: (id) => inner.release(id),
+    fetchDead: (limit) => {
+      seen.deadReads++;
+      return inner.fetchDead(limit);
+    },
+    completeDead: (id) => inner.completeDead(id),
+    failDead: (id, error) => inner.failDead(id, error),
+    stop: () => inner.stop(),
+  };
+  return { queue, seen };
+}
+
+/** Each media READY once: its jobs, READY events, attempts and variants. */
+async function readyOnce(ids: string[]) {
+  const pool = t.server.database.pool;
+  const { rows } = await pool.query<{ id: string; jobs: string[]; ready_events: number; attempts: number; variants: number }>(
+    `SELECT m.id,
+            (SELECT array_agg(j.state || ':' || j.retry_count ORDER BY j.created_on) FROM pgboss.job j
+              WHERE j.name = 'media-process' AND j.data->>'mediaId' = m.id::text) AS jobs,
+            (SELECT count(*)::int FROM events e WHERE e.media_id = m.id AND e.type = 'media.ready') AS ready_events,
+            m.processing_attempts AS attempts,
+            (SELECT count(*)::int FROM media_variants v WHERE v.media_id = m.id) AS variants
+       FROM media m WHERE m.id = ANY($1::uuid[]) ORDER BY m.id`,
+    [ids],
+  );
+  return rows;
+}
+
+describe('a completion claims the slot’s next job in the same transaction', () => {
+  test('a burst runs through it: every job completes once, on its first attempt', async () => {
+    const user = await t.user('merged-claim-user');
+    const ids: string[] = [];
+    for (const name of ['Canon_40D', 'Nikon_D70', 'Pentax_K10D']) {
+      ids.push((await upload(t, user.auth, fixture(`cameras/${name}.jpg`))).id);
+    }
+    const { queue, seen } = watchedQueue({ failMerged: false });
+    const worker = await inProcessWorker({ concurrency: 1 }, queue);
+    try {
+      for (const id of ids) assert.equal((await waitFor(t, user.auth, id, ['READY', 'FAILED'])).status, 'READY');
+    } finally {
+      await worker.stop();
+    }
+    assert.ok(seen.merged >= 1, 'a completion looked for the next job');
+    for (const r of await readyOnce(ids)) {
+      assert.deepEqual([r.jobs, r.ready_events, r.attempts, r.variants], [['completed:0'], 1, 1, 4], r.id);
+    }
+  });
+
+  test('when that claim fails, the finished job still completes once, without spending an attempt', async () => {
+    const user = await t.user('merged-claim-fails-user');
+    const ids: string[] = [];
+    for (const name of ['Canon_40D', 'Nikon_D70', 'Pentax_K10D']) {
+      ids.push((await upload(t, user.auth, fixture(`cameras/${name}.jpg`))).id);
+    }
+    const { queue, seen } = watchedQueue({ failMerged: true });
+    const worker = await inProcessWorker({ concurrency: 1 }, queue);
+    try {
+      for (const id of ids) assert.equal((await waitFor(t, user.auth, id, ['READY', 'FAILED'])).status, 'READY');
+    } finally {
+      await worker.stop();
+    }
+    assert.ok(seen.merged >= 1, 'the failing claim was tried');
+    for (const r of await readyOnce(ids)) {
+      assert.deepEqual([r.jobs, r.ready_events, r.attempts, r.variants], [['completed:0'], 1, 1, 4], r.id);
+    }
+  });
+
+  test('enqueues wake the slots, not the dead-letter reader', async () => {
+    const user = await t.user('dead-reader-user');
+    // Polls far apart: whatever reads the dead-letter queue in this test was woken, not polled.
+    const { queue, seen } = watchedQueue({ failMerged: false });
+    const worker = await inProcessWorker({ concurrency: 1, pollIntervalMs: 60_000 }, queue);
+    try {
+      await sleep(200); // the reader's first look, at start
+      const before = seen.deadReads;
+      const ids: string[] = [];
+      for (const name of ['Canon_40D', 'Nikon_D70', 'Pentax_K10D']) {
+        ids.push((await upload(t, user.auth, fixture(`cameras/${name}.jpg`))).id);
+      }
+      for (const id of ids) assert.equal((await waitFor(t, user.auth, id, ['READY', 'FAILED'])).status, 'READY');
+      assert.equal(seen.deadReads, before, 'no dead-letter read for an enqueue');
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  test('a worker SIGKILLed mid-burst: nothing is lost, nothing is done twice', async () => {
+    const user = await t.user('kill-burst-user');
+    const big = await bigJpeg(fixture('cameras/Canon_40D.jpg'), 5000, 3500);
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) ids.push((await upload(t, user.auth, big, 'image/jpeg', { fileName: `b${i}` })).id);
+    const env = await testEnv(t.dataDir, {
+      DATABASE_URL: t.databaseUrl,
+      PROCESSING_CONCURRENCY: '1',
+      PROCESSING_RETRY_LIMIT: '5',
+      PROCESSING_RETRY_DELAY_SECONDS: '0',
+    });
+    const child = spawn(process.execPath, ['bin/mediary.mjs', 'worker'], {
+      env: { ...process.env, ...env },
+      stdio: 'ignore',
+    });
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    try {
+      // Killed once it has finished a job and claimed the next (through the completion's transaction).
+      await waitFor(t, user.auth, ids[0]!, ['READY', 'FAILED'], 60_000);
+      child.kill('SIGKILL');
+      await exited;
+    } finally {
+      child.kill('SIGKILL');
+    }
+    const worker = await inProcessWorker();
+    try {
+      for (const id of ids) {
+        const end = await waitFor(t, user.auth, id, ['READY', 'FAILED'], 60_000);
+        assert.equal(end.status, 'READY', JSON.stringify(end.error));
+      }
+      // A job killed between its READY and its completion is retried, and that retry skips.
+      for (const id of ids) assert.equal((await finishedJob(id)).state, 'completed', id);
+    } finally {
+      await worker.stop();
+    }
+    for (const r of await readyOnce(ids)) {
+      // One job per media, completed (a retry of the one the dead worker held is the same job).
+      assert.equal(r.jobs.length, 1, r.id);
+      assert.match(r.jobs[0]!, /^completed:/, r.id);
+      assert.deepEqual([r.ready_events, r.variants], [1, 4], r.id);
+    }
   });
 });
 
