@@ -169,7 +169,11 @@ function postgresCpuMs(): number {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       if (stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) !== 'postgres') continue;
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      procs.push({ pid: Number(pid), ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) });
+      procs.push({
+        pid: Number(pid),
+        ppid: Number(fields[1]),
+        ticks: Number(fields[11]) + Number(fields[12]),
+      });
     } catch {
       // the process ended meanwhile
     }
@@ -577,7 +581,9 @@ async function main() {
     );
     if (SQL_TOP > 0) {
       const batches = statements.length * BATCH;
-      console.log(`\nstatements sent most often (per image, over ${statements.length} batches; the poll included):`);
+      console.log(
+        `\nstatements sent most often (per image, over ${statements.length} batches; the poll included):`,
+      );
       for (const [k, n] of [...sqlTexts].sort((x, y) => y[1] - x[1]).slice(0, SQL_TOP))
         console.log(`  ${(n / batches).toFixed(2).padStart(6)}  ${k}`);
     }

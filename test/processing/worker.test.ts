@@ -176,7 +176,13 @@ function watchedQueue(opts: { failMerged: boolean }) {
 /** Each media READY once: its jobs, READY events, attempts and variants. */
 async function readyOnce(ids: string[]) {
   const pool = t.server.database.pool;
-  const { rows } = await pool.query<{ id: string; jobs: string[]; ready_events: number; attempts: number; variants: number }>(
+  const { rows } = await pool.query<{
+    id: string;
+    jobs: string[];
+    ready_events: number;
+    attempts: number;
+    variants: number;
+  }>(
     `SELECT m.id,
             (SELECT array_agg(j.state || ':' || j.retry_count ORDER BY j.created_on) FROM pgboss.job j
               WHERE j.name = 'media-process' AND j.data->>'mediaId' = m.id::text) AS jobs,
@@ -199,7 +205,8 @@ describe('a completion claims the slot’s next job in the same transaction', ()
     const { queue, seen } = watchedQueue({ failMerged: false });
     const worker = await inProcessWorker({ concurrency: 1 }, queue);
     try {
-      for (const id of ids) assert.equal((await waitFor(t, user.auth, id, ['READY', 'FAILED'])).status, 'READY');
+      for (const id of ids)
+        assert.equal((await waitFor(t, user.auth, id, ['READY', 'FAILED'])).status, 'READY');
     } finally {
       await worker.stop();
     }
@@ -218,7 +225,8 @@ describe('a completion claims the slot’s next job in the same transaction', ()
     const { queue, seen } = watchedQueue({ failMerged: true });
     const worker = await inProcessWorker({ concurrency: 1 }, queue);
     try {
-      for (const id of ids) assert.equal((await waitFor(t, user.auth, id, ['READY', 'FAILED'])).status, 'READY');
+      for (const id of ids)
+        assert.equal((await waitFor(t, user.auth, id, ['READY', 'FAILED'])).status, 'READY');
     } finally {
       await worker.stop();
     }
@@ -240,7 +248,8 @@ describe('a completion claims the slot’s next job in the same transaction', ()
       for (const name of ['Canon_40D', 'Nikon_D70', 'Pentax_K10D']) {
         ids.push((await upload(t, user.auth, fixture(`cameras/${name}.jpg`))).id);
       }
-      for (const id of ids) assert.equal((await waitFor(t, user.auth, id, ['READY', 'FAILED'])).status, 'READY');
+      for (const id of ids)
+        assert.equal((await waitFor(t, user.auth, id, ['READY', 'FAILED'])).status, 'READY');
       assert.equal(seen.deadReads, before, 'no dead-letter read for an enqueue');
     } finally {
       await worker.stop();
@@ -251,7 +260,8 @@ describe('a completion claims the slot’s next job in the same transaction', ()
     const user = await t.user('kill-burst-user');
     const big = await bigJpeg(fixture('cameras/Canon_40D.jpg'), 5000, 3500);
     const ids: string[] = [];
-    for (let i = 0; i < 4; i++) ids.push((await upload(t, user.auth, big, 'image/jpeg', { fileName: `b${i}` })).id);
+    for (let i = 0; i < 4; i++)
+      ids.push((await upload(t, user.auth, big, 'image/jpeg', { fileName: `b${i}` })).id);
     const env = await testEnv(t.dataDir, {
       DATABASE_URL: t.databaseUrl,
       PROCESSING_CONCURRENCY: '1',
