@@ -74,7 +74,7 @@ export function uploadSettings(env: Env, cwd: string, dataDir: string): UploadSe
     tus: {
       stagingDir: path.resolve(cwd, str(env, 'TUS_STAGING_DIR') ?? path.join(dataDir, 'tus')),
       checkpointBytes: int(env, 'TUS_CHECKPOINT_BYTES', 16 * MiB, 64 * 1024, 1024 * MiB),
-      hashThread: bool(env, 'TUS_HASH_THREAD', os.availableParallelism() > 2),
+      hashThread: bool(env, 'TUS_HASH_THREAD', os.availableParallelism() >= 2),
     },
     sweeper: {
       intervalSeconds: int(env, 'SWEEP_INTERVAL_SECONDS', 300, 0, 7 * 24 * 3600),

@@ -15,7 +15,8 @@ const OCTETS = { ...TUS, 'content-type': 'application/offset+octet-stream' };
 
 let t: TestServer;
 before(async () => {
-  // The hashing thread on (its default needs more than two cores); the other tus files use the default.
+  // The hashing thread on whatever the machine (its default needs two cores); tus-js-client.test.ts
+  // runs the SHA-256 on the event loop.
   t = await startTestServer({ ...TUS_ENV, TUS_HASH_THREAD: 'true' });
 });
 after(async () => {
