@@ -15,14 +15,10 @@
  * BENCH_GC_AFTER_ARGS to one. BENCH_REPS rounds (8).
  * Prints a table and writes JSON (BENCH_OUT or stdout).
  */
-import { execFile, execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, rm, symlink } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdir, symlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import { fakeMp4 } from '../test/helpers/process.ts';
 import {
   memoryOf,
   GiB,
@@ -33,15 +29,21 @@ import {
   report,
   reps,
   scratch,
-  startHelper,
   startSinglePutService,
   stat,
   syncDisks,
 } from './lib/common.ts';
-import { freePort } from '../test/helpers/server.ts';
+import {
+  curlIn,
+  deleteMedia,
+  openSession,
+  putAndComplete,
+  startDurableSink,
+  writeSourceFile,
+} from './lib/curl.ts';
 import { GcCounter, type GcCounts } from './lib/gc-trace.ts';
+import { processCpu } from './lib/thread-cpu.ts';
 
-const run = promisify(execFile);
 const SIZE = Number(process.env.BENCH_CURL_BYTES ?? GiB);
 const ROUNDS = reps(8);
 const BEFORE = process.env.BENCH_GC_BEFORE ?? 'main';
@@ -55,18 +57,8 @@ const OWN_ARGS: Record<string, string[]> = {
 
 const work = await scratch('curl-gc');
 const source = path.join(work.dir, 'source.mp4');
-const SHA = await (async () => {
-  const chunk = fakeMp4(16 * MiB);
-  const hash = createHash('sha256');
-  const fh = await open(source, 'w');
-  for (let sent = 0; sent < SIZE; sent += chunk.length) {
-    const part = chunk.subarray(0, Math.min(chunk.length, SIZE - sent));
-    hash.update(part);
-    await fh.write(part);
-  }
-  await fh.close();
-  return hash.digest('hex');
-})();
+const SHA = await writeSourceFile(source, SIZE);
+const curl = curlIn(work.dir);
 
 /** `ref` exported into scratch with this checkout's node_modules; returns its bin/mediary.mjs. */
 async function exportTree(name: string, ref: string): Promise<{ bin: string; commit: string }> {
@@ -81,21 +73,10 @@ async function exportTree(name: string, ref: string): Promise<{ bin: string; com
   return { bin: path.join(dir, 'bin', 'mediary.mjs'), commit };
 }
 
-async function curl(args: string[]): Promise<{ status: number; body: string }> {
-  const out = path.join(work.dir, `curl-${process.hrtime.bigint()}.out`);
-  const { stdout } = await run('curl', ['-sS', '-o', out, '-w', '%{http_code}', ...args], {
-    maxBuffer: 1024 * 1024,
-  });
-  const body = await readFile(out, 'utf8').catch(() => '');
-  await rm(out, { force: true });
-  return { status: Number(stdout.trim()), body };
-}
-
 /** CPU seconds of one process, all its threads (utime + stime). */
 function cpuSeconds(pid: number): number {
-  const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
+  const { user, sys } = processCpu(pid);
+  return user + sys;
 }
 
 interface Variant {
@@ -130,62 +111,24 @@ interface Sample extends GcCounts {
 
 /** Session (untimed), then PUT with `curl -T` + complete (timed and counted); deleted afterwards. */
 async function mediaryUpload(v: Variant): Promise<Sample> {
-  const created = await curl([
-    '-X',
-    'POST',
-    '-H',
-    `authorization: ${v.auth}`,
-    '-H',
-    'content-type: application/json',
-    '--data',
-    JSON.stringify({ fileName: 'big.mp4', mimeType: 'video/mp4', bytes: SIZE, sha256: SHA }),
-    v.svc.api('/media'),
-  ]);
-  if (created.status !== 201) throw new Error(`${v.name} session: ${created.status} ${created.body}`);
-  const session = JSON.parse(created.body) as { mediaId: string; upload: { url: string } };
+  const to = { api: (p: string) => v.svc.api(p), authorization: v.auth, label: v.name };
+  const session = await openSession(curl, to, { bytes: SIZE, sha256: SHA });
   // Trace lines of earlier work reach us through a pipe: let them arrive before counting.
   await new Promise((r) => setTimeout(r, 300));
   const gc0 = v.gc.snapshot();
   const cpu0 = cpuSeconds(v.svc.pid);
   const t0 = performance.now();
-  const put = await curl(['-T', source, '-H', 'content-type: video/mp4', session.upload.url]);
-  if (put.status !== 200) throw new Error(`${v.name} PUT: ${put.status} ${put.body}`);
-  const done = await curl([
-    '-X',
-    'POST',
-    '-H',
-    `authorization: ${v.auth}`,
-    v.svc.api(`/media/${session.mediaId}/complete`),
-  ]);
-  if (done.status !== 200) throw new Error(`${v.name} complete: ${done.status} ${done.body}`);
+  await putAndComplete(curl, to, session, source);
   const seconds = (performance.now() - t0) / 1000;
   const cpu = cpuSeconds(v.svc.pid) - cpu0;
   await new Promise((r) => setTimeout(r, 300));
   const gc = v.gc.since(gc0);
-  const del = await curl([
-    '-X',
-    'DELETE',
-    '-H',
-    `authorization: ${v.auth}`,
-    v.svc.api(`/media/${session.mediaId}`),
-  ]);
-  if (del.status !== 204) throw new Error(`${v.name} DELETE: ${del.status} ${del.body}`);
+  await deleteMedia(curl, to, session.mediaId);
   return { seconds, ...gc, cpuSeconds: cpu, rssMiB: memoryOf(v.svc.pid).rss / MiB };
 }
 
-const sinkDir = path.join(work.dir, 'sink');
-await mkdir(sinkDir);
-const sinkPort = await freePort();
-const sink = await startHelper('durable-sink.ts', [String(sinkPort), sinkDir]);
-async function sinkUpload(): Promise<number> {
-  const t0 = performance.now();
-  const r = await curl(['-T', source, '-H', 'content-type: video/mp4', `http://127.0.0.1:${sinkPort}/`]);
-  const seconds = (performance.now() - t0) / 1000;
-  const body = JSON.parse(r.body) as { file: string; sha256: string };
-  if (r.status !== 200 || body.sha256 !== SHA) throw new Error(`sink: ${r.status} ${r.body}`);
-  await rm(body.file);
-  return seconds;
-}
+const sink = await startDurableSink(curl, path.join(work.dir, 'sink'), { file: source, sha256: SHA });
+const sinkUpload = () => sink.upload();
 
 const loadAvg = () =>
   os

@@ -16,14 +16,11 @@
  *
  * BENCH_CURL_BYTES (1 GiB) per upload. Prints a table and writes JSON (BENCH_OUT or stdout).
  */
-import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rm, stat as statFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, stat as statFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import { embeddedUrl, fakeMp4, makeDevices, poolFor, spawnService } from '../test/helpers/process.ts';
-import { freePort, testEnv } from '../test/helpers/server.ts';
+import { embeddedUrl, makeDevices, poolFor, spawnService } from '../test/helpers/process.ts';
+import { testEnv } from '../test/helpers/server.ts';
 import {
   GiB,
   MiB,
@@ -33,13 +30,19 @@ import {
   report,
   reps,
   scratch,
-  startHelper,
   stat,
   syncDisks,
   type BenchRow,
 } from './lib/common.ts';
+import {
+  curlIn,
+  deleteMedia,
+  openSession,
+  putAndComplete,
+  startDurableSink,
+  writeSourceFile,
+} from './lib/curl.ts';
 
-const run = promisify(execFile);
 const SIZE = Number(process.env.BENCH_CURL_BYTES ?? GiB);
 const HISTORY = Number(process.env.BENCH_CURL_HISTORY_BYTES ?? 8 * GiB);
 const ROUNDS = reps(5);
@@ -48,29 +51,8 @@ const RESTART = process.env.BENCH_CURL_RESTART === '1';
 
 const work = await scratch('curl');
 const source = path.join(work.dir, 'source.mp4');
-const SHA = await (async () => {
-  const chunk = fakeMp4(16 * MiB);
-  const hash = createHash('sha256');
-  const fh = await open(source, 'w');
-  for (let sent = 0; sent < SIZE; sent += chunk.length) {
-    const part = chunk.subarray(0, Math.min(chunk.length, SIZE - sent));
-    hash.update(part);
-    await fh.write(part);
-  }
-  await fh.close();
-  return hash.digest('hex');
-})();
-
-/** curl, its defaults, one request; returns the status and the body. */
-async function curl(args: string[]): Promise<{ status: number; body: string }> {
-  const out = path.join(work.dir, `curl-${process.hrtime.bigint()}.out`);
-  const { stdout } = await run('curl', ['-sS', '-o', out, '-w', '%{http_code}', ...args], {
-    maxBuffer: 1024 * 1024,
-  });
-  const body = await readFile(out, 'utf8').catch(() => '');
-  await rm(out, { force: true });
-  return { status: Number(stdout.trim()), body };
-}
+const SHA = await writeSourceFile(source, SIZE);
+const curl = curlIn(work.dir);
 
 interface Service {
   name: string;
@@ -108,56 +90,17 @@ async function startService(name: string): Promise<Service> {
 
 /** Session (untimed), then PUT with `curl -T` + complete with curl (timed); deletes it afterwards. */
 async function mediaryUpload(s: Service): Promise<number> {
-  const auth = s.auth.authorization!;
-  const created = await curl([
-    '-X',
-    'POST',
-    '-H',
-    `authorization: ${auth}`,
-    '-H',
-    'content-type: application/json',
-    '--data',
-    JSON.stringify({ fileName: 'big.mp4', mimeType: 'video/mp4', bytes: SIZE, sha256: SHA }),
-    s.svc.api('/media'),
-  ]);
-  if (created.status !== 201) throw new Error(`session: ${created.status} ${created.body}`);
-  const session = JSON.parse(created.body) as { mediaId: string; upload: { url: string } };
+  const to = { api: (p: string) => s.svc.api(p), authorization: s.auth.authorization!, label: s.name };
+  const session = await openSession(curl, to, { bytes: SIZE, sha256: SHA });
   const t0 = performance.now();
-  const put = await curl(['-T', source, '-H', 'content-type: video/mp4', session.upload.url]);
-  if (put.status !== 200) throw new Error(`PUT: ${put.status} ${put.body}`);
-  const done = await curl([
-    '-X',
-    'POST',
-    '-H',
-    `authorization: ${auth}`,
-    s.svc.api(`/media/${session.mediaId}/complete`),
-  ]);
-  if (done.status !== 200) throw new Error(`complete: ${done.status} ${done.body}`);
+  await putAndComplete(curl, to, session, source);
   const seconds = (performance.now() - t0) / 1000;
-  const del = await curl([
-    '-X',
-    'DELETE',
-    '-H',
-    `authorization: ${auth}`,
-    s.svc.api(`/media/${session.mediaId}`),
-  ]);
-  if (del.status !== 204) throw new Error(`DELETE: ${del.status} ${del.body}`);
+  await deleteMedia(curl, to, session.mediaId);
   return seconds;
 }
 
-const sinkDir = path.join(work.dir, 'sink');
-await mkdir(sinkDir);
-const sinkPort = await freePort();
-const sink = await startHelper('durable-sink.ts', [String(sinkPort), sinkDir]);
-async function sinkUpload(): Promise<number> {
-  const t0 = performance.now();
-  const r = await curl(['-T', source, '-H', 'content-type: video/mp4', `http://127.0.0.1:${sinkPort}/`]);
-  const seconds = (performance.now() - t0) / 1000;
-  const body = JSON.parse(r.body) as { file: string; sha256: string };
-  if (r.status !== 200 || body.sha256 !== SHA) throw new Error(`sink: ${r.status} ${r.body}`);
-  await rm(body.file);
-  return seconds;
-}
+const sink = await startDurableSink(curl, path.join(work.dir, 'sink'), { file: source, sha256: SHA });
+const sinkUpload = () => sink.upload();
 
 async function meminfo(): Promise<{ cachedMiB: number; dirtyMiB: number }> {
   const text = await readFile('/proc/meminfo', 'utf8');
