@@ -196,13 +196,14 @@ async function readyOnce(ids: string[]) {
 }
 
 describe('a completion claims the slot’s next job in the same transaction', () => {
-  test('a burst runs through it: every job completes once, on its first attempt', async () => {
-    const user = await t.user('merged-claim-user');
+  /** Three uploads run by one slot (so completions claim the next); each must reach READY. */
+  async function burst(userName: string, failMerged: boolean) {
+    const user = await t.user(userName);
     const ids: string[] = [];
     for (const name of ['Canon_40D', 'Nikon_D70', 'Pentax_K10D']) {
       ids.push((await upload(t, user.auth, fixture(`cameras/${name}.jpg`))).id);
     }
-    const { queue, seen } = watchedQueue({ failMerged: false });
+    const { queue, seen } = watchedQueue({ failMerged });
     const worker = await inProcessWorker({ concurrency: 1 }, queue);
     try {
       for (const id of ids)
@@ -210,30 +211,26 @@ describe('a completion claims the slot’s next job in the same transaction', ()
     } finally {
       await worker.stop();
     }
-    assert.ok(seen.merged >= 1, 'a completion looked for the next job');
+    return { ids, seen };
+  }
+
+  /** Each job completed once, on its first attempt, with one READY event and its four variants. */
+  async function assertReadyOnce(ids: string[]) {
     for (const r of await readyOnce(ids)) {
       assert.deepEqual([r.jobs, r.ready_events, r.attempts, r.variants], [['completed:0'], 1, 1, 4], r.id);
     }
+  }
+
+  test('a burst runs through it: every job completes once, on its first attempt', async () => {
+    const { ids, seen } = await burst('merged-claim-user', false);
+    assert.ok(seen.merged >= 1, 'a completion looked for the next job');
+    await assertReadyOnce(ids);
   });
 
   test('when that claim fails, the finished job still completes once, without spending an attempt', async () => {
-    const user = await t.user('merged-claim-fails-user');
-    const ids: string[] = [];
-    for (const name of ['Canon_40D', 'Nikon_D70', 'Pentax_K10D']) {
-      ids.push((await upload(t, user.auth, fixture(`cameras/${name}.jpg`))).id);
-    }
-    const { queue, seen } = watchedQueue({ failMerged: true });
-    const worker = await inProcessWorker({ concurrency: 1 }, queue);
-    try {
-      for (const id of ids)
-        assert.equal((await waitFor(t, user.auth, id, ['READY', 'FAILED'])).status, 'READY');
-    } finally {
-      await worker.stop();
-    }
+    const { ids, seen } = await burst('merged-claim-fails-user', true);
     assert.ok(seen.merged >= 1, 'the failing claim was tried');
-    for (const r of await readyOnce(ids)) {
-      assert.deepEqual([r.jobs, r.ready_events, r.attempts, r.variants], [['completed:0'], 1, 1, 4], r.id);
-    }
+    await assertReadyOnce(ids);
   });
 
   test('enqueues wake the slots, not the dead-letter reader', async () => {
