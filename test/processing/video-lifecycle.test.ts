@@ -361,9 +361,20 @@ describe('video jobs: shutdown, cancellation, timeout, audio-only', () => {
 
   test('VIDEO_JOB_TIMEOUT_SECONDS: a clip over budget FAILS with a timeout reason, and the worker goes on', async () => {
     const user = await t.user('video-timeout');
-    const id = await uploadVideo(user.auth, clips.long!);
-    // Room for probe and poster on a loaded machine (the budget must not run out before the
-    // transcode starts), yet far below what the `slow` preset needs for the whole clip.
+    // 720p (a 360p and a 720p rendition) for 60 s: the `slow` preset needs several times the
+    // budget for it even on an idle machine. The 360p clip the other tests use was transcoded
+    // within 15 s on one once the poster came from the ladder's decode.
+    const heavy = await videoClip(path.join(dir, 'heavy.mp4'), {
+      size: '1280x720',
+      rate: 25,
+      duration: 60,
+      audioHz: 440,
+      video: ['-c:v', 'libx264', '-preset', 'ultrafast', '-crf', '40', '-pix_fmt', 'yuv420p'],
+      extra: ['-b:a', '32k'],
+    });
+    const id = await uploadVideo(user.auth, heavy);
+    // Room for the probe on a loaded machine (the budget must not run out before the transcode
+    // starts), yet far below what the `slow` preset needs for the whole clip.
     const worker = await inProcessWorker({}, { preset: 'slow', jobTimeoutSeconds: 15 });
     try {
       const ffmpegPid = await transcodeStarted(process.pid);
