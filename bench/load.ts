@@ -12,7 +12,8 @@
  *
  * `BENCH_LOAD_CLIENTS` (200), `BENCH_LOAD_SECONDS` (60), `BENCH_LOAD_SPLIT=1` (API with
  * `WORKER_ENABLED=false` and one `mediary worker` process beside it), `BENCH_LOAD_ENV`
- * (`K=V,K=V` added to the service's and worker's environment).
+ * (`K=V,K=V` added to the service's and worker's environment; the service runs with its default
+ * admission bound unless `ADMISSION_MAX_BACKLOG_SECONDS` is given there).
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -21,6 +22,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fixture } from '../test/helpers/files.ts';
 import { BIN, embeddedUrl, makeDevices, poolFor, spawnService } from '../test/helpers/process.ts';
+import { DEFAULT_MAX_BACKLOG_SECONDS } from '../src/config/load.ts';
 import { testEnv } from '../test/helpers/server.ts';
 import { fmt, log, percentile, report, scratch, stat, type BenchRow } from './lib/common.ts';
 import { cpuDelta, machineBusySeconds, treeCpu } from './lib/cpu.ts';
@@ -69,6 +71,8 @@ const env = await testEnv(path.join(work.dir, 'svc'), {
   LOG_LEVEL: 'warn',
   DIAGNOSTICS_INTERVAL_SECONDS: '1',
   RATE_LIMIT_SESSIONS_PER_MINUTE: '1000000',
+  // The service's default (test helpers turn admission off); BENCH_LOAD_ENV=ADMISSION_MAX_BACKLOG_SECONDS=0 measures without it.
+  ADMISSION_MAX_BACKLOG_SECONDS: String(DEFAULT_MAX_BACKLOG_SECONDS),
   ...(SPLIT ? { WORKER_ENABLED: 'false' } : {}),
   ...EXTRA,
 });
@@ -92,17 +96,28 @@ log(
     (Object.keys(EXTRA).length ? `, env ${JSON.stringify(EXTRA)}` : ''),
 );
 
-const lat = { session: [] as number[], put: [] as number[], complete: [] as number[], flow: [] as number[] };
+/** One request's latency and when it was sent (ms since the epoch). */
+interface Sample {
+  at: number;
+  ms: number;
+}
+const lat = { session: [] as Sample[], put: [] as Sample[], complete: [] as Sample[], flow: [] as Sample[] };
+/**
+ * The first seconds are a cold start: 200 clients open their first session in the same instant,
+ * against empty caches and a cold pool. Latency is also reported without them (steady state).
+ */
+const WARMUP_MS = 5000;
 const refusedLat: number[] = [];
 const errors: string[] = [];
 let refused = 0;
 const completedAt = new Map<string, number>();
 
 async function call(url: string, init: RequestInit) {
+  const at = Date.now();
   const t0 = performance.now();
   const res = await fetch(url, init);
   const text = await res.text();
-  return { res, text, ms: performance.now() - t0 };
+  return { res, text, at, ms: performance.now() - t0 };
 }
 
 /** CPU seconds during the load: the service (and its Postgres), a split worker, these clients, the machine. */
@@ -120,7 +135,8 @@ await Promise.all(
     for (let n = 0; Date.now() < deadline; n++) {
       try {
         const t0 = performance.now();
-        let s: { res: Response; text: string; ms: number };
+        const flowAt = Date.now();
+        let s: Awaited<ReturnType<typeof call>>;
         for (;;) {
           s = await call(svc.api('/media'), {
             method: 'POST',
@@ -142,7 +158,7 @@ await Promise.all(
           await sleep(wait);
         }
         if (s.res.status !== 201) throw new Error(`session ${s.res.status} ${s.text.slice(0, 200)}`);
-        lat.session.push(s.ms);
+        lat.session.push(s);
         const session = JSON.parse(s.text) as { mediaId: string; upload: { url: string } };
         const up = await call(session.upload.url, {
           method: 'PUT',
@@ -150,15 +166,15 @@ await Promise.all(
           body: JPEG,
         });
         if (up.res.status !== 200) throw new Error(`PUT ${up.res.status} ${up.text.slice(0, 200)}`);
-        lat.put.push(up.ms);
+        lat.put.push(up);
         const done = await call(svc.api(`/media/${session.mediaId}/complete`), {
           method: 'POST',
           headers: dev.auth,
         });
         if (done.res.status !== 200)
           throw new Error(`complete ${done.res.status} ${done.text.slice(0, 200)}`);
-        lat.complete.push(done.ms);
-        lat.flow.push(performance.now() - t0);
+        lat.complete.push(done);
+        lat.flow.push({ at: flowAt, ms: performance.now() - t0 });
         completedAt.set(session.mediaId, Date.now());
       } catch (err) {
         errors.push((err as Error).message);
@@ -255,11 +271,14 @@ row('READY during load', 'images/s', loadRate, {
   met: loadRate / drainRate >= 0.5,
 });
 row('backlog drain time', 's', drainSeconds);
-for (const [k, xs] of Object.entries(lat)) {
-  const p = q(xs);
-  const goal = k === 'session' || k === 'complete' ? '≤ 1000 ms' : '';
+for (const [k, samples] of Object.entries(lat)) {
+  const p = q(samples.map((x) => x.ms));
+  const steady = q(samples.filter((x) => x.at >= loadStart + WARMUP_MS).map((x) => x.ms));
+  const goal = k === 'session' || k === 'complete';
+  const met = (v: number) => (goal ? { goal: 'p99 ≤ 1000 ms', met: v <= 1000 } : {});
   row(`${k} p50`, 'ms', p.p50);
-  row(`${k} p99`, 'ms', p.p99, goal ? { goal: `p99 ${goal}`, met: p.p99 <= 1000 } : {});
+  row(`${k} p99`, 'ms', p.p99, met(p.p99));
+  row(`${k} p99 after the first ${WARMUP_MS / 1000} s`, 'ms', steady.p99, met(steady.p99));
 }
 const tr = q(toReady);
 row('time-to-READY p50', 's', tr.p50);

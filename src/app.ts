@@ -194,7 +194,7 @@ async function startServerParts(
   const audit = startAudit(pool, config, logger, started);
   // One gate for every door that opens upload sessions (POST /media, the form, tus, gRPC).
   const admission = new Admission(
-    () => queue.oldestWaitingSeconds(),
+    () => queue.oldestWaitingSeconds('image'),
     config.admission.maxBacklogSeconds,
     logger,
   );

@@ -6,16 +6,30 @@ export interface LoadSettings {
   diagnostics: { intervalSeconds: number };
   /**
    * Admission control (issue 22): new upload sessions are refused with 503 + Retry-After while the
-   * oldest processing job waiting in the queue is older than `maxBacklogSeconds` (0 = never), so
+   * oldest image job waiting in its lane is older than `maxBacklogSeconds` (0 = never), so
    * processing keeps up with uploads instead of starving behind them.
    */
   admission: { maxBacklogSeconds: number };
 }
 
+/**
+ * A photo waits at most about this long for processing before new uploads are refused
+ * (docs/BENCHMARKS.md, `npm run bench:load`, measured the share processing keeps under load).
+ */
+export const DEFAULT_MAX_BACKLOG_SECONDS = 30;
+
 /** DIAGNOSTICS_INTERVAL_SECONDS, ADMISSION_MAX_BACKLOG_SECONDS. */
 export function loadSettings(env: Env): LoadSettings {
   return {
     diagnostics: { intervalSeconds: int(env, 'DIAGNOSTICS_INTERVAL_SECONDS', 0, 0, 3600) },
-    admission: { maxBacklogSeconds: int(env, 'ADMISSION_MAX_BACKLOG_SECONDS', 0, 0, 7 * 24 * 3600) },
+    admission: {
+      maxBacklogSeconds: int(
+        env,
+        'ADMISSION_MAX_BACKLOG_SECONDS',
+        DEFAULT_MAX_BACKLOG_SECONDS,
+        0,
+        7 * 24 * 3600,
+      ),
+    },
   };
 }

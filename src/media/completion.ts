@@ -118,7 +118,7 @@ export class UploadCompletion {
         uri: this.store.uri(media.storage_key),
       });
       if (!uploaded) return { row: await repo.findMedia(tx, media.id), uploaded: false };
-      await this.queue.enqueueProcessing(tx, media.id);
+      await this.queue.enqueueProcessing(tx, media.id, media.media_type);
       // The joined fields (device owner, variants: none yet) are those read above; the row's own
       // columns are what the UPDATE returned — no statement to read it back.
       return { row: { ...media, ...uploaded }, uploaded: true };

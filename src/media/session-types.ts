@@ -39,7 +39,8 @@ export interface SessionResult {
 
 /** Enqueues background processing inside the completing transaction. */
 export interface ProcessingQueue {
-  enqueueProcessing(tx: Queryable, mediaId: string): Promise<void>;
+  /** `lane`: the media's type; images and videos queue apart (src/processing/ports.ts, `Lane`). */
+  enqueueProcessing(tx: Queryable, mediaId: string, lane: MediaType): Promise<void>;
 }
 
 /** `redirect`: a 302 to the signed URL; `url`: the signed URL as JSON; `proxy`: the bytes. */

@@ -6,6 +6,7 @@
  * jobs can map them to outcomes without knowing which library raised them.
  */
 import type { Queryable } from '../db/pool.ts';
+import type { MediaType } from '../media/catalog.ts';
 import type { VariantFormat } from '../media/layout.ts';
 import type { MediaFailure } from '../media/lifecycle.ts';
 import type { ReadyResult } from './repo.ts';
@@ -246,9 +247,22 @@ export interface ProcessJob {
   mediaId: string;
 }
 
-/** A processing job this worker fetched. */
-export interface QueuedJob {
+/**
+ * Processing runs in two lanes, one queue each, so that photos never wait behind minutes-long
+ * transcodes: a worker keeps one slot for images only (see `slotLanes` in worker.ts), and admission
+ * control watches the image lane alone.
+ */
+export type Lane = MediaType;
+export const LANES: readonly Lane[] = ['image', 'video'];
+
+/** What the queue needs to end, fail or hand back a job: its id and its lane. */
+export interface JobRef {
   id: string;
+  lane: Lane;
+}
+
+/** A processing job this worker fetched. */
+export interface QueuedJob extends JobRef {
   data: ProcessJob;
   /** 1-based attempt number of this run. */
   attempt: number;
@@ -270,16 +284,16 @@ export interface DeadJob {
 export interface JobQueue {
   /** NOTIFY channel an enqueue (or a hand-back) announces itself on: idle workers LISTEN to it. */
   readonly wakeChannel: string;
-  /** Enqueues processing for `mediaId` inside the caller's transaction. */
-  enqueueProcessing(tx: Queryable, mediaId: string): Promise<void>;
-  /** Takes the next processing job, if any, inside the caller's transaction. */
-  fetchProcessing(tx: Queryable): Promise<QueuedJob | undefined>;
+  /** Enqueues processing for `mediaId` in its lane, inside the caller's transaction. */
+  enqueueProcessing(tx: Queryable, mediaId: string, lane: Lane): Promise<void>;
+  /** Takes the next processing job of the first of `lanes` that has one, inside the caller's transaction. */
+  fetchProcessing(tx: Queryable, lanes: readonly Lane[]): Promise<QueuedJob | undefined>;
   /** Ends a job with an outcome (inside `tx` when given). */
-  complete(jobId: string, output: object, tx?: Queryable): Promise<void>;
+  complete(job: JobRef, output: object, tx?: Queryable): Promise<void>;
   /** Fails an attempt: retried after the queue's backoff, or dead-lettered after the last. */
-  fail(jobId: string, error: { message: string; name: string }): Promise<void>;
+  fail(job: JobRef, error: { message: string; name: string }): Promise<void>;
   /** Hands an active job back without spending an attempt (worker shutdown). */
-  release(jobId: string): Promise<void>;
+  release(job: JobRef): Promise<void>;
   /** Up to `limit` dead-lettered processing jobs. */
   fetchDead(limit: number): Promise<DeadJob[]>;
   completeDead(jobId: string): Promise<void>;

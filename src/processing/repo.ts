@@ -1,6 +1,7 @@
 /** SQL of the processing side: job claims, the media row's progress and attempt errors, variants. */
 import type { Queryable } from '../db/pool.ts';
 import type { ProcessingError } from '../media/transitions.ts';
+import type { JobRef, QueuedJob } from './ports.ts';
 
 // The media status changes of processing are transitions of the media lifecycle.
 export {
@@ -22,11 +23,12 @@ export interface Backend {
 
 // ---- claims ---------------------------------------------------------------------------------
 
-export async function insertClaim(db: Queryable, jobId: string, mediaId: string, b: Backend): Promise<void> {
+export async function insertClaim(db: Queryable, job: QueuedJob, b: Backend): Promise<void> {
   await db.query(
-    `INSERT INTO processing_claims (job_id, media_id, backend_pid, backend_start) VALUES ($1, $2, $3, $4::timestamptz)
+    `INSERT INTO processing_claims (job_id, media_id, backend_pid, backend_start, lane)
+     VALUES ($1, $2, $3, $4::timestamptz, $5)
      ON CONFLICT (job_id) DO UPDATE SET backend_pid = $3, backend_start = $4::timestamptz, claimed_at = now()`,
-    [jobId, mediaId, b.pid, b.start],
+    [job.id, job.data.mediaId, b.pid, b.start, job.lane],
   );
 }
 
@@ -42,15 +44,15 @@ export async function moveClaims(db: Queryable, from: Backend, to: Backend): Pro
   );
 }
 
-/** Removes and returns claims whose worker connection no longer exists (the worker died). */
-export async function takeOrphanedClaims(db: Queryable): Promise<string[]> {
-  const { rows } = await db.query<{ job_id: string }>(
+/** Removes and returns the jobs of claims whose worker connection no longer exists (the worker died). */
+export async function takeOrphanedClaims(db: Queryable): Promise<JobRef[]> {
+  const { rows } = await db.query<{ job_id: string; lane: JobRef['lane'] }>(
     `DELETE FROM processing_claims c
      WHERE NOT EXISTS (
        SELECT 1 FROM pg_stat_activity a WHERE a.pid = c.backend_pid AND a.backend_start = c.backend_start)
-     RETURNING job_id`,
+     RETURNING job_id, lane`,
   );
-  return rows.map((r) => r.job_id);
+  return rows.map((r) => ({ id: r.job_id, lane: r.lane }));
 }
 
 // ---- the media row ----------------------------------------------------------------------------

@@ -58,7 +58,7 @@ export class ProcessingService {
     if (archive?.state === 'archived' || archive?.state === 'restoring') throw archivedError(m.id, archive);
     const requeued = await withTransaction(this.pool, async (tx) => {
       if (!(await repo.resetForRetry(tx, m.id))) return false;
-      await this.queue.enqueueProcessing(tx, m.id);
+      await this.queue.enqueueProcessing(tx, m.id, m.media_type);
       return true;
     });
     if (!requeued) {

@@ -12,6 +12,9 @@
  * - A job's completion claims the slot's next job in the same transaction (the queue's complete,
  *   our claim's end, then fetch + claim + start of the next): one commit per job in the steady
  *   state of a burst instead of two. If the claim part fails, the job is completed on its own.
+ * - Two lanes (images, videos; one queue each): with more than one slot, slot 0 takes images only,
+ *   so a photo never waits for transcodes to end, and the other slots take videos first, so a
+ *   steady stream of photos cannot starve the videos (`slotLanes`).
  * - Handlers return an outcome for expected results (completed, failed for a reason the client
  *   must see); they throw only when a retry can help. After the last attempt the queue moves the job
  *   to the dead-letter queue, which this runtime consumes to mark the media FAILED.
@@ -28,7 +31,7 @@ import type { ProcessingConfig } from '../config.ts';
 import { withTransaction, type Pool, type PoolClient, type Queryable } from '../db/pool.ts';
 import { toError } from '../errors.ts';
 import { MEDIA_DELETED_CHANNEL } from '../media/repo.ts';
-import type { DeadJob, JobQueue, ProcessJob, QueuedJob } from './ports.ts';
+import type { DeadJob, JobQueue, Lane, ProcessJob, QueuedJob } from './ports.ts';
 import * as repo from './repo.ts';
 
 export interface JobContext {
@@ -130,6 +133,15 @@ class ShutdownAbort extends Error {
 }
 
 const DEAD_BATCH = 10;
+
+/**
+ * The lanes slot `index` of `concurrency` takes jobs from, in order of preference: a lone slot
+ * takes both, images first; otherwise slot 0 takes images only and the others videos first.
+ */
+export function slotLanes(index: number, concurrency: number): readonly Lane[] {
+  if (concurrency <= 1) return ['image', 'video'];
+  return index === 0 ? ['image'] : ['video', 'image'];
+}
 
 export class Worker<S = void> {
   private stopping = false;
@@ -244,6 +256,7 @@ export class Worker<S = void> {
   // ---- processing slots -------------------------------------------------------------------
 
   private async slot(index: number): Promise<void> {
+    const lanes = slotLanes(index, this.deps.config.concurrency);
     // The job the previous one's completion transaction claimed (see `finish`), if any.
     let next: Claimed<S> | undefined;
     while (!this.stopping) {
@@ -252,7 +265,7 @@ export class Worker<S = void> {
       const seen = this.generation;
       if (!job) {
         try {
-          job = await this.claimNext();
+          job = await this.claimNext(lanes);
         } catch (err) {
           this.log.warn({ err, slot: index }, 'could not fetch a job; retrying shortly');
           await this.pause(Math.min(1000, this.deps.config.pollIntervalMs));
@@ -263,7 +276,7 @@ export class Worker<S = void> {
           continue;
         }
       }
-      const after = await this.run(job);
+      const after = await this.run(job, lanes);
       next = after.next;
       // The completion looked for a next job and there was none: wait, as after an empty fetch.
       if (after.fetched && !next) await this.idle(this.deps.config.pollIntervalMs, after.seen);
@@ -272,19 +285,19 @@ export class Worker<S = void> {
     if (next) await this.handBack(next.job);
   }
 
-  /** Fetches one job, records our claim on it and starts its attempt, in one transaction. */
-  private async claimNext(): Promise<Claimed<S> | undefined> {
+  /** Fetches one job of `lanes`, records our claim on it and starts its attempt, in one transaction. */
+  private async claimNext(lanes: readonly Lane[]): Promise<Claimed<S> | undefined> {
     if (!this.backend || this.stopping) return undefined;
-    return withTransaction(this.deps.pool, (tx) => this.claimIn(tx));
+    return withTransaction(this.deps.pool, (tx) => this.claimIn(tx, lanes));
   }
 
   /** The claim's statements, in the caller's transaction: fetch, claim, start. */
-  private async claimIn(tx: Queryable): Promise<Claimed<S> | undefined> {
+  private async claimIn(tx: Queryable, lanes: readonly Lane[]): Promise<Claimed<S> | undefined> {
     const backend = this.backend;
     if (!backend || this.stopping) return undefined;
-    const job = await this.deps.queue.fetchProcessing(tx);
+    const job = await this.deps.queue.fetchProcessing(tx, lanes);
     if (!job) return undefined;
-    await repo.insertClaim(tx, job.id, job.data.mediaId, backend);
+    await repo.insertClaim(tx, job, backend);
     return { job, started: await this.deps.start(tx, job) };
   }
 
@@ -295,17 +308,22 @@ export class Worker<S = void> {
    * job is ended on its own (a failed claim must not cost the finished job an attempt); if that
    * fails too, the caller fails the job for a retry.
    */
-  private async finish(job: QueuedJob, outcome: JobOutcome, logger: Logger): Promise<AfterJob<S>> {
+  private async finish(
+    job: QueuedJob,
+    outcome: JobOutcome,
+    logger: Logger,
+    lanes: readonly Lane[],
+  ): Promise<AfterJob<S>> {
     const seen = this.generation;
     const end = async (tx: Queryable) => {
-      await this.deps.queue.complete(job.id, outcome, tx);
+      await this.deps.queue.complete(job, outcome, tx);
       await repo.deleteClaim(tx, job.id);
     };
     try {
       return await withTransaction(this.deps.pool, async (tx) => {
         await end(tx);
         const fetched = !this.stopping && this.backend !== undefined;
-        return { next: fetched ? await this.claimIn(tx) : undefined, fetched, seen };
+        return { next: fetched ? await this.claimIn(tx, lanes) : undefined, fetched, seen };
       });
     } catch (err) {
       logger.warn({ err }, 'could not end the job and claim the next together; ending it alone');
@@ -317,7 +335,7 @@ export class Worker<S = void> {
   /** Gives a claimed, not yet started job back to the queue without spending an attempt. */
   private async handBack(job: QueuedJob): Promise<void> {
     try {
-      await this.deps.queue.release(job.id);
+      await this.deps.queue.release(job);
       await repo.deleteClaim(this.deps.pool, job.id);
     } catch (err) {
       // The claim stays; the reaper fails the job back once this worker's connection is gone.
@@ -325,8 +343,8 @@ export class Worker<S = void> {
     }
   }
 
-  /** Runs a claimed job to its end; answers the next job its completion claimed, if any. */
-  private async run({ job, started: startedWith }: Claimed<S>): Promise<AfterJob<S>> {
+  /** Runs a claimed job to its end; answers the next job (of `lanes`) its completion claimed, if any. */
+  private async run({ job, started: startedWith }: Claimed<S>, lanes: readonly Lane[]): Promise<AfterJob<S>> {
     const abort = new AbortController();
     const limit = (seconds: number) =>
       setTimeout(
@@ -355,7 +373,7 @@ export class Worker<S = void> {
     let after: AfterJob<S> = { next: undefined, fetched: false, seen: this.generation };
     try {
       const outcome = await untilAborted(work, abort.signal);
-      after = await this.finish(job, outcome, ctx.logger);
+      after = await this.finish(job, outcome, ctx.logger, lanes);
       claimed = false;
       ctx.logger.info({ outcome: outcome.status, ms: Date.now() - started }, 'job finished');
     } catch (caught) {
@@ -380,13 +398,13 @@ export class Worker<S = void> {
     try {
       if (signal.aborted && signal.reason instanceof ShutdownAbort) {
         // Not the job's fault: hand it back untouched for the next worker.
-        await this.deps.queue.release(job.id);
+        await this.deps.queue.release(job);
         ctx.logger.warn('job handed back to the queue at shutdown');
         return;
       }
       if (signal.aborted && signal.reason instanceof JobCancelledError) {
         const outcome: JobOutcome = { status: 'skipped', reason: signal.reason.message };
-        await this.deps.queue.complete(job.id, outcome);
+        await this.deps.queue.complete(job, outcome);
         ctx.logger.info('job cancelled');
         return;
       }
@@ -394,7 +412,7 @@ export class Worker<S = void> {
       const last = ctx.attempt >= ctx.maxAttempts;
       ctx.logger[last ? 'error' : 'warn']({ err: error, last }, 'job attempt failed');
       await this.deps.onAttemptError?.(job.data, error, ctx);
-      await this.deps.queue.fail(job.id, { message: error.message, name: error.name });
+      await this.deps.queue.fail(job, { message: error.message, name: error.name });
       if (last) this.wakeDeadLetters();
     } catch (failErr) {
       // The claim stays; the reaper fails the job once this connection is replaced.
@@ -473,10 +491,13 @@ export class Worker<S = void> {
       }
       try {
         const orphans = await repo.takeOrphanedClaims(this.deps.pool);
-        for (const jobId of orphans) {
-          this.log.warn({ jobId }, 'the worker running this job is gone; handing it back for a retry');
+        for (const job of orphans) {
+          this.log.warn(
+            { jobId: job.id },
+            'the worker running this job is gone; handing it back for a retry',
+          );
           const lost = new WorkerLostError('The worker processing this job stopped unexpectedly.');
-          await this.deps.queue.fail(jobId, { message: lost.message, name: lost.name });
+          await this.deps.queue.fail(job, { message: lost.message, name: lost.name });
         }
         if (orphans.length > 0) {
           this.wake(); // their retries are due now

@@ -86,7 +86,7 @@ describe('the whole upload flow for a device', () => {
 
     // Exactly one processing job was enqueued, in the completing transaction.
     const jobs = await t.server.database.pool.query(
-      `SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'media-process' AND data->>'mediaId' = $1`,
+      `SELECT count(*)::int AS n FROM pgboss.job WHERE name IN ('media-process', 'media-process-video') AND data->>'mediaId' = $1`,
       [id],
     );
     assert.equal(jobs.rows[0].n, 1);

@@ -161,7 +161,7 @@ async function checkInvariants(): Promise<void> {
     assert.equal(statSync(r.storage_uri).size, r.bytes, `object of ${r.id} has the wrong size`);
     assert.equal(sha(readFileSync(r.storage_uri)), r.content_sha256, `object of ${r.id} has other bytes`);
     const jobs = await db.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'media-process' AND data->>'mediaId' = $1`,
+      `SELECT count(*)::int AS n FROM pgboss.job WHERE name IN ('media-process', 'media-process-video') AND data->>'mediaId' = $1`,
       [r.id],
     );
     assert.equal(jobs.rows[0]!.n, 1, `media ${r.id} must have exactly one processing job`);

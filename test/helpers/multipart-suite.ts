@@ -99,7 +99,7 @@ export function multipartProtocolSuite(backend: 'local' | 's3' | 'gcs', ctx: () 
   const jobs = async (id: string) =>
     (
       await t().server.database.pool.query(
-        `SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'media-process' AND data->>'mediaId' = $1`,
+        `SELECT count(*)::int AS n FROM pgboss.job WHERE name IN ('media-process', 'media-process-video') AND data->>'mediaId' = $1`,
         [id],
       )
     ).rows[0].n as number;

@@ -1,8 +1,9 @@
 /**
- * Admission control (ADMISSION_MAX_BACKLOG_SECONDS, issue 22): while the oldest waiting processing
- * job is older than the bound, new sessions are refused with 503 processing_backlog + Retry-After
- * and the error body; nothing accepted is lost, and the refused session is created once when
- * retried after the backlog is young again.
+ * Admission control (ADMISSION_MAX_BACKLOG_SECONDS, on by default, issue 22): while the oldest
+ * image job waiting in its lane is older than the bound, new sessions are refused with 503
+ * processing_backlog + Retry-After and the error body; nothing accepted is lost, and the refused
+ * session is created once when retried after the backlog is young again. Waiting videos (their
+ * own lane) never refuse anything.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -10,6 +11,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import pino from 'pino';
+import { randomUUID } from 'node:crypto';
+import { DEFAULT_MAX_BACKLOG_SECONDS, loadSettings } from '../../src/config/load.ts';
+import { withTransaction } from '../../src/db/pool.ts';
 import { AppError } from '../../src/errors.ts';
 import { PROTO_OPTIONS, PROTO_PATH } from '../../src/grpc/server.ts';
 import { Admission } from '../../src/processing/admission.ts';
@@ -42,11 +46,17 @@ describe('Admission (unit)', () => {
   test('once refusing, refuses until the backlog is younger than half the bound', async () => {
     let age = 11;
     const gate = new Admission(() => Promise.resolve(age), 10, silent, 0);
-    const refused = () =>
+    const ask = () =>
       gate.check().then(
         () => false,
         (e: unknown) => e instanceof AppError && e.code === 'processing_backlog',
       );
+    // After the first, a reading is taken in the background and decides from the next request on.
+    const refused = async () => {
+      await ask();
+      await gate.settled();
+      return ask();
+    };
     assert.equal(await refused(), true);
     age = 6;
     assert.equal(await refused(), true, 'still over half the bound');
@@ -54,6 +64,29 @@ describe('Admission (unit)', () => {
     assert.equal(await refused(), false);
     age = 9;
     assert.equal(await refused(), false, 'admitting again until past the bound');
+  });
+
+  test('on by default', () => {
+    assert.ok(DEFAULT_MAX_BACKLOG_SECONDS > 0);
+    assert.equal(loadSettings({}).admission.maxBacklogSeconds, DEFAULT_MAX_BACKLOG_SECONDS);
+    assert.equal(loadSettings({ ADMISSION_MAX_BACKLOG_SECONDS: '0' }).admission.maxBacklogSeconds, 0);
+  });
+
+  test('Retry-After is spread between a quarter and half the bound', async () => {
+    const gate = new Admission(() => Promise.resolve(1000), 60, silent);
+    const waits = new Set<number>();
+    for (let i = 0; i < 100; i++) {
+      const err = await gate.check().then(
+        () => assert.fail('admitted'),
+        (e: unknown) => e as AppError,
+      );
+      const wait = Number(err.headers?.['retry-after']);
+      assert.ok(Number.isInteger(wait) && wait >= 15 && wait <= 30, String(wait));
+      waits.add(wait);
+    }
+    // 100 draws from 16 values: all alike would be a constant, which sends every refused client
+    // back in the same second.
+    assert.ok(waits.size > 1, [...waits].join());
   });
 
   test('a bound of 0 never reads the queue', async () => {
@@ -66,6 +99,33 @@ describe('Admission (unit)', () => {
   test('a failed reading of the queue admits', async () => {
     const broken = new Admission(() => Promise.reject(new Error('database down')), 10, silent);
     await broken.check();
+  });
+
+  test('after the first reading, requests do not wait for the next one', async () => {
+    let age = 0;
+    let reads = 0;
+    let release!: () => void;
+    const slow = new Promise<void>((r) => (release = r));
+    const gate = new Admission(
+      async () => {
+        if (reads++ > 0) await slow; // every reading after the first hangs until released
+        return age;
+      },
+      10,
+      silent,
+      0,
+    );
+    await gate.check();
+    age = 500;
+    await gate.check(); // starts the second reading, which hangs; decided on the first
+    await gate.check();
+    assert.equal(reads, 2, 'one reading in flight at a time');
+    release();
+    await gate.settled();
+    await assert.rejects(
+      gate.check(),
+      (e: unknown) => e instanceof AppError && e.code === 'processing_backlog',
+    );
   });
 
   test('concurrent checks share one reading of the queue', async () => {
@@ -118,9 +178,35 @@ describe('POST /media under a backlog older than the bound', () => {
         WHERE name = 'media-process' AND state < 'active'`,
       [seconds],
     );
+  const admittedForAWhile = async (auth: Record<string, string>, prefix: string) => {
+    // The gate reads the queue's age at most once a second: sessions for longer than that.
+    const until = Date.now() + 2500;
+    for (let i = 0; Date.now() < until; i++) {
+      const res = await session(auth, `${prefix}-${i}`);
+      assert.equal(res.status, 201, res.text);
+      await sleep(100);
+    }
+  };
   const rowsFor = async (messageId: string) =>
     (await t.server.database.pool.query(`SELECT id, status FROM media WHERE message_id = $1`, [messageId]))
       .rows;
+
+  test('videos waiting in their own lane, however long, refuse nothing', async () => {
+    const dev = await t.device('admission-video-lane');
+    await withTransaction(t.server.database.pool, (tx) =>
+      t.server.queue.enqueueProcessing(tx, randomUUID(), 'video'),
+    );
+    const { rowCount } = await t.server.database.pool.query(
+      `UPDATE pgboss.job SET start_after = now() - interval '1 hour'
+        WHERE name = 'media-process-video' AND state < 'active'`,
+    );
+    assert.equal(rowCount, 1);
+    try {
+      await admittedForAWhile(dev.auth, 'video-lane');
+    } finally {
+      await t.server.database.pool.query(`DELETE FROM pgboss.job WHERE name = 'media-process-video'`);
+    }
+  });
 
   describe('a session refused, then retried', () => {
     let dev: { auth: Record<string, string> };

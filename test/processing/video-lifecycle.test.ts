@@ -18,7 +18,7 @@ import { LocalObjectStore } from '../../src/storage/local.ts';
 import { UrlSigner } from '../../src/storage/signing.ts';
 import { PublicUrls } from '../../src/http/urls.ts';
 import { call, startTestServer, tempDir, testEnv, type TestServer } from '../helpers/server.ts';
-import { sha256 } from '../helpers/files.ts';
+import { fixture, sha256 } from '../helpers/files.ts';
 import { videoClip } from '../helpers/video.ts';
 import { upload, waitFor } from './helpers.ts';
 
@@ -174,7 +174,7 @@ async function hlsObjects(id: string) {
 
 async function job(id: string) {
   const { rows } = await t.server.database.pool.query(
-    `SELECT state, retry_count FROM pgboss.job WHERE name = 'media-process' AND data->>'mediaId' = $1
+    `SELECT state, retry_count FROM pgboss.job WHERE name = 'media-process-video' AND data->>'mediaId' = $1
      ORDER BY created_on DESC LIMIT 1`,
     [id],
   );
@@ -395,6 +395,37 @@ describe('video jobs: shutdown, cancellation, timeout, audio-only', () => {
       await worker.stop();
     }
     assert.deepEqual(await readdir(work), []);
+  });
+
+  test('lanes: a photo does not wait for transcodes, and one slot of two is kept for images', async () => {
+    const user = await t.user('video-lanes');
+    const videos = [await uploadVideo(user.auth, clips.long!), await uploadVideo(user.auth, clips.long!)];
+    const { rows: lanes } = await t.server.database.pool.query<{ name: string }>(
+      `SELECT DISTINCT name FROM pgboss.job WHERE data->>'mediaId' = ANY($1::text[])`,
+      [videos],
+    );
+    assert.deepEqual(lanes, [{ name: 'media-process-video' }], 'videos queue in their own lane');
+    const worker = await inProcessWorker({ concurrency: 2 }, { preset: 'slow' });
+    try {
+      await transcodeStarted(process.pid);
+      const photo = await upload(t, user.auth, fixture('cameras/Canon_40D.jpg'));
+      assert.equal(photo.done.status, 200, photo.done.text);
+      // Without lanes both slots would be transcoding, and the photo would wait for one to end.
+      await waitFor(t, user.auth, photo.id, ['READY']);
+      const { rows } = await t.server.database.pool.query<{ status: string }>(
+        'SELECT status FROM media WHERE id = ANY($1::uuid[])',
+        [videos],
+      );
+      assert.deepEqual(
+        rows.map((r) => r.status).sort(),
+        ['PROCESSING', 'UPLOADED'],
+        'one video transcodes, the other waits: the second slot stays with the images',
+      );
+    } finally {
+      for (const id of videos) await call(t.api(`/media/${id}`), { method: 'DELETE', headers: user.auth });
+      await until('the worker is idle', async () => worker.busy === 0, 30_000);
+      await worker.stop();
+    }
   });
 
   test('declared video/mp4 but only audio inside: FAILED no_video with a reason, never stuck', async () => {

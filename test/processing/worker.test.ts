@@ -10,6 +10,7 @@ import { createLogger } from '../../src/log.ts';
 import type { Queryable } from '../../src/db/pool.ts';
 import type { JobQueue } from '../../src/processing/ports.ts';
 import { startWorker } from '../../src/processing/runtime.ts';
+import { slotLanes } from '../../src/processing/worker.ts';
 import { LocalObjectStore } from '../../src/storage/local.ts';
 import { UrlSigner } from '../../src/storage/signing.ts';
 import { PublicUrls } from '../../src/http/urls.ts';
@@ -29,6 +30,13 @@ before(async () => {
 });
 after(async () => {
   await t?.close();
+});
+
+test('slot lanes: a lone slot takes both lanes; of several, one keeps to images and the rest take videos first', () => {
+  assert.deepEqual(slotLanes(0, 1), ['image', 'video']);
+  assert.deepEqual(slotLanes(0, 2), ['image']);
+  assert.deepEqual(slotLanes(1, 2), ['video', 'image']);
+  assert.deepEqual(slotLanes(3, 4), ['video', 'image']);
 });
 
 function inProcessWorker(overrides: Partial<TestServer['config']['processing']> = {}, queue?: JobQueue) {
@@ -148,20 +156,20 @@ function watchedQueue(opts: { failMerged: boolean }) {
   const seen = { merged: 0, deadReads: 0 };
   const queue: JobQueue = {
     wakeChannel: inner.wakeChannel,
-    enqueueProcessing: (tx, id) => inner.enqueueProcessing(tx, id),
-    fetchProcessing: async (tx) => {
+    enqueueProcessing: (tx, id, lane) => inner.enqueueProcessing(tx, id, lane),
+    fetchProcessing: async (tx, lanes) => {
       if (completing.has(tx)) {
         seen.merged++;
         if (opts.failMerged) throw new Error('injected: the claim inside a completion fails');
       }
-      return inner.fetchProcessing(tx);
+      return inner.fetchProcessing(tx, lanes);
     },
-    complete: async (id, output, tx) => {
+    complete: async (job, output, tx) => {
       if (tx) completing.add(tx);
-      await inner.complete(id, output, tx);
+      await inner.complete(job, output, tx);
     },
-    fail: (id, error) => inner.fail(id, error),
-    release: (id) => inner.release(id),
+    fail: (job, error) => inner.fail(job, error),
+    release: (job) => inner.release(job),
     fetchDead: (limit) => {
       seen.deadReads++;
       return inner.fetchDead(limit);

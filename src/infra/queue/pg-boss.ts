@@ -10,12 +10,19 @@
 import PgBoss from 'pg-boss';
 import type { Logger } from 'pino';
 import type { Pool, Queryable } from '../../db/pool.ts';
-import type { DeadJob, JobQueue, ProcessJob, QueuedJob } from '../../processing/ports.ts';
+import type { DeadJob, JobQueue, JobRef, Lane, ProcessJob, QueuedJob } from '../../processing/ports.ts';
 import { PgBossWebhookQueue } from './webhook-queue.ts';
 
 export type { ProcessJob };
 
+/** The image lane's queue (it kept the name of the single queue there was; see `LANE_QUEUES`). */
 export const PROCESS_QUEUE = 'media-process';
+export const VIDEO_QUEUE = 'media-process-video';
+/**
+ * One pg-boss queue per lane (src/processing/ports.ts, `Lane`). Jobs queued before the lanes
+ * existed are all in `media-process`, videos included: the image lane runs them, as before.
+ */
+export const LANE_QUEUES: Readonly<Record<Lane, string>> = { image: PROCESS_QUEUE, video: VIDEO_QUEUE };
 export const DEAD_LETTER_QUEUE = 'media-process-dead';
 /** NOTIFY channel: an enqueue wakes idle workers at once instead of waiting for their next poll. */
 export const WAKE_CHANNEL = 'mediary_jobs';
@@ -68,24 +75,26 @@ export class PgBossQueue implements JobQueue {
     boss.on('error', (err) => logger.error({ err }, 'job queue error'));
     await boss.start();
     await boss.createQueue(DEAD_LETTER_QUEUE);
-    const policy = {
-      name: PROCESS_QUEUE,
-      retryLimit: opts.retryLimit,
-      retryDelay: opts.retryDelaySeconds,
-      retryBackoff: true,
-      deadLetter: DEAD_LETTER_QUEUE,
-      ...(opts.expireInSeconds !== undefined ? { expireInSeconds: opts.expireInSeconds } : {}),
-    };
-    await boss.createQueue(PROCESS_QUEUE, policy);
-    if (owner) {
-      // createQueue keeps an existing queue as it was: apply the configured policy to new jobs.
-      await boss.updateQueue(PROCESS_QUEUE, policy);
-    } else {
-      const current = await boss.getQueue(PROCESS_QUEUE);
+    for (const name of Object.values(LANE_QUEUES)) {
+      const policy = {
+        name,
+        retryLimit: opts.retryLimit,
+        retryDelay: opts.retryDelaySeconds,
+        retryBackoff: true,
+        deadLetter: DEAD_LETTER_QUEUE,
+        ...(opts.expireInSeconds !== undefined ? { expireInSeconds: opts.expireInSeconds } : {}),
+      };
+      await boss.createQueue(name, policy);
+      if (owner) {
+        // createQueue keeps an existing queue as it was: apply the configured policy to new jobs.
+        await boss.updateQueue(name, policy);
+        continue;
+      }
+      const current = await boss.getQueue(name);
       if (current && (current.retryLimit !== policy.retryLimit || current.retryDelay !== policy.retryDelay)) {
         logger.warn(
           {
-            queue: { retryLimit: current.retryLimit, retryDelay: current.retryDelay },
+            queue: { name, retryLimit: current.retryLimit, retryDelay: current.retryDelay },
             configured: { retryLimit: policy.retryLimit, retryDelay: policy.retryDelay },
           },
           'this worker’s retry settings differ from the queue’s; the API server’s settings apply',
@@ -95,40 +104,45 @@ export class PgBossQueue implements JobQueue {
     return new PgBossQueue(boss, pool);
   }
 
-  async enqueueProcessing(tx: Queryable, mediaId: string): Promise<void> {
-    await this.boss.send(PROCESS_QUEUE, { mediaId } satisfies ProcessJob, { db: on(tx) });
-    await tx.query('SELECT pg_notify($1, $2)', [WAKE_CHANNEL, PROCESS_QUEUE]);
+  async enqueueProcessing(tx: Queryable, mediaId: string, lane: Lane): Promise<void> {
+    await this.boss.send(LANE_QUEUES[lane], { mediaId } satisfies ProcessJob, { db: on(tx) });
+    await tx.query('SELECT pg_notify($1, $2)', [WAKE_CHANNEL, LANE_QUEUES[lane]]);
   }
 
   /**
-   * Seconds the oldest due processing job has waited (0 when none waits): one lookup at the head
+   * Seconds the oldest due job of `lane` has waited (0 when none waits): one lookup at the head
    * of pg-boss' `job_i5` index (name, start_after) of jobs not yet active.
    */
-  async oldestWaitingSeconds(): Promise<number> {
+  async oldestWaitingSeconds(lane: Lane): Promise<number> {
     const { rows } = await this.pool.query<{ age: number | null }>(
       `SELECT EXTRACT(EPOCH FROM now() - start_after)::float8 AS age FROM pgboss.job
         WHERE name = $1 AND state < 'active' ORDER BY start_after LIMIT 1`,
-      [PROCESS_QUEUE],
+      [LANE_QUEUES[lane]],
     );
     return Math.max(0, rows[0]?.age ?? 0);
   }
 
-  async fetchProcessing(tx: Queryable): Promise<QueuedJob | undefined> {
-    const [job] = await this.boss.fetch<ProcessJob>(PROCESS_QUEUE, {
-      batchSize: 1,
-      includeMetadata: true,
-      db: on(tx),
-    });
-    if (!job) return undefined;
-    return { id: job.id, data: job.data, attempt: job.retryCount + 1, maxAttempts: job.retryLimit + 1 };
+  async fetchProcessing(tx: Queryable, lanes: readonly Lane[]): Promise<QueuedJob | undefined> {
+    for (const lane of lanes) {
+      const [job] = await this.boss.fetch<ProcessJob>(LANE_QUEUES[lane], {
+        batchSize: 1,
+        includeMetadata: true,
+        db: on(tx),
+      });
+      if (job) {
+        const attempt = job.retryCount + 1;
+        return { id: job.id, lane, data: job.data, attempt, maxAttempts: job.retryLimit + 1 };
+      }
+    }
+    return undefined;
   }
 
-  async complete(jobId: string, output: object, tx?: Queryable): Promise<void> {
-    await this.boss.complete(PROCESS_QUEUE, jobId, output, tx ? { db: on(tx) } : undefined);
+  async complete(job: JobRef, output: object, tx?: Queryable): Promise<void> {
+    await this.boss.complete(LANE_QUEUES[job.lane], job.id, output, tx ? { db: on(tx) } : undefined);
   }
 
-  async fail(jobId: string, error: { message: string; name: string }): Promise<void> {
-    await this.boss.fail(PROCESS_QUEUE, jobId, error);
+  async fail(job: JobRef, error: { message: string; name: string }): Promise<void> {
+    await this.boss.fail(LANE_QUEUES[job.lane], job.id, error);
   }
 
   /**
@@ -136,15 +150,15 @@ export class PgBossQueue implements JobQueue {
    * fetch increments retry_count again, so it is taken back here. pg-boss has no API for this, so
    * it is one UPDATE of its job table (see the version note at the top).
    */
-  async release(jobId: string): Promise<void> {
+  async release(job: JobRef): Promise<void> {
     await this.pool.query(
       `UPDATE pgboss.job SET state = 'retry', start_after = now(),
          started_on = CASE WHEN retry_count = 0 THEN NULL ELSE started_on END,
          retry_count = GREATEST(retry_count - 1, 0)
        WHERE name = $1 AND id = $2 AND state = 'active'`,
-      [PROCESS_QUEUE, jobId],
+      [LANE_QUEUES[job.lane], job.id],
     );
-    await this.pool.query('SELECT pg_notify($1, $2)', [WAKE_CHANNEL, PROCESS_QUEUE]);
+    await this.pool.query('SELECT pg_notify($1, $2)', [WAKE_CHANNEL, LANE_QUEUES[job.lane]]);
   }
 
   async fetchDead(limit: number): Promise<DeadJob[]> {
