@@ -109,7 +109,7 @@ export class LocalObjectStore implements ObjectStore {
   /**
    * `put` for bytes in memory: checked before anything is written, then one descriptor creates,
    * writes and fsyncs the temp file (the stream put reopens it to fsync), published as `put` does.
-   * About a third of the stream put's CPU for a processing variant (see docs/BENCHMARKS.md).
+   * Measured 2026-12-03: 3.3 against 5.5 ms CPU for an image's four variants (docs/BENCHMARKS.md).
    */
   async putBuffer(key: string, data: Buffer, expect: PutExpectation): Promise<PutResult> {
     this.pathFor(key); // an unsafe key fails before anything is written
