@@ -116,6 +116,8 @@ interface Measured {
   threads: ThreadCpu;
   /** CPU time of this run's own Postgres processes meanwhile (Linux /proc; the embedded database). */
   pgCpuMs: number;
+  /** The same by role. */
+  pgCpu: PgCpu;
   /** Full (mark-compact) garbage collections of this process meanwhile, and their pauses (ms). */
   majorGcs: number;
   majorGcPauseMs: number;
@@ -157,13 +159,21 @@ pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
   return clientQuery.apply(this, args);
 } as typeof pg.Client.prototype.query;
 
+/** Postgres's CPU by process role (ms): `total` is the sum of the roles. */
+type PgCpu = Record<
+  'total' | 'backends' | 'walwriter' | 'checkpointer' | 'autovacuum' | 'reaped' | 'other',
+  number
+>;
+
 /**
  * CPU time (ms) used so far by this run's own Postgres: the embedded postmaster (a child of this
- * process) and its backends and helpers (its children). Other `postgres` processes on the machine
- * (other test clusters) are not counted. /proc ticks of 10 ms; live processes only.
+ * process) and its backends and helpers (its children), by role (from their process titles).
+ * Other `postgres` processes on the machine (other test clusters) are not counted. /proc ticks of
+ * 10 ms. `reaped`: what children that already exited used (autovacuum workers come and go), from
+ * the postmaster's cumulative children time.
  */
-function postgresCpuMs(): number {
-  const procs: { pid: number; ppid: number; ticks: number }[] = [];
+function postgresCpuMs(): PgCpu {
+  const procs: { pid: number; ppid: number; ticks: number; reaped: number }[] = [];
   for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -173,16 +183,48 @@ function postgresCpuMs(): number {
         pid: Number(pid),
         ppid: Number(fields[1]),
         ticks: Number(fields[11]) + Number(fields[12]),
+        reaped: Number(fields[13]) + Number(fields[14]),
       });
     } catch {
       // the process ended meanwhile
     }
   }
   const postmasters = new Set(procs.filter((p) => p.ppid === process.pid).map((p) => p.pid));
-  const ticks = procs
-    .filter((p) => postmasters.has(p.pid) || postmasters.has(p.ppid))
-    .reduce((sum, p) => sum + p.ticks, 0);
-  return ticks * 10;
+  const out: PgCpu = {
+    total: 0,
+    backends: 0,
+    walwriter: 0,
+    checkpointer: 0,
+    autovacuum: 0,
+    reaped: 0,
+    other: 0,
+  };
+  for (const p of procs) {
+    if (postmasters.has(p.pid)) {
+      out.other += p.ticks * 10;
+      out.reaped += p.reaped * 10;
+      continue;
+    }
+    if (!postmasters.has(p.ppid)) continue;
+    let title = '';
+    try {
+      title = readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+    } catch {
+      // the process ended meanwhile
+    }
+    const role = /\(\d+\)/.test(title)
+      ? 'backends'
+      : /walwriter/.test(title)
+        ? 'walwriter'
+        : /checkpointer/.test(title)
+          ? 'checkpointer'
+          : /autovacuum/.test(title)
+            ? 'autovacuum'
+            : 'other';
+    out[role] += p.ticks * 10;
+  }
+  out.total = out.backends + out.walwriter + out.checkpointer + out.autovacuum + out.reaped + out.other;
+  return out;
 }
 
 interface ThreadCpu {
@@ -237,7 +279,10 @@ async function cpuTimed(fn: () => Promise<number>): Promise<Measured> {
       other: t.other - threadsBefore.other,
       sys: t.sys - threadsBefore.sys,
     },
-    pgCpuMs: pgAfter - pgBefore,
+    pgCpuMs: pgAfter.total - pgBefore.total,
+    pgCpu: Object.fromEntries(
+      Object.entries(pgAfter).map(([k, v]) => [k, v - pgBefore[k as keyof PgCpu]]),
+    ) as PgCpu,
     majorGcs: gcs.length,
     majorGcPauseMs: gcs.reduce((sum, g) => sum + g.duration, 0),
   };
@@ -446,6 +491,10 @@ async function main() {
       other: median(ms.map((m) => m.threads.other / BATCH)),
       sys: median(ms.map((m) => m.threads.sys / BATCH)),
     });
+    const pgRoles = (ms: Measured[]) =>
+      Object.fromEntries(
+        Object.keys(ms[0]!.pgCpu).map((k) => [k, median(ms.map((m) => m.pgCpu[k as keyof PgCpu] / BATCH))]),
+      ) as PgCpu;
     const gcs = (ms: Measured[]) => ({
       count: median(ms.map((m) => m.majorGcs / BATCH)),
       pauseMs: median(ms.map((m) => m.majorGcPauseMs / BATCH)),
@@ -477,6 +526,7 @@ async function main() {
         rawDecodeOnce: cpuPerImage(a),
         fourSeparatePipelines: cpuPerImage(b),
         postgresDuringFullPipeline: median(full.map((m) => m.pgCpuMs / BATCH)),
+        postgresByRole: pgRoles(full),
         byThread: {
           note: 'main = the JavaScript thread; libvips = its worker threads; other = libuv pool + V8 helpers',
           fullPipeline: threadsPerImage(full),
@@ -555,6 +605,14 @@ async function main() {
       'CPU ms/image, Postgres processes (whole)',
       median(full.map((m) => m.pgCpuMs / BATCH)).toFixed(0),
       `(includes the bench’s own ${POLL_MS} ms status poll)`,
+    );
+    row(
+      '… by role (backends/walwriter/checkpointer/autovacuum/exited/other)',
+      '',
+      Object.values(pgRoles(full))
+        .slice(1)
+        .map((v) => v.toFixed(1))
+        .join(' / '),
     );
     const goal = (x: number, g: number) => `goal ≥ ${g} ${x >= g ? 'met' : 'NOT met'}`;
     row(

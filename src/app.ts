@@ -162,6 +162,7 @@ async function startServerParts(
     config.webhooks,
     logger,
     metrics.recorder,
+    config.databasePreparedStatements,
   );
   await webhooks.start(events.hub);
   started.push({ name: 'webhooks', stop: () => webhooks.stop() });

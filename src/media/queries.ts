@@ -19,7 +19,7 @@ export class MediaQueries {
   constructor(
     private readonly pool: Pool,
     private readonly store: ObjectStore,
-    private readonly config: Pick<Config, 'quotas'>,
+    private readonly config: Pick<Config, 'quotas' | 'databasePreparedStatements'>,
     /** Signs the URLs media records carry (and the download/variant routes hand out). */
     readonly linkSigner: MediaLinkSigner,
     private readonly sharing?: ShareLookup,
@@ -38,7 +38,7 @@ export class MediaQueries {
    * loaded through {@link get}.
    */
   async loadUnchecked(id: string): Promise<MediaRow> {
-    const row = await repo.findMedia(this.pool, id);
+    const row = await repo.findMedia(this.pool, id, { prepared: this.config.databasePreparedStatements });
     if (!row || row.status === 'DELETED') throw new AppError('not_found', 'Media not found.');
     return row;
   }
@@ -55,7 +55,7 @@ export class MediaQueries {
    * Everything else is 404. Writes use {@link get}: sharing never lets anyone change a media.
    */
   async view(principal: Principal, id: string, what: 'record' | 'original' = 'record'): Promise<MediaRow> {
-    const row = await repo.findMedia(this.pool, id);
+    const row = await repo.findMedia(this.pool, id, { prepared: this.config.databasePreparedStatements });
     if (row && row.status !== 'DELETED') {
       if (canAccess(principal, row)) return row;
       if (principal.kind === 'user' && this.sharing) {

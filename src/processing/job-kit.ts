@@ -22,7 +22,7 @@ import type { JobContext, JobOutcome } from './worker.ts';
 export const VARIANT_SIZES = [1200, 600, 300, 150] as const;
 
 /** The store operations the jobs use (an in-memory store in unit tests). */
-export type JobStore = Pick<ObjectStore, 'get' | 'readAll' | 'stat' | 'put' | 'delete'>;
+export type JobStore = Pick<ObjectStore, 'get' | 'readAll' | 'stat' | 'put' | 'putBuffer' | 'delete'>;
 
 /** Why a job failed for good: the media's `error.code` (one table: src/media/lifecycle.ts). */
 export type FailureCode = ImageFailureCode | VideoFailureCode;
@@ -249,11 +249,10 @@ export async function putVariant(
   const key = variantKey(mediaId, sha256, format);
   const written = !(await store.stat(key));
   if (written) {
-    await store.put(key, Readable.from([v.data]), {
-      contentType: variantContentType(format),
-      bytes: v.data.length,
-      sha256,
-    });
+    const expect = { contentType: variantContentType(format), bytes: v.data.length, sha256 };
+    await (store.putBuffer
+      ? store.putBuffer(key, v.data, expect)
+      : store.put(key, Readable.from([v.data]), expect));
   }
   const record = {
     name: String(v.size),

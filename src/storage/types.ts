@@ -92,6 +92,12 @@ export interface ObjectStore {
    * expectation holds; on any failure nothing is left behind.
    */
   put(key: string, body: Readable, expect: PutExpectation): Promise<PutResult>;
+  /**
+   * {@link put} for bytes already in memory (processing's variants), where the store has a
+   * cheaper path than a stream; same checks, same atomicity and durability. Stores without one
+   * leave it out and callers use `put`.
+   */
+  putBuffer?(key: string, data: Buffer, expect: PutExpectation): Promise<PutResult>;
   /** Streams the object (or one byte range of it). Undefined when the object does not exist. */
   get(key: string, range?: ByteRange): Promise<Readable | undefined>;
   /**

@@ -119,11 +119,21 @@ export async function findDelivery(db: Queryable, subscriptionId: string, id: st
   return rows[0];
 }
 
-/**
- * Claims up to `limit` events no dispatcher has handled (SKIP LOCKED: instances share the work),
- * marks them dispatched and makes one delivery per enabled subscription that wants each.
- * Runs inside the caller's transaction, with the enqueueing of the deliveries.
- */
+const SETTLE_UNMATCHED = `WITH settled AS (
+     UPDATE events SET dispatched_at = now()
+      WHERE id IN (SELECT e.id FROM events e
+                    WHERE e.dispatched_at IS NULL
+                      AND NOT EXISTS (
+                        SELECT 1 FROM webhook_subscriptions s
+                         WHERE s.enabled AND e.type = ANY (s.event_types)
+                           AND (s.owner_user_id = e.owner_user_id OR s.owner_device_id = e.device_id))
+                    ORDER BY e.id LIMIT $1 FOR UPDATE SKIP LOCKED)
+     RETURNING id
+   )
+   SELECT (SELECT count(*) FROM settled)::int AS settled,
+          EXISTS (SELECT 1 FROM events WHERE dispatched_at IS NULL
+                     AND id NOT IN (SELECT id FROM settled)) AS rest`;
+
 /**
  * Marks dispatched, in one autocommitted statement, the undispatched events no enabled
  * subscription carries (no delivery to make, so nothing to enqueue in the same transaction), and
@@ -132,31 +142,30 @@ export async function findDelivery(db: Queryable, subscriptionId: string, id: st
  * nothing that needs the three-statement transaction: with no webhooks configured, none do.
  * An event settled here just before a matching subscription commits is treated as older than the
  * subscription, as {@link dispatchEvents} treats one it claimed a moment earlier.
+ *
+ * It runs for nearly every media event (uploaded, processing, ready), so `prepared` sends it as a
+ * named statement, parsed and planned once per connection (DATABASE_PREPARED_STATEMENTS):
+ * measured 2026-12-03, 500–650 µs of Postgres CPU per call unnamed, 100–150 µs named.
  */
 export async function settleUnmatchedEvents(
   db: Queryable,
   limit: number,
+  { prepared = false }: { prepared?: boolean } = {},
 ): Promise<{ settled: number; rest: boolean }> {
+  const values = [limit];
   const { rows } = await db.query<{ settled: number; rest: boolean }>(
-    `WITH settled AS (
-       UPDATE events SET dispatched_at = now()
-        WHERE id IN (SELECT e.id FROM events e
-                      WHERE e.dispatched_at IS NULL
-                        AND NOT EXISTS (
-                          SELECT 1 FROM webhook_subscriptions s
-                           WHERE s.enabled AND e.type = ANY (s.event_types)
-                             AND (s.owner_user_id = e.owner_user_id OR s.owner_device_id = e.device_id))
-                      ORDER BY e.id LIMIT $1 FOR UPDATE SKIP LOCKED)
-       RETURNING id
-     )
-     SELECT (SELECT count(*) FROM settled)::int AS settled,
-            EXISTS (SELECT 1 FROM events WHERE dispatched_at IS NULL
-                       AND id NOT IN (SELECT id FROM settled)) AS rest`,
-    [limit],
+    prepared
+      ? { name: 'mediary-settle-events', text: SETTLE_UNMATCHED, values }
+      : { text: SETTLE_UNMATCHED, values },
   );
   return rows[0]!;
 }
 
+/**
+ * Claims up to `limit` events no dispatcher has handled (SKIP LOCKED: instances share the work),
+ * marks them dispatched and makes one delivery per enabled subscription that wants each.
+ * Runs inside the caller's transaction, with the enqueueing of the deliveries.
+ */
 export async function dispatchEvents(
   tx: Queryable,
   limit: number,

@@ -52,6 +52,8 @@ export class WebhookService {
     private readonly config: WebhooksConfig,
     private readonly logger: Logger,
     private readonly metrics: Metrics = NO_METRICS,
+    /** The dispatcher's hot statement as a named prepared one (DATABASE_PREPARED_STATEMENTS). */
+    private readonly prepared = false,
   ) {}
 
   // ---- subscriptions ------------------------------------------------------------------
@@ -189,7 +191,9 @@ export class WebhookService {
           for (;;) {
             // Events no subscription carries need no delivery: settled in one statement. Only
             // when others remain does the transaction that makes and enqueues deliveries run.
-            const fast = await repo.settleUnmatchedEvents(this.pool, DISPATCH_BATCH);
+            const fast = await repo.settleUnmatchedEvents(this.pool, DISPATCH_BATCH, {
+              prepared: this.prepared,
+            });
             let more = fast.settled === DISPATCH_BATCH;
             if (fast.rest) {
               const r = await withTransaction(this.pool, async (tx) => {

@@ -264,44 +264,52 @@ describe('webhooks', () => {
 });
 
 describe('events no subscription carries', () => {
-  test('are settled in one statement and the carried one is left for a delivery', async () => {
-    // Inside a transaction that rolls back: the server's own dispatcher never sees these rows.
-    const db = await t.server.database.pool.connect();
-    try {
-      await db.query('BEGIN');
-      await db.query(
-        `INSERT INTO webhook_subscriptions (id, owner_user_id, url, event_types, secret)
+  for (const prepared of [false, true])
+    test(`are settled in one statement and the carried one is left for a delivery (${prepared ? 'named, prepared once per connection' : 'unnamed'})`, async () => {
+      // Inside a transaction that rolls back: the server's own dispatcher never sees these rows.
+      const db = await t.server.database.pool.connect();
+      try {
+        await db.query('BEGIN');
+        await db.query(
+          `INSERT INTO webhook_subscriptions (id, owner_user_id, url, event_types, secret)
          VALUES (gen_random_uuid(), 'settle-a', 'http://127.0.0.1:9/a', '{media.ready}', 'whsec_x')`,
-      );
-      const event = async (type: string, owner: string) =>
-        (
-          await db.query<{ id: string }>(
-            `INSERT INTO events (type, owner_user_id, payload) VALUES ($1, $2, '{}') RETURNING id::text`,
-            [type, owner],
-          )
-        ).rows[0]!.id;
-      const otherOwner = await event('media.ready', 'settle-b');
-      const carried = await event('media.ready', 'settle-a');
-      const otherType = await event('media.deleted', 'settle-a');
-      const settled = await settleUnmatchedEvents(db, 100);
-      assert.equal(settled.rest, true, 'the carried event remains');
-      const pending = async () =>
-        (
-          await db.query<{ id: string }>(
-            `SELECT id::text FROM events WHERE dispatched_at IS NULL AND id = ANY ($1::bigint[]) ORDER BY id`,
-            [[otherOwner, carried, otherType]],
-          )
-        ).rows.map((r) => r.id);
-      assert.deepEqual(await pending(), [carried]);
-      const d = await dispatchEvents(db, 100);
-      assert.equal(d.deliveries.length, 1, 'one delivery, for the carried event');
-      assert.deepEqual(await pending(), []);
-      assert.equal((await settleUnmatchedEvents(db, 100)).rest, false, 'nothing left');
-    } finally {
-      await db.query('ROLLBACK');
-      db.release();
-    }
-  });
+        );
+        const event = async (type: string, owner: string) =>
+          (
+            await db.query<{ id: string }>(
+              `INSERT INTO events (type, owner_user_id, payload) VALUES ($1, $2, '{}') RETURNING id::text`,
+              [type, owner],
+            )
+          ).rows[0]!.id;
+        const otherOwner = await event('media.ready', 'settle-b');
+        const carried = await event('media.ready', 'settle-a');
+        const otherType = await event('media.deleted', 'settle-a');
+        const settled = await settleUnmatchedEvents(db, 100, { prepared });
+        assert.equal(settled.rest, true, 'the carried event remains');
+        if (prepared) {
+          // (The server's dispatcher may have prepared it on this pooled connection already.)
+          const named = await db.query(
+            `SELECT 1 FROM pg_prepared_statements WHERE name = 'mediary-settle-events'`,
+          );
+          assert.equal(named.rowCount, 1, 'a named statement of this connection');
+        }
+        const pending = async () =>
+          (
+            await db.query<{ id: string }>(
+              `SELECT id::text FROM events WHERE dispatched_at IS NULL AND id = ANY ($1::bigint[]) ORDER BY id`,
+              [[otherOwner, carried, otherType]],
+            )
+          ).rows.map((r) => r.id);
+        assert.deepEqual(await pending(), [carried]);
+        const d = await dispatchEvents(db, 100);
+        assert.equal(d.deliveries.length, 1, 'one delivery, for the carried event');
+        assert.deepEqual(await pending(), []);
+        assert.equal((await settleUnmatchedEvents(db, 100, { prepared })).rest, false, 'nothing left');
+      } finally {
+        await db.query('ROLLBACK');
+        db.release();
+      }
+    });
 
   test('an upload by an owner without webhooks leaves every event dispatched and no delivery', async () => {
     const nobody = await t.user('wh-nobody');
