@@ -70,19 +70,15 @@ function cpuNow(): Record<string, number> {
     out[part] = (out[part] ?? 0) + s;
   }
   out['ffmpeg/ffprobe (exited)'] = reapedChildrenSeconds(process.pid);
-  // Where node's share goes: its main thread (JS) and sharp's libvips workers (live threads only);
-  // the rest (libuv pool, V8's helpers) is node minus both. Parts of `node`, not added to `ours`.
-  let vips = 0;
-  for (const [tid, th] of threadCpu(process.pid)) {
-    if (tid === process.pid) out[NODE_MAIN] = th.user + th.sys;
-    else if (th.name === 'libvips worker') vips += th.user + th.sys;
-  }
-  out[NODE_VIPS] = vips;
+  // Where node's share goes: its main thread (JS) and the rest (libuv pool, where sharp works and
+  // hashes, its libvips workers, V8's helpers; threads that ended meanwhile included): node minus
+  // the main thread. Parts of `node`, not added to `ours`.
+  const main = threadCpu(process.pid).get(process.pid);
+  out[NODE_MAIN] = main ? main.user + main.sys : 0;
   return out;
 }
 
 const NODE_MAIN = 'node: main thread';
-const NODE_VIPS = 'node: libvips workers';
 const NODE_OTHER = 'node: other threads';
 
 /** Runs `fn`, returning its result and the CPU seconds spent meanwhile (see {@link cpuNow}). */
@@ -90,7 +86,7 @@ async function withCpu<T>(fn: () => Promise<T>): Promise<{ value: T; cpu: Record
   const before = cpuNow();
   const value = await fn();
   const cpu = cpuDelta(before, cpuNow());
-  cpu[NODE_OTHER] = Math.max(0, (cpu.node ?? 0) - cpu[NODE_MAIN]! - cpu[NODE_VIPS]!);
+  cpu[NODE_OTHER] = Math.max(0, (cpu.node ?? 0) - cpu[NODE_MAIN]!);
   cpu.ours = Object.entries(cpu)
     .filter(([k]) => k !== 'machine' && !k.startsWith('node: '))
     .reduce((sum, [, v]) => sum + v, 0);
