@@ -74,6 +74,22 @@ after(async () => {
 
 const opts = { timeoutMs: 120_000 };
 
+/**
+ * Whether a PNG's pixels are stored, not compressed: its IDAT chunks hold at least the filtered
+ * rows (a filter byte and 3 bytes a pixel for RGB), which deflate would have shrunk.
+ */
+function isUncompressedRgbPng(png: Buffer): boolean {
+  const width = png.readUInt32BE(16);
+  const height = png.readUInt32BE(20);
+  let idat = 0;
+  for (let at = 8; at + 8 <= png.length;) {
+    const length = png.readUInt32BE(at);
+    if (png.toString('latin1', at + 4, at + 8) === 'IDAT') idat += length;
+    at += 12 + length;
+  }
+  return idat >= height * (1 + width * 3);
+}
+
 async function ffprobeStreams(file: string) {
   const { stdout } = await run('ffprobe', ['-v', 'error', '-print_format', 'json', '-show_streams', file]);
   return (
@@ -174,6 +190,7 @@ describe('ffmpeg video adapter', () => {
     await extractPoster(clips.portrait!, src.durationMs / 10000, poster, opts);
     const meta = await sharp(poster).metadata();
     assert.deepEqual([meta.width, meta.height], [720, 1280]);
+    assert.ok(isUncompressedRgbPng(await readFile(poster)), 'a hand-over to sharp: not deflated');
   });
 
   test("the ladder's poster is the frame extractPoster takes at that time, upright", async () => {
@@ -200,6 +217,8 @@ describe('ffmpeg video adapter', () => {
       );
       assert.deepEqual([ours!.info.width, ours!.info.height], [src.width, src.height]);
       assert.ok(ours!.data.equals(theirs!.data), `${name}: the same pixels as the second decode's frame`);
+      // ffmpeg does not deflate the frame (on the thread that feeds the ladder) for sharp to inflate.
+      assert.ok(isUncompressedRgbPng(result.poster!), `${name}: the frame is not deflated`);
     }
   });
 
