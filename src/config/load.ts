@@ -16,7 +16,7 @@ export interface LoadSettings {
  * A photo waits at most about this long for processing before new uploads are refused
  * (docs/BENCHMARKS.md, `npm run bench:load`, measured the share processing keeps under load).
  */
-export const DEFAULT_MAX_BACKLOG_SECONDS = 30;
+export const DEFAULT_MAX_BACKLOG_SECONDS = 10;
 
 /** DIAGNOSTICS_INTERVAL_SECONDS, ADMISSION_MAX_BACKLOG_SECONDS. */
 export function loadSettings(env: Env): LoadSettings {
