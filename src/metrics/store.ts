@@ -27,6 +27,8 @@ const PROMISED: ReadonlySet<string> = new Set<StoreOperation>([
   'setup',
 ]);
 const ITERATED: ReadonlySet<string> = new Set<StoreOperation>(['listMultipartUploads', 'listObjects']);
+/** Methods timed under another operation's name: a put of bytes in memory is a put. */
+const ALIASES: Readonly<Record<string, StoreOperation>> = { putBuffer: 'put' };
 
 /** Not the store's failure: the client's bytes (length, hash, an aborted body) or a create-only conflict. */
 function outcomeOf(err: unknown, args: unknown[]): StoreOutcome {
@@ -70,7 +72,8 @@ export function instrumentStore<S extends ObjectStore>(store: S, metrics: Metric
       let fn = wrapped.get(prop);
       if (fn === undefined) {
         const method = value as (...a: unknown[]) => never;
-        if (PROMISED.has(prop)) fn = timed(prop as StoreOperation, method);
+        const op = ALIASES[prop] ?? prop;
+        if (PROMISED.has(op)) fn = timed(op as StoreOperation, method);
         else if (ITERATED.has(prop)) fn = iterated(prop as StoreOperation, method);
         else fn = method.bind(target);
         wrapped.set(prop, fn);
