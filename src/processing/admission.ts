@@ -61,7 +61,7 @@ export class Admission {
       Math.ceil(longest / 2) + Math.floor(Math.random() * (longest - Math.ceil(longest / 2) + 1));
     throw new AppError(
       'processing_backlog',
-      `Processing is behind (the oldest waiting upload has waited ${Math.round(this.ageSeconds)} s; the bound is ${bound} s); new uploads are refused for now: retry in ${retryAfter} seconds.`,
+      `Processing is behind (the oldest image waiting for processing has waited ${Math.round(this.ageSeconds)} s; the bound is ${bound} s); new uploads are refused for now: retry in ${retryAfter} seconds.`,
       { backlogSeconds: Math.round(this.ageSeconds), maxBacklogSeconds: bound },
       { 'retry-after': String(retryAfter) },
     );
