@@ -253,7 +253,6 @@ export interface ProcessJob {
  * control watches the image lane alone.
  */
 export type Lane = MediaType;
-export const LANES: readonly Lane[] = ['image', 'video'];
 
 /** What the queue needs to end, fail or hand back a job: its id and its lane. */
 export interface JobRef {
