@@ -13,7 +13,8 @@
  * `BENCH_LOAD_CLIENTS` (200), `BENCH_LOAD_SECONDS` (60), `BENCH_LOAD_SPLIT=1` (API with
  * `WORKER_ENABLED=false` and one `mediary worker` process beside it), `BENCH_LOAD_ENV`
  * (`K=V,K=V` added to the service's and worker's environment; the service runs with its default
- * admission bound unless `ADMISSION_MAX_BACKLOG_SECONDS` is given there).
+ * admission bound unless `ADMISSION_MAX_BACKLOG_SECONDS` is given there), `BENCH_LOAD_TIMELINE=1`
+ * (a per-second table of each step's latency, the event loop and the pool waiters).
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -280,6 +281,7 @@ for (const [k, samples] of Object.entries(lat)) {
   row(`${k} p99`, 'ms', p.p99, met(p.p99));
   row(`${k} p99 after the first ${WARMUP_MS / 1000} s`, 'ms', steady.p99, met(steady.p99));
 }
+if (process.env.BENCH_LOAD_TIMELINE === '1') printTimeline();
 const tr = q(toReady);
 row('time-to-READY p50', 's', tr.p50);
 row('time-to-READY p99', 's', tr.p99);
@@ -291,6 +293,37 @@ row(
   'count',
   Math.max(...duringLoad.map((l) => l.poolWaiting), 0),
 );
+
+/**
+ * BENCH_LOAD_TIMELINE=1: per second of the load (by when each request was sent), requests and
+ * p50/p99 of each step, refusals, and the service's event-loop p99 and pool waiters that second.
+ */
+function printTimeline(): void {
+  const secondOf = (at: number) => Math.floor((at - loadStart) / 1000);
+  const bySecond = new Map<number, Record<string, number[]>>();
+  for (const [k, samples] of Object.entries(lat)) {
+    for (const s of samples) {
+      const b = bySecond.get(secondOf(s.at)) ?? {};
+      (b[k] ??= []).push(s.ms);
+      bySecond.set(secondOf(s.at), b);
+    }
+  }
+  const cell = (xs: number[] | undefined) => {
+    if (!xs?.length) return '—'.padStart(16);
+    const s = [...xs].sort((a, b) => a - b);
+    return `${String(s.length).padStart(4)} ${fmt(percentile(s, 50)).padStart(5)}/${fmt(percentile(s, 99)).padStart(5)}`;
+  };
+  process.stderr.write(
+    '[timeline] s | session n p50/p99 ms | put n p50/p99 | complete n p50/p99 | loop p99 | pool waiting\n',
+  );
+  for (const sec of [...bySecond.keys()].sort((a, b) => a - b)) {
+    const b = bySecond.get(sec)!;
+    const l = loop.find((x) => secondOf(x.at) === sec);
+    process.stderr.write(
+      `[timeline] ${String(sec).padStart(3)} | ${cell(b.session)} | ${cell(b.put)} | ${cell(b.complete)} | ${l ? fmt(l.p99).padStart(6) : '—'} | ${l ? l.poolWaiting : '—'}\n`,
+    );
+  }
+}
 
 const summary = {
   clients: CLIENTS,
