@@ -37,7 +37,7 @@ import { Session } from 'node:inspector/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import sharp from 'sharp';
-import { startServer } from '../src/app.ts';
+import { createWorkerPool, startServer } from '../src/app.ts';
 import { mintUserToken } from '../src/auth/principals.ts';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/log.ts';
@@ -317,7 +317,15 @@ async function main() {
     config.storage.dir,
     new PublicUrls(new UrlSigner('x'.repeat(32)), config.publicUrl),
   );
-  const worker = await startWorker({ pool, queue: server.queue, store, config: config.processing, logger });
+  // The worker's own pool, as `serve` gives it (named statements included).
+  const workerPool = createWorkerPool(server.database.url, config, logger);
+  const worker = await startWorker({
+    pool: workerPool,
+    queue: server.queue,
+    store,
+    config: config.processing,
+    logger,
+  });
 
   const steps = new Map<string, number[]>();
   let recording = false;
@@ -648,6 +656,7 @@ async function main() {
     console.log('\nwritten: bench/results/image-pipeline.json');
   } finally {
     await worker.stop();
+    await workerPool.end();
     await server.close();
     await rm(dataDir, { recursive: true, force: true });
   }

@@ -4,6 +4,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
+import { LastSeenWriter } from './auth/last-seen.ts';
 import { Authenticator, DEVICE_CHANGED_CHANNEL } from './auth/principals.ts';
 import { DeviceService } from './devices/service.ts';
 import { StartupError, type Config } from './config.ts';
@@ -88,7 +89,9 @@ async function startServerParts(
   const database = await openDatabase(config, logger, 'own');
   started.push({ name: 'database', stop: () => database.close() });
   const { pool } = database;
-  const queue = await PgBossQueue.start(pool, logger, queueOptions(config));
+  const queue = await PgBossQueue.start(pool, logger, queueOptions(config), {
+    prepared: config.databasePreparedStatements,
+  });
   started.push({ name: 'queue', stop: () => queue.stop() });
   const metrics = processMetrics(config.metrics, {
     logger,
@@ -115,7 +118,9 @@ async function startServerParts(
 
   // Device changes (revoked, new owner, deleted) are announced by the database; the key cache is
   // only used while that connection is up, and starts empty after every reconnect.
-  const authenticator = new Authenticator(pool, config.auth, () => deviceChanges.connected);
+  const lastSeen = new LastSeenWriter(pool, logger);
+  started.push({ name: 'device last-seen writes', stop: () => lastSeen.close() });
+  const authenticator = new Authenticator(pool, config.auth, lastSeen, () => deviceChanges.connected);
   const deviceChanges = NotificationListener.start(
     pool,
     {
@@ -168,17 +173,7 @@ async function startServerParts(
   started.push({ name: 'webhooks', stop: () => webhooks.stop() });
   let worker: Worker | undefined;
   if (config.worker.enabled) {
-    // The worker inside `serve` gets its own connection pool: on the shared one its statements
-    // (claim, progress, READY) queued behind every HTTP request's, and under upload load
-    // processing starved (issue 22: 0.08× its idle rate at 200 clients, with up to 245 requests
-    // waiting for a connection). Sized for its slots (a claim transaction and the job's own
-    // statements each), its LISTEN connection and the reaper.
-    const workerPool = createPool(
-      database.url,
-      logger,
-      config.processing.concurrency * 2 + 2,
-      config.databaseTimeouts,
-    );
+    const workerPool = createWorkerPool(database.url, config, logger);
     started.push({ name: 'worker pool', stop: () => workerPool.end() });
     const w = await startWorker({
       pool: workerPool,
@@ -376,6 +371,20 @@ function startAudit(
   return { writer, queries: new AuditQueries(pool, config.auth.adminUserIds) };
 }
 
+/**
+ * The worker inside `serve` gets its own connection pool: on the shared one its statements (claim,
+ * progress, READY) queued behind every HTTP request's, and under upload load processing starved
+ * (issue 22: 0.08× its idle rate at 200 clients, with up to 245 requests waiting for a
+ * connection). Sized for its slots (a claim transaction and the job's own statements each), its
+ * LISTEN connection and the reaper. Its statements are a fixed set (claims, the media row's
+ * transitions, the queue's), so under DATABASE_PREPARED_STATEMENTS they are all named ones.
+ */
+export function createWorkerPool(url: string, config: Config, logger: Logger): Pool {
+  return createPool(url, logger, config.processing.concurrency * 2 + 2, config.databaseTimeouts, {
+    namedStatements: config.databasePreparedStatements,
+  });
+}
+
 function queueOptions(config: Config) {
   const p = config.processing;
   return {
@@ -398,7 +407,10 @@ export interface WorkerProcess {
 export async function startWorkerProcess(config: Config, logger: Logger): Promise<WorkerProcess> {
   const database = await openDatabase(config, logger, 'attach');
   const { pool } = database;
-  const queue = await PgBossQueue.start(pool, logger, queueOptions(config), { owner: false });
+  const queue = await PgBossQueue.start(pool, logger, queueOptions(config), {
+    owner: false,
+    prepared: config.databasePreparedStatements,
+  });
   // The worker has no HTTP API: its metrics are served only by a listener of their own.
   const metrics = processMetrics(
     { ...config.metrics, token: config.metrics.listener ? config.metrics.token : undefined },

@@ -3,6 +3,7 @@ import { createRemoteJWKSet, errors as joseErrors, jwtVerify, SignJWT, type JWTV
 import type { Config } from '../config.ts';
 import type { Queryable } from '../db/pool.ts';
 import { AppError } from '../errors.ts';
+import type { LastSeenWriter } from './last-seen.ts';
 
 export type DevicePrincipal = { kind: 'device'; deviceId: string; ownerUserId: string | null };
 export type Principal = DevicePrincipal | { kind: 'user'; userId: string };
@@ -68,8 +69,6 @@ export async function revokeDevice(db: Queryable, id: string): Promise<boolean> 
 
 /** Bound on cached device keys; past it the oldest entries go first (Map keeps insertion order). */
 const DEVICE_CACHE_MAX = 10_000;
-/** A device's `last_seen_at` is written at most this often (one UPDATE per device per minute). */
-export const LAST_SEEN_RESOLUTION_MS = 60_000;
 
 /**
  * The channel on which the database announces a changed device: its id (migration 0005's row
@@ -127,12 +126,12 @@ export class Authenticator {
    * read the old row, so its result is used but not cached.
    */
   private forgets = 0;
-  /** When this process last wrote each device's `last_seen_at` (bounded like the cache). */
-  private readonly lastSeenWritten = new Map<string, number>();
 
   constructor(
     private readonly db: Queryable,
     private readonly auth: Config['auth'],
+    /** Where a device's request is noted (its `last_seen_at`, written behind the request). */
+    private readonly lastSeen: Pick<LastSeenWriter, 'seen'>,
     private readonly cacheUsable: () => boolean = () => false,
   ) {
     if (auth.jwksUrl) this.jwtKey = unavailableAs503(createRemoteJWKSet(new URL(auth.jwksUrl)));
@@ -170,7 +169,7 @@ export class Authenticator {
 
   private async device(key: string): Promise<Principal> {
     const principal = await this.deviceByKey(key);
-    this.seen(principal.deviceId);
+    this.lastSeen.seen(principal.deviceId);
     return principal;
   }
 
@@ -213,25 +212,6 @@ export class Authenticator {
       this.deviceCache.set(hash, { principal, until: now + keepMs });
     }
     return principal;
-  }
-
-  /**
-   * Records that a device was seen, at most once per {@link LAST_SEEN_RESOLUTION_MS} per process,
-   * without holding up its request: a failed write is only a late last-seen time.
-   */
-  private seen(deviceId: string): void {
-    const now = Date.now();
-    const last = this.lastSeenWritten.get(deviceId);
-    if (last !== undefined && now - last < LAST_SEEN_RESOLUTION_MS) return;
-    if (this.lastSeenWritten.size >= DEVICE_CACHE_MAX) this.lastSeenWritten.clear();
-    this.lastSeenWritten.set(deviceId, now);
-    this.db
-      .query(
-        `UPDATE devices SET last_seen_at = now()
-          WHERE id = $1 AND (last_seen_at IS NULL OR last_seen_at < now() - interval '1 second')`,
-        [deviceId],
-      )
-      .catch(() => this.lastSeenWritten.delete(deviceId));
   }
 
   private async user(token: string): Promise<Principal> {

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { nameStatementsOf } from './named.ts';
 
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
@@ -20,13 +21,16 @@ const CLIENT_GRACE_MS = 1000;
 
 /**
  * `timeouts` bound every wait on the database (see Config.databaseTimeouts); without them (the
- * migration connection) statements may run as long as they need.
+ * migration connection) statements may run as long as they need. `namedStatements`: every
+ * statement with parameters becomes a named prepared statement (./named.ts), for a pool whose
+ * users send a fixed set of SQL texts (the worker's).
  */
 export function createPool(
   connectionString: string,
   logger: Logger,
   max = 10,
   timeouts?: PoolTimeouts,
+  { namedStatements = false }: { namedStatements?: boolean } = {},
 ): Pool {
   const pool = new pg.Pool({
     connectionString,
@@ -44,6 +48,7 @@ export function createPool(
       ? { idle_in_transaction_session_timeout: timeouts.idleInTransactionMs }
       : {}),
   });
+  if (namedStatements) pool.on('connect', (client) => nameStatementsOf(client));
   // An idle client losing its connection (database restart) must not crash the process.
   pool.on('error', (err) => logger.warn({ err }, 'idle database connection lost'));
   return pool;

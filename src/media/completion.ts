@@ -31,9 +31,25 @@ export class UploadCompletion {
     private readonly queue: ProcessingQueue,
     private readonly queries: MediaQueries,
     private readonly logger: Logger,
-    private readonly multipart?: MultipartUploads,
-    private readonly metrics: Metrics = NO_METRICS,
-  ) {}
+    {
+      multipart,
+      metrics = NO_METRICS,
+      prepared = false,
+    }: {
+      multipart?: MultipartUploads;
+      metrics?: Metrics;
+      /** DATABASE_PREPARED_STATEMENTS: the UPLOADED transition as a named statement. */
+      prepared?: boolean;
+    } = {},
+  ) {
+    this.multipart = multipart;
+    this.metrics = metrics;
+    this.prepared = prepared;
+  }
+
+  private readonly multipart: MultipartUploads | undefined;
+  private readonly metrics: Metrics;
+  private readonly prepared: boolean;
 
   /**
    * Verifies the stored object (presence, size, sha256, type sniffed from its first bytes), then
@@ -110,13 +126,18 @@ export class UploadCompletion {
     await this.markOriginal(media);
     // The answer is the state this request committed; a worker may move it on a moment later.
     const completed = await withTransaction(this.pool, async (tx) => {
-      const uploaded = await transitions.markUploaded(tx, media.id, {
-        sha256,
-        etag: stat.etag,
-        detectedMime: detected,
-        backend: this.store.backend,
-        uri: this.store.uri(media.storage_key),
-      });
+      const uploaded = await transitions.markUploaded(
+        tx,
+        media.id,
+        {
+          sha256,
+          etag: stat.etag,
+          detectedMime: detected,
+          backend: this.store.backend,
+          uri: this.store.uri(media.storage_key),
+        },
+        { prepared: this.prepared },
+      );
       if (!uploaded) return { row: await repo.findMedia(tx, media.id), uploaded: false };
       await this.queue.enqueueProcessing(tx, media.id, media.media_type);
       // The joined fields (device owner, variants: none yet) are those read above; the row's own

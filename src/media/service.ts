@@ -63,7 +63,11 @@ export class MediaService {
     this.queries = new MediaQueries(pool, store, config, linkSigner, sharing);
     this.sessions = new UploadSessions(pool, store, urls, config, multipart, sharing);
     this.uploads = new DirectUploads(pool, store, urls, this.queries, multipart);
-    this.completion = new UploadCompletion(pool, store, queue, this.queries, logger, multipart, metrics);
+    this.completion = new UploadCompletion(pool, store, queue, this.queries, logger, {
+      multipart,
+      metrics,
+      prepared: config.databasePreparedStatements,
+    });
     this.deletion = new MediaDeletion(pool, store, this.queries, logger);
     this.restores = new MediaRestores(this.queries, store);
   }

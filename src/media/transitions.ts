@@ -4,6 +4,7 @@
  * status (completion, cancel, the sweeper, the worker, retry, deletion) calls one of these; a
  * transition the table does not allow matches no row and answers false / undefined.
  */
+import { named } from '../db/named.ts';
 import type { Queryable } from '../db/pool.ts';
 import {
   failure,
@@ -17,6 +18,12 @@ import { MEDIA_COLUMNS, MEDIA_DELETED_CHANNEL, type MediaRecord } from './repo.t
 
 const T = TRANSITIONS;
 
+const MARK_UPLOADED = `UPDATE media SET status = '${T.complete.to}', uploaded_at = now(), updated_at = now(),
+       content_sha256 = COALESCE($2, content_sha256), content_etag = $3, detected_mime_type = $4,
+       storage_backend = $5, storage_uri = $6
+     WHERE id = $1 AND ${statusGuard('complete')}
+     RETURNING ${MEDIA_COLUMNS.join(', ')}`;
+
 /**
  * PENDING → UPLOADED ({@link TRANSITIONS.complete}): the row's own columns as committed; undefined
  * when another request already moved it on. `backend`/`uri` name the store completion found the bytes in: a session begun before a
@@ -26,14 +33,11 @@ export async function markUploaded(
   db: Queryable,
   id: string,
   content: { sha256: string | null; etag: string; detectedMime: string; backend: string; uri: string },
+  { prepared = false }: { prepared?: boolean } = {},
 ): Promise<MediaRecord | undefined> {
+  const values = [id, content.sha256, content.etag, content.detectedMime, content.backend, content.uri];
   const res = await db.query<MediaRecord>(
-    `UPDATE media SET status = '${T.complete.to}', uploaded_at = now(), updated_at = now(),
-       content_sha256 = COALESCE($2, content_sha256), content_etag = $3, detected_mime_type = $4,
-       storage_backend = $5, storage_uri = $6
-     WHERE id = $1 AND ${statusGuard('complete')}
-     RETURNING ${MEDIA_COLUMNS.join(', ')}`,
-    [id, content.sha256, content.etag, content.detectedMime, content.backend, content.uri],
+    prepared ? named(MARK_UPLOADED, values) : { text: MARK_UPLOADED, values },
   );
   return res.rows[0];
 }
