@@ -421,10 +421,13 @@ export async function startWorkerProcess(config: Config, logger: Logger): Promis
   const started: { name: string; stop: () => Promise<void> }[] = [];
   let worker: Worker;
   let metricsUrl: string | undefined;
+  // The worker's statements on a pool of their own, as in `serve` (named ones); the process pool
+  // serves pg-boss's maintenance and the metrics.
+  const workerPool = createWorkerPool(database.url, config, logger);
   try {
     metricsUrl = await listenForMetrics(config, metrics, logger, started);
     worker = await startWorker({
-      pool,
+      pool: workerPool,
       queue,
       store,
       config: config.processing,
@@ -433,6 +436,7 @@ export async function startWorkerProcess(config: Config, logger: Logger): Promis
     });
   } catch (err) {
     for (const { stop } of started.splice(0).reverse()) await stop();
+    await workerPool.end();
     await queue.stop();
     await database.close();
     throw err;
@@ -445,6 +449,7 @@ export async function startWorkerProcess(config: Config, logger: Logger): Promis
       closing ??= (async () => {
         for (const { stop } of started.splice(0).reverse()) await stop();
         await worker.stop();
+        await workerPool.end();
         await queue.stop();
         await database.close();
       })();
