@@ -304,6 +304,8 @@ async function main() {
   const renderMinusA: number[] = [];
   const srgbMinusA: number[] = [];
   const idleRates: number[] = [];
+  const idleProc: number[] = [];
+  const idlePg: number[] = [];
   const rounds = (run: (round: number, n: number, k: number) => Promise<void>) => async () => {
     // Round −1 warms up (sharp, the JIT, the database, the store) and is not recorded.
     for (let round = -1; round < REPS; round++) {
@@ -327,7 +329,11 @@ async function main() {
   await rounds(async (round, n) => {
     const idle = await measure(() => sleep(IDLE_MS));
     idleRate = { proc: idle.proc / idle.wall, pg: idle.pg / idle.wall };
-    if (recording) idleRates.push((idleRate.proc + idleRate.pg) * 1000);
+    if (recording) {
+      idleRates.push((idleRate.proc + idleRate.pg) * 1000);
+      idleProc.push(idleRate.proc * 1000);
+      idlePg.push(idleRate.pg * 1000);
+    }
     ids = await prepareUploads(api, auth, jpeg, n);
     let whole: (Cpu & { wall: number }) | undefined;
     let a: (Cpu & { wall: number }) | undefined;
@@ -545,9 +551,56 @@ async function main() {
   const renderParts = metadata + preview + median(srgbMinusA);
   const sumFromParts = sum - median(renderMinusA) + renderParts;
   const gap = median(gaps);
-  console.log(`\nthe sum of the steps against the gap (CPU ms per image, process + Postgres):`);
-  for (const [k, v] of parts) console.log(`  ${k.padEnd(72)}${f(v).padStart(8)}`);
-  console.log(`  ${'SUM'.padEnd(72)}${f(sum).padStart(8)}`);
+
+  // By thread group: each part from the medians of its components (so a row's three need not add
+  // up exactly to its total, a median of per-round totals).
+  type Split = { main: number; other: number; pg: number };
+  const split = (name: string): Split => {
+    const x = samples.get(name)!;
+    return { main: median(x.main), other: median(x.proc.map((p, i) => p - x.main[i]!)), pg: median(x.pg) };
+  };
+  const minus = (x: Split, y: Split): Split => ({
+    main: x.main - y.main,
+    other: x.other - y.other,
+    pg: x.pg - y.pg,
+  });
+  const times = (x: Split, k: number): Split => ({ main: x.main * k, other: x.other * k, pg: x.pg * k });
+  const client = split('bench client: the same POSTs to a server in another process');
+  const idleShare = (median(wholeWall) - median(aWall)) / 1000;
+  const splits: Split[] = [
+    split('read original + sha256 (readOriginal, local store)'),
+    split('file-type'),
+    split('EXIF (exifr adapter)'),
+    minus(
+      split('render: renderVariants (metadata, decode, 4 WebP, preview)'),
+      split('(a) decode-once, alone'),
+    ),
+    split('thumbhash of the preview'),
+    split('4 variant writes (putVariant → putBuffer, fsync)'),
+    minus(split('completion: POST /complete incl. the bench client'), client),
+    client,
+    split('worker: claim + start + complete txs, READY (db only)'),
+    times(split('bench: one status poll query'), median(polls)),
+    { main: 0, other: median(idleProc) * idleShare, pg: median(idlePg) * idleShare },
+  ];
+  const sumSplit = splits.reduce((acc, x) => ({
+    main: acc.main + x.main,
+    other: acc.other + x.other,
+    pg: acc.pg + x.pg,
+  }));
+  const gapSplit = minus(split('whole pipeline (bench:image, short)'), split('(a) raw sharp, decode once'));
+  const row3 = (x: Split) => `${f(x.main).padStart(8)}${f(x.other).padStart(8)}${f(x.pg).padStart(9)}`;
+  console.log(
+    `\nthe sum of the steps against the gap (CPU ms per image, process + Postgres):` +
+      `${' '.repeat(8)}${'main'.padStart(8)}${'other'.padStart(8)}${'Postgres'.padStart(9)}`,
+  );
+  parts.forEach(([k, v], i) => console.log(`  ${k.padEnd(72)}${f(v).padStart(8)}${row3(splits[i]!)}`));
+  console.log(
+    `  ${'SUM'.padEnd(72)}${f(sum).padStart(8)}${row3(sumSplit)}  (by thread: render − (a) from its medians)`,
+  );
+  console.log(
+    `  ${'gap: whole − (a), difference of the medians'.padEnd(72)}${f(m('whole pipeline (bench:image, short)') - m('(a) raw sharp, decode once')).padStart(8)}${row3(gapSplit)}`,
+  );
   console.log(
     `  ${'SUM with the render share from its parts (metadata + preview + colourspace)'.padEnd(72)}${f(sumFromParts).padStart(8)}`,
   );
