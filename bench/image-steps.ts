@@ -32,6 +32,7 @@
  * Windows of the database steps end `TAIL_MS` after their last answer (asynchronous follow-ups such
  * as the webhook settle after a NOTIFY fall inside); the idle rate over that tail is subtracted.
  */
+import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -183,7 +184,8 @@ async function main() {
   );
   const records = pgRecords(pool);
   const sinkPort = await freePort();
-  const sink = await startHelper('sink.ts', [String(sinkPort), await tempDir('mediary-bench-sink-')]);
+  const sinkDir = await tempDir('mediary-bench-sink-');
+  const sink = await startHelper('sink.ts', [String(sinkPort), sinkDir]);
 
   // What a real job renders from this JPEG (replayed by the replay worker; its variants' records
   // are what the database-only worker writes).
@@ -487,6 +489,8 @@ async function main() {
   } finally {
     await sink.stop();
     await server.close();
+    await rm(dataDir, { recursive: true, force: true });
+    await rm(sinkDir, { recursive: true, force: true });
   }
 
   // ---- the table ------------------------------------------------------------------------------
