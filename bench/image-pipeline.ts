@@ -46,9 +46,16 @@ import { startWorker } from '../src/processing/runtime.ts';
 import { LocalObjectStore } from '../src/storage/local.ts';
 import { UrlSigner } from '../src/storage/signing.ts';
 import { PublicUrls } from '../src/http/urls.ts';
-import { fixture, sha256 } from '../test/helpers/files.ts';
-import { call, JWT_SECRET, tempDir, testEnv } from '../test/helpers/server.ts';
+import { fixture } from '../test/helpers/files.ts';
+import { JWT_SECRET, tempDir, testEnv } from '../test/helpers/server.ts';
 import { bigJpeg, upload, waitFor } from '../test/processing/helpers.ts';
+import {
+  completeAndWait,
+  postgresCpuMs,
+  prepareUploads,
+  rawDecodeOnce,
+  type PgCpu,
+} from './lib/image-bench.ts';
 
 const REPS = Number(process.env.BENCH_REPS ?? 5);
 /**
@@ -77,19 +84,6 @@ const spread = (xs: number[], digits = 2) =>
   `${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)}`;
 
 const FIT = { fit: 'inside', withoutEnlargement: true } as const;
-
-async function rawDecodeOnce(input: Buffer): Promise<Buffer[]> {
-  const largest = Math.max(...VARIANT_SIZES);
-  const base = await sharp(input)
-    .autoOrient()
-    .resize(largest, largest, FIT)
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  const raw = { raw: { width: base.info.width, height: base.info.height, channels: base.info.channels } };
-  return Promise.all(
-    VARIANT_SIZES.map((s) => sharp(base.data, raw).resize(s, s, FIT).webp({ quality: 80 }).toBuffer()),
-  );
-}
 
 async function fourPipelines(input: Buffer): Promise<Buffer[]> {
   return Promise.all(
@@ -158,74 +152,6 @@ pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
   }
   return clientQuery.apply(this, args);
 } as typeof pg.Client.prototype.query;
-
-/** Postgres's CPU by process role (ms): `total` is the sum of the roles. */
-type PgCpu = Record<
-  'total' | 'backends' | 'walwriter' | 'checkpointer' | 'autovacuum' | 'reaped' | 'other',
-  number
->;
-
-/**
- * CPU time (ms) used so far by this run's own Postgres: the embedded postmaster (a child of this
- * process) and its backends and helpers (its children), by role (from their process titles).
- * Other `postgres` processes on the machine (other test clusters) are not counted. /proc ticks of
- * 10 ms. `reaped`: what children that already exited used (autovacuum workers come and go), from
- * the postmaster's cumulative children time.
- */
-function postgresCpuMs(): PgCpu {
-  const procs: { pid: number; ppid: number; ticks: number; reaped: number }[] = [];
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      if (stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) !== 'postgres') continue;
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      procs.push({
-        pid: Number(pid),
-        ppid: Number(fields[1]),
-        ticks: Number(fields[11]) + Number(fields[12]),
-        reaped: Number(fields[13]) + Number(fields[14]),
-      });
-    } catch {
-      // the process ended meanwhile
-    }
-  }
-  const postmasters = new Set(procs.filter((p) => p.ppid === process.pid).map((p) => p.pid));
-  const out: PgCpu = {
-    total: 0,
-    backends: 0,
-    walwriter: 0,
-    checkpointer: 0,
-    autovacuum: 0,
-    reaped: 0,
-    other: 0,
-  };
-  for (const p of procs) {
-    if (postmasters.has(p.pid)) {
-      out.other += p.ticks * 10;
-      out.reaped += p.reaped * 10;
-      continue;
-    }
-    if (!postmasters.has(p.ppid)) continue;
-    let title = '';
-    try {
-      title = readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
-    } catch {
-      // the process ended meanwhile
-    }
-    const role = /\(\d+\)/.test(title)
-      ? 'backends'
-      : /walwriter/.test(title)
-        ? 'walwriter'
-        : /checkpointer/.test(title)
-          ? 'checkpointer'
-          : /autovacuum/.test(title)
-            ? 'autovacuum'
-            : 'other';
-    out[role] += p.ticks * 10;
-  }
-  out.total = out.backends + out.walwriter + out.checkpointer + out.autovacuum + out.reaped + out.other;
-  return out;
-}
 
 interface ThreadCpu {
   /** The JavaScript thread: HTTP, pg, hashing, queue, thumbhash, GC's main-thread part. */
@@ -340,55 +266,11 @@ async function main() {
   };
   subscribe(IMAGE_JOB_STEPS.name, onStep);
 
-  /** Session + PUT for n uploads; completing them (which enqueues) is left to the caller. */
-  async function prepare(n: number): Promise<string[]> {
-    const ids: string[] = [];
-    for (let i = 0; i < n; i++) {
-      const s = await call(t.api('/media'), {
-        method: 'POST',
-        headers: auth,
-        json: { fileName: 'photo.jpg', mimeType: 'image/jpeg', bytes: jpeg.length, sha256: sha256(jpeg) },
-      });
-      if (s.status !== 201) throw new Error(s.text);
-      const put = await call(s.body.upload.url, {
-        method: 'PUT',
-        headers: { 'content-type': 'image/jpeg' },
-        body: jpeg,
-      });
-      if (put.status !== 200) throw new Error(put.text);
-      ids.push(s.body.mediaId as string);
-    }
-    return ids;
-  }
-
   let polls = 0;
   /** Completes all ids at once (N enqueues) and waits for the worker to finish them. */
-  async function pipelineBatch(ids: string[]): Promise<number> {
-    const completes = await Promise.all(
-      ids.map((id) => call(t.api(`/media/${id}/complete`), { method: 'POST', headers: auth })),
-    );
-    for (const c of completes) if (c.status !== 200) throw new Error(c.text);
-    for (;;) {
-      const { rows } = await pool.query<{ done: number; failed: number }>(
-        `SELECT count(*) FILTER (WHERE status IN ('READY', 'FAILED'))::int AS done,
-                count(*) FILTER (WHERE status = 'FAILED')::int AS failed
-         FROM media WHERE id = ANY($1::uuid[])`,
-        [ids],
-      );
-      if (rows[0]!.failed > 0) throw new Error('a bench image ended FAILED');
-      polls++;
-      if (rows[0]!.done === ids.length) break;
-      await sleep(POLL_MS);
-    }
-    // Enqueue → READY on the database clock (no polling granularity in the figure).
-    const { rows } = await pool.query<{ s: number }>(
-      `SELECT extract(epoch FROM (SELECT max(processed_at) FROM media WHERE id = ANY($1::uuid[]))
-                            - (SELECT min(created_on) FROM pgboss.job
-                               WHERE name = 'media-process' AND data->>'mediaId' = ANY($1::text[])))::float8 AS s`,
-      [ids],
-    );
-    return rows[0]!.s;
-  }
+  const api = (p: string) => t.api(p);
+  const pipelineBatch = (ids: string[]) => completeAndWait(api, auth, pool, ids, POLL_MS, () => polls++);
+  const prepare = (n: number) => prepareUploads(api, auth, jpeg, n);
 
   const profiler = CPU_PROFILE ? new Session() : undefined;
   if (profiler) {
