@@ -1,32 +1,25 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { rm } from 'node:fs/promises';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { startEmbedded, type EmbeddedDatabase } from '../../src/db/embedded.ts';
 import { statementName } from '../../src/db/named.ts';
 import { createPool, withTransaction, type Pool } from '../../src/db/pool.ts';
 import { PgBossQueue } from '../../src/infra/queue/pg-boss.ts';
 import { createLogger } from '../../src/log.ts';
-import { freePort, tempDir } from '../helpers/server.ts';
-import { createTestDatabase } from '../helpers/test-postgres.ts';
+import { tempDir } from '../helpers/server.ts';
+import { testDatabase } from '../helpers/test-postgres.ts';
 
 const logger = createLogger('silent');
 let dir: string;
-let database: EmbeddedDatabase | undefined;
+let database: Awaited<ReturnType<typeof testDatabase>> | undefined;
 let url: string;
 const pools: Pool[] = [];
 let queue: PgBossQueue | undefined;
 
 before(async () => {
   dir = await tempDir('mediary-named-');
-  const shared = await createTestDatabase();
-  if (shared === undefined) {
-    database = await startEmbedded({ dir: path.join(dir, 'postgres'), port: await freePort(), logger });
-    url = database.url;
-  } else {
-    url = shared;
-  }
+  database = await testDatabase(dir);
+  url = database.url;
 });
 after(async () => {
   await queue?.stop();

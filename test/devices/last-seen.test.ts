@@ -1,28 +1,22 @@
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { LastSeenWriter } from '../../src/auth/last-seen.ts';
 import { createDevice } from '../../src/auth/principals.ts';
-import { startEmbedded, type EmbeddedDatabase } from '../../src/db/embedded.ts';
 import { createPool, type Pool, type Queryable } from '../../src/db/pool.ts';
 import { createLogger } from '../../src/log.ts';
-import { freePort, tempDir } from '../helpers/server.ts';
-import { createTestDatabase } from '../helpers/test-postgres.ts';
+import { tempDir } from '../helpers/server.ts';
+import { testDatabase } from '../helpers/test-postgres.ts';
 
 const logger = createLogger('silent');
 let dir: string;
-let database: EmbeddedDatabase | undefined;
+let database: Awaited<ReturnType<typeof testDatabase>> | undefined;
 let pool: Pool;
 
 before(async () => {
   dir = await tempDir('mediary-last-seen-');
-  let url = await createTestDatabase();
-  if (url === undefined) {
-    database = await startEmbedded({ dir: path.join(dir, 'postgres'), port: await freePort(), logger });
-    url = database.url;
-  }
-  pool = createPool(url, logger, 4);
+  database = await testDatabase(dir);
+  pool = createPool(database.url, logger, 4);
 });
 after(async () => {
   await pool?.end();

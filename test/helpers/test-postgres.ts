@@ -108,6 +108,20 @@ export async function createTestDatabase(): Promise<string | undefined> {
 }
 
 /**
+ * A migrated database for a test file that uses one directly (not through a test server): a clone
+ * of the run's template, or, for a file started by hand, an embedded Postgres of its own under
+ * `dir`, migrated. `stop` ends that embedded one (a clone needs nothing).
+ */
+export async function testDatabase(dir: string): Promise<{ url: string; stop(): Promise<void> }> {
+  const url = await createTestDatabase();
+  if (url !== undefined) return { url, stop: () => Promise.resolve() };
+  const logger = createLogger('silent');
+  const db = await startEmbedded({ dir: path.join(dir, 'postgres'), port: await freePort(), logger });
+  await migrateWithQueue(db.url);
+  return { url: db.url, stop: () => db.stop() };
+}
+
+/**
  * Counts the run's per-file setups (`database` clones, `bucket` users of the shared Ceph) in the
  * file named by MEDIARY_TEST_SETUP_LOG, when set: `npm run bench:test-setup` multiplies its measured
  * per-setup costs by these counts to compare the suite's two layouts.
