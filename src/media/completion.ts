@@ -25,6 +25,10 @@ const VERIFICATION_FAILURES: ReadonlySet<string> = new Set<VerificationFailure>(
 ]);
 
 export class UploadCompletion {
+  private readonly multipart: MultipartUploads | undefined;
+  private readonly metrics: Metrics;
+  private readonly prepared: boolean;
+
   constructor(
     private readonly pool: Pool,
     private readonly store: ObjectStore,
@@ -46,10 +50,6 @@ export class UploadCompletion {
     this.metrics = metrics;
     this.prepared = prepared;
   }
-
-  private readonly multipart: MultipartUploads | undefined;
-  private readonly metrics: Metrics;
-  private readonly prepared: boolean;
 
   /**
    * Verifies the stored object (presence, size, sha256, type sniffed from its first bytes), then

@@ -27,7 +27,8 @@ const MARK_UPLOADED = `UPDATE media SET status = '${T.complete.to}', uploaded_at
 /**
  * PENDING → UPLOADED ({@link TRANSITIONS.complete}): the row's own columns as committed; undefined
  * when another request already moved it on. `backend`/`uri` name the store completion found the bytes in: a session begun before a
- * storage migration and completed after the switch has its bytes on the new store.
+ * storage migration and completed after the switch has its bytes on the new store. `prepared`: as
+ * a named statement (DATABASE_PREPARED_STATEMENTS; it runs in every upload's completion).
  */
 export async function markUploaded(
   db: Queryable,
