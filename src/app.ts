@@ -372,7 +372,8 @@ function startAudit(
 }
 
 /**
- * The worker inside `serve` gets its own connection pool: on the shared one its statements (claim,
+ * The worker (inside `serve`, or `mediary worker`) gets its own connection pool: on the shared one
+ * its statements (claim,
  * progress, READY) queued behind every HTTP request's, and under upload load processing starved
  * (issue 22: 0.08× its idle rate at 200 clients, with up to 245 requests waiting for a
  * connection). Sized for its slots (a claim transaction and the job's own statements each), its

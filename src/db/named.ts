@@ -29,6 +29,14 @@ export function named(text: string, values: unknown[]): pg.QueryConfig {
   return { name: statementName(text), text, values };
 }
 
+/**
+ * The query config of a hot statement under DATABASE_PREPARED_STATEMENTS: named when `prepared`
+ * (`name` if given, else the text's), unnamed otherwise.
+ */
+export function statement(text: string, values: unknown[], prepared: boolean, name?: string): pg.QueryConfig {
+  return prepared ? { name: name ?? statementName(text), text, values } : { text, values };
+}
+
 type QueryFn = (config: unknown, values?: unknown, callback?: unknown) => unknown;
 
 /**

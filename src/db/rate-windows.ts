@@ -1,3 +1,4 @@
+import { statement } from './named.ts';
 import type { Queryable } from './pool.ts';
 
 /** One counted request: the count in the key's current window and the milliseconds left in it. */
@@ -20,7 +21,7 @@ export class PgRateWindows {
   ) {}
 
   private statement(name: string, text: string, values: unknown[]) {
-    return this.prepared ? { name, text, values } : { text, values };
+    return statement(text, values, this.prepared, name);
   }
 
   async hit(name: string, windowMs: number): Promise<WindowHit> {

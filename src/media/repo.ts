@@ -1,3 +1,4 @@
+import { statement } from '../db/named.ts';
 import type { Queryable } from '../db/pool.ts';
 import type { MediaType } from './catalog.ts';
 import type { MediaStatus } from './lifecycle.ts';
@@ -233,7 +234,7 @@ export async function insertMedia(
     m.purpose,
   ];
   const { rows } = await db.query<MediaRow>(
-    prepared ? { name: 'mediary-insert-media', text: INSERT_MEDIA, values } : { text: INSERT_MEDIA, values },
+    statement(INSERT_MEDIA, values, prepared, 'mediary-insert-media'),
   );
   return rows[0];
 }
@@ -252,9 +253,7 @@ export async function findMedia(
   { prepared = false }: { prepared?: boolean } = {},
 ): Promise<MediaRow | undefined> {
   const values = [id];
-  const { rows } = await db.query<MediaRow>(
-    prepared ? { name: 'mediary-find-media', text: FIND_MEDIA, values } : { text: FIND_MEDIA, values },
-  );
+  const { rows } = await db.query<MediaRow>(statement(FIND_MEDIA, values, prepared, 'mediary-find-media'));
   return rows[0];
 }
 

@@ -4,7 +4,7 @@
  * status (completion, cancel, the sweeper, the worker, retry, deletion) calls one of these; a
  * transition the table does not allow matches no row and answers false / undefined.
  */
-import { named } from '../db/named.ts';
+import { statement } from '../db/named.ts';
 import type { Queryable } from '../db/pool.ts';
 import {
   failure,
@@ -37,9 +37,7 @@ export async function markUploaded(
   { prepared = false }: { prepared?: boolean } = {},
 ): Promise<MediaRecord | undefined> {
   const values = [id, content.sha256, content.etag, content.detectedMime, content.backend, content.uri];
-  const res = await db.query<MediaRecord>(
-    prepared ? named(MARK_UPLOADED, values) : { text: MARK_UPLOADED, values },
-  );
+  const res = await db.query<MediaRecord>(statement(MARK_UPLOADED, values, prepared));
   return res.rows[0];
 }
 

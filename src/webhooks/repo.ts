@@ -1,4 +1,5 @@
 /** SQL of webhook subscriptions, deliveries and the dispatch of outbox events into deliveries. */
+import { statement } from '../db/named.ts';
 import type { Queryable } from '../db/pool.ts';
 
 export interface SubscriptionRow {
@@ -154,9 +155,7 @@ export async function settleUnmatchedEvents(
 ): Promise<{ settled: number; rest: boolean }> {
   const values = [limit];
   const { rows } = await db.query<{ settled: number; rest: boolean }>(
-    prepared
-      ? { name: 'mediary-settle-events', text: SETTLE_UNMATCHED, values }
-      : { text: SETTLE_UNMATCHED, values },
+    statement(SETTLE_UNMATCHED, values, prepared, 'mediary-settle-events'),
   );
   return rows[0]!;
 }
